@@ -1,0 +1,9 @@
+"""The Docker Engine API: routes, request parsing and Docker-shaped answers.
+
+This layer never talks to the cluster; it calls the engine.
+"""
+
+from ._app import API_VERSION, MIN_API_VERSION, create_app
+from ._hijack import serve as serve_http
+
+__all__ = ["API_VERSION", "MIN_API_VERSION", "create_app", "serve_http"]

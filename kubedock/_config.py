@@ -1,0 +1,101 @@
+"""Server configuration: one frozen value, the single source of defaults."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
+
+PULL_POLICIES = ("ifnotpresent", "notpresent", "default", "always", "allways", "never")
+
+
+@attrs.frozen
+class Config:
+    # Loopback by default: the API has no authentication, and anyone who reaches it can run pods
+    # with kubedock's service account, so exposing it is a decision the user makes explicitly.
+    listen_addr: str | None = "127.0.0.1:2475"
+    unix_socket: str | None = None
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    timeout: float = 60.0
+    expose: ExposeMode = "pod-ip"
+    pull_policy: str | None = "ifnotpresent"
+    service_account: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    request_cpu: str | None = None
+    request_memory: str | None = None
+    request_ephemeral_storage: str | None = None
+    node_selector: Mapping[str, str] = attrs.field(factory=dict)
+    runas_user: str | None = None
+    active_deadline_seconds: int | None = None
+    pod_template: str | None = None
+    pod_name_prefix: str = "kubedock"
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    annotations: Mapping[str, str] = attrs.field(factory=dict)
+    kube_api_qps: float | None = None
+    kube_api_burst: int | None = None
+    verbosity: int = 1
+
+    @property
+    def binds(self) -> list[str]:
+        """The listener addresses in hypercorn's bind syntax."""
+        binds = []
+        if self.listen_addr:
+            host, port = split_host_port(self.listen_addr)
+            binds.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        if self.unix_socket:
+            binds.append(f"unix:{self.unix_socket}")
+        return binds
+
+    @property
+    def expose_host(self) -> str:
+        """Where exposed container ports listen on kubedock's side: the API's own host."""
+        if not self.listen_addr:
+            return "127.0.0.1"
+        return split_host_port(self.listen_addr)[0]
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split ``host:port`` the way Go does: an empty host means every IPv4 address."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid listen address {address!r}: want host:port")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Go-style duration (``90s``, ``1m``, ``1h30m``) or plain seconds, into seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r}: want e.g. 90s, 1m or 1h30m")
+    return total
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    """Parse ``k1=v1,k2=v2`` (node selectors)."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"invalid key=value pair {item!r}")
+        pairs[key] = value
+    return pairs

@@ -1,0 +1,116 @@
+"""The Quart application: routing, API version prefixes, headers and error bodies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, cast
+
+from quart import Response, current_app, jsonify
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .. import __version__
+from ..engine import Engine
+from ._errors import DockerError, docker_error
+
+API_VERSION = "1.45"
+MIN_API_VERSION = "1.24"
+_VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def engine() -> Engine:
+    result: Engine = current_app.config["KUBEDOCK_ENGINE"]
+    return result
+
+
+def error_response(error: DockerError) -> Response:
+    if error.status == 304:
+        return Response(b"", status=304)
+    response = jsonify({"message": error.message})
+    response.status_code = error.status
+    return response
+
+
+def create_app(engine: Engine) -> ASGIApp:
+    """The Docker API as an ASGI application serving ``engine``."""
+    from ._containers import blueprint as containers
+    from ._images import blueprint as images
+    from ._system import blueprint as system
+
+    app = QuartTrio("kubedock", static_folder=None)
+    app.config.update(
+        KUBEDOCK_ENGINE=engine,
+        # Streams (logs, events, pulls) and long uploads end when they end, not on a timer.
+        RESPONSE_TIMEOUT=None,
+        BODY_TIMEOUT=None,
+        MAX_CONTENT_LENGTH=None,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    for blueprint in (system, images, containers):
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(DockerError)
+    async def on_docker_error(error: DockerError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    async def on_http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        message = "page not found" if status == 404 else (error.description or error.name)
+        return error_response(DockerError(status, message))
+
+    @app.errorhandler(Exception)
+    async def on_error(error: Exception) -> Response:
+        return error_response(docker_error(error))
+
+    @app.after_request
+    async def docker_headers(response: Response) -> Response:
+        response.headers["Api-Version"] = API_VERSION
+        response.headers["Ostype"] = "linux"
+        response.headers["Docker-Experimental"] = "false"
+        response.headers["Server"] = f"Docker/{__version__} (linux) kubedock"
+        return response
+
+    return _strip_version_prefix(cast(ASGIApp, app))
+
+
+def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
+    """Serve every route also under ``/v1.NN``; refuse versions below the minimum."""
+    minimum = tuple(int(part) for part in MIN_API_VERSION.split("."))
+
+    async def versioned(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = _VERSION_PREFIX.match(scope["path"])
+            if match:
+                version = (int(match.group(1)), int(match.group(2)))
+                if version < minimum:
+                    await _send_json_error(send, 400, (
+                        f"client version {version[0]}.{version[1]} is too old. "
+                        f"Minimum supported API version is {MIN_API_VERSION}, "
+                        "please upgrade your client to a newer version"
+                    ))
+                    return
+                prefix = match.group(0)
+                scope = dict(scope, path=scope["path"][len(prefix):],
+                             raw_path=scope.get("raw_path", b"")[len(prefix):])
+        await app(scope, receive, send)
+
+    return versioned
+
+
+async def _send_json_error(send: Send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"message": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"api-version", API_VERSION.encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,470 @@
+"""The engine: container records, their state machine, and the pods behind them.
+
+State comes from the pod watch (``observe``), never from polling: start, wait, stop and inspect
+all read records that the watch keeps fresh, and wake up through each record's ``changed`` event.
+"""
+
+from __future__ import annotations
+
+import re
+import signal as signals
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+
+import trio
+
+from .. import kube
+from ..expose import serve_port_forward, serve_reverse_proxy
+from ._errors import (
+    Conflict,
+    InvalidParameter,
+    NoSuchContainer,
+    NotModified,
+    StartFailed,
+    Unsupported,
+)
+from ._events import EventBus
+from ._images import ImageStore, parse_reference
+from ._logs import LogRequest, send_logs
+from ._records import Container, ContainerConfig, PublishedPort, new_id
+
+ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
+WaitCondition = Literal["not-running", "next-exit", "removed"]
+
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_DEFAULT_STOP_SECONDS = 10
+_SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
+
+
+def signal_name(text: str) -> str:
+    """Normalise a Docker signal argument (``9``, ``KILL``, ``SIGKILL``) to ``SIGKILL``."""
+    text = text.strip().upper()
+    if text.isdigit():
+        try:
+            return signals.Signals(int(text)).name
+        except ValueError:
+            raise InvalidParameter(f"Invalid signal: {text}") from None
+    name = text if text.startswith("SIG") else f"SIG{text}"
+    if name not in signals.Signals.__members__:
+        raise InvalidParameter(f"Invalid signal: {text}")
+    return name
+
+
+class Engine:
+    def __init__(
+        self,
+        cluster: kube.Cluster,
+        settings: kube.PodSettings,
+        *,
+        nursery: trio.Nursery,
+        start_timeout: float,
+        expose: ExposeMode,
+        expose_host: str,
+    ) -> None:
+        self.cluster = cluster
+        self.settings = settings
+        self.events = EventBus()
+        self.images = ImageStore()
+        self._nursery = nursery
+        self._start_timeout = start_timeout
+        self._expose = expose
+        self._expose_host = expose_host
+        self._containers: dict[str, Container] = {}
+        self._by_pod: dict[str, Container] = {}
+
+    @property
+    def label_selector(self) -> str:
+        return f"kubedock=true,kubedock.id={self.settings.instance_id}"
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def containers(self) -> list[Container]:
+        return sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
+
+    def get(self, ref: str) -> Container:
+        """Find a container by full id, name (with or without ``/``) or unique id prefix."""
+        if ref in self._containers:
+            return self._containers[ref]
+        name = ref.removeprefix("/")
+        for container in self._containers.values():
+            if container.name == name:
+                return container
+        matches = [c for c in self._containers.values() if ref and c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NoSuchContainer(ref)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def create(self, name: str | None, config: ContainerConfig) -> Container:
+        image = parse_reference(config.image)
+        if self._expose == "port-forward":
+            udp = [p for p in config.ports if p.protocol != "tcp"]
+            if udp:
+                raise Unsupported(
+                    f"port {udp[0].port}/{udp[0].protocol}: Kubernetes port-forward carries TCP "
+                    "only; run kubedock without --port-forward to reach UDP ports on the pod IP"
+                )
+        container_id = new_id()
+        if name is None:
+            name = _generated_name(container_id)
+        elif not _NAME.match(name):
+            raise InvalidParameter(
+                f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        name = name.removeprefix("/")
+        self._check_name_free(name)
+        container = Container(
+            id=container_id, name=name, created=datetime.now(UTC), config=config
+        )
+        self.images.add(image)
+        self._containers[container_id] = container
+        self._publish(container, "create")
+        return container
+
+    def rename(self, container: Container, new_name: str) -> None:
+        if not _NAME.match(new_name):
+            raise InvalidParameter(
+                f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        new_name = new_name.removeprefix("/")
+        if new_name == container.name:
+            raise Conflict("Renaming a container with the same name as its current name")
+        self._check_name_free(new_name)
+        old = container.name
+        container.name = new_name
+        self._publish(container, "rename", oldName=f"/{old}")
+
+    async def start(self, container: Container) -> None:
+        if container.status == "running":
+            raise NotModified("container already started")
+        if container.status == "removing":
+            raise Conflict(f"container {container.id} is marked for removal and cannot be started")
+        if container.pod_name is not None:
+            await self._delete_pod_and_wait(container, grace_seconds=0)
+        spec = self._spec(container)
+        manifest = kube.pod_manifest(spec, self.settings)
+        pod_name = manifest["metadata"]["name"]
+        container.pod_name, container.pod_ip = pod_name, None
+        container.error, container.exit_code, container.oom_killed = "", 0, False
+        container.saved_logs = None
+        container.finished_at = None
+        exits_before = container.exits
+        self._by_pod[pod_name] = container
+        await self.cluster.create_pod(manifest)
+        try:
+            with trio.fail_after(self._start_timeout):
+                await self._until(container, lambda: container.status != "created"
+                                  or container.exits != exits_before or bool(container.error))
+        except trio.TooSlowError:
+            container.error = f"timeout after {self._start_timeout:g}s waiting for pod {pod_name}"
+        if container.error:
+            failure = container.error
+            await self._delete_pod_and_wait(container, grace_seconds=0)
+            container.exit_code = 128
+            container.error = failure
+            reason, _, message = failure.partition(": ")
+            raise StartFailed(reason, message or None)
+        if _is_running(container):
+            await self._expose_ports(container)
+            if container.config.healthcheck is not None:
+                from ._health import monitor_health
+
+                self._nursery.start_soon(monitor_health, self, container)
+        self._publish(container, "start")
+
+    async def stop(self, container: Container, stop_seconds: int | None) -> None:
+        if container.status != "running":
+            raise NotModified("container already stopped")
+        grace = self._grace_seconds(container)
+        if stop_seconds is not None and stop_seconds >= 0 and stop_seconds != grace:
+            await self._save_logs_and_delete(container, grace_seconds=stop_seconds)
+        else:
+            await self._deadline_stop(container)
+        await self._until(container, lambda: container.status != "running")
+        self._publish(container, "stop")
+
+    async def kill(self, container: Container, signal: str) -> None:
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        name = signal_name(signal or "KILL")
+        if name == "SIGKILL":
+            await self._save_logs_and_delete(container, grace_seconds=0)
+        elif not await self._signal_in_container(container, name):
+            if name not in _SIGNALS_THAT_STOP:
+                raise Unsupported(
+                    f"cannot deliver {name}: the image has no 'kill' command and Kubernetes "
+                    "can only stop a pod, which is what SIGTERM, SIGINT and SIGQUIT do"
+                )
+            await self._deadline_stop(container)
+        self._publish(container, "kill", signal=str(int(signals.Signals[name])))
+
+    async def restart(self, container: Container, stop_seconds: int | None) -> None:
+        if container.status == "running":
+            await self.stop(container, stop_seconds)
+        await self.start(container)
+        self._publish(container, "restart")
+
+    async def remove(self, container: Container, *, force: bool) -> None:
+        if container.status == "running" and not force:
+            raise Conflict(
+                f"You cannot remove a running container {container.id}. "
+                "Stop the container before attempting removal or force remove"
+            )
+        if container.status == "removing":
+            raise Conflict(f"removal of container {container.id} is already in progress")
+        container.status = "removing"
+        container.notify()
+        try:
+            if container.pod_name is not None:
+                await self._delete_pod_and_wait(container, grace_seconds=0)
+        finally:
+            self._forget(container)
+
+    async def wait(self, container: Container, condition: WaitCondition) -> Container:
+        if condition == "removed":
+            await self._until(container, lambda: container.removed)
+        elif condition == "next-exit":
+            exits = container.exits
+            await self._until(container, lambda: container.exits > exits or container.removed)
+        elif container.status in ("running", "removing"):
+            await self._until(container, lambda: container.status not in ("running", "removing"))
+        return container
+
+    async def logs(
+        self, container: Container, request: LogRequest
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield ``(stream, bytes)`` log chunks.
+
+        The reader runs in the engine's nursery under its own cancel scope, so a client that
+        goes away mid-stream (the generator is closed) also closes the Kubernetes log stream.
+        """
+        send, receive = trio.open_memory_channel[tuple[int, bytes]](64)
+        scope = trio.CancelScope()
+
+        async def produce() -> None:
+            with scope:
+                await send_logs(self.cluster, container, request, send)
+
+        self._nursery.start_soon(produce)
+        try:
+            async with receive:
+                async for item in receive:
+                    yield item
+        finally:
+            scope.cancel()
+
+    # -- cluster side ----------------------------------------------------------------------
+
+    def observe(self, observation: kube.ContainerObservation) -> None:
+        """Fold one pod event into its container's record (called by the pod watch)."""
+        container = self._by_pod.get(observation.pod_name)
+        if container is None or container.pod_name != observation.pod_name:
+            return
+        if observation.deleted:
+            del self._by_pod[observation.pod_name]
+            container.pod_name = None
+            if container.status == "running":
+                self._exited(container, observation.exit_code or 137, observation)
+            container.notify()
+            return
+        container.pod_ip = observation.pod_ip or container.pod_ip
+        if container.status == "created":
+            if observation.fatal:
+                container.error = f"{observation.reason or 'Failed'}: {observation.message or ''}"
+                container.error = container.error.rstrip(": ")
+            elif observation.state in ("running", "terminated"):
+                container.status = "running"
+                container.started_at = observation.started_at or datetime.now(UTC)
+                if observation.state == "running" and container.config.healthcheck is not None:
+                    from ._records import Health
+
+                    container.health = Health()
+        if container.status == "running" and observation.state == "terminated":
+            self._exited(container, observation.exit_code or 0, observation)
+        container.notify()
+
+    def _exited(self, container: Container, exit_code: int,
+                observation: kube.ContainerObservation) -> None:
+        container.status = "exited"
+        container.exit_code = exit_code
+        container.oom_killed = observation.reason == "OOMKilled"
+        container.finished_at = observation.finished_at or datetime.now(UTC)
+        container.exits += 1
+        if container.exposure is not None:
+            container.exposure.cancel()
+            container.exposure = None
+        container.published = ()
+        self._publish(container, "die", exitCode=str(exit_code))
+        if container.config.auto_remove:
+            self._nursery.start_soon(self._auto_remove, container)
+
+    async def _auto_remove(self, container: Container) -> None:
+        if container.status == "exited" and not container.removed:
+            await self.remove(container, force=True)
+
+    async def shutdown(self) -> None:
+        """Delete every pod this instance created."""
+        await self.cluster.delete_all(self.label_selector)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_name_free(self, name: str) -> None:
+        for other in self._containers.values():
+            if other.name == name:
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other.id}". You have to remove (or rename) that container to be able '
+                    "to reuse that name."
+                )
+
+    def _spec(self, container: Container) -> kube.ContainerSpec:
+        config = container.config
+        return kube.ContainerSpec(
+            container_id=container.id,
+            name=container.name,
+            image=config.image,
+            entrypoint=config.entrypoint,
+            cmd=config.cmd,
+            env=config.env,
+            working_dir=config.working_dir,
+            user=config.user,
+            labels=config.labels,
+            tty=config.tty,
+            open_stdin=config.open_stdin,
+            stdin_once=config.stdin_once,
+            ports=config.ports,
+            memory_bytes=config.memory,
+            nano_cpus=config.nano_cpus,
+            extra_hosts=config.extra_hosts,
+            hostname=config.hostname,
+            stop_grace_seconds=self._grace_seconds(container),
+        )
+
+    @staticmethod
+    def _grace_seconds(container: Container) -> int:
+        timeout = container.config.stop_timeout
+        return _DEFAULT_STOP_SECONDS if timeout is None or timeout < 0 else timeout
+
+    async def _until(self, container: Container, condition: Callable[[], bool]) -> None:
+        while not condition():
+            await container.changed.wait()
+
+    async def _deadline_stop(self, container: Container) -> None:
+        # An exceeded activeDeadlineSeconds makes the kubelet stop the containers (stop signal,
+        # then SIGKILL after the grace period) while the pod, its exit code and its logs stay.
+        assert container.pod_name is not None
+        await self.cluster.patch_pod(container.pod_name, {"spec": {"activeDeadlineSeconds": 1}})
+
+    async def _signal_in_container(self, container: Container, name: str) -> bool:
+        assert container.pod_name is not None
+        argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
+        async with self.cluster.exec(
+            container.pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
+        ) as channel:
+            while await channel.receive() is not None:
+                pass
+        return channel.exit_code == 0
+
+    async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
+        from ._logs import snapshot_logs
+
+        container.saved_logs = await snapshot_logs(self.cluster, container)
+        assert container.pod_name is not None
+        await self.cluster.delete_pod(container.pod_name, grace_seconds=grace_seconds)
+
+    async def _delete_pod_and_wait(self, container: Container, *, grace_seconds: int) -> None:
+        pod_name = container.pod_name
+        if pod_name is None:
+            return
+        await self.cluster.delete_pod(pod_name, grace_seconds=grace_seconds)
+        with trio.move_on_after(max(self._start_timeout, grace_seconds + 5)):
+            await self._until(container, lambda: container.pod_name != pod_name)
+        self._by_pod.pop(pod_name, None)
+        if container.pod_name == pod_name:
+            container.pod_name = None
+
+    async def _expose_ports(self, container: Container) -> None:
+        ports = container.config.ports
+        if not ports:
+            return
+        if self._expose == "pod-ip":
+            assert container.pod_ip is not None
+            container.published = tuple(
+                PublishedPort(port, container.pod_ip, port.port) for port in ports
+            )
+            return
+        scope = trio.CancelScope()
+        container.exposure = scope
+        container.published = await self._nursery.start(self._serve_exposure, container, scope)
+
+    async def _serve_exposure(
+        self, container: Container, scope: trio.CancelScope,
+        *, task_status: trio.TaskStatus[tuple[PublishedPort, ...]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        assert container.pod_name is not None and container.pod_ip is not None
+        with scope:
+            async with trio.open_nursery() as nursery:
+                published = []
+                for port in container.config.ports:
+                    bindings = container.config.port_bindings.get(port) or ()
+                    for binding in bindings or (None,):
+                        host_ip = (binding.host_ip if binding else "") or self._expose_host
+                        host_port = binding.host_port if binding else 0
+                        serve: Callable[..., Any]
+                        if self._expose == "port-forward":
+                            serve = partial(serve_port_forward, self.cluster, container.pod_name,
+                                            port.port)
+                        else:
+                            serve = partial(serve_reverse_proxy, container.pod_ip, port.port)
+                        bound = await nursery.start(
+                            partial(serve, host=host_ip, host_port=host_port)
+                        )
+                        published.append(PublishedPort(port, host_ip, bound))
+                task_status.started(tuple(published))
+
+    def _forget(self, container: Container) -> None:
+        if container.exposure is not None:
+            container.exposure.cancel()
+        self._containers.pop(container.id, None)
+        if container.pod_name is not None:
+            self._by_pod.pop(container.pod_name, None)
+        container.removed = True
+        container.notify()
+        self._publish(container, "destroy")
+
+    def _publish(self, container: Container, action: str, **extra: str) -> None:
+        attributes = {
+            **container.config.labels,
+            "name": container.name,
+            "image": container.config.image,
+            **extra,
+        }
+        self.events.publish("container", action, container.id, attributes)
+
+    def prune(self, keep: Callable[[Container], bool]) -> Iterable[Container]:
+        return [c for c in self.containers() if c.status in ("created", "exited") and not keep(c)]
+
+
+def _is_running(container: Container) -> bool:
+    # A function, not an inline comparison: the status changes across awaits, which type
+    # narrowing cannot see.
+    return container.status == "running"
+
+
+_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
+               "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
+_NOUNS = ("albatross", "badger", "cheetah", "dolphin", "falcon", "gecko", "heron", "ibis",
+          "jaguar", "koala", "lemur", "marmot", "narwhal", "otter", "panda", "quokka", "raven")
+
+
+def _generated_name(container_id: str) -> str:
+    """A readable, deterministic name for containers created without one, as Docker gives."""
+    number = int(container_id[:8], 16)
+    return (f"{_ADJECTIVES[number % len(_ADJECTIVES)]}_"
+            f"{_NOUNS[(number // len(_ADJECTIVES)) % len(_NOUNS)]}_{container_id[:4]}")
+

@@ -1,0 +1,121 @@
+"""Container records: what a client asked for (frozen) and what the container is now (mutable)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from ..kube import PortSpec
+
+Status = Literal["created", "running", "exited", "removing"]
+HealthStatus = Literal["starting", "healthy", "unhealthy"]
+
+
+@attrs.frozen
+class HostBinding:
+    host_ip: str  # "" means kubedock's default
+    host_port: int  # 0 means any free port
+
+
+@attrs.frozen
+class Healthcheck:
+    test: tuple[str, ...]  # ("CMD", ...) or ("CMD-SHELL", "...")
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float
+    start_interval: float
+
+
+@attrs.frozen
+class ContainerConfig:
+    """The parts of a create request that decide what runs, normalised (null means absent)."""
+
+    image: str
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    hostname: str | None = None
+    exposed_ports: tuple[PortSpec, ...] = ()
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    healthcheck: Healthcheck | None = None
+    port_bindings: Mapping[PortSpec, tuple[HostBinding, ...]] = attrs.field(factory=dict)
+    memory: int | None = None
+    nano_cpus: int | None = None
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    auto_remove: bool = False
+    network_mode: str = "bridge"
+    # The request's own documents, echoed by inspect as Docker does.
+    raw_config: Mapping[str, Any] = attrs.field(factory=dict)
+    raw_host_config: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def ports(self) -> tuple[PortSpec, ...]:
+        """Every port the container exposes: ExposedPorts and the keys of PortBindings."""
+        seen = dict.fromkeys(self.exposed_ports)
+        seen.update(dict.fromkeys(self.port_bindings))
+        return tuple(seen)
+
+
+@attrs.frozen
+class PublishedPort:
+    port: PortSpec
+    host_ip: str
+    host_port: int
+
+
+@attrs.define
+class Health:
+    status: HealthStatus = "starting"
+    failing_streak: int = 0
+    log: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+@attrs.define(eq=False)
+class Container:
+    id: str
+    name: str
+    created: datetime
+    config: ContainerConfig
+    status: Status = "created"
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    pod_name: str | None = None
+    pod_ip: str | None = None
+    published: tuple[PublishedPort, ...] = ()
+    restart_count: int = 0
+    exits: int = 0
+    removed: bool = False
+    health: Health | None = None
+    # Logs kept from a pod that had to be deleted before the client was done with them.
+    saved_logs: tuple[tuple[int, bytes], ...] | None = None
+    exposure: trio.CancelScope | None = None
+    changed: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def notify(self) -> None:
+        """Wake everyone waiting for this container to change."""
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)

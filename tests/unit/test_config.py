@@ -1,0 +1,88 @@
+import pytest
+
+from kubedock._cli import build_parser, config_from_args
+from kubedock._config import Config, parse_duration, parse_key_values, split_host_port
+
+
+def config(argv: list[str], environ: dict[str, str] | None = None) -> Config:
+    return config_from_args(build_parser().parse_args(["server", *argv]), environ or {})
+
+
+def test_defaults_listen_on_loopback_only() -> None:
+    defaults = config([])
+    assert defaults.listen_addr == "127.0.0.1:2475"
+    assert defaults.binds == ["127.0.0.1:2475"]
+    assert defaults.expose == "pod-ip"
+    assert defaults.timeout == 60
+    assert defaults.pod_name_prefix == "kubedock"
+
+
+def test_flag_wins_over_environment() -> None:
+    result = config(["--namespace", "flag"], {"NAMESPACE": "env", "TIME_OUT": "2m"})
+    assert result.namespace == "flag"
+    assert result.timeout == 120
+
+
+def test_go_kubedock_environment_names() -> None:
+    result = config([], {
+        "SERVER_LISTEN_ADDR": ":2476", "PULL_POLICY": "Never", "K8S_REQUEST_CPU": "10m,1",
+        "K8S_NODE_SELECTOR": "a=b,c=d", "K8S_LABEL_TEAM": "x", "K8S_ANNOTATION_OWNER": "y",
+        "K8S_ACTIVE_DEADLINE_SECONDS": "-1", "IMAGE_PULL_SECRETS": "s1, s2",
+    })
+    assert result.binds == ["0.0.0.0:2476"]
+    assert result.pull_policy == "never"
+    assert result.request_cpu == "10m,1"
+    assert result.node_selector == {"a": "b", "c": "d"}
+    assert result.labels == {"team": "x"}
+    assert result.annotations == {"owner": "y"}
+    assert result.active_deadline_seconds is None
+    assert result.image_pull_secrets == ("s1", "s2")
+
+
+def test_label_flag_overrides_environment_label() -> None:
+    result = config(["--label", "team=flag"], {"K8S_LABEL_TEAM": "env"})
+    assert result.labels == {"team": "flag"}
+
+
+def test_exposure_modes_are_exclusive() -> None:
+    assert config(["--port-forward"]).expose == "port-forward"
+    assert config(["--reverse-proxy"]).expose == "reverse-proxy"
+    with pytest.raises(SystemExit):
+        config(["--port-forward", "--reverse-proxy"])
+
+
+def test_unix_socket_is_served_with_tcp() -> None:
+    assert config(["--unix-socket", "/tmp/k.sock"]).binds == [
+        "127.0.0.1:2475", "unix:/tmp/k.sock"]
+
+
+@pytest.mark.parametrize("bad", [["--pull-policy", "sometimes"], ["--timeout", "soon"],
+                                 ["--listen-addr", "nohost"], ["--label", "novalue"]])
+def test_invalid_flags_are_refused(bad: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        config(bad)
+
+
+def test_invalid_environment_is_refused() -> None:
+    with pytest.raises(SystemExit, match="TIME_OUT"):
+        config([], {"TIME_OUT": "later"})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90", 90), ("90s", 90), ("1m", 60), ("1h30m", 5400), ("1.5s", 1.5), ("250ms", 0.25)])
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1x", "m1", "1m garbage"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_host_port_split() -> None:
+    assert split_host_port("[::1]:2475") == ("::1", 2475)
+    assert split_host_port(":80") == ("0.0.0.0", 80)
+    with pytest.raises(ValueError):
+        split_host_port("host:99999")
+    assert parse_key_values("a=1,,b=") == {"a": "1", "b": ""}
