@@ -103,6 +103,8 @@ def run(config: Config) -> int:
         level=logging.DEBUG if config.verbosity >= 3 else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Every Kubernetes request is logged by httpx at INFO; that is only useful when debugging.
+    logging.getLogger("httpx").setLevel(logging.INFO if config.verbosity >= 4 else logging.WARNING)
     try:
         return trio.run(serve, config)
     except KeyboardInterrupt:

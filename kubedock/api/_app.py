@@ -6,7 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
-from quart import Response, current_app, jsonify
+from quart import Response, current_app, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +29,16 @@ def engine() -> Engine:
     return result
 
 
+async def request_body(limit: int = 4 * 1024 * 1024) -> bytes:
+    """The whole request body, for JSON requests; archives are streamed instead."""
+    data = await request.get_data(cache=False, as_text=False)
+    if isinstance(data, str):
+        data = data.encode()
+    if len(data) > limit:
+        raise DockerError(413, f"request body too large: more than {limit} bytes")
+    return data
+
+
 def error_response(error: DockerError) -> Response:
     if error.status == 304:
         return Response(b"", status=304)
@@ -40,6 +50,7 @@ def error_response(error: DockerError) -> Response:
 def create_app(engine: Engine) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``."""
     from ._containers import blueprint as containers
+    from ._exec import blueprint as execs
     from ._images import blueprint as images
     from ._system import blueprint as system
 
@@ -53,7 +64,7 @@ def create_app(engine: Engine) -> ASGIApp:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in (system, images, containers):
+    for blueprint in (system, images, containers, execs):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DockerError)

@@ -21,7 +21,7 @@ from ..engine import (
     parse_reference,
 )
 from ..kube import PortSpec
-from ._app import engine
+from ._app import engine, request_body
 from ._errors import DockerError, bad_request, docker_error
 from ._parse import (
     check_filters,
@@ -39,7 +39,6 @@ blueprint = Blueprint("containers", __name__)
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _NANOSECONDS = 1_000_000_000
-_CREATE_BODY_LIMIT = 4 * 1024 * 1024
 
 
 # -- create ---------------------------------------------------------------------------------
@@ -218,12 +217,7 @@ def parse_create(body: Mapping[str, Any]) -> ContainerConfig:
 
 @blueprint.route("/containers/create", methods=["POST"])
 async def create() -> tuple[Response, int]:
-    data = await request.get_data(cache=False, as_text=False)
-    if isinstance(data, str):
-        data = data.encode()
-    if len(data) > _CREATE_BODY_LIMIT:
-        raise DockerError(413, "request body too large")
-    config = parse_create(json_object(data))
+    config = parse_create(json_object(await request_body()))
     if config.stop_signal:
         from ..engine import signal_name
 
@@ -581,11 +575,13 @@ async def wait(ref: str) -> Response:
     else:
         raise bad_request(f"invalid condition: {wanted!r}")
 
+    containers = engine()  # the app context does not reach into the streamed body
+
     async def body() -> AsyncIterator[bytes]:
         # The 200 goes out at once: the docker CLI waits for it before it starts the container.
         yield b""
         try:
-            await engine().wait(container, condition)
+            await containers.wait(container, condition)
         except Exception as failure:
             message = docker_error(failure).message
             yield json.dumps({"StatusCode": -1, "Error": {"Message": message}}).encode()
@@ -624,9 +620,11 @@ async def logs(ref: str) -> Response:
     )
     tty = container.config.tty
 
+    containers = engine()  # the app context does not reach into the streamed body
+
     async def body() -> AsyncIterator[bytes]:
         yield b""
-        async for stream, data in engine().logs(container, log_request):
+        async for stream, data in containers.logs(container, log_request):
             yield data if tty else wire.frame(wire.Stream(stream), data)
 
     content_type = ("application/vnd.docker.raw-stream" if tty

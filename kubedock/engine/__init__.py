@@ -1,5 +1,6 @@
 """Domain records, the container state machine and the event bus."""
 
+from ._attach import AttachRequest
 from ._engine import Engine, WaitCondition, signal_name
 from ._errors import (
     Conflict,
@@ -14,6 +15,7 @@ from ._errors import (
     Unsupported,
 )
 from ._events import Event, EventBus
+from ._exec import Exec, ExecConfig
 from ._images import Image, ImageRef, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
 from ._records import (
@@ -26,9 +28,35 @@ from ._records import (
 )
 
 __all__ = [
-    "STDERR", "STDOUT", "Conflict", "Container", "ContainerConfig", "Engine", "EngineError",
-    "Event", "EventBus", "Health", "Healthcheck", "HostBinding", "Image", "ImageRef",
-    "ImageStore", "InvalidParameter", "LogRequest", "NoSuchContainer", "NoSuchExec",
-    "NoSuchImage", "NotFound", "NotModified", "PublishedPort", "StartFailed", "Unsupported",
-    "WaitCondition", "parse_reference", "signal_name",
+    "STDERR",
+    "STDOUT",
+    "AttachRequest",
+    "Conflict",
+    "Container",
+    "ContainerConfig",
+    "Engine",
+    "EngineError",
+    "Event",
+    "EventBus",
+    "Exec",
+    "ExecConfig",
+    "Health",
+    "Healthcheck",
+    "HostBinding",
+    "Image",
+    "ImageRef",
+    "ImageStore",
+    "InvalidParameter",
+    "LogRequest",
+    "NoSuchContainer",
+    "NoSuchExec",
+    "NoSuchImage",
+    "NotFound",
+    "NotModified",
+    "PublishedPort",
+    "StartFailed",
+    "Unsupported",
+    "WaitCondition",
+    "parse_reference",
+    "signal_name",
 ]

@@ -17,6 +17,7 @@ import trio
 
 from .. import kube
 from ..expose import serve_port_forward, serve_reverse_proxy
+from ._attach import AttachRequest, attach
 from ._errors import (
     Conflict,
     InvalidParameter,
@@ -26,6 +27,7 @@ from ._errors import (
     Unsupported,
 )
 from ._events import EventBus
+from ._exec import Exec, ExecConfig, ExecStore, run_exec
 from ._images import ImageStore, parse_reference
 from ._logs import LogRequest, send_logs
 from ._records import Container, ContainerConfig, PublishedPort, new_id
@@ -35,6 +37,7 @@ WaitCondition = Literal["not-running", "next-exit", "removed"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DEFAULT_STOP_SECONDS = 10
+_ATTACH_DRAIN_SECONDS = 30
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 
 
@@ -67,6 +70,7 @@ class Engine:
         self.settings = settings
         self.events = EventBus()
         self.images = ImageStore()
+        self.execs = ExecStore()
         self._nursery = nursery
         self._start_timeout = start_timeout
         self._expose = expose
@@ -258,6 +262,31 @@ class Engine:
         finally:
             scope.cancel()
 
+    async def attach(self, container: Container, stream: trio.abc.HalfCloseableStream,
+                     request: AttachRequest) -> None:
+        self._publish(container, "attach")
+        await attach(self.cluster, container, stream, request)
+        self._publish(container, "detach")
+
+    # -- exec ------------------------------------------------------------------------------
+
+    def create_exec(self, container: Container, config: ExecConfig) -> Exec:
+        record = self.execs.create(container, config)
+        self._publish(container, f"exec_create: {' '.join(config.cmd)}", execID=record.id)
+        return record
+
+    async def start_exec(self, record: Exec, stream: trio.abc.HalfCloseableStream | None,
+                         *, tty: bool) -> None:
+        """Run an exec attached to ``stream``; with None, in the background (detached)."""
+        self._publish(record.container, f"exec_start: {' '.join(record.config.cmd)}",
+                      execID=record.id)
+        if stream is None:
+            self._nursery.start_soon(partial(run_exec, self.cluster, record, None, tty=tty))
+            return
+        await run_exec(self.cluster, record, stream, tty=tty)
+        self._publish(record.container, "exec_die", execID=record.id,
+                      exitCode=str(record.exit_code))
+
     # -- cluster side ----------------------------------------------------------------------
 
     def observe(self, observation: kube.ContainerObservation) -> None:
@@ -304,6 +333,9 @@ class Engine:
             self._nursery.start_soon(self._auto_remove, container)
 
     async def _auto_remove(self, container: Container) -> None:
+        # Attached clients are still reading the last output from the pod's log.
+        with trio.move_on_after(_ATTACH_DRAIN_SECONDS):
+            await self._until(container, lambda: container.attached == 0)
         if container.status == "exited" and not container.removed:
             await self.remove(container, force=True)
 
@@ -434,6 +466,7 @@ class Engine:
         if container.pod_name is not None:
             self._by_pod.pop(container.pod_name, None)
         container.removed = True
+        self.execs.forget_container(container)
         container.notify()
         self._publish(container, "destroy")
 

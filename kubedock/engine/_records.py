@@ -100,6 +100,7 @@ class Container:
     published: tuple[PublishedPort, ...] = ()
     restart_count: int = 0
     exits: int = 0
+    attached: int = 0
     removed: bool = False
     health: Health | None = None
     # Logs kept from a pod that had to be deleted before the client was done with them.

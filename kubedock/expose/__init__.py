@@ -1,0 +1,7 @@
+"""Host ports for container ports: through the API server, or straight to the pod IP."""
+
+from ._portforward import serve_port_forward
+from ._reverse_proxy import serve_reverse_proxy
+from ._splice import splice
+
+__all__ = ["serve_port_forward", "serve_reverse_proxy", "splice"]

@@ -1,0 +1,79 @@
+"""Pure, sans-I/O wire formats: bytes in, values out, and back.
+
+Nothing here performs I/O or imports the rest of kubedock. Decoders raise `WireFormatError`, and
+only that, for malformed input.
+"""
+
+from ._channel import (
+    CHANNEL_SUBPROTOCOLS,
+    Channel,
+    ChannelClosed,
+    ChannelData,
+    ChannelMessage,
+    ExitStatus,
+    decode_channel_message,
+    encode_close_stdin,
+    encode_resize,
+    encode_stdin,
+    exit_code_from_status,
+)
+from ._docker_stream import Stream, StreamDemuxer, frame
+from ._errors import WireFormatError
+from ._pathstat import (
+    PATH_STAT_HEADER,
+    PathStat,
+    decode_path_stat,
+    encode_path_stat,
+    go_file_mode,
+    posix_mode,
+)
+from ._portforward import (
+    PORTFORWARD_SUBPROTOCOL,
+    PortData,
+    PortError,
+    PortForwardChannels,
+    PortForwardEvent,
+)
+from ._pull import (
+    PullFailure,
+    PullProgress,
+    decode_pull_line,
+    failure_line,
+    final_status_line,
+    progress_line,
+)
+
+__all__ = [
+    "CHANNEL_SUBPROTOCOLS",
+    "PATH_STAT_HEADER",
+    "PORTFORWARD_SUBPROTOCOL",
+    "Channel",
+    "ChannelClosed",
+    "ChannelData",
+    "ChannelMessage",
+    "ExitStatus",
+    "PathStat",
+    "PortData",
+    "PortError",
+    "PortForwardChannels",
+    "PortForwardEvent",
+    "PullFailure",
+    "PullProgress",
+    "Stream",
+    "StreamDemuxer",
+    "WireFormatError",
+    "decode_channel_message",
+    "decode_path_stat",
+    "decode_pull_line",
+    "encode_close_stdin",
+    "encode_path_stat",
+    "encode_resize",
+    "encode_stdin",
+    "exit_code_from_status",
+    "failure_line",
+    "final_status_line",
+    "frame",
+    "go_file_mode",
+    "posix_mode",
+    "progress_line",
+]

@@ -24,11 +24,19 @@ def test_flag_wins_over_environment() -> None:
 
 
 def test_go_kubedock_environment_names() -> None:
-    result = config([], {
-        "SERVER_LISTEN_ADDR": ":2476", "PULL_POLICY": "Never", "K8S_REQUEST_CPU": "10m,1",
-        "K8S_NODE_SELECTOR": "a=b,c=d", "K8S_LABEL_TEAM": "x", "K8S_ANNOTATION_OWNER": "y",
-        "K8S_ACTIVE_DEADLINE_SECONDS": "-1", "IMAGE_PULL_SECRETS": "s1, s2",
-    })
+    result = config(
+        [],
+        {
+            "SERVER_LISTEN_ADDR": ":2476",
+            "PULL_POLICY": "Never",
+            "K8S_REQUEST_CPU": "10m,1",
+            "K8S_NODE_SELECTOR": "a=b,c=d",
+            "K8S_LABEL_TEAM": "x",
+            "K8S_ANNOTATION_OWNER": "y",
+            "K8S_ACTIVE_DEADLINE_SECONDS": "-1",
+            "IMAGE_PULL_SECRETS": "s1, s2",
+        },
+    )
     assert result.binds == ["0.0.0.0:2476"]
     assert result.pull_policy == "never"
     assert result.request_cpu == "10m,1"
@@ -52,12 +60,18 @@ def test_exposure_modes_are_exclusive() -> None:
 
 
 def test_unix_socket_is_served_with_tcp() -> None:
-    assert config(["--unix-socket", "/tmp/k.sock"]).binds == [
-        "127.0.0.1:2475", "unix:/tmp/k.sock"]
+    assert config(["--unix-socket", "/tmp/k.sock"]).binds == ["127.0.0.1:2475", "unix:/tmp/k.sock"]
 
 
-@pytest.mark.parametrize("bad", [["--pull-policy", "sometimes"], ["--timeout", "soon"],
-                                 ["--listen-addr", "nohost"], ["--label", "novalue"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--pull-policy", "sometimes"],
+        ["--timeout", "soon"],
+        ["--listen-addr", "nohost"],
+        ["--label", "novalue"],
+    ],
+)
 def test_invalid_flags_are_refused(bad: list[str]) -> None:
     with pytest.raises(SystemExit):
         config(bad)
@@ -68,8 +82,10 @@ def test_invalid_environment_is_refused() -> None:
         config([], {"TIME_OUT": "later"})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90", 90), ("90s", 90), ("1m", 60), ("1h30m", 5400), ("1.5s", 1.5), ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("1m", 60), ("1h30m", 5400), ("1.5s", 1.5), ("250ms", 0.25)],
+)
 def test_go_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

@@ -1,19 +1,25 @@
 import pytest
 
-from kubedock.engine import InvalidParameter, NoSuchImage, ImageStore, parse_reference
+from kubedock.engine import ImageStore, InvalidParameter, NoSuchImage, parse_reference
 
 
-@pytest.mark.parametrize(("text", "canonical", "familiar"), [
-    ("redis", "docker.io/library/redis:latest", "redis:latest"),
-    ("redis:7", "docker.io/library/redis:7", "redis:7"),
-    ("library/redis:7", "docker.io/library/redis:7", "redis:7"),
-    ("docker.io/library/redis:7", "docker.io/library/redis:7", "redis:7"),
-    ("bitnami/redis:7", "docker.io/bitnami/redis:7", "bitnami/redis:7"),
-    ("localhost:5000/foo:1", "localhost:5000/foo:1", "localhost:5000/foo:1"),
-    ("ghcr.io/org/img", "ghcr.io/org/img:latest", "ghcr.io/org/img:latest"),
-    ("busybox@sha256:" + "a" * 64, "docker.io/library/busybox@sha256:" + "a" * 64,
-     "busybox@sha256:" + "a" * 64),
-])
+@pytest.mark.parametrize(
+    ("text", "canonical", "familiar"),
+    [
+        ("redis", "docker.io/library/redis:latest", "redis:latest"),
+        ("redis:7", "docker.io/library/redis:7", "redis:7"),
+        ("library/redis:7", "docker.io/library/redis:7", "redis:7"),
+        ("docker.io/library/redis:7", "docker.io/library/redis:7", "redis:7"),
+        ("bitnami/redis:7", "docker.io/bitnami/redis:7", "bitnami/redis:7"),
+        ("localhost:5000/foo:1", "localhost:5000/foo:1", "localhost:5000/foo:1"),
+        ("ghcr.io/org/img", "ghcr.io/org/img:latest", "ghcr.io/org/img:latest"),
+        (
+            "busybox@sha256:" + "a" * 64,
+            "docker.io/library/busybox@sha256:" + "a" * 64,
+            "busybox@sha256:" + "a" * 64,
+        ),
+    ],
+)
 def test_references_normalise_like_docker(text: str, canonical: str, familiar: str) -> None:
     ref = parse_reference(text)
     assert ref.canonical == canonical

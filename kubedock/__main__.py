@@ -1,0 +1,5 @@
+"""``python -m kubedock``."""
+
+from ._cli import main
+
+main()

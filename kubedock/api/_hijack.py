@@ -1,0 +1,316 @@
+"""Taking over an HTTP/1.1 connection for Docker's raw streams, on hypercorn 0.18.0.
+
+Docker answers exec start and attach with a response head (`101 UPGRADED` when the client sent
+`Upgrade: tcp`, else `200 OK`) and then a raw, bidirectional byte stream with neither chunked
+encoding nor a length, ended by closing the connection. ASGI cannot express that, so `serve` runs
+hypercorn with one extension in every HTTP/1.x request's scope:
+
+    hijack = Hijack.of(request.scope)
+    stream = await hijack.take(101 if hijack.upgrade_requested else 200, headers)
+
+`take` writes the head in a write of its own and returns the connection as a
+`trio.abc.HalfCloseableStream`. docker-py reads frames from the socket beneath its HTTP parser, so
+payload that reaches it in the same read as the head is lost: like Docker, take the connection
+first and start the process (whose output follows) afterwards. Whatever the app sends through
+ASGI afterwards is discarded, and the connection is closed, never reused, once the stream is
+closed or the app returns.
+
+The takeover reaches into hypercorn's HTTP/1.1 protocol object, which is why hypercorn is pinned.
+"""
+
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, cast
+
+import h11
+import trio
+from h11 import MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # documented, not in __all__
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.config import Config
+from hypercorn.protocol.events import Data, Event, StreamClosed
+from hypercorn.protocol.h11 import H11Protocol, H11WSConnection
+from hypercorn.protocol.http_stream import HTTPStream
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import (
+    AppWrapper,
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    ConnectionState,
+    LifespanState,
+    Scope,
+)
+from hypercorn.utils import repr_socket_addr
+
+HIJACK_EXTENSION = "kubedock.hijack"
+
+_REASONS = {101: b"UPGRADED", 200: b"OK"}
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[^\r\n\x00]*")
+_UPGRADE_HEADERS = ((b"Connection", b"Upgrade"), (b"Upgrade", b"tcp"))
+
+
+class HijackedStream(trio.abc.HalfCloseableStream):
+    """The raw connection after the response head.
+
+    `receive_some` returns b"" once the client half-closes (or goes away); `send_all` raises
+    `trio.BrokenResourceError` once the client is gone.
+    """
+
+    def __init__(
+        self,
+        transport: trio.SocketStream,
+        send_lock: trio.Lock,
+        inbound: trio.MemoryReceiveChannel[bytes],
+    ) -> None:
+        self._transport = transport
+        self._send_lock = send_lock
+        self._inbound = inbound
+        self._unread = b""
+        self._closed = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the hijacked stream is closed")
+        async with self._send_lock:
+            await self._transport.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._transport.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the hijacked stream is closed")
+        async with self._send_lock:
+            await self._transport.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._closed:
+            raise trio.ClosedResourceError("the hijacked stream is closed")
+        if not self._unread:
+            try:
+                self._unread = await self._inbound.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return b""
+        size = len(self._unread) if max_bytes is None else max_bytes
+        chunk, self._unread = self._unread[:size], self._unread[size:]
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        self._inbound.close()
+        try:
+            # The FIN goes out behind any data still queued, so the client reads all output.
+            await self._transport.send_eof()
+        except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await self._transport.aclose()
+
+
+class _Inbound:
+    """Stands in for hypercorn's HTTP stream once the connection is taken: receives raw bytes."""
+
+    def __init__(self, send: trio.MemorySendChannel[bytes]) -> None:
+        self._send = send
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, Data):
+            # Once the app closed the stream, the client's late bytes go nowhere.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._send.send(event.data)
+        elif isinstance(event, StreamClosed):
+            self._send.close()
+
+
+class Hijack:
+    """The `HIJACK_EXTENSION` scope extension of one HTTP/1.x request."""
+
+    def __init__(
+        self, connection: "_Connection", protocol: H11Protocol, *, upgrade_requested: bool
+    ) -> None:
+        self._connection = connection
+        self._protocol = protocol
+        self._request_stream = protocol.stream
+        self._stream: HijackedStream | None = None
+        self.upgrade_requested = upgrade_requested
+        """The client sent `Connection: Upgrade` and `Upgrade: tcp`: answer 101, not 200."""
+
+    @classmethod
+    def of(cls, scope: Mapping[str, Any]) -> "Hijack":
+        """The extension in a request's ASGI scope (Quart: `request.scope`)."""
+        hijack = scope.get("extensions", {}).get(HIJACK_EXTENSION)
+        if not isinstance(hijack, cls):
+            raise RuntimeError("this connection cannot be taken (served by kubedock's serve?)")
+        return hijack
+
+    @property
+    def taken(self) -> bool:
+        return self._stream is not None
+
+    async def take(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> HijackedStream:
+        """Write the response head and hand over the connection.
+
+        `status` is 101 (the head then also says `Connection: Upgrade`, `Upgrade: tcp`) or 200.
+        Call it after reading the whole request body and before sending any response.
+        """
+        if self._stream is not None:
+            raise RuntimeError("the connection is already taken")
+        head = _format_head(status, headers)
+        protocol, connection = self._protocol, self._protocol.connection
+        if protocol.stream is not self._request_stream:
+            raise trio.BrokenResourceError("the client closed the connection")
+        if (
+            not isinstance(connection, h11.Connection)
+            or connection.our_state is not h11.SEND_RESPONSE
+            or connection.their_state not in (h11.DONE, MIGHT_SWITCH_PROTOCOL)
+        ):
+            raise RuntimeError("take the connection after the request body, before responding")
+        assert isinstance(self._request_stream, HTTPStream)
+        # Silence the request's HTTP stream: the app's later ASGI messages, its end and the
+        # client's disconnect no longer concern it (so nothing answers 500 or reuses the
+        # connection). The pass-through connection hypercorn built for websockets hands every
+        # byte h11 has not parsed yet, and every later one, to the stream that replaces it.
+        self._request_stream.closed = True
+        send, receive = trio.open_memory_channel[bytes](0)
+        protocol.stream = _Inbound(send)  # type: ignore[assignment]
+        protocol.connection = H11WSConnection(connection)
+        # The reader waits here when h11 paused after an upgrade request or pipelined bytes.
+        await protocol.can_read.set()
+        transport = cast(trio.SocketStream, self._connection.stream)
+        self._stream = HijackedStream(transport, self._connection.send_lock, receive)
+        await self._stream.send_all(head)
+        return self._stream
+
+    async def _release(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+
+
+def _format_head(status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    if status not in _REASONS:
+        raise ValueError(f"a hijacked connection answers 101 or 200, not {status}")
+    lines = [b"HTTP/1.1 %d %s" % (status, _REASONS[status])]
+    names = set()
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            raise ValueError(f"bad response header {name!r}: {value!r}")
+        names.add(name.lower())
+        lines.append(name + b": " + value)
+    if status == 101:
+        lines += [b"%s: %s" % pair for pair in _UPGRADE_HEADERS if pair[0].lower() not in names]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _upgrade_requested(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    connection_tokens, upgrade = [], b""
+    for name, value in headers:
+        if name.lower() == b"connection":
+            connection_tokens += [token.strip().lower() for token in value.split(b",")]
+        elif name.lower() == b"upgrade":
+            upgrade = value.strip().lower()
+    return b"upgrade" in connection_tokens and upgrade == b"tcp"
+
+
+class _Connection(TCPServer):
+    """hypercorn's per-connection server, offering the hijack extension to HTTP/1.x requests."""
+
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: Config,
+        context: WorkerContext,
+        state: ConnectionState,
+        stream: trio.SocketStream,
+    ) -> None:
+        super().__init__(partial(self._call_app, app), config, context, state, stream)  # type: ignore[arg-type]
+
+    async def _call_app(
+        self,
+        app: AppWrapper,
+        scope: Scope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        sync_spawn: Callable[..., object],
+        call_soon: Callable[..., object],
+    ) -> None:
+        protocol = self.protocol.protocol
+        if scope["type"] != "http" or not isinstance(protocol, H11Protocol):
+            await app(scope, receive, send, sync_spawn, call_soon)
+            return
+        hijack = Hijack(self, protocol, upgrade_requested=_upgrade_requested(scope["headers"]))
+        # ASGI wants extension values to be dicts; this one is an object with methods.
+        cast(dict[str, object], scope["extensions"])[HIJACK_EXTENSION] = hijack
+
+        async def send_unless_taken(message: ASGISendEvent) -> None:
+            if not hijack.taken:
+                await send(message)
+
+        try:
+            await app(scope, receive, send_unless_taken, sync_spawn, call_soon)
+        finally:
+            await hijack._release()
+
+
+async def serve(
+    app: ASGIFramework,
+    binds: Sequence[str],
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` (ASGI, e.g. a QuartTrio app) with the hijack extension over HTTP/1.1.
+
+    `binds` are `host:port` (port 0 picks a free port) or `unix:/path`; `task_status.started`
+    reports the bound addresses in the same syntax. The app's lifespan runs around serving.
+    When `shutdown_trigger` returns, listening stops, connections close after their current
+    response, hypercorn's graceful timeout (3 s) bounds the wait for them (idle keep-alive and
+    hijacked ones included), the lifespan shuts down and `serve` returns. Cancelling `serve`
+    stops everything at once.
+    """
+    config = Config()
+    config.bind = list(binds)
+    config.include_server_header = False  # the app says which server it is
+    wrapped = ASGIWrapper(app)
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+    sockets = config.create_sockets().insecure_sockets
+    listeners = []
+    for sock in sockets:
+        sock.listen(config.backlog)
+        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+    try:
+        async with trio.open_nursery() as lifespan_nursery:
+            await lifespan_nursery.start(lifespan.handle_lifespan)
+            await lifespan.wait_for_startup()
+            async with trio.open_nursery() as connections:
+                handler = partial(
+                    _Connection, wrapped, config, context, ConnectionState(lifespan_state.copy())
+                )
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(
+                        partial(
+                            trio.serve_listeners, handler, listeners, handler_nursery=connections
+                        )
+                    )
+                    task_status.started(
+                        [repr_socket_addr(sock.family, sock.getsockname()) for sock in sockets]
+                    )
+                    await (shutdown_trigger or trio.sleep_forever)()
+                    accepting.cancel_scope.cancel()
+                await context.terminated.set()
+                connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+            await lifespan.wait_for_shutdown()
+            lifespan_nursery.cancel_scope.cancel()
+    finally:
+        for listener in listeners:
+            listener.socket.close()

@@ -1,0 +1,94 @@
+"""``docker attach``: a container's output as it happens, and its stdin.
+
+Output is read from the container's log (followed), not from a Kubernetes attach session: the
+log has stdout and stderr apart, and holds what the process printed before the session could
+open, which matters because clients attach before start and short-lived containers may be done
+before any session exists. Stdin goes through a Kubernetes attach session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import attrs
+import trio
+
+from .. import kube, wire
+from ._logs import LogRequest, send_logs
+from ._records import Container
+
+
+@attrs.frozen
+class AttachRequest:
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    logs: bool  # replay what was logged before the attach
+
+
+async def attach(
+    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream,
+    request: AttachRequest,
+) -> None:
+    """Serve one attach until the container's process ends or the client goes away."""
+    attached_before_start = container.status == "created"
+    since = None if request.logs or attached_before_start else time.time()
+    container.attached += 1
+    try:
+        while container.status == "created" and not container.removed:
+            await container.changed.wait()
+        if container.removed or container.pod_name is None:
+            return
+        async with trio.open_nursery() as nursery:
+            if request.stdin and container.config.open_stdin and container.status == "running":
+                nursery.start_soon(_pump_stdin, cluster, container, stream)
+            if request.stdout or request.stderr:
+                await _pump_output(cluster, container, stream, LogRequest(
+                    stdout=request.stdout, stderr=request.stderr, follow=True, since=since))
+            else:
+                while container.status == "running":
+                    await container.changed.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        container.attached -= 1
+        container.notify()
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.aclose()
+
+
+async def _pump_output(
+    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream,
+    request: LogRequest,
+) -> None:
+    send, receive = trio.open_memory_channel[tuple[int, bytes]](64)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_logs, cluster, container, request, send)
+        async with receive:
+            async for number, data in receive:
+                payload = data if container.config.tty else wire.frame(wire.Stream(number), data)
+                try:
+                    await stream.send_all(payload)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    nursery.cancel_scope.cancel()
+                    return
+
+
+async def _pump_stdin(
+    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream
+) -> None:
+    assert container.pod_name is not None
+    async with cluster.attach(
+        container.pod_name, stdin=True, stdout=False, stderr=False, tty=container.config.tty,
+    ) as channel:
+        try:
+            while data := await stream.receive_some(64 * 1024):
+                await channel.send_stdin(bytes(data))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        await channel.close_stdin()
+        # Under v4 the process only sees EOF when the session ends; keep it open until then
+        # only when the session can half-close.
+        if channel.can_close_stdin:
+            while await channel.receive() is not None:
+                pass

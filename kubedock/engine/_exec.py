@@ -1,0 +1,173 @@
+"""Exec instances: ``docker exec`` run through the Kubernetes exec API.
+
+Kubernetes runs an argv in a container and nothing more. Docker's exec also takes environment
+variables and a working directory; kubedock wraps the command in the image's ``env`` (and
+``sh`` for a working directory) to provide them. Images without those tools get exit code 127,
+as Docker gives for a missing executable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+
+import attrs
+import trio
+
+from .. import kube, wire
+from ._errors import Conflict, InvalidParameter, NoSuchExec, Unsupported
+from ._records import Container
+
+_WORKDIR_SCRIPT = 'cd -- "$0" || exit 126; exec env "$@"'
+
+
+@attrs.frozen
+class ExecConfig:
+    cmd: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    privileged: bool = False
+    detach_keys: str | None = None
+
+
+@attrs.define(eq=False)
+class Exec:
+    id: str
+    container: Container
+    config: ExecConfig
+    running: bool = False
+    started: bool = False
+    exit_code: int | None = None
+    finished: trio.Event = attrs.field(factory=trio.Event)
+    resize_to: tuple[int, int] | None = None
+    resized: trio.Event = attrs.field(factory=trio.Event)
+
+    def argv(self) -> list[str]:
+        config = self.config
+        if config.working_dir:
+            return ["/bin/sh", "-c", _WORKDIR_SCRIPT, config.working_dir, *config.env,
+                    *config.cmd]
+        if config.env:
+            return ["env", *config.env, *config.cmd]
+        return list(config.cmd)
+
+    def request_resize(self, width: int, height: int) -> None:
+        self.resize_to = (width, height)
+        self.resized.set()
+        self.resized = trio.Event()
+
+
+class ExecStore:
+    def __init__(self) -> None:
+        self._execs: dict[str, Exec] = {}
+
+    def create(self, container: Container, config: ExecConfig) -> Exec:
+        if container.status != "running":
+            raise Conflict(f"Container {container.id} is not running")
+        if not config.cmd:
+            raise InvalidParameter("No exec command specified")
+        if config.user and config.user != (container.config.user or ""):
+            raise Unsupported(
+                "exec as another user is not supported by kubedock: Kubernetes runs exec "
+                "processes as the container's user"
+            )
+        if config.privileged:
+            raise Unsupported("privileged exec is not supported by kubedock: pods run "
+                              "unprivileged")
+        record = Exec(secrets.token_hex(32), container, config)
+        self._execs[record.id] = record
+        return record
+
+    def get(self, exec_id: str) -> Exec:
+        try:
+            return self._execs[exec_id]
+        except KeyError:
+            raise NoSuchExec(exec_id) from None
+
+    def forget_container(self, container: Container) -> None:
+        for exec_id in [e.id for e in self._execs.values() if e.container is container]:
+            del self._execs[exec_id]
+
+
+async def run_exec(
+    cluster: kube.Cluster, record: Exec, stream: trio.abc.HalfCloseableStream | None, *,
+    tty: bool,
+) -> None:
+    """Run an exec, piping the client's ``stream`` (None: detached) to the process.
+
+    The exit code is recorded before the client's stream is closed, so an inspect that follows
+    the end of the stream already reads ``Running: false`` and the code.
+    """
+    container = record.container
+    if container.pod_name is None or container.status != "running":
+        raise Conflict(f"Container {container.id} is not running")
+    if record.started:
+        raise Conflict(f"exec {record.id} has already been started")
+    record.started = record.running = True
+    config = record.config
+    attach_stdin = config.attach_stdin and stream is not None
+    want_stdout = stream is not None and config.attach_stdout
+    want_stderr = stream is not None and config.attach_stderr and not tty
+    try:
+        async with cluster.exec(
+            container.pod_name, record.argv(), stdin=attach_stdin,
+            # Kubernetes refuses an exec without any stream; stdout is then read and dropped.
+            stdout=want_stdout or not (attach_stdin or want_stderr),
+            stderr=want_stderr, tty=tty,
+        ) as channel, trio.open_nursery() as nursery:
+            if attach_stdin and stream is not None:
+                nursery.start_soon(_pump_stdin, stream, channel)
+            if tty:
+                nursery.start_soon(_pump_resizes, record, channel)
+            await _pump_output(channel, stream if (want_stdout or want_stderr) else None, tty,
+                               stdout=want_stdout, stderr=want_stderr)
+            nursery.cancel_scope.cancel()
+        # No final status means the session broke off before the process ended.
+        record.exit_code = channel.exit_code if channel.exit_code is not None else -1
+    except BaseException:
+        if record.exit_code is None:
+            record.exit_code = 126
+        raise
+    finally:
+        record.running = False
+        record.finished.set()
+        if stream is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.aclose()
+
+
+async def _pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel) -> None:
+    try:
+        while data := await stream.receive_some(64 * 1024):
+            await channel.send_stdin(bytes(data))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    await channel.close_stdin()
+
+
+async def _pump_resizes(record: Exec, channel: kube.ExecChannel) -> None:
+    while True:
+        if record.resize_to is not None:
+            await channel.resize(*record.resize_to)
+        await record.resized.wait()
+
+
+async def _pump_output(
+    channel: kube.ExecChannel, stream: trio.abc.HalfCloseableStream | None, tty: bool,
+    *, stdout: bool, stderr: bool,
+) -> None:
+    while (message := await channel.receive()) is not None:
+        number, data = message
+        if stream is None or (number == 1 and not stdout) or (number == 2 and not stderr):
+            continue
+        payload = data if tty else wire.frame(wire.Stream(number), data)
+        try:
+            await stream.send_all(payload)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The client went away: the output has nowhere to go, so the session ends.
+            return

@@ -1,0 +1,57 @@
+"""Copying bytes both ways between two streams, shared by every port exposer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from kubedock.kube import KubeError
+
+_CHUNK = 64 * 1024
+# What ends one tunnelled connection (and only it): either side going away, or the cluster.
+CONNECTION_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, KubeError)
+
+
+async def tunnel(
+    client: trio.abc.Stream, connect: Callable[[], Awaitable[trio.abc.Stream]]
+) -> None:
+    """Open the far side for `client`, then splice them; `client` is closed in every case."""
+    try:
+        upstream = await connect()
+    except BaseException as exc:
+        await trio.aclose_forcefully(client)
+        if isinstance(exc, CONNECTION_ERRORS):
+            return
+        raise
+    await splice(client, upstream)
+
+
+async def splice(left: trio.abc.Stream, right: trio.abc.Stream) -> None:
+    """Pipe `left` and `right` into each other until both directions are done; close both.
+
+    An end of stream is passed on as a half-close when the other side can take one, and
+    ends the whole connection when it cannot; an error on either side ends it too.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_copy, left, right, nursery.cancel_scope)
+            nursery.start_soon(_copy, right, left, nursery.cancel_scope)
+    finally:
+        # Nested: when we are being cancelled, the first close re-raises Cancelled.
+        try:
+            await trio.aclose_forcefully(left)
+        finally:
+            await trio.aclose_forcefully(right)
+
+
+async def _copy(source: trio.abc.Stream, sink: trio.abc.Stream, both: trio.CancelScope) -> None:
+    try:
+        while data := await source.receive_some(_CHUNK):
+            await sink.send_all(data)
+        if not isinstance(sink, trio.abc.HalfCloseableStream):
+            both.cancel()
+            return
+        await sink.send_eof()
+    except CONNECTION_ERRORS:
+        both.cancel()

@@ -1,0 +1,438 @@
+"""`Cluster`: the one object that talks to the Kubernetes API server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+
+import httpx
+import kr8s
+import kr8s.asyncio
+import trio
+
+from kubedock import wire
+
+from ._channels import ExecChannel, PortForwardStream
+from ._errors import (
+    ClusterUnreachable,
+    KubeError,
+    NotFound,
+    Unsupported,
+    error_from_status,
+)
+from ._observe import ContainerObservation, observe
+from ._podspec import MAIN
+from ._websocket import WebSocket, connect
+
+_IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+_REQUEST_TIMEOUT = httpx.Timeout(30.0)
+# Watches are re-opened now and then so a silently dead connection cannot stall them forever.
+_WATCH_SECONDS = 240
+_RETRY_FIRST, _RETRY_MAX = 0.5, 10.0
+# A pod name no one can create (it ends with '-'): probing its logs costs no object.
+_PROBE_POD = "kubedock-capability-probe-"
+
+LogStream = Literal["Stdout", "Stderr"]
+
+
+class Cluster:
+    """One per server. Everything namespaced lives in `namespace`."""
+
+    def __init__(self, api: Any, namespace: str, limiter: _RateLimiter | None) -> None:
+        self._api = api
+        self.namespace = namespace
+        self._limiter = limiter
+        self._split_streams: bool | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        namespace: str | None = None,
+        qps: float | None = None,
+        burst: int | None = None,
+    ) -> Cluster:
+        """Credentials: `kubeconfig`, else $KUBECONFIG, else ~/.kube/config, else in-cluster.
+
+        Namespace: `namespace`, else the pod's own (in-cluster), else the kubeconfig
+        context's, else "default".
+        """
+        namespace = namespace or _in_cluster_namespace()
+        try:
+            # Built directly rather than through kr8s.asyncio.api(): that factory caches per
+            # asyncio loop, which under trio collapses to one key shared by every trio.run().
+            api = await kr8s.asyncio.Api(
+                bypass_factory=True, kubeconfig=kubeconfig, namespace=namespace
+            )
+        except (httpx.TransportError, kr8s.APITimeoutError, OSError) as exc:
+            raise ClusterUnreachable(
+                f"cannot reach the Kubernetes API server: {_describe(exc)}"
+            ) from exc
+        except ValueError as exc:
+            raise ClusterUnreachable(f"no usable Kubernetes credentials: {exc}") from exc
+        limiter = _RateLimiter(qps, burst or max(1, math.ceil(qps))) if qps else None
+        return cls(api, api.namespace, limiter)
+
+    async def aclose(self) -> None:
+        session = self._api._session
+        if session is not None:
+            await session.aclose()
+
+    # -- pods -------------------------------------------------------------------------------
+
+    async def create_pod(self, manifest: Mapping[str, Any]) -> None:
+        async with self._request("POST", "pods", json=dict(manifest)):
+            pass
+
+    async def patch_pod(self, name: str, patch: Mapping[str, Any]) -> None:
+        """Apply a strategic merge patch to a pod."""
+        async with self._request(
+            "PATCH", f"pods/{name}", content=json.dumps(patch).encode(),
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        ):
+            pass
+
+    async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> None:
+        """Delete a pod; a pod that is already gone is fine."""
+        params = {} if grace_seconds is None else {"gracePeriodSeconds": str(max(0, grace_seconds))}
+        with contextlib.suppress(NotFound):
+            async with self._request("DELETE", f"pods/{name}", params=params):
+                pass
+
+    async def delete_all(self, label_selector: str, *, grace_seconds: int | None = None) -> None:
+        """Delete every pod matching the selector (list + delete: no deletecollection RBAC)."""
+        async with self._request("GET", "pods", params={"labelSelector": label_selector}) as r:
+            names = [item["metadata"]["name"] for item in r.json().get("items") or ()]
+        async with trio.open_nursery() as nursery:
+            for name in names:
+                nursery.start_soon(partial(self.delete_pod, name, grace_seconds=grace_seconds))
+
+    async def watch_pods(
+        self,
+        label_selector: str,
+        on_change: Callable[[ContainerObservation], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Report every change of the selected pods to `on_change`, forever.
+
+        Starts (task_status) once the current pods have been reported. Afterwards the
+        API server may drop, expire the resource version (410) or be unreachable for a
+        while: the watch lists again, reports pods that vanished meanwhile as deleted,
+        and carries on.
+        """
+        known: dict[str, Mapping[str, Any]] = {}
+        version: str | None = await self._relist(label_selector, on_change, known)
+        task_status.started()
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                if version is None:
+                    version = await self._relist(label_selector, on_change, known)
+                version = await self._watch_once(label_selector, version, on_change, known)
+                delay = _RETRY_FIRST
+            except KubeError:
+                version = None
+                await trio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    async def _relist(
+        self,
+        label_selector: str,
+        on_change: Callable[[ContainerObservation], None],
+        known: dict[str, Mapping[str, Any]],
+    ) -> str:
+        async with self._request("GET", "pods", params={"labelSelector": label_selector}) as r:
+            listing = r.json()
+        current = {item["metadata"]["name"]: item for item in listing.get("items") or ()}
+        for name in known.keys() - current.keys():
+            on_change(observe(known.pop(name), deleted=True))
+        for name, pod in current.items():
+            known[name] = pod
+            on_change(observe(pod))
+        return str(listing["metadata"]["resourceVersion"])
+
+    async def _watch_once(
+        self,
+        label_selector: str,
+        version: str,
+        on_change: Callable[[ContainerObservation], None],
+        known: dict[str, Mapping[str, Any]],
+    ) -> str | None:
+        """Follow one watch connection; the version to resume from, None to relist."""
+        params = {
+            "labelSelector": label_selector,
+            "watch": "1",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(_WATCH_SECONDS),
+        }
+        timeout = httpx.Timeout(30.0, read=_WATCH_SECONDS + 30.0)
+        async with self._request(
+            "GET", "pods", params=params, stream=True, http_timeout=timeout
+        ) as r:
+            async for line in r.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, pod = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    # 410 Gone: our version is too old; anything else: start over as well.
+                    return None
+                version = str((pod.get("metadata") or {}).get("resourceVersion") or version)
+                if kind == "BOOKMARK":
+                    continue
+                name = pod["metadata"]["name"]
+                if kind == "DELETED":
+                    known.pop(name, None)
+                    on_change(observe(pod, deleted=True))
+                else:
+                    known[name] = pod
+                    on_change(observe(pod))
+        return version
+
+    # -- logs -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def logs(
+        self,
+        pod: str,
+        *,
+        follow: bool = False,
+        timestamps: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        since_time: datetime | None = None,
+        stream: LogStream | None = None,
+        container: str = MAIN,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The log of one container, as raw chunks.
+
+        `stream` selects stdout or stderr alone (Kubernetes' PodLogsQuerySplitStreams; see
+        `split_streams_supported`); Kubernetes refuses `tail_lines` together with it, and so
+        does this (`Unsupported`).
+        """
+        if stream is not None and tail_lines is not None:
+            raise Unsupported("Kubernetes cannot tail a single log stream (stdout or stderr)")
+        params: dict[str, str] = {"container": container}
+        if follow:
+            params["follow"] = "true"
+        if timestamps:
+            params["timestamps"] = "true"
+        if tail_lines is not None:
+            params["tailLines"] = str(max(0, tail_lines))
+        if since_seconds is not None:
+            params["sinceSeconds"] = str(max(1, since_seconds))
+        if since_time is not None:
+            params["sinceTime"] = _rfc3339(since_time)
+        if stream is not None:
+            params["stream"] = stream
+        timeout = httpx.Timeout(30.0, read=None if follow else 30.0)
+        async with self._request(
+            "GET", f"pods/{pod}/log", params=params, stream=True, http_timeout=timeout
+        ) as response:
+            chunks = response.aiter_bytes()
+            try:
+                yield chunks
+            finally:
+                await _unwind(chunks)
+
+    async def split_streams_supported(self) -> bool:
+        """Whether `logs(stream=...)` really separates stdout and stderr on this cluster.
+
+        With the feature on, the API server validates the `stream` option before looking
+        for the pod (and refuses it next to tailLines); with it off, it drops the option.
+        So a request for a pod that cannot exist tells the two apart: 4xx-invalid vs 404.
+        """
+        if self._split_streams is None:
+            params = {"container": MAIN, "stream": "Stderr", "tailLines": "1"}
+            try:
+                async with self._request("GET", f"pods/{_PROBE_POD}/log", params=params):
+                    pass
+            except NotFound:
+                self._split_streams = False
+            except KubeError as exc:
+                self._split_streams = exc.status in (400, 422)
+            else:
+                self._split_streams = False
+        return self._split_streams
+
+    # -- exec, attach, port-forward ---------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def exec(
+        self,
+        pod: str,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool = False,
+        container: str = MAIN,
+    ) -> AsyncIterator[ExecChannel]:
+        """Run `argv` in a container. With a TTY, stderr is merged into stdout."""
+        if not argv:
+            raise Unsupported("exec needs a command")
+        params = [*_stream_params(stdin, stdout, stderr, tty, container)]
+        params.extend(("command", arg) for arg in argv)
+        socket = await self._websocket(f"pods/{pod}/exec", params, wire.CHANNEL_SUBPROTOCOLS)
+        channel = ExecChannel(socket)
+        try:
+            yield channel
+        finally:
+            await channel.aclose()
+
+    @contextlib.asynccontextmanager
+    async def attach(
+        self,
+        pod: str,
+        *,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        tty: bool = False,
+        container: str = MAIN,
+    ) -> AsyncIterator[ExecChannel]:
+        """Attach to the main process. It ends when the process exits (no exit code here:
+        take that from the pod watch)."""
+        params = _stream_params(stdin, stdout, stderr, tty, container)
+        socket = await self._websocket(f"pods/{pod}/attach", params, wire.CHANNEL_SUBPROTOCOLS)
+        channel = ExecChannel(socket)
+        try:
+            yield channel
+        finally:
+            await channel.aclose()
+
+    async def open_port_forward(self, pod: str, port: int) -> PortForwardStream:
+        """A stream to `port` inside the pod; the caller closes it."""
+        socket = await self._websocket(
+            f"pods/{pod}/portforward", [("ports", str(port))], (wire.PORTFORWARD_SUBPROTOCOL,)
+        )
+        return PortForwardStream(socket, port)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _path(self, resource: str) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/{resource}"
+
+    async def _websocket(
+        self, resource: str, params: Sequence[tuple[str, str]], subprotocols: Sequence[str]
+    ) -> WebSocket:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        try:
+            return await connect(self._api.auth, self._path(resource), params, subprotocols)
+        except KubeError as exc:
+            if exc.status != 401:
+                raise
+        # Short-lived credentials (exec plugins, projected tokens) may just have expired.
+        await self._api.auth.reauthenticate()
+        return await connect(self._api.auth, self._path(resource), params, subprotocols)
+
+    @contextlib.asynccontextmanager
+    async def _request(
+        self,
+        method: str,
+        resource: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        http_timeout: httpx.Timeout = _REQUEST_TIMEOUT,
+    ) -> AsyncIterator[httpx.Response]:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        kwargs: dict[str, Any] = {"params": params or {}, "timeout": http_timeout}
+        if json is not None:
+            kwargs["json"] = json
+        if content is not None:
+            kwargs["content"] = content
+        if headers is not None:
+            kwargs["headers"] = dict(headers)
+        try:
+            async with self._api.call_api(
+                method, namespace=self.namespace, url=resource, stream=stream, **kwargs
+            ) as response:
+                yield response
+        except kr8s.ServerError as exc:
+            response = exc.response
+            if response is None:
+                raise KubeError(str(exc)) from exc
+            raise error_from_status(response.status_code, response.content) from exc
+        except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+            raise ClusterUnreachable(
+                f"Kubernetes API server unreachable: {_describe(exc)}"
+            ) from exc
+
+
+def _stream_params(
+    stdin: bool, stdout: bool, stderr: bool, tty: bool, container: str
+) -> list[tuple[str, str]]:
+    # The API server wants at least one stream, and no separate stderr next to a TTY.
+    stderr = stderr and not tty
+    stdout = stdout or not (stdin or stderr)
+    flags = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "tty": tty}
+    return [("container", container)] + [(k, "true" if v else "false") for k, v in flags.items()]
+
+
+async def _unwind(chunks: AsyncIterator[bytes]) -> None:
+    """Finish a partly read httpx stream.
+
+    Its chunks come from nested async generators; dropping them half-way makes trio warn
+    about each one. A read in a cancelled scope unwinds them all with the Cancelled.
+    """
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        with contextlib.suppress(StopAsyncIteration, httpx.HTTPError):
+            while True:
+                await anext(chunks)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _in_cluster_namespace() -> str | None:
+    try:
+        with open(_IN_CLUSTER_NAMESPACE) as file:
+            return file.read().strip() or None
+    except OSError:
+        return None
+
+
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _RateLimiter:
+    """A token bucket: `qps` requests per second on average, `burst` at once."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self._qps = qps
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._updated: float | None = None
+        self._lock = trio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = trio.current_time()
+            if self._updated is not None:
+                self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._qps)
+            self._updated = now
+            if self._tokens < 1:
+                await trio.sleep((1 - self._tokens) / self._qps)
+                self._tokens = 1.0
+                self._updated = trio.current_time()
+            self._tokens -= 1

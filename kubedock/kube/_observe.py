@@ -1,0 +1,137 @@
+"""Pure reading of a Pod object: what its `main` container is doing, in Docker's terms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+from ._podspec import MAIN
+
+ContainerState = Literal["waiting", "running", "terminated"]
+
+# Waiting reasons after which the kubelet may retry, but the container will not start
+# without someone changing the pod or the registry: a Docker start must fail now.
+_FATAL_WAITING = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "ImageInspectError",
+        "RegistryUnavailable",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "PreStartHookError",
+    }
+)
+# Terminated reasons meaning the process never ran (bad entrypoint, runtime refusal).
+_NEVER_RAN = frozenset({"StartError", "ContainerCannotRun"})
+
+
+@attrs.frozen
+class ContainerObservation:
+    pod_name: str
+    phase: str
+    pod_ip: str | None
+    state: ContainerState
+    reason: str | None
+    message: str | None
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    deleted: bool
+    fatal: bool
+
+
+def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObservation:
+    """Read the state of container `main` from a Pod (`deleted`: the object is gone)."""
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    main = _container_status(status.get("containerStatuses"), MAIN)
+    state_name, detail = _state(main)
+
+    reason = detail.get("reason") or None
+    message = detail.get("message") or None
+    fatal = state_name == "waiting" and reason in _FATAL_WAITING
+    if state_name == "terminated" and reason in _NEVER_RAN:
+        fatal = True
+
+    if state_name == "waiting":
+        blocker = _init_failure(status.get("initContainerStatuses")) or _unschedulable(status)
+        if blocker is not None:
+            reason, message = blocker
+            fatal = True
+        elif phase == "Failed":
+            # The pod ended (evicted, deadline, ...) before main ever ran.
+            reason = status.get("reason") or reason or "Failed"
+            message = status.get("message") or message
+            fatal = True
+
+    exit_code = detail.get("exitCode") if state_name == "terminated" else None
+    return ContainerObservation(
+        pod_name=str(metadata.get("name") or ""),
+        phase=str(phase),
+        pod_ip=status.get("podIP") or None,
+        state=state_name,
+        reason=reason,
+        message=message,
+        exit_code=int(exit_code) if exit_code is not None else None,
+        started_at=_timestamp(detail.get("startedAt")),
+        finished_at=_timestamp(detail.get("finishedAt")),
+        deleted=deleted,
+        fatal=fatal,
+    )
+
+
+def _container_status(statuses: Any, name: str) -> Mapping[str, Any]:
+    for item in statuses or ():
+        if item.get("name") == name:
+            return dict(item)
+    return {}
+
+
+def _state(container_status: Mapping[str, Any]) -> tuple[ContainerState, Mapping[str, Any]]:
+    state = container_status.get("state") or {}
+    for name in ("terminated", "running", "waiting"):
+        if name in state:
+            return name, state[name] or {}
+    return "waiting", {}
+
+
+def _init_failure(statuses: Any) -> tuple[str, str] | None:
+    for item in statuses or ():
+        state_name, detail = _state(item)
+        name = item.get("name", "?")
+        if state_name == "terminated" and detail.get("exitCode", 0) != 0:
+            reason = detail.get("reason") or "Error"
+            text = detail.get("message") or f"exit code {detail.get('exitCode')}"
+            return reason, f"init container {name}: {text}"
+        if state_name == "waiting" and detail.get("reason") in _FATAL_WAITING:
+            text = detail.get("message") or detail["reason"]
+            return detail["reason"], f"init container {name}: {text}"
+    return None
+
+
+def _unschedulable(status: Mapping[str, Any]) -> tuple[str, str] | None:
+    for condition in status.get("conditions") or ():
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return "Unschedulable", condition.get("message") or "pod cannot be scheduled"
+    return None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,349 @@
+"""Pure translation of one Docker container into one Kubernetes Pod manifest."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import Unsupported
+
+MAIN = "main"
+
+# Per-container labels understood by the Go kubedock; kept so existing setups keep working.
+LABEL_PREFIX = "com.joyrex2001.kubedock."
+REQUEST_CPU = LABEL_PREFIX + "request-cpu"
+REQUEST_MEMORY = LABEL_PREFIX + "request-memory"
+REQUEST_EPHEMERAL_STORAGE = LABEL_PREFIX + "request-ephemeral-storage"
+PULL_POLICY = LABEL_PREFIX + "pull-policy"
+RUNAS_USER = LABEL_PREFIX + "runas-user"
+NODE_SELECTOR = LABEL_PREFIX + "node-selector"
+ACTIVE_DEADLINE_SECONDS = LABEL_PREFIX + "active-deadline-seconds"
+NAME_PREFIX = LABEL_PREFIX + "name-prefix"
+SERVICE_ACCOUNT = LABEL_PREFIX + "service-account"
+
+_PULL_POLICIES = {
+    "ifnotpresent": "IfNotPresent",
+    "notpresent": "IfNotPresent",
+    "default": "IfNotPresent",
+    "always": "Always",
+    "allways": "Always",
+    "never": "Never",
+}
+
+_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_POD_NAME_PART_MAX = 32
+
+
+@attrs.frozen
+class PortSpec:
+    port: int
+    protocol: str  # "tcp" | "udp" | "sctp"
+
+
+@attrs.frozen
+class PodSettings:
+    """Server-wide pod settings (flags and environment of `kubedock server`)."""
+
+    namespace: str
+    instance_id: str
+    pull_policy: str | None = None
+    service_account: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    request_cpu: str | None = None
+    request_memory: str | None = None
+    request_ephemeral_storage: str | None = None
+    node_selector: Mapping[str, str] = attrs.field(factory=dict)
+    runas_user: str | None = None
+    active_deadline_seconds: int | None = None
+    pod_name_prefix: str = "kubedock"
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    annotations: Mapping[str, str] = attrs.field(factory=dict)
+    pod_template: Mapping[str, Any] | None = None
+
+
+@attrs.frozen
+class ContainerSpec:
+    """One Docker container, as the engine understood its create body."""
+
+    container_id: str
+    name: str
+    image: str
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    ports: tuple[PortSpec, ...] = ()
+    memory_bytes: int | None = None
+    nano_cpus: int | None = None
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    hostname: str | None = None
+    stop_grace_seconds: int | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.container_id[:12]
+
+
+def is_valid_label_key(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return len(name) <= 63 and bool(_NAME_PART.match(name))
+
+
+def is_valid_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and bool(_NAME_PART.match(value)))
+
+
+def pod_name(spec: ContainerSpec, settings: PodSettings) -> str:
+    """`<prefix>-<docker name>-<short id>`, squeezed into a DNS-1123 label.
+
+    The short id keeps it unique per container, so a re-created container with the same
+    Docker name never collides with a pod that is still terminating.
+    """
+    prefix = spec.labels.get(NAME_PREFIX, settings.pod_name_prefix)
+    readable = _dns_label_chars(f"{prefix}-{spec.name}")[:_POD_NAME_PART_MAX].strip("-")
+    return f"{readable}-{spec.short_id}" if readable else spec.short_id
+
+
+def _dns_label_chars(text: str) -> str:
+    text = re.sub(r"[_.]", "-", text.lower())
+    text = re.sub(r"[^a-z0-9-]", "", text)
+    return re.sub(r"-{2,}", "-", text).strip("-")
+
+
+def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
+    """The Pod for `spec`. Raises `Unsupported` for settings Kubernetes cannot express.
+
+    Precedence, lowest first: the pod template, server settings, the container's
+    `com.joyrex2001.kubedock.*` labels, the Docker create body. kubedock's own labels
+    (`kubedock`, `kubedock.id`, `kubedock.containerid`) always win, since cleanup and the
+    pod watch select on them.
+    """
+    template = copy.deepcopy(dict(settings.pod_template or {}))
+    metadata = dict(template.get("metadata") or {})
+    pod_spec = dict(template.get("spec") or {})
+    template_containers = pod_spec.get("containers") or [{}]
+
+    metadata.pop("generateName", None)
+    metadata.update(
+        name=pod_name(spec, settings),
+        namespace=settings.namespace,
+        labels=_labels(spec, settings, metadata.get("labels") or {}),
+        annotations=_annotations(spec, settings, metadata.get("annotations") or {}),
+    )
+    pod_spec["containers"] = [_main_container(spec, settings, dict(template_containers[0]))]
+    pod_spec["restartPolicy"] = "Never"
+    # Docker containers see neither service env vars nor an API token; a template may opt in.
+    pod_spec.setdefault("enableServiceLinks", False)
+    pod_spec.setdefault("automountServiceAccountToken", False)
+
+    service_account = settings.service_account or spec.labels.get(SERVICE_ACCOUNT)
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if settings.image_pull_secrets:
+        secrets = list(pod_spec.get("imagePullSecrets") or [])
+        secrets.extend({"name": name} for name in settings.image_pull_secrets)
+        pod_spec["imagePullSecrets"] = secrets
+    node_selector = _node_selector(spec, settings)
+    if node_selector:
+        pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector}
+    deadline = _active_deadline(spec, settings)
+    if deadline is not None:
+        pod_spec["activeDeadlineSeconds"] = deadline
+    runas = spec.labels.get(RUNAS_USER, settings.runas_user)
+    if runas:
+        uid, _ = _numeric_user(runas)
+        pod_spec["securityContext"] = {**(pod_spec.get("securityContext") or {}), "runAsUser": uid}
+    if spec.stop_grace_seconds is not None:
+        pod_spec["terminationGracePeriodSeconds"] = max(0, spec.stop_grace_seconds)
+    if spec.extra_hosts:
+        pod_spec["hostAliases"] = _host_aliases(spec.extra_hosts)
+    if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
+        pod_spec["hostname"] = spec.hostname.lower()
+
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def _labels(
+    spec: ContainerSpec, settings: PodSettings, template_labels: Mapping[str, str]
+) -> dict[str, str]:
+    labels = dict(template_labels)
+    labels.update(settings.labels)
+    labels.update(
+        (key, value)
+        for key, value in spec.labels.items()
+        if is_valid_label_key(key) and is_valid_label_value(value)
+    )
+    labels.update(
+        {
+            "kubedock": "true",
+            "kubedock.id": settings.instance_id,
+            "kubedock.containerid": spec.short_id,
+        }
+    )
+    return labels
+
+
+def _annotations(
+    spec: ContainerSpec, settings: PodSettings, template_annotations: Mapping[str, str]
+) -> dict[str, str]:
+    annotations = dict(template_annotations)
+    annotations.update(settings.annotations)
+    # Annotation keys follow label-key rules; Docker label keys that do not are left out
+    # rather than failing the pod (the engine keeps the full Docker labels itself).
+    annotations.update(
+        (key, value) for key, value in spec.labels.items() if is_valid_label_key(key)
+    )
+    annotations["kubedock.containername"] = spec.name
+    return annotations
+
+
+def _main_container(
+    spec: ContainerSpec, settings: PodSettings, base: dict[str, Any]
+) -> dict[str, Any]:
+    container = base
+    container.update(name=MAIN, image=spec.image)
+    pull_policy = _pull_policy(spec.labels.get(PULL_POLICY, settings.pull_policy))
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+
+    if spec.entrypoint is not None and not spec.entrypoint:
+        # An empty Docker entrypoint means "run Cmd as is"; Kubernetes says that with command.
+        if spec.cmd:
+            container["command"] = list(spec.cmd)
+    else:
+        if spec.entrypoint is not None:
+            container["command"] = list(spec.entrypoint)
+        if spec.cmd is not None:
+            container["args"] = list(spec.cmd)
+
+    env = [_env_var(item) for item in spec.env if "=" in item]
+    if env:
+        container["env"] = [*(container.get("env") or []), *env]
+    if spec.working_dir:
+        container["workingDir"] = spec.working_dir
+    container["tty"] = spec.tty
+    container["stdin"] = spec.open_stdin
+    container["stdinOnce"] = spec.open_stdin and spec.stdin_once
+    if spec.ports:
+        container["ports"] = [
+            {
+                "name": f"kd-{port.protocol.lower()}-{port.port}",
+                "containerPort": port.port,
+                "protocol": port.protocol.upper(),
+            }
+            for port in spec.ports
+        ]
+    resources = _resources(spec, settings, container.get("resources") or {})
+    if resources:
+        container["resources"] = resources
+    if spec.user:
+        uid, gid = _numeric_user(spec.user)
+        security = dict(container.get("securityContext") or {})
+        security["runAsUser"] = uid
+        if gid is not None:
+            security["runAsGroup"] = gid
+        container["securityContext"] = security
+    return container
+
+
+def _env_var(item: str) -> dict[str, str]:
+    name, _, value = item.partition("=")
+    return {"name": name, "value": value}
+
+
+def _pull_policy(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return _PULL_POLICIES[value.strip().lower()]
+    except KeyError:
+        raise Unsupported(f"unknown pull policy {value!r}") from None
+
+
+def _numeric_user(user: str) -> tuple[int, int | None]:
+    """`uid`, `uid:gid` or `root`; Kubernetes cannot resolve user names from the image."""
+    name, _, group = user.partition(":")
+    try:
+        uid = 0 if name == "root" else int(name)
+        gid = None if not group else 0 if group == "root" else int(group)
+    except ValueError:
+        raise Unsupported(
+            f"user {user!r}: only numeric uid[:gid] (or root) can run on Kubernetes"
+        ) from None
+    return uid, gid
+
+
+def _resources(
+    spec: ContainerSpec, settings: PodSettings, base: Mapping[str, Any]
+) -> dict[str, dict[str, str]]:
+    requests = dict(base.get("requests") or {})
+    limits = dict(base.get("limits") or {})
+    for resource, label, default in (
+        ("cpu", REQUEST_CPU, settings.request_cpu),
+        ("memory", REQUEST_MEMORY, settings.request_memory),
+        ("ephemeral-storage", REQUEST_EPHEMERAL_STORAGE, settings.request_ephemeral_storage),
+    ):
+        request, limit = _request_limit(spec.labels.get(label, default))
+        if request:
+            requests[resource] = request
+        if limit:
+            limits[resource] = limit
+    # Docker's Memory and NanoCpus are hard caps (cgroup limits), so they become limits;
+    # Kubernetes then defaults the request to the same value unless one was given.
+    if spec.memory_bytes:
+        limits["memory"] = str(spec.memory_bytes)
+    if spec.nano_cpus:
+        limits["cpu"] = f"{spec.nano_cpus}n"
+    result = {}
+    if requests:
+        result["requests"] = requests
+    if limits:
+        result["limits"] = limits
+    return result
+
+
+def _request_limit(value: str | None) -> tuple[str, str]:
+    """`"request[,limit]"`; a lone limit also serves as the request."""
+    if not value:
+        return "", ""
+    request, _, limit = value.replace(" ", "").partition(",")
+    return request or limit, limit
+
+
+def _node_selector(spec: ContainerSpec, settings: PodSettings) -> dict[str, str]:
+    label = spec.labels.get(NODE_SELECTOR)
+    if label is None:
+        return dict(settings.node_selector)
+    pairs = (item.partition("=") for item in label.split(",") if item.strip())
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+def _active_deadline(spec: ContainerSpec, settings: PodSettings) -> int | None:
+    label = spec.labels.get(ACTIVE_DEADLINE_SECONDS)
+    if label is None:
+        return settings.active_deadline_seconds
+    try:
+        seconds = int(label)
+    except ValueError:
+        raise Unsupported(f"{ACTIVE_DEADLINE_SECONDS}: not a number: {label!r}") from None
+    return seconds if seconds >= 0 else None
+
+
+def _host_aliases(extra_hosts: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    by_ip: dict[str, list[str]] = {}
+    for hostname, ip in extra_hosts:
+        by_ip.setdefault(ip, []).append(hostname)
+    return [{"ip": ip, "hostnames": hostnames} for ip, hostnames in by_ip.items()]

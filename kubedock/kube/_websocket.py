@@ -1,0 +1,192 @@
+"""A small websocket client for the API server's streaming endpoints, native to trio.
+
+kr8s's own websockets (httpx-ws) keep a background task group per session, so a session
+cannot outlive the block that opened it and every error leaves it wrapped in an exception
+group. Port-forward streams must be plain `trio.abc.Stream`s that the caller closes, so this
+speaks the protocol itself (wsproto) with kr8s's credentials and TLS settings.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+
+from ._errors import ClusterUnreachable, KubeError, error_from_status
+
+_RECEIVE_SIZE = 65536
+
+
+class WebSocket:
+    """One open websocket. Messages are whole binary messages; `None` means closed."""
+
+    def __init__(
+        self, stream: trio.abc.Stream, connection: WSConnection, subprotocol: str | None
+    ) -> None:
+        self.subprotocol = subprotocol
+        self._stream = stream
+        self._connection = connection
+        self._events: deque[Event] = deque()
+        self._partial = bytearray()
+        self._send_lock = trio.StrictFIFOLock()
+        self._ended = False
+
+    async def send(self, data: bytes) -> None:
+        """Raises `trio.BrokenResourceError` once the session has ended."""
+        if self._connection.state is not ConnectionState.OPEN:
+            raise trio.BrokenResourceError("websocket is closed")
+        await self._send_raw(self._connection.send(BytesMessage(data=data)))
+
+    async def receive(self) -> bytes | None:
+        while True:
+            while self._events:
+                message = await self._handle(self._events.popleft())
+                if message is not None:
+                    return message
+            if self._ended:
+                return None
+            try:
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, ssl.SSLError) as exc:
+                raise ClusterUnreachable(f"connection to the API server broke: {exc}") from exc
+            if not data:
+                self._ended = True
+                self._connection.receive_data(None)
+            else:
+                self._connection.receive_data(bytes(data))
+            self._events.extend(self._connection.events())
+
+    async def aclose(self) -> None:
+        try:
+            if self._connection.state is ConnectionState.OPEN:
+                with trio.move_on_after(1):
+                    await self._send_quietly(CloseConnection(code=1000))
+        finally:
+            self._ended = True
+            await trio.aclose_forcefully(self._stream)
+
+    async def _handle(self, event: Event) -> bytes | None:
+        if isinstance(event, BytesMessage | TextMessage):
+            data = event.data.encode() if isinstance(event.data, str) else bytes(event.data)
+            self._partial += data
+            if not event.message_finished:
+                return None
+            message = bytes(self._partial)
+            self._partial.clear()
+            return message
+        if isinstance(event, Ping):
+            await self._send_quietly(event.response())
+        elif isinstance(event, CloseConnection):
+            if self._connection.state is ConnectionState.REMOTE_CLOSING:
+                await self._send_quietly(event.response())
+            self._ended = True
+        return None
+
+    async def _send_quietly(self, event: Event) -> None:
+        try:
+            await self._send_raw(self._connection.send(event))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._ended = True
+
+    async def _send_raw(self, data: bytes) -> None:
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(data)
+            except ssl.SSLError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+
+
+async def connect(
+    auth: Any,
+    path: str,
+    params: Sequence[tuple[str, str]],
+    subprotocols: Sequence[str],
+) -> WebSocket:
+    """Open `path` (below the API server URL) as a websocket, with kr8s's `KubeAuth`."""
+    url = httpx.URL(auth.server)
+    secure = url.scheme == "https"
+    host = url.host
+    port = url.port or (443 if secure else 80)
+    target = url.path.rstrip("/") + path + ("?" + urlencode(params) if params else "")
+    host_header = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    headers = [(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else []
+
+    try:
+        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+        if secure:
+            context = await auth.ssl_context()
+            if not isinstance(context, ssl.SSLContext):
+                context = ssl.create_default_context()
+            stream = trio.SSLStream(
+                stream,
+                context,
+                server_hostname=auth.tls_server_name or host,
+                https_compatible=True,
+            )
+            await stream.do_handshake()
+    except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+        raise ClusterUnreachable(f"cannot reach the API server at {auth.server}: {exc}") from exc
+
+    connection = WSConnection(ConnectionType.CLIENT)
+    try:
+        await stream.send_all(
+            connection.send(
+                Request(
+                    host=host_header,
+                    target=target,
+                    subprotocols=list(subprotocols),
+                    extra_headers=headers,
+                )
+            )
+        )
+        return await _finish_handshake(stream, connection)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+
+
+async def _finish_handshake(stream: trio.abc.Stream, connection: WSConnection) -> WebSocket:
+    rejected_status = 0
+    body = bytearray()
+    while True:
+        try:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, ssl.SSLError) as exc:
+            raise ClusterUnreachable(f"websocket handshake broke: {exc}") from exc
+        connection.receive_data(bytes(data) if data else None)
+        events = list(connection.events())
+        for index, event in enumerate(events):
+            if isinstance(event, AcceptConnection):
+                socket = WebSocket(stream, connection, event.subprotocol)
+                socket._events.extend(events[index + 1 :])
+                return socket
+            if isinstance(event, RejectConnection):
+                rejected_status = event.status_code
+                if not event.has_body:
+                    raise error_from_status(rejected_status, b"")
+            if isinstance(event, RejectData):
+                body += event.data
+                if event.body_finished:
+                    raise error_from_status(rejected_status, bytes(body))
+        if not data:
+            if rejected_status:
+                raise error_from_status(rejected_status, bytes(body))
+            raise KubeError("the API server closed the connection during the websocket handshake")

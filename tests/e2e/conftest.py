@@ -1,0 +1,72 @@
+"""Fixtures for end-to-end tests: the local Kubernetes cluster and the reference Docker engine.
+
+Both are started by the repository's own scripts (build/cluster/up, build/oracle/up), which reuse
+what already runs, so a test session costs nothing when they are up and about 15 s when not.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_cluster import Cluster, succeeds, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT_TIMEOUT = 1800  # a first run on a fresh machine builds Kubernetes and the images
+
+
+def script_outputs(script: Path) -> dict[str, str]:
+    """Run one of the repository's setup scripts and read the KEY=value lines it prints."""
+    if not script.exists():
+        pytest.fail(f"{script.relative_to(REPO)} is missing; the e2e tests need it", pytrace=False)
+    done = subprocess.run(
+        [str(script)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"{script.relative_to(REPO)} failed ({done.returncode}):\n{done.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return key_values(done.stdout)
+
+
+def key_values(output: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in output.splitlines() if "=" in line and " " not in line)
+    return {key: value for key, value in pairs}
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    # status is instant and read-only; up takes a lock and starts what is missing.
+    status = REPO / "build/cluster/status"
+    done = subprocess.run([str(status)], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode == 0:
+        outputs = key_values(done.stdout)
+    else:
+        outputs = script_outputs(REPO / "build/cluster/up")
+    return Cluster(kubeconfig=Path(outputs["KUBECONFIG"]), kubectl_path=Path(outputs["KUBECTL"]))
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test module, usable for pods as soon as it is handed out."""
+    module = request.module.__name__.rpartition(".")[2].replace("_", "-")
+    name = f"e2e-{module[:40]}-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        wait_for(
+            lambda: succeeds(cluster, "-n", name, "get", "serviceaccount", "default"),
+            what=f"the default ServiceAccount in {name}",
+        )
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def docker_oracle() -> str:
+    """DOCKER_HOST of the reference Docker engine, the oracle for expected Docker behaviour."""
+    return script_outputs(REPO / "build/oracle/up")["DOCKER_HOST"]

@@ -1,0 +1,170 @@
+"""Port exposers over loopback, with stand-ins for the pod side."""
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import pytest
+import trio
+import trio.testing
+
+from kubedock.expose import serve_reverse_proxy, splice
+from kubedock.expose._portforward import _forward
+from kubedock.kube import PortForwardFailed
+
+
+async def echo_upper_until_eof(stream: trio.SocketStream) -> None:
+    """Answers every chunk in upper case; at EOF says 'bye' and closes."""
+    async with stream:
+        while data := await stream.receive_some():
+            await stream.send_all(data.upper())
+        await stream.send_all(b"bye")
+
+
+async def serve(
+    handler: Callable[[trio.SocketStream], Awaitable[None]], nursery: trio.Nursery
+) -> int:
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(serve_and_close, handler, listener)
+    return int(listener.socket.getsockname()[1])
+
+
+async def serve_and_close(
+    handler: Callable[[trio.SocketStream], Awaitable[None]], listener: trio.SocketListener
+) -> None:
+    async with listener:
+        await trio.serve_listeners(handler, [listener])
+
+
+async def read_all(stream: trio.abc.ReceiveStream) -> bytes:
+    received = b""
+    while data := await stream.receive_some():
+        received += data
+    return received
+
+
+async def test_splice_passes_half_close_both_ways() -> None:
+    async with trio.open_nursery() as nursery:
+        pod_port = await serve(echo_upper_until_eof, nursery)
+
+        async def tunnel(client: trio.SocketStream) -> None:
+            await splice(client, await trio.open_tcp_stream("127.0.0.1", pod_port))
+
+        port = await serve(tunnel, nursery)
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        await client.send_all(b"hello")
+        assert await client.receive_some() == b"HELLO"
+        await client.send_eof()
+        assert await read_all(client) == b"bye"
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_reverse_proxy_waits_for_the_pod_to_listen() -> None:
+    # Reserve a free port, then close it: "the pod" starts listening there later.
+    with trio.socket.socket() as probe:
+        await probe.bind(("127.0.0.1", 0))
+        pod_port = probe.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(partial(serve_reverse_proxy, "127.0.0.1", pod_port))
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        await client.send_all(b"early")
+        await trio.sleep(0.3)
+        [listener] = await trio.open_tcp_listeners(pod_port, host="127.0.0.1")
+        nursery.start_soon(serve_and_close, echo_upper_until_eof, listener)
+        assert await client.receive_some() == b"EARLY"
+        await client.send_eof()
+        assert await read_all(client) == b"bye"
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_reverse_proxy_gives_up_after_the_retry_window() -> None:
+    with trio.socket.socket() as probe:
+        await probe.bind(("127.0.0.1", 0))
+        pod_port = probe.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        serving = partial(serve_reverse_proxy, "127.0.0.1", pod_port, retry_seconds=0.3)
+        port = await nursery.start(serving)
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(5):
+            assert await read_all(client) == b""
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+class FakeForward(trio.abc.Stream):
+    """A port-forward whose pod refuses (PortForwardFailed) or echoes in upper case."""
+
+    def __init__(self, refuse: bool, sent_log: list[bytes]) -> None:
+        self.refuse = refuse
+        self.sent_log = sent_log
+        self.incoming = bytearray()
+        self.arrived = trio.Event()
+        self.closed = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closed:
+            raise trio.ClosedResourceError
+        self.sent_log.append(bytes(data))
+        self.incoming += data
+        self.arrived.set()
+        await trio.lowlevel.checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self.refuse:
+            await trio.sleep(0.05)
+            raise PortForwardFailed("dial tcp4 127.0.0.1:6379: connect: connection refused")
+        await self.arrived.wait()
+        self.arrived = trio.Event()
+        data, self.incoming = bytes(self.incoming).upper(), bytearray()
+        return data
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await trio.lowlevel.checkpoint()
+
+
+async def test_port_forward_replays_what_was_sent_before_the_pod_listened() -> None:
+    opened: list[FakeForward] = []
+
+    async def opener() -> trio.abc.Stream:
+        forward = FakeForward(refuse=len(opened) < 3, sent_log=[])
+        opened.append(forward)
+        await trio.lowlevel.checkpoint()
+        return forward
+
+    client, proxy_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_forward, opener, 30.0, proxy_side)
+        await client.send_all(b"ping")
+        with trio.fail_after(10):
+            assert await client.receive_some() == b"PING"
+        await client.send_all(b"more")
+        with trio.fail_after(10):
+            assert await client.receive_some() == b"MORE"
+        await client.aclose()
+    assert len(opened) == 4
+    assert all(forward.closed for forward in opened)
+    assert opened[-1].sent_log == [b"ping", b"more"]
+
+
+@pytest.mark.parametrize("retry_seconds", [0.0, 0.5])
+async def test_port_forward_gives_up_after_the_retry_window(retry_seconds: float) -> None:
+    opened: list[FakeForward] = []
+
+    async def opener() -> trio.abc.Stream:
+        opened.append(FakeForward(refuse=True, sent_log=[]))
+        await trio.lowlevel.checkpoint()
+        return opened[-1]
+
+    client, proxy_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_forward, opener, retry_seconds, proxy_side)
+        await client.send_all(b"ping")
+        with trio.fail_after(5):
+            assert await read_all(client) == b""
+    assert all(forward.closed for forward in opened)
+    assert (len(opened) == 1) == (retry_seconds == 0.0)

@@ -1,0 +1,205 @@
+"""The channel websockets against a small stand-in API server on loopback (wsproto)."""
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+)
+
+from kubedock.kube import ExecChannel, NotFound, PortForwardFailed, PortForwardStream
+from kubedock.kube._websocket import connect
+
+
+@attrs.define
+class FakeAuth:
+    server: str
+    token: str | None = "s3cret"
+    tls_server_name: str | None = None
+
+    async def ssl_context(self) -> bool:
+        return True
+
+
+class Peer:
+    """The server end of one websocket: send messages, read what the client sent."""
+
+    def __init__(self, stream: trio.SocketStream, connection: WSConnection) -> None:
+        self.stream = stream
+        self.connection = connection
+        self.received: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(self.connection.send(BytesMessage(data=data)))
+
+    async def receive(self) -> bytes | None:
+        while True:
+            for event in self.connection.events():
+                if isinstance(event, BytesMessage):
+                    return bytes(event.data)
+                if isinstance(event, CloseConnection):
+                    return None
+            data = await self.stream.receive_some()
+            if not data:
+                return None
+            self.connection.receive_data(data)
+
+    async def close(self) -> None:
+        await self.stream.send_all(self.connection.send(CloseConnection(code=1000)))
+        await self.stream.aclose()
+
+
+Scenario = Callable[[Request, Peer], Awaitable[None]]
+
+
+async def serve_once(scenario: Scenario, *, reject: bytes | None = None) -> tuple[int, Any]:
+    requests: list[Request] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        connection = WSConnection(ConnectionType.SERVER)
+        while True:
+            connection.receive_data(await stream.receive_some())
+            events = [e for e in connection.events() if isinstance(e, Request)]
+            if events:
+                break
+        [request] = events
+        requests.append(request)
+        if reject is not None:
+            headers = [(b"content-type", b"application/json")]
+            await stream.send_all(
+                connection.send(RejectConnection(status_code=404, headers=headers, has_body=True))
+                + connection.send(RejectData(data=reject, body_finished=True))
+            )
+            await stream.aclose()
+            return
+        accept = AcceptConnection(subprotocol=request.subprotocols[0])
+        await stream.send_all(connection.send(accept))
+        await scenario(request, Peer(stream, connection))
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    return listeners[0].socket.getsockname()[1], (handler, listeners, requests)
+
+
+async def run(scenario: Scenario, client: Callable[[Any], Awaitable[None]], **kw: Any) -> Request:
+    port, (handler, listeners, requests) = await serve_once(scenario, **kw)
+    async with trio.open_nursery() as nursery:
+        [listener] = listeners
+        async with listener:
+            nursery.start_soon(trio.serve_listeners, handler, listeners)
+            with trio.fail_after(5):
+                await client(FakeAuth(f"http://127.0.0.1:{port}/prefix/"))
+            nursery.cancel_scope.cancel()
+    [request] = requests
+    return request  # type: ignore[no-any-return]
+
+
+async def test_exec_session() -> None:
+    async def scenario(request: Request, peer: Peer) -> None:
+        assert await peer.receive() == b"\x00hello"
+        assert await peer.receive() == b"\xff\x00"
+        await peer.stream.send_all(peer.connection.send(Ping(payload=b"p")))
+        await peer.send(b"\x01out")
+        await peer.send(b"\x02err")
+        status = {"status": "Failure", "reason": "NonZeroExitCode", "message": "exit 3"}
+        status["details"] = {"causes": [{"reason": "ExitCode", "message": "3"}]}  # type: ignore[assignment]
+        await peer.send(b"\x03" + json.dumps(status).encode())
+        await peer.close()
+
+    output: list[tuple[int, bytes]] = []
+    channel_seen: list[ExecChannel] = []
+
+    async def client(auth: FakeAuth) -> None:
+        socket = await connect(
+            auth,
+            "/api/v1/namespaces/ns/pods/p/exec",
+            [("command", "cat"), ("command", "-n")],
+            ("v5.channel.k8s.io", "v4.channel.k8s.io"),
+        )
+        channel = ExecChannel(socket)
+        channel_seen.append(channel)
+        assert channel.can_close_stdin
+        await channel.send_stdin(b"hello")
+        await channel.close_stdin()
+        while item := await channel.receive():
+            output.append(item)
+        await channel.aclose()
+
+    request = await run(scenario, client)
+    assert request.target == "/prefix/api/v1/namespaces/ns/pods/p/exec?command=cat&command=-n"
+    assert (b"authorization", b"Bearer s3cret") in [
+        (k.lower(), v) for k, v in request.extra_headers
+    ]
+    assert output == [(1, b"out"), (2, b"err")]
+    assert channel_seen[0].exit_code == 3
+
+
+async def test_refused_upgrade_maps_the_status() -> None:
+    status = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
+    status["message"] = 'pods "p" not found'
+
+    async def client(auth: FakeAuth) -> None:
+        with pytest.raises(NotFound, match='pods "p" not found') as caught:
+            await connect(auth, "/api/v1/namespaces/ns/pods/p/exec", [], ("v4.channel.k8s.io",))
+        assert caught.value.reason == "NotFound"
+
+    async def unused(request: Request, peer: Peer) -> None:
+        raise AssertionError
+
+    await run(unused, client, reject=json.dumps(status).encode())
+
+
+async def test_port_forward_stream() -> None:
+    port_bytes = (6379).to_bytes(2, "little")
+
+    async def scenario(request: Request, peer: Peer) -> None:
+        await peer.send(b"\x00" + port_bytes)
+        await peer.send(b"\x01" + port_bytes)
+        assert await peer.receive() == b"\x00PING\r\n"
+        await peer.send(b"\x00+PONG\r\n")
+        await peer.close()
+
+    async def client(auth: FakeAuth) -> None:
+        socket = await connect(
+            auth,
+            "/api/v1/namespaces/ns/pods/p/portforward",
+            [("ports", "6379")],
+            ("v4.channel.k8s.io",),
+        )
+        stream = PortForwardStream(socket, 6379)
+        await stream.send_all(b"PING\r\n")
+        assert await stream.receive_some(3) == b"+PO"
+        assert await stream.receive_some() == b"NG\r\n"
+        assert await stream.receive_some() == b""
+        await stream.aclose()
+
+    await run(scenario, client)
+
+
+async def test_port_forward_error_channel() -> None:
+    port_bytes = (8080).to_bytes(2, "little")
+
+    async def scenario(request: Request, peer: Peer) -> None:
+        await peer.send(b"\x00" + port_bytes)
+        await peer.send(b"\x01" + port_bytes)
+        await peer.send(b"\x01" + b"dial tcp4 127.0.0.1:8080: connect: connection refused")
+        await peer.close()
+
+    async def client(auth: FakeAuth) -> None:
+        socket = await connect(auth, "/pf", [("ports", "8080")], ("v4.channel.k8s.io",))
+        stream = PortForwardStream(socket, 8080)
+        with pytest.raises(PortForwardFailed, match="connection refused"):
+            await stream.receive_some()
+        await stream.aclose()
+
+    await run(scenario, client)
