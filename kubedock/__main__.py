@@ -1,5 +1,5 @@
-"""``python -m kubedock``."""
+"""``python -m kubedock``, and the entry point of the frozen program (hence the absolute import)."""
 
-from ._cli import main
+from kubedock._cli import main
 
 main()

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import __version__
 from ._config import PULL_POLICIES, Config, parse_duration, parse_key_values, split_host_port
 
 
@@ -134,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--annotation", action="append", default=[], type=_argparse_type(_key_value_flag),
         metavar="KEY=VALUE", help="extra annotation on every object [K8S_ANNOTATION_<KEY>]",
     )
-    commands.add_parser("version", help="print the version")
+    commands.add_parser("version", help="print the version, commit and build date")
     return parser
 
 
@@ -163,7 +162,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "version":
-        print(f"kubedock {__version__}")
+        from ._build_info import current
+
+        print(current().describe())
         return
     config = config_from_args(args, os.environ)
     # Imported here so that `version` and the roles that run inside pods stay light to start.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -61,41 +63,53 @@ def _load_pod_template(path: str) -> dict[str, Any]:
 
 async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 = trio.TASK_STATUS_IGNORED) -> int:
-    """Serve until a shutdown signal; return the process exit code (128 + signal)."""
-    cluster = await kube.Cluster.connect(
-        kubeconfig=config.kubeconfig, namespace=config.namespace,
-        qps=config.kube_api_qps, burst=config.kube_api_burst,
-    )
-    instance_id = secrets.token_hex(6)
-    settings = pod_settings(config, cluster.namespace, instance_id)
-    received: list[int] = []
-    try:
-        async with trio.open_nursery() as nursery:
-            engine = Engine(
-                cluster, settings, nursery=nursery, start_timeout=config.timeout,
-                expose=config.expose, expose_host=config.expose_host,
-            )
-            await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
-            bound = await nursery.start(serve_http, create_app(engine), config.binds)
-            log.info("kubedock %s serving %s in namespace %s", instance_id,
-                     ", ".join(bound), cluster.namespace)
-            task_status.started(bound)
-            await _until_signal(received)
-            nursery.cancel_scope.cancel()
-        with trio.move_on_after(_CLEANUP_TIMEOUT) as cleanup:
-            cleanup.shield = True
-            await engine.shutdown()
-    finally:
-        await cluster.aclose()
-    return 128 + received[0] if received else 0
+    """Serve until a shutdown signal; return the process exit code (128 + signal).
 
-
-async def _until_signal(received: list[int]) -> None:
+    The first signal stops the listeners and streams and deletes what this instance created;
+    a second one, while that runs, ends the process at once.
+    """
     with trio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
-        async for signum in signals:
-            received.append(signum)
-            log.info("received %s, shutting down", signal.Signals(signum).name)
-            return
+        cluster = await kube.Cluster.connect(
+            kubeconfig=config.kubeconfig, namespace=config.namespace,
+            qps=config.kube_api_qps, burst=config.kube_api_burst,
+        )
+        instance_id = secrets.token_hex(6)
+        settings = pod_settings(config, cluster.namespace, instance_id)
+        try:
+            async with trio.open_nursery() as nursery:
+                engine = Engine(
+                    cluster, settings, nursery=nursery, start_timeout=config.timeout,
+                    expose=config.expose, expose_host=config.expose_host,
+                )
+                await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
+                bound = await nursery.start(serve_http, create_app(engine), config.binds)
+                log.info("kubedock %s serving %s in namespace %s", instance_id,
+                         ", ".join(bound), cluster.namespace)
+                task_status.started(bound)
+                signum = await _next_signal(signals)
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as cleanup:
+                cleanup.start_soon(_exit_on_second_signal, signals)
+                with trio.move_on_after(_CLEANUP_TIMEOUT):
+                    await engine.shutdown()
+                cleanup.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await cluster.aclose()
+    return 128 + signum
+
+
+async def _next_signal(signals: AsyncIterator[int]) -> int:
+    async for signum in signals:
+        return signum
+    raise RuntimeError("the signal receiver closed")
+
+
+async def _exit_on_second_signal(signals: AsyncIterator[int]) -> None:
+    signum = await _next_signal(signals)
+    log.warning("received %s during cleanup, exiting now", signal.Signals(signum).name)
+    os._exit(128 + signum)
 
 
 def run(config: Config) -> int:

@@ -24,18 +24,33 @@ KUBELET_ROOT=/var/lib/kubelet
 # Marks the host rules up adds, so down removes exactly those.
 RULE_TAG=kubedock-cluster
 
-# Start order; down stops in reverse.
+# In start order.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
 
 pidfile() { echo "$STATE/run/$1.pid"; }
+
+alive() { # pid: running, not a zombie (this machine's init reaps orphans only every few seconds)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
 
 running_pid() { # component -> prints its pid if the process is alive
   local f; f=$(pidfile "$1")
   [ -f "$f" ] || return 1
   local pid; pid=$(<"$f")
+  alive "$pid" || return 1
   # The name check guards against a recycled pid.
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$1" || return 1
   echo "$pid"
+}
+
+start() { # component command...: a background process with a pid file and a log
+  local name=$1; shift
+  # 9>&-: the lock must not outlive this script in the components.
+  setsid "$@" >"$STATE/log/$name.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$(pidfile "$name")"
 }
 
 healthy() { # component -> exit 0 if its health endpoint answers
@@ -58,7 +73,7 @@ node_ready() {
 }
 
 dns_answers() { # the kubernetes Service name, resolved through kube-dns's ClusterIP
-  busybox nslookup kubernetes.default.svc.cluster.local "$DNS_IP" 2>/dev/null | grep -q '10\.96\.0\.1$'
+  busybox nslookup -timeout=1 kubernetes.default.svc.cluster.local "$DNS_IP" 2>/dev/null | grep -q '10\.96\.0\.1$'
 }
 
 cluster_healthy() {

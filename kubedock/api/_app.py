@@ -16,6 +16,13 @@ from ._errors import DockerError, docker_error
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
+# Sent on every answer, as Docker does; clients read Api-Version to pick their API version.
+DOCKER_HEADERS = (
+    ("Api-Version", API_VERSION),
+    ("Ostype", "linux"),
+    ("Docker-Experimental", "false"),
+    ("Server", f"Docker/{__version__} (linux) kubedock"),
+)
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
 
 Scope = MutableMapping[str, Any]
@@ -82,11 +89,9 @@ def create_app(engine: Engine) -> ASGIApp:
         return error_response(docker_error(error))
 
     @app.after_request
-    async def docker_headers(response: Response) -> Response:
-        response.headers["Api-Version"] = API_VERSION
-        response.headers["Ostype"] = "linux"
-        response.headers["Docker-Experimental"] = "false"
-        response.headers["Server"] = f"Docker/{__version__} (linux) kubedock"
+    async def add_docker_headers(response: Response) -> Response:
+        for name, value in DOCKER_HEADERS:
+            response.headers[name] = value
         return response
 
     return _strip_version_prefix(cast(ASGIApp, app))

@@ -273,13 +273,25 @@ def _state(container: Container) -> dict[str, Any]:
     return state
 
 
+def _gateway(container: Container) -> str:
+    """Where a client reaches the container's published ports.
+
+    Clients that run in a container themselves (testcontainers' gateway mode) connect to the
+    network gateway and the published port, as they would to a Docker host's bridge.
+    """
+    for published in container.published:
+        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(published.host_ip, published.host_ip)
+    return ""
+
+
 def _network_document(container: Container) -> dict[str, Any]:
     ip = container.pod_ip or ""
     return {
         "bridge": {
             "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
             "NetworkID": "bridge", "EndpointID": container.pod_name or "",
-            "Gateway": "", "IPAddress": ip, "IPPrefixLen": 0 if not ip else 32,
+            "Gateway": _gateway(container), "IPAddress": ip,
+            "IPPrefixLen": 0 if not ip else 32,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "DriverOpts": None, "DNSNames": [container.name, container.short_id],
         }
@@ -364,7 +376,7 @@ def inspect_document(container: Container) -> dict[str, Any]:
             "SecondaryIPAddresses": None,
             "SecondaryIPv6Addresses": None,
             "EndpointID": container.pod_name or "",
-            "Gateway": "",
+            "Gateway": _gateway(container),
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
             "IPAddress": container.pod_ip or "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from ..engine import AttachRequest, ExecConfig
-from ._app import engine, request_body
+from ._app import DOCKER_HEADERS, engine, request_body
 from ._errors import bad_request
 from ._hijack import HIJACK_EXTENSION, Hijack
 from ._parse import field, json_object, query_bool, query_int, string_list
@@ -39,6 +39,12 @@ async def create_exec(ref: str) -> tuple[Response, int]:
     return jsonify({"Id": record.id}), 201
 
 
+def _stream_headers(tty: bool) -> list[tuple[bytes, bytes]]:
+    content_type = RAW if tty else MULTIPLEXED
+    return [(b"Content-Type", content_type),
+            *((name.encode(), value.encode()) for name, value in DOCKER_HEADERS)]
+
+
 def hijack() -> Hijack:
     extension = request.scope["extensions"][HIJACK_EXTENSION]
     assert isinstance(extension, Hijack), "served without kubedock's hijack extension"
@@ -59,7 +65,7 @@ async def start_exec(exec_id: str) -> Response:
     taker = hijack()
     stream = await taker.take(
         101 if taker.upgrade_requested else 200,
-        [(b"Content-Type", RAW if tty else MULTIPLEXED)],
+        _stream_headers(tty),
     )
     await engine().start_exec(record, stream, tty=tty)
     return Response(b"")
@@ -112,7 +118,7 @@ async def attach(ref: str) -> Response:
     taker = hijack()
     stream = await taker.take(
         101 if taker.upgrade_requested else 200,
-        [(b"Content-Type", RAW if container.config.tty else MULTIPLEXED)],
+        _stream_headers(container.config.tty),
     )
     await engine().attach(container, stream, attach_request)
     return Response(b"")

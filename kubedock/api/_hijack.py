@@ -90,6 +90,8 @@ class HijackedStream(trio.abc.HalfCloseableStream):
             await self._transport.send_eof()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
         if self._closed:
             raise trio.ClosedResourceError("the hijacked stream is closed")
         if not self._unread:
@@ -271,10 +273,9 @@ async def serve(
 
     `binds` are `host:port` (port 0 picks a free port) or `unix:/path`; `task_status.started`
     reports the bound addresses in the same syntax. The app's lifespan runs around serving.
-    When `shutdown_trigger` returns, listening stops, connections close after their current
-    response, hypercorn's graceful timeout (3 s) bounds the wait for them (idle keep-alive and
-    hijacked ones included), the lifespan shuts down and `serve` returns. Cancelling `serve`
-    stops everything at once.
+    When `shutdown_trigger` returns, listening stops and open connections (idle keep-alive and
+    hijacked ones included) get hypercorn's graceful timeout, 3 s, to finish; then the lifespan
+    shuts down and `serve` returns. Cancelling `serve` stops everything at once.
     """
     config = Config()
     config.bind = list(binds)

@@ -6,9 +6,10 @@ all read records that the watch keeps fresh, and wake up through each record's `
 
 from __future__ import annotations
 
+import logging
 import re
 import signal as signals
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -31,6 +32,8 @@ from ._exec import Exec, ExecConfig, ExecStore, run_exec
 from ._images import ImageStore, parse_reference
 from ._logs import LogRequest, send_logs
 from ._records import Container, ContainerConfig, PublishedPort, new_id
+
+log = logging.getLogger(__name__)
 
 ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
 WaitCondition = Literal["not-running", "next-exit", "removed"]
@@ -178,7 +181,7 @@ class Engine:
             if container.config.healthcheck is not None:
                 from ._health import monitor_health
 
-                self._nursery.start_soon(monitor_health, self, container)
+                self._spawn(partial(monitor_health, self, container))
         self._publish(container, "start")
 
     async def stop(self, container: Container, stop_seconds: int | None) -> None:
@@ -249,10 +252,14 @@ class Engine:
         """
         send, receive = trio.open_memory_channel[tuple[int, bytes]](64)
         scope = trio.CancelScope()
+        failures: list[Exception] = []
 
         async def produce() -> None:
             with scope:
-                await send_logs(self.cluster, container, request, send)
+                try:
+                    await send_logs(self.cluster, container, request, send)
+                except Exception as error:  # handed to the reader, which owns the request
+                    failures.append(error)
 
         self._nursery.start_soon(produce)
         try:
@@ -261,6 +268,8 @@ class Engine:
                     yield item
         finally:
             scope.cancel()
+        if failures:
+            raise failures[0]
 
     async def attach(self, container: Container, stream: trio.abc.HalfCloseableStream,
                      request: AttachRequest) -> None:
@@ -281,7 +290,7 @@ class Engine:
         self._publish(record.container, f"exec_start: {' '.join(record.config.cmd)}",
                       execID=record.id)
         if stream is None:
-            self._nursery.start_soon(partial(run_exec, self.cluster, record, None, tty=tty))
+            self._spawn(partial(run_exec, self.cluster, record, None, tty=tty))
             return
         await run_exec(self.cluster, record, stream, tty=tty)
         self._publish(record.container, "exec_die", execID=record.id,
@@ -330,7 +339,7 @@ class Engine:
         container.published = ()
         self._publish(container, "die", exitCode=str(exit_code))
         if container.config.auto_remove:
-            self._nursery.start_soon(self._auto_remove, container)
+            self._spawn(partial(self._auto_remove, container))
 
     async def _auto_remove(self, container: Container) -> None:
         # Attached clients are still reading the last output from the pod's log.
@@ -439,6 +448,8 @@ class Engine:
         *, task_status: trio.TaskStatus[tuple[PublishedPort, ...]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         assert container.pod_name is not None and container.pod_ip is not None
+        # The listeners handle their connections' failures themselves; a listener that fails to
+        # bind fails the start, which is where the client can see it.
         with scope:
             async with trio.open_nursery() as nursery:
                 published = []
@@ -458,6 +469,17 @@ class Engine:
                         )
                         published.append(PublishedPort(port, host_ip, bound))
                 task_status.started(tuple(published))
+
+    def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
+        """Run a background job whose failure must not take the server down with it."""
+
+        async def guarded() -> None:
+            try:
+                await job()
+            except Exception:
+                log.exception("background task failed: %r", job)
+
+        self._nursery.start_soon(guarded)
 
     def _forget(self, container: Container) -> None:
         if container.exposure is not None:

@@ -15,13 +15,16 @@ import heapq
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Literal
+from functools import partial
+from typing import Literal, TypeVar
 
 import attrs
 import trio
 
 from .. import kube
 from ._records import Container
+
+T = TypeVar("T")
 
 STDOUT, STDERR = 1, 2
 _STREAM_NAMES: dict[int, Literal["Stdout", "Stderr"]] = {STDOUT: "Stdout", STDERR: "Stderr"}
@@ -76,15 +79,12 @@ def _render(line: _Line, request: LogRequest) -> bytes:
 
 
 async def _lines(
-    cluster: kube.Cluster, pod: str, stream: Literal["Stdout", "Stderr"] | None,
-    request: LogRequest,
+    cluster: kube.Cluster, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
+    follow: bool, tail: int | None, since: float | None,
 ) -> AsyncIterator[_Line]:
-    since_time = (
-        datetime.fromtimestamp(math.floor(request.since), UTC)
-        if request.since is not None and request.since > 0 else None
-    )
+    since_time = datetime.fromtimestamp(math.floor(since), UTC) if since and since > 0 else None
     async with cluster.logs(
-        pod, follow=request.follow, timestamps=True, tail_lines=request.tail,
+        pod, follow=follow, timestamps=True, tail_lines=tail,
         since_seconds=None, since_time=since_time, stream=stream,
     ) as chunks:
         pending = b""
@@ -120,29 +120,34 @@ async def _send_logs(
     pod = container.pod_name
     if pod is None or not streams:
         return
-    split = not container.config.tty and await cluster.split_streams_supported()
-    if not split:
+    if container.config.tty or not await cluster.split_streams_supported():
         if STDOUT in streams or container.config.tty:
-            await _pump(cluster, pod, None, request, send)
+            await _pump(cluster, pod, None, request, send, tail=request.tail)
         return
-    if request.follow:
-        async with trio.open_nursery() as nursery:
-            for stream in streams:
-                nursery.start_soon(_pump, cluster, pod, stream, request, send)
-        return
-    collected: list[list[tuple[float, int, bytes]]] = []
-    for stream in streams:
-        collected.append([
-            (line.at, stream, _render(line, request))
-            async for line in _lines(cluster, pod, _STREAM_NAMES[stream], request)
-            if _wanted(line, request)
-        ])
-    merged = [(stream, data) for _, stream, data in heapq.merge(*collected, key=lambda x: x[0])]
-    for item in _tail(merged, request.tail):
-        await send.send(item)
+    # Kubernetes cannot tail one stream of a log, so history is read whole, merged in time order
+    # and tailed here; following then resumes after the last line shown.
+    after = None
+    if not request.follow or request.tail is not None:
+        history: list[list[tuple[float, int, bytes]]] = []
+        for stream in streams:
+            history.append([
+                (line.at, stream, _render(line, request))
+                async for line in _lines(cluster, pod, _STREAM_NAMES[stream], follow=False,
+                                         tail=None, since=request.since)
+                if _wanted(line, request)
+            ])
+        merged = list(heapq.merge(*history, key=lambda entry: entry[0]))
+        for _, stream, data in _tail(merged, request.tail):
+            await send.send((stream, data))
+        if not request.follow:
+            return
+        after = merged[-1][0] if merged else None
+    async with trio.open_nursery() as nursery:
+        for stream in streams:
+            nursery.start_soon(partial(_pump, cluster, pod, stream, request, send, after=after))
 
 
-def _tail(items: list[tuple[int, bytes]], tail: int | None) -> list[tuple[int, bytes]]:
+def _tail(items: list[T], tail: int | None) -> list[T]:
     if tail is None:
         return items
     return items[-tail:] if tail > 0 else []
@@ -150,11 +155,13 @@ def _tail(items: list[tuple[int, bytes]], tail: int | None) -> list[tuple[int, b
 
 async def _pump(
     cluster: kube.Cluster, pod: str, stream: int | None, request: LogRequest,
-    send: trio.MemorySendChannel[tuple[int, bytes]],
+    send: trio.MemorySendChannel[tuple[int, bytes]], *, tail: int | None = None,
+    after: float | None = None,
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
-    async for line in _lines(cluster, pod, name, request):
-        if _wanted(line, request):
+    since = request.since if after is None else max(request.since or 0, after)
+    async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail, since=since):
+        if _wanted(line, request) and (after is None or line.at > after):
             await send.send((stream or STDOUT, _render(line, request)))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
 
-from kubedock.kube import Cluster, PortForwardFailed
+from kubedock.kube import Cluster, KubeError
 
 from ._splice import tunnel
 
@@ -56,7 +57,8 @@ class _RetryingUpstream(trio.abc.Stream):
 
     The kubelet reports a refused connection only after the websocket is open, so until
     the pod has sent its first byte, what the client sent is kept and replayed into each
-    new forward. After that, or past the deadline, errors reach the caller.
+    new forward (a failure to reopen, say while the API server restarts, is retried the
+    same way). After the first byte, or past the deadline, errors reach the caller.
     """
 
     def __init__(
@@ -93,7 +95,8 @@ class _RetryingUpstream(trio.abc.Stream):
         while True:
             try:
                 data = await self._current.receive_some(max_bytes)
-            except PortForwardFailed:
+            except KubeError:
+                # Refused (nothing listens yet), or the API server blinked while reopening.
                 if self._replay is None or trio.current_time() + delay > self._deadline:
                     raise
                 await trio.sleep(delay)
@@ -106,9 +109,36 @@ class _RetryingUpstream(trio.abc.Stream):
     async def _reopen(self) -> None:
         async with self._lock:
             await trio.aclose_forcefully(self._current)
-            self._current = await self._opener()
+            try:
+                self._current = await self._opener()
+            except KubeError as exc:
+                self._current = _Failed(exc)
+                return
             if self._replay:
-                await self._current.send_all(bytes(self._replay))
+                # A forward refused at once may be closed already: receive_some tells.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._current.send_all(bytes(self._replay))
 
     async def aclose(self) -> None:
         await self._current.aclose()
+
+
+class _Failed(trio.abc.Stream):
+    """Stands in for a forward that could not be opened; reading reports why."""
+
+    def __init__(self, error: KubeError) -> None:
+        self._error = error
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint()
+        raise self._error
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        raise trio.BrokenResourceError
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()

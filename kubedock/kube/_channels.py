@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import trio
 
 from kubedock import wire
@@ -28,16 +30,23 @@ class ExecChannel:
         return self._socket.subprotocol == "v5.channel.k8s.io"
 
     async def send_stdin(self, data: bytes) -> None:
+        """Raises `trio.BrokenResourceError` once the session is over."""
         for start in range(0, len(data), _MAX_MESSAGE):
             await self._socket.send(wire.encode_stdin(data[start : start + _MAX_MESSAGE]))
 
     async def close_stdin(self) -> None:
-        """Half-close stdin (v5); a no-op under v4, see `can_close_stdin`."""
+        """Half-close stdin (v5); a no-op under v4 (see `can_close_stdin`) or once over."""
         if self.can_close_stdin:
-            await self._socket.send(wire.encode_close_stdin())
+            await self._send_control(wire.encode_close_stdin())
 
     async def resize(self, width: int, height: int) -> None:
-        await self._socket.send(wire.encode_resize(width, height))
+        """Resize the TTY; a no-op once the session is over."""
+        await self._send_control(wire.encode_resize(width, height))
+
+    async def _send_control(self, message: bytes) -> None:
+        # Unlike stdin data, nothing is lost when these come after the process ended.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._socket.send(message)
 
     async def receive(self) -> tuple[int, bytes] | None:
         """Next `(1 | 2, data)` (stdout, stderr), or None when the session is over."""

@@ -7,7 +7,6 @@ import json
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Literal
 
 import httpx
@@ -93,7 +92,9 @@ class Cluster:
     async def patch_pod(self, name: str, patch: Mapping[str, Any]) -> None:
         """Apply a strategic merge patch to a pod."""
         async with self._request(
-            "PATCH", f"pods/{name}", content=json.dumps(patch).encode(),
+            "PATCH",
+            f"pods/{name}",
+            content=json.dumps(patch).encode(),
             headers={"Content-Type": "application/strategic-merge-patch+json"},
         ):
             pass
@@ -109,9 +110,20 @@ class Cluster:
         """Delete every pod matching the selector (list + delete: no deletecollection RBAC)."""
         async with self._request("GET", "pods", params={"labelSelector": label_selector}) as r:
             names = [item["metadata"]["name"] for item in r.json().get("items") or ()]
+        failures: list[KubeError] = []
+
+        async def delete(name: str) -> None:
+            try:
+                await self.delete_pod(name, grace_seconds=grace_seconds)
+            except KubeError as exc:
+                failures.append(exc)
+
+        # Concurrent, but failing like one call would: with the first error, after trying all.
         async with trio.open_nursery() as nursery:
             for name in names:
-                nursery.start_soon(partial(self.delete_pod, name, grace_seconds=grace_seconds))
+                nursery.start_soon(delete, name)
+        if failures:
+            raise failures[0]
 
     async def watch_pods(
         self,
@@ -165,7 +177,7 @@ class Cluster:
         on_change: Callable[[ContainerObservation], None],
         known: dict[str, Mapping[str, Any]],
     ) -> str | None:
-        """Follow one watch connection; the version to resume from, None to relist."""
+        """One watch connection; the version to resume from, None to relist."""
         params = {
             "labelSelector": label_selector,
             "watch": "1",
@@ -177,25 +189,11 @@ class Cluster:
         async with self._request(
             "GET", "pods", params=params, stream=True, http_timeout=timeout
         ) as r:
-            async for line in r.aiter_lines():
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind, pod = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":
-                    # 410 Gone: our version is too old; anything else: start over as well.
-                    return None
-                version = str((pod.get("metadata") or {}).get("resourceVersion") or version)
-                if kind == "BOOKMARK":
-                    continue
-                name = pod["metadata"]["name"]
-                if kind == "DELETED":
-                    known.pop(name, None)
-                    on_change(observe(pod, deleted=True))
-                else:
-                    known[name] = pod
-                    on_change(observe(pod))
-        return version
+            lines = r.aiter_lines()
+            try:
+                return await _follow(lines, version, on_change, known)
+            finally:
+                await _unwind(lines)
 
     # -- logs -------------------------------------------------------------------------------
 
@@ -384,7 +382,35 @@ def _stream_params(
     return [("container", container)] + [(k, "true" if v else "false") for k, v in flags.items()]
 
 
-async def _unwind(chunks: AsyncIterator[bytes]) -> None:
+async def _follow(
+    lines: AsyncIterator[str],
+    version: str,
+    on_change: Callable[[ContainerObservation], None],
+    known: dict[str, Mapping[str, Any]],
+) -> str | None:
+    """Report the events of one watch stream; the version to resume from, None to relist."""
+    async for line in lines:
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        kind, pod = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            # 410 Gone: our version is too old; anything else: start over as well.
+            return None
+        version = str((pod.get("metadata") or {}).get("resourceVersion") or version)
+        if kind == "BOOKMARK":
+            continue
+        name = pod["metadata"]["name"]
+        if kind == "DELETED":
+            known.pop(name, None)
+            on_change(observe(pod, deleted=True))
+        else:
+            known[name] = pod
+            on_change(observe(pod))
+    return version
+
+
+async def _unwind(chunks: AsyncIterator[Any]) -> None:
     """Finish a partly read httpx stream.
 
     Its chunks come from nested async generators; dropping them half-way makes trio warn

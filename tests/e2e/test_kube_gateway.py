@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 
-from kubedock.expose import serve_port_forward
+from kubedock.expose import serve_port_forward, serve_reverse_proxy
 from kubedock.kube import (
     Cluster,
     ContainerObservation,
@@ -199,6 +199,17 @@ async def test_port_forward_waits_for_a_late_listener(
             await run_exec(kube, web_pod, ["httpd", "-p", "9090", "-h", "/www"])
 
         nursery.start_soon(listen_later)
+        with trio.fail_after(30):
+            assert (await http_get(port)).endswith(b"hello from the pod\n")
+        nursery.cancel_scope.cancel()
+
+
+async def test_reverse_proxy_to_the_pod_ip(kube_env: tuple[str, str], web_pod: str) -> None:
+    # This machine is the cluster's node, so pod IPs route here as they would in-cluster.
+    async with connected(kube_env) as kube, trio.open_nursery() as nursery:
+        seen = await wait_for(kube, web_pod, lambda seen: seen.pod_ip is not None)
+        assert seen.pod_ip is not None
+        port = await nursery.start(serve_reverse_proxy, seen.pod_ip, 8080)
         with trio.fail_after(30):
             assert (await http_get(port)).endswith(b"hello from the pod\n")
         nursery.cancel_scope.cancel()

@@ -9,7 +9,7 @@ import trio.testing
 
 from kubedock.expose import serve_reverse_proxy, splice
 from kubedock.expose._portforward import _forward
-from kubedock.kube import PortForwardFailed
+from kubedock.kube import ClusterUnreachable, PortForwardFailed
 
 
 async def echo_upper_until_eof(stream: trio.SocketStream) -> None:
@@ -130,10 +130,15 @@ class FakeForward(trio.abc.Stream):
 async def test_port_forward_replays_what_was_sent_before_the_pod_listened() -> None:
     opened: list[FakeForward] = []
 
+    failed_opens: list[bool] = []
+
     async def opener() -> trio.abc.Stream:
+        await trio.lowlevel.checkpoint()
+        if len(opened) == 2 and not failed_opens:
+            failed_opens.append(True)
+            raise ClusterUnreachable("the API server restarts")
         forward = FakeForward(refuse=len(opened) < 3, sent_log=[])
         opened.append(forward)
-        await trio.lowlevel.checkpoint()
         return forward
 
     client, proxy_side = trio.testing.memory_stream_pair()
@@ -147,6 +152,7 @@ async def test_port_forward_replays_what_was_sent_before_the_pod_listened() -> N
             assert await client.receive_some() == b"MORE"
         await client.aclose()
     assert len(opened) == 4
+    assert failed_opens == [True]
     assert all(forward.closed for forward in opened)
     assert opened[-1].sent_log == [b"ping", b"more"]
 

@@ -2,7 +2,6 @@
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 import pytest
@@ -63,18 +62,20 @@ class Peer:
 Scenario = Callable[[Request, Peer], Awaitable[None]]
 
 
-async def serve_once(scenario: Scenario, *, reject: bytes | None = None) -> tuple[int, Any]:
+async def run(
+    scenario: Scenario,
+    client: Callable[[FakeAuth], Awaitable[None]],
+    *,
+    reject: bytes | None = None,
+) -> Request:
+    """Serve one websocket (`scenario`, or a 404 carrying `reject`) while `client` runs."""
     requests: list[Request] = []
 
     async def handler(stream: trio.SocketStream) -> None:
         connection = WSConnection(ConnectionType.SERVER)
-        while True:
+        while not requests:
             connection.receive_data(await stream.receive_some())
-            events = [e for e in connection.events() if isinstance(e, Request)]
-            if events:
-                break
-        [request] = events
-        requests.append(request)
+            requests.extend(e for e in connection.events() if isinstance(e, Request))
         if reject is not None:
             headers = [(b"content-type", b"application/json")]
             await stream.send_all(
@@ -83,25 +84,19 @@ async def serve_once(scenario: Scenario, *, reject: bytes | None = None) -> tupl
             )
             await stream.aclose()
             return
-        accept = AcceptConnection(subprotocol=request.subprotocols[0])
+        accept = AcceptConnection(subprotocol=requests[0].subprotocols[0])
         await stream.send_all(connection.send(accept))
-        await scenario(request, Peer(stream, connection))
+        await scenario(requests[0], Peer(stream, connection))
 
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    return listeners[0].socket.getsockname()[1], (handler, listeners, requests)
-
-
-async def run(scenario: Scenario, client: Callable[[Any], Awaitable[None]], **kw: Any) -> Request:
-    port, (handler, listeners, requests) = await serve_once(scenario, **kw)
-    async with trio.open_nursery() as nursery:
-        [listener] = listeners
-        async with listener:
-            nursery.start_soon(trio.serve_listeners, handler, listeners)
-            with trio.fail_after(5):
-                await client(FakeAuth(f"http://127.0.0.1:{port}/prefix/"))
-            nursery.cancel_scope.cancel()
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    async with listener, trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handler, [listener])
+        with trio.fail_after(5):
+            await client(FakeAuth(f"http://127.0.0.1:{port}/prefix/"))
+        nursery.cancel_scope.cancel()
     [request] = requests
-    return request  # type: ignore[no-any-return]
+    return request
 
 
 async def test_exec_session() -> None:
@@ -111,8 +106,12 @@ async def test_exec_session() -> None:
         await peer.stream.send_all(peer.connection.send(Ping(payload=b"p")))
         await peer.send(b"\x01out")
         await peer.send(b"\x02err")
-        status = {"status": "Failure", "reason": "NonZeroExitCode", "message": "exit 3"}
-        status["details"] = {"causes": [{"reason": "ExitCode", "message": "3"}]}  # type: ignore[assignment]
+        status = {
+            "status": "Failure",
+            "reason": "NonZeroExitCode",
+            "message": "command terminated with non-zero exit code",
+            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+        }
         await peer.send(b"\x03" + json.dumps(status).encode())
         await peer.close()
 

@@ -8,8 +8,7 @@ import time
 import urllib.request
 
 import pytest
-
-from .conftest import Kubedock, docker_cli
+from kubedock_server import Kubedock, docker_cli
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +42,7 @@ def test_exit_code_propagates(target: Kubedock) -> None:
 def test_logs_keep_stdout_and_stderr_apart(target: Kubedock) -> None:
     name = f"logs-{time.time_ns()}"
     created = run(target, "run", "--name", name, "busybox:1.36", "sh", "-c",
-                  "echo out1; echo err1 >&2; echo out2")
+                  "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2")
     assert created.returncode == 0, created.stderr
     logs = run(target, "logs", name)
     assert logs.stdout == b"out1\nout2\n"

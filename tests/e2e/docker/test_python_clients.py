@@ -12,11 +12,10 @@ import docker
 import psycopg
 import pytest
 import redis
+from kubedock_server import Kubedock
+from testcontainers.community.postgres import PostgresContainer
 from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import wait_for_logs
-from testcontainers.postgres import PostgresContainer
-
-from .conftest import Kubedock
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 pytestmark = pytest.mark.cluster
 
@@ -69,8 +68,9 @@ def testcontainers_env(kubedock: Kubedock) -> Iterator[None]:
 
 @pytest.mark.usefixtures("testcontainers_env")
 def test_testcontainers_redis() -> None:
-    with DockerContainer("redis:7").with_exposed_ports(6379) as container:
-        wait_for_logs(container, "Ready to accept connections", timeout=60)
+    redis_container = DockerContainer("redis:7").with_exposed_ports(6379).waiting_for(
+        LogMessageWaitStrategy("Ready to accept connections"))
+    with redis_container as container:
         port = int(container.get_exposed_port(6379))
         connection = redis.Redis(host=container.get_container_host_ip(), port=port)
         assert connection.ping()
@@ -86,14 +86,15 @@ def test_testcontainers_postgres() -> None:
 
 
 def _post(kubedock: Kubedock, path: str, body: bytes, content_type: str = "application/json"
-          ) -> tuple[int, dict[str, str], dict[str, object]]:
+          ) -> tuple[int, str, dict[str, object]]:
     request = urllib.request.Request(f"http://127.0.0.1:{kubedock.port}{path}", data=body,
                                      headers={"Content-Type": content_type}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, dict(answer.headers), json.loads(answer.read() or b"null")
+            document = json.loads(answer.read() or b"null")
+            return answer.status, answer.headers["Content-Type"], document
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+        return error.code, error.headers["Content-Type"], json.loads(error.read())
 
 
 @pytest.mark.parametrize(("body", "status", "text"), [
@@ -105,9 +106,9 @@ def _post(kubedock: Kubedock, path: str, body: bytes, content_type: str = "appli
     (b"x" * (5 * 1024 * 1024), 413, "too large"),
 ])
 def test_bad_create_bodies(kubedock: Kubedock, body: bytes, status: int, text: str) -> None:
-    code, headers, document = _post(kubedock, "/v1.45/containers/create", body)
+    code, content_type, document = _post(kubedock, "/v1.45/containers/create", body)
     assert code == status
-    assert headers["Content-Type"] == "application/json"
+    assert content_type == "application/json"
     assert text in str(document["message"])
 
 
