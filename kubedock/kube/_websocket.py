@@ -33,18 +33,23 @@ from wsproto.events import (
 from ._errors import ClusterUnreachable, KubeError, error_from_status
 
 _RECEIVE_SIZE = 65536
+_HANDSHAKE_SECONDS = 30
 
 
 class WebSocket:
     """One open websocket. Messages are whole binary messages; `None` means closed."""
 
     def __init__(
-        self, stream: trio.abc.Stream, connection: WSConnection, subprotocol: str | None
+        self,
+        stream: trio.abc.Stream,
+        connection: WSConnection,
+        subprotocol: str | None,
+        pending: Sequence[Event] = (),
     ) -> None:
         self.subprotocol = subprotocol
         self._stream = stream
         self._connection = connection
-        self._events: deque[Event] = deque()
+        self._events: deque[Event] = deque(pending)
         self._partial = bytearray()
         self._send_lock = trio.StrictFIFOLock()
         self._ended = False
@@ -123,47 +128,52 @@ async def connect(
     """Open `path` (below the API server URL) as a websocket, with kr8s's `KubeAuth`."""
     url = httpx.URL(auth.server)
     secure = url.scheme == "https"
-    host = url.host
     port = url.port or (443 if secure else 80)
-    target = url.path.rstrip("/") + path + ("?" + urlencode(params) if params else "")
-    host_header = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    headers = [(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else []
-
+    host_header = f"[{url.host}]:{port}" if ":" in url.host else f"{url.host}:{port}"
+    request = Request(
+        host=host_header,
+        target=url.path.rstrip("/") + path + ("?" + urlencode(params) if params else ""),
+        subprotocols=list(subprotocols),
+        extra_headers=[(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else [],
+    )
     try:
-        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
-        if secure:
-            context = await auth.ssl_context()
-            if not isinstance(context, ssl.SSLContext):
-                context = ssl.create_default_context()
-            stream = trio.SSLStream(
-                stream,
-                context,
-                server_hostname=auth.tls_server_name or host,
-                https_compatible=True,
-            )
-            await stream.do_handshake()
-    except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+        with trio.fail_after(_HANDSHAKE_SECONDS):
+            stream = await _open_stream(auth, url.host, port, secure)
+            try:
+                return await _handshake(stream, request)
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+    except trio.TooSlowError as exc:
+        raise ClusterUnreachable(f"no websocket answer from {auth.server}") from exc
+
+
+async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.abc.Stream:
+    try:
+        tcp = await trio.open_tcp_stream(host, port)
+    except OSError as exc:
         raise ClusterUnreachable(f"cannot reach the API server at {auth.server}: {exc}") from exc
-
-    connection = WSConnection(ConnectionType.CLIENT)
+    if not secure:
+        return tcp
     try:
-        await stream.send_all(
-            connection.send(
-                Request(
-                    host=host_header,
-                    target=target,
-                    subprotocols=list(subprotocols),
-                    extra_headers=headers,
-                )
-            )
+        context = await auth.ssl_context()
+        if not isinstance(context, ssl.SSLContext):
+            context = ssl.create_default_context()
+        tls = trio.SSLStream(
+            tcp, context, server_hostname=auth.tls_server_name or host, https_compatible=True
         )
-        return await _finish_handshake(stream, connection)
-    except BaseException:
-        await trio.aclose_forcefully(stream)
+        await tls.do_handshake()
+    except BaseException as exc:
+        await trio.aclose_forcefully(tcp)
+        if isinstance(exc, trio.BrokenResourceError | ssl.SSLError):
+            raise ClusterUnreachable(f"TLS with {auth.server} failed: {exc}") from exc
         raise
+    return tls
 
 
-async def _finish_handshake(stream: trio.abc.Stream, connection: WSConnection) -> WebSocket:
+async def _handshake(stream: trio.abc.Stream, request: Request) -> WebSocket:
+    connection = WSConnection(ConnectionType.CLIENT)
+    await stream.send_all(connection.send(request))
     rejected_status = 0
     body = bytearray()
     while True:
@@ -175,9 +185,7 @@ async def _finish_handshake(stream: trio.abc.Stream, connection: WSConnection) -
         events = list(connection.events())
         for index, event in enumerate(events):
             if isinstance(event, AcceptConnection):
-                socket = WebSocket(stream, connection, event.subprotocol)
-                socket._events.extend(events[index + 1 :])
-                return socket
+                return WebSocket(stream, connection, event.subprotocol, events[index + 1 :])
             if isinstance(event, RejectConnection):
                 rejected_status = event.status_code
                 if not event.has_body:

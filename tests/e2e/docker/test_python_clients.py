@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import urllib.error
@@ -32,6 +33,8 @@ def test_run_detached_then_wait(client: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
+# docker-py leaves the socket of a streamed exec to the garbage collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_exec_run(client: docker.DockerClient) -> None:
     container = client.containers.run("busybox:1.36", ["sleep", "300"], detach=True)
     try:
@@ -42,6 +45,7 @@ def test_exec_run(client: docker.DockerClient) -> None:
         assert container.exec_run("pwd", workdir="/etc").output == b"/etc\n"
         chunks = list(container.exec_run(["sh", "-c", "echo a; echo b"], stream=True).output)
         assert b"".join(chunks) == b"a\nb\n"
+        gc.collect()
     finally:
         container.remove(force=True)
 
@@ -72,10 +76,10 @@ def test_testcontainers_redis() -> None:
         LogMessageWaitStrategy("Ready to accept connections"))
     with redis_container as container:
         port = int(container.get_exposed_port(6379))
-        connection = redis.Redis(host=container.get_container_host_ip(), port=port)
-        assert connection.ping()
-        connection.set("key", "value")
-        assert connection.get("key") == b"value"
+        with redis.Redis(host=container.get_container_host_ip(), port=port) as connection:
+            assert connection.ping()
+            connection.set("key", "value")
+            assert connection.get("key") == b"value"
 
 
 @pytest.mark.usefixtures("testcontainers_env")

@@ -1,4 +1,4 @@
-"""Cluster.watch_pods: list, watch, resume, relist — over a scripted stand-in for kr8s."""
+"""Cluster without a cluster: a scripted stand-in for kr8s, and a mock clock."""
 
 import json
 from collections.abc import AsyncIterator
@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from kubedock.kube import Cluster, ContainerObservation
+from kubedock.kube._cluster import _RateLimiter
 
 
 def pod(name: str, version: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -100,3 +101,20 @@ async def test_watch_resumes_relists_and_reports_vanished_pods(
         "31",  # the stream ended normally: resume where it stopped
     ]
     assert all(call["labelSelector"] == "kubedock.id=x" for call in api.calls)
+
+
+async def test_rate_limiter_allows_a_burst_then_the_rate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = _RateLimiter(qps=2, burst=3)
+    start = trio.current_time()
+    times = []
+    for _ in range(6):
+        await limiter.acquire()
+        times.append(round(trio.current_time() - start, 3))
+    assert times == [0, 0, 0, 0.5, 1.0, 1.5]
+    await trio.sleep(10)
+    before = trio.current_time()
+    for _ in range(3):
+        await limiter.acquire()
+    assert trio.current_time() == before
