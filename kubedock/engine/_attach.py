@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from .. import kube, wire
+from ._exec import pump_stdin
 from ._logs import LogRequest, send_logs
 from ._records import Container
 
@@ -42,7 +43,7 @@ async def attach(
             return
         async with trio.open_nursery() as nursery:
             if request.stdin and container.config.open_stdin and container.status == "running":
-                nursery.start_soon(_pump_stdin, cluster, container, stream)
+                nursery.start_soon(_attach_stdin, cluster, container, stream)
             if request.stdout or request.stderr:
                 await _pump_output(cluster, container, stream, LogRequest(
                     stdout=request.stdout, stderr=request.stderr, follow=True, since=since))
@@ -74,19 +75,14 @@ async def _pump_output(
                     return
 
 
-async def _pump_stdin(
+async def _attach_stdin(
     cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream
 ) -> None:
     assert container.pod_name is not None
     async with cluster.attach(
         container.pod_name, stdin=True, stdout=False, stderr=False, tty=container.config.tty,
     ) as channel:
-        try:
-            while data := await stream.receive_some(64 * 1024):
-                await channel.send_stdin(bytes(data))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        await channel.close_stdin()
+        await pump_stdin(stream, channel)
         # Under v4 the process only sees EOF when the session ends; keep it open until then
         # only when the session can half-close.
         if channel.can_close_stdin:

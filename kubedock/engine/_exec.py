@@ -46,6 +46,9 @@ class Exec:
     finished: trio.Event = attrs.field(factory=trio.Event)
     resize_to: tuple[int, int] | None = None
     resized: trio.Event = attrs.field(factory=trio.Event)
+    # trio clock times: when the process ended, and when a client first read the result.
+    finished_at: float | None = None
+    read_at: float | None = None
 
     def argv(self) -> list[str]:
         config = self.config
@@ -55,6 +58,11 @@ class Exec:
         if config.env:
             return ["env", *config.env, *config.cmd]
         return list(config.cmd)
+
+    def mark_read(self) -> None:
+        """Note that a client has seen the outcome (the reaper may drop the record later)."""
+        if self.finished_at is not None and self.read_at is None:
+            self.read_at = trio.current_time()
 
     def request_resize(self, width: int, height: int) -> None:
         self.resize_to = (width, height)
@@ -89,6 +97,15 @@ class ExecStore:
         except KeyError:
             raise NoSuchExec(exec_id) from None
 
+    def reap(self, *, read_before: float, finished_before: float) -> None:
+        """Drop finished execs read before `read_before`, or never read and finished before
+        `finished_before`."""
+        for record in list(self._execs.values()):
+            if (record.read_at is not None and record.read_at < read_before) or (
+                record.finished_at is not None and record.finished_at < finished_before
+            ):
+                del self._execs[record.id]
+
     def forget_container(self, container: Container) -> None:
         for exec_id in [e.id for e in self._execs.values() if e.container is container]:
             del self._execs[exec_id]
@@ -121,7 +138,7 @@ async def run_exec(
             stderr=want_stderr, tty=tty,
         ) as channel, trio.open_nursery() as nursery:
             if attach_stdin and stream is not None:
-                nursery.start_soon(_pump_stdin, stream, channel)
+                nursery.start_soon(pump_stdin, stream, channel)
             if tty:
                 nursery.start_soon(_pump_resizes, record, channel)
             await _pump_output(channel, stream if (want_stdout or want_stderr) else None, tty,
@@ -135,13 +152,15 @@ async def run_exec(
         raise
     finally:
         record.running = False
+        record.finished_at = trio.current_time()
         record.finished.set()
         if stream is not None:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
 
 
-async def _pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel) -> None:
+async def pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel) -> None:
+    """Copy the client's input to the process, then close its stdin."""
     try:
         while data := await stream.receive_some(64 * 1024):
             await channel.send_stdin(bytes(data))
