@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._config import PULL_POLICIES, Config, parse_duration, parse_key_values, split_host_port
+from ._config import (
+    NETWORK_NAMES,
+    PULL_POLICIES,
+    Config,
+    parse_duration,
+    parse_key_values,
+    split_host_port,
+)
 
 
 def _nonnegative_int(text: str) -> int:
@@ -26,6 +33,18 @@ def _pull_policy(text: str) -> str:
     if text.lower() not in PULL_POLICIES:
         raise ValueError(f"must be one of {', '.join(PULL_POLICIES)}")
     return text.lower()
+
+
+def _network_names(text: str) -> str:
+    if text not in NETWORK_NAMES:
+        raise ValueError(f"must be one of {', '.join(NETWORK_NAMES)}")
+    return text
+
+
+def _dns_upstream(text: str) -> tuple[str, int]:
+    if text.count(":") == 1 or text.startswith("["):
+        return split_host_port(text)
+    return text, 53  # a name, an IPv4 address or a bare IPv6 address
 
 
 def _listen_addr(text: str) -> str:
@@ -81,8 +100,30 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
     (("--kube-api-qps",), "kube_api_qps", "K8S_QPS", float, "Kubernetes API requests per second"),
     (("--kube-api-burst",), "kube_api_burst", "K8S_BURST", _nonnegative_int,
      "Kubernetes API request burst"),
+    (("--network-names",), "network_names", "NETWORK_NAMES", _network_names,
+     "how containers resolve each other's names and aliases: 'dns' (kubedock's DNS, per "
+     "network; default), 'services' (a Service per name, namespace-wide) or 'external' "
+     "(pod annotations only, for an installed kubedock-dns)"),
+    (("--dns-image",), "dns_image", "DNS_IMAGE", str,
+     "image of the DNS role (default kubedock/kubedock:<version>)"),
+    (("--cluster-domain",), "cluster_domain", "CLUSTER_DOMAIN", str,
+     "the cluster's DNS domain, for the pods' search list (default cluster.local)"),
     (("-v", "--verbosity"), "verbosity", "VERBOSITY", _nonnegative_int,
      "log verbosity (default 1)"),
+    (("--shutdown-timeout",), "shutdown_timeout", "SHUTDOWN_TIMEOUT", parse_duration,
+     "how long cleanup at exit may take (default 30s)"),
+    (("-r", "--reapmax"), "reapmax", "REAPER_REAPMAX", parse_duration,
+     "remove this instance's containers older than this (default 60m; 0: never)"),
+    (("--reaper-interval",), "reaper_interval", "REAPER_INTERVAL", parse_duration,
+     "how often the reaper runs (default 1m)"),
+    (("--heartbeat",), "heartbeat", "HEARTBEAT", parse_duration,
+     "lease duration of this instance's heartbeat; another instance's objects are deleted "
+     "once its heartbeat has been expired this long again (default 30s)"),
+    (("--initimage",), "init_image", "INIT_IMAGE", str,
+     "image of the init container that copies files into pods (default: kubedock's own, "
+     "kubedock/kubedock:<version>)"),
+    (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,
+     "with --lock: give up (exit 1) if the lock is not acquired in this time (default 15m)"),
 ]
 
 
@@ -126,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="reach exposed ports through TCP proxies to the pod IPs (kubedock in the cluster)",
     )
     server.add_argument(
+        "-P", "--prune-start", action="store_true",
+        help="at start, delete the objects of kubedock instances that are gone",
+    )
+    server.add_argument(
+        "--prune-start-all", action="store_true",
+        help="at start, delete every kubedock object in the namespace, live instances' too",
+    )
+    server.add_argument(
+        "--disable-services", action="store_true",
+        help="create no Service per network alias (Go kubedock's flag; implies "
+        "--network-names external unless that is given)",
+    )
+    server.add_argument(
+        "--lock", action="store_true",
+        help="serve only while holding the namespace's Lease kubedock-lock",
+    )
+    server.add_argument(
         "--label", action="append", default=[], type=_argparse_type(_key_value_flag),
         metavar="KEY=VALUE", help="extra label on every object [K8S_LABEL_<KEY>]",
     )
@@ -134,6 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE", help="extra annotation on every object [K8S_ANNOTATION_<KEY>]",
     )
     commands.add_parser("version", help="print the version, commit and build date")
+    dns = commands.add_parser(
+        "dns", help="(inside a pod) resolve container names per Docker network",
+        description="DNS server answering each pod with the names of its networks' pods.",
+    )
+    dns.add_argument("--listen-addr", default="0.0.0.0:1053", type=_argparse_type(_listen_addr),
+                     help="UDP and TCP address (default 0.0.0.0:1053)")
+    dns.add_argument("--dns-upstream", type=_argparse_type(_dns_upstream), metavar="HOST[:PORT]",
+                     help="server for every other name (default: resolv.conf's first)")
+    dns.add_argument("--search", type=lambda text: tuple(filter(None, text.split(","))),
+                     help="comma-separated suffixes stripped from names (default: resolv.conf's)")
+    dns.add_argument("-n", "--namespace", help="namespace to watch (default: the pod's own)")
+    dns.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster)")
+    init = commands.add_parser(
+        "init", help="(inside pods) write the tar streamed on stdin into a volume, then exit"
+    )
+    init.add_argument("target", nargs="?", help="directory to write into (default /.kubedock/data)")
     return parser
 
 
@@ -154,6 +228,13 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
         values["expose"] = "port-forward"
     elif args.reverse_proxy:
         values["expose"] = "reverse-proxy"
+    values["prune_start"] = args.prune_start
+    values["prune_start_all"] = args.prune_start_all
+    values["lock"] = args.lock
+    if args.disable_services:
+        if values.get("network_names") == "services":
+            raise SystemExit("kubedock: --disable-services contradicts --network-names services")
+        values.setdefault("network_names", "external")
     values["labels"] = {**_prefixed_env(environ, "K8S_LABEL_"), **dict(args.label)}
     values["annotations"] = {**_prefixed_env(environ, "K8S_ANNOTATION_"), **dict(args.annotation)}
     return Config(**values)
@@ -161,6 +242,16 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "init":
+        from .podside import run_init
+
+        sys.exit(run_init([args.target] if args.target else []))
+    if args.command == "dns":
+        from .dns import run_dns
+
+        host, port = split_host_port(args.listen_addr)
+        sys.exit(run_dns(kubeconfig=args.kubeconfig, namespace=args.namespace, host=host,
+                         port=port, upstream=args.dns_upstream, search=args.search))
     if args.command == "version":
         from ._build_info import current
 

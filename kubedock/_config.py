@@ -8,7 +8,12 @@ from typing import Literal
 
 import attrs
 
+from . import __version__
+
 ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
+# How containers resolve each other's names (see engine.NameMode).
+NetworkNames = Literal["dns", "services", "external"]
+NETWORK_NAMES = ("dns", "services", "external")
 
 PULL_POLICIES = ("ifnotpresent", "notpresent", "default", "always", "allways", "never")
 
@@ -39,6 +44,21 @@ class Config:
     kube_api_qps: float | None = None
     kube_api_burst: int | None = None
     verbosity: int = 1
+    # kubedock's DNS role by default: names resolve per network, so instances sharing a
+    # namespace never see each other's containers, and no Service per alias is needed.
+    network_names: NetworkNames = "dns"
+    dns_image: str | None = None  # default: kubedock/kubedock:<this version>
+    cluster_domain: str = "cluster.local"
+    # Ownership and cleanup (all durations in seconds).
+    shutdown_timeout: float = 30.0
+    reapmax: float = 3600.0  # 0 disables removing this instance's old containers
+    reaper_interval: float = 60.0
+    heartbeat: float = 30.0  # leaseDurationSeconds of the instance's Lease, also the grace
+    prune_start: bool = False
+    prune_start_all: bool = False
+    lock: bool = False
+    lock_timeout: float = 900.0
+    init_image: str = f"kubedock/kubedock:{__version__}"
 
     @property
     def binds(self) -> list[str]:

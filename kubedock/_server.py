@@ -10,17 +10,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from . import kube
 from ._config import Config
 from .api import create_app, serve_http
-from .engine import Engine
+from .engine import Engine, ReaperSettings, serve_reaper
 
 log = logging.getLogger("kubedock")
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
-_CLEANUP_TIMEOUT = 30.0
 
 
 def pod_settings(config: Config, namespace: str, instance_id: str) -> kube.PodSettings:
@@ -43,6 +43,7 @@ def pod_settings(config: Config, namespace: str, instance_id: str) -> kube.PodSe
         labels=config.labels,
         annotations=config.annotations,
         pod_template=template,
+        init_image=config.init_image,
     )
 
 
@@ -75,29 +76,97 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
         )
         instance_id = secrets.token_hex(6)
         settings = pod_settings(config, cluster.namespace, instance_id)
+        received: list[int] = []
         try:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, received)
+                if config.network_names == "dns":
+                    settings = attrs.evolve(settings,
+                                            dns_config=await _dns_config(config, cluster))
                 engine = Engine(
                     cluster, settings, nursery=nursery, start_timeout=config.timeout,
                     expose=config.expose, expose_host=config.expose_host,
+                    names=config.network_names,
                 )
+                if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
+                    log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
+                    nursery.cancel_scope.cancel()
+                    return 1
+                await _prune_at_start(config, cluster, instance_id)
+                await nursery.start(kube.serve_heartbeat, cluster, instance_id, config.heartbeat)
                 await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
+                await nursery.start(serve_reaper, engine, ReaperSettings(
+                    interval=config.reaper_interval, reapmax=config.reapmax,
+                    grace=config.heartbeat,
+                ))
                 bound = await nursery.start(serve_http, create_app(engine), config.binds)
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), cluster.namespace)
                 task_status.started(bound)
-                signum = await _next_signal(signals)
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
+            signum = received[0]
             async with trio.open_nursery() as cleanup:
                 cleanup.start_soon(_exit_on_second_signal, signals)
-                with trio.move_on_after(_CLEANUP_TIMEOUT):
-                    await engine.shutdown()
+                await _clean_up(config, engine)
                 cleanup.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 await cluster.aclose()
     return 128 + signum
+
+
+async def _dns_config(config: Config, cluster: kube.Cluster) -> dict[str, Any]:
+    from .dns import default_image, ensure_dns, pod_dns_config
+
+    image = config.dns_image or default_image()
+    try:
+        with trio.fail_after(config.timeout):
+            nameserver = await ensure_dns(cluster, image)
+    except trio.TooSlowError:
+        raise kube.KubeError(
+            f"kubedock's DNS (pod kubedock-dns, image {image}) is not Ready after "
+            f"{config.timeout:g}s; see 'kubectl -n {cluster.namespace} describe pod "
+            "kubedock-dns', or run with --network-names services"
+        ) from None
+    log.info("containers resolve names through kubedock's DNS at %s", nameserver)
+    return pod_dns_config(nameserver, cluster.namespace, config.cluster_domain)
+
+
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope,
+                            received: list[int]) -> None:
+    signum = await _next_signal(signals)
+    log.info("received %s, shutting down", signal.Signals(signum).name)
+    received.append(signum)
+    scope.cancel()
+
+
+async def _take_lock(config: Config, cluster: kube.Cluster, instance_id: str,
+                     nursery: trio.Nursery) -> bool:
+    with trio.move_on_after(config.lock_timeout):
+        await nursery.start(kube.hold_lock, cluster, instance_id)
+        return True
+    return False
+
+
+async def _prune_at_start(config: Config, cluster: kube.Cluster, instance_id: str) -> None:
+    if config.prune_start_all:
+        await kube.prune_all(cluster, instance_id)
+    elif config.prune_start:
+        await kube.reap_dead_instances(cluster, instance_id, config.heartbeat)
+
+
+async def _clean_up(config: Config, engine: Engine) -> None:
+    started = trio.current_time()
+    with trio.move_on_after(config.shutdown_timeout) as bound:
+        try:
+            await engine.shutdown()
+        except kube.KubeError as error:
+            log.error("cleanup failed, objects may be left behind: %s", error)
+            return
+    if bound.cancelled_caught:
+        log.error("cleanup not confirmed within %gs, objects may be left behind",
+                  config.shutdown_timeout)
+    else:
+        log.info("cleanup confirmed in %.1fs", trio.current_time() - started)
 
 
 async def _next_signal(signals: AsyncIterator[int]) -> int:
@@ -126,6 +195,19 @@ def run(config: Config) -> int:
     except kube.KubeError as error:
         log.error("%s", error)
         return 1
+    except BaseExceptionGroup as group:
+        # A refusal of the API server while starting (RBAC, quota) arrives through the nursery.
+        refusals, rest = group.split(kube.KubeError)
+        if refusals is None or rest is not None:
+            raise
+        for refusal in _leaves(refusals):
+            log.error("%s", refusal)
+        return 1
     finally:
         if config.unix_socket:
             Path(config.unix_socket).unlink(missing_ok=True)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [leaf for member in group.exceptions
+            for leaf in (_leaves(member) if isinstance(member, BaseExceptionGroup) else [member])]

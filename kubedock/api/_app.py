@@ -56,9 +56,11 @@ def error_response(error: DockerError) -> Response:
 
 def create_app(engine: Engine) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``."""
+    from ._archive import blueprint as archive
     from ._containers import blueprint as containers
     from ._exec import blueprint as execs
     from ._images import blueprint as images
+    from ._networks import blueprint as networks
     from ._system import blueprint as system
 
     app = QuartTrio("kubedock", static_folder=None)
@@ -71,7 +73,7 @@ def create_app(engine: Engine) -> ASGIApp:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in (system, images, containers, execs):
+    for blueprint in (system, images, containers, execs, networks, archive):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DockerError)

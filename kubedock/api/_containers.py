@@ -23,6 +23,7 @@ from ..engine import (
 from ..kube import PortSpec
 from ._app import engine, request_body
 from ._errors import DockerError, bad_request, docker_error
+from ._mounts import parse_mounts
 from ._parse import (
     check_filters,
     field,
@@ -117,9 +118,6 @@ def _extra_hosts(host_config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 # HostConfig options whose effect kubedock cannot reproduce on a pod, and that change what the
 # container sees or does. A request that sets any of them is refused rather than half-honoured.
 _REFUSED_HOST_OPTIONS: dict[str, str] = {
-    "Binds": "volumes and bind mounts are not available yet",
-    "Mounts": "volumes and bind mounts are not available yet",
-    "Tmpfs": "volumes and bind mounts are not available yet",
     "VolumesFrom": "pods cannot share another pod's volumes",
     "Privileged": "pods run unprivileged",
     "CapAdd": "capabilities are not configurable",
@@ -138,7 +136,34 @@ _REFUSED_HOST_OPTIONS: dict[str, str] = {
     "Ulimits": "ulimits are set by the node",
     "ShmSize": "the shared memory size is set by the node",
 }
-_NETWORK_MODES = {"", "default", "bridge"}
+_DEFAULT_NETWORK_MODES = {"", "default", "bridge"}
+_REFUSED_NETWORK_MODES = {
+    "host": "every pod has its own network namespace; publish ports instead",
+    "none": "every pod is on the cluster network and cannot be taken off it",
+    "container": "pods cannot share another pod's network namespace",
+}
+
+
+def _networks(body: Mapping[str, Any], host_config: Mapping[str, Any]
+              ) -> dict[str, tuple[str, ...]]:
+    """Network reference → aliases, from NetworkMode and NetworkingConfig.EndpointsConfig.
+
+    Clients key EndpointsConfig by network name (Go, Python) or id (Java); the engine resolves
+    both, and merges two keys that turn out to be the same network.
+    """
+    networking = field(body, "NetworkingConfig", dict) or {}
+    endpoints = field(networking, "EndpointsConfig", dict, "NetworkingConfig.") or {}
+    networks: dict[str, tuple[str, ...]] = {}
+    mode = field(host_config, "NetworkMode", str, "HostConfig.") or ""
+    if mode not in _DEFAULT_NETWORK_MODES:
+        networks[mode] = ()
+    for key, endpoint in endpoints.items():
+        if endpoint is not None and not isinstance(endpoint, dict):
+            raise bad_request(f"invalid endpoint settings for network {key!r}")
+        ref = "bridge" if key in _DEFAULT_NETWORK_MODES else key
+        aliases = string_list(endpoint or {}, "Aliases", f"EndpointsConfig.{key}") or ()
+        networks[ref] = networks.get(ref, ()) + aliases
+    return networks
 
 
 def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
@@ -150,9 +175,9 @@ def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
             continue
         raise _unsupported(f"HostConfig.{option}", why)
     mode = field(host_config, "NetworkMode", str, "HostConfig.") or ""
-    if mode not in _NETWORK_MODES:
-        raise _unsupported(f"network mode {mode!r}",
-                           "containers run on the pod network (mode 'bridge')")
+    refusal = _REFUSED_NETWORK_MODES.get(mode.partition(":")[0])
+    if refusal:
+        raise _unsupported(f"network mode {mode!r}", refusal)
     policy = field(host_config, "RestartPolicy", dict, "HostConfig.") or {}
     if (policy.get("Name") or "no") not in ("no", ""):
         raise _unsupported(f"restart policy {policy.get('Name')!r}",
@@ -169,10 +194,7 @@ def parse_create(body: Mapping[str, Any]) -> ContainerConfig:
         raise docker_error(error) from None
     host_config = field(body, "HostConfig", dict) or {}
     _refuse_unsupported(host_config)
-    networking = field(body, "NetworkingConfig", dict) or {}
-    endpoints = field(networking, "EndpointsConfig", dict, "NetworkingConfig.") or {}
-    if set(endpoints) - _NETWORK_MODES:
-        raise _unsupported("user-defined networks", "not available yet")
+    networks = _networks(body, host_config)
     if field(body, "Domainname", str):
         raise _unsupported("Domainname", "pods take their domain from the cluster")
     exposed = field(body, "ExposedPorts", dict) or {}
@@ -210,6 +232,8 @@ def parse_create(body: Mapping[str, Any]) -> ContainerConfig:
         extra_hosts=_extra_hosts(host_config),
         auto_remove=bool(field(host_config, "AutoRemove", bool, "HostConfig.")),
         network_mode=field(host_config, "NetworkMode", str) or "bridge",
+        networks=networks,
+        mounts=parse_mounts(body, host_config),
         raw_config={k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")},
         raw_host_config=host_config,
     )
@@ -285,16 +309,21 @@ def _gateway(container: Container) -> str:
 
 
 def _network_document(container: Container) -> dict[str, Any]:
+    """One entry per network, all on the pod's one address (pods have a single interface)."""
     ip = container.pod_ip or ""
+    names = list(engine().dns_names(container))
     return {
-        "bridge": {
-            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-            "NetworkID": "bridge", "EndpointID": container.pod_name or "",
+        network.name: {
+            "IPAMConfig": None, "Links": None,
+            "Aliases": list(endpoint.aliases) or None, "MacAddress": "",
+            "NetworkID": network.id, "EndpointID": container.pod_name or "",
             "Gateway": _gateway(container), "IPAddress": ip,
             "IPPrefixLen": 0 if not ip else 32,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "DriverOpts": None, "DNSNames": [container.name, container.short_id],
+            "DriverOpts": None,
+            "DNSNames": None if network.name == "bridge" else names,
         }
+        for network, endpoint in engine().networks.of(container.id)
     }
 
 
@@ -447,7 +476,7 @@ _CONTAINER_FILTERS: dict[str, Callable[[Container, str], bool]] = {
     "status": lambda c, v: c.status == v,
     "ancestor": lambda c, v: _same_image(c.config.image, v),
     "exited": lambda c, v: c.status == "exited" and str(c.exit_code) == v,
-    "network": lambda c, v: v in ("bridge", "default"),
+    "network": lambda c, v: any(v in (n.name, n.id) for n, _ in engine().networks.of(c.id)),
     "health": lambda c, v: (c.health.status if c.health else "none") == v,
     "before": lambda c, v: False,
     "since": lambda c, v: False,

@@ -21,6 +21,7 @@ def bad_request(message: str) -> DockerError:
 _ENGINE_STATUS: list[tuple[type[engine.EngineError], int]] = [
     (engine.NotFound, 404),
     (engine.Conflict, 409),
+    (engine.Forbidden, 403),
     (engine.NotModified, 304),
     (engine.InvalidParameter, 400),
     (engine.Unsupported, 501),

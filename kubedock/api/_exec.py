@@ -74,6 +74,7 @@ async def start_exec(exec_id: str) -> Response:
 @blueprint.route("/exec/<exec_id>/json", methods=["GET"])
 async def inspect_exec(exec_id: str) -> Response:
     record = engine().execs.get(exec_id)
+    record.mark_read()
     config = record.config
     return jsonify({
         "ID": record.id,

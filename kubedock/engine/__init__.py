@@ -1,14 +1,17 @@
 """Domain records, the container state machine and the event bus."""
 
+from ._archive import copy_in, get_archive, stat_path
 from ._attach import AttachRequest
-from ._engine import Engine, WaitCondition, signal_name
+from ._engine import Engine, NameMode, WaitCondition, signal_name
 from ._errors import (
     Conflict,
     EngineError,
+    Forbidden,
     InvalidParameter,
     NoSuchContainer,
     NoSuchExec,
     NoSuchImage,
+    NoSuchNetwork,
     NotFound,
     NotModified,
     StartFailed,
@@ -18,28 +21,34 @@ from ._events import Event, EventBus
 from ._exec import Exec, ExecConfig
 from ._images import Image, ImageRef, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
+from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
+from ._reaper import ReaperSettings, serve_reaper
 from ._records import (
     Container,
     ContainerConfig,
     Health,
     Healthcheck,
     HostBinding,
+    Mount,
     PublishedPort,
 )
 
 __all__ = [
+    "PREDEFINED",
     "STDERR",
     "STDOUT",
     "AttachRequest",
     "Conflict",
     "Container",
     "ContainerConfig",
+    "Endpoint",
     "Engine",
     "EngineError",
     "Event",
     "EventBus",
     "Exec",
     "ExecConfig",
+    "Forbidden",
     "Health",
     "Healthcheck",
     "HostBinding",
@@ -48,15 +57,26 @@ __all__ = [
     "ImageStore",
     "InvalidParameter",
     "LogRequest",
+    "Mount",
+    "NameMode",
+    "Network",
+    "NetworkStore",
     "NoSuchContainer",
     "NoSuchExec",
     "NoSuchImage",
+    "NoSuchNetwork",
     "NotFound",
     "NotModified",
     "PublishedPort",
+    "ReaperSettings",
     "StartFailed",
     "Unsupported",
     "WaitCondition",
+    "copy_in",
+    "dns_name",
+    "get_archive",
     "parse_reference",
+    "serve_reaper",
     "signal_name",
+    "stat_path",
 ]

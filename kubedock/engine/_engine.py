@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import signal as signals
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -17,7 +17,9 @@ from typing import Any, Literal
 import trio
 
 from .. import kube
+from .._config import ExposeMode
 from ..expose import serve_port_forward, serve_reverse_proxy
+from ._archive import ArchiveStore, fill_volumes, mount_specs
 from ._attach import AttachRequest, attach
 from ._errors import (
     Conflict,
@@ -31,11 +33,15 @@ from ._events import EventBus
 from ._exec import Exec, ExecConfig, ExecStore, run_exec
 from ._images import ImageStore, parse_reference
 from ._logs import LogRequest, send_logs
+from ._networks import Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
+from ._services import publish_services
 
 log = logging.getLogger(__name__)
 
-ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
+# How containers find each other by name: kubedock's DNS role, a Service per name, or a resolver
+# installed separately (kubedock-dns) that reads the pod annotations only.
+NameMode = Literal["dns", "services", "external"]
 WaitCondition = Literal["not-running", "next-exit", "removed"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -68,6 +74,7 @@ class Engine:
         start_timeout: float,
         expose: ExposeMode,
         expose_host: str,
+        names: NameMode = "external",
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -80,6 +87,9 @@ class Engine:
         self._expose_host = expose_host
         self._containers: dict[str, Container] = {}
         self._by_pod: dict[str, Container] = {}
+        self.networks = NetworkStore()
+        self.archives = ArchiveStore()
+        self._names = names
 
     @property
     def label_selector(self) -> str:
@@ -125,11 +135,14 @@ class Engine:
             )
         name = name.removeprefix("/")
         self._check_name_free(name)
+        joined = self._requested_networks(config)
         container = Container(
             id=container_id, name=name, created=datetime.now(UTC), config=config
         )
         self.images.add(image)
         self._containers[container_id] = container
+        for network, aliases in joined:
+            self.networks.connect(network, container_id, name, aliases)
         self._publish(container, "create")
         return container
 
@@ -157,16 +170,21 @@ class Engine:
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
         container.pod_name, container.pod_ip = pod_name, None
+        container.status, container.published, container.health = "created", (), None
         container.error, container.exit_code, container.oom_killed = "", 0, False
         container.saved_logs = None
         container.finished_at = None
         exits_before = container.exits
         self._by_pod[pod_name] = container
-        await self.cluster.create_pod(manifest)
+        pod = await self.cluster.create_pod(manifest)
         try:
             with trio.fail_after(self._start_timeout):
-                await self._until(container, lambda: container.status != "created"
-                                  or container.exits != exits_before or bool(container.error))
+                async with trio.open_nursery() as nursery:
+                    if spec.needs_setup:
+                        nursery.start_soon(self._fill_volumes, container, pod_name)
+                    await self._until(container, lambda: container.status != "created"
+                                      or container.exits != exits_before or bool(container.error))
+                    nursery.cancel_scope.cancel()
         except trio.TooSlowError:
             container.error = f"timeout after {self._start_timeout:g}s waiting for pod {pod_name}"
         if container.error:
@@ -177,12 +195,23 @@ class Engine:
             reason, _, message = failure.partition(": ")
             raise StartFailed(reason, message or None)
         if _is_running(container):
+            if self._names == "services":
+                await publish_services(self.cluster, pod, (
+                    *([container.config.hostname] if container.config.hostname else ()),
+                    *self.dns_names(container)), container.config.ports)
             await self._expose_ports(container)
             if container.config.healthcheck is not None:
                 from ._health import monitor_health
 
                 self._spawn(partial(monitor_health, self, container))
         self._publish(container, "start")
+
+    async def _fill_volumes(self, container: Container, pod_name: str) -> None:
+        try:
+            await fill_volumes(self.cluster, pod_name, container, self.archives.staged(container))
+        except (kube.KubeError, OSError) as error:
+            container.error = f"CopyFailed: copying files into the pod failed: {error}"
+            container.notify()
 
     async def stop(self, container: Container, stop_seconds: int | None) -> None:
         if container.status != "running":
@@ -269,7 +298,13 @@ class Engine:
         finally:
             scope.cancel()
         if failures:
-            raise failures[0]
+            # The response is already under way, so a refusal or a lost API server can only
+            # end the stream; other failures are bugs and surface as such.
+            _lost, rest = ExceptionGroup("logs", failures).split(kube.KubeError)
+            if rest is not None:
+                raise failures[0]
+            log.warning("log stream of container %s ended: %s", container.short_id,
+                        _first_leaf(failures[0]))
 
     async def attach(self, container: Container, stream: trio.abc.HalfCloseableStream,
                      request: AttachRequest) -> None:
@@ -295,6 +330,63 @@ class Engine:
         await run_exec(self.cluster, record, stream, tty=tty)
         self._publish(record.container, "exec_die", execID=record.id,
                       exitCode=str(record.exit_code))
+
+    # -- networks --------------------------------------------------------------------------
+
+    def dns_names(self, container: Container) -> tuple[str, ...]:
+        """What the container's network peers resolve it by: name, aliases, short id.
+
+        Names that cannot be DNS names (``my_db``) are left out, as Docker's resolver does.
+        """
+        candidates = [container.name]
+        for _network, endpoint in self.networks.of(container.id):
+            candidates.extend(endpoint.aliases)
+        candidates.append(container.short_id)
+        names = (dns_name(candidate) for candidate in candidates)
+        return tuple(dict.fromkeys(name for name in names if name))
+
+    async def connect_network(self, network: Network, container: Container,
+                              aliases: tuple[str, ...]) -> None:
+        self.networks.connect(network, container.id, container.name, aliases)
+        await self._republish_names(container)
+        self.events.publish("network", "connect", network.id,
+                            {"name": network.name, "type": network.driver,
+                             "container": container.id})
+
+    async def disconnect_network(self, network: Network, container: Container) -> None:
+        self.networks.disconnect(network, container.id, container.name)
+        await self._republish_names(container)
+        self.events.publish("network", "disconnect", network.id,
+                            {"name": network.name, "type": network.driver,
+                             "container": container.id})
+
+    def _requested_networks(self, config: ContainerConfig) -> list[tuple[Network, tuple[str, ...]]]:
+        joined: dict[str, tuple[Network, tuple[str, ...]]] = {}
+        for ref, aliases in (config.networks or {self.networks.bridge.name: ()}).items():
+            network = self.networks.get(ref)
+            if network.name in ("host", "none"):
+                raise Unsupported(
+                    f"network mode {network.name!r} is not supported by kubedock: every pod has "
+                    "its own network namespace on the cluster network"
+                )
+            previous = joined.get(network.id, (network, ()))[1]
+            joined[network.id] = (network, previous + aliases)
+        return list(joined.values())
+
+    async def _republish_names(self, container: Container) -> None:
+        """Tell the DNS role about a running container's changed networks.
+
+        The DNS role reads them from the pod's annotations; kubedock-dns (mode ``external``)
+        refuses such updates, and Services follow the pod's creation only.
+        """
+        if self._names != "dns" or container.pod_name is None:
+            return
+        # The whole map is replaced, so that the keys of a network left behind go away too.
+        manifest = kube.pod_manifest(self._spec(container), self.settings)
+        annotations = manifest["metadata"]["annotations"]
+        await self.cluster.patch_pod(container.pod_name, {
+            "metadata": {"annotations": {"$patch": "replace", **annotations}}
+        })
 
     # -- cluster side ----------------------------------------------------------------------
 
@@ -349,8 +441,9 @@ class Engine:
             await self.remove(container, force=True)
 
     async def shutdown(self) -> None:
-        """Delete every pod this instance created."""
-        await self.cluster.delete_all(self.label_selector)
+        """Delete every object this instance created; return once the API server has no pod
+        of it left."""
+        await kube.delete_instance(self.cluster, self.settings.instance_id)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -384,6 +477,9 @@ class Engine:
             extra_hosts=config.extra_hosts,
             hostname=config.hostname,
             stop_grace_seconds=self._grace_seconds(container),
+            dns_names=self.dns_names(container),
+            network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
+            mounts=mount_specs(container, self.archives.staged(container)),
         )
 
     @staticmethod
@@ -489,6 +585,8 @@ class Engine:
             self._by_pod.pop(container.pod_name, None)
         container.removed = True
         self.execs.forget_container(container)
+        self.networks.forget(container.id)
+        self.archives.forget(container)
         container.notify()
         self._publish(container, "destroy")
 
@@ -501,8 +599,12 @@ class Engine:
         }
         self.events.publish("container", action, container.id, attributes)
 
-    def prune(self, keep: Callable[[Container], bool]) -> Iterable[Container]:
-        return [c for c in self.containers() if c.status in ("created", "exited") and not keep(c)]
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _is_running(container: Container) -> bool:

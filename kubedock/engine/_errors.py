@@ -30,8 +30,17 @@ class NoSuchExec(NotFound):
         super().__init__(f"No such exec instance: {ref}")
 
 
+class NoSuchNetwork(NotFound):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"network {ref} not found")
+
+
 class Conflict(EngineError):
     pass
+
+
+class Forbidden(EngineError):
+    """Docker refuses the operation on this object as it is (a predefined or busy network)."""
 
 
 class NotModified(EngineError):

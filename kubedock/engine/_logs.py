@@ -153,16 +153,31 @@ def _tail(items: list[T], tail: int | None) -> list[T]:
     return items[-tail:] if tail > 0 else []
 
 
+# How often a broken follow tries the API server again.
+_RESUME_SECONDS = 1.0
+
+
 async def _pump(
     cluster: kube.Cluster, pod: str, stream: int | None, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]], *, tail: int | None = None,
     after: float | None = None,
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
-    since = request.since if after is None else max(request.since or 0, after)
-    async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail, since=since):
-        if _wanted(line, request) and (after is None or line.at > after):
-            await send.send((stream or STDOUT, _render(line, request)))
+    while True:
+        since = request.since if after is None else max(request.since or 0, after)
+        try:
+            async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail,
+                                     since=since):
+                if _wanted(line, request) and (after is None or line.at > after):
+                    await send.send((stream or STDOUT, _render(line, request)))
+                    after = line.at
+            return
+        except kube.ClusterUnreachable:
+            if not request.follow:
+                raise
+        # A follow outlives API server restarts: resume after the last line sent.
+        tail = None
+        await trio.sleep(_RESUME_SECONDS)
 
 
 async def snapshot_logs(

@@ -33,6 +33,16 @@ class Healthcheck:
 
 
 @attrs.frozen
+class Mount:
+    """A bind (copied in by the init container), a named or anonymous volume, or a tmpfs."""
+
+    kind: Literal["bind", "volume", "tmpfs"]
+    target: str
+    source: str = ""  # bind: a path on kubedock's side; volume: its name ("" anonymous)
+    read_only: bool = False
+
+
+@attrs.frozen
 class ContainerConfig:
     """The parts of a create request that decide what runs, normalised (null means absent)."""
 
@@ -57,6 +67,9 @@ class ContainerConfig:
     extra_hosts: tuple[tuple[str, str], ...] = ()
     auto_remove: bool = False
     network_mode: str = "bridge"
+    # Network (name, id or id prefix) → aliases: NetworkMode and NetworkingConfig.EndpointsConfig.
+    networks: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    mounts: tuple[Mount, ...] = ()
     # The request's own documents, echoed by inspect as Docker does.
     raw_config: Mapping[str, Any] = attrs.field(factory=dict)
     raw_host_config: Mapping[str, Any] = attrs.field(factory=dict)

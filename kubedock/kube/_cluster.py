@@ -25,9 +25,12 @@ from ._errors import (
     error_from_status,
 )
 from ._observe import ContainerObservation, observe
+from ._ownership import PODS, Kind
 from ._podspec import MAIN
 from ._websocket import WebSocket, connect
 
+# Called with each pod document and whether the pod is gone.
+PodCallback = Callable[[Mapping[str, Any], bool], None]
 _IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _REQUEST_TIMEOUT = httpx.Timeout(30.0)
 # Watches are re-opened now and then so a silently dead connection cannot stall them forever.
@@ -85,9 +88,9 @@ class Cluster:
 
     # -- pods -------------------------------------------------------------------------------
 
-    async def create_pod(self, manifest: Mapping[str, Any]) -> None:
-        async with self._request("POST", "pods", json=dict(manifest)):
-            pass
+    async def create_pod(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a pod; the created object (its ``metadata.uid`` is what owners refer to)."""
+        return await self.create_object(PODS, manifest)
 
     async def patch_pod(self, name: str, patch: Mapping[str, Any]) -> None:
         """Apply a strategic merge patch to a pod."""
@@ -125,10 +128,66 @@ class Cluster:
         if failures:
             raise failures[0]
 
+    # -- any kind kubedock creates (see _ownership) -----------------------------------------
+
+    async def list_objects(self, kind: Kind, label_selector: str) -> list[dict[str, Any]]:
+        async with self._request("GET", kind.plural, version=kind.version,
+                                 params={"labelSelector": label_selector}) as r:
+            return list(r.json().get("items") or ())
+
+    async def get_object(self, kind: Kind, name: str) -> dict[str, Any]:
+        async with self._request("GET", f"{kind.plural}/{name}", version=kind.version) as r:
+            result: dict[str, Any] = r.json()
+            return result
+
+    async def create_object(self, kind: Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        async with self._request("POST", kind.plural, version=kind.version,
+                                 json=dict(manifest)) as r:
+            result: dict[str, Any] = r.json()
+            return result
+
+    async def replace_object(self, kind: Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT; with ``metadata.resourceVersion`` set, `Conflict` if it changed meanwhile."""
+        name = manifest["metadata"]["name"]
+        async with self._request("PUT", f"{kind.plural}/{name}", version=kind.version,
+                                 json=dict(manifest)) as r:
+            result: dict[str, Any] = r.json()
+            return result
+
+    async def delete_object(
+        self, kind: Kind, name: str, *, grace_seconds: int | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        """Delete; gone already is fine. With `resource_version`, only that exact version
+        (`Conflict` otherwise)."""
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = max(0, grace_seconds)
+        if resource_version is not None:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        with contextlib.suppress(NotFound):
+            async with self._request("DELETE", f"{kind.plural}/{name}", version=kind.version,
+                                     json=body):
+                pass
+
     async def watch_pods(
         self,
         label_selector: str,
         on_change: Callable[[ContainerObservation], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """`watch_pod_documents`, each pod read as its main container's observation."""
+
+        def on_pod(pod: Mapping[str, Any], deleted: bool) -> None:
+            on_change(observe(pod, deleted=deleted))
+
+        await self.watch_pod_documents(label_selector, on_pod, task_status=task_status)
+
+    async def watch_pod_documents(
+        self,
+        label_selector: str,
+        on_change: PodCallback,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -157,24 +216,24 @@ class Cluster:
     async def _relist(
         self,
         label_selector: str,
-        on_change: Callable[[ContainerObservation], None],
+        on_change: PodCallback,
         known: dict[str, Mapping[str, Any]],
     ) -> str:
         async with self._request("GET", "pods", params={"labelSelector": label_selector}) as r:
             listing = r.json()
         current = {item["metadata"]["name"]: item for item in listing.get("items") or ()}
         for name in known.keys() - current.keys():
-            on_change(observe(known.pop(name), deleted=True))
+            on_change(known.pop(name), True)
         for name, pod in current.items():
             known[name] = pod
-            on_change(observe(pod))
+            on_change(pod, False)
         return str(listing["metadata"]["resourceVersion"])
 
     async def _watch_once(
         self,
         label_selector: str,
         version: str,
-        on_change: Callable[[ContainerObservation], None],
+        on_change: PodCallback,
         known: dict[str, Mapping[str, Any]],
     ) -> str | None:
         """One watch connection; the version to resume from, None to relist."""
@@ -341,6 +400,7 @@ class Cluster:
         resource: str,
         *,
         params: Mapping[str, str] | None = None,
+        version: str = "v1",
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -358,7 +418,8 @@ class Cluster:
             kwargs["headers"] = dict(headers)
         try:
             async with self._api.call_api(
-                method, namespace=self.namespace, url=resource, stream=stream, **kwargs
+                method, version=version, namespace=self.namespace, url=resource,
+                stream=stream, **kwargs,
             ) as response:
                 yield response
         except kr8s.ServerError as exc:
@@ -385,7 +446,7 @@ def _stream_params(
 async def _follow(
     lines: AsyncIterator[str],
     version: str,
-    on_change: Callable[[ContainerObservation], None],
+    on_change: PodCallback,
     known: dict[str, Mapping[str, Any]],
 ) -> str | None:
     """Report the events of one watch stream; the version to resume from, None to relist."""
@@ -403,10 +464,10 @@ async def _follow(
         name = pod["metadata"]["name"]
         if kind == "DELETED":
             known.pop(name, None)
-            on_change(observe(pod, deleted=True))
+            on_change(pod, True)
         else:
             known[name] = pod
-            on_change(observe(pod))
+            on_change(pod, False)
     return version
 
 

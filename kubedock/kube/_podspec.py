@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import attrs
 
 from ._errors import Unsupported
 
 MAIN = "main"
+SETUP = "setup"
+# Where the init container writes what it receives; `main` mounts pieces of it (subPath).
+DATA_VOLUME = "kubedock-data"
+DATA_DIR = "/.kubedock/data"
 
 # Per-container labels understood by the Go kubedock; kept so existing setups keep working.
 LABEL_PREFIX = "com.joyrex2001.kubedock."
@@ -65,6 +69,25 @@ class PodSettings:
     labels: Mapping[str, str] = attrs.field(factory=dict)
     annotations: Mapping[str, str] = attrs.field(factory=dict)
     pod_template: Mapping[str, Any] | None = None
+    # The pod's dnsConfig when names resolve through kubedock's DNS role (dnsPolicy None).
+    dns_config: Mapping[str, Any] | None = None
+    # Image of the init container `setup`, which runs `kubedock init`.
+    init_image: str = ""
+
+
+@attrs.frozen
+class MountSpec:
+    """A path of `main` backed by a pod volume.
+
+    `copy`: a piece (`sub_path`) of the data volume, filled by the init container with what
+    kubedock streams to it (bind sources, archives copied in before start). `volume` and
+    `tmpfs`: an emptyDir of its own (on disk, or in memory), empty at start.
+    """
+
+    target: str
+    kind: Literal["copy", "volume", "tmpfs"]
+    sub_path: str = ""
+    read_only: bool = False
 
 
 @attrs.frozen
@@ -89,10 +112,19 @@ class ContainerSpec:
     extra_hosts: tuple[tuple[str, str], ...] = ()
     hostname: str | None = None
     stop_grace_seconds: int | None = None
+    # Names other containers of its networks resolve it by, and those networks' ids.
+    dns_names: tuple[str, ...] = ()
+    network_ids: tuple[str, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
 
     @property
     def short_id(self) -> str:
         return self.container_id[:12]
+
+    @property
+    def needs_setup(self) -> bool:
+        """Whether the pod has the init container `setup`, which waits for a tar stream."""
+        return any(mount.kind == "copy" for mount in self.mounts)
 
 
 def is_valid_label_key(key: str) -> bool:
@@ -170,8 +202,13 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
         pod_spec["terminationGracePeriodSeconds"] = max(0, spec.stop_grace_seconds)
     if spec.extra_hosts:
         pod_spec["hostAliases"] = _host_aliases(spec.extra_hosts)
+    if settings.dns_config is not None:
+        pod_spec["dnsPolicy"] = "None"
+        pod_spec["dnsConfig"] = copy.deepcopy(dict(settings.dns_config))
     if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
         pod_spec["hostname"] = spec.hostname.lower()
+    if spec.mounts:
+        _add_mounts(spec, settings, pod_spec)
 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
@@ -207,6 +244,26 @@ def _annotations(
         (key, value) for key, value in spec.labels.items() if is_valid_label_key(key)
     )
     annotations["kubedock.containername"] = spec.name
+    if spec.network_ids:
+        annotations.update(network_annotations(
+            (spec.hostname or pod_name(spec, settings), *spec.dns_names), spec.network_ids
+        ))
+    return annotations
+
+
+HOST_ALIAS_PREFIX = "kubedock.hostalias/"
+NETWORK_PREFIX = "kubedock.network/"
+
+
+def network_annotations(names: Sequence[str], network_ids: Sequence[str]) -> dict[str, str]:
+    """The DNS annotations of a pod (kubedock-dns's keys): its names and its networks' ids."""
+    annotations = {
+        f"{HOST_ALIAS_PREFIX}{index}": name
+        for index, name in enumerate(dict.fromkeys(n.lower() for n in names))
+    }
+    annotations.update(
+        (f"{NETWORK_PREFIX}{index}", network_id) for index, network_id in enumerate(network_ids)
+    )
     return annotations
 
 
@@ -347,3 +404,37 @@ def _host_aliases(extra_hosts: tuple[tuple[str, str], ...]) -> list[dict[str, An
     for hostname, ip in extra_hosts:
         by_ip.setdefault(ip, []).append(hostname)
     return [{"ip": ip, "hostnames": hostnames} for ip, hostnames in by_ip.items()]
+
+
+def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, Any]) -> None:
+    volumes = list(pod_spec.get("volumes") or [])
+    main = pod_spec["containers"][0]
+    mounts = list(main.get("volumeMounts") or [])
+    for index, mount in enumerate(spec.mounts):
+        entry: dict[str, Any] = {"mountPath": mount.target, "readOnly": mount.read_only}
+        if mount.kind == "copy":
+            entry.update(name=DATA_VOLUME, subPath=mount.sub_path)
+        else:
+            entry["name"] = f"kd-volume-{index}"
+            empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}
+            volumes.append({"name": entry["name"], "emptyDir": empty_dir})
+        mounts.append(entry)
+    main["volumeMounts"] = mounts
+    if spec.needs_setup:
+        if not settings.init_image:
+            raise Unsupported("binds and copies before start need an init image (--initimage)")
+        volumes.append({"name": DATA_VOLUME, "emptyDir": {}})
+        setup: dict[str, Any] = {
+            "name": SETUP,
+            "image": settings.init_image,
+            "args": ["init", DATA_DIR],
+            # kubedock attaches and streams one tar; the program ends at the tar's end.
+            "stdin": True,
+            "stdinOnce": True,
+            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}],
+        }
+        pull_policy = _pull_policy(settings.pull_policy)
+        if pull_policy:
+            setup["imagePullPolicy"] = pull_policy
+        pod_spec["initContainers"] = [*(pod_spec.get("initContainers") or []), setup]
+    pod_spec["volumes"] = volumes

@@ -1,0 +1,7 @@
+"""What runs inside pods: the init container that fills volumes, and the tar code it shares
+with the server. Standard library only, so that these roles start fast."""
+
+from ._init import DATA_DIR, run_init
+from ._tar import ArchiveError, extract, relocate, safe_name
+
+__all__ = ["DATA_DIR", "ArchiveError", "extract", "relocate", "run_init", "safe_name"]

@@ -1,0 +1,57 @@
+"""Archive endpoints: `PUT`, `GET` and `HEAD /containers/{id}/archive?path=`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from quart import Blueprint, Response, request
+
+from .. import engine as engines
+from .. import wire
+from ._app import engine
+from ._errors import bad_request
+
+blueprint = Blueprint("archive", __name__)
+
+
+def _path() -> str:
+    path = request.args.get("path") or ""
+    if not path:
+        raise bad_request("path is required")
+    return path
+
+
+async def _body() -> AsyncIterator[bytes]:
+    async for chunk in request.body:
+        yield chunk
+
+
+@blueprint.route("/containers/<ref>/archive", methods=["PUT"])
+async def put_archive(ref: str) -> Response:
+    container = engine().get(ref)
+    # noOverwriteDirNonDir and copyUIDGID are not honoured: owners and modes come from the tar.
+    await engines.copy_in(engine(), container, _path(), _body())
+    # docker-py and dockerode accept exactly 200 with an empty body.
+    return Response(b"", status=200)
+
+
+@blueprint.route("/containers/<ref>/archive", methods=["HEAD"])
+async def stat_archive(ref: str) -> Response:
+    container = engine().get(ref)
+    path_stat = await engines.stat_path(engine().cluster, container, _path())
+    response = Response(b"", status=200)
+    response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)
+    return response
+
+
+@blueprint.route("/containers/<ref>/archive", methods=["GET"])
+async def get_archive(ref: str) -> Response:
+    container = engine().get(ref)
+    path = _path()
+    path_stat = await engines.stat_path(engine().cluster, container, path)
+    response = Response(
+        engines.get_archive(engine().cluster, container, path),
+        status=200, content_type="application/x-tar",
+    )
+    response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)
+    return response

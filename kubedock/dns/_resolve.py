@@ -1,0 +1,43 @@
+"""The answer to one query from one source, decided on a view: pure."""
+
+from __future__ import annotations
+
+from ._message import (
+    IN,
+    NXDOMAIN,
+    PTR,
+    Query,
+    address_record,
+    answer,
+    pointer_record,
+    reverse_address,
+)
+from ._view import View
+
+TTL = 5  # short: containers come and go within a test run
+
+
+def resolve(view: View, source_ip: str, query: Query, *, limit: int | None) -> bytes | None:
+    """Our answer, or None when the query belongs to the upstream server.
+
+    A name that some kubedock pod holds is ours: the querier gets its network peers'
+    addresses, NODATA for AAAA (pods here have IPv4 addresses), and NXDOMAIN when no pod
+    of its networks holds the name, so a name never leaks from one network into another.
+    """
+    question = query.question
+    if question.qclass != IN or not view.knows(source_ip):
+        return None
+    if question.qtype == PTR:
+        ip = reverse_address(question.name)
+        names = view.names(source_ip, ip) if ip else ()
+        if not names:
+            return None
+        return answer(query, [pointer_record(name, TTL) for name in names], limit=limit)
+    name = view.own_name(question.name)
+    if name is None:
+        return None
+    addresses = view.addresses(source_ip, name)
+    if not addresses:
+        return answer(query, [], NXDOMAIN, limit=limit)
+    records = [address_record(ip, TTL) for ip in addresses]
+    return answer(query, [r for r in records if r.rtype == question.qtype], limit=limit)

@@ -1,0 +1,313 @@
+"""Files into and out of containers: mounts, archives staged before start, and archives of a
+running container.
+
+Before start nothing runs yet, so what a container should find (bind sources read on kubedock's
+side, archives copied in) is written into one tar stream that the pod's init container
+(`kubedock init`) extracts into the data volume; `main` mounts pieces of that volume (subPath)
+at their targets. Once the container runs, archives go through exec of the image's own `tar`
+and `stat`. Every archive streams: request bodies through bounded channels and worker
+threads, staged archives through temporary files, so memory does not grow with their size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import posixpath
+import stat
+import tarfile
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import IO, TYPE_CHECKING, TypeVar, cast
+
+import attrs
+import trio
+
+from .. import kube, podside, wire
+from ._errors import Conflict, InvalidParameter, NotFound, Unsupported
+from ._records import Container
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+_T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
+
+_QUEUE = 8  # chunks in flight between the event loop and a tar worker thread
+_CHUNK = 256 * 1024
+_ATTACH_RETRY_SECONDS = 0.2
+# Images without tar can still receive files before start; after, these tools do the copying.
+_NO_TOOLS = (
+    "the image has no {tool!r}: kubedock copies files into or out of a running container "
+    "with the image's own tar and stat (copying in before start needs neither)"
+)
+
+
+@attrs.frozen
+class StagedArchive:
+    """An archive copied in before start: a plain tar in a temporary file, names prefixed
+    with their place in the data volume, and the targets `main` mounts them at."""
+
+    file: str
+    targets: tuple[tuple[str, str], ...]  # (path in main, subPath of the data volume)
+
+
+class ArchiveStore:
+    """Archives staged per container until its pod is created."""
+
+    def __init__(self) -> None:
+        self._staged: dict[str, list[StagedArchive]] = {}
+
+    def staged(self, container: Container) -> list[StagedArchive]:
+        return self._staged.get(container.id, [])
+
+    def add(self, container: Container, archive: StagedArchive) -> None:
+        self._staged.setdefault(container.id, []).append(archive)
+
+    def forget(self, container: Container) -> None:
+        for archive in self._staged.pop(container.id, []):
+            os.unlink(archive.file)
+
+
+def mount_specs(container: Container, staged: Sequence[StagedArchive]
+                ) -> tuple[kube.MountSpec, ...]:
+    specs = []
+    for index, mount in enumerate(container.config.mounts):
+        if mount.kind == "bind":
+            specs.append(kube.MountSpec(mount.target, "copy", f"b{index}", mount.read_only))
+        else:
+            specs.append(kube.MountSpec(mount.target, mount.kind, read_only=mount.read_only))
+    # A later archive wins for a path, as it would have overwritten the earlier one.
+    targets = dict(target for archive in staged for target in archive.targets)
+    specs.extend(kube.MountSpec(path, "copy", sub_path) for path, sub_path in targets.items())
+    return tuple(specs)
+
+
+# -- before start -------------------------------------------------------------------------
+
+async def stage_archive(body: AsyncIterable[bytes], path: str, directory: str | None = None
+                        ) -> StagedArchive:
+    """Read a client's archive for `path` into a temporary file (validated, decompressed)."""
+    if not path.startswith("/"):
+        raise InvalidParameter(f"path {path!r} must be absolute")
+    prefix = posixpath.join("s", podside.safe_name(path))
+    descriptor, file_name = tempfile.mkstemp(prefix="kubedock-archive-", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as sink:
+            entries = await _through_thread(
+                body, lambda source: podside.relocate(source, sink, prefix)
+            )
+    except BaseException:
+        os.unlink(file_name)
+        raise
+    # Files and directories with nothing staged under them get a mount each; symlinks cannot
+    # be mounted (the kubelet resolves them), so they are left out.
+    names = [entry.name for entry in entries if entry.isfile() or entry.isdir()]
+    leaves = [name for name in names if not any(o.startswith(name + "/") for o in names)]
+    targets = tuple(("/" + name.removeprefix("s/"), name) for name in leaves if name != "s")
+    return StagedArchive(file_name, targets)
+
+
+async def fill_volumes(cluster: kube.Cluster, pod: str, container: Container,
+                       staged: Sequence[StagedArchive]) -> None:
+    """Stream bind sources and staged archives to the init container of a new pod."""
+    binds = [(f"b{index}", mount.source) for index, mount in enumerate(container.config.mounts)
+             if mount.kind == "bind"]
+    errors = bytearray()
+    async with contextlib.AsyncExitStack() as stack:
+        while True:
+            try:
+                channel = await stack.enter_async_context(cluster.attach(
+                    pod, stdin=True, stdout=False, stderr=True, container=kube.SETUP
+                ))
+                break
+            except kube.KubeError:
+                # The init container is not running yet (scheduling, image pull).
+                await trio.sleep(_ATTACH_RETRY_SECONDS)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_collect_output, channel, errors)
+            sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
+            await trio.to_thread.run_sync(_write_volume_stream, sink, binds, staged)
+    if errors.strip():
+        log.info("init container of %s: %s", pod, errors.decode(errors="replace").strip())
+
+
+async def _collect_output(channel: kube.ExecChannel, into: bytearray) -> None:
+    while (message := await channel.receive()) is not None:
+        into.extend(message[1][-4096:])
+
+
+def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
+                         staged: Sequence[StagedArchive]) -> None:
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,
+                      bufsize=_CHUNK) as out:
+        for name, source in binds:
+            out.add(os.path.realpath(source), arcname=name)
+        for archive in staged:
+            with tarfile.open(archive.file, mode="r|", bufsize=_CHUNK) as entries:
+                for entry in entries:
+                    out.addfile(entry, entries.extractfile(entry) if entry.isfile() else None)
+
+
+# -- a running container ------------------------------------------------------------------
+
+async def stat_path(cluster: kube.Cluster, container: Container, path: str) -> wire.PathStat:
+    """`lstat` of a path in `main`, through the image's `stat` (and `readlink` for links)."""
+    pod = _running_pod(container)
+    out, err, code = await _run(cluster, pod, ["stat", "-c", "%f %s %Y", "--", path])
+    if code != 0:
+        _raise_for(err, code, path, "stat")
+    raw_mode, size, mtime = out.split()
+    mode = int(raw_mode, 16)
+    link_target = ""
+    if stat.S_ISLNK(mode):
+        out, _, _ = await _run(cluster, pod, ["readlink", "--", path])
+        link_target = out.strip()
+    moment = datetime.datetime.fromtimestamp(int(mtime), datetime.UTC)
+    name = posixpath.basename(path.rstrip("/")) or "/"
+    return wire.PathStat(name, int(size), mode, moment, link_target)
+
+
+async def copy_in(engine: Engine, container: Container, path: str,
+                  body: AsyncIterable[bytes]) -> None:
+    """PUT archive: staged for the init container before start, else extracted in `main`."""
+    if container.pod_name is None and container.status == "created":
+        engine.archives.add(container, await stage_archive(body, path))
+    else:
+        await put_archive(engine.cluster, container, path, body)
+
+
+async def put_archive(cluster: kube.Cluster, container: Container, path: str,
+                      body: AsyncIterable[bytes]) -> None:
+    """Extract a client's archive into a directory of a running container.
+
+    kubedock validates and decompresses the archive on its side, so the image's `tar` only
+    ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
+    """
+    path_stat = await stat_path(cluster, container, path)
+    if not stat.S_ISDIR(path_stat.mode):
+        raise InvalidParameter(f"extraction point is not a directory: {path}")
+    argv = ["tar", "-x", "-f", "-", "-C", path]
+    errors = bytearray()
+    async with cluster.exec(_running_pod(container), argv, stdin=True, stdout=True,
+                            stderr=True) as channel, trio.open_nursery() as nursery:
+        nursery.start_soon(_collect_output, channel, errors)
+        sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
+        await _through_thread(body, lambda source: podside.relocate(source, sink))
+        await channel.close_stdin()
+    if channel.exit_code not in (0, None):
+        _raise_for(bytes(errors).decode(errors="replace"), channel.exit_code, path, "tar")
+
+
+async def get_archive(cluster: kube.Cluster, container: Container, path: str
+                      ) -> AsyncIterator[bytes]:
+    """A tar of `path` (its basename as the top entry), straight from the image's `tar`."""
+    directory, base = posixpath.split(path.rstrip("/") or "/")
+    argv = ["tar", "-c", "-f", "-", "-C", directory or "/", base or "."]
+    async with cluster.exec(_running_pod(container), argv, stdin=False, stdout=True,
+                            stderr=True) as channel:
+        errors = bytearray()
+        while (message := await channel.receive()) is not None:
+            number, data = message
+            if number == 1:
+                yield data
+            else:
+                errors.extend(data[-4096:])
+    if channel.exit_code not in (0, None):
+        log.warning("tar of %s in %s failed: %s", path, container.id[:12], errors.decode(
+            errors="replace").strip())
+
+
+def _running_pod(container: Container) -> str:
+    if container.pod_name is None or container.status != "running":
+        raise Conflict(
+            f"container {container.id[:12]} is not running: kubedock can copy files into a "
+            "created container (before start) or out of and into a running one"
+        )
+    return container.pod_name
+
+
+async def _run(cluster: kube.Cluster, pod: str, argv: list[str]) -> tuple[str, str, int]:
+    out, err = bytearray(), bytearray()
+    async with cluster.exec(pod, argv, stdin=False, stdout=True, stderr=True) as channel:
+        while (message := await channel.receive()) is not None:
+            (out if message[0] == 1 else err).extend(message[1])
+    code = channel.exit_code if channel.exit_code is not None else -1
+    if code == -1 and channel.status_message:
+        err.extend(channel.status_message.encode())
+    return out.decode(errors="replace"), err.decode(errors="replace"), code
+
+
+def _raise_for(err: str, code: int, path: str, tool: str) -> None:
+    if code in (126, 127) or "executable file not found" in err or "no such file or directory: " \
+            "unknown" in err.lower():
+        raise Unsupported(_NO_TOOLS.format(tool=tool))
+    if "No such file" in err or "can't stat" in err or "not found" in err.lower():
+        raise NotFound(f"Could not find the file {path} in container")
+    if "Not a directory" in err:
+        raise InvalidParameter(f"extraction point is not a directory: {path}")
+    raise InvalidParameter(f"{tool} failed in the container ({code}): {err.strip()[-500:]}")
+
+
+# -- streams between the event loop and tar worker threads --------------------------------
+
+class _FromChannel:
+    """A blocking file (for tarfile, in a worker thread) reading chunks sent by the loop."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[bytes]) -> None:
+        self._receive = receive
+        self._buffer = b""
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            try:
+                self._buffer += trio.from_thread.run(self._receive.receive)
+            except trio.EndOfChannel:
+                self._done = True
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+class _ToChannel:
+    """A blocking file (for tarfile, in a worker thread) handing each write to the loop."""
+
+    def __init__(self, send: Callable[[bytes], Awaitable[object]]) -> None:
+        self._send = send
+
+    def write(self, data: bytes) -> int:
+        if data:
+            trio.from_thread.run(self._send, bytes(data))
+        return len(data)
+
+
+async def _through_thread(body: AsyncIterable[bytes], work: Callable[[IO[bytes]], _T]) -> _T:
+    """Run `work(file)` in a thread, `file` reading `body` as the client sends it."""
+    send, receive = trio.open_memory_channel[bytes](_QUEUE)
+    result: list[_T] = []
+
+    async def pump() -> None:
+        async with send:
+            async for chunk in body:
+                if chunk:
+                    await send.send(bytes(chunk))
+
+    def run() -> None:
+        with receive:
+            try:
+                result.append(work(cast(IO[bytes], _FromChannel(receive))))
+            except podside.ArchiveError as error:
+                raise InvalidParameter(str(error)) from None
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump)
+        await trio.to_thread.run_sync(run)
+        # A tar ends at its end-of-archive marker; whatever the client sends after is ignored.
+        nursery.cancel_scope.cancel()
+    return result[0]
+

@@ -1,0 +1,140 @@
+"""The frozen kubedock against the venv it was built from: size, start time and build time.
+
+    .venv/bin/python tests/bench/binary_bench.py [--runs N] [--no-build]
+
+Start time is from exec to the first `GET /_ping` that answers OK, for `python -m kubedock`
+(the baseline), the one-file program and the one-folder program, interleaved so that all three
+see the same machine; medians and ratios to the baseline are printed. The server runs against
+the local cluster (build/cluster/up) and starts no pods. Build time is `build/binary` on a copy
+of the tree into an empty cache (cold), then again (warm). Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = REPO / "build/binary"
+
+
+def last_line(command: Sequence[str | Path], env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([str(part) for part in command], env=env, check=True,
+                          stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return done.stdout.splitlines()[-1]
+
+
+def kubeconfig() -> str:
+    return last_line([REPO / "build/cluster/status"]).removeprefix("KUBECONFIG=")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pings(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return sock.recv(4096).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def seconds_to_ping(program: Sequence[str], config: str) -> float:
+    port = free_port()
+    # No DNS role: its pod would be part of the start and is not what is measured here.
+    command = [*program, "server", "--listen-addr", f"127.0.0.1:{port}", "-n", "default",
+               "--kubeconfig", config, "--network-names", "external"]  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        while not pings(port):
+            if process.poll() is not None:
+                raise SystemExit(f"{command[0]} exited with {process.returncode}")
+            if time.perf_counter() - started > 60:
+                raise SystemExit(f"{command[0]} did not answer /_ping within 60 s")
+            time.sleep(0.005)
+        return time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def tree_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def timed(command: Sequence[str | Path], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    last_line(command, env)
+    return time.perf_counter() - started
+
+
+def build_times() -> None:
+    """Cold and warm build/binary on a copy of the tree, which edits elsewhere cannot change."""
+    with tempfile.TemporaryDirectory(prefix="kd-binary-bench-") as scratch:
+        tree = Path(scratch) / "tree"
+        for part in ("kubedock", "build/binary", "build/cluster/versions"):
+            copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
+            (tree / part).parent.mkdir(parents=True, exist_ok=True)
+            copy(REPO / part, tree / part)
+        for part in ("pyinstaller.spec", "pyproject.toml"):
+            shutil.copy2(REPO / part, tree / part)
+        (tree / ".venv").symlink_to(REPO / ".venv")
+        env = {**os.environ, "KUBEDOCK_DEV_CACHE": str(Path(scratch) / "cache")}
+        print(f"build/binary cold: {timed([tree / 'build/binary'], env):.1f} s")
+        print(f"build/binary warm: {timed([tree / 'build/binary'], env):.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-build", action="store_true", help="skip the build timing (~40 s)")
+    args = parser.parse_args()
+
+    if not args.no_build:
+        build_times()
+    onefile = Path(last_line([BINARY]))
+    onedir = Path(last_line([BINARY, "--onedir"]))
+    image = Path(last_line([REPO / "build/images/build"])) / "kubedock.tar"
+    print(f"size one-file: {tree_bytes(onefile) / 1e6:.1f} MB")
+    print(f"size one-folder: {tree_bytes(onedir.parent) / 1e6:.1f} MB")
+    print(f"size image (docker save archive, uncompressed): {image.stat().st_size / 1e6:.1f} MB")
+
+    config = kubeconfig()
+    programs = {
+        "venv (python -m kubedock)": [sys.executable, "-m", "kubedock"],
+        "one-file": [str(onefile)],
+        "one-folder": [str(onedir)],
+    }
+    samples: dict[str, list[float]] = {name: [] for name in programs}
+    for _ in range(args.runs):
+        for name, program in programs.items():
+            samples[name].append(seconds_to_ping(program, config))
+    baseline = statistics.median(samples["venv (python -m kubedock)"])
+    print(f"exec to /_ping, median of {args.runs}:")
+    for name, times in samples.items():
+        median = statistics.median(times)
+        print(f"  {name:28} {median:.3f} s  x{median / baseline:.2f}  "
+              f"(min {min(times):.3f}, max {max(times):.3f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

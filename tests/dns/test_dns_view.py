@@ -1,0 +1,130 @@
+"""The DNS role's pure parts: messages, pod documents, views, answers."""
+
+from __future__ import annotations
+
+import contextlib
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.reversename
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubedock.dns import MalformedMessage, PodEntry, View, parse_query, pod_entry, resolve
+
+SEARCH = ("ns1.svc.cluster.local", "svc.cluster.local", "cluster.local")
+
+
+def pod(ip: str, names: list[str], networks: list[str], *, ready: bool = True,
+        deleting: bool = False) -> dict[str, object]:
+    annotations = {f"kubedock.hostalias/{i}": n for i, n in enumerate(names)}
+    annotations.update({f"kubedock.network/{i}": n for i, n in enumerate(networks)})
+    metadata: dict[str, object] = {"name": names[0], "annotations": annotations}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": metadata, "status": {
+        "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def view(*pods: dict[str, object]) -> View:
+    entries = [pod_entry(p) for p in pods]
+    return View([e for e in entries if e is not None], SEARCH)
+
+
+def ask(v: View, source: str, name: str, rdtype: str = "A") -> dns.message.Message | None:
+    query = dns.message.make_query(name, rdtype)
+    reply = resolve(v, source, parse_query(query.to_wire()), limit=512)
+    return None if reply is None else dns.message.from_wire(reply)
+
+
+def addresses(reply: dns.message.Message | None) -> list[str]:
+    assert reply is not None
+    return sorted(item.address for rrset in reply.answer for item in rrset)
+
+
+NETWORKS = view(
+    pod("10.244.0.10", ["db-pod", "db", "DB.Local"], ["net-a"]),
+    pod("10.244.0.11", ["app-pod", "app"], ["net-a"]),
+    pod("10.244.0.20", ["db-pod2", "db"], ["net-b"]),
+    pod("10.244.0.21", ["app-pod2", "app"], ["net-b"]),
+    pod("10.244.0.30", ["loner"], ["net-c"]),
+    pod("10.244.0.40", ["late", "db"], ["net-a"], ready=False),
+    pod("10.244.0.41", ["going", "db"], ["net-a"], deleting=True),
+)
+
+
+def test_pod_entry_reads_kubedock_annotations() -> None:
+    entry = pod_entry(pod("10.244.0.5", ["h", "a", "b"], ["n1", "n2"]))
+    assert entry == PodEntry(("10.244.0.5",), ("h", "a", "b"), frozenset({"n1", "n2"}), True)
+    assert pod_entry({"metadata": {"name": "x"}, "status": {}}) is None
+
+
+def test_each_network_sees_its_own_db() -> None:
+    assert addresses(ask(NETWORKS, "10.244.0.11", "db.")) == ["10.244.0.10"]
+    assert addresses(ask(NETWORKS, "10.244.0.21", "db.")) == ["10.244.0.20"]
+    # Through the search list, and case-insensitively.
+    assert addresses(ask(NETWORKS, "10.244.0.11", "DB.ns1.svc.cluster.local.")) == ["10.244.0.10"]
+    assert addresses(ask(NETWORKS, "10.244.0.11", "db.local.")) == ["10.244.0.10"]
+
+
+def test_owned_names_are_hidden_from_other_networks() -> None:
+    reply = ask(NETWORKS, "10.244.0.30", "db.")
+    assert reply is not None and reply.rcode() == dns.rcode.NXDOMAIN
+    assert reply.flags & dns.flags.AA
+
+
+def test_aaaa_of_owned_name_is_nodata() -> None:
+    reply = ask(NETWORKS, "10.244.0.11", "db.", "AAAA")
+    assert reply is not None and reply.rcode() == dns.rcode.NOERROR and not reply.answer
+
+
+def test_foreign_names_and_unknown_sources_go_upstream() -> None:
+    assert ask(NETWORKS, "10.244.0.11", "kubernetes.default.svc.cluster.local.") is None
+    assert ask(NETWORKS, "10.244.9.9", "db.") is None
+
+
+def test_ptr_only_within_the_network() -> None:
+    name = dns.reversename.from_address("10.244.0.10").to_text()
+    reply = ask(NETWORKS, "10.244.0.11", name, "PTR")
+    assert reply is not None
+    assert [item.target.to_text() for item in reply.answer[0]] == ["db-pod.", "db.", "db.local."]
+    assert ask(NETWORKS, "10.244.0.30", name, "PTR") is None
+
+
+def test_ipv6_mapped_source_is_the_same_pod() -> None:
+    from kubedock.dns._view import normal_ip
+
+    assert normal_ip("::ffff:10.244.0.11") == "10.244.0.11"
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00", b"\x12\x34" + b"\x00" * 9,
+    # A response, two questions, a pointer loop, a label past the end.
+    b"\x00\x01\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01",
+    b"\x00\x01\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01",
+    b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",
+    b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x3fabc",
+])
+def test_malformed_queries(data: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_query(data)
+
+
+@given(st.binary(max_size=64))
+def test_parse_never_fails_otherwise(data: bytes) -> None:
+    with contextlib.suppress(MalformedMessage):
+        parse_query(data)
+
+
+@given(st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,3}", fullmatch=True),
+       st.sampled_from(["A", "AAAA", "PTR", "MX", "TXT"]))
+def test_question_round_trip(name: str, rdtype: str) -> None:
+    query = dns.message.make_query(name + ".", rdtype)
+    parsed = parse_query(query.to_wire())
+    assert parsed.question.name == name
+    assert parsed.question.qtype == dns.rdatatype.from_text(rdtype)
+    assert parsed.id == query.id

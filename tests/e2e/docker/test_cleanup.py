@@ -1,0 +1,284 @@
+"""Ownership and cleanup under fault injection, with kubedock holding only deploy/rbac.yaml.
+
+Every kubedock here runs as the namespace's ``kubedock`` ServiceAccount. Objects are counted
+with kubectl (as the admin), never through kubedock itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from flaky_proxy import FlakyProxy
+from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
+from restricted import restricted_kubeconfig
+
+pytestmark = pytest.mark.cluster
+
+KINDS = "pods,services,configmaps,leases"
+# Short heartbeats, so that a killed instance is provably gone within seconds.
+HEARTBEAT = 3.0
+REAPER_INTERVAL = 1.0
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return restricted_kubeconfig(cluster, namespace, tmp_path_factory.mktemp("rbac"))
+
+
+@pytest.fixture
+def launch(cluster: Any, namespace: str, kubeconfig: Path, tmp_path: Path
+           ) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Kubedock, str]]]:
+    """Start kubedock instances (restricted, short heartbeat); stopped at the end if alive."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra: str) -> tuple[subprocess.Popen[bytes], Kubedock, str]:
+        process, server = start_kubedock(
+            cluster, namespace, tmp_path, "--kubeconfig", str(kubeconfig),
+            "--heartbeat", f"{HEARTBEAT:g}s", "--reaper-interval", f"{REAPER_INTERVAL:g}s",
+            # Names stay in pod annotations: these tests are about kubedock's own objects, not
+            # about the namespace's shared DNS role.
+            "--network-names", "external", *extra,
+        )
+        started.append(process)
+        return process, server, instance_id(server)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            stop_kubedock(process)
+
+
+def instance_id(server: Kubedock) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = re.search(r"kubedock ([0-9a-f]{12}) serving", server.log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no instance id in the log: {server.log.read_text()}")
+
+
+def objects(cluster: Any, namespace: str, selector: str) -> list[str]:
+    done = cluster.kubectl("-n", namespace, "get", KINDS, "-l", selector, "-o", "name")
+    return done.stdout.split()
+
+
+def of_instance(instance: str) -> str:
+    return f"kubedock=true,kubedock.id={instance}"
+
+
+def run_sleepers(server: Kubedock, count: int) -> list[str]:
+    client = docker.DockerClient(base_url=server.host, timeout=120)
+    try:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            containers = list(pool.map(
+                lambda _: client.containers.run("busybox:1.36", ["sleep", "600"], detach=True),
+                range(count)))
+        return [str(container.id) for container in containers]
+    finally:
+        client.close()
+
+
+def until(condition: Callable[[], bool], seconds: float) -> float:
+    """Wait for `condition`; the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > seconds:
+            raise AssertionError(f"condition not met within {seconds:g}s")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_sigterm_deletes_everything_and_exits_143(
+    cluster: Any, namespace: str, launch: Any
+) -> None:
+    process, server, instance = launch()
+    run_sleepers(server, 10)
+    assert len([o for o in objects(cluster, namespace, of_instance(instance))
+                if o.startswith("pod/")]) == 10
+    start = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=60)
+    took = time.monotonic() - start
+    print(f"SIGTERM with 10 running containers: exit {code} after {took:.2f}s")
+    assert code == 128 + signal.SIGTERM, server.log.read_text()[-3000:]
+    assert objects(cluster, namespace, of_instance(instance)) == []
+    assert took < 10, server.log.read_text()[-3000:]
+
+
+def test_sigkilled_instance_is_reaped_and_a_live_one_is_not(
+    cluster: Any, namespace: str, launch: Any
+) -> None:
+    _live, live_server, live = launch()
+    live_ids = run_sleepers(live_server, 2)
+    victim, victim_server, dead = launch()
+    run_sleepers(victim_server, 10)
+    assert len(objects(cluster, namespace, of_instance(dead))) == 11  # 10 pods, 1 lease
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    took = until(lambda: not objects(cluster, namespace, of_instance(dead)), seconds=60)
+    print(f"SIGKILLed instance with 10 containers reaped {took:.2f}s after the kill "
+          f"(heartbeat {HEARTBEAT:g}s, grace {HEARTBEAT:g}s, reaper every {REAPER_INTERVAL:g}s)")
+    assert took < 2 * HEARTBEAT + REAPER_INTERVAL + 5
+    client = docker.DockerClient(base_url=live_server.host, timeout=60)
+    try:
+        for container_id in live_ids:
+            assert client.containers.get(container_id).status == "running"
+    finally:
+        client.close()
+    assert len(objects(cluster, namespace, of_instance(live))) == 3
+
+
+def test_prune_start_removes_a_dead_instance_at_once(
+    cluster: Any, namespace: str, launch: Any
+) -> None:
+    victim, victim_server, dead = launch("--reapmax", "0")
+    run_sleepers(victim_server, 3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    time.sleep(2 * HEARTBEAT + 0.5)  # provably gone: the heartbeat expired a grace ago
+    _process, _server, _alive = launch("--prune-start")
+    assert objects(cluster, namespace, of_instance(dead)) == []
+
+
+def test_abandoned_container_is_reaped_after_reapmax(
+    cluster: Any, namespace: str, launch: Any
+) -> None:
+    _process, server, instance = launch("--reapmax", "5s")
+    # A client that dies without cleaning up (what Testcontainers without Ryuk leaves).
+    client = subprocess.Popen(["docker", "run", "--name", "abandoned", "busybox:1.36",
+                               "sleep", "600"], env=server.env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    until(lambda: any(o.startswith("pod/") for o in
+                      objects(cluster, namespace, of_instance(instance))), seconds=60)
+    client.kill()
+    client.wait()
+    started = time.monotonic()
+    until(lambda: not [o for o in objects(cluster, namespace, of_instance(instance))
+                       if o.startswith("pod/")], seconds=60)
+    print(f"abandoned container reaped {time.monotonic() - started:.2f}s after its client died "
+          "(--reapmax 5s)")
+    listed = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "name=abandoned"],
+                            env=server.env(), capture_output=True, text=True, check=True)
+    assert listed.stdout.strip() == ""
+
+
+def test_lock_is_exclusive_and_released_on_exit(
+    cluster: Any, namespace: str, kubeconfig: Path, launch: Any
+) -> None:
+    holder, _server, first = launch("--lock")
+    lease = cluster.kubectl("-n", namespace, "get", "lease", "kubedock-lock",
+                            "-o", "jsonpath={.spec.holderIdentity}").stdout
+    assert lease == first
+    started = time.monotonic()
+    waiting = subprocess.run(
+        [sys.executable, "-m", "kubedock", "server", "--listen-addr", "127.0.0.1:0",
+         "--namespace", namespace, "--kubeconfig", str(kubeconfig), "--lock",
+         "--lock-timeout", "3s", "--network-names", "external"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert waiting.returncode == 1, waiting.stderr
+    assert "not acquired within 3s" in waiting.stderr
+    assert 3 <= time.monotonic() - started < 20
+    assert stop_kubedock(holder) == 128 + signal.SIGTERM
+    leases = cluster.kubectl("-n", namespace, "get", "leases", "-o", "name").stdout
+    assert "kubedock-lock" not in leases
+    _next, _server, second = launch("--lock")
+    assert cluster.kubectl("-n", namespace, "get", "lease", "kubedock-lock",
+                           "-o", "jsonpath={.spec.holderIdentity}").stdout == second
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    assert found
+    return int(found.group(1))
+
+
+def test_hundred_cycles_leave_nothing_and_memory_flat(
+    cluster: Any, namespace: str, launch: Any
+) -> None:
+    process, server, instance = launch()
+    client = docker.DockerClient(base_url=server.host, timeout=120)
+    samples: dict[int, int] = {}
+    try:
+        for cycle in range(1, 101):
+            container = client.containers.run("busybox:1.36", ["sleep", "600"], detach=True)
+            assert container.exec_run(["echo", "hi"]).output == b"hi\n"
+            container.remove(force=True)
+            if cycle in (1, 10, 25, 50, 75, 100):
+                samples[cycle] = rss_kib(process.pid)
+    finally:
+        client.close()
+    print("kubedock RSS (KiB) after cycle: " + ", ".join(f"{c}: {k}" for c, k in samples.items()))
+    assert [o for o in objects(cluster, namespace, of_instance(instance))
+            if not o.startswith("lease")] == []
+    assert samples[100] - samples[25] < 8 * 1024, samples
+
+
+def test_api_server_outage_during_logs_follow(
+    cluster: Any, namespace: str, kubeconfig: Path, launch: Any, tmp_path: Path
+) -> None:
+    """All of kubedock's API connections cut and refused for a while, as in a restart."""
+    config = json.loads(kubeconfig.read_text())
+    host, _, port = config["clusters"][0]["cluster"]["server"].removeprefix("https://")\
+        .rpartition(":")
+    proxy = FlakyProxy((host, int(port)))
+    # The API server's certificate names 127.0.0.1 too.
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    through_proxy = tmp_path / "kubeconfig-proxy"
+    through_proxy.write_text(json.dumps(config))
+    try:
+        process, server, instance = launch("--kubeconfig", str(through_proxy))
+        talker = docker_cli(server, "run", "-d", "busybox:1.36", "sh", "-c",
+                            "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done")
+        assert talker.returncode == 0, talker.stderr
+        short = docker_cli(server, "run", "-d", "busybox:1.36", "sh", "-c", "sleep 5; exit 3")
+        assert short.returncode == 0, short.stderr
+        talker_id, short_id = talker.stdout.decode().strip(), short.stdout.decode().strip()
+        follow = subprocess.Popen(["docker", "logs", "-f", talker_id], env=server.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        proxy.outage(8)  # the short container exits meanwhile, unseen
+        time.sleep(2)
+        assert follow.poll() is None, follow.stderr.read() if follow.stderr else ""
+        stopped = docker_cli(server, "stop", "-t", "1", talker_id)
+        assert stopped.returncode == 0, stopped.stderr
+        try:
+            out, err = follow.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            follow.kill()
+            out, err = follow.communicate()
+        lines = out.decode().splitlines()
+        print(f"logs -f across the outage: exit {follow.returncode}, {len(lines)} lines, "
+              f"stderr {err.decode().strip()!r}")
+        assert process.poll() is None, server.log.read_text()[-3000:]
+        # Nothing lost, nothing twice: what was logged during the outage came afterwards.
+        assert lines == [f"line {i}" for i in range(len(lines))]
+        assert len(lines) > 50
+        assert follow.returncode == 0
+
+        def exited_with_3() -> bool:
+            state = docker_cli(server, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
+                               short_id)
+            return state.stdout.decode().strip() == "exited 3"
+
+        took = until(exited_with_3, seconds=60)
+        print(f"state converged {took:.1f}s after the API server came back")
+        again = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
+        assert again.stdout == b"ok\n", again.stderr
+        assert stop_kubedock(process) == 128 + signal.SIGTERM
+        assert objects(cluster, namespace, of_instance(instance)) == []
+        assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
+    finally:
+        proxy.close()

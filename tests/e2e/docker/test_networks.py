@@ -1,0 +1,153 @@
+"""Docker networks on the cluster: aliases resolve inside a network, and only there.
+
+Two kubedock instances share the module's namespace, each with the same network name and the
+same aliases; kubedock's DNS keeps them apart by network id.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from kubedock_server import Kubedock, start_kubedock, stop_kubedock
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+pytestmark = [
+    pytest.mark.cluster,
+    # docker-py leaves the socket of an exec to the garbage collector.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+REDIS_GET = "printf 'GET owner\\r\\nQUIT\\r\\n' | nc {host} 6379"
+
+
+@pytest.fixture(scope="module")
+def second(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[docker.DockerClient]:
+    """Another kubedock instance in the same namespace."""
+    process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("second"),
+                                     "--port-forward")
+    client = docker.DockerClient(base_url=server.host, timeout=120)
+    yield client
+    client.close()
+    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+
+
+def run_pair(client: docker.DockerClient, owner: str) -> tuple[Any, Any, Any]:
+    """network ``net`` with redis (alias db, holding ``owner``) and busybox (alias app)."""
+    network = client.networks.create("net")
+    db = client.containers.run("redis:7", detach=True, network="net",
+                               networking_config={"net": client.api.create_endpoint_config(
+                                   aliases=["db"])})
+    app = client.containers.create("busybox:1.36", ["sleep", "600"])
+    network.connect(app, aliases=["app"])  # before start, as testcontainers-node does
+    app.start()
+    for _ in range(60):
+        if db.exec_run(["redis-cli", "set", "owner", owner]).output.strip() == b"OK":
+            break
+    return network, db, app
+
+
+def service_names(cluster: Any, namespace: str) -> list[str]:
+    listing = cluster.kubectl("-n", namespace, "get", "services", "-o",
+                              "jsonpath={.items[*].metadata.name}")
+    names: list[str] = listing.stdout.split()
+    return names
+
+
+def remove(network: Any, *containers: Any) -> None:
+    for container in containers:
+        container.remove(force=True)
+    network.remove()
+    gc.collect()
+
+
+def test_alias_resolves_per_instance(client: docker.DockerClient,
+                                     second: docker.DockerClient) -> None:
+    first_pair = run_pair(client, "first")
+    second_pair = run_pair(second, "second")
+    try:
+        for (_network, db, app), owner in ((first_pair, b"first"), (second_pair, b"second")):
+            answer = app.exec_run(["sh", "-c", REDIS_GET.format(host="db")])
+            assert answer.exit_code == 0, answer.output
+            assert owner in answer.output and answer.output.count(b"\r\n") >= 2
+            db.reload()
+            endpoint = db.attrs["NetworkSettings"]["Networks"]["net"]
+            assert endpoint["Aliases"] == ["db"]
+            assert endpoint["IPAddress"] == db.attrs["NetworkSettings"]["IPAddress"] != ""
+            # And back: db reaches app by its alias, connected after create.
+            ping = db.exec_run(["sh", "-c", "getent hosts app || nslookup app"])
+            assert ping.exit_code == 0, ping.output
+    finally:
+        remove(*first_pair)
+        remove(*second_pair)
+
+
+def test_container_off_the_network_cannot_resolve(client: docker.DockerClient) -> None:
+    network, db, app = run_pair(client, "first")
+    outsider = client.containers.run("busybox:1.36", ["sleep", "600"], detach=True)
+    try:
+        answer = outsider.exec_run(["sh", "-c", REDIS_GET.format(host="db")])
+        assert answer.exit_code != 0
+        assert b"bad address" in answer.output
+        # Connected later, it resolves: kubedock updates the pod's names in place.
+        network.connect(outsider)
+        for _ in range(30):
+            answer = outsider.exec_run(["sh", "-c", REDIS_GET.format(host="db")])
+            if answer.exit_code == 0:
+                break
+        assert b"first" in answer.output
+    finally:
+        remove(network, db, app, outsider)
+
+
+def test_testcontainers_network_aliases(kubedock: Kubedock, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    for key, value in kubedock.env().items():
+        monkeypatch.setenv(key, value)
+    with Network() as network, DockerContainer("redis:7").with_network(
+        network
+    ).with_network_aliases("cache") as cache, DockerContainer("busybox:1.36").with_command(
+        "sleep 600"
+    ).with_network(network) as app:
+        for _ in range(60):
+            if cache.exec(["redis-cli", "ping"]).output.strip() == b"PONG":
+                break
+        result = app.exec(["sh", "-c", "printf 'PING\\r\\nQUIT\\r\\n' | nc cache 6379"])
+        assert b"+PONG" in result.output, result.output
+
+
+def test_services_mode(cluster: Any, namespace: str, tmp_path: Path) -> None:
+    process, server = start_kubedock(cluster, namespace, tmp_path, "--network-names", "services")
+    client = docker.DockerClient(base_url=server.host, timeout=120)
+    try:
+        client.networks.create("svcnet")
+        db = client.containers.run(
+            "redis:7", detach=True, network="svcnet", ports={"6379/tcp": None},
+            networking_config={"svcnet": client.api.create_endpoint_config(aliases=["svcdb"])})
+        app = client.containers.run("busybox:1.36", ["sleep", "600"], detach=True,
+                                    network="svcnet")
+        for _ in range(60):
+            if db.exec_run(["redis-cli", "set", "owner", "svc"]).output.strip() == b"OK":
+                break
+        answer = app.exec_run(["sh", "-c", REDIS_GET.format(host="svcdb")])
+        assert b"svc" in answer.output, answer.output
+        assert "svcdb" in service_names(cluster, namespace)
+        db.remove(force=True)
+        app.remove(force=True)
+        gc.collect()
+        # Owned by the pod: the garbage collector takes the Service with it.
+        for _ in range(60):
+            if "svcdb" not in service_names(cluster, namespace):
+                break
+            time.sleep(0.5)
+        assert "svcdb" not in service_names(cluster, namespace)
+    finally:
+        client.close()
+        assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
