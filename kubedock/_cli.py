@@ -208,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         "init", help="(inside pods) write the tar streamed on stdin into a volume, then exit"
     )
     init.add_argument("target", nargs="?", help="directory to write into (default /.kubedock/data)")
+    init.add_argument("--tools", metavar="DIR",
+                      help="also copy this program (and its C library) into DIR, for archive")
+    archive = commands.add_parser(
+        "archive", help="(inside pods) stat, tar or untar a path of the container"
+    )
+    archive.add_argument("action", choices=("stat", "get", "put"))
+    archive.add_argument("path")
     return parser
 
 
@@ -245,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "init":
         from .podside import run_init
 
-        sys.exit(run_init([args.target] if args.target else []))
+        sys.exit(run_init(args.target, tools=args.tools))
+    if args.command == "archive":
+        from .podside import run_archive
+
+        sys.exit(run_archive([args.action, args.path]))
     if args.command == "dns":
         from .dns import run_dns
 

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from ..engine import Engine
+from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
 
 API_VERSION = "1.45"
@@ -64,6 +65,9 @@ def create_app(engine: Engine) -> ASGIApp:
     from ._system import blueprint as system
 
     app = QuartTrio("kubedock", static_folder=None)
+    # Bodies (archives) are read as they arrive, no faster than a route consumes them.
+    app.asgi_http_class = BoundedHTTPConnection
+    app.request_class = BoundedRequest
     app.config.update(
         KUBEDOCK_ENGINE=engine,
         # Streams (logs, events, pulls) and long uploads end when they end, not on a timer.

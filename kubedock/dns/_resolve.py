@@ -6,6 +6,7 @@ from ._message import (
     IN,
     NXDOMAIN,
     PTR,
+    SERVFAIL,
     Query,
     address_record,
     answer,
@@ -21,8 +22,9 @@ def resolve(view: View, source_ip: str, query: Query, *, limit: int | None) -> b
     """Our answer, or None when the query belongs to the upstream server.
 
     A name that some kubedock pod holds is ours: the querier gets its network peers'
-    addresses, NODATA for AAAA (pods here have IPv4 addresses), and NXDOMAIN when no pod
-    of its networks holds the name, so a name never leaks from one network into another.
+    addresses, NODATA for AAAA (pods here have IPv4 addresses), SERVFAIL while the peer
+    holding it is not Ready yet, and NXDOMAIN when no pod of its networks holds the name, so
+    a name never leaks from one network into another.
     """
     question = query.question
     if question.qclass != IN or not view.knows(source_ip):
@@ -38,6 +40,8 @@ def resolve(view: View, source_ip: str, query: Query, *, limit: int | None) -> b
         return None
     addresses = view.addresses(source_ip, name)
     if not addresses:
-        return answer(query, [], NXDOMAIN, limit=limit)
+        # A peer that is starting: SERVFAIL makes the client try again, NXDOMAIN would not.
+        rcode = SERVFAIL if view.pending(source_ip, name) else NXDOMAIN
+        return answer(query, [], rcode, limit=limit)
     records = [address_record(ip, TTL) for ip in addresses]
     return answer(query, [r for r in records if r.rtype == question.qtype], limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import struct
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 UPSTREAM_TIMEOUT = 4.0
 _TCP_IDLE_TIMEOUT = 10.0
 _MAX_UDP = 65535
+_BIND_ATTEMPTS = 20
 
 
 async def serve_dns(
@@ -44,12 +46,9 @@ async def serve_dns(
     arrived. ``upstream`` answers everything that is not a kubedock pod's name; its answer goes
     back as it came (rcode included), only the message id restored.
     """
-    family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-    udp = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+    udp, listeners = await _bind(host, port)
+    bound = udp.getsockname()[1]
     with udp:
-        await udp.bind((host, port))
-        bound = udp.getsockname()[1]
-        listeners = await trio.open_tcp_listeners(bound, host=host)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(trio.serve_listeners, partial(_serve_tcp, view, upstream),
                                        listeners))
@@ -62,6 +61,23 @@ async def serve_dns(
                     nursery.start_soon(_relay_udp, udp, upstream, data, source)
                 elif reply:
                     await _send_udp(udp, reply, source)
+
+
+async def _bind(host: str, port: int
+                ) -> tuple[trio.socket.SocketType, list[trio.SocketListener]]:
+    """A UDP socket and TCP listeners on one port; port 0 picks one free for both."""
+    family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
+    for _attempt in range(_BIND_ATTEMPTS):
+        udp = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+        try:
+            await udp.bind((host, port))
+            return udp, await trio.open_tcp_listeners(udp.getsockname()[1], host=host)
+        except OSError as error:
+            udp.close()
+            # The port UDP got may be taken for TCP; another free one will do.
+            if port != 0 or error.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no port free for both UDP and TCP on {host}")
 
 
 async def _relay_udp(udp: trio.socket.SocketType, upstream: tuple[str, int], data: bytes,

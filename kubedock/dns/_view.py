@@ -66,11 +66,13 @@ class View:
         self._addresses: dict[tuple[str, str], list[str]] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
         self._owned: set[str] = set()
+        self._pending: set[tuple[str, str]] = set()
         for pod in pods:
             self._owned.update(pod.names)
             for ip in pod.ips:
                 self._networks_of[ip] = self._networks_of.get(ip, frozenset()) | pod.networks
             if not pod.ready:
+                self._pending.update((n, name) for n in pod.networks for name in pod.names)
                 continue
             for ip in pod.ips:
                 self._names_of[ip] = pod.names
@@ -96,6 +98,11 @@ class View:
         for network in sorted(self._networks_of.get(source_ip, ())):
             found.update(dict.fromkeys(self._addresses.get((network, name), ())))
         return list(found)
+
+    def pending(self, source_ip: str, name: str) -> bool:
+        """Whether a pod of ``source_ip``'s networks holds ``name`` but is not Ready yet."""
+        return any((network, name) in self._pending
+                   for network in self._networks_of.get(source_ip, ()))
 
     def names(self, source_ip: str, ip: str) -> tuple[str, ...]:
         """The names of the Ready pod at ``ip``, if it shares a network with ``source_ip``."""

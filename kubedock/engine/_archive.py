@@ -4,15 +4,16 @@ running container.
 Before start nothing runs yet, so what a container should find (bind sources read on kubedock's
 side, archives copied in) is written into one tar stream that the pod's init container
 (`kubedock init`) extracts into the data volume; `main` mounts pieces of that volume (subPath)
-at their targets. Once the container runs, archives go through exec of the image's own `tar`
-and `stat`. Every archive streams: request bodies through bounded channels and worker
-threads, staged archives through temporary files, so memory does not grow with their size.
+at their targets. Once the container runs, archives go through exec of kubedock's own program,
+which the init container left in the pod (`kubedock archive`), or of the image's `tar` and
+`stat` in pods without one. Every archive streams: request bodies through bounded channels and
+worker threads, staged archives through temporary files, so memory does not grow with their size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
+import json
 import logging
 import os
 import posixpath
@@ -113,24 +114,18 @@ async def stage_archive(body: AsyncIterable[bytes], path: str, directory: str | 
 
 async def fill_volumes(cluster: kube.Cluster, pod: str, container: Container,
                        staged: Sequence[StagedArchive]) -> None:
-    """Stream bind sources and staged archives to the init container of a new pod."""
+    """Stream bind sources and staged archives to the running init container of a new pod."""
     binds = [(f"b{index}", mount.source) for index, mount in enumerate(container.config.mounts)
              if mount.kind == "bind"]
     errors = bytearray()
-    async with contextlib.AsyncExitStack() as stack:
-        while True:
-            try:
-                channel = await stack.enter_async_context(cluster.attach(
-                    pod, stdin=True, stdout=False, stderr=True, container=kube.SETUP
-                ))
-                break
-            except kube.KubeError:
-                # The init container is not running yet (scheduling, image pull).
-                await trio.sleep(_ATTACH_RETRY_SECONDS)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_collect_output, channel, errors)
-            sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
-            await trio.to_thread.run_sync(_write_volume_stream, sink, binds, staged)
+    async with cluster.attach(pod, stdin=True, stdout=False, stderr=True,
+                              container=kube.SETUP) as channel, trio.open_nursery() as nursery:
+        nursery.start_soon(_collect_output, channel, errors)
+        sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
+        await _in_thread(_write_volume_stream, sink, binds, staged)
+        await channel.close_stdin()
+    if channel.exit_code not in (0, None):
+        raise kube.KubeError(channel.status_message or f"attach ended ({channel.exit_code})")
     if errors.strip():
         log.info("init container of %s: %s", pod, errors.decode(errors="replace").strip())
 
@@ -155,8 +150,17 @@ def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
 # -- a running container ------------------------------------------------------------------
 
 async def stat_path(cluster: kube.Cluster, container: Container, path: str) -> wire.PathStat:
-    """`lstat` of a path in `main`, through the image's `stat` (and `readlink` for links)."""
+    """`lstat` of a path in `main`: kubedock's own `archive stat` where the pod has it, else
+    the image's `stat` (and `readlink` for links)."""
     pod = _running_pod(container)
+    name = posixpath.basename(path.rstrip("/")) or "/"
+    if container.tools is not None:
+        out, err, code = await _run(cluster, pod, podside.tool_argv(container.tools, "stat", path))
+        if code != 0:
+            _raise_for_tool(err, code, path)
+        fields = json.loads(out)
+        moment = datetime.datetime.fromtimestamp(fields["mtime"], datetime.UTC)
+        return wire.PathStat(name, fields["size"], fields["mode"], moment, fields["linkTarget"])
     out, err, code = await _run(cluster, pod, ["stat", "-c", "%f %s %Y", "--", path])
     if code != 0:
         _raise_for(err, code, path, "stat")
@@ -167,7 +171,6 @@ async def stat_path(cluster: kube.Cluster, container: Container, path: str) -> w
         out, _, _ = await _run(cluster, pod, ["readlink", "--", path])
         link_target = out.strip()
     moment = datetime.datetime.fromtimestamp(int(mtime), datetime.UTC)
-    name = posixpath.basename(path.rstrip("/")) or "/"
     return wire.PathStat(name, int(size), mode, moment, link_target)
 
 
@@ -184,13 +187,16 @@ async def put_archive(cluster: kube.Cluster, container: Container, path: str,
                       body: AsyncIterable[bytes]) -> None:
     """Extract a client's archive into a directory of a running container.
 
-    kubedock validates and decompresses the archive on its side, so the image's `tar` only
-    ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
+    kubedock validates and decompresses the archive on its side, so the program in the pod
+    only ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
     """
-    path_stat = await stat_path(cluster, container, path)
-    if not stat.S_ISDIR(path_stat.mode):
-        raise InvalidParameter(f"extraction point is not a directory: {path}")
-    argv = ["tar", "-x", "-f", "-", "-C", path]
+    if container.tools is not None:
+        argv = podside.tool_argv(container.tools, "put", path)
+    else:
+        path_stat = await stat_path(cluster, container, path)
+        if not stat.S_ISDIR(path_stat.mode):
+            raise InvalidParameter(f"extraction point is not a directory: {path}")
+        argv = ["tar", "-x", "-f", "-", "-C", path]
     errors = bytearray()
     async with cluster.exec(_running_pod(container), argv, stdin=True, stdout=True,
                             stderr=True) as channel, trio.open_nursery() as nursery:
@@ -199,14 +205,20 @@ async def put_archive(cluster: kube.Cluster, container: Container, path: str,
         await _through_thread(body, lambda source: podside.relocate(source, sink))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
-        _raise_for(bytes(errors).decode(errors="replace"), channel.exit_code, path, "tar")
+        err = bytes(errors).decode(errors="replace")
+        if container.tools is not None:
+            _raise_for_tool(err, channel.exit_code, path)
+        _raise_for(err, channel.exit_code, path, "tar")
 
 
 async def get_archive(cluster: kube.Cluster, container: Container, path: str
                       ) -> AsyncIterator[bytes]:
-    """A tar of `path` (its basename as the top entry), straight from the image's `tar`."""
-    directory, base = posixpath.split(path.rstrip("/") or "/")
-    argv = ["tar", "-c", "-f", "-", "-C", directory or "/", base or "."]
+    """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`."""
+    if container.tools is not None:
+        argv = podside.tool_argv(container.tools, "get", path)
+    else:
+        directory, base = posixpath.split(path.rstrip("/") or "/")
+        argv = ["tar", "-c", "-f", "-", "-C", directory or "/", base or "."]
     async with cluster.exec(_running_pod(container), argv, stdin=False, stdout=True,
                             stderr=True) as channel:
         errors = bytearray()
@@ -239,6 +251,14 @@ async def _run(cluster: kube.Cluster, pod: str, argv: list[str]) -> tuple[str, s
     if code == -1 and channel.status_message:
         err.extend(channel.status_message.encode())
     return out.decode(errors="replace"), err.decode(errors="replace"), code
+
+
+def _raise_for_tool(err: str, code: int, path: str) -> None:
+    if code == podside.NOT_FOUND:
+        raise NotFound(f"Could not find the file {path} in container")
+    if code == podside.NOT_A_DIRECTORY:
+        raise InvalidParameter(f"extraction point is not a directory: {path}")
+    raise InvalidParameter(f"copying failed in the container ({code}): {err.strip()[-500:]}")
 
 
 def _raise_for(err: str, code: int, path: str, tool: str) -> None:
@@ -286,6 +306,15 @@ class _ToChannel:
         return len(data)
 
 
+async def _in_thread(work: Callable[..., _T], *args: object) -> _T:
+    """`work(*args)` in a worker thread that a cancelled caller leaves behind.
+
+    The thread only talks to the loop through `_FromChannel` and `_ToChannel`, whose next
+    call fails once the caller's channels are closed, so an abandoned thread ends soon.
+    """
+    return await trio.to_thread.run_sync(work, *args, abandon_on_cancel=True)
+
+
 async def _through_thread(body: AsyncIterable[bytes], work: Callable[[IO[bytes]], _T]) -> _T:
     """Run `work(file)` in a thread, `file` reading `body` as the client sends it."""
     send, receive = trio.open_memory_channel[bytes](_QUEUE)
@@ -306,7 +335,7 @@ async def _through_thread(body: AsyncIterable[bytes], work: Callable[[IO[bytes]]
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pump)
-        await trio.to_thread.run_sync(run)
+        await _in_thread(run)
         # A tar ends at its end-of-archive marker; whatever the client sends after is ignored.
         nursery.cancel_scope.cancel()
     return result[0]

@@ -93,7 +93,7 @@ class Engine:
 
     @property
     def label_selector(self) -> str:
-        return f"kubedock=true,kubedock.id={self.settings.instance_id}"
+        return kube.instance_selector(self.settings.instance_id)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -170,6 +170,8 @@ class Engine:
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
         container.pod_name, container.pod_ip = pod_name, None
+        container.setup_running = False
+        container.tools = kube.TOOLS_DIR if spec.needs_setup else None
         container.status, container.published, container.health = "created", (), None
         container.error, container.exit_code, container.oom_killed = "", 0, False
         container.saved_logs = None
@@ -192,13 +194,20 @@ class Engine:
             await self._delete_pod_and_wait(container, grace_seconds=0)
             container.exit_code = 128
             container.error = failure
+            if container.config.auto_remove:
+                # As Docker does: `docker run --rm` waits for the removal after a failed start.
+                self._spawn(partial(self.remove, container, force=True))
             reason, _, message = failure.partition(": ")
             raise StartFailed(reason, message or None)
         if _is_running(container):
             if self._names == "services":
-                await publish_services(self.cluster, pod, (
-                    *([container.config.hostname] if container.config.hostname else ()),
-                    *self.dns_names(container)), container.config.ports)
+                try:
+                    await publish_services(self.cluster, pod, self._service_names(container),
+                                           container.config.ports)
+                except Conflict:
+                    # The start fails as a whole: no pod running under names it could not claim.
+                    await self._delete_pod_and_wait(container, grace_seconds=0)
+                    raise
             await self._expose_ports(container)
             if container.config.healthcheck is not None:
                 from ._health import monitor_health
@@ -207,9 +216,12 @@ class Engine:
         self._publish(container, "start")
 
     async def _fill_volumes(self, container: Container, pod_name: str) -> None:
+        # The API server upgrades an attach to a container that does not run yet, then ends
+        # it with an error status: only the pod watch can say when attaching makes sense.
+        await self._until(container, lambda: container.setup_running)
         try:
             await fill_volumes(self.cluster, pod_name, container, self.archives.staged(container))
-        except (kube.KubeError, OSError) as error:
+        except (kube.KubeError, OSError, trio.BrokenResourceError) as error:
             container.error = f"CopyFailed: copying files into the pod failed: {error}"
             container.notify()
 
@@ -345,10 +357,18 @@ class Engine:
         names = (dns_name(candidate) for candidate in candidates)
         return tuple(dict.fromkeys(name for name in names if name))
 
+    def _service_names(self, container: Container) -> tuple[str, ...]:
+        hostname = container.config.hostname
+        return (*([hostname] if hostname else ()), *self.dns_names(container))
+
     async def connect_network(self, network: Network, container: Container,
                               aliases: tuple[str, ...]) -> None:
         self.networks.connect(network, container.id, container.name, aliases)
-        await self._republish_names(container)
+        try:
+            await self._republish_names(container)
+        except BaseException:
+            self.networks.disconnect(network, container.id, container.name)
+            raise
         self.events.publish("network", "connect", network.id,
                             {"name": network.name, "type": network.driver,
                              "container": container.id})
@@ -374,12 +394,17 @@ class Engine:
         return list(joined.values())
 
     async def _republish_names(self, container: Container) -> None:
-        """Tell the DNS role about a running container's changed networks.
+        """Make a started container's changed names resolvable.
 
-        The DNS role reads them from the pod's annotations; kubedock-dns (mode ``external``)
-        refuses such updates, and Services follow the pod's creation only.
+        The DNS role reads them from the pod's annotations. Services are added for new names
+        (and stay until the pod goes). kubedock-dns (mode ``external``) refuses updates.
         """
-        if self._names != "dns" or container.pod_name is None:
+        if container.pod_name is None or self._names == "external":
+            return
+        if self._names == "services":
+            pod = await self.cluster.get_object(kube.PODS, container.pod_name)
+            await publish_services(self.cluster, pod, self._service_names(container),
+                                   container.config.ports)
             return
         # The whole map is replaced, so that the keys of a network left behind go away too.
         manifest = kube.pod_manifest(self._spec(container), self.settings)
@@ -403,6 +428,7 @@ class Engine:
             container.notify()
             return
         container.pod_ip = observation.pod_ip or container.pod_ip
+        container.setup_running = observation.setup == "running"
         if container.status == "created":
             if observation.fatal:
                 container.error = f"{observation.reason or 'Failed'}: {observation.message or ''}"

@@ -110,6 +110,11 @@ class Container:
     finished_at: datetime | None = None
     pod_name: str | None = None
     pod_ip: str | None = None
+    # The pod's init container `setup` runs, so kubedock can attach to it and stream files.
+    setup_running: bool = False
+    # Where the init container left kubedock's own program in the pod; None: a pod without
+    # one, where archives go through the image's tar and stat.
+    tools: str | None = None
     published: tuple[PublishedPort, ...] = ()
     restart_count: int = 0
     exits: int = 0

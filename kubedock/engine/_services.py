@@ -60,6 +60,10 @@ async def publish_services(cluster: kube.Cluster, pod: Mapping[str, Any], names:
         try:
             await cluster.create_object(kube.SERVICES, service_manifest(name, pod, ports))
         except kube.Conflict:
+            existing = await cluster.get_object(kube.SERVICES, name)
+            owners = existing["metadata"].get("ownerReferences") or ()
+            if any(owner.get("uid") == pod["metadata"]["uid"] for owner in owners):
+                continue  # published for this pod already (a name given on two networks)
             raise Conflict(
                 f"the name {name!r} is already a Service in namespace "
                 f"{pod['metadata']['namespace']}: with --network-names services a name is "

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._podspec import MAIN
+from ._podspec import MAIN, SETUP
 
 ContainerState = Literal["waiting", "running", "terminated"]
 
@@ -45,6 +45,8 @@ class ContainerObservation:
     finished_at: datetime | None
     deleted: bool
     fatal: bool
+    # The init container `setup` (see `ContainerSpec.needs_setup`); None in pods without it.
+    setup: ContainerState | None = None
 
 
 def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObservation:
@@ -85,6 +87,7 @@ def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObserv
         finished_at=_timestamp(detail.get("finishedAt")),
         deleted=deleted,
         fatal=fatal,
+        setup=_setup_state(status.get("initContainerStatuses")),
     )
 
 
@@ -101,6 +104,11 @@ def _state(container_status: Mapping[str, Any]) -> tuple[ContainerState, Mapping
         if name in state:
             return name, state[name] or {}
     return "waiting", {}
+
+
+def _setup_state(statuses: Any) -> ContainerState | None:
+    setup = _container_status(statuses, SETUP)
+    return _state(setup)[0] if setup else None
 
 
 def _init_failure(statuses: Any) -> tuple[str, str] | None:

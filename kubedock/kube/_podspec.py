@@ -16,6 +16,9 @@ SETUP = "setup"
 # Where the init container writes what it receives; `main` mounts pieces of it (subPath).
 DATA_VOLUME = "kubedock-data"
 DATA_DIR = "/.kubedock/data"
+# The init container copies kubedock itself here, for `docker cp` with a running container.
+TOOLS_VOLUME = "kubedock-tools"
+TOOLS_DIR = "/.kubedock/bin"
 
 # Per-container labels understood by the Go kubedock; kept so existing setups keep working.
 LABEL_PREFIX = "com.joyrex2001.kubedock."
@@ -419,22 +422,25 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}
             volumes.append({"name": entry["name"], "emptyDir": empty_dir})
         mounts.append(entry)
-    main["volumeMounts"] = mounts
     if spec.needs_setup:
         if not settings.init_image:
             raise Unsupported("binds and copies before start need an init image (--initimage)")
         volumes.append({"name": DATA_VOLUME, "emptyDir": {}})
+        volumes.append({"name": TOOLS_VOLUME, "emptyDir": {}})
+        tools = {"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR}
+        mounts.append({**tools, "readOnly": True})
         setup: dict[str, Any] = {
             "name": SETUP,
             "image": settings.init_image,
-            "args": ["init", DATA_DIR],
+            "args": ["init", DATA_DIR, "--tools", TOOLS_DIR],
             # kubedock attaches and streams one tar; the program ends at the tar's end.
             "stdin": True,
             "stdinOnce": True,
-            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}],
+            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}, tools],
         }
         pull_policy = _pull_policy(settings.pull_policy)
         if pull_policy:
             setup["imagePullPolicy"] = pull_policy
         pod_spec["initContainers"] = [*(pod_spec.get("initContainers") or []), setup]
+    main["volumeMounts"] = mounts
     pod_spec["volumes"] = volumes

@@ -1,7 +1,19 @@
 """What runs inside pods: the init container that fills volumes, and the tar code it shares
 with the server. Standard library only, so that these roles start fast."""
 
+from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._init import DATA_DIR, run_init
 from ._tar import ArchiveError, extract, relocate, safe_name
 
-__all__ = ["DATA_DIR", "ArchiveError", "extract", "relocate", "run_init", "safe_name"]
+__all__ = [
+    "DATA_DIR",
+    "NOT_A_DIRECTORY",
+    "NOT_FOUND",
+    "ArchiveError",
+    "extract",
+    "relocate",
+    "run_archive",
+    "run_init",
+    "safe_name",
+    "tool_argv",
+]

@@ -8,17 +8,22 @@ marker, so the program exits (and `main` starts) without waiting for the stream 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
+from ._archive import install_tools
 from ._tar import ArchiveError, extract
 
 DATA_DIR = "/.kubedock/data"
 
 
-def run_init(argv: Sequence[str]) -> int:
-    target = argv[0] if argv else DATA_DIR
+def run_init(target: str | None = None, *, tools: str | None = None) -> int:
+    target = target or DATA_DIR
+    # Unbuffered: a buffered read waits for a full buffer, while kubedock keeps stdin open
+    # after the tar's end, which is where reading must stop.
     try:
-        count = extract(sys.stdin.buffer, target)
+        if tools:
+            install_tools(tools)
+        with open(0, "rb", buffering=0, closefd=False) as stdin:
+            count = extract(stdin, target)
     except (ArchiveError, OSError) as error:
         print(f"kubedock init: {error}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ import trio
 from kubedock.dns import PodEntry, View, serve_dns
 
 NETWORKS, PODS_PER_NETWORK = 300, 3
-CLIENTS, QUERIES_PER_CLIENT = 32, 400
+CONCURRENCY, QUERIES_PER_CLIENT = (1, 32), 400
 
 
 def pod_ip(network: int, member: int) -> str:
@@ -91,21 +91,22 @@ def loopback() -> None:
     print(f"view of {NETWORKS} networks x {PODS_PER_NETWORK} pods: rebuilt in "
           f"{rebuild * 1000:.2f} ms")
     try:
-        trio.run(ask_concurrently, port)
+        for clients in CONCURRENCY:
+            trio.run(ask_concurrently, port, clients)
     finally:
         server.terminate()
         server.join()
 
 
-async def ask_concurrently(port: int) -> None:
+async def ask_concurrently(port: int, concurrency: int) -> None:
     latencies: list[float] = []
     started = time.perf_counter()
     async with trio.open_nursery() as clients:
-        for index in range(CLIENTS):
-            clients.start_soon(client, port, index * NETWORKS // CLIENTS, latencies)
+        for index in range(concurrency):
+            clients.start_soon(client, port, index * NETWORKS // concurrency, latencies)
     elapsed = time.perf_counter() - started
     latencies.sort()
-    print(f"{len(latencies)} A queries from {CLIENTS} concurrent pods in {elapsed:.2f} s: "
+    print(f"{len(latencies)} A queries from {concurrency} concurrent pod(s) in {elapsed:.2f} s: "
           f"{len(latencies) / elapsed:.0f} answers/s")
     print(f"latency p50 {statistics.median(latencies) * 1000:.2f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.2f} ms "

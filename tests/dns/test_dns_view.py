@@ -77,6 +77,16 @@ def test_owned_names_are_hidden_from_other_networks() -> None:
     assert reply.flags & dns.flags.AA
 
 
+def test_peer_not_ready_yet_is_servfail() -> None:
+    starting = view(pod("10.244.1.1", ["app"], ["n"]), pod("10.244.1.2", ["db"], ["n"],
+                                                           ready=False))
+    reply = ask(starting, "10.244.1.1", "db.")
+    assert reply is not None and reply.rcode() == dns.rcode.SERVFAIL
+    # The ones of other networks, starting or not, stay invisible.
+    hidden = ask(NETWORKS, "10.244.0.30", "late.")
+    assert hidden is not None and hidden.rcode() == dns.rcode.NXDOMAIN
+
+
 def test_aaaa_of_owned_name_is_nodata() -> None:
     reply = ask(NETWORKS, "10.244.0.11", "db.", "AAAA")
     assert reply is not None and reply.rcode() == dns.rcode.NOERROR and not reply.answer
@@ -128,3 +138,14 @@ def test_question_round_trip(name: str, rdtype: str) -> None:
     assert parsed.question.name == name
     assert parsed.question.qtype == dns.rdatatype.from_text(rdtype)
     assert parsed.id == query.id
+
+
+def test_large_answer_is_truncated_over_udp_only() -> None:
+    many = view(pod("10.244.2.1", ["client"], ["big"]),
+                *(pod(f"10.244.3.{i}", [f"replica-{i}", "many"], ["big"]) for i in range(40)))
+    query = parse_query(dns.message.make_query("many.", "A").to_wire())
+    udp = resolve(many, "10.244.2.1", query, limit=512)
+    assert udp is not None and len(udp) <= 512
+    assert dns.message.from_wire(udp).flags & dns.flags.TC
+    tcp = resolve(many, "10.244.2.1", query, limit=None)
+    assert tcp is not None and len(addresses(dns.message.from_wire(tcp))) == 40

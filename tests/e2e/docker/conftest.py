@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 from kubedock_server import Kubedock, start_kubedock, stop_kubedock
+from restricted import restricted_kubeconfig
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +21,14 @@ def kubedock(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFact
     yield server
     code = stop_kubedock(process)
     assert code == 128 + 15, server.log.read_text()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def rbac_kubeconfig(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Path:
+    """A kubeconfig with only deploy/rbac.yaml's rights in the module's namespace: pass it
+    as ``--kubeconfig`` to `start_kubedock` to run kubedock as it is deployed."""
+    return restricted_kubeconfig(cluster, namespace, tmp_path_factory.mktemp("rbac"))
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,14 @@ import io
 import os
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
-from kubedock_server import Kubedock, docker_cli
+from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
+from testcontainers.core.container import DockerContainer
 
 pytestmark = pytest.mark.cluster
 
@@ -104,20 +107,62 @@ def test_docker_py_put_and_get_archive(client: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
-def test_noshell_image_receives_files_before_start(client: docker.DockerClient) -> None:
+def _one_file_tar(name: str, content: bytes, mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _read_one(chunks: Iterator[bytes], name: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        member = archive.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
+def test_noshell_image_copies_both_ways(client: docker.DockerClient) -> None:
+    """No shell, no tar: before start the init container writes the files, after start the
+    kubedock it left in the pod reads and writes them."""
     container = client.containers.create("kubedock/noshell:1")
     try:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            info = tarfile.TarInfo("copied.txt")
-            info.size = 7
-            archive.addfile(info, io.BytesIO(b"copied\n"))
-        assert container.put_archive("/data", buffer.getvalue())
+        assert container.put_archive("/copied", _one_file_tar("in.txt", b"copied\n", "w:gz"))
         container.start()
         container.reload()
         assert container.status == "running"
+        chunks, stat = container.get_archive("/copied/in.txt")
+        assert stat["size"] == 7 and _read_one(chunks, "in.txt") == b"copied\n"
+        assert container.put_archive("/data", _one_file_tar("later.txt", b"later\n"))
+        chunks, _ = container.get_archive("/data/later.txt")
+        assert _read_one(chunks, "later.txt") == b"later\n"
+        chunks, stat = container.get_archive("/data/link-to-hello")
+        assert stat["linkTarget"] == "hello.txt"
+        with pytest.raises(docker.errors.NotFound):
+            container.get_archive("/data/missing")
     finally:
         container.remove(force=True)
+
+
+def test_testcontainers_copy_before_start_and_volume_mapping(
+    kubedock: Kubedock, tmp_path: Path
+) -> None:
+    (tmp_path / "mapped.txt").write_text("mapped\n")
+    saved = dict(os.environ)
+    os.environ.update(DOCKER_HOST=kubedock.host, TESTCONTAINERS_RYUK_DISABLED="true")
+    try:
+        container = (
+            DockerContainer("busybox:1.36", command=["sleep", "600"])
+            .with_copy_into_container(b"copied\n", "/etc/app/conf.txt")
+            .with_volume_mapping(str(tmp_path), "/mapped", "ro")
+        )
+        with container:
+            code, out = container.exec(["cat", "/etc/app/conf.txt", "/mapped/mapped.txt"])
+            assert (code, out) == (0, b"copied\nmapped\n")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_big_file_round_trip(kubedock: Kubedock, tmp_path: Path) -> None:
@@ -135,3 +180,50 @@ def test_big_file_round_trip(kubedock: Kubedock, tmp_path: Path) -> None:
         assert (tmp_path / "back.bin").stat().st_size == big.stat().st_size
     finally:
         docker_cli(kubedock, "rm", "-f", name)
+
+
+def _tree_listing(target: Kubedock, tree: Path) -> list[str]:
+    """The tree copied in before start (to /seed) and into the running container (to /tmp),
+    as `stat` sees it inside."""
+    name = f"cp-tree-{target.port}"
+    run(target, "create", "--name", name, "busybox:1.36", "sleep", "600")
+    try:
+        run(target, "cp", str(tree), f"{name}:/seed")
+        run(target, "start", name)
+        run(target, "cp", str(tree), f"{name}:/tmp/")
+        listing = run(target, "exec", name, "find", "/seed", "/tmp/dir", "-exec", "stat", "-c",
+                      "%n %A %u:%g %s %Y %N", "{}", "+").stdout.decode()
+        return sorted(listing.splitlines())
+    finally:
+        docker_cli(target, "rm", "-f", name)
+
+
+def test_cp_of_a_tree_matches_docker(kubedock: Kubedock, docker_oracle: str,
+                                     tmp_path: Path) -> None:
+    _tree(tmp_path / "dir")
+    oracle = Kubedock(docker_oracle, 0, "", "", tmp_path / "none")
+    assert _tree_listing(kubedock, tmp_path / "dir") == _tree_listing(oracle, tmp_path / "dir")
+
+
+def test_failed_setup_fails_the_start_and_leaves_no_pod(
+    cluster: Any, namespace: str, tmp_path: Path
+) -> None:
+    process, server = start_kubedock(cluster, namespace, tmp_path, "--port-forward",
+                                     "--initimage", "kubedock/no-such-image:1")
+    try:
+        (tmp_path / "dir").mkdir()
+        done = docker_cli(server, "run", "--rm", "-v", f"{tmp_path / 'dir'}:/data",
+                          "busybox:1.36", "true", timeout=150)
+        assert done.returncode != 0
+        assert b"init container setup" in done.stderr, done.stderr
+        pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "name",
+                               "-l", "kubedock=true")
+        assert not pods.stdout.strip()
+    finally:
+        stop_kubedock(process)
+
+
+def test_no_pod_is_left(cluster: Any, namespace: str) -> None:
+    """Every test above removed its containers: none of their pods may linger."""
+    pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "name")
+    assert not pods.stdout.strip()

@@ -21,7 +21,6 @@ import docker
 import pytest
 from flaky_proxy import FlakyProxy
 from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
-from restricted import restricted_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -32,8 +31,8 @@ REAPER_INTERVAL = 1.0
 
 
 @pytest.fixture(scope="module")
-def kubeconfig(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return restricted_kubeconfig(cluster, namespace, tmp_path_factory.mktemp("rbac"))
+def kubeconfig(rbac_kubeconfig: Path) -> Path:
+    return rbac_kubeconfig
 
 
 @pytest.fixture

@@ -54,6 +54,20 @@ def run_pair(client: docker.DockerClient, owner: str) -> tuple[Any, Any, Any]:
     return network, db, app
 
 
+def redis_get(app: Any, host: str) -> Any:
+    """GET owner from the redis at ``host``, from inside ``app``.
+
+    Retried for a while: a Service answers once the cluster has programmed its endpoints, and a
+    name connected to a running container resolves once the DNS role has seen the change.
+    """
+    for _ in range(40):
+        answer = app.exec_run(["sh", "-c", REDIS_GET.format(host=host)])
+        if answer.exit_code == 0:
+            break
+        time.sleep(0.5)
+    return answer
+
+
 def service_names(cluster: Any, namespace: str) -> list[str]:
     listing = cluster.kubectl("-n", namespace, "get", "services", "-o",
                               "jsonpath={.items[*].metadata.name}")
@@ -98,11 +112,7 @@ def test_container_off_the_network_cannot_resolve(client: docker.DockerClient) -
         assert b"bad address" in answer.output
         # Connected later, it resolves: kubedock updates the pod's names in place.
         network.connect(outsider)
-        for _ in range(30):
-            answer = outsider.exec_run(["sh", "-c", REDIS_GET.format(host="db")])
-            if answer.exit_code == 0:
-                break
-        assert b"first" in answer.output
+        assert b"first" in redis_get(outsider, "db").output
     finally:
         remove(network, db, app, outsider)
 
@@ -136,9 +146,23 @@ def test_services_mode(cluster: Any, namespace: str, tmp_path: Path) -> None:
         for _ in range(60):
             if db.exec_run(["redis-cli", "set", "owner", "svc"]).output.strip() == b"OK":
                 break
-        answer = app.exec_run(["sh", "-c", REDIS_GET.format(host="svcdb")])
+        answer = redis_get(app, "svcdb")
         assert b"svc" in answer.output, answer.output
         assert "svcdb" in service_names(cluster, namespace)
+        # A name given after start gets its Service too.
+        client.networks.create("other").connect(db, aliases=["svcdb2"])
+        answer = redis_get(app, "svcdb2")
+        assert b"svc" in answer.output, answer.output
+        # A name is namespace-wide in this mode: a second holder is refused, not clobbered.
+        rival = client.containers.create(
+            "redis:7", network="svcnet", ports={"6379/tcp": None},
+            networking_config={"svcnet": client.api.create_endpoint_config(aliases=["svcdb"])})
+        with pytest.raises(docker.errors.APIError) as refused:
+            rival.start()
+        assert refused.value.status_code == 409
+        rival.reload()
+        assert rival.status != "running"
+        rival.remove(force=True)
         db.remove(force=True)
         app.remove(force=True)
         gc.collect()

@@ -1,0 +1,117 @@
+"""`kubedock archive`: copying into and out of a running container with kubedock's own code.
+
+The init container leaves the frozen program in the pod (`install_tools`), so an image
+without `tar`, `stat` or a shell still serves `docker cp` both ways: kubedock execs
+`<tools>/ld.so --library-path ... <tools>/kubedock/kubedock archive ...`, the C
+library travelling with the program, since the image may have none.
+
+    archive stat PATH   one JSON line: mode (st_mode), size, mtime, linkTarget
+    archive get PATH    a plain tar of PATH (its basename as the top entry) on stdout
+    archive put DIR     extract the plain tar on stdin into the directory DIR
+
+Exit status: 0 done, 1 a malformed archive or an I/O failure, 2 no such path, 3 not a
+directory; the reason is on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import stat
+import sys
+import tarfile
+from collections.abc import Sequence
+
+from ._tar import ArchiveError, extract
+
+NOT_FOUND = 2
+NOT_A_DIRECTORY = 3
+LOADER = "ld.so"
+LIBRARIES = "lib"
+PROGRAM = "kubedock/kubedock"
+BUNDLED = "kubedock/_internal"
+
+_CHUNK = 256 * 1024
+
+
+def tool_argv(tools: str, *args: str) -> list[str]:
+    """The command that runs `kubedock archive args...` from the tools folder in a pod."""
+    # The program's own folder too: its launcher needs libraries the frozen build bundles.
+    libraries = f"{posixpath.join(tools, LIBRARIES)}:{posixpath.join(tools, BUNDLED)}"
+    return [posixpath.join(tools, LOADER), "--library-path", libraries,
+            posixpath.join(tools, PROGRAM), "archive", *args]
+
+
+def install_tools(tools: str) -> None:
+    """Copy this frozen program and the C library it runs on into `tools`.
+
+    The libraries are the ones this process has mapped from outside its own folder (the
+    loader, libc, libm): what the program needs and the image cannot be trusted to have.
+    """
+    if not getattr(sys, "frozen", False):
+        raise OSError("only the frozen kubedock can install itself into a pod")
+    home = os.path.dirname(os.path.realpath(sys.executable))
+    shutil.copytree(home, posixpath.join(tools, posixpath.dirname(PROGRAM)), symlinks=True,
+                    dirs_exist_ok=True)
+    libraries = posixpath.join(tools, LIBRARIES)
+    os.makedirs(libraries, exist_ok=True)
+    for path in _mapped_libraries(home):
+        # The map names the file behind the soname link (libz.so.1.2.13 for libz.so.1).
+        name = re.sub(r"(\.so\.\d+)[.\d]*$", r"\1", os.path.basename(path))
+        shutil.copy2(path, posixpath.join(libraries, name))
+        if name.startswith("ld-linux"):
+            # A link, not a copy: the frozen program finds itself through /proc/self/exe,
+            # which names the loader, and it recognises the loader by its real name only.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(posixpath.join(tools, LOADER))
+            os.symlink(posixpath.join(LIBRARIES, name), posixpath.join(tools, LOADER))
+
+
+def _mapped_libraries(home: str) -> set[str]:
+    with open("/proc/self/maps") as maps:
+        paths = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+    return {path for path in paths if ".so" in os.path.basename(path)
+            and path.startswith("/") and not path.startswith(home + "/")}
+
+
+def run_archive(argv: Sequence[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("stat", "get", "put"):
+        print("usage: kubedock archive stat|get|put PATH", file=sys.stderr)
+        return 64
+    action, path = argv
+    try:
+        if action == "stat":
+            info = os.lstat(path)
+            print(json.dumps({
+                "mode": info.st_mode, "size": info.st_size, "mtime": int(info.st_mtime),
+                "linkTarget": os.readlink(path) if stat.S_ISLNK(info.st_mode) else "",
+            }))
+        elif action == "get":
+            _write_tar(path)
+        else:
+            if not os.path.isdir(path):
+                os.stat(path)  # a missing path is NOT_FOUND, an existing one not a directory
+                print(f"not a directory: {path}", file=sys.stderr)
+                return NOT_A_DIRECTORY
+            with open(0, "rb", buffering=0, closefd=False) as stdin:
+                extract(stdin, path)
+    except FileNotFoundError as error:
+        print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
+        return NOT_FOUND
+    except (ArchiveError, OSError) as error:
+        print(f"kubedock archive {action}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_tar(path: str) -> None:
+    os.lstat(path)
+    name = posixpath.basename(path.rstrip("/")) or "."
+    with open(1, "wb", closefd=False) as stdout, tarfile.open(
+        fileobj=stdout, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
+    ) as archive:
+        archive.add(path, arcname=name)

@@ -1,0 +1,49 @@
+"""Mounts in pod manifests, and the init container `setup` as the pod watch reads it."""
+
+from __future__ import annotations
+
+from kubedock import kube
+
+SETTINGS = kube.PodSettings(namespace="ns", instance_id="i", init_image="kubedock/kubedock:1")
+
+
+def spec(*mounts: kube.MountSpec) -> kube.ContainerSpec:
+    return kube.ContainerSpec(container_id="a" * 64, name="c", image="busybox:1.36",
+                              mounts=mounts)
+
+
+def test_copies_get_the_setup_container_and_kubedock_in_main() -> None:
+    manifest = kube.pod_manifest(spec(kube.MountSpec("/data", "copy", "b0", read_only=True)),
+                                 SETTINGS)
+    pod = manifest["spec"]
+    (setup,) = pod["initContainers"]
+    assert setup["args"] == ["init", "/.kubedock/data", "--tools", kube.TOOLS_DIR]
+    assert setup["stdin"] and setup["stdinOnce"]
+    main = pod["containers"][0]
+    assert {"name": "kubedock-data", "mountPath": "/data", "readOnly": True,
+            "subPath": "b0"} in main["volumeMounts"]
+    assert {"name": "kubedock-tools", "mountPath": kube.TOOLS_DIR,
+            "readOnly": True} in main["volumeMounts"]
+    assert {volume["name"] for volume in pod["volumes"]} == {"kubedock-data", "kubedock-tools"}
+
+
+def test_volumes_and_tmpfs_need_no_setup() -> None:
+    manifest = kube.pod_manifest(spec(kube.MountSpec("/cache", "volume"),
+                                      kube.MountSpec("/scratch", "tmpfs")), SETTINGS)
+    pod = manifest["spec"]
+    assert "initContainers" not in pod
+    assert [volume["emptyDir"] for volume in pod["volumes"]] == [{}, {"medium": "Memory"}]
+
+
+def test_the_watch_sees_setup_running() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "status": {
+            "phase": "Pending",
+            "initContainerStatuses": [{"name": "setup", "state": {"running": {}}}],
+            "containerStatuses": [{"name": "main",
+                                   "state": {"waiting": {"reason": "PodInitializing"}}}],
+        },
+    }
+    assert kube.observe(pod).setup == "running"
+    assert kube.observe({"metadata": {"name": "p"}}).setup is None
