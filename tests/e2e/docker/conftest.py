@@ -13,11 +13,12 @@ from restricted import restricted_kubeconfig
 
 
 @pytest.fixture(scope="module")
-def kubedock(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[Kubedock]:
-    """kubedock with port-forwarding, serving the module's namespace."""
+def kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubedock]:
+    """kubedock with port-forwarding, serving the module's namespace with only the rights of
+    deploy/rbac.yaml, as it runs when deployed."""
     process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("kubedock"),
-                                     "--port-forward")
+                                     "--port-forward", "--kubeconfig", str(rbac_kubeconfig))
     yield server
     code = stop_kubedock(process)
     assert code == 128 + 15, server.log.read_text()[-4000:]
