@@ -104,11 +104,16 @@ async def stage_archive(body: AsyncIterable[bytes], path: str, directory: str | 
     except BaseException:
         os.unlink(file_name)
         raise
-    # Files and directories with nothing staged under them get a mount each; symlinks cannot
-    # be mounted (the kubelet resolves them), so they are left out.
-    names = [entry.name for entry in entries if entry.isfile() or entry.isdir()]
-    leaves = [name for name in names if not any(o.startswith(name + "/") for o in names)]
-    targets = tuple(("/" + name.removeprefix("s/"), name) for name in leaves if name != "s")
+    # A directory the archive itself holds is mounted whole, with its own mode, mtime and
+    # symlinks (what `docker cp dir` sends). Files outside such directories get a mount each,
+    # so that an archive naming `etc/app.conf` does not hide the image's /etc; symlinks
+    # outside them cannot be mounted (the kubelet resolves them) and are left out.
+    directories = {entry.name for entry in entries if entry.isdir()}
+    roots = [name for name in directories if posixpath.dirname(name) not in directories]
+    loose = [entry.name for entry in entries if entry.isfile()
+             and not any(entry.name.startswith(root + "/") for root in roots)]
+    targets = tuple(("/" + name.removeprefix("s/"), name) for name in roots + loose
+                    if name != "s")
     return StagedArchive(file_name, targets)
 
 

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import posixpath
-import re
 import shutil
 import stat
 import sys
@@ -31,26 +30,27 @@ from ._tar import ArchiveError, extract
 NOT_FOUND = 2
 NOT_A_DIRECTORY = 3
 LOADER = "ld.so"
-LIBRARIES = "lib"
 PROGRAM = "kubedock/kubedock"
-BUNDLED = "kubedock/_internal"
+# The frozen program's own library folder. The C library goes there too: the program starts
+# again through the loader with LD_LIBRARY_PATH naming this folder alone (a launch through
+# the loader's --library-path does not reach that second start).
+LIBRARIES = "kubedock/_internal"
 
 _CHUNK = 256 * 1024
 
 
 def tool_argv(tools: str, *args: str) -> list[str]:
     """The command that runs `kubedock archive args...` from the tools folder in a pod."""
-    # The program's own folder too: its launcher needs libraries the frozen build bundles.
-    libraries = f"{posixpath.join(tools, LIBRARIES)}:{posixpath.join(tools, BUNDLED)}"
-    return [posixpath.join(tools, LOADER), "--library-path", libraries,
+    return [posixpath.join(tools, LOADER), "--library-path", posixpath.join(tools, LIBRARIES),
             posixpath.join(tools, PROGRAM), "archive", *args]
 
 
 def install_tools(tools: str) -> None:
     """Copy this frozen program and the C library it runs on into `tools`.
 
-    The libraries are the ones this process has mapped from outside its own folder (the
-    loader, libc, libm): what the program needs and the image cannot be trusted to have.
+    The libraries are every one in the folders this process loaded its C library from: in
+    kubedock's image those hold exactly the pieces the program needs (libc's stubs such as
+    libdl are needed by name without ever being mapped, so the map alone is not enough).
     """
     if not getattr(sys, "frozen", False):
         raise OSError("only the frozen kubedock can install itself into a pod")
@@ -58,12 +58,17 @@ def install_tools(tools: str) -> None:
     shutil.copytree(home, posixpath.join(tools, posixpath.dirname(PROGRAM)), symlinks=True,
                     dirs_exist_ok=True)
     libraries = posixpath.join(tools, LIBRARIES)
-    os.makedirs(libraries, exist_ok=True)
-    for path in _mapped_libraries(home):
-        # The map names the file behind the soname link (libz.so.1.2.13 for libz.so.1).
-        name = re.sub(r"(\.so\.\d+)[.\d]*$", r"\1", os.path.basename(path))
-        shutil.copy2(path, posixpath.join(libraries, name))
+    mapped = _mapped_libraries(home)
+    for folder in {os.path.dirname(path) for path in mapped}:
+        for entry in os.scandir(folder):
+            copy = posixpath.join(libraries, entry.name)
+            # Soname links are copied as files; what the build bundles stays the build's.
+            if ".so" in entry.name and entry.is_file() and not os.path.lexists(copy):
+                shutil.copyfile(entry.path, copy)
+    for path in mapped:
+        name = os.path.basename(path)
         if name.startswith("ld-linux"):
+            shutil.copy2(path, posixpath.join(libraries, name))
             # A link, not a copy: the frozen program finds itself through /proc/self/exe,
             # which names the loader, and it recognises the loader by its real name only.
             with contextlib.suppress(FileNotFoundError):

@@ -63,7 +63,6 @@ def test_put_extracts_and_refuses_what_it_cannot(tmp_path: Path) -> None:
 
 def test_tool_argv_runs_the_program_through_its_own_loader() -> None:
     assert podside.tool_argv("/.kubedock/bin", "stat", "/x") == [
-        "/.kubedock/bin/ld.so", "--library-path",
-        "/.kubedock/bin/lib:/.kubedock/bin/kubedock/_internal",
+        "/.kubedock/bin/ld.so", "--library-path", "/.kubedock/bin/kubedock/_internal",
         "/.kubedock/bin/kubedock/kubedock", "archive", "stat", "/x",
     ]
