@@ -233,7 +233,11 @@ async def get_archive(cluster: kube.Cluster, container: Container, path: str
                 yield data
             else:
                 errors.extend(data[-4096:])
-    if channel.exit_code not in (0, None):
+    if channel.exit_code is None:
+        # The client sees a truncated tar ("unexpected EOF"); the reason is only known here.
+        log.warning("copying %s out of %s broke off: %s", path, container.id[:12],
+                    channel.status_message or "the exec session ended without a status")
+    elif channel.exit_code != 0:
         log.warning("tar of %s in %s failed: %s", path, container.id[:12], errors.decode(
             errors="replace").strip())
 

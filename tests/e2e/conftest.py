@@ -16,6 +16,7 @@ from e2e_cluster import Cluster, succeeds, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT_TIMEOUT = 1800  # a first run on a fresh machine builds Kubernetes and the images
+BINARY_BUILD_TIMEOUT = 900  # a cold PyInstaller build takes under a minute on an idle machine
 
 
 def script_outputs(script: Path) -> dict[str, str]:
@@ -50,6 +51,13 @@ def cluster() -> Cluster:
     return Cluster(kubeconfig=Path(outputs["KUBECONFIG"]), kubectl_path=Path(outputs["KUBECTL"]))
 
 
+@pytest.fixture(scope="session")
+def current_images(cluster: Cluster) -> None:
+    """The cluster holds the current build of every image of build/images, kubedock's own
+    included: build/cluster/up imports again what was rebuilt since (fast when nothing was)."""
+    script_outputs(REPO / "build/cluster/up")
+
+
 @pytest.fixture(scope="module")
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test module, usable for pods as soon as it is handed out."""
@@ -64,6 +72,17 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def frozen_program() -> Path:
+    """The one-file kubedock; build/binary returns at once when the sources are unchanged."""
+    done = subprocess.run([str(REPO / "build/binary")], capture_output=True, text=True,
+                          timeout=BINARY_BUILD_TIMEOUT, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"build/binary failed ({done.returncode}):\n{done.stderr[-4000:]}",
+                    pytrace=False)
+    return Path(done.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from kubedock_server import Kubedock, start_kubedock, stop_kubedock
+from kubedock_server import CLEAN_ENV, MODULE, Kubedock, start_kubedock, stop_kubedock
 from restricted import restricted_kubeconfig
 
 
@@ -17,8 +17,22 @@ def kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubedock]:
     """kubedock with port-forwarding, serving the module's namespace with only the rights of
     deploy/rbac.yaml, as it runs when deployed."""
-    process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("kubedock"),
-                                     "--port-forward", "--kubeconfig", str(rbac_kubeconfig))
+    yield from _deployed(cluster, namespace, rbac_kubeconfig, tmp_path_factory.mktemp("kubedock"))
+
+
+@pytest.fixture(scope="module")
+def frozen_kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path, frozen_program: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubedock]:
+    """`kubedock`, served by the frozen program (build/binary) with an empty environment."""
+    yield from _deployed(cluster, namespace, rbac_kubeconfig, tmp_path_factory.mktemp("frozen"),
+                         program=[str(frozen_program)], env=CLEAN_ENV)
+
+
+def _deployed(cluster: Any, namespace: str, kubeconfig: Path, tmp: Path,
+              program: Sequence[str] = MODULE, env: Mapping[str, str] | None = None
+              ) -> Iterator[Kubedock]:
+    process, server = start_kubedock(cluster, namespace, tmp, "--port-forward",
+                                     "--kubeconfig", str(kubeconfig), program=program, env=env)
     yield server
     code = stop_kubedock(process)
     assert code == 128 + 15, server.log.read_text()[-4000:]

@@ -7,12 +7,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 ROOT = Path(__file__).resolve().parents[3]
+MODULE = (sys.executable, "-m", "kubedock")
+# What the frozen program runs with: nothing of the venv or of this process can leak into it.
+CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
 
 
 @attrs.frozen
@@ -35,15 +39,19 @@ def _free_port() -> int:
         return port
 
 
-def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str
+def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
+                   program: Sequence[str] = MODULE, env: Mapping[str, str] | None = None
                    ) -> tuple[subprocess.Popen[bytes], Kubedock]:
+    """Start ``program server`` (the venv's kubedock unless told otherwise) with ``env``
+    (this process's environment unless told otherwise)."""
     port = _free_port()
     log = tmp / f"kubedock-{port}.log"
-    command = [sys.executable, "-m", "kubedock", "server", "--listen-addr", f"127.0.0.1:{port}",
+    command = [*program, "server", "--listen-addr", f"127.0.0.1:{port}",
                "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
                "--timeout", "90s", *extra]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                   env=env)
     server = Kubedock(f"tcp://127.0.0.1:{port}", port, namespace, str(cluster.kubeconfig), log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

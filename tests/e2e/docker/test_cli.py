@@ -1,4 +1,5 @@
-"""The docker CLI against kubedock, and the same scenarios against the Docker engine."""
+"""The docker CLI against kubedock (as a module and as the frozen program), and the same
+scenarios against the Docker engine."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from kubedock_server import Kubedock, docker_cli
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(params=["kubedock", "docker"])
+@pytest.fixture(params=["kubedock", "frozen_kubedock", "docker_oracle"],
+                ids=["kubedock", "frozen", "docker"])
 def target(request: pytest.FixtureRequest) -> Kubedock:
-    """The system under test, or the reference engine for the same scenario."""
-    if request.param == "kubedock":
-        server: Kubedock = request.getfixturevalue("kubedock")
+    """The system under test (from the venv, or the frozen program), or the reference engine
+    for the same scenario."""
+    if request.param != "docker_oracle":
+        server: Kubedock = request.getfixturevalue(request.param)
         return server
     host: str = request.getfixturevalue("docker_oracle")
     return Kubedock(host, 0, "", "", request.getfixturevalue("tmp_path") / "none")
