@@ -229,8 +229,17 @@ class Engine:
         if container.status != "running":
             raise NotModified("container already stopped")
         grace = self._grace_seconds(container)
-        if stop_seconds is not None and stop_seconds >= 0 and stop_seconds != grace:
-            await self._save_logs_and_delete(container, grace_seconds=stop_seconds)
+        seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
+        stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
+        # The kubelet stops containers with SIGTERM; another stop signal is sent with the
+        # image's `kill`, and SIGKILL follows when the grace period is over, as in Docker.
+        if stop_signal != "SIGTERM" and await self._signal_in_container(container, stop_signal):
+            with trio.move_on_after(seconds):
+                await self._until(container, lambda: container.status != "running")
+            if container.status == "running":
+                await self._save_logs_and_delete(container, grace_seconds=0)
+        elif seconds != grace:
+            await self._save_logs_and_delete(container, grace_seconds=seconds)
         else:
             await self._deadline_stop(container)
         await self._until(container, lambda: container.status != "running")
