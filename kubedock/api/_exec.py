@@ -61,7 +61,7 @@ async def start_exec(exec_id: str) -> Response:
         return Response(b"", status=200)
     size = field(body, "ConsoleSize", list)
     if tty and size and len(size) == 2 and all(isinstance(n, int) for n in size):
-        record.request_resize(size[1], size[0])
+        record.terminal.request(size[1], size[0])
     taker = hijack()
     stream = await taker.take(
         101 if taker.upgrade_requested else 200,
@@ -100,7 +100,7 @@ async def resize_exec(exec_id: str) -> Response:
     height, width = query_int(request.args, "h"), query_int(request.args, "w")
     if not height or not width or height < 0 or width < 0:
         raise bad_request("invalid size: want positive h and w")
-    record.request_resize(width, height)
+    record.terminal.request(width, height)
     return Response(b"", status=200)
 
 
@@ -127,9 +127,9 @@ async def attach(ref: str) -> Response:
 
 @blueprint.route("/containers/<ref>/resize", methods=["POST"])
 async def resize_container(ref: str) -> Response:
-    engine().get(ref)
+    container = engine().get(ref)
     height, width = query_int(request.args, "h"), query_int(request.args, "w")
     if height is None or width is None or height < 0 or width < 0:
         raise bad_request("invalid size: want h and w")
-    # Output is read from the log, which has no terminal size; the pod keeps its own size.
+    container.terminal.request(width, height)
     return Response(b"", status=200)

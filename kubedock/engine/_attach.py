@@ -81,10 +81,13 @@ async def _attach_stdin(
     assert container.pod_name is not None
     async with cluster.attach(
         container.pod_name, stdin=True, stdout=False, stderr=False, tty=container.config.tty,
-    ) as channel:
+    ) as channel, trio.open_nursery() as nursery:
+        if container.config.tty:
+            nursery.start_soon(container.terminal.follow, channel)
         await pump_stdin(stream, channel)
         # Under v4 the process only sees EOF when the session ends; keep it open until then
         # only when the session can half-close.
         if channel.can_close_stdin:
             while await channel.receive() is not None:
                 pass
+        nursery.cancel_scope.cancel()

@@ -16,7 +16,7 @@ import trio
 
 from .. import kube, wire
 from ._errors import Conflict, InvalidParameter, NoSuchExec, Unsupported
-from ._records import Container
+from ._records import Container, TerminalSize
 
 _WORKDIR_SCRIPT = 'cd -- "$0" || exit 126; exec env "$@"'
 
@@ -44,8 +44,7 @@ class Exec:
     started: bool = False
     exit_code: int | None = None
     finished: trio.Event = attrs.field(factory=trio.Event)
-    resize_to: tuple[int, int] | None = None
-    resized: trio.Event = attrs.field(factory=trio.Event)
+    terminal: TerminalSize = attrs.field(factory=TerminalSize)
     # trio clock times: when the process ended, and when a client first read the result.
     finished_at: float | None = None
     read_at: float | None = None
@@ -64,10 +63,6 @@ class Exec:
         if self.finished_at is not None and self.read_at is None:
             self.read_at = trio.current_time()
 
-    def request_resize(self, width: int, height: int) -> None:
-        self.resize_to = (width, height)
-        self.resized.set()
-        self.resized = trio.Event()
 
 
 class ExecStore:
@@ -140,7 +135,7 @@ async def run_exec(
             if attach_stdin and stream is not None:
                 nursery.start_soon(pump_stdin, stream, channel)
             if tty:
-                nursery.start_soon(_pump_resizes, record, channel)
+                nursery.start_soon(record.terminal.follow, channel)
             await _pump_output(channel, stream if (want_stdout or want_stderr) else None, tty,
                                stdout=want_stdout, stderr=want_stderr)
             nursery.cancel_scope.cancel()
@@ -167,13 +162,6 @@ async def pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecCha
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     await channel.close_stdin()
-
-
-async def _pump_resizes(record: Exec, channel: kube.ExecChannel) -> None:
-    while True:
-        if record.resize_to is not None:
-            await channel.resize(*record.resize_to)
-        await record.resized.wait()
 
 
 async def _pump_output(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import attrs
 import trio
 
+from .. import kube
 from ..kube import PortSpec
 
 Status = Literal["created", "running", "exited", "removing"]
@@ -97,6 +98,25 @@ class Health:
 
 
 @attrs.define(eq=False)
+class TerminalSize:
+    """The size a client wants for a TTY, passed on to every live session of it."""
+
+    size: tuple[int, int] | None = None
+    changed: trio.Event = attrs.field(factory=trio.Event)
+
+    def request(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def follow(self, channel: kube.ExecChannel) -> None:
+        while True:
+            if self.size is not None:
+                await channel.resize(*self.size)
+            await self.changed.wait()
+
+
+@attrs.define(eq=False)
 class Container:
     id: str
     name: str
@@ -124,6 +144,7 @@ class Container:
     # Logs kept from a pod that had to be deleted before the client was done with them.
     saved_logs: tuple[tuple[int, bytes], ...] | None = None
     exposure: trio.CancelScope | None = None
+    terminal: TerminalSize = attrs.field(factory=TerminalSize)
     changed: trio.Event = attrs.field(factory=trio.Event)
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -121,3 +122,18 @@ def test_unknown_route_and_container(kubedock: Kubedock) -> None:
     assert (code, document) == (404, {"message": "No such container: nope"})
     code, _, document = _post(kubedock, "/v1.45/no/such/route", b"")
     assert (code, document) == (404, {"message": "page not found"})
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_exec_tty_follows_resize(client: docker.DockerClient) -> None:
+    container = client.containers.run("busybox:1.36", ["sleep", "300"], detach=True)
+    try:
+        exec_id = client.api.exec_create(container.id, ["sh", "-c", "sleep 2; stty size"],
+                                         tty=True)["Id"]
+        output = client.api.exec_start(exec_id, tty=True, stream=True)
+        time.sleep(0.5)
+        client.api.exec_resize(exec_id, height=33, width=77)
+        assert b"".join(output).strip() == b"33 77"
+        gc.collect()
+    finally:
+        container.remove(force=True)
