@@ -34,12 +34,11 @@ class ImageRef:
     @property
     def canonical(self) -> str:
         """Fully qualified, as the kubelet reports it: ``docker.io/library/redis:7``."""
-        text = f"{self.registry}/{self.path}"
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        return f"{self.registry}/{self.path}{self._suffix}"
+
+    @property
+    def _suffix(self) -> str:
+        return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
     @property
     def familiar_repository(self) -> str:
@@ -50,12 +49,7 @@ class ImageRef:
     @property
     def familiar(self) -> str:
         """The short form Docker prints and clients cache: ``redis:7``."""
-        text = self.familiar_repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        return self.familiar_repository + self._suffix
 
     @property
     def image_id(self) -> str:

@@ -15,28 +15,20 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
+from bench_server import kubedock_server
 from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
-
-
-def cluster_env() -> dict[str, str]:
-    output = subprocess.run([ROOT / "build/cluster/up"], capture_output=True, text=True,
-                            check=True).stdout
-    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -84,27 +76,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="1,100")
     args = parser.parse_args()
-    env = cluster_env()
-    kubectl = [env["KUBECTL"], "--kubeconfig", env["KUBECONFIG"]]
-    namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    subprocess.run([*kubectl, "create", "namespace", namespace], check=True,
-                   capture_output=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "kubedock", "server", "--listen-addr", f"127.0.0.1:{port}",
-         "-n", namespace, "--kubeconfig", env["KUBECONFIG"], "--port-forward",
-         "--network-names", "services"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", timeout=300)
+    with kubedock_server("--port-forward", "--network-names", "services") as server:
+        kubectl, namespace = server.kubectl, server.namespace
+        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}", timeout=300)
         with tempfile.TemporaryDirectory() as bind:
             Path(bind, "small.txt").write_text("small\n")
             started_seconds(client, 1)  # warm-up
@@ -127,7 +101,7 @@ def main() -> None:
                 capture_output=True, text=True, check=True).stdout.strip()
             for container in (tooled, plain_container)
         }
-        print(f"kubedock RSS peak before archives: {peak_rss_mb(server.pid):.0f} MB")
+        print(f"kubedock RSS peak before archives: {peak_rss_mb(server.process.pid):.0f} MB")
         for size_mb in (int(text) for text in args.sizes.split(",")):
             data = one_file_tar(size_mb * MB)
             pod = pods[plain_container.id]
@@ -151,15 +125,10 @@ def main() -> None:
                 get = timed(lambda c=container: _drain(c), args.runs)
                 print(f"  {label:22} put {size_mb / put:7.1f} ({floor[0] / put:.2f})   "
                       f"get {size_mb / get:7.1f} ({floor[1] / get:.2f})")
-            print(f"  kubedock RSS peak so far: {peak_rss_mb(server.pid):.0f} MB")
+            print(f"  kubedock RSS peak so far: {peak_rss_mb(server.process.pid):.0f} MB")
         for container in (tooled, plain_container):
             container.remove(force=True)
         client.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
-                       capture_output=True)
 
 
 def _drain(container: Container) -> None:

@@ -11,10 +11,8 @@ Prints medians and the per-container overhead; not a test.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -23,17 +21,12 @@ from pathlib import Path
 
 import docker
 import trio
+from bench_server import kubedock_server
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kubedock import kube  # noqa: E402
-
-
-def cluster_env() -> dict[str, str]:
-    output = subprocess.run([ROOT / "build/cluster/up"], capture_output=True, text=True,
-                            check=True).stdout
-    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
 
 async def _raw_pod_seconds(kubeconfig: str, namespace: str, count: int) -> list[float]:
@@ -100,27 +93,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--parallel", type=int, default=20)
     args = parser.parse_args()
-    env = cluster_env()
-    kubectl, kubeconfig = env["KUBECTL"], env["KUBECONFIG"]
-    namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "create", "namespace", namespace],
-                   check=True, capture_output=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "kubedock", "server", "--listen-addr", f"127.0.0.1:{port}",
-         "-n", namespace, "--kubeconfig", kubeconfig, "--port-forward"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ},
-    )
-    try:
-        for _ in range(300):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", timeout=120)
+    with kubedock_server("--port-forward") as server:
+        kubeconfig, namespace = server.kubeconfig, server.namespace
+        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}", timeout=120)
         _kubedock_start(client)  # warm-up: first connections, image already imported
         floor = [trio.run(_raw_pod_seconds, kubeconfig, namespace, 1)[0]
                  for _ in range(args.runs)]
@@ -144,11 +119,6 @@ def main() -> None:
         print(f"  kubedock: slowest {max(ours_parallel) * 1000:8.0f} ms, "
               f"median {statistics.median(ours_parallel) * 1000:8.0f} ms, wall {wall:.1f} s")
         client.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        subprocess.run([kubectl, "--kubeconfig", kubeconfig, "delete", "namespace", namespace,
-                        "--wait=false"], capture_output=True)
 
 
 if __name__ == "__main__":
