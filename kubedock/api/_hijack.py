@@ -253,7 +253,17 @@ class _Connection(TCPServer):
         cast(dict[str, object], scope["extensions"])[HIJACK_EXTENSION] = hijack
 
         async def send_unless_taken(message: ASGISendEvent) -> None:
-            if not hijack.taken:
+            if hijack.taken:
+                return
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # hypercorn ends the response inside this send: it tells the app about the
+                # disconnect, then recycles or closes the connection. quart-trio cancels the
+                # request as soon as it hears of the disconnect, which would abort that close
+                # halfway (when the request body is still unread) and leave the connection
+                # stalled with the client's next request unanswered.
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
                 await send(message)
 
         try:

@@ -199,6 +199,25 @@ async def test_stdin_half_close_and_pipelined_bytes(address: tuple[str, int]) ->
         assert await receive_all(client) == frame(Stream.STDERR, b"bye\n")
 
 
+async def test_an_answer_before_the_request_body_closes_the_connection(
+    address: tuple[str, int],
+) -> None:
+    # Go clients write a request's head and body separately, so an error answered before the body
+    # arrives is common. hypercorn then closes the connection from within the app's last send,
+    # which quart-trio cancels once it sees the disconnect: the close must still happen, or the
+    # client's next request on this connection is never answered.
+    async with await trio.open_tcp_stream(*address) as client:
+        head, body = (EXEC_REQUEST % b"").replace(b"/abc/", b"/missing/").split(b"\r\n\r\n")
+        await client.send_all(head + b"\r\n\r\n")
+        answer = await receive_until(client, b"No such exec instance: missing")
+        assert answer.startswith(b"HTTP/1.1 404 ")
+        await trio.sleep(0.2)  # hypercorn has ended the response with the body still unread
+        await client.send_all(
+            body + b"GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+        )
+        assert await receive_all(client) == b""
+
+
 async def test_docker_py_exec_start_on_a_pooled_connection(
     address: tuple[str, int], recorder: Recorder
 ) -> None:
