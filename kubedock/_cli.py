@@ -52,6 +52,13 @@ def _listen_addr(text: str) -> str:
     return text
 
 
+def _kubedock_url(text: str) -> str:
+    from .podside import parse_upstream
+
+    parse_upstream(text)
+    return text
+
+
 def _argparse_type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     def checked(text: str) -> Any:
         try:
@@ -120,8 +127,13 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
      "lease duration of this instance's heartbeat; another instance's objects are deleted "
      "once its heartbeat has been expired this long again (default 30s)"),
     (("--initimage",), "init_image", "INIT_IMAGE", str,
-     "image of the init container that copies files into pods (default: kubedock's own, "
-     "kubedock/kubedock:<version>)"),
+     "image of the init container that copies files into pods and of the sidecar that gives "
+     "containers binding /var/run/docker.sock a Docker API; its entrypoint, at /kubedock, is "
+     "kubedock (default: kubedock's own, kubedock/kubedock:<version>)"),
+    (("--kubedock-url",), "kubedock_url", "KUBEDOCK_URL", _kubedock_url,
+     "http://host:port at which pods reach this API, for containers that bind "
+     "/var/run/docker.sock (default: the --listen-addr address unless it is loopback; a "
+     "wildcard address stands for the address this host's name resolves to)"),
     (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,
      "with --lock: give up (exit 1) if the lock is not acquired in this time (default 15m)"),
 ]
@@ -215,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     archive.add_argument("action", choices=("stat", "get", "put"))
     archive.add_argument("path")
+    archive.add_argument("--no-overwrite-dir-non-dir", action="store_true",
+                         help="put: fail rather than replace a directory by a file or the reverse")
+    dind = commands.add_parser(
+        "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
+        description="The sidecar of containers that bind the Docker socket.",
+    )
+    dind.add_argument("--unix-socket", default="/var/run/docker.sock",
+                      help="socket to listen on (default /var/run/docker.sock)")
+    dind.add_argument("--kubedock-url", metavar="URL", help="kubedock's API, http://host:port")
+    dind.add_argument("--wait", type=float, metavar="SECONDS",
+                      help="instead: exit 0 once the socket accepts connections, 1 on timeout")
     return parser
 
 
@@ -256,7 +279,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "archive":
         from .podside import run_archive
 
-        sys.exit(run_archive([args.action, args.path]))
+        sys.exit(run_archive([args.action, args.path],
+                             no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir))
+    if args.command == "dind":
+        from .podside import run_dind
+
+        sys.exit(run_dind(args.unix_socket, args.kubedock_url, wait=args.wait))
     if args.command == "dns":
         from .dns import run_dns
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import attrs
@@ -59,6 +60,7 @@ class Config:
     lock: bool = False
     lock_timeout: float = 900.0
     init_image: str = f"kubedock/kubedock:{__version__}"
+    kubedock_url: str | None = None
 
     @property
     def binds(self) -> list[str]:
@@ -71,12 +73,43 @@ class Config:
             binds.append(f"unix:{self.unix_socket}")
         return binds
 
+    def url_for_pods(self, resolve_own_name: Callable[[], str]) -> str | None:
+        """Where pods reach this API: `kubedock_url`, else the TCP listener unless it is loopback.
+
+        A wildcard listener stands for the address `resolve_own_name` gives (in a pod, the
+        hostname resolves to the pod IP). None when no such address is known.
+        """
+        if self.kubedock_url:
+            return self.kubedock_url
+        if not self.listen_addr:
+            return None
+        host, port = split_host_port(self.listen_addr)
+        if port == 0:
+            return None
+        wildcard = _ip(host)
+        if wildcard is not None and wildcard.is_unspecified:
+            try:
+                host = resolve_own_name()
+            except OSError:
+                return None
+        address = _ip(host)
+        if host == "localhost" or (address is not None and address.is_loopback):
+            return None
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
     @property
     def expose_host(self) -> str:
         """Where exposed container ports listen on kubedock's side: the API's own host."""
         if not self.listen_addr:
             return "127.0.0.1"
         return split_host_port(self.listen_addr)[0]
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def split_host_port(address: str) -> tuple[str, int]:

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def pod_settings(config: Config, namespace: str, instance_id: str) -> kube.PodSe
         annotations=config.annotations,
         pod_template=template,
         init_image=config.init_image,
+        kubedock_url=config.url_for_pods(lambda: socket.gethostbyname(socket.gethostname())),
     )
 
 

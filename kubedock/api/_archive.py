@@ -10,6 +10,7 @@ from .. import engine as engines
 from .. import wire
 from ._app import engine
 from ._errors import bad_request
+from ._parse import query_bool
 
 blueprint = Blueprint("archive", __name__)
 
@@ -29,8 +30,9 @@ async def _body() -> AsyncIterator[bytes]:
 @blueprint.route("/containers/<ref>/archive", methods=["PUT"])
 async def put_archive(ref: str) -> Response:
     container = engine().get(ref)
-    # noOverwriteDirNonDir and copyUIDGID are not honoured: owners and modes come from the tar.
-    await engines.copy_in(engine(), container, _path(), _body())
+    # copyUIDGID is not honoured: owners come from the tar, as Docker does without it.
+    await engines.copy_in(engine(), container, _path(), _body(),
+                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"))
     # docker-py and dockerode accept exactly 200 with an empty body.
     return Response(b"", status=200)
 

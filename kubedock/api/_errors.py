@@ -38,6 +38,8 @@ def docker_error(error: Exception) -> DockerError:
             if isinstance(error, kind):
                 return DockerError(status, error.message)
         return DockerError(500, error.message)
+    if isinstance(error, kube.Unsupported):
+        return DockerError(501, error.message)
     if isinstance(error, kube.ClusterUnreachable):
         return DockerError(503, f"Kubernetes API unreachable: {error.message}")
     if isinstance(error, kube.KubeError):

@@ -16,7 +16,8 @@ from ..engine import Mount
 from ._errors import DockerError, bad_request
 from ._parse import field
 
-_DOCKER_SOCKET = "/var/run/docker.sock"
+# A bind of these gives the container kubedock's Docker API; nothing is read from them.
+_DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 
 def parse_mounts(body: Mapping[str, Any], host_config: Mapping[str, Any]) -> tuple[Mount, ...]:
@@ -44,7 +45,7 @@ def _bind(text: str) -> Mount:
     options = set(parts[2].split(",")) if len(parts) == 3 else set()
     read_only = "ro" in options
     if source.startswith("/"):
-        return Mount("bind", target, _source(source), read_only)
+        return _bind_mount(source, target, read_only)
     return Mount("volume", target, source, read_only)
 
 
@@ -55,7 +56,7 @@ def _mount(item: Any) -> Mount:
     target = _target(str(item.get("Target") or ""))
     read_only = bool(item.get("ReadOnly"))
     if kind == "bind":
-        return Mount("bind", target, _source(str(item.get("Source") or "")), read_only)
+        return _bind_mount(str(item.get("Source") or ""), target, read_only)
     if kind == "volume":
         return Mount("volume", target, str(item.get("Source") or ""), read_only)
     if kind == "tmpfs":
@@ -69,13 +70,18 @@ def _target(target: str) -> str:
     return posixpath.normpath(target)
 
 
+def _bind_mount(source: str, target: str, read_only: bool) -> Mount:
+    if posixpath.normpath(source) in _DOCKER_SOCKETS:
+        if posixpath.dirname(target) == "/":
+            raise DockerError(501, (
+                f"kubedock serves the Docker socket {target} from a directory it mounts over "
+                "the container's: bind it somewhere below /, such as /var/run/docker.sock"
+            ))
+        return Mount("docker-socket", target)
+    return Mount("bind", target, _source(source), read_only)
+
+
 def _source(source: str) -> str:
-    if posixpath.normpath(source) == _DOCKER_SOCKET:
-        raise DockerError(501, (
-            f"a bind of {_DOCKER_SOCKET} is not supported by kubedock yet: containers cannot "
-            "reach kubedock's Docker API through a socket (disable Ryuk with "
-            "TESTCONTAINERS_RYUK_DISABLED=true)"
-        ))
     if not os.path.lexists(source):
         raise bad_request(
             f"invalid mount config for type \"bind\": bind source path does not exist: {source}"

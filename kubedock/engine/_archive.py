@@ -180,23 +180,33 @@ async def stat_path(cluster: kube.Cluster, container: Container, path: str) -> w
 
 
 async def copy_in(engine: Engine, container: Container, path: str,
-                  body: AsyncIterable[bytes]) -> None:
-    """PUT archive: staged for the init container before start, else extracted in `main`."""
+                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False) -> None:
+    """PUT archive: staged for the init container before start, else extracted in `main`.
+
+    A staged archive lands in volumes of its own, where nothing of the image is overwritten.
+    """
     if container.pod_name is None and container.status == "created":
         engine.archives.add(container, await stage_archive(body, path))
     else:
-        await put_archive(engine.cluster, container, path, body)
+        await put_archive(engine.cluster, container, path, body,
+                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
 
 
 async def put_archive(cluster: kube.Cluster, container: Container, path: str,
-                      body: AsyncIterable[bytes]) -> None:
+                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
+                      ) -> None:
     """Extract a client's archive into a directory of a running container.
 
     kubedock validates and decompresses the archive on its side, so the program in the pod
     only ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
+    `no_overwrite_dir_non_dir` holds with kubedock's program; the image's tar does what it
+    does (busybox and GNU tar refuse a file over a directory, and replace or keep a file that
+    a directory would overwrite).
     """
     if container.tools is not None:
         argv = podside.tool_argv(container.tools, "put", path)
+        if no_overwrite_dir_non_dir:
+            argv.append("--no-overwrite-dir-non-dir")
     else:
         path_stat = await stat_path(cluster, container, path)
         if not stat.S_ISDIR(path_stat.mode):

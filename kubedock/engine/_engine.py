@@ -126,6 +126,14 @@ class Engine:
                     f"port {udp[0].port}/{udp[0].protocol}: Kubernetes port-forward carries TCP "
                     "only; run kubedock without --port-forward to reach UDP ports on the pod IP"
                 )
+        if self.settings.kubedock_url is None and any(
+            mount.kind == "docker-socket" for mount in config.mounts
+        ):
+            raise Unsupported(
+                "a bind of the Docker socket needs kubedock's API reachable from pods: serve on "
+                "a pod-reachable address (--listen-addr) or name one with --kubedock-url; or "
+                "disable Ryuk (TESTCONTAINERS_RYUK_DISABLED=true)"
+            )
         container_id = new_id()
         if name is None:
             name = _generated_name(container_id)

@@ -35,9 +35,10 @@ class Healthcheck:
 
 @attrs.frozen
 class Mount:
-    """A bind (copied in by the init container), a named or anonymous volume, or a tmpfs."""
+    """A bind (copied in by the init container), a named or anonymous volume, a tmpfs, or a
+    bind of the Docker socket (a socket relayed to kubedock's API by a sidecar)."""
 
-    kind: Literal["bind", "volume", "tmpfs"]
+    kind: Literal["bind", "volume", "tmpfs", "docker-socket"]
     target: str
     source: str = ""  # bind: a path on kubedock's side; volume: its name ("" anonymous)
     read_only: bool = False

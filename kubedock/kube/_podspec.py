@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -19,6 +20,12 @@ DATA_DIR = "/.kubedock/data"
 # The init container copies kubedock itself here, for `docker cp` with a running container.
 TOOLS_VOLUME = "kubedock-tools"
 TOOLS_DIR = "/.kubedock/bin"
+# The sidecar relaying a Docker socket to kubedock; `main` sees the socket through this volume.
+DIND = "dind"
+DIND_VOLUME = "kubedock-dind"
+# Where the init image keeps kubedock (its entrypoint); hooks name the program explicitly.
+INIT_PROGRAM = "/kubedock"
+_SOCKET_WAIT_SECONDS = 30
 
 # Per-container labels understood by the Go kubedock; kept so existing setups keep working.
 LABEL_PREFIX = "com.joyrex2001.kubedock."
@@ -74,8 +81,10 @@ class PodSettings:
     pod_template: Mapping[str, Any] | None = None
     # The pod's dnsConfig when names resolve through kubedock's DNS role (dnsPolicy None).
     dns_config: Mapping[str, Any] | None = None
-    # Image of the init container `setup`, which runs `kubedock init`.
+    # Image of the init container `setup` (`kubedock init`) and of the sidecar `dind`.
     init_image: str = ""
+    # Where pods reach kubedock's API; None when they cannot (no Docker socket for containers).
+    kubedock_url: str | None = None
 
 
 @attrs.frozen
@@ -84,11 +93,13 @@ class MountSpec:
 
     `copy`: a piece (`sub_path`) of the data volume, filled by the init container with what
     kubedock streams to it (bind sources, archives copied in before start). `volume` and
-    `tmpfs`: an emptyDir of its own (on disk, or in memory), empty at start.
+    `tmpfs`: an emptyDir of its own (on disk, or in memory), empty at start. `docker-socket`:
+    a Docker API socket at `target`, served by the sidecar `dind` in a directory both mount
+    (so the rest of `target`'s directory is hidden, as with Go kubedock).
     """
 
     target: str
-    kind: Literal["copy", "volume", "tmpfs"]
+    kind: Literal["copy", "volume", "tmpfs", "docker-socket"]
     sub_path: str = ""
     read_only: bool = False
 
@@ -413,10 +424,17 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
     volumes = list(pod_spec.get("volumes") or [])
     main = pod_spec["containers"][0]
     mounts = list(main.get("volumeMounts") or [])
+    sidecars: list[dict[str, Any]] = []
     for index, mount in enumerate(spec.mounts):
         entry: dict[str, Any] = {"mountPath": mount.target, "readOnly": mount.read_only}
         if mount.kind == "copy":
             entry.update(name=DATA_VOLUME, subPath=mount.sub_path)
+        elif mount.kind == "docker-socket":
+            if sidecars:
+                raise Unsupported("kubedock gives a container one Docker socket, not two")
+            sidecars.append(_dind_sidecar(mount.target, settings))
+            entry = {"name": DIND_VOLUME, "mountPath": posixpath.dirname(mount.target)}
+            volumes.append({"name": DIND_VOLUME, "emptyDir": {}})
         else:
             entry["name"] = f"kd-volume-{index}"
             empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}
@@ -442,5 +460,33 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
         if pull_policy:
             setup["imagePullPolicy"] = pull_policy
         pod_spec["initContainers"] = [*(pod_spec.get("initContainers") or []), setup]
+    if sidecars:
+        pod_spec["initContainers"] = [*(pod_spec.get("initContainers") or []), *sidecars]
     main["volumeMounts"] = mounts
     pod_spec["volumes"] = volumes
+
+
+def _dind_sidecar(socket_path: str, settings: PodSettings) -> dict[str, Any]:
+    if not settings.kubedock_url:
+        raise Unsupported("pods cannot reach kubedock's API to serve a Docker socket")
+    if not settings.init_image:
+        raise Unsupported("a Docker socket in a container needs kubedock's image (--initimage)")
+    socket_dir = posixpath.dirname(socket_path)
+    sidecar: dict[str, Any] = {
+        "name": DIND,
+        "image": settings.init_image,
+        "args": ["dind", "--unix-socket", socket_path, "--kubedock-url", settings.kubedock_url],
+        # A native sidecar: it starts before main and is stopped once main has ended, so the
+        # pod still completes when main does.
+        "restartPolicy": "Always",
+        # main starts only after this hook has returned, that is with the socket in place.
+        "lifecycle": {"postStart": {"exec": {"command": [
+            INIT_PROGRAM, "dind", "--unix-socket", socket_path,
+            "--wait", str(_SOCKET_WAIT_SECONDS),
+        ]}}},
+        "volumeMounts": [{"name": DIND_VOLUME, "mountPath": socket_dir}],
+    }
+    pull_policy = _pull_policy(settings.pull_policy)
+    if pull_policy:
+        sidecar["imagePullPolicy"] = pull_policy
+    return sidecar

@@ -1,7 +1,9 @@
-"""What runs inside pods: the init container that fills volumes, and the tar code it shares
-with the server. Standard library only, so that these roles start fast."""
+"""What runs inside pods: the init container that fills volumes, the Docker socket sidecar,
+and the tar code they share with the server. Standard library only, so that these roles start
+fast."""
 
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
+from ._dind import parse_upstream, run_dind
 from ._init import DATA_DIR, run_init
 from ._tar import ArchiveError, extract, relocate, safe_name
 
@@ -11,8 +13,10 @@ __all__ = [
     "NOT_FOUND",
     "ArchiveError",
     "extract",
+    "parse_upstream",
     "relocate",
     "run_archive",
+    "run_dind",
     "run_init",
     "safe_name",
     "tool_argv",

@@ -83,7 +83,7 @@ def _mapped_libraries(home: str) -> set[str]:
             and path.startswith("/") and not path.startswith(home + "/")}
 
 
-def run_archive(argv: Sequence[str]) -> int:
+def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) -> int:
     if len(argv) != 2 or argv[0] not in ("stat", "get", "put"):
         print("usage: kubedock archive stat|get|put PATH", file=sys.stderr)
         return 64
@@ -103,7 +103,7 @@ def run_archive(argv: Sequence[str]) -> int:
                 print(f"not a directory: {path}", file=sys.stderr)
                 return NOT_A_DIRECTORY
             with open(0, "rb", buffering=0, closefd=False) as stdin:
-                extract(stdin, path)
+                extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
     except FileNotFoundError as error:
         print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
         return NOT_FOUND

@@ -116,7 +116,7 @@ def extract(source: IO[bytes], target: str, *, no_overwrite_dir_non_dir: bool = 
             _make_parents(target, name)
             try:
                 if member.isdir():
-                    _make_directory(path, member)
+                    _make_directory(path, no_overwrite_dir_non_dir)
                     directories.append((path, member))
                 else:
                     _clear(path, no_overwrite_dir_non_dir)
@@ -152,13 +152,15 @@ def _make_parents(target: str, name: str) -> None:
             raise ArchiveError(f"entry {name!r}: {part!r} is not a directory")
 
 
-def _make_directory(path: str, member: tarfile.TarInfo) -> None:
+def _make_directory(path: str, no_overwrite_dir_non_dir: bool) -> None:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         os.mkdir(path, 0o700)
         return
     if not stat.S_ISDIR(info.st_mode):
+        if no_overwrite_dir_non_dir:
+            raise ArchiveError(f"cannot overwrite non-directory {path!r} with directory")
         os.unlink(path)
         os.mkdir(path, 0o700)
 

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import pytest
 
 from kubedock._cli import build_parser, config_from_args
@@ -102,3 +104,37 @@ def test_host_port_split() -> None:
     with pytest.raises(ValueError):
         split_host_port("host:99999")
     assert parse_key_values("a=1,,b=") == {"a": "1", "b": ""}
+
+
+def own_name_is(address: str) -> Callable[[], str]:
+    return lambda: address
+
+
+def unresolvable() -> str:
+    raise OSError("no address for this host's name")
+
+
+@pytest.mark.parametrize(
+    ("argv", "resolve", "url"),
+    [
+        ([], own_name_is("10.1.2.3"), None),  # loopback: pods cannot reach it
+        (["--listen-addr", "10.244.0.1:2475"], unresolvable, "http://10.244.0.1:2475"),
+        (["--listen-addr", ":2475"], own_name_is("10.1.2.3"), "http://10.1.2.3:2475"),
+        (["--listen-addr", ":2475"], own_name_is("127.0.1.1"), None),
+        (["--listen-addr", ":2475"], unresolvable, None),
+        (["--listen-addr", "[::]:2475"], own_name_is("fd00::5"), "http://[fd00::5]:2475"),
+        (["--listen-addr", "10.0.0.1:0"], unresolvable, None),  # the port is not known yet
+        (["--kubedock-url", "http://kubedock.ci:2475"], unresolvable, "http://kubedock.ci:2475"),
+    ],
+)
+def test_where_pods_reach_the_api(argv: list[str], resolve: Callable[[], str],
+                                  url: str | None) -> None:
+    assert config(argv).url_for_pods(resolve) == url
+
+
+@pytest.mark.parametrize("url", ["https://host:2475", "http://host", "http://host:2475/api", ""])
+def test_a_kubedock_url_is_plain_http_with_a_port(url: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        config(["--kubedock-url", url])
+    assert "--kubedock-url" in capsys.readouterr().err

@@ -72,7 +72,7 @@ def test_full_body() -> None:
         ({"Image": "busybox", "Tty": "yes"}, 400, "Tty"),
         ({"Image": "busybox", "ExposedPorts": {"http/tcp": {}}}, 400, "invalid port"),
         ({"Image": "busybox", "HostConfig": {"Binds": ["/var/run/docker.sock:/s"]}}, 501,
-         "docker.sock"),
+         "below /"),
         ({"Image": "busybox", "HostConfig": {"Privileged": True}}, 501, "Privileged"),
         ({"Image": "busybox", "HostConfig": {"NetworkMode": "host"}}, 501, "network mode"),
         ({"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "always"}}}, 501, "restart"),
@@ -90,3 +90,14 @@ def test_refusals_name_the_option(body: dict[str, Any], status: int, text: str) 
         parse_create(body)
     assert caught.value.status == status
     assert text in caught.value.message
+
+
+def test_a_bind_of_the_docker_socket_asks_for_kubedocks_api() -> None:
+    config = parse_create({"Image": "busybox", "HostConfig": {
+        "Binds": ["/var/run/docker.sock:/var/run/docker.sock:rw"],
+        "Mounts": [{"Type": "bind", "Source": "/run/docker.sock", "Target": "/sock/docker.sock"}],
+    }})
+    assert [(mount.kind, mount.target, mount.source) for mount in config.mounts] == [
+        ("docker-socket", "/var/run/docker.sock", ""),
+        ("docker-socket", "/sock/docker.sock", ""),
+    ]

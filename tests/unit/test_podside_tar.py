@@ -122,6 +122,11 @@ def test_no_overwrite_dir_non_dir(tmp_path: Path) -> None:
         extract(_tar(_file("d")), str(tmp_path), no_overwrite_dir_non_dir=True)
     extract(_tar(_file("d")), str(tmp_path))
     assert (tmp_path / "d").is_file()
+    with pytest.raises(ArchiveError, match="non-directory"):
+        extract(_tar(("d", None, {"type": tarfile.DIRTYPE})), str(tmp_path),
+                no_overwrite_dir_non_dir=True)
+    extract(_tar(("d", None, {"type": tarfile.DIRTYPE, "mode": 0o755})), str(tmp_path))
+    assert (tmp_path / "d").is_dir()
 
 
 @pytest.mark.parametrize("cut", [100, 512 + 10, 1500])

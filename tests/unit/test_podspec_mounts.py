@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import attrs
+import pytest
+
 from kubedock import kube
 
 SETTINGS = kube.PodSettings(namespace="ns", instance_id="i", init_image="kubedock/kubedock:1")
@@ -47,3 +50,34 @@ def test_the_watch_sees_setup_running() -> None:
     }
     assert kube.observe(pod).setup == "running"
     assert kube.observe({"metadata": {"name": "p"}}).setup is None
+
+
+def test_a_docker_socket_is_served_by_a_native_sidecar() -> None:
+    settings = attrs.evolve(SETTINGS, kubedock_url="http://10.0.0.9:2475", pull_policy="never")
+    pod = kube.pod_manifest(spec(kube.MountSpec("/var/run/docker.sock", "docker-socket")),
+                            settings)["spec"]
+    (dind,) = pod["initContainers"]
+    assert dind["name"] == "dind" and dind["image"] == "kubedock/kubedock:1"
+    assert dind["restartPolicy"] == "Always" and dind["imagePullPolicy"] == "Never"
+    assert dind["args"] == ["dind", "--unix-socket", "/var/run/docker.sock",
+                            "--kubedock-url", "http://10.0.0.9:2475"]
+    hook = dind["lifecycle"]["postStart"]["exec"]["command"]
+    assert hook[:4] == ["/kubedock", "dind", "--unix-socket", "/var/run/docker.sock"]
+    assert "--wait" in hook
+    shared = {"name": "kubedock-dind", "mountPath": "/var/run"}
+    assert dind["volumeMounts"] == [shared]
+    assert pod["containers"][0]["volumeMounts"] == [shared]
+    assert pod["volumes"] == [{"name": "kubedock-dind", "emptyDir": {}}]
+
+
+def test_the_socket_sidecar_starts_after_setup() -> None:
+    settings = attrs.evolve(SETTINGS, kubedock_url="http://10.0.0.9:2475")
+    pod = kube.pod_manifest(spec(kube.MountSpec("/run/docker.sock", "docker-socket"),
+                                 kube.MountSpec("/data", "copy", "b1")), settings)["spec"]
+    assert [init["name"] for init in pod["initContainers"]] == ["setup", "dind"]
+
+
+def test_no_socket_without_a_way_back_to_kubedock() -> None:
+    with pytest.raises(kube.Unsupported, match="reach kubedock"):
+        kube.pod_manifest(spec(kube.MountSpec("/var/run/docker.sock", "docker-socket")),
+                          SETTINGS)

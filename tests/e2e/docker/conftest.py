@@ -13,16 +13,17 @@ from restricted import restricted_kubeconfig
 
 
 @pytest.fixture(scope="module")
-def kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path,
+def kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path, current_images: None,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubedock]:
     """kubedock with port-forwarding, serving the module's namespace with only the rights of
-    deploy/rbac.yaml, as it runs when deployed."""
+    deploy/rbac.yaml, as it runs when deployed (its init image built from these sources)."""
     yield from _deployed(cluster, namespace, rbac_kubeconfig, tmp_path_factory.mktemp("kubedock"))
 
 
 @pytest.fixture(scope="module")
 def frozen_kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path, frozen_program: Path,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubedock]:
+                    current_images: None, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[Kubedock]:
     """`kubedock`, served by the frozen program (build/binary) with an empty environment."""
     yield from _deployed(cluster, namespace, rbac_kubeconfig, tmp_path_factory.mktemp("frozen"),
                          program=[str(frozen_program)], env=CLEAN_ENV)

@@ -32,33 +32,33 @@ class Kubedock:
                 **extra}
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
 
 def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
-                   program: Sequence[str] = MODULE, env: Mapping[str, str] | None = None
-                   ) -> tuple[subprocess.Popen[bytes], Kubedock]:
+                   program: Sequence[str] = MODULE, env: Mapping[str, str] | None = None,
+                   host: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], Kubedock]:
     """Start ``program server`` (the venv's kubedock unless told otherwise) with ``env``
-    (this process's environment unless told otherwise)."""
-    port = _free_port()
+    (this process's environment unless told otherwise), listening on ``host``."""
+    port = _free_port(host)
     log = tmp / f"kubedock-{port}.log"
-    command = [*program, "server", "--listen-addr", f"127.0.0.1:{port}",
+    command = [*program, "server", "--listen-addr", f"{host}:{port}",
                "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
                "--timeout", "90s", *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                    env=env)
-    server = Kubedock(f"tcp://127.0.0.1:{port}", port, namespace, str(cluster.kubeconfig), log)
+    server = Kubedock(f"tcp://{host}:{port}", port, namespace, str(cluster.kubeconfig), log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"kubedock exited: {log.read_text()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return process, server
         except OSError:
             time.sleep(0.1)
