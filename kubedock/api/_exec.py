@@ -108,13 +108,10 @@ async def resize_exec(exec_id: str) -> Response:
 async def attach(ref: str) -> Response:
     container = engine().get(ref)
     args = request.args
-    if not query_bool(args, "stream"):
-        if query_bool(args, "logs"):
-            raise bad_request("attach with logs=1 and stream=0: use the logs endpoint")
-        raise bad_request("attach needs stream=1")
     attach_request = AttachRequest(
         stdin=query_bool(args, "stdin"), stdout=query_bool(args, "stdout"),
         stderr=query_bool(args, "stderr"), logs=query_bool(args, "logs"),
+        stream=query_bool(args, "stream"),
     )
     taker = hijack()
     stream = await taker.take(

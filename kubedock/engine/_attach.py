@@ -26,6 +26,8 @@ class AttachRequest:
     stdout: bool
     stderr: bool
     logs: bool  # replay what was logged before the attach
+    # Follow the output (and pass stdin) until the process ends; without it only the replay.
+    stream: bool = True
 
 
 async def attach(
@@ -33,6 +35,15 @@ async def attach(
     request: AttachRequest,
 ) -> None:
     """Serve one attach until the container's process ends or the client goes away."""
+    if not request.stream:
+        try:
+            if request.logs:
+                await _pump_output(cluster, container, stream, LogRequest(
+                    stdout=request.stdout, stderr=request.stderr))
+        finally:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.aclose()
+        return
     attached_before_start = container.status == "created"
     since = None if request.logs or attached_before_start else time.time()
     container.attached += 1
