@@ -52,8 +52,13 @@ async def attach(
             await container.changed.wait()
         if container.removed or container.pod_name is None:
             return
+        interactive = (request.stdin and container.config.open_stdin
+                       and container.status == "running")
+        if interactive and container.config.tty:
+            await _attach_terminal(cluster, container, stream, request.stdout, since)
+            return
         async with trio.open_nursery() as nursery:
-            if request.stdin and container.config.open_stdin and container.status == "running":
+            if interactive:
                 nursery.start_soon(_attach_stdin, cluster, container, stream)
             if request.stdout or request.stderr:
                 await _pump_output(cluster, container, stream, LogRequest(
@@ -101,4 +106,31 @@ async def _attach_stdin(
         if channel.can_close_stdin:
             while await channel.receive() is not None:
                 pass
+        nursery.cancel_scope.cancel()
+
+
+async def _attach_terminal(
+    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream,
+    stdout: bool, since: float | None,
+) -> None:
+    """A terminal session: the screen comes from the session, not the log, whose lines are only
+    written once complete (a prompt, or keys echoed as they are typed, would never show).
+
+    The lines printed before the session opens are only in the log: they are sent first. What
+    is printed while it opens is lost, as with ``kubectl attach``; a shell redraws its prompt
+    on the resize that the client sends on start."""
+    assert container.pod_name is not None
+    if stdout:
+        await _pump_output(cluster, container, stream,
+                           LogRequest(stdout=True, stderr=False, since=since))
+    async with cluster.attach(
+        container.pod_name, stdin=True, stdout=stdout, stderr=False, tty=True,
+    ) as channel, trio.open_nursery() as nursery:
+        nursery.start_soon(container.terminal.follow, channel)
+        nursery.start_soon(pump_stdin, stream, channel)
+        while (message := await channel.receive()) is not None:
+            try:
+                await stream.send_all(message[1])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                break
         nursery.cancel_scope.cancel()
