@@ -176,5 +176,7 @@ async def _pump_output(
         try:
             await stream.send_all(payload)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            # The client went away: the output has nowhere to go, so the session ends.
-            return
+            # The client went away. As with Docker the process runs on (inspect says so) and
+            # its exit code is recorded; its output has nowhere to go. The session ends with
+            # the process, or with the container.
+            stream = None

@@ -1,5 +1,5 @@
-"""Attaching to containers that already run, and replaying their output, against kubedock and
-the Docker engine."""
+"""Attaching to containers that already run, replaying their output, and exec sessions their
+client leaves, against kubedock and the Docker engine."""
 
 from __future__ import annotations
 
@@ -70,6 +70,35 @@ def test_attach_without_stream_replays_what_an_exited_container_wrote(target: Ku
             assert demuxed(only_stdout.content) == {1: b"one\n"}
             nothing = http.post(url, params={"stdout": 1, "stream": 0})
             assert (nothing.status_code, nothing.content) == (200, b"")
+    finally:
+        container.remove(force=True)
+        client.close()
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["plain", "tty"])
+def test_an_exec_its_client_leaves_runs_on_and_reports_its_exit(target: Kubedock,
+                                                                 tty: bool) -> None:
+    client = docker.DockerClient(base_url=target.host, timeout=120)
+    container = client.containers.run("busybox:1.36", ["sleep", "300"], detach=True)
+    try:
+        script = "i=0; while [ $i -lt 20 ]; do echo tick; sleep 0.2; i=$((i+1)); done; exit 5"
+        exec_id = client.api.exec_create(container.id, ["sh", "-c", script], tty=tty,
+                                         stdin=True)["Id"]
+        connection = client.api.exec_start(exec_id, socket=True, tty=tty)
+        assert b"tick" in connection._sock.recv(64)
+        connection._sock.close()
+        connection.close()
+        time.sleep(1)
+        assert client.api.exec_inspect(exec_id)["Running"]
+        deadline = time.monotonic() + 30
+        while (state := client.api.exec_inspect(exec_id))["Running"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # Docker 20.10 ends a plain exec whose output has nowhere to go with 126; kubedock keeps
+        # reading the output, so the process runs to its own end.
+        oracle_plain = target.port == 0 and not tty
+        assert state["ExitCode"] == (126 if oracle_plain else 5)
+        assert container.exec_run(["true"]).exit_code == 0  # the server carries on
     finally:
         container.remove(force=True)
         client.close()
