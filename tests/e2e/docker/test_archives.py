@@ -108,6 +108,50 @@ def test_docker_py_put_and_get_archive(client: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
+def _tar_of(*entries: tarfile.TarInfo) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for info in entries:
+            archive.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    return buffer.getvalue()
+
+
+def _entry(name: str, size: int = 4, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    if link:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    else:
+        info.size = size
+    return info
+
+
+@pytest.mark.parametrize("copier", ["kubedock", "image tar"])
+def test_bad_archives_are_refused_and_write_nothing_outside(client: docker.DockerClient,
+                                                            tmp_path: Path, copier: str) -> None:
+    # A bind gives the pod kubedock's own program for copies after start; without one the
+    # image's tar does them, behind kubedock's own checks of the stream.
+    volumes = {str(tmp_path): {"bind": "/bound"}} if copier == "kubedock" else {}
+    container = client.containers.run("busybox:1.36", ["sleep", "300"], detach=True,
+                                      volumes=volumes)
+    try:
+        bad = {
+            "garbage": b"this is not a tar archive" * 100,
+            "truncated": _tar_of(_entry("big", 5000))[:1500],
+            "dot-dot": _tar_of(_entry("../../etc/evil")),
+            "through a symlink": _tar_of(_entry("link", link="/etc"), _entry("link/evil")),
+        }
+        for label, body in bad.items():
+            with pytest.raises(docker.errors.APIError) as refused:
+                container.put_archive("/tmp", body)
+            assert 400 <= refused.value.status_code < 500, (label, refused.value)
+        listing = container.exec_run(["ls", "/etc/evil", "/tmp/etc/evil"]).output
+        assert listing.count(b"No such file or directory") == 2, listing
+        assert container.put_archive("/tmp", _one_file_tar("fine.txt", b"fine\n"))
+        assert container.exec_run(["cat", "/tmp/fine.txt"]).output == b"fine\n"
+    finally:
+        container.remove(force=True)
+
+
 def _one_file_tar(name: str, content: bytes, mode: str = "w") -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
