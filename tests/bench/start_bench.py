@@ -6,7 +6,9 @@ Floor: a pod created directly through the Kubernetes API, timed until the watch 
 Running. kubedock: ``docker create`` + ``start`` of redis:7 with a published port, timed until a
 PING answers through the port-forward. Both run on the local cluster (``build/cluster/up``).
 Every measurement starts once the pods of the one before are gone, so that no start competes
-with another's teardown. Prints medians and the per-container overhead; not a test.
+with another's teardown; a parallel batch waits `--settle` seconds more, since the node goes on
+tearing 20 pods down (sandboxes, network) after the API has forgotten them, which slowed the
+batch that followed by 1-3 s. Prints medians and the per-container overhead; not a test.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--parallel", type=int, default=20)
+    parser.add_argument("--settle", type=float, default=20,
+                        help="seconds to wait before each parallel batch (default 20)")
     args = parser.parse_args()
     with kubedock_server("--port-forward") as server:
         kubeconfig, namespace = server.kubeconfig, server.namespace
@@ -141,7 +145,9 @@ def main() -> None:
         print(f"  overhead per container         {(ours_median - floor_median) * 1000:8.0f} ms"
               f"   (ratio {ours_median / floor_median:.2f})")
 
+        time.sleep(args.settle)
         floor_parallel = trio.run(_raw_pod_seconds, kubeconfig, namespace, args.parallel)
+        time.sleep(args.settle)
         ours_parallel = _kubedock_seconds(client, kubectl, namespace, args.parallel,
                                           parallel=True)
         print(f"{args.parallel} in parallel")
