@@ -8,7 +8,14 @@ from typing import Any
 
 import docker
 import pytest
-from kubedock_server import CLEAN_ENV, MODULE, Kubedock, start_kubedock, stop_kubedock
+from kubedock_server import (
+    CLEAN_ENV,
+    MODULE,
+    Kubedock,
+    served_by,
+    start_kubedock,
+    stop_kubedock,
+)
 from restricted import restricted_kubeconfig
 
 
@@ -37,6 +44,12 @@ def _deployed(cluster: Any, namespace: str, kubeconfig: Path, tmp: Path,
     yield server
     code = stop_kubedock(process)
     assert code == 128 + 15, server.log.read_text()[-4000:]
+
+
+@pytest.fixture(params=["kubedock", "docker_oracle"], ids=["kubedock", "docker"])
+def target(request: pytest.FixtureRequest) -> Kubedock:
+    """kubedock, or the reference engine for the same scenario."""
+    return served_by(request, request.param)
 
 
 @pytest.fixture(scope="module")

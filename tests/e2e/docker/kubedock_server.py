@@ -21,15 +21,28 @@ CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
 
 @attrs.frozen
 class Kubedock:
+    """A Docker API under test: a kubedock server, or the reference Docker engine."""
+
     host: str  # DOCKER_HOST value
     port: int
     namespace: str
     kubeconfig: str
     log: Path
+    reference: bool = False  # the Docker engine that scenarios are compared with
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.host, "TESTCONTAINERS_RYUK_DISABLED": "true",
                 **extra}
+
+
+def served_by(request: Any, fixture: str) -> Kubedock:
+    """The server of a fixture: ``kubedock``-like ones as they are, ``docker_oracle`` (the
+    reference engine's DOCKER_HOST) in the same shape."""
+    if fixture == "docker_oracle":
+        host: str = request.getfixturevalue(fixture)
+        return Kubedock(host, 0, "", "", Path(os.devnull), reference=True)
+    server: Kubedock = request.getfixturevalue(fixture)
+    return server
 
 
 def _free_port(host: str) -> int:

@@ -9,7 +9,7 @@ import time
 import urllib.request
 
 import pytest
-from kubedock_server import Kubedock, docker_cli
+from kubedock_server import Kubedock, docker_cli, served_by
 
 pytestmark = pytest.mark.cluster
 
@@ -19,11 +19,7 @@ pytestmark = pytest.mark.cluster
 def target(request: pytest.FixtureRequest) -> Kubedock:
     """The system under test (from the venv, or the frozen program), or the reference engine
     for the same scenario."""
-    if request.param != "docker_oracle":
-        server: Kubedock = request.getfixturevalue(request.param)
-        return server
-    host: str = request.getfixturevalue("docker_oracle")
-    return Kubedock(host, 0, "", "", request.getfixturevalue("tmp_path") / "none")
+    return served_by(request, request.param)
 
 
 def run(target: Kubedock, *args: str,

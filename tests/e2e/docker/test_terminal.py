@@ -27,16 +27,6 @@ ANSWER_SECONDS = 30
 PROMPT = rb"/ # "
 
 
-@pytest.fixture(params=["kubedock", "docker_oracle"], ids=["kubedock", "docker"])
-def target(request: pytest.FixtureRequest) -> Kubedock:
-    """kubedock, or the reference engine for the same scenario."""
-    if request.param != "docker_oracle":
-        server: Kubedock = request.getfixturevalue(request.param)
-        return server
-    host: str = request.getfixturevalue("docker_oracle")
-    return Kubedock(host, 0, "", "", request.getfixturevalue("tmp_path") / "none")
-
-
 class Terminal:
     """The master side of a pseudo-terminal whose slave side is a docker CLI's stdin, stdout and
     stderr: what the CLI prints is read here, and keystrokes written here are typed into it."""
