@@ -20,11 +20,10 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
-from bench_server import kubedock_server
+from bench_server import kubedock_server, timed
 from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,15 +44,6 @@ def one_file_tar(size: int) -> bytes:
         info.size = size
         archive.addfile(info, io.BytesIO(os.urandom(size)))
     return buffer.getvalue()
-
-
-def timed(work: Callable[[], object], runs: int) -> float:
-    seconds = []
-    for _ in range(runs):
-        begun = time.perf_counter()
-        work()
-        seconds.append(time.perf_counter() - begun)
-    return statistics.median(seconds)
 
 
 def started_seconds(client: docker.DockerClient, runs: int, **options: object) -> float:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def cluster_env() -> dict[str, str]:
     output = subprocess.run([ROOT / "build/cluster/up"], capture_output=True, text=True,
                             check=True).stdout
     return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+
+
+def timed(work: Callable[[], object], runs: int) -> float:
+    """Median seconds of `runs` calls of `work`."""
+    seconds = []
+    for _ in range(runs):
+        begun = time.perf_counter()
+        work()
+        seconds.append(time.perf_counter() - begun)
+    return statistics.median(seconds)
 
 
 @contextmanager

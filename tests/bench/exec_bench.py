@@ -11,22 +11,10 @@ not a test.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
-import time
-from collections.abc import Callable
 
 import docker
-from bench_server import kubedock_server
-
-
-def median_ms(action: Callable[[], object], runs: int) -> float:
-    timings = []
-    for _ in range(runs):
-        begun = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - begun)
-    return statistics.median(timings) * 1000
+from bench_server import kubedock_server, timed
 
 
 def main() -> None:
@@ -51,8 +39,8 @@ def main() -> None:
 
             through_kubedock()  # warm-up: connections, the first websocket
             through_kubectl()
-            kubedock_ms = median_ms(through_kubedock, args.runs)
-            kubectl_ms = median_ms(through_kubectl, args.runs)
+            kubedock_ms = timed(through_kubedock, args.runs) * 1000
+            kubectl_ms = timed(through_kubectl, args.runs) * 1000
         finally:
             container.remove(force=True)
             client.close()
