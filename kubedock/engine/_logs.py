@@ -13,7 +13,7 @@ import collections
 import contextlib
 import heapq
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal, TypeVar
@@ -42,46 +42,93 @@ class LogRequest:
     tail: int | None = None  # None: all
 
 
+# A line whose time stamp cannot be read sorts last and passes every time filter.
+_NO_STAMP = 2**63
+
+
 @attrs.frozen
 class _Line:
-    at: float
+    at: int  # nanoseconds since the epoch, as Kubernetes records them
     stamp: bytes
     text: bytes
 
 
 def _split_timestamp(line: bytes) -> _Line:
     stamp, _, text = line.partition(b" ")
-    try:
-        at = datetime.fromisoformat(_trim_nanoseconds(stamp.decode())).timestamp()
-    except ValueError:
-        return _Line(math.inf, b"", line)
+    at = _nanoseconds(stamp.decode(errors="replace"))
+    if at is None:
+        return _Line(_NO_STAMP, b"", line)
     return _Line(at, stamp, text)
 
 
-def _trim_nanoseconds(stamp: str) -> str:
-    # fromisoformat takes at most microseconds; Kubernetes writes nanoseconds.
+def _nanoseconds(stamp: str) -> int | None:
+    """RFC 3339 with up to nanoseconds, exactly: lines of one write often share the
+    microsecond, and must still keep their order and identity."""
     head, dot, fraction = stamp.partition(".")
-    if not dot:
-        return stamp
-    digits = fraction.rstrip("Z")
-    suffix = fraction[len(digits):]
-    return f"{head}.{digits[:6]}{suffix}".replace("Z", "+00:00")
+    digits = fraction.rstrip("Z") if dot else ""
+    zone = fraction[len(digits):] if dot else ""
+    if not digits.isdigit() and dot:
+        return None
+    try:
+        seconds = datetime.fromisoformat((head + zone).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return int(seconds) * 1_000_000_000 + int(digits[:9].ljust(9, "0") if dot else 0)
+
+
+def _to_nanoseconds(seconds: float) -> int:
+    return round(seconds * 1_000_000_000)
 
 
 def _wanted(line: _Line, request: LogRequest) -> bool:
-    if request.since is not None and line.at < request.since:
+    if line.at == _NO_STAMP:
+        return True
+    if request.since is not None and line.at < _to_nanoseconds(request.since):
         return False
-    return request.until is None or line.at <= request.until
+    return request.until is None or line.at <= _to_nanoseconds(request.until)
 
 
 def _render(line: _Line, request: LogRequest) -> bytes:
     return line.stamp + b" " + line.text if request.timestamps else line.text
 
 
+@attrs.define
+class _Position:
+    """Where a stream has been read up to: the last time stamp and how many lines with that
+    very stamp were read, so that reading again from that time skips exactly those."""
+
+    at: int = -1
+    lines_at: int = 0
+
+    def advance(self, line: _Line) -> None:
+        if line.at == _NO_STAMP:
+            return
+        if line.at == self.at:
+            self.lines_at += 1
+        else:
+            self.at, self.lines_at = line.at, 1
+
+    def skipper(self) -> Callable[[_Line], bool]:
+        """A filter for a new read: true for the lines this position has already covered."""
+        at, remaining = self.at, self.lines_at
+
+        def seen(line: _Line) -> bool:
+            nonlocal remaining
+            if line.at < at:
+                return True
+            if line.at == at and remaining > 0:
+                remaining -= 1
+                return True
+            return False
+
+        return seen
+
+
 async def _lines(
     cluster: kube.Cluster, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
     follow: bool, tail: int | None, since: float | None,
 ) -> AsyncIterator[_Line]:
+    # The API server takes whole seconds; the finer part is filtered here.
     since_time = datetime.fromtimestamp(math.floor(since), UTC) if since and since > 0 else None
     async with cluster.logs(
         pod, follow=follow, timestamps=True, tail_lines=tail,
@@ -125,26 +172,27 @@ async def _send_logs(
             await _pump(cluster, pod, None, request, send, tail=request.tail)
         return
     # Kubernetes cannot tail one stream of a log, so history is read whole, merged in time order
-    # and tailed here; following then resumes after the last line shown.
-    after = None
+    # and tailed here; following then resumes each stream after its last line read.
+    positions = {stream: _Position() for stream in streams}
     if not request.follow or request.tail is not None:
-        history: list[list[tuple[float, int, bytes]]] = []
+        history: list[list[tuple[int, int, bytes]]] = []
         for stream in streams:
-            history.append([
-                (line.at, stream, _render(line, request))
-                async for line in _lines(cluster, pod, _STREAM_NAMES[stream], follow=False,
-                                         tail=None, since=request.since)
-                if _wanted(line, request)
-            ])
+            lines = []
+            async for line in _lines(cluster, pod, _STREAM_NAMES[stream], follow=False,
+                                     tail=None, since=request.since):
+                positions[stream].advance(line)
+                if _wanted(line, request):
+                    lines.append((line.at, stream, _render(line, request)))
+            history.append(lines)
         merged = list(heapq.merge(*history, key=lambda entry: entry[0]))
         for _, stream, data in _tail(merged, request.tail):
             await send.send((stream, data))
         if not request.follow:
             return
-        after = merged[-1][0] if merged else None
     async with trio.open_nursery() as nursery:
         for stream in streams:
-            nursery.start_soon(partial(_pump, cluster, pod, stream, request, send, after=after))
+            nursery.start_soon(partial(_pump, cluster, pod, stream, request, send,
+                                       position=positions[stream]))
 
 
 def _tail(items: list[T], tail: int | None) -> list[T]:
@@ -160,22 +208,28 @@ _RESUME_SECONDS = 1.0
 async def _pump(
     cluster: kube.Cluster, pod: str, stream: int | None, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]], *, tail: int | None = None,
-    after: float | None = None,
+    position: _Position | None = None,
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
+    position = position or _Position()
     while True:
-        since = request.since if after is None else max(request.since or 0, after)
+        since = request.since
+        if position.at >= 0:
+            since = max(since or 0, position.at / 1_000_000_000)
+        seen = position.skipper()
         try:
             async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail,
                                      since=since):
-                if _wanted(line, request) and (after is None or line.at > after):
+                if seen(line):
+                    continue
+                position.advance(line)
+                if _wanted(line, request):
                     await send.send((stream or STDOUT, _render(line, request)))
-                    after = line.at
             return
         except kube.ClusterUnreachable:
             if not request.follow:
                 raise
-        # A follow outlives API server restarts: resume after the last line sent.
+        # A follow outlives API server restarts: resume after the last line read.
         tail = None
         await trio.sleep(_RESUME_SECONDS)
 
