@@ -127,9 +127,12 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
      "lease duration of this instance's heartbeat; another instance's objects are deleted "
      "once its heartbeat has been expired this long again (default 30s)"),
     (("--initimage",), "init_image", "INIT_IMAGE", str,
-     "image of the init container that copies files into pods and of the sidecar that gives "
-     "containers binding /var/run/docker.sock a Docker API; its entrypoint, at /kubedock, is "
-     "kubedock (default: kubedock's own, kubedock/kubedock:<version>)"),
+     "image of the init container that copies files into pods, and of the Docker socket "
+     "sidecar unless --dindimage; its entrypoint, at /kubedock, is kubedock (default: "
+     "kubedock's own, kubedock/kubedock:<version>)"),
+    (("--dindimage",), "dind_image", "DIND_IMAGE", str,
+     "image of the sidecar that gives containers binding /var/run/docker.sock a Docker API "
+     "(default: --initimage)"),
     (("--kubedock-url",), "kubedock_url", "KUBEDOCK_URL", _kubedock_url,
      "http://host:port at which pods reach this API, for containers that bind "
      "/var/run/docker.sock (default: the --listen-addr address unless it is loopback; a "
@@ -137,6 +140,28 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
     (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,
      "with --lock: give up (exit 1) if the lock is not acquired in this time (default 15m)"),
 ]
+
+# The Go kubedock's options that mean nothing here: accepted, so that its deployments keep
+# working, and logged at start with the reason. (flags, environment variable, takes a value, why)
+_MOOT_OPTIONS: list[tuple[tuple[str, ...], str | None, bool, str]] = [
+    (("--poll-rate",), "POLL_RATE", True,
+     "container states come from a pod watch, not from rate-limited polling"),
+    (("--poll-burst",), "POLL_BURST", True,
+     "container states come from a pod watch, not from rate-limited polling"),
+    (("--pre-archive",), None, False,
+     "archives copied into a container before its start are always kept and written into "
+     "the pod by its init container, whatever their size or number of files"),
+    (("-i", "--inspector"), None, False,
+     "kubedock does not read image configurations from registries; exposed ports come from "
+     "the create request"),
+]
+
+
+def _moot_dest(flags: tuple[str, ...]) -> str:
+    return "moot_" + flags[-1].lstrip("-").replace("-", "_")
+
+
+_TRUE = ("1", "true", "yes", "on")
 
 
 def _prefixed_env(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
@@ -169,14 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     for flags, field, env, convert, text in _SERVER_OPTIONS:
         suffix = f" [{env}]" if env else ""
         server.add_argument(*flags, dest=field, type=_argparse_type(convert), help=text + suffix)
-    exposure = server.add_mutually_exclusive_group()
-    exposure.add_argument(
+    server.add_argument(
         "--port-forward", action="store_true",
         help="reach exposed ports through Kubernetes port-forward streams on kubedock's host",
     )
-    exposure.add_argument(
+    server.add_argument(
         "--reverse-proxy", action="store_true",
-        help="reach exposed ports through TCP proxies to the pod IPs (kubedock in the cluster)",
+        help="reach exposed ports through TCP proxies to the pod IPs (kubedock in the cluster; "
+        "with --port-forward, port-forward wins, as in the Go kubedock)",
     )
     server.add_argument(
         "-P", "--prune-start", action="store_true",
@@ -191,6 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="create no Service per network alias (Go kubedock's flag; implies "
         "--network-names external unless that is given)",
     )
+    server.add_argument(
+        "--disable-dind", action="store_true",
+        help="refuse binds of /var/run/docker.sock instead of serving kubedock's API in them "
+        "through a sidecar [DISABLE_DIND]",
+    )
+    server.add_argument(
+        "--ignore-container-memory", action="store_true",
+        help="do not turn a container's memory limit (HostConfig.Memory) into a pod limit",
+    )
+    for flags, env, takes_value, why in _MOOT_OPTIONS:
+        suffix = f" [{env}]" if env else ""
+        server.add_argument(
+            *flags, dest=_moot_dest(flags), action="store" if takes_value else "store_true",
+            help=f"accepted for the Go kubedock's deployments, changes nothing: {why}{suffix}",
+        )
     server.add_argument(
         "--lock", action="store_true",
         help="serve only while holding the namespace's Lease kubedock-lock",
@@ -254,10 +294,20 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
                 raise SystemExit(f"kubedock: invalid {env}={environ[env]!r}: {error}") from None
     if values.get("active_deadline_seconds", 0) < 0:
         values["active_deadline_seconds"] = None
+    notes: list[str] = []
     if args.port_forward:
         values["expose"] = "port-forward"
+        if args.reverse_proxy:
+            notes.append("--reverse-proxy is ignored: --port-forward is given too")
     elif args.reverse_proxy:
         values["expose"] = "reverse-proxy"
+    values["disable_dind"] = args.disable_dind or (
+        environ.get("DISABLE_DIND", "").lower() in _TRUE)
+    values["ignore_container_memory"] = args.ignore_container_memory
+    for flags, env, _takes_value, why in _MOOT_OPTIONS:
+        if getattr(args, _moot_dest(flags)) or (env and environ.get(env)):
+            notes.append(f"{flags[-1]} changes nothing: {why}")
+    values["notes"] = tuple(notes)
     values["prune_start"] = args.prune_start
     values["prune_start_all"] = args.prune_start_all
     values["lock"] = args.lock

@@ -60,7 +60,12 @@ class Config:
     lock: bool = False
     lock_timeout: float = 900.0
     init_image: str = f"kubedock/kubedock:{__version__}"
+    dind_image: str | None = None  # default: init_image
+    disable_dind: bool = False
+    ignore_container_memory: bool = False
     kubedock_url: str | None = None
+    # Why some given options change nothing (the Go kubedock's moot flags); logged at start.
+    notes: tuple[str, ...] = ()
 
     @property
     def binds(self) -> list[str]:

@@ -45,6 +45,8 @@ def pod_settings(config: Config, namespace: str, instance_id: str) -> kube.PodSe
         annotations=config.annotations,
         pod_template=template,
         init_image=config.init_image,
+        dind_image=None if config.disable_dind else config.dind_image or config.init_image,
+        ignore_container_memory=config.ignore_container_memory,
         kubedock_url=config.url_for_pods(lambda: socket.gethostbyname(socket.gethostname())),
     )
 
@@ -71,6 +73,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
     The first signal stops the listeners and streams and deletes what this instance created;
     a second one, while that runs, ends the process at once.
     """
+    for note in config.notes:
+        log.info("%s", note)
     with trio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
         cluster = await kube.Cluster.connect(
             kubeconfig=config.kubeconfig, namespace=config.namespace,

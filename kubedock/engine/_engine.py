@@ -126,9 +126,13 @@ class Engine:
                     f"port {udp[0].port}/{udp[0].protocol}: Kubernetes port-forward carries TCP "
                     "only; run kubedock without --port-forward to reach UDP ports on the pod IP"
                 )
-        if self.settings.kubedock_url is None and any(
-            mount.kind == "docker-socket" for mount in config.mounts
-        ):
+        binds_docker_socket = any(mount.kind == "docker-socket" for mount in config.mounts)
+        if binds_docker_socket and self.settings.dind_image is None:
+            raise Unsupported(
+                "a bind of the Docker socket is refused: kubedock runs with --disable-dind; "
+                "disable Ryuk (TESTCONTAINERS_RYUK_DISABLED=true)"
+            )
+        if binds_docker_socket and self.settings.kubedock_url is None:
             raise Unsupported(
                 "a bind of the Docker socket needs kubedock's API reachable from pods: serve on "
                 "a pod-reachable address (--listen-addr) or name one with --kubedock-url; or "

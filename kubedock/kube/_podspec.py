@@ -81,8 +81,12 @@ class PodSettings:
     pod_template: Mapping[str, Any] | None = None
     # The pod's dnsConfig when names resolve through kubedock's DNS role (dnsPolicy None).
     dns_config: Mapping[str, Any] | None = None
-    # Image of the init container `setup` (`kubedock init`) and of the sidecar `dind`.
+    # Image of the init container `setup` (`kubedock init`).
     init_image: str = ""
+    # Image of the sidecar `dind` that serves a bound Docker socket; None: such binds refused.
+    dind_image: str | None = None
+    # The Go kubedock's --ignore-container-memory: HostConfig.Memory sets no pod limit.
+    ignore_container_memory: bool = False
     # Where pods reach kubedock's API; None when they cannot (no Docker socket for containers).
     kubedock_url: str | None = None
 
@@ -374,7 +378,7 @@ def _resources(
             limits[resource] = limit
     # Docker's Memory and NanoCpus are hard caps (cgroup limits), so they become limits;
     # Kubernetes then defaults the request to the same value unless one was given.
-    if spec.memory_bytes:
+    if spec.memory_bytes and not settings.ignore_container_memory:
         limits["memory"] = str(spec.memory_bytes)
     if spec.nano_cpus:
         limits["cpu"] = f"{spec.nano_cpus}n"
@@ -469,12 +473,12 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
 def _dind_sidecar(socket_path: str, settings: PodSettings) -> dict[str, Any]:
     if not settings.kubedock_url:
         raise Unsupported("pods cannot reach kubedock's API to serve a Docker socket")
-    if not settings.init_image:
-        raise Unsupported("a Docker socket in a container needs kubedock's image (--initimage)")
+    if not settings.dind_image:
+        raise Unsupported("binding the Docker socket is disabled (--disable-dind)")
     socket_dir = posixpath.dirname(socket_path)
     sidecar: dict[str, Any] = {
         "name": DIND,
-        "image": settings.init_image,
+        "image": settings.dind_image,
         "args": ["dind", "--unix-socket", socket_path, "--kubedock-url", settings.kubedock_url],
         # A native sidecar: it starts before main and is stopped once main has ended, so the
         # pod still completes when main does.

@@ -54,11 +54,12 @@ def test_label_flag_overrides_environment_label() -> None:
     assert result.labels == {"team": "flag"}
 
 
-def test_exposure_modes_are_exclusive() -> None:
+def test_port_forward_wins_over_reverse_proxy_as_in_the_go_kubedock() -> None:
     assert config(["--port-forward"]).expose == "port-forward"
     assert config(["--reverse-proxy"]).expose == "reverse-proxy"
-    with pytest.raises(SystemExit):
-        config(["--port-forward", "--reverse-proxy"])
+    both = config(["--port-forward", "--reverse-proxy"])
+    assert both.expose == "port-forward"
+    assert both.notes == ("--reverse-proxy is ignored: --port-forward is given too",)
 
 
 def test_unix_socket_is_served_with_tcp() -> None:
@@ -138,3 +139,44 @@ def test_a_kubedock_url_is_plain_http_with_a_port(url: str,
     with pytest.raises(SystemExit):
         config(["--kubedock-url", url])
     assert "--kubedock-url" in capsys.readouterr().err
+
+
+# Every flag of the Go kubedock 0.22's `server` command, with a value where it takes one.
+GO_KUBEDOCK_FLAGS = [
+    "--listen-addr", ":2475", "--unix-socket", "/tmp/kd.sock", "--kubeconfig", "/k/config",
+    "--namespace", "ci", "--kube-api-qps", "20", "--kube-api-burst", "40",
+    "--poll-rate", "2", "--poll-burst", "5", "--pod-template", "/t/pod.yaml",
+    "--pod-name-prefix", "tc", "--service-account", "runner", "--image-pull-secrets", "a,b",
+    "--pull-policy", "ifnotpresent", "--runas-user", "1000", "--request-cpu", "10m,1",
+    "--request-memory", "64Mi", "--request-ephemeral-storage", "1Gi",
+    "--ignore-container-memory", "--node-selector", "a=b", "--active-deadline-seconds", "600",
+    "--label", "team=x", "--annotation", "owner=y", "--inspector", "--initimage", "init:1",
+    "--dindimage", "dind:1", "--disable-dind", "--port-forward", "--reverse-proxy",
+    "--disable-services", "--pre-archive", "--timeout", "2m", "--reapmax", "30m",
+    "--prune-start", "--lock", "--lock-timeout", "5m", "--verbosity", "2",
+]
+
+
+def test_the_go_kubedocks_whole_flag_set_is_accepted() -> None:
+    result = config(GO_KUBEDOCK_FLAGS)
+    assert result.dind_image == "dind:1" and result.init_image == "init:1"
+    assert result.disable_dind and result.ignore_container_memory
+    assert result.expose == "port-forward"  # the Go kubedock ignores --reverse-proxy then
+    assert result.network_names == "external"
+    assert result.timeout == 120 and result.reapmax == 1800
+    moot = "\n".join(result.notes)
+    for flag in ("--reverse-proxy", "--poll-rate", "--poll-burst", "--pre-archive",
+                 "--inspector"):
+        assert flag in moot
+
+
+def test_the_go_kubedocks_environment_for_moot_and_dind_options() -> None:
+    result = config([], {"POLL_RATE": "2", "POLL_BURST": "5", "DIND_IMAGE": "d:1",
+                         "DISABLE_DIND": "true"})
+    assert result.dind_image == "d:1" and result.disable_dind
+    assert [note.split()[0] for note in result.notes] == ["--poll-rate", "--poll-burst"]
+    assert config([]).notes == () and not config([]).disable_dind
+
+
+def test_short_inspector_flag() -> None:
+    assert any("--inspector" in note for note in config(["-i"]).notes)

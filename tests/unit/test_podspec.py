@@ -176,6 +176,14 @@ def test_resources_from_settings_labels_and_docker_limits() -> None:
     }
 
 
+
+def test_ignore_container_memory_leaves_the_memory_limit_to_the_settings() -> None:
+    settings = PodSettings(namespace="n", instance_id="i", ignore_container_memory=True)
+    container = main_container(pod_manifest(spec(memory_bytes=512 * 1024 * 1024), settings))
+    assert "resources" not in container or "memory" not in container["resources"].get(
+        "limits", {})
+
+
 @pytest.mark.parametrize(
     ("setting", "label", "expected"),
     [

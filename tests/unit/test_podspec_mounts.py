@@ -7,7 +7,8 @@ import pytest
 
 from kubedock import kube
 
-SETTINGS = kube.PodSettings(namespace="ns", instance_id="i", init_image="kubedock/kubedock:1")
+SETTINGS = kube.PodSettings(namespace="ns", instance_id="i", init_image="kubedock/kubedock:1",
+                            dind_image="kubedock/kubedock:1")
 
 
 def spec(*mounts: kube.MountSpec) -> kube.ContainerSpec:
@@ -81,3 +82,12 @@ def test_no_socket_without_a_way_back_to_kubedock() -> None:
     with pytest.raises(kube.Unsupported, match="reach kubedock"):
         kube.pod_manifest(spec(kube.MountSpec("/var/run/docker.sock", "docker-socket")),
                           SETTINGS)
+
+
+def test_the_socket_sidecar_has_its_own_image_and_can_be_disabled() -> None:
+    settings = attrs.evolve(SETTINGS, kubedock_url="http://10.0.0.9:2475", dind_image="dind:2")
+    socket = spec(kube.MountSpec("/var/run/docker.sock", "docker-socket"))
+    (dind,) = kube.pod_manifest(socket, settings)["spec"]["initContainers"]
+    assert dind["image"] == "dind:2"
+    with pytest.raises(kube.Unsupported, match="--disable-dind"):
+        kube.pod_manifest(socket, attrs.evolve(settings, dind_image=None))

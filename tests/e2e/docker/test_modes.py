@@ -12,7 +12,9 @@ from typing import Any
 
 import docker
 import pytest
-from kubedock_server import Kubedock, start_kubedock, stop_kubedock
+from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
+
+from kubedock import __version__
 
 pytestmark = pytest.mark.cluster
 
@@ -70,6 +72,45 @@ def test_unix_socket_serves_with_tcp(cluster: Any, namespace: str, tmp_path: Pat
     finally:
         assert stop_kubedock(process) == 143
     assert not path.exists()
+
+
+def test_the_go_kubedocks_whole_flag_set_runs(cluster: Any, namespace: str,
+                                              tmp_path: Path) -> None:
+    # A deployment of the Go kubedock passes every flag it knows; switching must not break it.
+    template = tmp_path / "pod.yaml"
+    template.write_text("kind: Pod\nmetadata:\n  labels:\n    from-template: 'yes'\n")
+    image = f"kubedock/kubedock:{__version__}"
+    process, server = start_kubedock(
+        cluster, namespace, tmp_path, "--unix-socket", str(tmp_path / "kd.sock"),
+        "--kube-api-qps", "20", "--kube-api-burst", "40", "--poll-rate", "2",
+        "--poll-burst", "5", "--pod-template", str(template), "--pod-name-prefix", "go",
+        "--service-account", "default", "--image-pull-secrets", "unused",
+        "--pull-policy", "ifnotpresent", "--runas-user", "1000", "--request-cpu", "10m",
+        "--request-memory", "16Mi", "--ignore-container-memory",
+        "--node-selector", "kubernetes.io/os=linux", "--active-deadline-seconds", "600",
+        "--label", "team=x", "--annotation", "owner=y", "--inspector", "--initimage", image,
+        "--dindimage", image, "--disable-dind", "--port-forward", "--reverse-proxy",
+        "--disable-services", "--pre-archive", "--timeout", "2m", "--reapmax", "30m",
+        "--prune-start", "--lock", "--lock-timeout", "1m", "--verbosity", "2")
+    try:
+        result = docker_cli(server, "run", "--rm", "-m", "8m", "busybox:1.36", "id", "-u")
+        assert (result.returncode, result.stdout) == (0, b"1000\n"), result.stderr
+        started = docker_cli(server, "run", "-d", "-m", "8m", "busybox:1.36", "sleep", "60")
+        assert started.returncode == 0, started.stderr
+        resources = cluster.kubectl(
+            "-n", namespace, "get", "pods", "-l", "team=x,from-template=yes",
+            "-o", "jsonpath={.items[*].spec.containers[0].resources}").stdout
+        assert "10m" in resources and "8388608" not in resources  # --ignore-container-memory
+        docker_cli(server, "rm", "-f", started.stdout.decode().strip())
+        refused = docker_cli(server, "create", "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                             "busybox:1.36")
+        assert refused.returncode != 0 and b"--disable-dind" in refused.stderr
+    finally:
+        assert stop_kubedock(process) == 143, server.log.read_text()[-3000:]
+    log = server.log.read_text()
+    for flag in ("--reverse-proxy", "--poll-rate", "--poll-burst", "--pre-archive",
+                 "--inspector"):
+        assert flag in log
 
 
 def test_log_since_until_and_timestamps(client: docker.DockerClient) -> None:
