@@ -30,7 +30,7 @@ from typing import Any
 import dns.message
 import trio
 
-from kubedock.dns import PodEntry, View, serve_dns
+from kubedock.dns import PodEntry, View, Views, serve_dns
 
 NETWORKS, PODS_PER_NETWORK = 300, 3
 CONCURRENCY, QUERIES_PER_CLIENT = (1, 32), 400
@@ -43,7 +43,7 @@ def pod_ip(network: int, member: int) -> str:
 def build_view() -> tuple[View, float]:
     entries = [
         PodEntry((pod_ip(n, m),), (f"pod-{n}-{m}", ("db", "app", "cache")[m]),
-                 frozenset({f"network-{n}"}), True)
+                 frozenset({f"network-{n}"}), "ready")
         for n in range(NETWORKS) for m in range(PODS_PER_NETWORK)
     ]
     started = time.perf_counter()
@@ -76,7 +76,7 @@ def serve_in_child(ports: Connection) -> None:
     async def serve() -> None:
         async with trio.open_nursery() as nursery:
             # The upstream is never asked: every query names a pod.
-            port = await nursery.start(partial(serve_dns, lambda: view, ("127.0.0.1", 9),
+            port = await nursery.start(partial(serve_dns, Views(view), ("127.0.0.1", 9),
                                                host="127.0.0.1", port=0))
             ports.send((port, rebuild))
 
