@@ -59,9 +59,11 @@ class Views:
                 waited = True
                 await self._replaced.wait()
         if waited:
-            log.info("%s for %s from %s after %.0f ms of waiting for a starting pod",
-                     "gave up" if waiting.cancelled_caught else "answered",
-                     query.question.name, source, (trio.current_time() - started) * 1000)
+            # Worth telling: a pod took longer than that to be reported or to become Ready.
+            log.log(logging.INFO if waiting.cancelled_caught else logging.DEBUG,
+                    "%s for %s from %s after %.0f ms of waiting for a starting pod",
+                    "gave up" if waiting.cancelled_caught else "answered",
+                    query.question.name, source, (trio.current_time() - started) * 1000)
         return self.current
 
 
