@@ -31,8 +31,8 @@ def settled(view: View, source_ip: str, question: Question) -> bool:
         return True
     if question.qtype == PTR:
         ip = reverse_address(question.name)
-        unanswered = ip is not None and view.identifies(ip) and not view.identifies(source_ip)
-        return not (unanswered and view.unaddressed)
+        about_a_pod = ip is not None and view.identifies(ip)
+        return not (about_a_pod and view.unaddressed and not view.identifies(source_ip))
     name = view.own_name(question.name)
     if name is None:
         return True
