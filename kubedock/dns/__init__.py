@@ -2,9 +2,9 @@
 
 from ._deploy import default_image, ensure_dns, pod_dns_config
 from ._message import MalformedMessage, Query, Question, parse_query
-from ._resolve import resolve
+from ._resolve import resolve, settled
 from ._role import run as run_dns
-from ._server import serve_dns
+from ._server import Views, serve_dns
 from ._view import PodEntry, View, pod_entry
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Query",
     "Question",
     "View",
+    "Views",
     "default_image",
     "ensure_dns",
     "parse_query",
@@ -21,4 +22,5 @@ __all__ = [
     "resolve",
     "run_dns",
     "serve_dns",
+    "settled",
 ]

@@ -8,6 +8,7 @@ from ._message import (
     PTR,
     SERVFAIL,
     Query,
+    Question,
     address_record,
     answer,
     pointer_record,
@@ -16,6 +17,28 @@ from ._message import (
 from ._view import View
 
 TTL = 5  # short: containers come and go within a test run
+
+
+def settled(view: View, source_ip: str, question: Question) -> bool:
+    """Whether the answer is final, or may change once a starting pod is reported.
+
+    It may change when the name is a kubedock pod's and either the asker is not known while
+    some starting pod's address is not reported yet (the asker is likely that pod, running its
+    first instruction), or a peer of the asker holds the name but is not Ready yet. Docker
+    knows a container before it starts; the server waits a little for such answers instead.
+    """
+    if question.qclass != IN:
+        return True
+    if question.qtype == PTR:
+        ip = reverse_address(question.name)
+        about_a_pod = ip is not None and view.identifies(ip)
+        return not (about_a_pod and view.unaddressed and not view.identifies(source_ip))
+    name = view.own_name(question.name)
+    if name is None:
+        return True
+    if not view.identifies(source_ip):
+        return not view.unaddressed
+    return bool(view.addresses(source_ip, name)) or not view.pending(source_ip, name)
 
 
 def resolve(view: View, source_ip: str, query: Query, *, limit: int | None) -> bytes | None:

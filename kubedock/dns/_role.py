@@ -12,7 +12,7 @@ import attrs
 import trio
 
 from .. import kube
-from ._server import serve_dns
+from ._server import Views, serve_dns
 from ._view import PodEntry, View, pod_entry
 
 log = logging.getLogger("kubedock.dns")
@@ -42,25 +42,26 @@ def read_resolv_conf(text: str) -> ResolvConf:
 class PodIndex:
     """The namespace's kubedock pods as the watch reports them, and the view built from them.
 
-    Each change builds a new view (copy-on-write): queries in flight keep the one they took.
+    Each change builds a new view (copy-on-write): queries in flight keep the one they took,
+    and those waiting for a starting pod look again.
     """
 
     def __init__(self, search: tuple[str, ...]) -> None:
         self._search = search
         self._entries: dict[str, PodEntry] = {}
-        self.view = View((), search)
+        self.views = Views(View((), search))
 
     def on_pod(self, pod: Mapping[str, Any], deleted: bool) -> None:
         name = str((pod.get("metadata") or {}).get("name"))
-        entry = None if deleted else pod_entry(pod)
-        if entry is None:
+        if deleted:
             if self._entries.pop(name, None) is None:
                 return
-        elif self._entries.get(name) == entry:
-            return
         else:
+            entry = pod_entry(pod)
+            if self._entries.get(name) == entry:
+                return
             self._entries[name] = entry
-        self.view = View(self._entries.values(), self._search)
+        self.views.replace(View(self._entries.values(), self._search))
 
 
 async def serve(*, kubeconfig: str | None, namespace: str | None, host: str, port: int,
@@ -73,7 +74,7 @@ async def serve(*, kubeconfig: str | None, namespace: str | None, host: str, por
         async with trio.open_nursery() as nursery:
             # Listen only once the pods are known: readiness (a TCP probe) then means answers.
             await nursery.start(cluster.watch_pod_documents, "kubedock=true", index.on_pod)
-            bound = await nursery.start(partial(serve_dns, lambda: index.view, upstream,
+            bound = await nursery.start(partial(serve_dns, index.views, upstream,
                                                 host=host, port=port))
             log.info("kubedock dns on %s:%d for namespace %s, upstream %s:%d", host, bound,
                      cluster.namespace, *upstream)

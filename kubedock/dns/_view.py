@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from ..kube import HOST_ALIAS_PREFIX, NETWORK_PREFIX
+
+# starting: created, not Ready yet (its address may not be reported yet either); ready: its
+# names resolve; gone: being deleted or finished, so its names resolve nowhere.
+Phase = Literal["starting", "ready", "gone"]
 
 
 @attrs.frozen
 class PodEntry:
     ips: tuple[str, ...]
     names: tuple[str, ...]
-    networks: frozenset[str]
-    ready: bool
+    networks: frozenset[str]  # empty for a pod outside any network: it asks the upstream server
+    phase: Phase
 
 
 def normal_ip(text: str) -> str:
@@ -31,8 +35,8 @@ def normal_ip(text: str) -> str:
     return str(address)
 
 
-def pod_entry(pod: Mapping[str, Any]) -> PodEntry | None:
-    """A pod document as the view needs it; None for pods outside any network."""
+def pod_entry(pod: Mapping[str, Any]) -> PodEntry:
+    """A pod document as the view needs it."""
     metadata = pod.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     names = tuple(dict.fromkeys(
@@ -43,15 +47,18 @@ def pod_entry(pod: Mapping[str, Any]) -> PodEntry | None:
     networks = frozenset(
         str(value) for key, value in annotations.items() if key.startswith(NETWORK_PREFIX)
     )
-    if not networks:
-        return None
     status = pod.get("status") or {}
     ips = [item.get("ip") for item in status.get("podIPs") or ()] or [status.get("podIP")]
-    ready = metadata.get("deletionTimestamp") is None and any(
-        condition.get("type") == "Ready" and condition.get("status") == "True"
-        for condition in status.get("conditions") or ()
-    )
-    return PodEntry(tuple(normal_ip(ip) for ip in ips if ip), names, networks, ready)
+    if status.get("phase") in ("Succeeded", "Failed"):
+        # The sandbox is gone and its address free for the next pod, though the status keeps it.
+        return PodEntry((), names, networks, "gone")
+    phase: Phase = "starting"
+    if metadata.get("deletionTimestamp") is not None:
+        phase = "gone"
+    elif any(condition.get("type") == "Ready" and condition.get("status") == "True"
+             for condition in status.get("conditions") or ()):
+        phase = "ready"
+    return PodEntry(tuple(normal_ip(ip) for ip in ips if ip), names, networks, phase)
 
 
 def _annotation_order(item: tuple[str, Any]) -> tuple[str, int]:
@@ -63,16 +70,23 @@ class View:
     def __init__(self, pods: Iterable[PodEntry], search: Iterable[str] = ()) -> None:
         self._search = tuple(f".{suffix.strip('.').lower()}" for suffix in search if suffix)
         self._networks_of: dict[str, frozenset[str]] = {}
+        self._outside: set[str] = set()  # addresses of pods outside any network
         self._addresses: dict[tuple[str, str], list[str]] = {}
         self._names_of: dict[str, tuple[str, ...]] = {}
         self._owned: set[str] = set()
         self._pending: set[tuple[str, str]] = set()
-        for pod in pods:
+        self._unaddressed = 0
+        # A pod being deleted may still ask, but an address it shares with a live pod is the
+        # live pod's: the old sandbox released it.
+        for pod in sorted(pods, key=lambda entry: entry.phase == "gone"):
             self._owned.update(pod.names)
             for ip in pod.ips:
-                self._networks_of[ip] = self._networks_of.get(ip, frozenset()) | pod.networks
-            if not pod.ready:
+                if pod.phase != "gone" or not self.identifies(ip):
+                    self._identify(ip, pod.networks)
+            if pod.phase == "starting":
+                self._unaddressed += not pod.ips and bool(pod.networks)
                 self._pending.update((n, name) for n in pod.networks for name in pod.names)
+            if pod.phase != "ready":
                 continue
             for ip in pod.ips:
                 self._names_of[ip] = pod.names
@@ -80,8 +94,28 @@ class View:
                     for name in pod.names:
                         self._addresses.setdefault((network, name), []).append(ip)
 
+    def _identify(self, ip: str, networks: frozenset[str]) -> None:
+        if networks:
+            self._networks_of[ip] = self._networks_of.get(ip, frozenset()) | networks
+        else:
+            self._outside.add(ip)
+
     def knows(self, source_ip: str) -> bool:
+        """Whether ``source_ip`` is a pod of some network: one whose names are answered here."""
         return source_ip in self._networks_of
+
+    def identifies(self, source_ip: str) -> bool:
+        """Whether ``source_ip`` is any kubedock pod, in a network or not."""
+        return source_ip in self._networks_of or source_ip in self._outside
+
+    @property
+    def unaddressed(self) -> int:
+        """How many starting pods have no reported address yet: an asker not known may be one.
+
+        The address is assigned before any container starts, but the kubelet reports it with
+        the first status after the sandbox is up, which can be after `main` already runs.
+        """
+        return self._unaddressed
 
     def own_name(self, name: str) -> str | None:
         """The pod name ``name`` stands for (search suffixes removed), None if not ours."""

@@ -16,10 +16,13 @@ import pytest
 import trio
 from test_dns_view import SEARCH, pod
 
-from kubedock.dns import View, pod_entry, serve_dns
+from kubedock.dns import View, Views, pod_entry, serve_dns
+from kubedock.dns import _server as server
+from kubedock.dns._role import PodIndex
 
 BACKEND = dns.asyncbackend.get_backend("trio")
 APP, DB, OTHER, STRANGER = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.9"
+HOLD = 1.0  # how long the server under test waits for a starting pod
 
 
 def upstream_answer(data: bytes) -> bytes:
@@ -62,10 +65,10 @@ async def serve_fake_upstream(*, task_status: trio.TaskStatus[int]) -> None:
 async def dns_port() -> AsyncIterator[int]:
     pods = [pod(APP, ["app-pod", "app"], ["net-a"]), pod(DB, ["db-pod", "db"], ["net-a"]),
             pod(OTHER, ["other"], ["net-b"])]
-    view = View([entry for entry in map(pod_entry, pods) if entry], SEARCH)
+    views = Views(View(map(pod_entry, pods), SEARCH))
     async with trio.open_nursery() as nursery:
         upstream = await nursery.start(serve_fake_upstream)
-        port = await nursery.start(partial(serve_dns, lambda: view, ("127.0.0.1", upstream),
+        port = await nursery.start(partial(serve_dns, views, ("127.0.0.1", upstream),
                                            host="127.0.0.1", port=0))
         yield port
         nursery.cancel_scope.cancel()
@@ -129,12 +132,93 @@ async def test_malformed_packets_leave_the_server_up(dns_port: int) -> None:
 
 async def test_ipv6_source() -> None:
     pods = [pod("::1", ["app6"], ["net-6"]), pod("10.244.7.7", ["db6"], ["net-6"])]
-    view = View([entry for entry in map(pod_entry, pods) if entry], SEARCH)
+    views = Views(View(map(pod_entry, pods), SEARCH))
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(partial(serve_dns, lambda: view, ("::1", 9), host="::1",
-                                           port=0))
+        port = await nursery.start(partial(serve_dns, views, ("::1", 9), host="::1", port=0))
         query = dns.message.make_query("db6.", "A")
         for send in (dns.asyncquery.udp, dns.asyncquery.tcp):
             reply = await send(query, "::1", port=port, timeout=5, backend=BACKEND)
             assert addresses(reply) == ["10.244.7.7"]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def role() -> AsyncIterator[tuple[PodIndex, int]]:
+    """The role's pod index and server, fed pod documents by the test instead of a watch."""
+    index = PodIndex(SEARCH)
+    async with trio.open_nursery() as nursery:
+        upstream = await nursery.start(serve_fake_upstream)
+        port = await nursery.start(partial(serve_dns, index.views, ("127.0.0.1", upstream),
+                                           host="127.0.0.1", port=0, hold=HOLD))
+        yield index, port
+        nursery.cancel_scope.cancel()
+
+
+async def ask_later(port: int, name: str, answers: list[dns.message.Message], *,
+                    tcp: bool = False) -> None:
+    answers.append(await ask(port, name, tcp=tcp))
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+async def test_first_query_waits_until_the_asker_is_reported(role: tuple[PodIndex, int],
+                                                             tcp: bool) -> None:
+    index, port = role
+    index.on_pod(pod(DB, ["db-pod", "db"], ["net-a"]), False)
+    index.on_pod(pod("", ["app-pod", "app"], ["net-a"]), False)  # created, address unreported
+    answers: list[dns.message.Message] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(ask_later, port, "db.ns1.svc.cluster.local.", answers, tcp=tcp))
+        await trio.sleep(0.3)
+        assert not answers  # not relayed upstream, where "db" is another name or none
+        index.on_pod(pod(APP, ["app-pod", "app"], ["net-a"], ready=False), False)
+    assert addresses(answers[0]) == [DB]
+
+
+async def test_query_for_a_starting_peer_waits_until_it_is_ready(role: tuple[PodIndex, int]
+                                                                 ) -> None:
+    index, port = role
+    index.on_pod(pod(APP, ["app-pod", "app"], ["net-a"]), False)
+    index.on_pod(pod("", ["db-pod", "db"], ["net-a"]), False)
+    answers: list[dns.message.Message] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask_later, port, "db.", answers)
+        await trio.sleep(0.3)
+        index.on_pod(pod(DB, ["db-pod", "db"], ["net-a"], ready=False), False)
+        await trio.sleep(0.3)
+        assert not answers
+        index.on_pod(pod(DB, ["db-pod", "db"], ["net-a"]), False)
+    assert addresses(answers[0]) == [DB]
+
+
+async def test_waits_are_bounded(role: tuple[PodIndex, int]) -> None:
+    index, port = role
+    index.on_pod(pod(DB, ["db-pod", "db"], ["net-a"]), False)
+    index.on_pod(pod("", ["app-pod", "app"], ["net-a"]), False)  # and never reported
+    with trio.fail_after(HOLD + 2):
+        started = trio.current_time()
+        reply = await ask(port, "db.")
+    assert trio.current_time() - started >= HOLD
+    assert addresses(reply) == ["192.0.2.7"]  # as things stand: an unknown asker goes upstream
+    index.on_pod(pod(APP, ["app"], ["net-a"], ready=False), False)
+    index.on_pod(pod("", ["db2"], ["net-a"]), False)
+    with trio.fail_after(HOLD + 2):
+        refused = await ask(port, "db2.")
+    assert refused.rcode() == dns.rcode.SERVFAIL  # the peer is still starting: try again
+
+
+async def test_waiting_queries_are_few(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "_MAX_HELD", 1)
+    index = PodIndex(SEARCH)
+    index.on_pod(pod(DB, ["db-pod", "db"], ["net-a"]), False)
+    index.on_pod(pod("", ["app-pod", "app"], ["net-a"]), False)
+    answers: list[dns.message.Message] = []
+    async with trio.open_nursery() as nursery:
+        upstream = await nursery.start(serve_fake_upstream)
+        port = await nursery.start(partial(serve_dns, index.views, ("127.0.0.1", upstream),
+                                           host="127.0.0.1", port=0, hold=10.0))
+        nursery.start_soon(ask_later, port, "db.", answers)
+        await trio.sleep(0.3)
+        with trio.fail_after(2):  # the second is not held: the first took the only place
+            assert addresses(await ask(port, "db.", source=OTHER)) == ["192.0.2.7"]
+        assert not answers
         nursery.cancel_scope.cancel()

@@ -13,26 +13,39 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubedock.dns import MalformedMessage, PodEntry, View, parse_query, pod_entry, resolve
+from kubedock.dns import (
+    MalformedMessage,
+    PodEntry,
+    Question,
+    View,
+    parse_query,
+    pod_entry,
+    resolve,
+    settled,
+)
 
 SEARCH = ("ns1.svc.cluster.local", "svc.cluster.local", "cluster.local")
 
 
-def pod(ip: str, names: list[str], networks: list[str], *, ready: bool = True,
-        deleting: bool = False) -> dict[str, object]:
+def pod(ip: str, names: list[str], networks: list[str], *, ready: bool | None = None,
+        deleting: bool = False, phase: str = "Running", name: str = "") -> dict[str, object]:
+    """A kubedock pod document; ``ip`` "" for one whose address the kubelet has not reported
+    (and so not Ready unless told)."""
+    ready = bool(ip) if ready is None else ready
     annotations = {f"kubedock.hostalias/{i}": n for i, n in enumerate(names)}
     annotations.update({f"kubedock.network/{i}": n for i, n in enumerate(networks)})
-    metadata: dict[str, object] = {"name": names[0], "annotations": annotations}
+    metadata: dict[str, object] = {"name": name or names[0], "annotations": annotations}
     if deleting:
         metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    return {"metadata": metadata, "status": {
-        "podIP": ip, "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+    status: dict[str, object] = {
+        "phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if ip:
+        status.update(podIP=ip, podIPs=[{"ip": ip}])
+    return {"metadata": metadata, "status": status}
 
 
 def view(*pods: dict[str, object]) -> View:
-    entries = [pod_entry(p) for p in pods]
-    return View([e for e in entries if e is not None], SEARCH)
+    return View(map(pod_entry, pods), SEARCH)
 
 
 def ask(v: View, source: str, name: str, rdtype: str = "A") -> dns.message.Message | None:
@@ -59,8 +72,11 @@ NETWORKS = view(
 
 def test_pod_entry_reads_kubedock_annotations() -> None:
     entry = pod_entry(pod("10.244.0.5", ["h", "a", "b"], ["n1", "n2"]))
-    assert entry == PodEntry(("10.244.0.5",), ("h", "a", "b"), frozenset({"n1", "n2"}), True)
-    assert pod_entry({"metadata": {"name": "x"}, "status": {}}) is None
+    assert entry == PodEntry(("10.244.0.5",), ("h", "a", "b"), frozenset({"n1", "n2"}), "ready")
+    assert pod_entry({"metadata": {"name": "x"}, "status": {}}) == PodEntry((), (), frozenset(),
+                                                                           "starting")
+    finished = pod_entry(pod("10.244.0.5", ["h"], ["n1"], ready=False, phase="Succeeded"))
+    assert finished == PodEntry((), ("h",), frozenset({"n1"}), "gone")
 
 
 def test_each_network_sees_its_own_db() -> None:
@@ -149,3 +165,66 @@ def test_large_answer_is_truncated_over_udp_only() -> None:
     assert dns.message.from_wire(udp).flags & dns.flags.TC
     tcp = resolve(many, "10.244.2.1", query, limit=None)
     assert tcp is not None and len(addresses(dns.message.from_wire(tcp))) == 40
+
+
+def question(name: str, rdtype: str = "A") -> Question:
+    return parse_query(dns.message.make_query(name, rdtype).to_wire()).question
+
+
+def test_first_query_of_a_starting_pod_waits_for_its_address() -> None:
+    # The kubelet has not reported the asker's address yet: it is likely the pod that starts.
+    starting = view(pod("10.244.4.1", ["db"], ["n"]), pod("", ["app"], ["n"]))
+    assert starting.unaddressed == 1
+    assert not settled(starting, "10.244.4.2", question("db.ns1.svc.cluster.local."))
+    assert not settled(starting, "10.244.4.2", question(
+        dns.reversename.from_address("10.244.4.1").to_text(), "PTR"))
+    # Names that no kubedock pod holds go upstream whoever asks.
+    assert settled(starting, "10.244.4.2", question("example.com."))
+    assert ask(starting, "10.244.4.2", "db.") is None
+    reported = view(pod("10.244.4.1", ["db"], ["n"]), pod("10.244.4.2", ["app"], ["n"]))
+    assert settled(reported, "10.244.4.2", question("db.ns1.svc.cluster.local."))
+    assert addresses(ask(reported, "10.244.4.2", "db.")) == ["10.244.4.1"]
+
+
+def test_unknown_asker_with_no_pod_starting_is_settled() -> None:
+    quiet = view(pod("10.244.4.1", ["db"], ["n"]), pod("", ["outside"], [], name="outside"))
+    assert quiet.unaddressed == 0  # a starting pod outside any network asks upstream anyway
+    assert settled(quiet, "10.244.9.9", question("db."))
+    assert ask(quiet, "10.244.9.9", "db.") is None
+
+
+def test_pod_outside_networks_is_settled_and_asks_upstream() -> None:
+    mixed = view(pod("10.244.4.1", ["db"], ["n"]), pod("", ["app"], ["n"]),
+                 pod("10.244.4.3", [], [], name="outside"))
+    assert settled(mixed, "10.244.4.3", question("db."))
+    assert ask(mixed, "10.244.4.3", "db.") is None
+
+
+def test_peer_not_ready_waits_then_resolves() -> None:
+    starting = view(pod("10.244.1.1", ["app"], ["n"]), pod("", ["db"], ["n"], ready=False))
+    assert not settled(starting, "10.244.1.1", question("db."))
+    # Another network's starting db is none of the asker's business.
+    assert settled(view(pod("10.244.1.1", ["app"], ["n"]), pod("", ["db"], ["m"], ready=False)),
+                   "10.244.1.1", question("db."))
+    ready = view(pod("10.244.1.1", ["app"], ["n"]), pod("10.244.1.2", ["db"], ["n"]))
+    assert settled(ready, "10.244.1.1", question("db."))
+
+
+def test_gone_peers_resolve_nowhere_without_waiting() -> None:
+    for gone in (pod("10.244.1.2", ["db"], ["n"], deleting=True),
+                 pod("10.244.1.2", ["db"], ["n"], ready=False, phase="Failed")):
+        v = view(pod("10.244.1.1", ["app"], ["n"]), gone)
+        assert settled(v, "10.244.1.1", question("db."))
+        reply = ask(v, "10.244.1.1", "db.")
+        assert reply is not None and reply.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_an_address_freed_by_a_finished_pod_is_the_new_pods() -> None:
+    # Statuses keep the address of a finished pod; the next sandbox may get it.
+    reused = view(pod("10.244.5.5", ["old"], ["secret"], ready=False, phase="Succeeded"),
+                  pod("10.244.5.5", ["going"], ["secret"], deleting=True),
+                  pod("10.244.5.5", ["new"], ["n"]), pod("10.244.5.6", ["peer"], ["n"]),
+                  pod("10.244.5.7", ["db"], ["secret"]))
+    reply = ask(reused, "10.244.5.5", "db.")
+    assert reply is not None and reply.rcode() == dns.rcode.NXDOMAIN
+    assert addresses(ask(reused, "10.244.5.5", "peer.")) == ["10.244.5.6"]

@@ -7,8 +7,11 @@ same aliases; kubedock's DNS keeps them apart by network id.
 from __future__ import annotations
 
 import gc
+import os
+import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,9 @@ pytestmark = [
 ]
 
 REDIS_GET = "printf 'GET owner\\r\\nQUIT\\r\\n' | nc {host} 6379"
+# Fresh clients that resolve a peer as their first instruction, and how many start at once.
+FIRST_LOOKUPS = int(os.environ.get("KD_E2E_FIRST_LOOKUPS", "50"))
+FIRST_LOOKUPS_AT_ONCE = 5
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +121,39 @@ def test_container_off_the_network_cannot_resolve(client: docker.DockerClient) -
         assert b"first" in redis_get(outsider, "db").output
     finally:
         remove(network, db, app, outsider)
+
+
+def test_peer_resolves_from_the_first_instruction(target: Kubedock) -> None:
+    """`docker run --network n busybox nslookup db`, right after db started, many times over.
+
+    Docker's DNS knows a container before it starts; kubedock's learns a pod's address when the
+    kubelet reports it, which can be after the first instruction ran.
+    """
+    client = docker.DockerClient(base_url=target.host, timeout=120)
+    name = f"first-{secrets.token_hex(3)}"
+    network = client.networks.create(name)
+    db = client.containers.run("redis:7", detach=True, network=name,
+                               networking_config={name: client.api.create_endpoint_config(
+                                   aliases=["db"])})
+
+    def first_lookup(_index: int) -> str:
+        try:
+            output = client.containers.run("busybox:1.36", ["nslookup", "db"], network=name,
+                                           remove=True, stderr=True)
+        except docker.errors.ContainerError as error:
+            return f"exit {error.exit_status}: {error.stderr!r}"
+        return str(output, "utf-8", "replace")
+
+    try:
+        db.reload()
+        address = db.attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
+        with ThreadPoolExecutor(FIRST_LOOKUPS_AT_ONCE) as pool:
+            outputs = list(pool.map(first_lookup, range(FIRST_LOOKUPS)))
+        failed = [output for output in outputs if f"Address: {address}" not in output]
+        assert not failed, f"{len(failed)} of {FIRST_LOOKUPS} failed; first: {failed[0]}"
+    finally:
+        remove(network, db)
+        client.close()
 
 
 def test_testcontainers_network_aliases(kubedock: Kubedock, monkeypatch: pytest.MonkeyPatch
