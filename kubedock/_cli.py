@@ -20,6 +20,7 @@ from ._config import (
     parse_key_values,
     split_host_port,
 )
+from ._logging import LOG_FORMATS
 
 
 def _nonnegative_int(text: str) -> int:
@@ -38,6 +39,12 @@ def _pull_policy(text: str) -> str:
 def _network_names(text: str) -> str:
     if text not in NETWORK_NAMES:
         raise ValueError(f"must be one of {', '.join(NETWORK_NAMES)}")
+    return text
+
+
+def _log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
     return text
 
 
@@ -117,6 +124,10 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
      "the cluster's DNS domain, for the pods' search list (default cluster.local)"),
     (("-v", "--verbosity"), "verbosity", "VERBOSITY", _nonnegative_int,
      "log verbosity (default 1)"),
+    (("--log-format",), "log_format", "LOG_FORMAT", _log_format,
+     "log lines as 'text' (default) or 'json' (one object a line)"),
+    (("--metrics-addr",), "metrics_addr", "METRICS_ADDR", _listen_addr,
+     "serve Prometheus metrics at http://ADDR/metrics (host:port; default: not served)"),
     (("--shutdown-timeout",), "shutdown_timeout", "SHUTDOWN_TIMEOUT", parse_duration,
      "how long cleanup at exit may take (default 30s)"),
     (("-r", "--reapmax"), "reapmax", "REAPER_REAPMAX", parse_duration,

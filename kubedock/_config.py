@@ -10,6 +10,7 @@ from typing import Literal
 import attrs
 
 from . import __version__
+from ._logging import LogFormat
 
 ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
 # How containers resolve each other's names (see engine.NameMode).
@@ -45,6 +46,8 @@ class Config:
     kube_api_qps: float | None = None
     kube_api_burst: int | None = None
     verbosity: int = 1
+    log_format: LogFormat = "text"
+    metrics_addr: str | None = None  # host:port of /metrics; none by default
     # kubedock's DNS role by default: names resolve per network, so instances sharing a
     # namespace never see each other's containers, and no Service per alias is needed.
     network_names: NetworkNames = "dns"

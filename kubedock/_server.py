@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import secrets
@@ -15,7 +16,9 @@ import attrs
 import trio
 
 from . import kube
-from ._config import Config
+from ._config import Config, split_host_port
+from ._logging import configure as configure_logging
+from ._metrics import CONTAINERS, serve_metrics
 from .api import create_app, serve_http
 from .engine import Engine, ReaperSettings, serve_reaper
 
@@ -105,6 +108,12 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     interval=config.reaper_interval, reapmax=config.reapmax,
                     grace=config.heartbeat,
                 ))
+                CONTAINERS.source = lambda: collections.Counter(
+                    (container.status,) for container in engine.containers())
+                if config.metrics_addr:
+                    host, port = split_host_port(config.metrics_addr)
+                    metrics_port = await nursery.start(serve_metrics, host, port)
+                    log.info("metrics at http://%s:%d/metrics", host, metrics_port)
                 bound = await nursery.start(serve_http, create_app(engine), config.binds)
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), cluster.namespace)
@@ -188,12 +197,7 @@ async def _exit_on_second_signal(signals: AsyncIterator[int]) -> None:
 
 
 def run(config: Config) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if config.verbosity >= 3 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Every Kubernetes request is logged by httpx at INFO; that is only useful when debugging.
-    logging.getLogger("httpx").setLevel(logging.INFO if config.verbosity >= 4 else logging.WARNING)
+    configure_logging(config.verbosity, config.log_format)
     try:
         return trio.run(serve, config)
     except KeyboardInterrupt:

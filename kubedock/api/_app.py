@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -11,6 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
+from .._metrics import API_LATENCY, API_REQUESTS
 from ..engine import Engine
 from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
@@ -25,6 +28,9 @@ DOCKER_HEADERS = (
     ("Server", f"Docker/{__version__} (linux) kubedock"),
 )
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
+_ROUTE_KEY = "kubedock.route"
+# One line per answered request; shown from verbosity 2 on.
+access_log = logging.getLogger("kubedock.access")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -94,13 +100,53 @@ def create_app(engine: Engine) -> ASGIApp:
     async def on_error(error: Exception) -> Response:
         return error_response(docker_error(error))
 
+    @app.before_request
+    async def name_the_route() -> None:
+        # For metrics and the access log, which see the request after routing is done.
+        if request.url_rule is not None:
+            cast(Scope, request.scope)[_ROUTE_KEY] = request.url_rule.rule
+
     @app.after_request
     async def add_docker_headers(response: Response) -> Response:
         for name, value in DOCKER_HEADERS:
             response.headers[name] = value
         return response
 
-    return _strip_version_prefix(cast(ASGIApp, app))
+    return _measured(_strip_version_prefix(cast(ASGIApp, app)))
+
+
+def _measured(app: ASGIApp) -> ASGIApp:
+    """Count every answer by route and status, time it to its head, and log it (access log)."""
+
+    async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.monotonic()
+        path = scope["path"]
+        status = 500  # what the server answers when the app fails before its head
+
+        async def send_and_note(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                API_LATENCY.observe(time.monotonic() - started, scope["method"], _route(scope))
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_note)
+        finally:
+            route = _route(scope)
+            API_REQUESTS.inc(scope["method"], route, str(status))
+            access_log.info("%s %s %d %.3fs", scope["method"], path, status,
+                            time.monotonic() - started, extra={"route": route})
+
+    return measured
+
+
+def _route(scope: Scope) -> str:
+    route: str = scope.get(_ROUTE_KEY, "unmatched")
+    return route
 
 
 def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
@@ -120,8 +166,9 @@ def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
                     ))
                     return
                 prefix = match.group(0)
-                scope = dict(scope, path=scope["path"][len(prefix):],
-                             raw_path=scope.get("raw_path", b"")[len(prefix):])
+                # In place: the measuring wrapper outside reads what routing wrote into it.
+                scope["path"] = scope["path"][len(prefix):]
+                scope["raw_path"] = scope.get("raw_path", b"")[len(prefix):]
         await app(scope, receive, send)
 
     return versioned

@@ -9,6 +9,7 @@ import attrs
 import trio
 
 from .. import kube
+from .._metrics import REAPED
 from ._engine import Engine
 from ._errors import EngineError
 from ._records import Container
@@ -62,5 +63,6 @@ async def _remove(engine: Engine, container: Container) -> None:
     log.info("removing container %s: older than the reaper's maximum age", container.short_id)
     try:
         await engine.remove(container, force=True)
+        REAPED.inc()
     except (EngineError, kube.KubeError) as error:
         log.warning("cannot remove container %s: %s", container.short_id, error)

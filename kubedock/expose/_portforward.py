@@ -8,6 +8,7 @@ from functools import partial
 
 import trio
 
+from kubedock._metrics import EXPOSED_CONNECTIONS
 from kubedock.kube import Cluster, KubeError
 
 from ._splice import tunnel
@@ -45,6 +46,8 @@ async def _forward(
     retry_seconds: float,
     client: trio.abc.Stream,
 ) -> None:
+    EXPOSED_CONNECTIONS.inc("port-forward")
+
     async def connect() -> trio.abc.Stream:
         deadline = trio.current_time() + retry_seconds
         return _RetryingUpstream(opener, await opener(), deadline)

@@ -6,6 +6,8 @@ from functools import partial
 
 import trio
 
+from kubedock._metrics import EXPOSED_CONNECTIONS
+
 from ._splice import tunnel
 
 _RETRY_FIRST, _RETRY_MAX = 0.1, 1.0
@@ -32,6 +34,7 @@ async def serve_reverse_proxy(
 
 
 async def _proxy(pod_ip: str, port: int, retry_seconds: float, client: trio.SocketStream) -> None:
+    EXPOSED_CONNECTIONS.inc("reverse-proxy")
     async def connect() -> trio.abc.Stream:
         deadline = trio.current_time() + retry_seconds
         delay = _RETRY_FIRST

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from kubedock._metrics import EXPOSED_BYTES
 from kubedock.kube import KubeError
 
 _CHUNK = 64 * 1024
@@ -30,13 +31,15 @@ async def tunnel(
 async def splice(left: trio.abc.Stream, right: trio.abc.Stream) -> None:
     """Pipe `left` and `right` into each other until both directions are done; close both.
 
+    For metrics, `left` is the client ("in" is what it sends, "out" what it receives).
+
     An end of stream is passed on as a half-close when the other side can take one, and
     ends the whole connection when it cannot; an error on either side ends it too.
     """
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_copy, left, right, nursery.cancel_scope)
-            nursery.start_soon(_copy, right, left, nursery.cancel_scope)
+            nursery.start_soon(_copy, left, right, nursery.cancel_scope, "in")
+            nursery.start_soon(_copy, right, left, nursery.cancel_scope, "out")
     finally:
         # Nested: when we are being cancelled, the first close re-raises Cancelled.
         try:
@@ -45,10 +48,12 @@ async def splice(left: trio.abc.Stream, right: trio.abc.Stream) -> None:
             await trio.aclose_forcefully(right)
 
 
-async def _copy(source: trio.abc.Stream, sink: trio.abc.Stream, both: trio.CancelScope) -> None:
+async def _copy(source: trio.abc.Stream, sink: trio.abc.Stream, both: trio.CancelScope,
+                direction: str) -> None:
     try:
         while data := await source.receive_some(_CHUNK):
             await sink.send_all(data)
+            EXPOSED_BYTES.inc(direction, amount=len(data))
         if not isinstance(sink, trio.abc.HalfCloseableStream):
             both.cancel()
             return

@@ -15,6 +15,7 @@ import kr8s.asyncio
 import trio
 
 from kubedock import wire
+from kubedock._metrics import KUBE_API_ERRORS
 
 from ._channels import ExecChannel, PortForwardStream
 from ._errors import (
@@ -428,6 +429,7 @@ class Cluster:
                 raise KubeError(str(exc)) from exc
             raise error_from_status(response.status_code, response.content) from exc
         except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+            KUBE_API_ERRORS.inc("0")
             raise ClusterUnreachable(
                 f"Kubernetes API server unreachable: {_describe(exc)}"
             ) from exc

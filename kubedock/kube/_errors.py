@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._metrics import KUBE_API_ERRORS
+
 
 class KubeError(Exception):
     """The API server refused or failed a request.
@@ -43,6 +45,7 @@ class PortForwardFailed(KubeError):
 def error_from_status(status_code: int, body: bytes | str) -> KubeError:
     """Turn an error answer of the API server (a Status object, or any text) into a KubeError."""
     status = _parse_status(body)
+    KUBE_API_ERRORS.inc(str(status_code))
     message = str(status.get("message") or "").strip()
     if not message:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body

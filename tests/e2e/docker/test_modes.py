@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -111,6 +112,45 @@ def test_the_go_kubedocks_whole_flag_set_runs(cluster: Any, namespace: str,
     for flag in ("--reverse-proxy", "--poll-rate", "--poll-burst", "--pre-archive",
                  "--inspector"):
         assert flag in log
+
+
+def test_metrics_count_what_clients_did(cluster: Any, namespace: str, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    process, server = start_kubedock(
+        cluster, namespace, tmp_path, "--port-forward", "--network-names", "external",
+        "--metrics-addr", f"127.0.0.1:{metrics_port}", "--log-format", "json", "-v", "2")
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as answer:
+            text = answer.read().decode()
+        return {name: float(value) for name, _, value in
+                (line.rpartition(" ") for line in text.splitlines() if line[:1] != "#")}
+
+    try:
+        client = docker.DockerClient(base_url=server.host, timeout=120)
+        container = client.containers.run("nginx:1.27", detach=True, ports={"80/tcp": None})
+        container.reload()
+        binding = container.ports["80/tcp"][0]
+        bodies = [_http_get(binding["HostIp"], int(binding["HostPort"])) for _ in range(3)]
+        assert all(b"nginx" in body for body in bodies)
+        numbers = scrape()
+        assert numbers['kubedock_containers{state="running"}'] == 1
+        assert numbers['kubedock_api_requests_total{method="POST",route="/containers/create",'
+                       'status="201"}'] == 1
+        assert numbers['kubedock_exposed_port_connections_total{mode="port-forward"}'] >= 3
+        assert numbers['kubedock_exposed_port_bytes_total{direction="out"}'] > sum(
+            len(body) for body in bodies)
+        assert numbers['kubedock_exposed_port_bytes_total{direction="in"}'] > 3 * len("GET / ")
+        container.remove(force=True)
+        client.close()
+        assert 'kubedock_containers{state="running"}' not in scrape()
+    finally:
+        assert stop_kubedock(process) == 143, server.log.read_text()[-3000:]
+    entries = [json.loads(line) for line in server.log.read_text().splitlines()]
+    access = [e for e in entries if e["logger"] == "kubedock.access"]
+    assert any(e["route"] == "/containers/create" and " 201 " in e["message"] for e in access)
 
 
 def test_log_since_until_and_timestamps(client: docker.DockerClient) -> None:
