@@ -104,6 +104,7 @@ def test_postgres_initialises_and_accepts_password_logins(docker: Docker) -> Non
     docker(
         "run", "-d", "--name", "{prefix}-postgres", "-p", "127.0.0.1::5432",
         "-e", "POSTGRES_PASSWORD=secret", "-e", "POSTGRES_DB=shop", "postgres:16",
+        "postgres", "-c", "fsync=off",  # what Testcontainers' PostgreSQLContainer passes
     )  # fmt: skip
     ready_line = "database system is ready to accept connections"
 
@@ -117,6 +118,7 @@ def test_postgres_initialises_and_accepts_password_logins(docker: Docker) -> Non
         host=host, port=port, user="postgres", password="secret", dbname="shop", connect_timeout=5
     ) as connection:
         assert connection.execute("select 1, current_user").fetchone() == (1, "postgres")
+        assert connection.execute("show fsync").fetchone() == ("off",)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(host=host, port=port, user="postgres", password="wrong", connect_timeout=5)
     owner = docker("exec", "{prefix}-postgres", "ps", "-o", "user,comm").stdout

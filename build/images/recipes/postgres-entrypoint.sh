@@ -16,7 +16,8 @@ if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
 	mkdir -p "$PGDATA" /var/run/postgresql
 	chown -R postgres:postgres "$PGDATA" /var/run/postgresql
 	chmod 700 "$PGDATA"
-	exec su -m -s /bin/sh postgres -c 'exec "$0" "$@"' "$0" "$@"
+	# "--": su would take a "-c" among the arguments (postgres -c fsync=off) as its own.
+	exec su -m -s /bin/sh postgres -c 'exec "$0" "$@"' -- "$0" "$@"
 fi
 
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
