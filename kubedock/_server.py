@@ -96,7 +96,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     return 1
                 await _prune_at_start(config, cluster, instance_id)
                 await nursery.start(kube.serve_heartbeat, cluster, instance_id, config.heartbeat)
-                await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
+                engine.pod_watch = await nursery.start(
+                    cluster.watch_pods, engine.label_selector, engine.observe
+                )
                 await nursery.start(serve_reaper, engine, ReaperSettings(
                     interval=config.reaper_interval, reapmax=config.reapmax,
                     grace=config.heartbeat,

@@ -90,6 +90,8 @@ class Engine:
         self.networks = NetworkStore()
         self.archives = ArchiveStore()
         self._names = names
+        # Set by the server once the pod watch runs: a start that times out says why it may have.
+        self.pod_watch: kube.WatchHealth | None = None
 
     @property
     def label_selector(self) -> str:
@@ -197,6 +199,8 @@ class Engine:
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
             container.error = f"timeout after {self._start_timeout:g}s waiting for pod {pod_name}"
+            if self.pod_watch is not None and self.pod_watch.failure is not None:
+                container.error += f" (kubedock's pod watch is failing: {self.pod_watch.failure})"
         if container.error:
             failure = container.error
             await self._delete_pod_and_wait(container, grace_seconds=0)
