@@ -19,6 +19,7 @@ The takeover reaches into hypercorn's HTTP/1.1 protocol object, which is why hyp
 """
 
 import contextlib
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -46,6 +47,8 @@ from hypercorn.typing import (
     Scope,
 )
 from hypercorn.utils import repr_socket_addr
+
+log = logging.getLogger(__name__)
 
 HIJACK_EXTENSION = "kubedock.hijack"
 
@@ -234,6 +237,14 @@ class _Connection(TCPServer):
         stream: trio.SocketStream,
     ) -> None:
         super().__init__(partial(self._call_app, app), config, context, state, stream)  # type: ignore[arg-type]
+
+    async def run(self) -> None:
+        # hypercorn lets an unexpected error of one connection (in its protocol code, say) end
+        # the server; here it ends that connection only.
+        try:
+            await super().run()
+        except Exception:
+            log.exception("HTTP connection failed")
 
     async def _call_app(
         self,

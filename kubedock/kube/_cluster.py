@@ -221,8 +221,10 @@ class Cluster:
                 version = await self._watch_once(label_selector, version, on_change, known,
                                                  health.working)
                 delay = _RETRY_FIRST
-            except KubeError as exc:
-                health.failed(_watch_failure(action, exc, self.namespace))
+            except Exception as exc:
+                # Whatever the failure, the engine must not go blind for good: retry.
+                health.failed(_watch_failure(action, exc, self.namespace),
+                              unexpected=not isinstance(exc, KubeError))
                 version = None
                 await trio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
@@ -546,11 +548,12 @@ class WatchHealth:
         self.failure: str | None = None
         self._logged: set[str] = set()
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: str, *, unexpected: bool = False) -> None:
+        """Called in an except block; an `unexpected` failure is logged with its traceback."""
         self.failure = reason
         if reason not in self._logged:
             self._logged.add(reason)
-            log.warning("pod watch failing, retrying: %s", reason)
+            log.warning("pod watch failing, retrying: %s", reason, exc_info=unexpected)
 
     def working(self) -> None:
         if self.failure is not None:
@@ -559,7 +562,9 @@ class WatchHealth:
         self._logged.clear()
 
 
-def _watch_failure(action: Literal["list", "watch"], exc: KubeError, namespace: str) -> str:
+def _watch_failure(action: Literal["list", "watch"], exc: Exception, namespace: str) -> str:
+    if not isinstance(exc, KubeError):
+        return f"cannot {action} pods in namespace {namespace}: {type(exc).__name__}: {exc}"
     if exc.status == 403:
         return f"kubedock lacks the right to {action} pods in namespace {namespace}: {exc.message}"
     if exc.status == 401:

@@ -261,3 +261,19 @@ async def test_rate_limiter_allows_a_burst_then_the_rate(
     for _ in range(3):
         await limiter.acquire()
     assert trio.current_time() == before
+
+
+async def test_an_unexpected_failure_is_logged_with_its_traceback_and_retried(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = ScriptedApi(Listing("10"), ValueError("not JSON: <html>"), Listing("20"), Events())
+    cluster = Cluster(api, "ns", None)
+    async with trio.open_nursery() as nursery:
+        health = await nursery.start(cluster.watch_pods, "kubedock.id=x", lambda _: None)
+        await trio.sleep(0.1)
+        assert health.failure == "cannot watch pods in namespace ns: ValueError: not JSON: <html>"
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert health.failure is None
+    [failure] = caplog.records
+    assert failure.exc_info is not None and isinstance(failure.exc_info[1], ValueError)
