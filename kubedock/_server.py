@@ -87,6 +87,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                                             dns_config=await _dns_config(config, cluster))
                 engine = Engine(
                     cluster, settings, nursery=nursery, start_timeout=config.timeout,
+                    fail_fast_after=config.fail_fast_after,
                     expose=config.expose, expose_host=config.expose_host,
                     names=config.network_names,
                 )

@@ -16,7 +16,8 @@ from kubedock.engine import Engine
 async def main() -> None:
     async with trio.open_nursery() as nursery:
         engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=nursery, start_timeout=1, expose="pod-ip", expose_host="127.0.0.1")
+                        nursery=nursery, start_timeout=1, fail_fast_after=1, expose="pod-ip",
+                        expose_host="127.0.0.1")
         (bound,) = await nursery.start(serve_http, create_app(engine), ["127.0.0.1:0"])
         print(bound, flush=True)
 
