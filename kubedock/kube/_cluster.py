@@ -219,7 +219,7 @@ class Cluster:
                     version = await self._relist(label_selector, on_change, known)
                     action = "watch"
                 version = await self._watch_once(label_selector, version, on_change, known,
-                                                 health.working)
+                                                 health)
                 delay = _RETRY_FIRST
             except Exception as exc:
                 # Whatever the failure, the engine must not go blind for good: retry.
@@ -257,7 +257,7 @@ class Cluster:
         version: str,
         on_change: PodCallback,
         known: dict[str, Mapping[str, Any]],
-        on_open: Callable[[], None],
+        health: WatchHealth,
     ) -> str | None:
         """One watch connection; the version to resume from, None to relist."""
         params = {
@@ -271,10 +271,10 @@ class Cluster:
         async with self._request(
             "GET", "pods", params=params, stream=True, http_timeout=timeout
         ) as r:
-            on_open()
+            health.working()
             lines = r.aiter_lines()
             try:
-                return await _follow(lines, version, on_change, known)
+                return await _follow(lines, version, on_change, known, health)
             finally:
                 await _unwind(lines)
 
@@ -472,6 +472,7 @@ async def _follow(
     version: str,
     on_change: PodCallback,
     known: dict[str, Mapping[str, Any]],
+    health: WatchHealth,
 ) -> str | None:
     """Report the events of one watch stream; the version to resume from, None to relist.
 
@@ -492,6 +493,7 @@ async def _follow(
             raise KubeError(str(pod.get("message") or f"watch error {code}"),
                             status=code if isinstance(code, int) else 0,
                             reason=str(pod.get("reason") or ""))
+        health.settled()
         version = str(pod["metadata"].get("resourceVersion") or version)
         if kind == "BOOKMARK":
             continue
@@ -504,6 +506,7 @@ async def _follow(
         else:
             known[name] = pod
             _report(on_change, pod, False)
+    health.settled()
     return version
 
 
@@ -541,7 +544,9 @@ def _report(on_change: PodCallback, pod: Mapping[str, Any], deleted: bool) -> No
 class WatchHealth:
     """How a pod watch fares: why it fails now (None while it works).
 
-    Each distinct failure is logged once per outage, and the recovery once.
+    Each distinct failure is logged once per outage, and the end of the outage once: when the
+    watch has delivered an event or run its term, not merely connected (a watch that connects
+    and then fails at once is still out).
     """
 
     def __init__(self) -> None:
@@ -556,10 +561,14 @@ class WatchHealth:
             log.warning("pod watch failing, retrying: %s", reason, exc_info=unexpected)
 
     def working(self) -> None:
-        if self.failure is not None:
-            log.info("pod watch working again")
+        """The watch is connected."""
         self.failure = None
-        self._logged.clear()
+
+    def settled(self) -> None:
+        """The watch delivers."""
+        if self._logged:
+            log.info("pod watch working again")
+            self._logged.clear()
 
 
 def _watch_failure(action: Literal["list", "watch"], exc: Exception, namespace: str) -> str:

@@ -277,3 +277,25 @@ async def test_an_unexpected_failure_is_logged_with_its_traceback_and_retried(
     assert health.failure is None
     [failure] = caplog.records
     assert failure.exc_info is not None and isinstance(failure.exc_info[1], ValueError)
+
+
+async def test_a_watch_that_connects_then_fails_is_still_one_outage(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="kubedock")
+    unhappy = Events({"type": "ERROR", "object": {"kind": "Status", "code": 500,
+                                                  "message": "etcd is unhappy"}})
+    api = ScriptedApi(
+        Listing("10"),
+        *[unhappy, Listing("10")] * 3,
+        Events({"type": "ADDED", "object": pod("a", "11", RUNNING)}),
+    )
+    cluster = Cluster(api, "ns", None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cluster.watch_pods, "kubedock.id=x", lambda _: None)
+        await trio.sleep(60)
+        nursery.cancel_scope.cancel()
+    assert caplog.messages == [
+        "pod watch failing, retrying: cannot watch pods in namespace ns (500): etcd is unhappy",
+        "pod watch working again",
+    ]
