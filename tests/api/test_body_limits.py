@@ -112,6 +112,25 @@ async def test_a_256_mib_body_is_refused_in_bounded_memory(server: Server, chunk
         assert (await client.get(f"/networks/{warm_up}")).status_code == 200
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_client_that_sends_all_before_reading_gets_the_answer(
+    server: Server, chunked: bool
+) -> None:
+    # Python's http.client (urllib) does this: the server reads on after answering, dropping
+    # the rest of the body, until the client is done and reads the answer.
+    size = 2 * LIMIT
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % size
+    body = b" " * size
+    if chunked:
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, body)
+    async with await trio.open_tcp_stream(server.host, server.port) as stream:
+        with trio.fail_after(30):
+            await stream.send_all(b"POST /containers/create HTTP/1.1\r\nHost: docker\r\n"
+                                  b"Content-Type: application/json\r\n%s\r\n\r\n" % framing
+                                  + body)
+            refused_as_too_large(await receive_all(stream))
+
+
 async def test_too_large_by_content_length_is_answered_before_the_body(server: Server) -> None:
     async with await trio.open_tcp_stream(server.host, server.port) as stream:
         await stream.send_all(
