@@ -229,7 +229,8 @@ def _upgrade_requested(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 class _Connection(TCPServer):
-    """hypercorn's per-connection server, offering the hijack extension to HTTP/1.x requests."""
+    """hypercorn's per-connection server, offering the hijack extension to HTTP/1.x requests;
+    its failures end it alone, and it closes lingering after an early answer (see `_close`)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Copying bytes both ways between two streams, shared by every port exposer."""
+"""Serving an exposed port and copying bytes both ways, shared by every port exposer."""
 
 from __future__ import annotations
 
