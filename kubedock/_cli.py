@@ -90,6 +90,9 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
      "kubeconfig file (default: ~/.kube/config, else the in-cluster config)"),
     (("-t", "--timeout"), "timeout", "TIME_OUT", parse_duration,
      "how long a container start may take (Go duration, default 1m)"),
+    (("--fail-fast-after",), "fail_fast_after", "FAIL_FAST_AFTER", parse_duration,
+     "fail a start once its image pull has kept failing, or its pod has found no node, for "
+     "this long (Go duration, default 30s; 0: at the first failure)"),
     (("--pull-policy",), "pull_policy", "PULL_POLICY", _pull_policy,
      "image pull policy: " + ", ".join(PULL_POLICIES) + " (default ifnotpresent)"),
     (("--service-account",), "service_account", "SERVICE_ACCOUNT", str,

@@ -29,6 +29,10 @@ class Config:
     namespace: str | None = None
     kubeconfig: str | None = None
     timeout: float = 60.0
+    # How long a start may stay held up by what can clear by itself (a failing image pull, no
+    # node for the pod) before it fails: short enough for CI, long enough for a rate-limited
+    # registry or an autoscaler adding a node.
+    fail_fast_after: float = 30.0
     expose: ExposeMode = "pod-ip"
     pull_policy: str | None = "ifnotpresent"
     service_account: str | None = None

@@ -94,6 +94,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                                             dns_config=await _dns_config(config, cluster))
                 engine = Engine(
                     cluster, settings, nursery=nursery, start_timeout=config.timeout,
+                    fail_fast_after=config.fail_fast_after,
                     expose=config.expose, expose_host=config.expose_host,
                     names=config.network_names,
                 )
@@ -103,7 +104,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     return 1
                 await _prune_at_start(config, cluster, instance_id)
                 await nursery.start(kube.serve_heartbeat, cluster, instance_id, config.heartbeat)
-                await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
+                engine.pod_watch = await nursery.start(
+                    cluster.watch_pods, engine.label_selector, engine.observe
+                )
                 await nursery.start(serve_reaper, engine, ReaperSettings(
                     interval=config.reaper_interval, reapmax=config.reapmax,
                     grace=config.heartbeat,

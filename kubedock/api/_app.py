@@ -43,14 +43,28 @@ def engine() -> Engine:
     return result
 
 
-async def request_body(limit: int = 4 * 1024 * 1024) -> bytes:
-    """The whole request body, for JSON requests; archives are streamed instead."""
-    data = await request.get_data(cache=False, as_text=False)
-    if isinstance(data, str):
-        data = data.encode()
-    if len(data) > limit:
-        raise DockerError(413, f"request body too large: more than {limit} bytes")
-    return data
+JSON_BODY_LIMIT = 4 * 1024 * 1024
+
+
+async def request_body(limit: int = JSON_BODY_LIMIT) -> bytes:
+    """The whole request body, for JSON requests; archives are streamed instead.
+
+    A body beyond `limit` is refused (413) as soon as that is known: by its Content-Length
+    before any of it is read, or, when chunked, once the bytes counted pass the limit. The rest
+    is never read, so the answer closes the connection.
+    """
+    if (request.content_length or 0) > limit:
+        raise _too_large(limit)
+    data = bytearray()
+    async for chunk in request.body:
+        data += chunk
+        if len(data) > limit:
+            raise _too_large(limit)
+    return bytes(data)
+
+
+def _too_large(limit: int) -> DockerError:
+    return DockerError(413, f"request body too large: more than {limit} bytes")
 
 
 def error_response(error: DockerError) -> Response:
@@ -58,6 +72,9 @@ def error_response(error: DockerError) -> Response:
         return Response(b"", status=304)
     response = jsonify({"message": error.message})
     response.status_code = error.status
+    if error.status == 413:
+        # The body was left unread: this connection cannot carry another request.
+        response.headers["Connection"] = "close"
     return response
 
 

@@ -19,6 +19,7 @@ The takeover reaches into hypercorn's HTTP/1.1 protocol object, which is why hyp
 """
 
 import contextlib
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -47,7 +48,12 @@ from hypercorn.typing import (
 )
 from hypercorn.utils import repr_socket_addr
 
+log = logging.getLogger(__name__)
+
 HIJACK_EXTENSION = "kubedock.hijack"
+
+# How long an unread request body may go on arriving after the answer (see `_Connection._close`).
+LINGER_SECONDS = 5.0
 
 _REASONS = {101: b"UPGRADED", 200: b"OK"}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -223,7 +229,8 @@ def _upgrade_requested(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 class _Connection(TCPServer):
-    """hypercorn's per-connection server, offering the hijack extension to HTTP/1.x requests."""
+    """hypercorn's per-connection server, offering the hijack extension to HTTP/1.x requests;
+    its failures end it alone, and it closes lingering after an early answer (see `_close`)."""
 
     def __init__(
         self,
@@ -234,6 +241,41 @@ class _Connection(TCPServer):
         stream: trio.SocketStream,
     ) -> None:
         super().__init__(partial(self._call_app, app), config, context, state, stream)  # type: ignore[arg-type]
+        self._lifetime = trio.CancelScope()
+        self._lingering = False
+
+    async def run(self) -> None:
+        # hypercorn lets an unexpected error of one connection (in its protocol code, say) end
+        # the server; here it ends that connection only.
+        try:
+            with self._lifetime:
+                await super().run()
+        except Exception:
+            log.exception("HTTP connection failed")
+        finally:
+            await self.stream.aclose()  # also when a lingering close was cut short
+
+    async def _close(self) -> None:
+        """Close; lingering when the answer went out before the request body was read.
+
+        hypercorn closes at once, and a client still sending the body (Python's http.client
+        sends it all before it reads) meets a reset instead of the answer (a 413, say). So the
+        answer is followed by a half-close, and the rest of the body is read (h11 drops it) for
+        up to `LINGER_SECONDS`, or until the client closes too.
+        """
+        protocol = self.protocol.protocol
+        if (
+            not self._lingering
+            and isinstance(protocol, H11Protocol)
+            and isinstance(protocol.connection, h11.Connection)
+            and protocol.connection.their_state is h11.SEND_BODY
+        ):
+            self._lingering = True
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stream.send_eof()
+            self._lifetime.deadline = trio.current_time() + LINGER_SECONDS
+            return
+        await super()._close()
 
     async def _call_app(
         self,

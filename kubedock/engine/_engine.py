@@ -36,6 +36,7 @@ from ._logs import LogRequest, send_logs
 from ._networks import Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
+from ._stall import fail_when_stalled, stall_after, start_timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Engine:
         start_timeout: float,
         expose: ExposeMode,
         expose_host: str,
+        fail_fast_after: float,
         names: NameMode = "external",
     ) -> None:
         self.cluster = cluster
@@ -83,6 +85,7 @@ class Engine:
         self.execs = ExecStore()
         self._nursery = nursery
         self._start_timeout = start_timeout
+        self._fail_fast_after = fail_fast_after
         self._expose = expose
         self._expose_host = expose_host
         self._containers: dict[str, Container] = {}
@@ -90,6 +93,8 @@ class Engine:
         self.networks = NetworkStore()
         self.archives = ArchiveStore()
         self._names = names
+        # Set by the server once the pod watch runs: a start that times out says why it may have.
+        self.pod_watch: kube.WatchHealth | None = None
 
     @property
     def label_selector(self) -> str:
@@ -186,6 +191,7 @@ class Engine:
         container.tools = kube.TOOLS_DIR if spec.needs_setup else None
         container.status, container.published, container.health = "created", (), None
         container.error, container.exit_code, container.oom_killed = "", 0, False
+        container.stall = None
         container.saved_logs = None
         container.finished_at = None
         exits_before = container.exits
@@ -196,11 +202,13 @@ class Engine:
                 async with trio.open_nursery() as nursery:
                     if spec.needs_setup:
                         nursery.start_soon(self._fill_volumes, container, pod_name)
+                    nursery.start_soon(fail_when_stalled, container, self._fail_fast_after)
                     await self._until(container, lambda: container.status != "created"
                                       or container.exits != exits_before or bool(container.error))
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
-            container.error = f"timeout after {self._start_timeout:g}s waiting for pod {pod_name}"
+            container.error = start_timeout_error(self._start_timeout, pod_name, container.stall,
+                                                  self.pod_watch)
         if container.error:
             failure = container.error
             await self._delete_pod_and_wait(container, grace_seconds=0)
@@ -451,6 +459,7 @@ class Engine:
         container.pod_ip = observation.pod_ip or container.pod_ip
         container.setup_running = observation.setup == "running"
         if container.status == "created":
+            container.stall = stall_after(container.stall, observation)
             if observation.fatal:
                 container.error = f"{observation.reason or 'Failed'}: {observation.message or ''}"
                 container.error = container.error.rstrip(": ")

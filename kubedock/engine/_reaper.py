@@ -37,7 +37,10 @@ async def serve_reaper(
     task_status.started()
     while True:
         await trio.sleep(settings.interval)
-        await reap(engine, settings, absent_since)
+        try:
+            await reap(engine, settings, absent_since)
+        except Exception:
+            log.exception("reaper pass failed; the next one tries again")
 
 
 async def reap(engine: Engine, settings: ReaperSettings,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
 
 from .. import kube
 from ..kube import PortSpec
+
+if TYPE_CHECKING:
+    from ._stall import Stall
 
 Status = Literal["created", "running", "exited", "removing"]
 HealthStatus = Literal["starting", "healthy", "unhealthy"]
@@ -145,6 +148,8 @@ class Container:
     # Logs kept from a pod that had to be deleted before the client was done with them.
     saved_logs: tuple[tuple[int, bytes], ...] | None = None
     exposure: trio.CancelScope | None = None
+    # What holds up the start for now, if it may clear by itself (see _stall).
+    stall: Stall | None = None
     terminal: TerminalSize = attrs.field(factory=TerminalSize)
     changed: trio.Event = attrs.field(factory=trio.Event)
 

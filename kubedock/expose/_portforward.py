@@ -11,7 +11,7 @@ import trio
 from kubedock._metrics import EXPOSED_CONNECTIONS
 from kubedock.kube import Cluster, KubeError
 
-from ._splice import tunnel
+from ._splice import serve_tunnels, tunnel
 
 # Bytes a client may send before the pod first answers; beyond that a failed forward can
 # no longer be retried transparently.
@@ -35,10 +35,11 @@ async def serve_port_forward(
     retried for up to `retry_seconds`, as if the pod had been slow to answer.
     """
     [listener] = await trio.open_tcp_listeners(host_port, host=host)
-    task_status.started(listener.socket.getsockname()[1])
+    bound = listener.socket.getsockname()[1]
+    task_status.started(bound)
     opener = partial(cluster.open_port_forward, pod, port)
-    async with listener:
-        await trio.serve_listeners(partial(_forward, opener, retry_seconds), [listener])
+    await serve_tunnels(listener, partial(_forward, opener, retry_seconds),
+                        f"port {bound} forwarded to pod {pod} port {port}")
 
 
 async def _forward(

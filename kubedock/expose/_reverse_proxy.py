@@ -8,7 +8,7 @@ import trio
 
 from kubedock._metrics import EXPOSED_CONNECTIONS
 
-from ._splice import tunnel
+from ._splice import serve_tunnels, tunnel
 
 _RETRY_FIRST, _RETRY_MAX = 0.1, 1.0
 
@@ -28,13 +28,15 @@ async def serve_reverse_proxy(
     connect is retried for up to `retry_seconds`.
     """
     [listener] = await trio.open_tcp_listeners(host_port, host=host)
-    task_status.started(listener.socket.getsockname()[1])
-    async with listener:
-        await trio.serve_listeners(partial(_proxy, pod_ip, port, retry_seconds), [listener])
+    bound = listener.socket.getsockname()[1]
+    task_status.started(bound)
+    await serve_tunnels(listener, partial(_proxy, pod_ip, port, retry_seconds),
+                        f"port {bound} proxied to {pod_ip}:{port}")
 
 
 async def _proxy(pod_ip: str, port: int, retry_seconds: float, client: trio.SocketStream) -> None:
     EXPOSED_CONNECTIONS.inc("reverse-proxy")
+
     async def connect() -> trio.abc.Stream:
         deadline = trio.current_time() + retry_seconds
         delay = _RETRY_FIRST

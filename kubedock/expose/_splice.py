@@ -1,7 +1,8 @@
-"""Copying bytes both ways between two streams, shared by every port exposer."""
+"""Serving an exposed port and copying bytes both ways, shared by every port exposer."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -9,9 +10,36 @@ import trio
 from kubedock._metrics import EXPOSED_BYTES
 from kubedock.kube import KubeError
 
+log = logging.getLogger(__name__)
+
 _CHUNK = 64 * 1024
 # What ends one tunnelled connection (and only it): either side going away, or the cluster.
 CONNECTION_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, KubeError)
+
+
+async def serve_tunnels(
+    listener: trio.abc.Listener[trio.SocketStream],
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    description: str,
+) -> None:
+    """Serve each connection to `listener` with `handler`, until cancelled; close `listener`.
+
+    An exposed port must not take kubedock down: an unexpected failure of one connection is
+    logged and ends that connection only, and one of the listener itself ends this port only.
+    """
+
+    async def contained(client: trio.SocketStream) -> None:
+        try:
+            await handler(client)
+        except Exception:
+            log.exception("%s: a connection failed", description)
+            await trio.aclose_forcefully(client)
+
+    async with listener:
+        try:
+            await trio.serve_listeners(contained, [listener])
+        except Exception:
+            log.exception("%s: stopped listening", description)
 
 
 async def tunnel(

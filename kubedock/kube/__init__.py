@@ -4,7 +4,7 @@ Pure parts (pod manifests, reading pod status) are plain functions; `Cluster` do
 """
 
 from ._channels import ExecChannel, PortForwardStream
-from ._cluster import Cluster, LogStream
+from ._cluster import Cluster, LogStream, WatchHealth
 from ._errors import (
     ClusterUnreachable,
     Conflict,
@@ -64,6 +64,7 @@ __all__ = [
     "PortForwardStream",
     "PortSpec",
     "Unsupported",
+    "WatchHealth",
     "delete_instance",
     "hold_lock",
     "instance_selector",

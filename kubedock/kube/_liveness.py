@@ -59,6 +59,8 @@ async def serve_heartbeat(
                 lease = await _recreate(cluster, name, instance_id, duration, labels)
         except KubeError as error:
             log.warning("cannot renew heartbeat %s: %s", name, error)
+        except Exception:
+            log.exception("cannot renew heartbeat %s", name)
 
 
 async def _recreate(cluster: Cluster, name: str, holder: str, duration: float,

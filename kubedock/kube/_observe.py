@@ -16,18 +16,18 @@ ContainerState = Literal["waiting", "running", "terminated"]
 # without someone changing the pod or the registry: a Docker start must fail now.
 _FATAL_WAITING = frozenset(
     {
-        "ErrImagePull",
-        "ImagePullBackOff",
         "ErrImageNeverPull",
         "InvalidImageName",
         "ImageInspectError",
-        "RegistryUnavailable",
         "CreateContainerConfigError",
         "CreateContainerError",
         "RunContainerError",
         "PreStartHookError",
     }
 )
+# Waiting reasons that clear by themselves often enough (a rate-limited or briefly unavailable
+# registry) that a start fails only when they last.
+_STALLED_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})
 # Terminated reasons meaning the process never ran (bad entrypoint, runtime refusal).
 _NEVER_RAN = frozenset({"StartError", "ContainerCannotRun"})
 
@@ -44,9 +44,13 @@ class ContainerObservation:
     started_at: datetime | None
     finished_at: datetime | None
     deleted: bool
+    # The container cannot start, now or ever: `reason` and `message` say why.
     fatal: bool
     # The init container `setup` (see `ContainerSpec.needs_setup`); None in pods without it.
     setup: ContainerState | None = None
+    # Not starting for a reason that may clear by itself: a failing image pull, or no node for
+    # the pod yet (an autoscaler may add one). `reason` and `message` say which.
+    stalled: bool = False
 
 
 def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObservation:
@@ -60,19 +64,20 @@ def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObserv
     reason = detail.get("reason") or None
     message = detail.get("message") or None
     fatal = state_name == "waiting" and reason in _FATAL_WAITING
+    stalled = state_name == "waiting" and reason in _STALLED_WAITING
     if state_name == "terminated" and reason in _NEVER_RAN:
         fatal = True
 
     if state_name == "waiting":
         blocker = _init_failure(status.get("initContainerStatuses")) or _unschedulable(status)
         if blocker is not None:
-            reason, message = blocker
-            fatal = True
+            reason, message, stalled = blocker
+            fatal = not stalled
         elif phase == "Failed":
             # The pod ended (evicted, deadline, ...) before main ever ran.
             reason = status.get("reason") or reason or "Failed"
             message = status.get("message") or message
-            fatal = True
+            fatal, stalled = True, False
 
     exit_code = detail.get("exitCode") if state_name == "terminated" else None
     return ContainerObservation(
@@ -88,6 +93,7 @@ def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObserv
         deleted=deleted,
         fatal=fatal,
         setup=_setup_state(status.get("initContainerStatuses")),
+        stalled=stalled,
     )
 
 
@@ -111,28 +117,32 @@ def _setup_state(statuses: Any) -> ContainerState | None:
     return _state(setup)[0] if setup else None
 
 
-def _init_failure(statuses: Any) -> tuple[str, str] | None:
+def _init_failure(statuses: Any) -> tuple[str, str, bool] | None:
+    """Why an init container keeps the pod from starting: reason, message, and whether that
+    may clear by itself (stalled)."""
     for item in statuses or ():
         state_name, detail = _state(item)
         name = item.get("name", "?")
         if state_name == "terminated" and detail.get("exitCode", 0) != 0:
             reason = detail.get("reason") or "Error"
             text = detail.get("message") or f"exit code {detail.get('exitCode')}"
-            return reason, f"init container {name}: {text}"
-        if state_name == "waiting" and detail.get("reason") in _FATAL_WAITING:
-            text = detail.get("message") or detail["reason"]
-            return detail["reason"], f"init container {name}: {text}"
+            return reason, f"init container {name}: {text}", False
+        waiting = detail.get("reason")
+        if state_name == "waiting" and waiting in _FATAL_WAITING | _STALLED_WAITING:
+            text = detail.get("message") or waiting
+            return waiting, f"init container {name}: {text}", waiting in _STALLED_WAITING
     return None
 
 
-def _unschedulable(status: Mapping[str, Any]) -> tuple[str, str] | None:
+def _unschedulable(status: Mapping[str, Any]) -> tuple[str, str, bool] | None:
     for condition in status.get("conditions") or ():
         if (
             condition.get("type") == "PodScheduled"
             and condition.get("status") == "False"
             and condition.get("reason") == "Unschedulable"
         ):
-            return "Unschedulable", condition.get("message") or "pod cannot be scheduled"
+            message = condition.get("message") or "pod cannot be scheduled"
+            return "Unschedulable", message, True
     return None
 
 

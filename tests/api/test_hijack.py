@@ -4,12 +4,15 @@ from functools import partial
 from pathlib import Path
 
 import docker  # type: ignore[import-untyped]
+import h11
 import httpx
 import pytest
 import trio
+from hypercorn.protocol.h11 import H11Protocol
 from quart import request
 from quart_trio import QuartTrio
 
+from kubedock.api import _hijack
 from kubedock.api._hijack import HIJACK_EXTENSION, Hijack, HijackedStream, serve
 from kubedock.wire import Stream, StreamDemuxer, frame
 
@@ -381,3 +384,43 @@ async def test_docker_cli_exec_with_stdin(cli: str, nursery: trio.Nursery) -> No
             env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "DOCKER_CONFIG": "/nonexistent"},
         )
     assert (result.returncode, result.stdout, result.stderr) == (3, b"HELLO\nWORLD\n", b"done\n")
+
+
+async def test_an_unexpected_error_ends_its_connection_only(
+    address: tuple[str, int], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    checked = H11Protocol._check_protocol
+
+    async def broken(self: H11Protocol, event: h11.Request) -> None:
+        if event.target == b"/broken":
+            raise RuntimeError("a bug in the protocol")
+        await checked(self, event)
+
+    monkeypatch.setattr(H11Protocol, "_check_protocol", broken)
+    async with await trio.open_tcp_stream(*address) as client:
+        await client.send_all(b"GET /broken HTTP/1.1\r\nHost: docker\r\n\r\n")
+        with trio.fail_after(5):
+            assert await receive_all(client) == b""
+    async with httpx.AsyncClient(base_url="http://{}:{}".format(*address)) as http:
+        assert (await http.get("/version")).json() == {"ApiVersion": "1.41"}
+    [failure] = [record for record in caplog.records if record.exc_info]
+    assert failure.getMessage() == "HTTP connection failed"
+
+
+async def test_reading_an_unanswered_body_after_the_answer_is_bounded_in_time(
+    address: tuple[str, int], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_hijack, "LINGER_SECONDS", 0.5)
+    async with await trio.open_tcp_stream(*address) as client:
+        await client.send_all(
+            b"POST /exec/missing/start HTTP/1.1\r\nHost: docker\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        )
+        # The answer, then a half-close: the server reads on for a while, then hangs up.
+        assert (await receive_all(client)).startswith(b"HTTP/1.1 404 ")
+        began = trio.current_time()
+        with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+            while True:
+                await client.send_all(b" " * 65536)
+                await trio.sleep(0.05)
+    assert trio.current_time() - began >= 0.3

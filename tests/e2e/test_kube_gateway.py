@@ -82,7 +82,7 @@ async def start_pod(kube: Cluster, spec: ContainerSpec) -> str:
     seen = await wait_for(
         kube,
         name,
-        lambda seen: seen.state != "waiting" or seen.fatal,
+        lambda seen: seen.state != "waiting" or seen.fatal or seen.stalled,
         before=partial(kube.create_pod, manifest),
     )
     assert seen.state == "running", seen

@@ -16,6 +16,7 @@ def test_defaults_listen_on_loopback_only() -> None:
     assert defaults.binds == ["127.0.0.1:2475"]
     assert defaults.expose == "pod-ip"
     assert defaults.timeout == 60
+    assert defaults.fail_fast_after == 30
     assert defaults.pod_name_prefix == "kubedock"
 
 
@@ -23,6 +24,11 @@ def test_flag_wins_over_environment() -> None:
     result = config(["--namespace", "flag"], {"NAMESPACE": "env", "TIME_OUT": "2m"})
     assert result.namespace == "flag"
     assert result.timeout == 120
+
+
+def test_fail_fast_after_is_a_go_duration() -> None:
+    assert config([], {"FAIL_FAST_AFTER": "2m"}).fail_fast_after == 120
+    assert config(["--fail-fast-after", "0"], {"FAIL_FAST_AFTER": "2m"}).fail_fast_after == 0
 
 
 def test_go_kubedock_environment_names() -> None:

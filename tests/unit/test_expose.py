@@ -7,8 +7,9 @@ import pytest
 import trio
 import trio.testing
 
-from kubedock.expose import serve_reverse_proxy, splice
+from kubedock.expose import serve_port_forward, serve_reverse_proxy, splice
 from kubedock.expose._portforward import _forward
+from kubedock.expose._splice import serve_tunnels
 from kubedock.kube import ClusterUnreachable, PortForwardFailed
 
 
@@ -174,3 +175,63 @@ async def test_port_forward_gives_up_after_the_retry_window(retry_seconds: float
             assert await read_all(client) == b""
     assert all(forward.closed for forward in opened)
     assert (len(opened) == 1) == (retry_seconds == 0.0)
+
+
+class BuggyCluster:
+    """A port-forward that fails unexpectedly on its first connection, then echoes."""
+
+    def __init__(self, pod_port: int) -> None:
+        self.pod_port = pod_port
+        self.opened = 0
+
+    async def open_port_forward(self, pod: str, port: int) -> trio.abc.Stream:
+        self.opened += 1
+        if self.opened == 1:
+            await trio.lowlevel.checkpoint()
+            raise RuntimeError("a bug in the forward")
+        return await trio.open_tcp_stream("127.0.0.1", self.pod_port)
+
+
+async def test_an_unexpected_failure_ends_its_connection_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        pod_port = await serve(echo_upper_until_eof, nursery)
+        port = await nursery.start(partial(serve_port_forward, BuggyCluster(pod_port), "web", 80))
+        first = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(5):
+            assert await read_all(first) == b"", "closed at once"
+        second = await trio.open_tcp_stream("127.0.0.1", port)
+        await second.send_all(b"still here")
+        assert await second.receive_some() == b"STILL HERE"
+        await first.aclose()
+        await second.aclose()
+        nursery.cancel_scope.cancel()
+    [failure] = caplog.records
+    assert failure.getMessage() == f"port {port} forwarded to pod web port 80: a connection failed"
+    assert failure.exc_info is not None and str(failure.exc_info[1]) == "a bug in the forward"
+
+
+class BrokenListener(trio.abc.Listener[trio.SocketStream]):
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def accept(self) -> trio.SocketStream:
+        await trio.lowlevel.checkpoint()
+        raise RuntimeError("the listener broke")
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await trio.lowlevel.checkpoint()
+
+
+async def test_a_failed_listener_ends_its_port_only(caplog: pytest.LogCaptureFixture) -> None:
+    listener = BrokenListener()
+
+    async def never_called(client: trio.SocketStream) -> None:
+        raise AssertionError("no connection was accepted")
+
+    with trio.fail_after(5):
+        await serve_tunnels(listener, never_called, "port 1234 proxied to 10.0.0.1:80")
+    assert listener.closed
+    assert caplog.messages == ["port 1234 proxied to 10.0.0.1:80: stopped listening"]

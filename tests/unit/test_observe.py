@@ -81,12 +81,6 @@ def test_running() -> None:
 @pytest.mark.parametrize(
     ("reason", "message"),
     [
-        (
-            "ErrImagePull",
-            'failed to pull and unpack image "docker.io/library/nope:1": '
-            "pull access denied, repository does not exist",
-        ),
-        ("ImagePullBackOff", 'Back-off pulling image "nope:1"'),
         ("InvalidImageName", 'Failed to apply default image tag "UPPER:case"'),
         ("CreateContainerConfigError", 'secret "missing" not found'),
         ("ErrImageNeverPull", 'Container image "x:1" is not present with pull policy of Never'),
@@ -94,10 +88,33 @@ def test_running() -> None:
 )
 def test_waiting_errors_are_fatal(reason: str, message: str) -> None:
     seen = observe(with_main_state({"waiting": {"reason": reason, "message": message}}, "Pending"))
-    assert (seen.state, seen.reason, seen.message, seen.fatal) == (
+    assert (seen.state, seen.reason, seen.message, seen.fatal, seen.stalled) == (
         "waiting",
         reason,
         message,
+        True,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        (
+            "ErrImagePull",
+            'failed to pull and unpack image "docker.io/library/nope:1": '
+            "429 Too Many Requests",
+        ),
+        ("ImagePullBackOff", 'Back-off pulling image "nope:1"'),
+    ],
+)
+def test_pull_errors_stall_the_start(reason: str, message: str) -> None:
+    seen = observe(with_main_state({"waiting": {"reason": reason, "message": message}}, "Pending"))
+    assert (seen.state, seen.reason, seen.message, seen.fatal, seen.stalled) == (
+        "waiting",
+        reason,
+        message,
+        False,
         True,
     )
 
@@ -160,7 +177,9 @@ def test_unschedulable() -> None:
         "qosClass": "Burstable",
     }
     seen = observe(pod)
-    assert (seen.state, seen.reason, seen.fatal) == ("waiting", "Unschedulable", True)
+    assert (seen.state, seen.reason, seen.fatal, seen.stalled) == (
+        "waiting", "Unschedulable", False, True,
+    )
     assert seen.message == "0/1 nodes are available: 1 Insufficient memory."
     assert seen.pod_ip is None
 
@@ -176,7 +195,7 @@ def test_init_container_failure() -> None:
         }
     ]
     seen = observe(pod)
-    assert (seen.state, seen.reason, seen.fatal) == ("waiting", "Error", True)
+    assert (seen.state, seen.reason, seen.fatal, seen.stalled) == ("waiting", "Error", True, False)
     assert seen.message == "init container setup: exit code 1"
 
 
@@ -189,9 +208,10 @@ def test_init_container_pull_error() -> None:
         }
     ]
     seen = observe(pod)
-    assert (seen.reason, seen.message, seen.fatal) == (
+    assert (seen.reason, seen.message, seen.fatal, seen.stalled) == (
         "ImagePullBackOff",
         "init container setup: Back-off",
+        False,
         True,
     )
 

@@ -61,7 +61,7 @@ def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
     log = tmp / f"kubedock-{port}.log"
     command = [*program, "server", "--listen-addr", f"{host}:{port}",
                "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
-               "--timeout", "90s", *extra]
+               "--timeout", "90s", "--fail-fast-after", "5s", *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                    env=env)

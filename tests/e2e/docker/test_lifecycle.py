@@ -100,3 +100,23 @@ def test_client_gone_during_follow_leaves_server_up(kubedock: Kubedock,
         assert client.api.inspect_container(container.id)["State"]["Running"] is True
     finally:
         container.remove(force=True)
+
+
+def test_a_pull_that_keeps_failing_fails_the_start_once_it_lasts(
+    client: docker.DockerClient,
+) -> None:
+    # The e2e servers run with --fail-fast-after 5s: the pull fails (no such image) and the
+    # kubelet backs off meanwhile; the start fails after those 5 s, giving the reason.
+    container = client.containers.create("kubedock/no-such-image:1", ["true"])
+    try:
+        began = time.monotonic()
+        with pytest.raises(docker.errors.APIError) as failed:
+            container.start()
+        took = time.monotonic() - began
+        assert 5 <= took < 60
+        explanation = str(failed.value.explanation)
+        assert explanation.startswith(("ErrImagePull: ", "ImagePullBackOff: ")), explanation
+        assert explanation.endswith("(for 5s)")
+        assert "kubedock/no-such-image:1" in explanation
+    finally:
+        container.remove(force=True)
