@@ -134,6 +134,13 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
      "http://host:port at which pods reach this API, for containers that bind "
      "/var/run/docker.sock (default: the --listen-addr address unless it is loopback; a "
      "wildcard address stands for the address this host's name resolves to)"),
+    (("--tls-cert-file",), "tls_cert_file", "SERVER_TLS_CERT_FILE", str,
+     "with --tls-enable: the server's certificate (PEM)"),
+    (("--tls-key-file",), "tls_key_file", "SERVER_TLS_KEY_FILE", str,
+     "with --tls-enable: the server's private key (PEM)"),
+    (("--tls-ca-file",), "tls_ca_file", "SERVER_TLS_CA_FILE", str,
+     "with --tls-enable: CA certificates (PEM) of clients; a client must present a "
+     "certificate one of them signed (mutual TLS)"),
     (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,
      "with --lock: give up (exit 1) if the lock is not acquired in this time (default 15m)"),
 ]
@@ -190,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--disable-services", action="store_true",
         help="create no Service per network alias (Go kubedock's flag; implies "
         "--network-names external unless that is given)",
+    )
+    server.add_argument(
+        "--tls-enable", action="store_true",
+        help="serve the TCP listener over TLS (the unix socket stays plain) [SERVER_TLS_ENABLE]",
     )
     server.add_argument(
         "--lock", action="store_true",
@@ -261,13 +272,22 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
     values["prune_start"] = args.prune_start
     values["prune_start_all"] = args.prune_start_all
     values["lock"] = args.lock
+    values["tls_enable"] = args.tls_enable or _true(environ.get("SERVER_TLS_ENABLE", ""))
     if args.disable_services:
         if values.get("network_names") == "services":
             raise SystemExit("kubedock: --disable-services contradicts --network-names services")
         values.setdefault("network_names", "external")
     values["labels"] = {**_prefixed_env(environ, "K8S_LABEL_"), **dict(args.label)}
     values["annotations"] = {**_prefixed_env(environ, "K8S_ANNOTATION_"), **dict(args.annotation)}
-    return Config(**values)
+    try:
+        return Config(**values)
+    except ValueError as error:
+        raise SystemExit(f"kubedock: {error}") from None
+
+
+def _true(text: str) -> bool:
+    """A boolean environment variable, read as Go's strconv.ParseBool reads it."""
+    return text.strip().lower() in ("1", "t", "true")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

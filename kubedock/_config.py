@@ -61,6 +61,18 @@ class Config:
     lock_timeout: float = 900.0
     init_image: str = f"kubedock/kubedock:{__version__}"
     kubedock_url: str | None = None
+    # TLS on the TCP listener (the unix socket stays plain: its file mode guards it); with a
+    # client CA, only clients presenting a certificate it signed get past the handshake.
+    tls_enable: bool = False
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("--tls-enable needs --tls-cert-file and --tls-key-file")
+        if not self.tls_enable and (self.tls_cert_file or self.tls_key_file or self.tls_ca_file):
+            raise ValueError("TLS files are given but TLS is off: add --tls-enable")
 
     @property
     def binds(self) -> list[str]:
@@ -79,6 +91,8 @@ class Config:
         A wildcard listener stands for the address `resolve_own_name` gives (in a pod, the
         hostname resolves to the pod IP). None when no such address is known.
         """
+        if self.tls_enable:
+            return None  # the sidecar relays plain HTTP; it cannot pass a TLS listener
         if self.kubedock_url:
             return self.kubedock_url
         if not self.listen_addr:

@@ -16,7 +16,7 @@ import trio
 
 from . import kube
 from ._config import Config
-from .api import create_app, serve_http
+from .api import ServerTLS, create_app, serve_http
 from .engine import Engine, ReaperSettings, serve_reaper
 
 log = logging.getLogger("kubedock")
@@ -101,7 +101,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     interval=config.reaper_interval, reapmax=config.reapmax,
                     grace=config.heartbeat,
                 ))
-                bound = await nursery.start(serve_http, create_app(engine), config.binds)
+                bound = await nursery.start(serve_http, create_app(engine), config.binds,
+                                            _server_tls(config))
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), cluster.namespace)
                 task_status.started(bound)
@@ -114,6 +115,13 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
             with trio.CancelScope(shield=True):
                 await cluster.aclose()
     return 128 + signum
+
+
+def _server_tls(config: Config) -> ServerTLS | None:
+    if not config.tls_enable:
+        return None
+    assert config.tls_cert_file and config.tls_key_file  # Config checks this
+    return ServerTLS(config.tls_cert_file, config.tls_key_file, config.tls_ca_file)
 
 
 async def _dns_config(config: Config, cluster: kube.Cluster) -> dict[str, Any]:

@@ -138,3 +138,31 @@ def test_a_kubedock_url_is_plain_http_with_a_port(url: str,
     with pytest.raises(SystemExit):
         config(["--kubedock-url", url])
     assert "--kubedock-url" in capsys.readouterr().err
+
+
+def test_tls_flags_and_go_environment_names() -> None:
+    files = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"]
+    assert not config([]).tls_enable
+    mutual = config(["--tls-enable", *files, "--tls-ca-file", "ca.pem"])
+    assert (mutual.tls_cert_file, mutual.tls_key_file, mutual.tls_ca_file) == (
+        "c.pem", "k.pem", "ca.pem")
+    from_env = config([], {"SERVER_TLS_ENABLE": "true", "SERVER_TLS_CERT_FILE": "c.pem",
+                           "SERVER_TLS_KEY_FILE": "k.pem", "SERVER_TLS_CA_FILE": "ca.pem"})
+    assert from_env == mutual
+    assert not config([], {"SERVER_TLS_ENABLE": "false"}).tls_enable
+
+
+@pytest.mark.parametrize("argv", [
+    ["--tls-enable"],
+    ["--tls-enable", "--tls-cert-file", "c.pem"],
+    ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"],  # TLS files, but TLS is off
+    ["--tls-ca-file", "ca.pem"],
+])
+def test_incomplete_tls_is_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit, match="tls"):
+        config(argv)
+
+
+def test_pods_get_no_docker_socket_through_a_tls_listener() -> None:
+    tls = ["--tls-enable", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"]
+    assert config(["--listen-addr", "10.0.0.1:2475", *tls]).url_for_pods(lambda: "") is None
