@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve only while holding the namespace's Lease kubedock-lock",
     )
     server.add_argument(
+        "--bind-root", action="append", default=[], dest="bind_roots", metavar="DIR",
+        help="bind sources must lie in this tree (repeatable; comma-separated in the variable; "
+        "default: anywhere but the kernel's trees and kubedock's credentials) [BIND_ROOTS]",
+    )
+    server.add_argument(
         "--label", action="append", default=[], type=_argparse_type(_key_value_flag),
         metavar="KEY=VALUE", help="extra label on every object [K8S_LABEL_<KEY>]",
     )
@@ -272,6 +277,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
     values["prune_start"] = args.prune_start
     values["prune_start_all"] = args.prune_start_all
     values["lock"] = args.lock
+    roots = args.bind_roots or filter(None, environ.get("BIND_ROOTS", "").split(","))
+    values["bind_roots"] = tuple(os.path.abspath(root.strip()) for root in roots)
     values["tls_enable"] = args.tls_enable or _true(environ.get("SERVER_TLS_ENABLE", ""))
     if args.disable_services:
         if values.get("network_names") == "services":

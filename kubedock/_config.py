@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Literal
@@ -67,6 +68,8 @@ class Config:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    # Bind sources must lie in one of these trees (none given: anywhere not off limits).
+    bind_roots: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):
@@ -84,6 +87,17 @@ class Config:
         if self.unix_socket:
             binds.append(f"unix:{self.unix_socket}")
         return binds
+
+    @property
+    def own_secrets(self) -> list[tuple[str, str]]:
+        """kubedock's own credentials on its filesystem, with what they are: never bound."""
+        kubeconfigs = (self.kubeconfig or "~/.kube/config").split(os.pathsep)
+        files = [(os.path.expanduser(path), "kubedock's kubeconfig") for path in kubeconfigs]
+        files += [(path, f"kubedock's TLS {what}") for path, what in [
+            (self.tls_key_file, "key"), (self.tls_cert_file, "certificate"),
+            (self.tls_ca_file, "client CA"),
+        ] if path]
+        return files
 
     def url_for_pods(self, resolve_own_name: Callable[[], str]) -> str | None:
         """Where pods reach this API: `kubedock_url`, else the TCP listener unless it is loopback.

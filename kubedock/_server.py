@@ -16,7 +16,7 @@ import trio
 
 from . import kube
 from ._config import Config
-from .api import ServerTLS, create_app, serve_http
+from .api import BindPolicy, ServerTLS, create_app, serve_http
 from .engine import Engine, ReaperSettings, serve_reaper
 
 log = logging.getLogger("kubedock")
@@ -101,8 +101,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     interval=config.reaper_interval, reapmax=config.reapmax,
                     grace=config.heartbeat,
                 ))
-                bound = await nursery.start(serve_http, create_app(engine), config.binds,
-                                            _server_tls(config))
+                bind_policy = BindPolicy.on_this_host(config.own_secrets, config.bind_roots)
+                bound = await nursery.start(serve_http, create_app(engine, bind_policy),
+                                            config.binds, _server_tls(config))
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), cluster.namespace)
                 task_status.started(bound)
