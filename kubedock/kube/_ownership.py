@@ -29,11 +29,10 @@ class Kind:
 
 PODS = Kind("pods")
 SERVICES = Kind("services")
-CONFIGMAPS = Kind("configmaps")
 LEASES = Kind("leases", "coordination.k8s.io/v1")
 # Everything that is labelled with an instance id, dependents before the pods they belong to.
 # Leases come last: an instance stays visible until its objects are gone.
-LABELLED_KINDS = (SERVICES, CONFIGMAPS, PODS, LEASES)
+LABELLED_KINDS = (SERVICES, PODS, LEASES)
 
 
 @attrs.frozen
