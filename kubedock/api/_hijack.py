@@ -21,6 +21,7 @@ the end of a hijacked TLS stream closes both directions at once.
 """
 
 import contextlib
+import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,8 @@ from hypercorn.typing import (
 from hypercorn.utils import repr_socket_addr
 
 HIJACK_EXTENSION = "kubedock.hijack"
+
+log = logging.getLogger(__name__)
 
 _REASONS = {101: b"UPGRADED", 200: b"OK"}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -242,6 +245,22 @@ class _Connection(TCPServer):
         stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
     ) -> None:
         super().__init__(partial(self._call_app, app), config, context, state, stream)  # type: ignore[arg-type]
+
+    async def run(self) -> None:
+        # hypercorn drops a connection whose TLS handshake fails without a word; say who was
+        # refused and why (a client without a certificate, or with one of another CA).
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream):
+            try:
+                with trio.fail_after(self.config.ssl_handshake_timeout):
+                    await stream.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError) as error:
+                peer = stream.transport_stream.socket.getpeername()
+                log.info("TLS handshake with %s refused: %s", repr_socket_addr(
+                    stream.transport_stream.socket.family, peer), error.__cause__ or "too slow")
+                await trio.aclose_forcefully(stream)
+                return
+        await super().run()  # the handshake is done: hypercorn's own returns at once
 
     async def _call_app(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from functools import partial
@@ -53,7 +54,10 @@ async def test_a_client_with_a_certificate_is_served(kubedock_api: list[str],
 
 @pytest.mark.parametrize("who", ["no certificate", "stranger"])
 async def test_other_clients_are_refused_in_the_handshake(kubedock_api: list[str],
-                                                          tls_files: Any, who: str) -> None:
+                                                          tls_files: Any, who: str,
+                                                          caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    caplog.set_level(logging.INFO, "kubedock")
     if who == "stranger":
         context = client_context(tls_files, tls_files.stranger_cert, tls_files.stranger_key)
     else:
@@ -66,6 +70,8 @@ async def test_other_clients_are_refused_in_the_handshake(kubedock_api: list[str
             await client.send_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
             with trio.fail_after(5):
                 await client.receive_some()
+    [refusal] = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert "refused" in refusal and "CERTIFICATE" in refusal
 
 
 async def test_plain_http_gets_no_answer_on_the_tls_listener(kubedock_api: list[str]) -> None:
