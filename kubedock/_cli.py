@@ -52,6 +52,12 @@ def _listen_addr(text: str) -> str:
     return text
 
 
+def _file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError("no such file")
+    return text
+
+
 def _kubedock_url(text: str) -> str:
     from .podside import parse_upstream
 
@@ -134,11 +140,11 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
      "http://host:port at which pods reach this API, for containers that bind "
      "/var/run/docker.sock (default: the --listen-addr address unless it is loopback; a "
      "wildcard address stands for the address this host's name resolves to)"),
-    (("--tls-cert-file",), "tls_cert_file", "SERVER_TLS_CERT_FILE", str,
+    (("--tls-cert-file",), "tls_cert_file", "SERVER_TLS_CERT_FILE", _file,
      "with --tls-enable: the server's certificate (PEM)"),
-    (("--tls-key-file",), "tls_key_file", "SERVER_TLS_KEY_FILE", str,
+    (("--tls-key-file",), "tls_key_file", "SERVER_TLS_KEY_FILE", _file,
      "with --tls-enable: the server's private key (PEM)"),
-    (("--tls-ca-file",), "tls_ca_file", "SERVER_TLS_CA_FILE", str,
+    (("--tls-ca-file",), "tls_ca_file", "SERVER_TLS_CA_FILE", _file,
      "with --tls-enable: CA certificates (PEM) of clients; a client must present a "
      "certificate one of them signed (mutual TLS)"),
     (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,

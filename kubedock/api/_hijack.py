@@ -255,9 +255,12 @@ class _Connection(TCPServer):
                 with trio.fail_after(self.config.ssl_handshake_timeout):
                     await stream.do_handshake()
             except (trio.BrokenResourceError, trio.TooSlowError) as error:
-                peer = stream.transport_stream.socket.getpeername()
-                log.info("TLS handshake with %s refused: %s", repr_socket_addr(
-                    stream.transport_stream.socket.family, peer), error.__cause__ or "too slow")
+                sock = stream.transport_stream.socket
+                try:
+                    peer = repr_socket_addr(sock.family, sock.getpeername())
+                except OSError:
+                    peer = "a client that left"
+                log.info("TLS handshake with %s refused: %s", peer, error.__cause__ or "too slow")
                 await trio.aclose_forcefully(stream)
                 return
         await super().run()  # the handshake is done: hypercorn's own returns at once

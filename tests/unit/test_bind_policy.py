@@ -87,16 +87,19 @@ def test_the_docker_socket_bind_reads_nothing_and_stays_allowed() -> None:
 
 
 def test_kubedocks_own_files_and_roots_come_from_its_flags(tmp_path: Path) -> None:
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).touch()
     args = build_parser().parse_args([
-        "server", "--kubeconfig", "/k/config", "--tls-enable", "--tls-cert-file", "/t/cert.pem",
-        "--tls-key-file", "/t/key.pem", "--tls-ca-file", "/t/ca.pem", "--bind-root", "/work",
-        "--bind-root", "rel",
+        "server", "--kubeconfig", "/k/config", "--tls-enable", "--tls-cert-file",
+        f"{tmp_path}/cert.pem", "--tls-key-file", f"{tmp_path}/key.pem", "--tls-ca-file",
+        f"{tmp_path}/ca.pem", "--bind-root", "/work", "--bind-root", "rel",
     ])
     config = config_from_args(args, {"BIND_ROOTS": "/ignored"})
     assert config.bind_roots == ("/work", os.path.abspath("rel"))
     assert config.own_secrets == [
-        ("/k/config", "kubedock's kubeconfig"), ("/t/key.pem", "kubedock's TLS key"),
-        ("/t/cert.pem", "kubedock's TLS certificate"), ("/t/ca.pem", "kubedock's TLS client CA"),
+        ("/k/config", "kubedock's kubeconfig"), (f"{tmp_path}/key.pem", "kubedock's TLS key"),
+        (f"{tmp_path}/cert.pem", "kubedock's TLS certificate"),
+        (f"{tmp_path}/ca.pem", "kubedock's TLS client CA"),
     ]
     from_env = config_from_args(build_parser().parse_args(["server"]),
                                 {"BIND_ROOTS": "/a, /b,", "KUBECONFIG": "/one:/two"})
