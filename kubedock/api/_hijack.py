@@ -260,7 +260,11 @@ class _Connection(TCPServer):
                     peer = repr_socket_addr(sock.family, sock.getpeername())
                 except OSError:
                     peer = "a client that left"
-                log.info("TLS handshake with %s refused: %s", peer, error.__cause__ or "too slow")
+                # A port probe connects and leaves: not worth a line unless debugging.
+                probe = isinstance(error.__cause__, ssl.SSLEOFError)
+                level = logging.DEBUG if probe else logging.INFO
+                log.log(level, "TLS handshake with %s refused: %s", peer,
+                        error.__cause__ or "too slow")
                 await trio.aclose_forcefully(stream)
                 return
         await super().run()  # the handshake is done: hypercorn's own returns at once
@@ -310,6 +314,8 @@ class ServerTLS:
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
+    # PEM certificates of kubedock's own clients (its Docker socket sidecars), trusted as well.
+    own_clients: str = ""
 
 
 def _hypercorn_config(binds: Sequence[str], tls: ServerTLS | None) -> Config:
@@ -330,10 +336,13 @@ def _hypercorn_config(binds: Sequence[str], tls: ServerTLS | None) -> Config:
     return config
 
 
-def _listeners(config: Config) -> tuple[list[trio.SocketListener], list[trio.abc.Listener[Any]]]:
+def _listeners(config: Config, tls: ServerTLS | None
+               ) -> tuple[list[trio.SocketListener], list[trio.abc.Listener[Any]]]:
     """The bound sockets' listeners, and what serves each (a TLS listener around secure ones)."""
     sockets = config.create_sockets()
     context = config.create_ssl_context()
+    if context is not None and tls is not None and tls.own_clients:
+        context.load_verify_locations(cadata=tls.own_clients)
     bound: list[trio.SocketListener] = []
     serving: list[trio.abc.Listener[Any]] = []
     for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
@@ -370,7 +379,7 @@ async def serve(
     lifespan_state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
     context = WorkerContext(None)
-    bound, listeners = _listeners(config)
+    bound, listeners = _listeners(config, tls)
     try:
         async with trio.open_nursery() as lifespan_nursery:
             await lifespan_nursery.start(lifespan.handle_lifespan)
