@@ -139,7 +139,8 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
     (("--kubedock-url",), "kubedock_url", "KUBEDOCK_URL", _kubedock_url,
      "http://host:port at which pods reach this API, for containers that bind "
      "/var/run/docker.sock (default: the --listen-addr address unless it is loopback; a "
-     "wildcard address stands for the address this host's name resolves to)"),
+     "wildcard address stands for the address this host's name resolves to; https with "
+     "--tls-enable)"),
     (("--tls-cert-file",), "tls_cert_file", "SERVER_TLS_CERT_FILE", _file,
      "with --tls-enable: the server's certificate (PEM)"),
     (("--tls-key-file",), "tls_key_file", "SERVER_TLS_KEY_FILE", _file,
@@ -257,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dind.add_argument("--unix-socket", default="/var/run/docker.sock",
                       help="socket to listen on (default /var/run/docker.sock)")
-    dind.add_argument("--kubedock-url", metavar="URL", help="kubedock's API, http://host:port")
+    dind.add_argument("--kubedock-url", metavar="URL",
+                      help="kubedock's API, http://host:port (https:// with --tls-dir)")
+    dind.add_argument("--tls-dir", metavar="DIR",
+                      help="reach kubedock over TLS: DIR holds this sidecar's cert.pem and key.pem "
+                      "and kubedock's certificate, server.pem")
     dind.add_argument("--wait", type=float, metavar="SECONDS",
                       help="instead: exit 0 once the socket accepts connections, 1 on timeout")
     return parser
@@ -317,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "dind":
         from .podside import run_dind
 
-        sys.exit(run_dind(args.unix_socket, args.kubedock_url, wait=args.wait))
+        sys.exit(run_dind(args.unix_socket, args.kubedock_url, wait=args.wait,
+                          tls_dir=args.tls_dir))
     if args.command == "dns":
         from .dns import run_dns
 

@@ -100,15 +100,15 @@ class Config:
         return files
 
     def url_for_pods(self, resolve_own_name: Callable[[], str]) -> str | None:
-        """Where pods reach this API: `kubedock_url`, else the TCP listener unless it is loopback.
+        """Where pods reach this API: `kubedock_url`, else the TCP listener unless it is loopback;
+        an https URL when the API serves TLS.
 
         A wildcard listener stands for the address `resolve_own_name` gives (in a pod, the
         hostname resolves to the pod IP). None when no such address is known.
         """
-        if self.tls_enable:
-            return None  # the sidecar relays plain HTTP; it cannot pass a TLS listener
+        scheme = "https" if self.tls_enable else "http"
         if self.kubedock_url:
-            return self.kubedock_url
+            return f"{scheme}://{self.kubedock_url.partition('://')[2] or self.kubedock_url}"
         if not self.listen_addr:
             return None
         host, port = split_host_port(self.listen_addr)
@@ -123,7 +123,7 @@ class Config:
         address = _ip(host)
         if host == "localhost" or (address is not None and address.is_loopback):
             return None
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     @property
     def expose_host(self) -> str:

@@ -48,8 +48,12 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{ca}-key.pem",
                  "-subj", f"/CN=kubedock test {ca.replace('/', ' ')}", "-days", "2",
                  "-out", f"{ca}.pem")
+    # Every address of this host: pods reach a server on the node's address.
+    addresses = ["127.0.0.1", *subprocess.run(["hostname", "-I"], capture_output=True, text=True,
+                                              check=True).stdout.split()]
+    names = ",".join([*(f"IP:{address}" for address in addresses), "DNS:localhost"])
     _issue(directory, "ca", "server-cert.pem", "server-key.pem",
-           ["subjectAltName=IP:127.0.0.1,DNS:localhost", "extendedKeyUsage=serverAuth"])
+           [f"subjectAltName={names}", "extendedKeyUsage=serverAuth"])
     _issue(directory, "ca", "cert.pem", "key.pem", ["extendedKeyUsage=clientAuth"])
     _issue(directory, "stranger/ca", "stranger/cert.pem", "stranger/key.pem",
            ["extendedKeyUsage=clientAuth"])

@@ -15,8 +15,10 @@ import trio
 from test_hijack import EXEC_REQUEST, FRAMES, UPGRADE, UPGRADED_HEAD, Recorder, make_app
 
 from kubedock import kube
+from kubedock._sidecar_tls import new_sidecar_identity
 from kubedock.api import ServerTLS, create_app, serve_http
 from kubedock.engine import Engine
+from kubedock.podside._dind import tls_context
 
 
 def client_context(tls: Any, cert: Path | None, key: Path | None) -> ssl.SSLContext:
@@ -99,3 +101,18 @@ async def test_a_raw_stream_is_taken_over_tls(nursery: trio.Nursery, tls_files: 
             while data := await client.receive_some():
                 received += data
     assert received == UPGRADED_HEAD + FRAMES
+
+
+async def test_kubedocks_own_sidecars_are_clients_too(nursery: trio.Nursery, tls_files: Any,
+                                                      tmp_path: Path) -> None:
+    sidecar = new_sidecar_identity("abc", str(tls_files.server_cert))
+    for name, text in sidecar.files.items():
+        (tmp_path / name).write_text(text)
+    tls = ServerTLS(str(tls_files.server_cert), str(tls_files.server_key), str(tls_files.ca),
+                    own_clients=sidecar.certificate)
+    (bound,) = await nursery.start(serve_http, make_app(Recorder()), ["127.0.0.1:0"], tls)
+    # What the sidecar trusts is kubedock's certificate itself, whatever name reaches it.
+    context = tls_context(str(tmp_path))
+    async with httpx.AsyncClient(verify=context) as client:
+        answer = await client.get(f"https://{bound.replace('127.0.0.1', 'localhost')}/version")
+    assert answer.json() == {"ApiVersion": "1.41"}

@@ -133,8 +133,8 @@ def test_where_pods_reach_the_api(argv: list[str], resolve: Callable[[], str],
     assert config(argv).url_for_pods(resolve) == url
 
 
-@pytest.mark.parametrize("url", ["https://host:2475", "http://host", "http://host:2475/api", ""])
-def test_a_kubedock_url_is_plain_http_with_a_port(url: str,
+@pytest.mark.parametrize("url", ["ftp://host:2475", "http://host", "http://host:2475/api", ""])
+def test_a_kubedock_url_is_http_with_a_port(url: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         config(["--kubedock-url", url])
@@ -178,6 +178,9 @@ def test_incomplete_tls_is_refused(argv: list[str], pem: Callable[[str], str],
     assert "tls" in f"{refused.value.code} {capsys.readouterr().err}"
 
 
-def test_pods_get_no_docker_socket_through_a_tls_listener(pem: Callable[[str], str]) -> None:
+def test_over_tls_pods_reach_the_api_by_https(pem: Callable[[str], str]) -> None:
     tls = ["--tls-enable", "--tls-cert-file", pem("c.pem"), "--tls-key-file", pem("k.pem")]
-    assert config(["--listen-addr", "10.0.0.1:2475", *tls]).url_for_pods(lambda: "") is None
+    assert config(["--listen-addr", "10.0.0.1:2475", *tls]).url_for_pods(lambda: "") == (
+        "https://10.0.0.1:2475")
+    assert config(["--kubedock-url", "http://kd:1", *tls]).url_for_pods(lambda: "") == (
+        "https://kd:1")
