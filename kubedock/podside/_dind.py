@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 _CHUNK = 64 * 1024
 # In --tls-dir: this sidecar's certificate and key, and kubedock's certificate (trusted as is).
 CLIENT_CERT, CLIENT_KEY, SERVER_CERT = "cert.pem", "key.pem", "server.pem"
+_WANT_READ = object()  # an OpenSSL operation needs more bytes from kubedock
 
 
 def parse_upstream(url: str) -> tuple[str, int]:
@@ -127,9 +128,6 @@ class TLSConnection:
             else:
                 self._incoming.write_eof()
         return bool(data)
-
-
-_WANT_READ = object()
 
 
 def serve_relay(path: str, upstream: tuple[str, int],
