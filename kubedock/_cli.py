@@ -59,6 +59,12 @@ def _listen_addr(text: str) -> str:
     return text
 
 
+def _file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError("no such file")
+    return text
+
+
 def _kubedock_url(text: str) -> str:
     from .podside import parse_upstream
 
@@ -150,7 +156,15 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
     (("--kubedock-url",), "kubedock_url", "KUBEDOCK_URL", _kubedock_url,
      "http://host:port at which pods reach this API, for containers that bind "
      "/var/run/docker.sock (default: the --listen-addr address unless it is loopback; a "
-     "wildcard address stands for the address this host's name resolves to)"),
+     "wildcard address stands for the address this host's name resolves to; https with "
+     "--tls-enable)"),
+    (("--tls-cert-file",), "tls_cert_file", "SERVER_TLS_CERT_FILE", _file,
+     "with --tls-enable: the server's certificate (PEM)"),
+    (("--tls-key-file",), "tls_key_file", "SERVER_TLS_KEY_FILE", _file,
+     "with --tls-enable: the server's private key (PEM)"),
+    (("--tls-ca-file",), "tls_ca_file", "SERVER_TLS_CA_FILE", _file,
+     "with --tls-enable: CA certificates (PEM) of clients; a client must present a "
+     "certificate one of them signed (mutual TLS)"),
     (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,
      "with --lock: give up (exit 1) if the lock is not acquired in this time (default 15m)"),
 ]
@@ -246,8 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"accepted for the Go kubedock's deployments, changes nothing: {why}{suffix}",
         )
     server.add_argument(
+        "--tls-enable", action="store_true",
+        help="serve the TCP listener over TLS (the unix socket stays plain) [SERVER_TLS_ENABLE]",
+    )
+    server.add_argument(
         "--lock", action="store_true",
         help="serve only while holding the namespace's Lease kubedock-lock",
+    )
+    server.add_argument(
+        "--bind-root", action="append", default=[], dest="bind_roots", metavar="DIR",
+        help="bind sources must lie in this tree (repeatable; comma-separated in the variable; "
+        "default: anywhere but the kernel's trees and kubedock's credentials) [BIND_ROOTS]",
     )
     server.add_argument(
         "--label", action="append", default=[], type=_argparse_type(_key_value_flag),
@@ -289,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dind.add_argument("--unix-socket", default="/var/run/docker.sock",
                       help="socket to listen on (default /var/run/docker.sock)")
-    dind.add_argument("--kubedock-url", metavar="URL", help="kubedock's API, http://host:port")
+    dind.add_argument("--kubedock-url", metavar="URL",
+                      help="kubedock's API, http://host:port (https:// with --tls-dir)")
+    dind.add_argument("--tls-dir", metavar="DIR",
+                      help="reach kubedock over TLS: DIR holds this sidecar's cert.pem and key.pem "
+                      "and kubedock's certificate, server.pem")
     dind.add_argument("--wait", type=float, metavar="SECONDS",
                       help="instead: exit 0 once the socket accepts connections, 1 on timeout")
     return parser
@@ -325,13 +352,24 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
     values["prune_start"] = args.prune_start
     values["prune_start_all"] = args.prune_start_all
     values["lock"] = args.lock
+    roots = args.bind_roots or filter(None, environ.get("BIND_ROOTS", "").split(","))
+    values["bind_roots"] = tuple(os.path.abspath(root.strip()) for root in roots)
+    values["tls_enable"] = args.tls_enable or _true(environ.get("SERVER_TLS_ENABLE", ""))
     if args.disable_services:
         if values.get("network_names") == "services":
             raise SystemExit("kubedock: --disable-services contradicts --network-names services")
         values.setdefault("network_names", "external")
     values["labels"] = {**_prefixed_env(environ, "K8S_LABEL_"), **dict(args.label)}
     values["annotations"] = {**_prefixed_env(environ, "K8S_ANNOTATION_"), **dict(args.annotation)}
-    return Config(**values)
+    try:
+        return Config(**values)
+    except ValueError as error:
+        raise SystemExit(f"kubedock: {error}") from None
+
+
+def _true(text: str) -> bool:
+    """A boolean environment variable, read as Go's strconv.ParseBool reads it."""
+    return text.strip().lower() in ("1", "t", "true")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -348,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "dind":
         from .podside import run_dind
 
-        sys.exit(run_dind(args.unix_socket, args.kubedock_url, wait=args.wait))
+        sys.exit(run_dind(args.unix_socket, args.kubedock_url, wait=args.wait,
+                          tls_dir=args.tls_dir))
     if args.command == "dns":
         from .dns import run_dns
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Literal
@@ -73,6 +74,20 @@ class Config:
     kubedock_url: str | None = None
     # Why some given options change nothing (the Go kubedock's moot flags); logged at start.
     notes: tuple[str, ...] = ()
+    # TLS on the TCP listener (the unix socket stays plain: its file mode guards it); with a
+    # client CA, only clients presenting a certificate it signed get past the handshake.
+    tls_enable: bool = False
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
+    # Bind sources must lie in one of these trees (none given: anywhere not off limits).
+    bind_roots: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("--tls-enable needs --tls-cert-file and --tls-key-file")
+        if not self.tls_enable and (self.tls_cert_file or self.tls_key_file or self.tls_ca_file):
+            raise ValueError("TLS files are given but TLS is off: add --tls-enable")
 
     @property
     def binds(self) -> list[str]:
@@ -85,14 +100,27 @@ class Config:
             binds.append(f"unix:{self.unix_socket}")
         return binds
 
+    @property
+    def own_secrets(self) -> list[tuple[str, str]]:
+        """kubedock's own credentials on its filesystem, with what they are: never bound."""
+        kubeconfigs = (self.kubeconfig or "~/.kube/config").split(os.pathsep)
+        files = [(os.path.expanduser(path), "kubedock's kubeconfig") for path in kubeconfigs]
+        files += [(path, f"kubedock's TLS {what}") for path, what in [
+            (self.tls_key_file, "key"), (self.tls_cert_file, "certificate"),
+            (self.tls_ca_file, "client CA"),
+        ] if path]
+        return files
+
     def url_for_pods(self, resolve_own_name: Callable[[], str]) -> str | None:
-        """Where pods reach this API: `kubedock_url`, else the TCP listener unless it is loopback.
+        """Where pods reach this API: `kubedock_url`, else the TCP listener unless it is loopback;
+        an https URL when the API serves TLS.
 
         A wildcard listener stands for the address `resolve_own_name` gives (in a pod, the
         hostname resolves to the pod IP). None when no such address is known.
         """
+        scheme = "https" if self.tls_enable else "http"
         if self.kubedock_url:
-            return self.kubedock_url
+            return f"{scheme}://{self.kubedock_url.partition('://')[2] or self.kubedock_url}"
         if not self.listen_addr:
             return None
         host, port = split_host_port(self.listen_addr)
@@ -107,7 +135,7 @@ class Config:
         address = _ip(host)
         if host == "localhost" or (address is not None and address.is_loopback):
             return None
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     @property
     def expose_host(self) -> str:

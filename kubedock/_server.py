@@ -19,7 +19,8 @@ from . import kube
 from ._config import Config, split_host_port
 from ._logging import configure as configure_logging
 from ._metrics import CONTAINERS, serve_metrics
-from .api import create_app, serve_http
+from ._sidecar_tls import SidecarIdentity, new_sidecar_identity
+from .api import BindPolicy, ServerTLS, create_app, serve_http
 from .engine import Engine, ReaperSettings, serve_reaper
 
 log = logging.getLogger("kubedock")
@@ -27,7 +28,8 @@ log = logging.getLogger("kubedock")
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
-def pod_settings(config: Config, namespace: str, instance_id: str) -> kube.PodSettings:
+def pod_settings(config: Config, namespace: str, instance_id: str,
+                 sidecar: SidecarIdentity | None = None) -> kube.PodSettings:
     template: dict[str, Any] | None = None
     if config.pod_template:
         template = _load_pod_template(config.pod_template)
@@ -51,6 +53,7 @@ def pod_settings(config: Config, namespace: str, instance_id: str) -> kube.PodSe
         dind_image=None if config.disable_dind else config.dind_image or config.init_image,
         ignore_container_memory=config.ignore_container_memory,
         kubedock_url=config.url_for_pods(lambda: socket.gethostbyname(socket.gethostname())),
+        dind_credentials=sidecar.files if sidecar else None,
     )
 
 
@@ -84,7 +87,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
             qps=config.kube_api_qps, burst=config.kube_api_burst,
         )
         instance_id = secrets.token_hex(6)
-        settings = pod_settings(config, cluster.namespace, instance_id)
+        sidecar = (new_sidecar_identity(instance_id, config.tls_cert_file)
+                   if config.tls_enable and config.tls_cert_file else None)
+        settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
         received: list[int] = []
         try:
             async with trio.open_nursery() as nursery:
@@ -117,7 +122,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     host, port = split_host_port(config.metrics_addr)
                     metrics_port = await nursery.start(serve_metrics, host, port)
                     log.info("metrics at http://%s:%d/metrics", host, metrics_port)
-                bound = await nursery.start(serve_http, create_app(engine), config.binds)
+                bind_policy = BindPolicy.on_this_host(config.own_secrets, config.bind_roots)
+                bound = await nursery.start(serve_http, create_app(engine, bind_policy),
+                                            config.binds, _server_tls(config, sidecar))
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), cluster.namespace)
                 task_status.started(bound)
@@ -130,6 +137,14 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
             with trio.CancelScope(shield=True):
                 await cluster.aclose()
     return 128 + signum
+
+
+def _server_tls(config: Config, sidecar: SidecarIdentity | None) -> ServerTLS | None:
+    if not config.tls_enable:
+        return None
+    assert config.tls_cert_file and config.tls_key_file  # Config checks this
+    return ServerTLS(config.tls_cert_file, config.tls_key_file, config.tls_ca_file,
+                     own_clients=sidecar.certificate if sidecar else "")
 
 
 async def _dns_config(config: Config, cluster: kube.Cluster) -> dict[str, Any]:

@@ -4,6 +4,8 @@ This layer never talks to the cluster; it calls the engine.
 """
 
 from ._app import API_VERSION, MIN_API_VERSION, create_app
+from ._hijack import ServerTLS
 from ._hijack import serve as serve_http
+from ._mounts import BindPolicy
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "create_app", "serve_http"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "BindPolicy", "ServerTLS", "create_app", "serve_http"]

@@ -17,6 +17,7 @@ from .._metrics import API_LATENCY, API_REQUESTS
 from ..engine import Engine
 from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
+from ._mounts import BindPolicy
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
@@ -40,6 +41,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def engine() -> Engine:
     result: Engine = current_app.config["KUBEDOCK_ENGINE"]
+    return result
+
+
+def bind_policy() -> BindPolicy:
+    result: BindPolicy = current_app.config["KUBEDOCK_BIND_POLICY"]
     return result
 
 
@@ -78,8 +84,9 @@ def error_response(error: DockerError) -> Response:
     return response
 
 
-def create_app(engine: Engine) -> ASGIApp:
-    """The Docker API as an ASGI application serving ``engine``."""
+def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
+    """The Docker API as an ASGI application serving ``engine``; bind sources are checked
+    against ``binds`` (default: the off-limits trees of this host)."""
     from ._archive import blueprint as archive
     from ._containers import blueprint as containers
     from ._exec import blueprint as execs
@@ -93,6 +100,7 @@ def create_app(engine: Engine) -> ASGIApp:
     app.request_class = BoundedRequest
     app.config.update(
         KUBEDOCK_ENGINE=engine,
+        KUBEDOCK_BIND_POLICY=binds or BindPolicy.on_this_host(),
         # Streams (logs, events, pulls) and long uploads end when they end, not on a timer.
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=None,

@@ -21,9 +21,9 @@ from ..engine import (
     parse_reference,
 )
 from ..kube import PortSpec
-from ._app import engine, request_body
+from ._app import bind_policy, engine, request_body
 from ._errors import DockerError, bad_request, docker_error
-from ._mounts import parse_mounts
+from ._mounts import BindPolicy, parse_mounts
 from ._parse import (
     check_filters,
     field,
@@ -184,7 +184,7 @@ def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
                            "a pod that exits stays exited (restartPolicy Never)")
 
 
-def parse_create(body: Mapping[str, Any]) -> ContainerConfig:
+def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> ContainerConfig:
     image = field(body, "Image", str)
     if not image:
         raise bad_request("Config cannot be empty in order to create a container")
@@ -233,7 +233,7 @@ def parse_create(body: Mapping[str, Any]) -> ContainerConfig:
         auto_remove=bool(field(host_config, "AutoRemove", bool, "HostConfig.")),
         network_mode=field(host_config, "NetworkMode", str) or "bridge",
         networks=networks,
-        mounts=parse_mounts(body, host_config),
+        mounts=parse_mounts(body, host_config, binds or BindPolicy()),
         raw_config={k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")},
         raw_host_config=host_config,
     )
@@ -241,7 +241,7 @@ def parse_create(body: Mapping[str, Any]) -> ContainerConfig:
 
 @blueprint.route("/containers/create", methods=["POST"])
 async def create() -> tuple[Response, int]:
-    config = parse_create(json_object(await request_body()))
+    config = parse_create(json_object(await request_body()), bind_policy())
     if config.stop_signal:
         from ..engine import signal_name
 

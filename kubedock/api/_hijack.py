@@ -16,15 +16,19 @@ ASGI afterwards is discarded, and the connection is closed, never reused, once t
 closed or the app returns.
 
 The takeover reaches into hypercorn's HTTP/1.1 protocol object, which is why hypercorn is pinned.
+Over TLS the stream is the same, with one difference: trio's TLS streams cannot half-close, so
+the end of a hijacked TLS stream closes both directions at once.
 """
 
 import contextlib
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, cast
 
+import attrs
 import h11
 import trio
 from h11 import MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # documented, not in __all__
@@ -70,7 +74,7 @@ class HijackedStream(trio.abc.HalfCloseableStream):
 
     def __init__(
         self,
-        transport: trio.SocketStream,
+        transport: trio.abc.Stream,
         send_lock: trio.Lock,
         inbound: trio.MemoryReceiveChannel[bytes],
     ) -> None:
@@ -92,6 +96,8 @@ class HijackedStream(trio.abc.HalfCloseableStream):
     async def send_eof(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the hijacked stream is closed")
+        if not isinstance(self._transport, trio.abc.HalfCloseableStream):
+            raise trio.BrokenResourceError("a TLS connection cannot be half-closed; close it")
         async with self._send_lock:
             await self._transport.send_eof()
 
@@ -117,7 +123,9 @@ class HijackedStream(trio.abc.HalfCloseableStream):
         self._inbound.close()
         try:
             # The FIN goes out behind any data still queued, so the client reads all output.
-            await self._transport.send_eof()
+            # (A TLS stream's close sends its close_notify behind the data in the same way.)
+            if isinstance(self._transport, trio.abc.HalfCloseableStream):
+                await self._transport.send_eof()
         except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -193,7 +201,7 @@ class Hijack:
         protocol.connection = H11WSConnection(connection)
         # The reader waits here when h11 paused after an upgrade request or pipelined bytes.
         await protocol.can_read.set()
-        transport = cast(trio.SocketStream, self._connection.stream)
+        transport = cast(trio.abc.Stream, self._connection.stream)
         self._stream = HijackedStream(transport, self._connection.send_lock, receive)
         await self._stream.send_all(head)
         return self._stream
@@ -238,13 +246,15 @@ class _Connection(TCPServer):
         config: Config,
         context: WorkerContext,
         state: ConnectionState,
-        stream: trio.SocketStream,
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
     ) -> None:
         super().__init__(partial(self._call_app, app), config, context, state, stream)  # type: ignore[arg-type]
         self._lifetime = trio.CancelScope()
         self._lingering = False
 
     async def run(self) -> None:
+        if not await self._handshake():
+            return
         # hypercorn lets an unexpected error of one connection (in its protocol code, say) end
         # the server; here it ends that connection only.
         try:
@@ -276,6 +286,32 @@ class _Connection(TCPServer):
             self._lifetime.deadline = trio.current_time() + LINGER_SECONDS
             return
         await super()._close()
+
+    async def _handshake(self) -> bool:
+        """Whether the connection may go on: a plain one, or TLS with a completed handshake.
+
+        hypercorn drops a connection whose TLS handshake fails without a word; this says who
+        was refused and why (a client without a certificate, or with one of another CA).
+        """
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream):
+            try:
+                with trio.fail_after(self.config.ssl_handshake_timeout):
+                    await stream.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError) as error:
+                sock = stream.transport_stream.socket
+                try:
+                    peer = repr_socket_addr(sock.family, sock.getpeername())
+                except OSError:
+                    peer = "a client that left"
+                # A port probe connects and leaves: not worth a line unless debugging.
+                probe = isinstance(error.__cause__, ssl.SSLEOFError)
+                level = logging.DEBUG if probe else logging.INFO
+                log.log(level, "TLS handshake with %s refused: %s", peer,
+                        error.__cause__ or "too slow")
+                await trio.aclose_forcefully(stream)
+                return False
+        return True  # after a handshake here, hypercorn's own returns at once
 
     async def _call_app(
         self,
@@ -314,9 +350,61 @@ class _Connection(TCPServer):
             await hijack._release()
 
 
+@attrs.frozen
+class ServerTLS:
+    """TLS of the TCP listeners: the server's certificate and key (PEM files) and, for mutual
+    TLS, the CA certificates of clients (a client must then present a certificate one signed)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+    # PEM certificates of kubedock's own clients (its Docker socket sidecars), trusted as well.
+    own_clients: str = ""
+
+
+def _hypercorn_config(binds: Sequence[str], tls: ServerTLS | None) -> Config:
+    config = Config()
+    config.include_server_header = False  # the app says which server it is
+    if tls is None:
+        config.bind = list(binds)
+        return config
+    # hypercorn serves `bind` over TLS and `insecure_bind` without; a unix socket stays plain.
+    config.bind = [bind for bind in binds if not bind.startswith("unix:")]
+    config.insecure_bind = [bind for bind in binds if bind.startswith("unix:")]
+    config.certfile, config.keyfile = tls.cert_file, tls.key_file
+    if tls.client_ca_file:
+        config.ca_certs = tls.client_ca_file
+        config.verify_mode = ssl.CERT_REQUIRED
+    # Connections are taken over only in HTTP/1.1, so HTTP/2 is never offered.
+    config.alpn_protocols = ["http/1.1"]
+    return config
+
+
+def _listeners(config: Config, tls: ServerTLS | None
+               ) -> tuple[list[trio.SocketListener], list[trio.abc.Listener[Any]]]:
+    """The bound sockets' listeners, and what serves each (a TLS listener around secure ones)."""
+    sockets = config.create_sockets()
+    context = config.create_ssl_context()
+    if context is not None and tls is not None and tls.own_clients:
+        context.load_verify_locations(cadata=tls.own_clients)
+    bound: list[trio.SocketListener] = []
+    serving: list[trio.abc.Listener[Any]] = []
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        sock.listen(config.backlog)
+        plain = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        bound.append(plain)
+        if context is not None and sock in sockets.secure_sockets:
+            # hypercorn's connection does the handshake (within its ssl_handshake_timeout).
+            serving.append(trio.SSLListener(plain, context))
+        else:
+            serving.append(plain)
+    return bound, serving
+
+
 async def serve(
     app: ASGIFramework,
     binds: Sequence[str],
+    tls: ServerTLS | None = None,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
@@ -324,23 +412,18 @@ async def serve(
     """Serve `app` (ASGI, e.g. a QuartTrio app) with the hijack extension over HTTP/1.1.
 
     `binds` are `host:port` (port 0 picks a free port) or `unix:/path`; `task_status.started`
-    reports the bound addresses in the same syntax. The app's lifespan runs around serving.
+    reports the bound addresses in the same syntax. With `tls`, the TCP binds serve TLS.
+    The app's lifespan runs around serving.
     When `shutdown_trigger` returns, listening stops and open connections (idle keep-alive and
     hijacked ones included) get hypercorn's graceful timeout, 3 s, to finish; then the lifespan
     shuts down and `serve` returns. Cancelling `serve` stops everything at once.
     """
-    config = Config()
-    config.bind = list(binds)
-    config.include_server_header = False  # the app says which server it is
+    config = _hypercorn_config(binds, tls)
     wrapped = ASGIWrapper(app)
     lifespan_state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
     context = WorkerContext(None)
-    sockets = config.create_sockets().insecure_sockets
-    listeners = []
-    for sock in sockets:
-        sock.listen(config.backlog)
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+    bound, listeners = _listeners(config, tls)
     try:
         async with trio.open_nursery() as lifespan_nursery:
             await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -356,7 +439,8 @@ async def serve(
                         )
                     )
                     task_status.started(
-                        [repr_socket_addr(sock.family, sock.getsockname()) for sock in sockets]
+                        [repr_socket_addr(listener.socket.family, listener.socket.getsockname())
+                         for listener in bound]
                     )
                     await (shutdown_trigger or trio.sleep_forever)()
                     accepting.cancel_scope.cancel()
@@ -365,5 +449,5 @@ async def serve(
             await lifespan.wait_for_shutdown()
             lifespan_nursery.cancel_scope.cancel()
     finally:
-        for listener in listeners:
+        for listener in bound:
             listener.socket.close()

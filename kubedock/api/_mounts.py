@@ -1,16 +1,20 @@
 """`HostConfig.Binds`, `HostConfig.Mounts`, `HostConfig.Tmpfs` and `Volumes` → mounts.
 
 Bind sources are read on kubedock's side when the container starts and copied into the pod
-(a one-way copy: changes in the container are not seen on the host). Every named or anonymous
-volume is an emptyDir of its pod, so two containers cannot share one.
+(a one-way copy: changes in the container are not seen on the host), so a bind hands the client
+whatever kubedock can read: a `BindPolicy` keeps kubedock's credentials and the kernel's trees
+out of reach. Every named or anonymous volume is an emptyDir of its pod, so two containers cannot
+share one.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import attrs
 
 from ..engine import Mount
 from ._errors import DockerError, bad_request
@@ -20,13 +24,62 @@ from ._parse import field
 _DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 
-def parse_mounts(body: Mapping[str, Any], host_config: Mapping[str, Any]) -> tuple[Mount, ...]:
+# Never bound, nor any directory holding them: the kernel's and devices' trees, and the service
+# account tokens Kubernetes mounts into pods (kubedock's own, when it runs in one).
+_OFF_LIMITS = (
+    ("/proc", "process and kernel state"),
+    ("/sys", "kernel state"),
+    ("/dev", "devices"),
+    ("/var/run/secrets/kubernetes.io", "service account tokens"),
+    ("/run/secrets/kubernetes.io", "service account tokens"),
+)
+
+
+@attrs.frozen
+class BindPolicy:
+    """Which of kubedock's paths binds may read; every path here is absolute and resolved.
+
+    `guarded` paths (with what they are) are never read, nor any directory holding one;
+    `roots`, when given, are the only trees bind sources may come from.
+    """
+
+    guarded: tuple[tuple[str, str], ...] = _OFF_LIMITS
+    roots: tuple[str, ...] = ()
+
+    @classmethod
+    def on_this_host(cls, secrets: Iterable[tuple[str, str]] = (),
+                     roots: Iterable[str] = ()) -> BindPolicy:
+        """The policy guarding `secrets`, kubedock's own files (kubeconfig, TLS key and
+        certificates) with what they are, and the off-limits trees, each resolved on this host
+        (/var/run is often a link to /run); bind sources restricted to `roots` if any."""
+        resolved = [(os.path.realpath(path), what) for path, what in [*_OFF_LIMITS, *secrets]]
+        return cls(guarded=tuple(dict.fromkeys([*_OFF_LIMITS, *resolved])),
+                   roots=tuple(os.path.realpath(root) for root in roots))
+
+    def refusal(self, path: str) -> str | None:
+        """Why a bind may not read `path` (absolute, resolved), or None when it may."""
+        for guarded, what in self.guarded:
+            if _within(path, guarded):
+                return f"it is in {guarded} ({what})"
+            if _within(guarded, path):
+                return f"it holds {guarded} ({what})"
+        if self.roots and not any(_within(path, root) for root in self.roots):
+            return f"it is outside the bind roots ({', '.join(self.roots)})"
+        return None
+
+
+def _within(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def parse_mounts(body: Mapping[str, Any], host_config: Mapping[str, Any],
+                 policy: BindPolicy) -> tuple[Mount, ...]:
     mounts: dict[str, Mount] = {}
     for text in host_config.get("Binds") or ():
-        mount = _bind(str(text))
+        mount = _bind(str(text), policy)
         mounts[mount.target] = mount
     for item in host_config.get("Mounts") or ():
-        mount = _mount(item)
+        mount = _mount(item, policy)
         mounts[mount.target] = mount
     for target in field(host_config, "Tmpfs", dict, "HostConfig.") or {}:
         mounts[_target(target)] = Mount("tmpfs", _target(target))
@@ -35,7 +88,7 @@ def parse_mounts(body: Mapping[str, Any], host_config: Mapping[str, Any]) -> tup
     return tuple(mounts.values())
 
 
-def _bind(text: str) -> Mount:
+def _bind(text: str, policy: BindPolicy) -> Mount:
     parts = text.split(":")
     if len(parts) == 1:
         return Mount("volume", _target(parts[0]))
@@ -45,18 +98,18 @@ def _bind(text: str) -> Mount:
     options = set(parts[2].split(",")) if len(parts) == 3 else set()
     read_only = "ro" in options
     if source.startswith("/"):
-        return _bind_mount(source, target, read_only)
+        return _bind_mount(source, target, read_only, policy)
     return Mount("volume", target, source, read_only)
 
 
-def _mount(item: Any) -> Mount:
+def _mount(item: Any, policy: BindPolicy) -> Mount:
     if not isinstance(item, Mapping):
         raise bad_request("HostConfig.Mounts: want a list of objects")
     kind = item.get("Type") or "volume"
     target = _target(str(item.get("Target") or ""))
     read_only = bool(item.get("ReadOnly"))
     if kind == "bind":
-        return _bind_mount(str(item.get("Source") or ""), target, read_only)
+        return _bind_mount(str(item.get("Source") or ""), target, read_only, policy)
     if kind == "volume":
         return Mount("volume", target, str(item.get("Source") or ""), read_only)
     if kind == "tmpfs":
@@ -70,7 +123,7 @@ def _target(target: str) -> str:
     return posixpath.normpath(target)
 
 
-def _bind_mount(source: str, target: str, read_only: bool) -> Mount:
+def _bind_mount(source: str, target: str, read_only: bool, policy: BindPolicy) -> Mount:
     if posixpath.normpath(source) in _DOCKER_SOCKETS:
         if posixpath.dirname(target) == "/":
             raise DockerError(501, (
@@ -78,13 +131,21 @@ def _bind_mount(source: str, target: str, read_only: bool) -> Mount:
                 "the container's: bind it somewhere below /, such as /var/run/docker.sock"
             ))
         return Mount("docker-socket", target)
-    return Mount("bind", target, _source(source), read_only)
+    return Mount("bind", target, _source(source, policy), read_only)
 
 
-def _source(source: str) -> str:
+def _source(source: str, policy: BindPolicy) -> str:
+    """The resolved path of an allowed bind source: what is checked is what is read."""
+    resolved = os.path.realpath(source)
+    refusal = policy.refusal(resolved)
+    if refusal:
+        shown = source if resolved == source else f"{source} (that is, {resolved})"
+        raise bad_request(
+            f"invalid mount config for type \"bind\": kubedock does not bind {shown}: {refusal}"
+        )
     if not os.path.lexists(source):
         raise bad_request(
             f"invalid mount config for type \"bind\": bind source path does not exist: {source}"
             " (bind sources are read on kubedock's side)"
         )
-    return source
+    return resolved

@@ -197,6 +197,15 @@ class Engine:
         exits_before = container.exits
         self._by_pod[pod_name] = container
         pod = await self.cluster.create_pod(manifest)
+        secret = kube.dind_secret(pod, self.settings)
+        if secret is not None:
+            # The pod waits for its Secret volume, so the Secret can only follow it (it is
+            # owned by the pod: it goes when the pod does).
+            try:
+                await self.cluster.create_object(kube.SECRETS, secret)
+            except kube.KubeError:
+                await self._delete_pod_and_wait(container, grace_seconds=0)
+                raise
         try:
             with trio.fail_after(self._start_timeout):
                 async with trio.open_nursery() as nursery:

@@ -21,7 +21,7 @@ from ._liveness import (
     serve_heartbeat,
 )
 from ._observe import ContainerObservation, ContainerState, observe
-from ._ownership import PODS, SERVICES, Kind, instance_selector, owner_reference
+from ._ownership import PODS, SECRETS, SERVICES, Kind, instance_selector, owner_reference
 from ._podspec import (
     HOST_ALIAS_PREFIX,
     MAIN,
@@ -32,6 +32,7 @@ from ._podspec import (
     MountSpec,
     PodSettings,
     PortSpec,
+    dind_secret,
     is_valid_label_key,
     is_valid_label_value,
     network_annotations,
@@ -44,6 +45,7 @@ __all__ = [
     "MAIN",
     "NETWORK_PREFIX",
     "PODS",
+    "SECRETS",
     "SERVICES",
     "SETUP",
     "TOOLS_DIR",
@@ -66,6 +68,7 @@ __all__ = [
     "Unsupported",
     "WatchHealth",
     "delete_instance",
+    "dind_secret",
     "hold_lock",
     "instance_selector",
     "is_valid_label_key",

@@ -29,11 +29,12 @@ class Kind:
 
 PODS = Kind("pods")
 SERVICES = Kind("services")
-CONFIGMAPS = Kind("configmaps")
 LEASES = Kind("leases", "coordination.k8s.io/v1")
+# Owned by pods, which the API server's garbage collector deletes them with.
+SECRETS = Kind("secrets")
 # Everything that is labelled with an instance id, dependents before the pods they belong to.
 # Leases come last: an instance stays visible until its objects are gone.
-LABELLED_KINDS = (SERVICES, CONFIGMAPS, PODS, LEASES)
+LABELLED_KINDS = (SERVICES, PODS, LEASES)
 
 
 @attrs.frozen

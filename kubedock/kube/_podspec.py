@@ -11,6 +11,7 @@ from typing import Any, Literal
 import attrs
 
 from ._errors import Unsupported
+from ._ownership import owner_reference
 
 MAIN = "main"
 SETUP = "setup"
@@ -23,6 +24,9 @@ TOOLS_DIR = "/.kubedock/bin"
 # The sidecar relaying a Docker socket to kubedock; `main` sees the socket through this volume.
 DIND = "dind"
 DIND_VOLUME = "kubedock-dind"
+# With TLS, the sidecar's credentials: a Secret named after the pod, owned by it.
+DIND_TLS_VOLUME = "kubedock-dind-tls"
+DIND_TLS_DIR = "/.kubedock/dind-tls"
 # Where the init image keeps kubedock (its entrypoint); hooks name the program explicitly.
 INIT_PROGRAM = "/kubedock"
 _SOCKET_WAIT_SECONDS = 30
@@ -89,6 +93,9 @@ class PodSettings:
     ignore_container_memory: bool = False
     # Where pods reach kubedock's API; None when they cannot (no Docker socket for containers).
     kubedock_url: str | None = None
+    # When that API is TLS: the files of the sidecar's --tls-dir (its certificate and key,
+    # kubedock's certificate), given to each pod with a Docker socket in a Secret.
+    dind_credentials: Mapping[str, str] | None = None
 
 
 @attrs.frozen
@@ -226,7 +233,7 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
     if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
         pod_spec["hostname"] = spec.hostname.lower()
     if spec.mounts:
-        _add_mounts(spec, settings, pod_spec)
+        _add_mounts(spec, settings, pod_spec, metadata["name"])
 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
@@ -424,7 +431,8 @@ def _host_aliases(extra_hosts: tuple[tuple[str, str], ...]) -> list[dict[str, An
     return [{"ip": ip, "hostnames": hostnames} for ip, hostnames in by_ip.items()]
 
 
-def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, Any]) -> None:
+def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, Any],
+                name: str) -> None:
     volumes = list(pod_spec.get("volumes") or [])
     main = pod_spec["containers"][0]
     mounts = list(main.get("volumeMounts") or [])
@@ -439,6 +447,9 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             sidecars.append(_dind_sidecar(mount.target, settings))
             entry = {"name": DIND_VOLUME, "mountPath": posixpath.dirname(mount.target)}
             volumes.append({"name": DIND_VOLUME, "emptyDir": {}})
+            if settings.dind_credentials:
+                volumes.append({"name": DIND_TLS_VOLUME,
+                                "secret": {"secretName": name, "defaultMode": 0o400}})
         else:
             entry["name"] = f"kd-volume-{index}"
             empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}
@@ -470,6 +481,22 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
     pod_spec["volumes"] = volumes
 
 
+def dind_secret(pod: Mapping[str, Any], settings: PodSettings) -> dict[str, Any] | None:
+    """The Secret holding the Docker socket sidecar's TLS credentials, owned by `pod` (as the
+    API server returned it), or None when the pod mounts none."""
+    volumes = (pod.get("spec") or {}).get("volumes") or ()
+    if not settings.dind_credentials or not any(v["name"] == DIND_TLS_VOLUME for v in volumes):
+        return None
+    metadata = pod["metadata"]
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": metadata["name"], "namespace": settings.namespace,
+                     "labels": dict(metadata.get("labels") or {}),
+                     "ownerReferences": [owner_reference(pod)]},
+        "stringData": dict(settings.dind_credentials),
+    }
+
+
 def _dind_sidecar(socket_path: str, settings: PodSettings) -> dict[str, Any]:
     if not settings.kubedock_url:
         raise Unsupported("pods cannot reach kubedock's API to serve a Docker socket")
@@ -490,6 +517,10 @@ def _dind_sidecar(socket_path: str, settings: PodSettings) -> dict[str, Any]:
         ]}}},
         "volumeMounts": [{"name": DIND_VOLUME, "mountPath": socket_dir}],
     }
+    if settings.dind_credentials:
+        sidecar["args"] += ["--tls-dir", DIND_TLS_DIR]
+        sidecar["volumeMounts"].append(
+            {"name": DIND_TLS_VOLUME, "mountPath": DIND_TLS_DIR, "readOnly": True})
     pull_policy = _pull_policy(settings.pull_policy)
     if pull_policy:
         sidecar["imagePullPolicy"] = pull_policy

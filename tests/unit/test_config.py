@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -139,8 +140,8 @@ def test_where_pods_reach_the_api(argv: list[str], resolve: Callable[[], str],
     assert config(argv).url_for_pods(resolve) == url
 
 
-@pytest.mark.parametrize("url", ["https://host:2475", "http://host", "http://host:2475/api", ""])
-def test_a_kubedock_url_is_plain_http_with_a_port(url: str,
+@pytest.mark.parametrize("url", ["ftp://host:2475", "http://host", "http://host:2475/api", ""])
+def test_a_kubedock_url_is_http_with_a_port(url: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         config(["--kubedock-url", url])
@@ -186,3 +187,46 @@ def test_the_go_kubedocks_environment_for_moot_and_dind_options() -> None:
 
 def test_short_inspector_flag() -> None:
     assert any("--inspector" in note for note in config(["-i"]).notes)
+@pytest.fixture
+def pem(tmp_path: Path) -> Callable[[str], str]:
+    def make(name: str) -> str:
+        (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\n")
+        return str(tmp_path / name)
+
+    return make
+
+
+def test_tls_flags_and_go_environment_names(pem: Callable[[str], str]) -> None:
+    cert, key, ca = pem("c.pem"), pem("k.pem"), pem("ca.pem")
+    assert not config([]).tls_enable
+    mutual = config(["--tls-enable", "--tls-cert-file", cert, "--tls-key-file", key,
+                     "--tls-ca-file", ca])
+    assert (mutual.tls_cert_file, mutual.tls_key_file, mutual.tls_ca_file) == (cert, key, ca)
+    from_env = config([], {"SERVER_TLS_ENABLE": "true", "SERVER_TLS_CERT_FILE": cert,
+                           "SERVER_TLS_KEY_FILE": key, "SERVER_TLS_CA_FILE": ca})
+    assert from_env == mutual
+    assert not config([], {"SERVER_TLS_ENABLE": "false"}).tls_enable
+
+
+@pytest.mark.parametrize("argv", [
+    ["--tls-enable"],
+    ["--tls-enable", "--tls-cert-file", "c.pem"],
+    ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"],  # TLS files, but TLS is off
+    ["--tls-ca-file", "ca.pem"],
+    ["--tls-enable", "--tls-cert-file", "c.pem", "--tls-key-file", "missing.pem"],
+])
+def test_incomplete_tls_is_refused(argv: list[str], pem: Callable[[str], str],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    files = {name: pem(name) for name in ("c.pem", "k.pem", "ca.pem")}
+    with pytest.raises(SystemExit) as refused:
+        config([files.get(arg, arg) for arg in argv])
+    # argparse prints what is wrong with a flag; Config's checks are the exit message.
+    assert "tls" in f"{refused.value.code} {capsys.readouterr().err}"
+
+
+def test_over_tls_pods_reach_the_api_by_https(pem: Callable[[str], str]) -> None:
+    tls = ["--tls-enable", "--tls-cert-file", pem("c.pem"), "--tls-key-file", pem("k.pem")]
+    assert config(["--listen-addr", "10.0.0.1:2475", *tls]).url_for_pods(lambda: "") == (
+        "https://10.0.0.1:2475")
+    assert config(["--kubedock-url", "http://kd:1", *tls]).url_for_pods(lambda: "") == (
+        "https://kd:1")

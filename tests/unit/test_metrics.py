@@ -76,7 +76,8 @@ async def test_the_listener_answers_get_and_head_of_metrics_only() -> None:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with trio.open_nursery() as nursery:
         engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=nursery, start_timeout=1, expose="pod-ip", expose_host="127.0.0.1")
+                        nursery=nursery, start_timeout=1, fail_fast_after=0, expose="pod-ip",
+                        expose_host="127.0.0.1")
         transport = httpx.ASGITransport(app=create_app(engine))
         async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
             yield http

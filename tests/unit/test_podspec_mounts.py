@@ -91,3 +91,39 @@ def test_the_socket_sidecar_has_its_own_image_and_can_be_disabled() -> None:
     assert dind["image"] == "dind:2"
     with pytest.raises(kube.Unsupported, match="--disable-dind"):
         kube.pod_manifest(socket, attrs.evolve(settings, dind_image=None))
+def test_over_tls_the_socket_sidecar_gets_its_credentials_in_a_secret_owned_by_the_pod(
+) -> None:
+    credentials = {"cert.pem": "C", "key.pem": "K", "server.pem": "S"}
+    settings = attrs.evolve(SETTINGS, kubedock_url="https://10.0.0.9:2475",
+                            dind_credentials=credentials)
+    manifest = kube.pod_manifest(spec(kube.MountSpec("/var/run/docker.sock", "docker-socket")),
+                                 settings)
+    name = manifest["metadata"]["name"]
+    (dind,) = manifest["spec"]["initContainers"]
+    assert dind["args"][-2:] == ["--tls-dir", "/.kubedock/dind-tls"]
+    assert {"name": "kubedock-dind-tls", "mountPath": "/.kubedock/dind-tls",
+            "readOnly": True} in dind["volumeMounts"]
+    assert {"name": "kubedock-dind-tls", "secret": {"secretName": name, "defaultMode": 0o400}
+            } in manifest["spec"]["volumes"]
+    # main sees the socket, not the credentials.
+    assert [m["name"] for m in manifest["spec"]["containers"][0]["volumeMounts"]] == [
+        "kubedock-dind"]
+
+    created = {**manifest, "metadata": {**manifest["metadata"], "uid": "u-1"}}
+    secret = kube.dind_secret(created, settings)
+    assert secret is not None
+    assert secret["metadata"]["name"] == name
+    assert secret["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": "u-1"}]
+    assert secret["metadata"]["labels"] == manifest["metadata"]["labels"]
+    assert secret["stringData"] == credentials
+
+
+def test_pods_without_a_tls_socket_sidecar_get_no_secret() -> None:
+    plain = attrs.evolve(SETTINGS, kubedock_url="http://10.0.0.9:2475")
+    with_socket = kube.pod_manifest(
+        spec(kube.MountSpec("/var/run/docker.sock", "docker-socket")), plain)
+    assert kube.dind_secret({**with_socket, "metadata": {"name": "p", "uid": "u"}}, plain) is None
+    tls = attrs.evolve(plain, dind_credentials={"cert.pem": "C"})
+    without = kube.pod_manifest(spec(kube.MountSpec("/data", "volume")), tls)
+    assert kube.dind_secret({**without, "metadata": {"name": "p", "uid": "u"}}, tls) is None

@@ -29,10 +29,13 @@ class Kubedock:
     kubeconfig: str
     log: Path
     reference: bool = False  # the Docker engine that scenarios are compared with
+    tls_dir: Path | None = None  # DOCKER_CERT_PATH of a server that requires client certificates
 
     def env(self, **extra: str) -> dict[str, str]:
+        tls = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(self.tls_dir)} if self.tls_dir \
+            else {}
         return {**os.environ, "DOCKER_HOST": self.host, "TESTCONTAINERS_RYUK_DISABLED": "true",
-                **extra}
+                **tls, **extra}
 
 
 def served_by(request: Any, fixture: str) -> Kubedock:

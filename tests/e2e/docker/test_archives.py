@@ -44,6 +44,22 @@ def test_bind_mount_is_seen_by_the_container(kubedock: Kubedock, tmp_path: Path)
         assert expected in text
 
 
+def test_binds_of_kubedocks_secrets_and_the_kernels_trees_are_refused(
+    kubedock: Kubedock, rbac_kubeconfig: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "escape").symlink_to("/proc")
+    for source, reason in [
+        ("/", "it holds /proc"),
+        (f"{tmp_path}/escape", "(that is, /proc): it is in /proc"),
+        ("/var/run/secrets/kubernetes.io/serviceaccount", "service account tokens"),
+        (str(rbac_kubeconfig.parent), f"it holds {rbac_kubeconfig} (kubedock's kubeconfig)"),
+    ]:
+        done = docker_cli(kubedock, "run", "--rm", "-v", f"{source}:/x", "busybox:1.36", "true")
+        assert done.returncode == 125
+        assert f"kubedock does not bind {source}" in done.stderr.decode()
+        assert reason in done.stderr.decode()
+
+
 def test_volume_and_tmpfs(kubedock: Kubedock) -> None:
     out = run(kubedock, "run", "--rm", "-v", "cache:/cache", "--tmpfs", "/scratch",
               "busybox:1.36", "sh", "-c", "touch /cache/x /scratch/y && grep -c scratch "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import pytest
 from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
 
@@ -21,15 +22,34 @@ DOCKER_CLI = Path("/usr/local/bin/docker")  # static: it runs in a busybox conta
 def reachable(cluster: Any, namespace: str, rbac_kubeconfig: Path, current_images: None,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubedock]:
     """kubedock listening on the node's address, which pods reach, as the API server does."""
+    process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("socket"),
+                                     "--port-forward", "--kubeconfig", str(rbac_kubeconfig),
+                                     host=_node_ip(cluster))
+    yield server
+    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def reachable_with_tls(cluster: Any, namespace: str, rbac_kubeconfig: Path, current_images: None,
+                       tls_files: Any, tmp_path_factory: pytest.TempPathFactory
+                       ) -> Iterator[Kubedock]:
+    """`reachable`, requiring client certificates: its sidecars must present their own."""
+    process, server = start_kubedock(
+        cluster, namespace, tmp_path_factory.mktemp("socket-tls"), "--port-forward",
+        "--kubeconfig", str(rbac_kubeconfig), "--tls-enable",
+        "--tls-cert-file", str(tls_files.server_cert), "--tls-key-file", str(tls_files.server_key),
+        "--tls-ca-file", str(tls_files.ca), host=_node_ip(cluster),
+    )
+    yield attrs.evolve(server, tls_dir=tls_files.directory)
+    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+
+
+def _node_ip(cluster: Any) -> str:
     server_url = cluster.kubectl("config", "view", "--minify",
                                  "-o", "jsonpath={.clusters[0].cluster.server}").stdout
     node_ip = urlsplit(server_url.strip()).hostname
     assert node_ip
-    process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("socket"),
-                                     "--port-forward", "--kubeconfig", str(rbac_kubeconfig),
-                                     host=node_ip)
-    yield server
-    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+    return node_ip
 
 
 def run(server: Kubedock, *args: str) -> str:
@@ -39,7 +59,11 @@ def run(server: Kubedock, *args: str) -> str:
 
 
 @pytest.mark.skipif(not DOCKER_CLI.exists(), reason="no static docker CLI to run in a container")
-def test_the_docker_cli_inside_a_container_drives_kubedock(reachable: Kubedock) -> None:
+@pytest.mark.parametrize("server", ["reachable", "reachable_with_tls"])
+def test_the_docker_cli_inside_a_container_drives_kubedock(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    reachable: Kubedock = request.getfixturevalue(server)
     name = f"socket-{time.time_ns()}"
     # The CLI arrives through a bind (the init container copies it in) next to the socket.
     run(reachable, "run", "-d", "--name", name,
