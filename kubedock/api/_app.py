@@ -14,6 +14,7 @@ from .. import __version__
 from ..engine import Engine
 from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
+from ._unimplemented import unimplemented
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
@@ -87,6 +88,11 @@ def create_app(engine: Engine) -> ASGIApp:
     @app.errorhandler(HTTPException)
     async def on_http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        # A route may take the path for another method (DELETE /images/{name} takes
+        # /images/x/history), so a 405 can be a Docker endpoint kubedock lacks as well.
+        missing = unimplemented(request.method, request.path) if status in (404, 405) else None
+        if missing:
+            return error_response(DockerError(501, missing))
         message = "page not found" if status == 404 else (error.description or error.name)
         return error_response(DockerError(status, message))
 

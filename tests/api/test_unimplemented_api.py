@@ -1,0 +1,96 @@
+"""Docker endpoints kubedock lacks answer 501 naming themselves; unknown paths stay 404."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+from kubedock import kube
+from kubedock.api import create_app
+from kubedock.engine import Engine
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with trio.open_nursery() as nursery:
+        engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
+                        nursery=nursery, start_timeout=1, expose="pod-ip", expose_host="127.0.0.1")
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
+            yield http
+        nursery.cancel_scope.cancel()
+
+
+# (method, a concrete path, the endpoint as the message names it)
+MISSING = [
+    ("POST", "/containers/abc/pause", "POST /containers/{id}/pause"),
+    ("POST", "/containers/abc/unpause", "POST /containers/{id}/unpause"),
+    ("POST", "/commit", "POST /commit"),
+    ("GET", "/containers/abc/changes", "GET /containers/{id}/changes"),
+    ("GET", "/containers/abc/export", "GET /containers/{id}/export"),
+    ("GET", "/containers/abc/attach/ws", "GET /containers/{id}/attach/ws"),
+    ("GET", "/containers/abc/stats", "GET /containers/{id}/stats"),
+    ("GET", "/containers/abc/top", "GET /containers/{id}/top"),
+    ("POST", "/containers/abc/update", "POST /containers/{id}/update"),
+    ("GET", "/system/df", "GET /system/df"),
+    ("GET", "/volumes", "GET /volumes"),
+    ("POST", "/volumes/create", "POST /volumes/create"),
+    ("GET", "/volumes/data", "GET /volumes/{name}"),
+    ("DELETE", "/volumes/data", "DELETE /volumes/{name}"),
+    ("POST", "/volumes/prune", "POST /volumes/prune"),
+    ("POST", "/build", "POST /build"),
+    ("POST", "/build/prune", "POST /build/prune"),
+    ("POST", "/session", "POST /session"),
+    ("GET", "/images/docker.io/library/busybox:1.36/history", "GET /images/{name}/history"),
+    ("POST", "/images/busybox/tag", "POST /images/{name}/tag"),
+    ("POST", "/images/localhost:5000/app/push", "POST /images/{name}/push"),
+    ("GET", "/images/busybox/get", "GET /images/{name}/get"),
+    ("GET", "/images/get", "GET /images/get"),
+    ("POST", "/images/load", "POST /images/load"),
+    ("GET", "/images/search", "GET /images/search"),
+    ("POST", "/auth", "POST /auth"),
+    ("GET", "/distribution/busybox:1.36/json", "GET /distribution/{name}/json"),
+    ("GET", "/plugins", "GET /plugins"),
+    ("POST", "/plugins/vieux/sshfs:latest/enable", "POST /plugins/{name}/enable"),
+    ("GET", "/swarm", "GET /swarm"),
+    ("POST", "/swarm/init", "POST /swarm/init"),
+    ("GET", "/nodes", "GET /nodes"),
+    ("GET", "/services", "GET /services"),
+    ("POST", "/services/create", "POST /services/create"),
+    ("GET", "/tasks", "GET /tasks"),
+    ("GET", "/secrets", "GET /secrets"),
+    ("POST", "/secrets/create", "POST /secrets/create"),
+    ("GET", "/configs", "GET /configs"),
+    ("DELETE", "/configs/abc", "DELETE /configs/{id}"),
+]
+
+
+@pytest.mark.parametrize("prefix", ["", "/v1.45"])
+@pytest.mark.parametrize(("method", "path", "endpoint"), MISSING,
+                         ids=[f"{m} {p}" for m, p, _ in MISSING])
+async def test_missing_endpoint_is_501_naming_it(
+    client: httpx.AsyncClient, prefix: str, method: str, path: str, endpoint: str
+) -> None:
+    answer = await client.request(method, prefix + path)
+    assert answer.status_code == 501
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["message"].startswith(f"{endpoint} is not supported by kubedock: ")
+
+
+@pytest.mark.parametrize("path", ["/nothing", "/v1.45/nothing", "/containers/abc/nothing",
+                                  "/volumes/a/b/c/d"])
+async def test_unknown_path_is_page_not_found(client: httpx.AsyncClient, path: str) -> None:
+    answer = await client.get(path)
+    assert answer.status_code == 404
+    assert answer.json() == {"message": "page not found"}
+
+
+async def test_implemented_endpoints_are_not_shadowed(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/containers/abc/resize", params={"h": 24, "w": 80})
+    assert answer.status_code == 404
+    assert answer.json() == {"message": "No such container: abc"}
+    answer = await client.delete("/images/busybox:1.36")
+    assert answer.status_code == 404
