@@ -10,7 +10,8 @@ from quart import Blueprint, Response, jsonify, request
 
 from ..engine import Network
 from ._app import engine, request_body
-from ._errors import bad_request
+from ._containers import refuse_endpoint_settings
+from ._errors import DockerError, bad_request
 from ._parse import check_filters, field, json_object, parse_filters, string_list, string_map
 
 blueprint = Blueprint("networks", __name__)
@@ -132,6 +133,10 @@ async def connect(ref: str) -> Response:
     body = json_object(await request_body())
     container = engine().get(field(body, "Container", str) or "")
     settings = field(body, "EndpointConfig", dict) or {}
+    refuse_endpoint_settings(settings, "EndpointConfig")
+    if settings.get("DriverOpts"):
+        raise DockerError(501, "EndpointConfig.DriverOpts is not supported by kubedock on "
+                               "connect: give them in the container's create request")
     aliases = string_list(settings, "Aliases", "EndpointConfig") or ()
     await engine().connect_network(network, container, aliases)
     return Response(b"", status=200)
