@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -29,7 +29,9 @@ from ._parse import (
     check_filters,
     field,
     json_object,
+    labels_match,
     parse_filters,
+    prune_filter,
     query_bool,
     query_float,
     query_int,
@@ -703,17 +705,12 @@ def _same_image(image: str, wanted: str) -> bool:
         return image == wanted
 
 
-def _label_matches(container: Container, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    labels = container.config.labels
-    return key in labels and (not sep or labels[key] == value)
-
-
 def _select(containers: list[Container], filters: Mapping[str, list[str]]) -> list[Container]:
     check_filters(filters, set(_CONTAINER_FILTERS) | {"label"})
     selected = []
     for container in containers:
-        if not all(_label_matches(container, wanted) for wanted in filters.get("label", ())):
+        if not all(labels_match(container.config.labels, wanted)
+                   for wanted in filters.get("label", ())):
             continue
         if all(
             any(_CONTAINER_FILTERS[key](container, value) for value in values)
@@ -801,15 +798,12 @@ async def remove(ref: str) -> Response:
 
 @blueprint.route("/containers/prune", methods=["POST"])
 async def prune() -> Response:
-    filters = parse_filters(request.args.get("filters"))
-    check_filters(filters, {"label", "label!", "until"})
+    selection = prune_filter(parse_filters(request.args.get("filters")), datetime.now(UTC))
     deleted = []
     for container in engine().containers():
         if container.status not in ("created", "exited"):
             continue
-        if not all(_label_matches(container, w) for w in filters.get("label", ())):
-            continue
-        if any(_label_matches(container, w) for w in filters.get("label!", ())):
+        if not selection.selects(container.created, container.config.labels):
             continue
         await engine().remove(container, force=True)
         deleted.append(container.id)
