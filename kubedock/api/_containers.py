@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -560,26 +561,46 @@ def _config_document(container: Container) -> dict[str, Any]:
     })
     for key in ("AttachStdin", "AttachStdout", "AttachStderr"):
         document.setdefault(key, False)
+    for key in ("Volumes", "OnBuild"):
+        document.setdefault(key, None)
     if config.stop_signal:
         document["StopSignal"] = config.stop_signal
     return document
+
+
+# Inspect's HostConfig for a container that asked for nothing, as Docker reports it and true of
+# a pod: /dev/shm is 64 MiB, the runtime runc, and null leaves a setting to the node's defaults.
+_HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "bridge", "PortBindings": {},
+    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+    "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None,
+    "CapDrop": None, "CgroupnsMode": "", "Dns": [], "DnsOptions": [], "DnsSearch": [],
+    "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
+    "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
+    "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
+    "ShmSize": 64 * 1024 * 1024, "Runtime": "runc", "Isolation": "", "CpuShares": 0,
+    "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+    "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None,
+    "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+    "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemoryTCP": 0,
+    "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False,
+    "PidsLimit": None, "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
+    "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
+}
 
 
 def inspect_document(container: Container) -> dict[str, Any]:
     config = container.config
     image_id = parse_reference(config.image).image_id
     host_config = {
+        **copy.deepcopy(_HOST_CONFIG_DEFAULTS),
         "NetworkMode": config.network_mode,
-        "PortBindings": {},
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": config.auto_remove,
-        "LogConfig": {"Type": "json-file", "Config": {}},
-        "Memory": 0,
-        "NanoCpus": 0,
         "ExtraHosts": [f"{name}:{ip}" for name, ip in config.extra_hosts] or None,
-        "Links": None,
-        "Runtime": "runc",
-        **config.raw_host_config,
+        # docker-java sends null for every option it does not set: Docker reports its default.
+        **{key: value for key, value in config.raw_host_config.items() if value is not None},
     }
     driver, options = log_config(config.raw_host_config)
     host_config["LogConfig"] = {"Type": driver, "Config": options}
