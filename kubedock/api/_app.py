@@ -93,7 +93,9 @@ def create_app(engine: Engine) -> ASGIApp:
         missing = unimplemented(request.method, request.path) if status in (404, 405) else None
         if missing:
             return error_response(DockerError(501, missing))
-        message = "page not found" if status == 404 else (error.description or error.name)
+        if status in (404, 405):  # Docker has no 405: a path without that method is unknown
+            return error_response(DockerError(404, "page not found"))
+        message = error.description or error.name
         return error_response(DockerError(status, message))
 
     @app.errorhandler(Exception)

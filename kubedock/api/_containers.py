@@ -274,7 +274,7 @@ def _dropped_capabilities(host_config: Mapping[str, Any]) -> tuple[str, ...]:
     for name in string_list(host_config, "CapDrop", "HostConfig") or ():
         bare = name.upper().removeprefix("CAP_")
         if bare != "ALL" and bare not in _CAPABILITIES:
-            raise bad_request(f'invalid CapDrop: unknown capability: "{name}"')
+            raise bad_request(f'invalid CapDrop: unknown capability: "CAP_{bare}"')
         dropped.append(bare)
     return tuple(dict.fromkeys(dropped))
 
@@ -363,7 +363,8 @@ def log_config(host_config: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
         raise bad_request(f"log driver {driver!r} is not supported by kubedock: it keeps "
                           "container output in the cluster (json-file, local or none)")
     if driver not in _LOG_DRIVERS:
-        raise bad_request(f"logger: no log driver named '{driver}' is registered")
+        raise bad_request(f'error looking up logging plugin {driver}: plugin "{driver}" '
+                          'not found')
     driver = _LOG_DRIVERS[driver]
     for option in options:
         if option not in _LOG_OPTIONS[driver]:

@@ -69,6 +69,14 @@ async def test_unknown_path_is_page_not_found(client: httpx.AsyncClient, path: s
     assert answer.json() == {"message": "page not found"}
 
 
+async def test_a_known_path_with_another_method_is_page_not_found(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get("/v1.45/containers/create")
+    assert answer.status_code == 404
+    assert answer.json() == {"message": "page not found"}
+
+
 async def test_implemented_endpoints_are_not_shadowed(client: httpx.AsyncClient) -> None:
     answer = await client.post("/containers/abc/resize", params={"h": 24, "w": 80})
     assert answer.status_code == 404
