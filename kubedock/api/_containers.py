@@ -566,7 +566,17 @@ def _config_document(container: Container) -> dict[str, Any]:
         document.setdefault(key, None)
     if config.stop_signal:
         document["StopSignal"] = config.stop_signal
+    if isinstance(document.get("Healthcheck"), dict):
+        document["Healthcheck"] = {k: v for k, v in document["Healthcheck"].items() if v}
+    # Docker leaves these out when they are unset (Go's omitempty), as clients then expect.
+    for key in _OMITTED_WHEN_EMPTY:
+        if not document.get(key) and not (key == "StopTimeout" and document.get(key) == 0):
+            document.pop(key, None)
     return document
+
+
+_OMITTED_WHEN_EMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled",
+                       "MacAddress", "StopSignal", "StopTimeout", "Shell")
 
 
 # Inspect's HostConfig for a container that asked for nothing, as Docker reports it and true of

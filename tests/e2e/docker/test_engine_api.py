@@ -82,14 +82,16 @@ def test_options_reach_the_container(target: Kubedock) -> None:
               "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
     run = docker_cli(target, "run", "--rm", "--group-add", "1000", "--group-add", "1001",
                      "--cap-drop", "NET_RAW", "--cap-drop", "CAP_MKNOD", "--cpu-shares", "512",
-                     "--cpu-quota", "25000", "--cpu-period", "100000", "busybox:1.36",
+                     "--cpu-quota", "75000", "--cpu-period", "100000", "busybox:1.36",
                      "sh", "-c", script)
     assert run.returncode == 0, run.stderr
     groups, capabilities, shares, quota, period = run.stdout.decode().splitlines()
     assert {"1000", "1001"} <= set(groups.split())
     # Docker's default capabilities (those of containerd's CRI too) less NET_RAW and MKNOD.
     assert capabilities.split() == ["CapEff:", "00000000a00405fb"]
-    assert (int(shares), int(quota), int(period)) == (512, 25000, 100000)
+    # 512 shares are half a CPU requested: the kubelet gives the pod the same weight. (Shares
+    # above a quota's CPUs would be capped to it: a pod cannot request more than its limit.)
+    assert (int(shares), int(quota), int(period)) == (512, 75000, 100000)
 
 
 def test_options_refused_by_name(kubedock: Kubedock) -> None:
