@@ -6,7 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
-from quart import Response, current_app, jsonify, request
+from quart import Response, current_app, has_request_context, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -90,7 +90,10 @@ def create_app(engine: Engine) -> ASGIApp:
         status = error.code or 500
         # A route may take the path for another method (DELETE /images/{name} takes
         # /images/x/history), so a 405 can be a Docker endpoint kubedock lacks as well.
-        missing = unimplemented(request.method, request.path) if status in (404, 405) else None
+        # attach/ws arrives as a websocket, which has no `request`.
+        method, path = ((request.method, request.path) if has_request_context()
+                        else ("GET", websocket.path))
+        missing = unimplemented(method, path) if status in (404, 405) else None
         if missing:
             return error_response(DockerError(501, missing))
         if status in (404, 405):  # Docker has no 405: a path without that method is unknown
@@ -116,11 +119,11 @@ def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
     minimum = tuple(int(part) for part in MIN_API_VERSION.split("."))
 
     async def versioned(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             match = _VERSION_PREFIX.match(scope["path"])
             if match:
                 version = (int(match.group(1)), int(match.group(2)))
-                if version < minimum:
+                if version < minimum and scope["type"] == "http":
                     await _send_json_error(send, 400, (
                         f"client version {version[0]}.{version[1]} is too old. "
                         f"Minimum supported API version is {MIN_API_VERSION}, "

@@ -14,11 +14,13 @@ from kubedock.engine import Engine
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with trio.open_nursery() as nursery:
-        engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=nursery, start_timeout=1, expose="pod-ip", expose_host="127.0.0.1")
-        transport = httpx.ASGITransport(app=create_app(engine))
-        async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
-            yield http
-        nursery.cancel_scope.cancel()
+def engine(nursery: trio.Nursery) -> Engine:
+    return Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
+                  nursery=nursery, start_timeout=1, expose="pod-ip", expose_host="127.0.0.1")
+
+
+@pytest.fixture
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
+        yield http

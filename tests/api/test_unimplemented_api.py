@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 import pytest
+import trio
+
+from kubedock.api import create_app, serve_http
+from kubedock.engine import Engine
 
 # (method, a concrete path, the endpoint as the message names it)
 MISSING = [
@@ -83,3 +89,22 @@ async def test_implemented_endpoints_are_not_shadowed(client: httpx.AsyncClient)
     assert answer.json() == {"message": "No such container: abc"}
     answer = await client.delete("/images/busybox:1.36")
     assert answer.status_code == 404
+
+
+async def test_attach_over_a_websocket_is_501(nursery: trio.Nursery, engine: Engine) -> None:
+    (bound,) = await nursery.start(partial(serve_http, create_app(engine),
+                                           binds=["127.0.0.1:0"]))
+    host, port = bound.rsplit(":", 1)
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        await stream.send_all(
+            b"GET /v1.45/containers/abc/attach/ws?stream=1 HTTP/1.1\r\nHost: docker\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        received = b""
+        with trio.fail_after(5):
+            while b"}" not in received:
+                data = await stream.receive_some()
+                assert data, received
+                received += data
+    assert received.startswith(b"HTTP/1.1 501 ")
+    assert b'"GET /containers/{id}/attach/ws is not supported by kubedock: ' in received
