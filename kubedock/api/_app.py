@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
-from quart import Response, current_app, jsonify, request
+from quart import Response, current_app, has_request_context, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -18,6 +18,7 @@ from ..engine import Engine
 from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
 from ._mounts import BindPolicy
+from ._unimplemented import unimplemented
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
@@ -118,7 +119,17 @@ def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
     @app.errorhandler(HTTPException)
     async def on_http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        message = "page not found" if status == 404 else (error.description or error.name)
+        # A route may take the path for another method (DELETE /images/{name} takes
+        # /images/x/history), so a 405 can be a Docker endpoint kubedock lacks as well.
+        # attach/ws arrives as a websocket, which has no `request`.
+        method, path = ((request.method, request.path) if has_request_context()
+                        else ("GET", websocket.path))
+        missing = unimplemented(method, path) if status in (404, 405) else None
+        if missing:
+            return error_response(DockerError(501, missing))
+        if status in (404, 405):  # Docker has no 405: a path without that method is unknown
+            return error_response(DockerError(404, "page not found"))
+        message = error.description or error.name
         return error_response(DockerError(status, message))
 
     @app.errorhandler(Exception)
@@ -179,11 +190,11 @@ def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
     minimum = tuple(int(part) for part in MIN_API_VERSION.split("."))
 
     async def versioned(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             match = _VERSION_PREFIX.match(scope["path"])
             if match:
                 version = (int(match.group(1)), int(match.group(2)))
-                if version < minimum:
+                if version < minimum and scope["type"] == "http":
                     await _send_json_error(send, 400, (
                         f"client version {version[0]}.{version[1]} is too old. "
                         f"Minimum supported API version is {MIN_API_VERSION}, "

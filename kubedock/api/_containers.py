@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -17,6 +18,7 @@ from ..engine import (
     Healthcheck,
     HostBinding,
     LogRequest,
+    Network,
     WaitCondition,
     parse_reference,
 )
@@ -28,7 +30,9 @@ from ._parse import (
     check_filters,
     field,
     json_object,
+    labels_match,
     parse_filters,
+    prune_filter,
     query_bool,
     query_float,
     query_int,
@@ -120,8 +124,10 @@ def _extra_hosts(host_config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 _REFUSED_HOST_OPTIONS: dict[str, str] = {
     "VolumesFrom": "pods cannot share another pod's volumes",
     "Privileged": "pods run unprivileged",
-    "CapAdd": "capabilities are not configurable",
+    "CapAdd": "kubedock does not add capabilities to pods",
     "Devices": "host devices are not available to pods",
+    "DeviceRequests": "host devices are not available to pods",
+    "DeviceCgroupRules": "host devices are not available to pods",
     "Dns": "pods use the cluster's DNS",
     "DnsSearch": "pods use the cluster's DNS",
     "DnsOptions": "pods use the cluster's DNS",
@@ -130,12 +136,63 @@ _REFUSED_HOST_OPTIONS: dict[str, str] = {
     "IpcMode": "pods have their own IPC namespace",
     "UTSMode": "pods have their own UTS namespace",
     "UsernsMode": "pods have their own user namespace setup",
+    "CgroupnsMode": "pods have their own cgroup namespace",
+    "Cgroup": "the kubelet places pods in cgroups",
+    "CgroupParent": "the kubelet places pods in cgroups",
     "Sysctls": "sysctls are set by the cluster",
     "SecurityOpt": "security options are set by the cluster",
+    "MaskedPaths": "masked paths are set by the container runtime",
+    "ReadonlyPaths": "read-only paths are set by the container runtime",
     "ReadonlyRootfs": "a read-only root filesystem is not available yet",
     "Ulimits": "ulimits are set by the node",
     "ShmSize": "the shared memory size is set by the node",
+    "Init": "kubedock has no init process to run in a pod yet",
+    "PidsLimit": "the kubelet sets one PID limit for every pod of a node",
+    "OomKillDisable": "the node's OOM killer cannot be turned off for a pod",
+    "OomScoreAdj": "the kubelet sets OOM scores from the pod's QoS class",
+    "MemorySwappiness": "pods cannot tune swapping",
+    "KernelMemory": "kernel memory cannot be limited for a pod",
+    "KernelMemoryTCP": "kernel memory cannot be limited for a pod",
+    "BlkioWeight": "block I/O cannot be limited for a pod",
+    "BlkioWeightDevice": "block I/O cannot be limited for a pod",
+    "BlkioDeviceReadBps": "block I/O cannot be limited for a pod",
+    "BlkioDeviceWriteBps": "block I/O cannot be limited for a pod",
+    "BlkioDeviceReadIOps": "block I/O cannot be limited for a pod",
+    "BlkioDeviceWriteIOps": "block I/O cannot be limited for a pod",
+    "CpuRealtimePeriod": "realtime scheduling is not available to pods",
+    "CpuRealtimeRuntime": "realtime scheduling is not available to pods",
+    "CpusetCpus": "CPU pinning is the kubelet's CPU manager's",
+    "CpusetMems": "memory node pinning is the kubelet's",
+    "CpuCount": "it is a Windows option",
+    "CpuPercent": "it is a Windows option",
+    "IOMaximumIOps": "it is a Windows option",
+    "IOMaximumBandwidth": "it is a Windows option",
+    "StorageOpt": "storage options are the node's",
+    "VolumeDriver": "volume drivers are not available",
+    "Runtime": "pods run with the cluster's container runtime",
+    "Isolation": "Linux has only the default isolation",
+    "Annotations": "runtime annotations cannot be passed through a pod",
 }
+# Values of those options that ask for nothing beyond what a pod does anyway, besides absent,
+# false, zero and empty.
+_HARMLESS_VALUES: dict[str, tuple[Any, ...]] = {
+    "IpcMode": ("private", "shareable"),
+    "PidMode": ("private",),
+    "UTSMode": ("private",),
+    "CgroupnsMode": ("private",),
+    "PidsLimit": (-1,),
+    "MemorySwappiness": (-1,),
+    "VolumeDriver": ("local",),
+    "Runtime": ("runc",),
+    "Isolation": ("default",),
+}
+_ABSENT: tuple[Any, ...] = (None, False, 0, "", [], {})
+
+
+def _asks_for_something(option: str, value: Any) -> bool:
+    if option in ("MaskedPaths", "ReadonlyPaths"):
+        return value is not None  # an empty list unmasks everything
+    return value not in _ABSENT + _HARMLESS_VALUES.get(option, ())
 _DEFAULT_NETWORK_MODES = {"", "default", "bridge"}
 _REFUSED_NETWORK_MODES = {
     "host": "every pod has its own network namespace; publish ports instead",
@@ -160,20 +217,37 @@ def _networks(body: Mapping[str, Any], host_config: Mapping[str, Any]
     for key, endpoint in endpoints.items():
         if endpoint is not None and not isinstance(endpoint, dict):
             raise bad_request(f"invalid endpoint settings for network {key!r}")
+        refuse_endpoint_settings(endpoint or {}, f"EndpointsConfig.{key}")
         ref = "bridge" if key in _DEFAULT_NETWORK_MODES else key
         aliases = string_list(endpoint or {}, "Aliases", f"EndpointsConfig.{key}") or ()
         networks[ref] = networks.get(ref, ()) + aliases
     return networks
 
 
+def refuse_endpoint_settings(endpoint: Mapping[str, Any], where: str) -> None:
+    """Refuse what a pod's one interface on the cluster network cannot be given."""
+    ipam = field(endpoint, "IPAMConfig", dict, f"{where}.") or {}
+    if any(value not in _ABSENT for value in ipam.values()):
+        raise _unsupported(f"{where}.IPAMConfig", "pods get their addresses from the cluster")
+    if field(endpoint, "MacAddress", str, f"{where}."):
+        raise _unsupported(f"{where}.MacAddress", "pods get their addresses from the cluster")
+    if string_list(endpoint, "Links", where):
+        raise _unsupported(f"{where}.Links", "links are not available yet; use aliases")
+
+
+def endpoint_driver_options(body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """DriverOpts per network reference (name or id), echoed by inspect: the bridge driver
+    ignores the keys it does not know, and kubedock's networks know none."""
+    networking = field(body, "NetworkingConfig", dict) or {}
+    endpoints = field(networking, "EndpointsConfig", dict, "NetworkingConfig.") or {}
+    return {key: string_map(endpoint, "DriverOpts", f"EndpointsConfig.{key}.")
+            for key, endpoint in endpoints.items() if endpoint and endpoint.get("DriverOpts")}
+
+
 def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
     for option, why in _REFUSED_HOST_OPTIONS.items():
-        value = host_config.get(option)
-        if value in (None, False, 0, "", [], {}) or (option == "IpcMode" and value in (
-            "private", "shareable"
-        )) or (option == "PidMode" and value == "private"):
-            continue
-        raise _unsupported(f"HostConfig.{option}", why)
+        if _asks_for_something(option, host_config.get(option)):
+            raise _unsupported(f"HostConfig.{option}", why)
     mode = field(host_config, "NetworkMode", str, "HostConfig.") or ""
     refusal = _REFUSED_NETWORK_MODES.get(mode.partition(":")[0])
     if refusal:
@@ -182,6 +256,129 @@ def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
     if (policy.get("Name") or "no") not in ("no", ""):
         raise _unsupported(f"restart policy {policy.get('Name')!r}",
                            "a pod that exits stays exited (restartPolicy Never)")
+
+
+_CAPABILITIES = frozenset({
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+})
+
+
+def _dropped_capabilities(host_config: Mapping[str, Any]) -> tuple[str, ...]:
+    """CapDrop as Kubernetes spells capabilities: upper case, no CAP_ prefix, or ALL."""
+    dropped = []
+    for name in string_list(host_config, "CapDrop", "HostConfig") or ():
+        bare = name.upper().removeprefix("CAP_")
+        if bare != "ALL" and bare not in _CAPABILITIES:
+            raise bad_request(f'invalid CapDrop: unknown capability: "CAP_{bare}"')
+        dropped.append(bare)
+    return tuple(dict.fromkeys(dropped))
+
+
+def _group_ids(host_config: Mapping[str, Any]) -> tuple[int, ...]:
+    groups = []
+    for group in string_list(host_config, "GroupAdd", "HostConfig") or ():
+        if group.isdigit():
+            groups.append(int(group))
+        elif group == "root":
+            groups.append(0)
+        else:
+            raise _unsupported(f"HostConfig.GroupAdd {group!r}",
+                               "only numeric group ids: group names are the image's to resolve")
+    return tuple(groups)
+
+
+def _resource(host_config: Mapping[str, Any], name: str) -> int:
+    value = field(host_config, name, int, "HostConfig.") or 0
+    if value < 0 and name != "CpuQuota":  # a quota of -1 means none, as Docker takes it
+        raise bad_request(f"invalid resources: {name} must not be negative")
+    return max(value, 0)
+
+
+def _cpu_limit(host_config: Mapping[str, Any]) -> int | None:
+    """The CPU cap in billionths of a CPU: NanoCpus, or CpuQuota per CpuPeriod (Docker's
+    checks and texts); a period without a quota caps nothing."""
+    nano_cpus = _resource(host_config, "NanoCpus")
+    quota, period = _resource(host_config, "CpuQuota"), _resource(host_config, "CpuPeriod")
+    if nano_cpus and period:
+        raise bad_request("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano_cpus and quota:
+        raise bad_request("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    if period and not 1000 <= period <= 1_000_000:
+        raise bad_request("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than "
+                          "1 second (i.e. 1000000)")
+    if quota and quota < 1000:
+        raise bad_request("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    if quota:
+        return quota * 1_000_000_000 // (period or 100_000)
+    return nano_cpus or None
+
+
+def _memory(host_config: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Memory (the limit) and MemoryReservation; MemorySwap caps memory plus swap, which a
+    pod (that does not swap) never exceeds, so only its consistency is checked, as Docker does."""
+    memory = _resource(host_config, "Memory")
+    reservation = _resource(host_config, "MemoryReservation")
+    swap = field(host_config, "MemorySwap", int, "HostConfig.") or 0
+    if memory and memory < 6 * 1024 * 1024:
+        raise bad_request("Minimum memory limit allowed is 6MB")
+    if memory and reservation > memory:
+        raise bad_request("Minimum memory limit can not be less than memory reservation limit, "
+                          "see usage")
+    if swap > 0 and not memory:
+        raise bad_request("You should always set the Memory limit when using Memoryswap limit, "
+                          "see usage")
+    if swap > 0 and swap < memory:
+        raise bad_request("Minimum memoryswap limit should be larger than memory limit, "
+                          "see usage")
+    return memory or None, reservation or None
+
+
+_LOG_DRIVERS = {"": "json-file", "json-file": "json-file", "local": "local", "none": "none"}
+# Docker's other drivers: kubedock reads logs from the kubelet and ships them nowhere else.
+_DOCKER_LOG_DRIVERS = {"syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs",
+                       "gcplogs", "logentries"}
+_LOG_OPTIONS = {
+    "json-file": {"max-size", "max-file", "compress", "labels", "labels-regex", "env",
+                  "env-regex", "tag"},
+    "local": {"max-size", "max-file", "compress"},
+    "none": set(),
+}
+
+
+def log_config(host_config: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The log driver (Docker's default when none is named) and its options.
+
+    kubedock keeps every container's output as the kubelet does (which rotates it), so it has
+    json-file and local (which differ only on a Docker host's disk) and none (no logs to read).
+    """
+    document = field(host_config, "LogConfig", dict, "HostConfig.") or {}
+    driver = field(document, "Type", str, "HostConfig.LogConfig.") or ""
+    options = string_map(document, "Config", "HostConfig.LogConfig.")
+    if driver in _DOCKER_LOG_DRIVERS:
+        raise bad_request(f"log driver {driver!r} is not supported by kubedock: it keeps "
+                          "container output in the cluster (json-file, local or none)")
+    if driver not in _LOG_DRIVERS:
+        raise bad_request(f'error looking up logging plugin {driver}: plugin "{driver}" '
+                          'not found')
+    driver = _LOG_DRIVERS[driver]
+    for option in options:
+        if option not in _LOG_OPTIONS[driver]:
+            raise bad_request(f"unknown log opt '{option}' for {driver} log driver")
+    return driver, options
+
+
+def _console_size(host_config: Mapping[str, Any]) -> tuple[int, int] | None:
+    size = field(host_config, "ConsoleSize", list, "HostConfig.")
+    if not size:
+        return None
+    if len(size) != 2 or not all(isinstance(n, int) and n >= 0 for n in size):
+        raise bad_request("invalid HostConfig.ConsoleSize: want [height, width]")
+    return (size[0], size[1]) if all(size) else None
 
 
 def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> ContainerConfig:
@@ -197,16 +394,18 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
     networks = _networks(body, host_config)
     if field(body, "Domainname", str):
         raise _unsupported("Domainname", "pods take their domain from the cluster")
+    if field(body, "MacAddress", str):
+        raise _unsupported("MacAddress", "pods get their addresses from the cluster network")
+    if field(body, "NetworkDisabled", bool):
+        raise _unsupported("NetworkDisabled", _REFUSED_NETWORK_MODES["none"])
     exposed = field(body, "ExposedPorts", dict) or {}
     env = string_list(body, "Env") or ()
     for item in env:
         if not item or item.startswith("="):
             raise bad_request(f"invalid environment variable: {item!r}")
     stop_timeout = field(body, "StopTimeout", int)
-    memory = field(host_config, "Memory", int, "HostConfig.")
-    nano_cpus = field(host_config, "NanoCpus", int, "HostConfig.")
-    if (memory is not None and memory < 0) or (nano_cpus is not None and nano_cpus < 0):
-        raise bad_request("invalid resources: Memory and NanoCpus must not be negative")
+    memory, memory_reservation = _memory(host_config)
+    log_config(host_config)
     hostname = field(body, "Hostname", str) or None
     if hostname and not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?", hostname):
         raise bad_request(f"invalid hostname {hostname!r}: want a DNS label")
@@ -227,12 +426,18 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
         stop_timeout=stop_timeout,
         healthcheck=_healthcheck(body),
         port_bindings=_port_bindings(host_config),
-        memory=memory or None,
-        nano_cpus=nano_cpus or None,
+        memory=memory,
+        nano_cpus=_cpu_limit(host_config),
+        cpu_shares=_resource(host_config, "CpuShares") or None,
+        memory_reservation=memory_reservation,
+        group_add=_group_ids(host_config),
+        cap_drop=_dropped_capabilities(host_config),
+        console_size=_console_size(host_config),
         extra_hosts=_extra_hosts(host_config),
         auto_remove=bool(field(host_config, "AutoRemove", bool, "HostConfig.")),
         network_mode=field(host_config, "NetworkMode", str) or "bridge",
         networks=networks,
+        driver_options=endpoint_driver_options(body),
         mounts=parse_mounts(body, host_config, binds or BindPolicy()),
         raw_config={k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")},
         raw_host_config=host_config,
@@ -248,6 +453,9 @@ async def create() -> tuple[Response, int]:
         signal_name(config.stop_signal)
     name = request.args.get("name") or None
     container = engine().create(name, config)
+    if config.console_size:
+        height, width = config.console_size
+        container.terminal.request(width, height)
     response = jsonify({"Id": container.id, "Warnings": []})
     return response, 201
 
@@ -320,11 +528,18 @@ def _network_document(container: Container) -> dict[str, Any]:
             "Gateway": _gateway(container), "IPAddress": ip,
             "IPPrefixLen": 0 if not ip else 32,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "DriverOpts": None,
+            "DriverOpts": _driver_options(container, network),
             "DNSNames": None if network.name == "bridge" else names,
         }
         for network, endpoint in engine().networks.of(container.id)
     }
+
+
+def _driver_options(container: Container, network: Network) -> dict[str, str] | None:
+    for ref, options in container.config.driver_options.items():
+        if ref == network.name or (len(ref) >= 12 and network.id.startswith(ref)):
+            return dict(options)
+    return None
 
 
 def _config_document(container: Container) -> dict[str, Any]:
@@ -347,27 +562,59 @@ def _config_document(container: Container) -> dict[str, Any]:
     })
     for key in ("AttachStdin", "AttachStdout", "AttachStderr"):
         document.setdefault(key, False)
+    for key in ("Volumes", "OnBuild"):
+        document.setdefault(key, None)
     if config.stop_signal:
         document["StopSignal"] = config.stop_signal
+    if isinstance(document.get("Healthcheck"), dict):
+        document["Healthcheck"] = {k: v for k, v in document["Healthcheck"].items() if v}
+    # Docker leaves these out when they are unset (Go's omitempty), as clients then expect.
+    for key in _OMITTED_WHEN_EMPTY:
+        if not document.get(key) and not (key == "StopTimeout" and document.get(key) == 0):
+            document.pop(key, None)
     return document
+
+
+_OMITTED_WHEN_EMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled",
+                       "MacAddress", "StopSignal", "StopTimeout", "Shell")
+
+
+# Inspect's HostConfig for a container that asked for nothing, as Docker reports it and true of
+# a pod: /dev/shm is 64 MiB, the runtime runc, and null leaves a setting to the node's defaults.
+_HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "bridge", "PortBindings": {},
+    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+    "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None,
+    "CapDrop": None, "CgroupnsMode": "", "Dns": [], "DnsOptions": [], "DnsSearch": [],
+    "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
+    "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
+    "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
+    "ShmSize": 64 * 1024 * 1024, "Runtime": "runc", "Isolation": "", "CpuShares": 0,
+    "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+    "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None,
+    "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+    "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemoryTCP": 0,
+    "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False,
+    "PidsLimit": None, "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
+    "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
+}
 
 
 def inspect_document(container: Container) -> dict[str, Any]:
     config = container.config
     image_id = parse_reference(config.image).image_id
     host_config = {
+        **copy.deepcopy(_HOST_CONFIG_DEFAULTS),
         "NetworkMode": config.network_mode,
-        "PortBindings": {},
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": config.auto_remove,
-        "LogConfig": {"Type": "json-file", "Config": {}},
-        "Memory": config.memory or 0,
-        "NanoCpus": config.nano_cpus or 0,
         "ExtraHosts": [f"{name}:{ip}" for name, ip in config.extra_hosts] or None,
-        **config.raw_host_config,
+        # docker-java sends null for every option it does not set: Docker reports its default.
+        **{key: value for key, value in config.raw_host_config.items() if value is not None},
     }
-    if host_config.get("LogConfig") is None:
-        host_config["LogConfig"] = {"Type": "json-file", "Config": {}}
+    driver, options = log_config(config.raw_host_config)
+    host_config["LogConfig"] = {"Type": driver, "Config": options}
     entrypoint = list(config.entrypoint or ())
     args = list(config.cmd or ())
     path, *arguments = (entrypoint + args) or [""]
@@ -490,17 +737,12 @@ def _same_image(image: str, wanted: str) -> bool:
         return image == wanted
 
 
-def _label_matches(container: Container, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    labels = container.config.labels
-    return key in labels and (not sep or labels[key] == value)
-
-
 def _select(containers: list[Container], filters: Mapping[str, list[str]]) -> list[Container]:
     check_filters(filters, set(_CONTAINER_FILTERS) | {"label"})
     selected = []
     for container in containers:
-        if not all(_label_matches(container, wanted) for wanted in filters.get("label", ())):
+        if not all(labels_match(container.config.labels, wanted)
+                   for wanted in filters.get("label", ())):
             continue
         if all(
             any(_CONTAINER_FILTERS[key](container, value) for value in values)
@@ -588,15 +830,12 @@ async def remove(ref: str) -> Response:
 
 @blueprint.route("/containers/prune", methods=["POST"])
 async def prune() -> Response:
-    filters = parse_filters(request.args.get("filters"))
-    check_filters(filters, {"label", "label!", "until"})
+    selection = prune_filter(parse_filters(request.args.get("filters")), datetime.now(UTC))
     deleted = []
     for container in engine().containers():
         if container.status not in ("created", "exited"):
             continue
-        if not all(_label_matches(container, w) for w in filters.get("label", ())):
-            continue
-        if any(_label_matches(container, w) for w in filters.get("label!", ())):
+        if not selection.selects(container.created, container.config.labels):
             continue
         await engine().remove(container, force=True)
         deleted.append(container.id)
@@ -638,6 +877,8 @@ async def wait(ref: str) -> Response:
 @blueprint.route("/containers/<ref>/logs", methods=["GET"])
 async def logs(ref: str) -> Response:
     container = engine().get(ref)
+    if log_config(container.config.raw_host_config)[0] == "none":
+        raise DockerError(501, "configured logging driver does not support reading")
     args = request.args
     stdout, stderr = query_bool(args, "stdout"), query_bool(args, "stderr")
     if not (stdout or stderr):

@@ -11,7 +11,7 @@ from quart import Blueprint, Response, jsonify, request
 from ..engine import Image, InvalidParameter, parse_reference
 from ._app import engine
 from ._errors import DockerError, bad_request
-from ._parse import check_filters, parse_filters, query_bool
+from ._parse import check_filters, parse_filters, prune_filter, query_bool
 
 blueprint = Blueprint("images", __name__)
 
@@ -120,13 +120,15 @@ async def remove_image(name: str) -> Response:
 @blueprint.route("/images/prune", methods=["POST"])
 async def prune_images() -> Response:
     filters = parse_filters(request.args.get("filters"))
-    check_filters(filters, {"dangling", "until", "label"})
+    selection = prune_filter(filters, datetime.now(UTC), accepted=frozenset({"dangling"}))
     deleted = []
     # Only all=false (dangling only) is Docker's default, and kubedock has no dangling images.
     if filters.get("dangling") == ["false"]:
         in_use = {parse_reference(c.config.image).canonical for c in engine().containers()}
         for image in engine().images.all():
-            if image.ref.canonical not in in_use:
+            # kubedock's images carry no labels; they were created when first pulled.
+            created = datetime.fromtimestamp(image.created, UTC)
+            if image.ref.canonical not in in_use and selection.selects(created, {}):
                 engine().images.remove(image.ref.canonical)
                 deleted.append({"Untagged": image.ref.familiar})
     return jsonify({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})

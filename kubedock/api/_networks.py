@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
 from ..engine import Network
 from ._app import engine, request_body
-from ._errors import bad_request
-from ._parse import check_filters, field, json_object, parse_filters, string_list, string_map
+from ._containers import refuse_endpoint_settings
+from ._errors import DockerError, bad_request
+from ._parse import (
+    check_filters,
+    field,
+    json_object,
+    labels_match,
+    parse_filters,
+    prune_filter,
+    string_list,
+    string_map,
+)
 
 blueprint = Blueprint("networks", __name__)
 
@@ -62,15 +73,10 @@ def _matches(pattern: str, value: str) -> bool:
         return False
 
 
-def _label_matches(network: Network, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in network.labels and (not sep or network.labels[key] == value)
-
-
 _FILTERS: dict[str, Callable[[Network, str], bool]] = {
     "name": lambda n, v: _matches(v, n.name),
     "id": lambda n, v: n.id.startswith(v),
-    "label": _label_matches,
+    "label": lambda n, v: labels_match(n.labels, v),
     "driver": lambda n, v: n.driver == v,
     "type": lambda n, v: v == ("builtin" if n.predefined else "custom"),
     "scope": lambda n, v: v == n.scope,
@@ -85,7 +91,7 @@ def _selected(filters: Mapping[str, list[str]]) -> list[Network]:
     return [
         network for network in engine().networks.all()
         # Labels must all match; the values of any other filter are alternatives.
-        if all(_label_matches(network, wanted) for wanted in filters.get("label", ()))
+        if all(labels_match(network.labels, wanted) for wanted in filters.get("label", ()))
         and all(any(_FILTERS[key](network, value) for value in values)
                 for key, values in filters.items() if key != "label")
     ]
@@ -132,6 +138,10 @@ async def connect(ref: str) -> Response:
     body = json_object(await request_body())
     container = engine().get(field(body, "Container", str) or "")
     settings = field(body, "EndpointConfig", dict) or {}
+    refuse_endpoint_settings(settings, "EndpointConfig")
+    if settings.get("DriverOpts"):
+        raise DockerError(501, "EndpointConfig.DriverOpts is not supported by kubedock on "
+                               "connect: give them in the container's create request")
     aliases = string_list(settings, "Aliases", "EndpointConfig") or ()
     await engine().connect_network(network, container, aliases)
     return Response(b"", status=200)
@@ -156,14 +166,9 @@ async def remove(ref: str) -> Response:
 
 @blueprint.route("/networks/prune", methods=["POST"])
 async def prune() -> Response:
-    filters = parse_filters(request.args.get("filters"))
-    check_filters(filters, {"label", "label!"})
-
-    def keep(network: Network) -> bool:
-        return not all(_label_matches(network, w) for w in filters.get("label", ())) or any(
-            _label_matches(network, w) for w in filters.get("label!", ()))
-
-    pruned = engine().networks.prune(keep)
+    selection = prune_filter(parse_filters(request.args.get("filters")), datetime.now(UTC))
+    pruned = engine().networks.prune(
+        lambda network: not selection.selects(network.created, network.labels))
     for network in pruned:
         _publish(network, "destroy")
     return jsonify({"NetworksDeleted": [n.name for n in pruned] or None})

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+
+import attrs
 
 from ._errors import bad_request
 
@@ -68,6 +72,80 @@ def check_filters(filters: Mapping[str, list[str]], accepted: set[str]) -> None:
     for key in filters:
         if key not in accepted:
             raise bad_request(f"invalid filter '{key}'")
+
+
+def labels_match(labels: Mapping[str, str], wanted: str) -> bool:
+    """A `label` filter value: ``key`` (present) or ``key=value``."""
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+_GO_DURATION = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
+_GO_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+                    "m": 60.0, "h": 3600.0}
+
+
+def go_duration(text: str) -> timedelta | None:
+    """A Go duration (``90s``, ``1h30m``, ``-1.5h``); None for anything else."""
+    if not _GO_DURATION.fullmatch(text):
+        return None
+    seconds = sum(float(number) * _GO_UNIT_SECONDS[unit]
+                  for number, unit in _GO_DURATION_PART.findall(text))
+    return timedelta(seconds=-seconds if text.startswith("-") else seconds)
+
+
+def parse_time(value: str, now: datetime) -> datetime:
+    """A moment as Docker's `until` and `since` take it: a Go duration before `now`, an RFC 3339
+    time or date (in local time when it names no zone), or Unix seconds[.nanoseconds]."""
+    duration = go_duration(value) if value != "0" else None
+    if duration is not None:
+        return now - duration
+    if "-" in value:
+        try:
+            # Python keeps microseconds: nanoseconds beyond them are dropped.
+            moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value))
+        except ValueError:
+            raise bad_request(f'invalid time {value!r}: want RFC 3339, Unix seconds or a '
+                              'duration') from None
+        return moment if moment.tzinfo else moment.astimezone()
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (ValueError, OverflowError):
+        raise bad_request(f'failed to parse value as time or duration: "{value}"') from None
+
+
+@attrs.frozen
+class PruneFilter:
+    """Which unused objects a prune removes: created before `until`, carrying every `label`,
+    and not carrying every `label!` (Docker's rules)."""
+
+    until: datetime | None = None
+    labels: tuple[str, ...] = ()
+    not_labels: tuple[str, ...] = ()
+
+    def selects(self, created: datetime, labels: Mapping[str, str]) -> bool:
+        if self.until is not None and created > self.until:
+            return False
+        if not all(labels_match(labels, wanted) for wanted in self.labels):
+            return False
+        return not (self.not_labels
+                    and all(labels_match(labels, wanted) for wanted in self.not_labels))
+
+
+def prune_filter(filters: Mapping[str, list[str]], now: datetime,
+                 accepted: frozenset[str] = frozenset()) -> PruneFilter:
+    """The `until`, `label` and `label!` filters of a prune; `accepted` names the others the
+    caller handles itself."""
+    check_filters(filters, {"until", "label", "label!"} | accepted)
+    untils = filters.get("until", [])
+    if len(untils) > 1:
+        raise bad_request("more than one until filter specified")
+    return PruneFilter(
+        until=parse_time(untils[0], now) if untils else None,
+        labels=tuple(filters.get("label", ())),
+        not_labels=tuple(filters.get("label!", ())),
+    )
 
 
 def json_object(data: bytes, *, allow_empty: bool = False) -> dict[str, Any]:

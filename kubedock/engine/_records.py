@@ -68,12 +68,24 @@ class ContainerConfig:
     healthcheck: Healthcheck | None = None
     port_bindings: Mapping[PortSpec, tuple[HostBinding, ...]] = attrs.field(factory=dict)
     memory: int | None = None
+    # What Docker asks of the CPU scheduler, as limits and requests can say it: NanoCpus or
+    # CpuQuota/CpuPeriod (a hard cap, in billionths of a CPU); CpuShares (a relative weight,
+    # 1024 = one CPU); MemoryReservation (a soft limit).
     nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    memory_reservation: int | None = None
+    group_add: tuple[int, ...] = ()
+    # Linux capability names without the CAP_ prefix (as Kubernetes spells them), or ALL.
+    cap_drop: tuple[str, ...] = ()
+    # (height, width) of the TTY at start, as a resize would set it.
+    console_size: tuple[int, int] | None = None
     extra_hosts: tuple[tuple[str, str], ...] = ()
     auto_remove: bool = False
     network_mode: str = "bridge"
     # Network (name, id or id prefix) → aliases: NetworkMode and NetworkingConfig.EndpointsConfig.
     networks: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    # Network (as in `networks`) → the endpoint's DriverOpts.
+    driver_options: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     mounts: tuple[Mount, ...] = ()
     # The request's own documents, echoed by inspect as Docker does.
     raw_config: Mapping[str, Any] = attrs.field(factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import posixpath
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -134,6 +135,10 @@ class ContainerSpec:
     ports: tuple[PortSpec, ...] = ()
     memory_bytes: int | None = None
     nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    memory_reservation: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    drop_capabilities: tuple[str, ...] = ()
     extra_hosts: tuple[tuple[str, str], ...] = ()
     hostname: str | None = None
     stop_grace_seconds: int | None = None
@@ -223,6 +228,11 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
     if runas:
         uid, _ = _numeric_user(runas)
         pod_spec["securityContext"] = {**(pod_spec.get("securityContext") or {}), "runAsUser": uid}
+    if spec.supplemental_groups:
+        security = dict(pod_spec.get("securityContext") or {})
+        groups = [*(security.get("supplementalGroups") or []), *spec.supplemental_groups]
+        security["supplementalGroups"] = list(dict.fromkeys(groups))
+        pod_spec["securityContext"] = security
     if spec.stop_grace_seconds is not None:
         pod_spec["terminationGracePeriodSeconds"] = max(0, spec.stop_grace_seconds)
     if spec.extra_hosts:
@@ -331,12 +341,18 @@ def _main_container(
     resources = _resources(spec, settings, container.get("resources") or {})
     if resources:
         container["resources"] = resources
+    security = dict(container.get("securityContext") or {})
     if spec.user:
         uid, gid = _numeric_user(spec.user)
-        security = dict(container.get("securityContext") or {})
         security["runAsUser"] = uid
         if gid is not None:
             security["runAsGroup"] = gid
+    if spec.drop_capabilities:
+        capabilities = dict(security.get("capabilities") or {})
+        dropped = [*(capabilities.get("drop") or []), *spec.drop_capabilities]
+        capabilities["drop"] = list(dict.fromkeys(dropped))
+        security["capabilities"] = capabilities
+    if security:
         container["securityContext"] = security
     return container
 
@@ -389,6 +405,16 @@ def _resources(
         limits["memory"] = str(spec.memory_bytes)
     if spec.nano_cpus:
         limits["cpu"] = f"{spec.nano_cpus}n"
+    # CpuShares weighs containers against each other as a CPU request does (the kubelet turns
+    # requests into cgroup weights); MemoryReservation is the memory a container should keep.
+    # A request above the limit makes an invalid pod, where Docker has no such rule for shares.
+    if spec.cpu_shares:
+        millicores = -(-spec.cpu_shares * 1000 // 1024)
+        if spec.nano_cpus:
+            millicores = min(millicores, -(-spec.nano_cpus // 1_000_000))
+        requests["cpu"] = f"{millicores}m"
+    if spec.memory_reservation:
+        requests["memory"] = str(min(spec.memory_reservation, spec.memory_bytes or sys.maxsize))
     result = {}
     if requests:
         result["requests"] = requests

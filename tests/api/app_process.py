@@ -7,17 +7,14 @@ server (its memory) start it this way, so the test's own client does not count.
 from __future__ import annotations
 
 import trio
+from clusterless import clusterless_engine
 
-from kubedock import kube
 from kubedock.api import create_app, serve_http
-from kubedock.engine import Engine
 
 
 async def main() -> None:
     async with trio.open_nursery() as nursery:
-        engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=nursery, start_timeout=1, fail_fast_after=1, expose="pod-ip",
-                        expose_host="127.0.0.1")
+        engine = clusterless_engine(nursery)
         (bound,) = await nursery.start(serve_http, create_app(engine), ["127.0.0.1:0"])
         print(bound, flush=True)
 

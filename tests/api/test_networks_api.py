@@ -3,27 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-import trio
-
-from kubedock import kube
-from kubedock.api import create_app
-from kubedock.engine import Engine
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with trio.open_nursery() as nursery:
-        engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=nursery, start_timeout=1, fail_fast_after=1, expose="pod-ip",
-                        expose_host="127.0.0.1")
-        transport = httpx.ASGITransport(app=create_app(engine))
-        async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
-            yield http
-        nursery.cancel_scope.cancel()
 
 
 async def test_predefined_networks_are_listed_and_protected(client: httpx.AsyncClient) -> None:

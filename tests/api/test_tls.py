@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from clusterless import clusterless_engine
 from test_hijack import EXEC_REQUEST, FRAMES, UPGRADE, UPGRADED_HEAD, Recorder, make_app
 
-from kubedock import kube
 from kubedock._sidecar_tls import new_sidecar_identity
 from kubedock.api import ServerTLS, create_app, serve_http
-from kubedock.engine import Engine
 from kubedock.podside._dind import tls_context
 
 
@@ -33,9 +32,7 @@ async def kubedock_api(nursery: trio.Nursery, tls_files: Any, tmp_path: Path
                        ) -> AsyncIterator[list[str]]:
     """kubedock's app with mutual TLS on TCP, and a unix socket: [host:port, unix:path]."""
     async with trio.open_nursery() as engine_nursery:
-        engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=engine_nursery, start_timeout=1, fail_fast_after=1, expose="pod-ip",
-                        expose_host="127.0.0.1")
+        engine = clusterless_engine(engine_nursery)
         tls = ServerTLS(str(tls_files.server_cert), str(tls_files.server_key), str(tls_files.ca))
         binds = ["127.0.0.1:0", f"unix:{tmp_path / 'docker.sock'}"]
         yield await nursery.start(serve_http, create_app(engine), binds, tls)

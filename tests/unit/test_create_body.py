@@ -101,3 +101,108 @@ def test_a_bind_of_the_docker_socket_asks_for_kubedocks_api() -> None:
         ("docker-socket", "/var/run/docker.sock", ""),
         ("docker-socket", "/sock/docker.sock", ""),
     ]
+
+
+def test_cpu_memory_groups_and_capabilities_are_kept() -> None:
+    config = parse_create({"Image": "busybox", "HostConfig": {
+        "CpuQuota": 50_000, "CpuPeriod": 100_000, "CpuShares": 512, "Memory": 64 << 20,
+        "MemoryReservation": 32 << 20, "MemorySwap": 128 << 20, "GroupAdd": ["1000", "root"],
+        "CapDrop": ["CAP_NET_RAW", "mknod", "NET_RAW"], "PidsLimit": -1, "MemorySwappiness": -1,
+        "Runtime": "runc", "Isolation": "default", "ConsoleSize": [0, 0], "PublishAllPorts": True,
+    }})
+    assert config.nano_cpus == 500_000_000 and config.cpu_shares == 512
+    assert config.memory == 64 << 20 and config.memory_reservation == 32 << 20
+    assert config.group_add == (1000, 0)
+    assert config.cap_drop == ("NET_RAW", "MKNOD")
+    assert parse_create({"Image": "busybox", "HostConfig": {
+        "CpuQuota": 150_000}}).nano_cpus == 1_500_000_000
+    assert parse_create({"Image": "busybox", "HostConfig": {
+        "CpuPeriod": 50_000, "CpuQuota": -1}}).nano_cpus is None
+
+
+def test_the_docker_cli_defaults_ask_for_nothing() -> None:
+    """What `docker create busybox true` sends (docker CLI 28), every option at its default."""
+    host_config = {
+        "AutoRemove": False, "Binds": None, "BlkioDeviceReadBps": [], "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteBps": [], "BlkioDeviceWriteIOps": [], "BlkioWeight": 0,
+        "BlkioWeightDevice": [], "CapAdd": None, "CapDrop": None, "Cgroup": "",
+        "CgroupParent": "", "CgroupnsMode": "", "ConsoleSize": [0, 0], "ContainerIDFile": "",
+        "CpuCount": 0, "CpuPercent": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0, "CpuShares": 0, "CpusetCpus": "", "CpusetMems": "",
+        "DeviceCgroupRules": None, "DeviceRequests": None, "Devices": [], "Dns": [],
+        "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
+        "IOMaximumBandwidth": 0, "IOMaximumIOps": 0, "IpcMode": "", "Isolation": "",
+        "Links": None, "LogConfig": {"Config": {}, "Type": ""}, "MaskedPaths": None,
+        "Memory": 0, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": -1,
+        "NanoCpus": 0, "NetworkMode": "default", "OomKillDisable": False, "OomScoreAdj": 0,
+        "PidMode": "", "PidsLimit": 0, "PortBindings": {}, "Privileged": False,
+        "PublishAllPorts": False, "ReadonlyPaths": None, "ReadonlyRootfs": False,
+        "RestartPolicy": {"MaximumRetryCount": 0, "Name": "no"}, "SecurityOpt": None,
+        "ShmSize": 0, "UTSMode": "", "Ulimits": [], "UsernsMode": "", "VolumeDriver": "",
+        "VolumesFrom": None,
+    }
+    endpoint = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                "DriverOpts": None, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+    config = parse_create({
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "Tty": False,
+        "Env": None, "Cmd": ["true"], "Image": "busybox", "Volumes": {}, "WorkingDir": "",
+        "Entrypoint": None, "OnBuild": None, "Labels": {}, "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": {"default": endpoint}},
+    })
+    assert config.nano_cpus is None and config.cpu_shares is None and config.memory is None
+    assert config.group_add == () and config.cap_drop == ()
+
+
+@pytest.mark.parametrize(("host_config", "status", "text"), [
+    ({"Init": True}, 501, "HostConfig.Init"),
+    ({"PidsLimit": 10}, 501, "HostConfig.PidsLimit"),
+    ({"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}, 501,
+     "HostConfig.DeviceRequests"),
+    ({"CpusetCpus": "0,1"}, 501, "HostConfig.CpusetCpus"),
+    ({"OomKillDisable": True}, 501, "HostConfig.OomKillDisable"),
+    ({"MemorySwappiness": 40}, 501, "HostConfig.MemorySwappiness"),
+    ({"BlkioWeight": 300}, 501, "HostConfig.BlkioWeight"),
+    ({"CpuRealtimeRuntime": 500}, 501, "HostConfig.CpuRealtimeRuntime"),
+    ({"Runtime": "kata"}, 501, "HostConfig.Runtime"),
+    ({"CgroupnsMode": "host"}, 501, "HostConfig.CgroupnsMode"),
+    ({"MaskedPaths": []}, 501, "HostConfig.MaskedPaths"),
+    ({"CapAdd": ["NET_ADMIN"]}, 501, "HostConfig.CapAdd"),
+    ({"GroupAdd": ["audio"]}, 501, "HostConfig.GroupAdd 'audio'"),
+    ({"CapDrop": ["bogus"]}, 400, 'invalid CapDrop: unknown capability: "CAP_BOGUS"'),
+    ({"NanoCpus": 10**9, "CpuQuota": 50_000}, 400, "Nano CPUs and CPU Quota"),
+    ({"NanoCpus": 10**9, "CpuPeriod": 50_000}, 400, "Nano CPUs and CPU Period"),
+    ({"CpuQuota": 500}, 400, "CPU cfs quota"),
+    ({"Memory": 1024}, 400, "Minimum memory limit allowed is 6MB"),
+    ({"Memory": 64 << 20, "MemoryReservation": 128 << 20}, 400, "memory reservation"),
+    ({"MemorySwap": 64 << 20}, 400, "always set the Memory limit"),
+    ({"NanoCpus": -1}, 400, "NanoCpus"),
+    ({"LogConfig": {"Type": "asdf"}}, 400,
+     'error looking up logging plugin asdf: plugin "asdf" not found'),
+    ({"LogConfig": {"Type": "syslog"}}, 400, "log driver 'syslog' is not supported"),
+    ({"LogConfig": {"Type": "json-file", "Config": {"bogus": "1"}}}, 400,
+     "unknown log opt 'bogus' for json-file log driver"),
+    ({"ConsoleSize": [24]}, 400, "ConsoleSize"),
+])
+def test_host_options_refused_by_name(host_config: dict[str, Any], status: int,
+                                      text: str) -> None:
+    with pytest.raises(DockerError) as caught:
+        parse_create({"Image": "busybox", "HostConfig": host_config})
+    assert caught.value.status == status
+    assert text in caught.value.message
+
+
+@pytest.mark.parametrize(("body", "text"), [
+    ({"MacAddress": "02:42:ac:11:00:02"}, "MacAddress"),
+    ({"NetworkDisabled": True}, "NetworkDisabled"),
+    ({"NetworkingConfig": {"EndpointsConfig": {"app": {"IPAMConfig": {
+        "IPv4Address": "172.20.0.5"}}}}}, "EndpointsConfig.app.IPAMConfig"),
+    ({"NetworkingConfig": {"EndpointsConfig": {"app": {"Links": ["db:database"]}}}},
+     "EndpointsConfig.app.Links"),
+])
+def test_network_settings_refused_by_name(body: dict[str, Any], text: str) -> None:
+    with pytest.raises(DockerError) as caught:
+        parse_create({"Image": "busybox", **body})
+    assert caught.value.status == 501
+    assert text in caught.value.message

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 import trio
 
-from kubedock import _metrics, kube
+from kubedock import _metrics
 from kubedock._logging import JsonFormatter
-from kubedock.api import create_app
-from kubedock.engine import Engine
 
 
 def test_counter_renders_labels_escaped_and_sorted() -> None:
@@ -70,35 +66,6 @@ async def test_the_listener_answers_get_and_head_of_metrics_only() -> None:
                 await stream.send_eof()
                 assert await stream.receive_some() == b""
         nursery.cancel_scope.cancel()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with trio.open_nursery() as nursery:
-        engine = Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
-                        nursery=nursery, start_timeout=1, fail_fast_after=0, expose="pod-ip",
-                        expose_host="127.0.0.1")
-        transport = httpx.ASGITransport(app=create_app(engine))
-        async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
-            yield http
-        nursery.cancel_scope.cancel()
-
-
-async def test_api_requests_are_counted_by_route_template_and_status(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    route = "/networks/<ref>"
-    before = _metrics.API_REQUESTS.value("GET", route, "404")
-    with caplog.at_level(logging.INFO, logger="kubedock.access"):
-        assert (await client.get("/v1.44/networks/nope")).status_code == 404
-        assert (await client.get("/networks/nope2")).status_code == 404
-    assert _metrics.API_REQUESTS.value("GET", route, "404") == before + 2
-    assert (await client.get("/no/such/path")).status_code == 404
-    assert _metrics.API_REQUESTS.value("GET", "unmatched", "404") >= 1
-    lines = [r for r in caplog.records if r.name == "kubedock.access"]
-    assert lines[0].getMessage().startswith("GET /v1.44/networks/nope 404 ")
-    assert getattr(lines[0], "route") == route  # noqa: B009
-    assert b"kubedock_api_request_duration_seconds_bucket" in _metrics.render()
 
 
 def test_json_log_lines_carry_the_extra_fields() -> None:

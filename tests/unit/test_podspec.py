@@ -338,3 +338,35 @@ def test_pod_template_is_the_base() -> None:
 def test_manifest_is_deterministic() -> None:
     container = spec(labels={"a": "1"}, ports=(PortSpec(80, "tcp"),))
     assert pod_manifest(container, SETTINGS) == pod_manifest(container, SETTINGS)
+
+
+def test_docker_cpu_shares_and_memory_reservation_become_requests() -> None:
+    container = main_container(pod_manifest(spec(
+        cpu_shares=512, memory_reservation=64 * 1024 * 1024), SETTINGS))
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "67108864"}}
+    # A request above the limit makes an invalid pod: shares weigh, the limit caps.
+    capped = main_container(pod_manifest(spec(cpu_shares=4096, nano_cpus=250_000_000),
+                                         SETTINGS))
+    assert capped["resources"] == {"requests": {"cpu": "250m"},
+                                   "limits": {"cpu": "250000000n"}}
+    assert main_container(pod_manifest(spec(cpu_shares=2), SETTINGS))["resources"] == {
+        "requests": {"cpu": "2m"}}
+
+
+def test_groups_and_dropped_capabilities() -> None:
+    manifest = pod_manifest(spec(supplemental_groups=(1000, 1001),
+                                 drop_capabilities=("NET_RAW", "MKNOD"), user="1000:1000"),
+                            SETTINGS)
+    assert manifest["spec"]["securityContext"] == {"supplementalGroups": [1000, 1001]}
+    assert main_container(manifest)["securityContext"] == {
+        "runAsUser": 1000, "runAsGroup": 1000,
+        "capabilities": {"drop": ["NET_RAW", "MKNOD"]},
+    }
+    settings = PodSettings(namespace="n", instance_id="i", runas_user="7", pod_template={
+        "spec": {"securityContext": {"supplementalGroups": [5]},
+                 "containers": [{"securityContext": {"capabilities": {"drop": ["NET_RAW"]}}}]}})
+    manifest = pod_manifest(spec(supplemental_groups=(5, 6), drop_capabilities=("NET_RAW", "ALL")),
+                            settings)
+    assert manifest["spec"]["securityContext"] == {"runAsUser": 7, "supplementalGroups": [5, 6]}
+    assert main_container(manifest)["securityContext"] == {
+        "capabilities": {"drop": ["NET_RAW", "ALL"]}}

@@ -1,0 +1,14 @@
+"""An engine that never needs the cluster, for the routes that stop short of it."""
+
+from __future__ import annotations
+
+import trio
+
+from kubedock import kube
+from kubedock.engine import Engine
+
+
+def clusterless_engine(nursery: trio.Nursery) -> Engine:
+    return Engine(None, kube.PodSettings(namespace="t", instance_id="i"),  # type: ignore[arg-type]
+                  nursery=nursery, start_timeout=1, fail_fast_after=1, expose="pod-ip",
+                  expose_host="127.0.0.1")
