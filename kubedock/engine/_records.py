@@ -130,6 +130,8 @@ class Container:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     pod_name: str | None = None
+    # The watch has reported the pod, so it will report the pod's deletion too.
+    pod_observed: bool = False
     pod_ip: str | None = None
     # The pod's init container `setup` runs, so kubedock can attach to it and stream files.
     setup_running: bool = False
@@ -145,6 +147,8 @@ class Container:
     # Logs kept from a pod that had to be deleted before the client was done with them.
     saved_logs: tuple[tuple[int, bytes], ...] | None = None
     exposure: trio.CancelScope | None = None
+    # Held while a transition (start, stop, kill, restart, remove) changes the pod.
+    lifecycle: trio.Lock = attrs.field(factory=trio.Lock)
     terminal: TerminalSize = attrs.field(factory=TerminalSize)
     changed: trio.Event = attrs.field(factory=trio.Event)
 

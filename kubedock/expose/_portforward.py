@@ -8,7 +8,7 @@ from functools import partial
 
 import trio
 
-from kubedock.kube import Cluster, KubeError
+from kubedock.kube import ClusterBoundary, KubeError
 
 from ._splice import tunnel
 
@@ -19,7 +19,7 @@ _RETRY_FIRST, _RETRY_MAX = 0.1, 1.0
 
 
 async def serve_port_forward(
-    cluster: Cluster,
+    cluster: ClusterBoundary,
     pod: str,
     port: int,
     *,
