@@ -654,9 +654,11 @@ class Engine:
     async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
         from ._logs import snapshot_logs
 
-        container.saved_logs = await snapshot_logs(self.cluster, container)
         assert container.pod_name is not None
+        logs = await snapshot_logs(self.cluster, container)
+        # Kept only once the pod goes: while it runs, its live log is the one to read.
         await self.cluster.delete_pod(container.pod_name, grace_seconds=grace_seconds)
+        container.saved_logs = logs
 
     async def _delete_pod_and_wait(self, container: Container, *, grace_seconds: int) -> None:
         pod_name = container.pod_name

@@ -183,6 +183,19 @@ async def test_start_that_cannot_run_deletes_the_pod(
     assert actions(engine) == ["create", "destroy"]
 
 
+async def test_start_failing_with_its_client_gone_is_logged(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster.main_on_create = PULL_FAILS
+    container = create(engine)
+    await abandoned(lambda: engine.start(container), after=0.1)
+    await settle()
+    assert_gone(cluster, container)
+    assert f"start of container {container.short_id} failed, its client gone: ErrImagePull" in (
+        caplog.text)
+
+
 async def test_remove_abandons_a_start_under_way(
     autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
 ) -> None:
@@ -313,6 +326,7 @@ async def test_kill_refused_keeps_the_container_running(
         await engine.kill(container, "KILL")
     await settle()
     assert container.status == "running"
+    assert container.saved_logs is None  # its logs are read live, from the pod
     assert "kill" not in actions(engine)
 
 
