@@ -12,11 +12,13 @@ from quart import Blueprint, Response, jsonify, request
 
 from .. import wire
 from ..engine import (
+    Conflict,
     Container,
     ContainerConfig,
     Healthcheck,
     HostBinding,
     LogRequest,
+    NotFound,
     WaitCondition,
     parse_reference,
 )
@@ -598,7 +600,10 @@ async def prune() -> Response:
             continue
         if any(_label_matches(container, w) for w in filters.get("label!", ())):
             continue
-        await engine().remove(container, force=True)
+        try:
+            await engine().remove(container, force=False)
+        except (Conflict, NotFound):
+            continue  # started, or removed, meanwhile: not for pruning, as with Docker
         deleted.append(container.id)
     return jsonify({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
