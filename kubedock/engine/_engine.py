@@ -176,9 +176,10 @@ class Engine:
 
     # Start, stop, kill, restart and remove run as jobs in the engine's nursery (see `Jobs`):
     # a request awaits the outcome, and a client that goes away stops only its own wait, as
-    # with Docker. Each holds the container's lifecycle lock while it changes the pod, so that
-    # transitions never interleave half-way; a stop waits for the exit outside the lock, so
-    # that a kill or a forced removal can overtake a slow one.
+    # with Docker. Concurrent starts (or stops) share one job; every kill delivers its signal
+    # and every restart restarts. Each holds the container's lifecycle lock while it changes
+    # the pod, so that transitions never interleave half-way; a stop waits for the exit
+    # outside the lock, so that a kill or a forced removal can overtake a slow one.
 
     async def start(self, container: Container) -> None:
         await self._jobs.run((container.id, "start", ""), partial(self._start_job, container))
@@ -189,10 +190,11 @@ class Engine:
 
     async def kill(self, container: Container, signal: str) -> None:
         name = signal_name(signal or "KILL")
-        await self._jobs.run((container.id, "kill", name), partial(self._kill, container, name))
+        await self._jobs.run((container.id, "kill", object()),
+                             partial(self._kill, container, name))
 
     async def restart(self, container: Container, stop_seconds: int | None) -> None:
-        await self._jobs.run((container.id, "restart", str(stop_seconds)),
+        await self._jobs.run((container.id, "restart", object()),
                              partial(self._restart, container, stop_seconds))
 
     async def remove(self, container: Container, *, force: bool) -> None:

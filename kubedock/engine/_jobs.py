@@ -3,7 +3,7 @@
 A client that goes away (a read timeout, a killed CI step) cancels its request. Docker still
 finishes a start, stop or removal it has begun, so kubedock does too: each transition runs in
 the engine's nursery, and requests only wait for its outcome. Requests for the same transition
-of the same container while one is under way share it, and share its outcome.
+of the same container while one is under way may share it, and its outcome.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from ._errors import EngineError
 
 log = logging.getLogger(__name__)
 
-# (container id, transition, argument): requests with equal keys share one job.
-JobKey = tuple[str, str, str]
+# (container id, transition, what makes two requests the same): requests with equal keys share
+# one job; a fresh `object()` as the last part gives a request a job of its own.
+JobKey = tuple[str, str, object]
 
 
 class _Job:

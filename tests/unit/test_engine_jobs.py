@@ -356,6 +356,18 @@ async def test_restart_completes_after_its_client_went_away(
     assert actions(engine)[-4:] == ["die", "stop", "start", "restart"]
 
 
+async def test_concurrent_restarts_each_restart(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await started(engine)
+    async with trio.open_nursery() as clients:
+        for _ in range(2):
+            clients.start_soon(engine.restart, container, None)
+    # As with Docker, a restart that finds the container started again by another is done.
+    assert actions(engine).count("restart") == 2
+    assert container.status == "running" and list(cluster.pods) == [container.pod_name]
+
+
 @pytest.mark.parametrize("refusal", REFUSALS)
 async def test_restart_refused_leaves_a_stopped_container(
     autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
