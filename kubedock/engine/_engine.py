@@ -49,6 +49,7 @@ WaitCondition = Literal["not-running", "next-exit", "removed"]
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
+_KILL_WAIT_SECONDS = 10
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 
 
@@ -350,6 +351,7 @@ class Engine:
         async with self._transition(container):
             if container.status != "running":
                 raise Conflict(f"Container {container.id} is not running")
+            exits = container.exits
             if name == "SIGKILL":
                 await self._save_logs_and_delete(container, grace_seconds=0)
             elif not await self._signal_in_container(container, name):
@@ -360,6 +362,11 @@ class Engine:
                     )
                 await self._deadline_stop(container)
         self._publish(container, "kill", signal=str(int(signals.Signals[name])))
+        if name == "SIGKILL":
+            # As with Docker, the container is dead when `docker kill` returns.
+            with trio.move_on_after(_KILL_WAIT_SECONDS):
+                await self._until(container, lambda: container.status != "running"
+                                  or container.exits != exits)
 
     async def _restart(self, container: Container, stop_seconds: int | None) -> None:
         with contextlib.suppress(NotModified):

@@ -338,7 +338,6 @@ async def test_kill_waits_for_a_start_under_way(
         clients.start_soon(engine.start, container)
         await trio.sleep(0.1)
         await engine.kill(container, "KILL")
-    await settle()
     assert actions(engine)[1:] == ["start", "kill", "die"]
     assert cluster.pods == {}
 
