@@ -186,7 +186,7 @@ class Engine:
         await self._jobs.run((container.id, "start", ""), partial(self._start_job, container))
 
     async def stop(self, container: Container, stop_seconds: int | None) -> None:
-        await self._jobs.run((container.id, "stop", str(stop_seconds)),
+        await self._jobs.run((container.id, "stop", stop_seconds),
                              partial(self._stop, container, stop_seconds))
 
     async def kill(self, container: Container, signal: str) -> None:
