@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
+import attrs
 import trio
 
 from .. import kube
@@ -23,15 +24,15 @@ log = logging.getLogger(__name__)
 JobKey = tuple[str, str, object]
 
 
+@attrs.define(eq=False)
 class _Job:
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        self.done = trio.Event()
-        self.finished = False
-        self.error: Exception | None = None
-        # Set by `Jobs.cancel`: what the waiters are told instead.
-        self.cancelled_because: EngineError | None = None
-        self.waiters = 0
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    finished: bool = False
+    error: Exception | None = None
+    # Set by `Jobs.cancel`: what the waiters are told instead.
+    cancelled_because: EngineError | None = None
+    waiters: int = 0
 
 
 class Jobs:
