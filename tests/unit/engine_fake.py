@@ -2,8 +2,8 @@
 
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
-`watch_pods`, `lag` seconds later and in order. Streams it was not scripted for
-(attach, port-forward, listing) raise `NotImplementedError`.
+`watch_pods`, `lag` seconds later and in order. What it was not scripted for (attach,
+port-forward, listing and deleting by kind) raises `NotImplementedError`.
 """
 
 from __future__ import annotations
