@@ -13,12 +13,14 @@ from quart import Blueprint, Response, jsonify, request
 
 from .. import wire
 from ..engine import (
+    Conflict,
     Container,
     ContainerConfig,
     Healthcheck,
     HostBinding,
     LogRequest,
     Network,
+    NotFound,
     WaitCondition,
     parse_reference,
 )
@@ -837,7 +839,10 @@ async def prune() -> Response:
             continue
         if not selection.selects(container.created, container.config.labels):
             continue
-        await engine().remove(container, force=True)
+        try:
+            await engine().remove(container, force=False)
+        except (Conflict, NotFound):
+            continue  # started, or removed, meanwhile: not for pruning, as with Docker
         deleted.append(container.id)
     return jsonify({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 

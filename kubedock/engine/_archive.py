@@ -117,7 +117,7 @@ async def stage_archive(body: AsyncIterable[bytes], path: str, directory: str | 
     return StagedArchive(file_name, targets)
 
 
-async def fill_volumes(cluster: kube.Cluster, pod: str, container: Container,
+async def fill_volumes(cluster: kube.ClusterBoundary, pod: str, container: Container,
                        staged: Sequence[StagedArchive]) -> None:
     """Stream bind sources and staged archives to the running init container of a new pod."""
     binds = [(f"b{index}", mount.source) for index, mount in enumerate(container.config.mounts)
@@ -154,7 +154,8 @@ def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
 
 # -- a running container ------------------------------------------------------------------
 
-async def stat_path(cluster: kube.Cluster, container: Container, path: str) -> wire.PathStat:
+async def stat_path(cluster: kube.ClusterBoundary, container: Container,
+                    path: str) -> wire.PathStat:
     """`lstat` of a path in `main`: kubedock's own `archive stat` where the pod has it, else
     the image's `stat` (and `readlink` for links)."""
     pod = _running_pod(container)
@@ -192,7 +193,7 @@ async def copy_in(engine: Engine, container: Container, path: str,
                           no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
 
 
-async def put_archive(cluster: kube.Cluster, container: Container, path: str,
+async def put_archive(cluster: kube.ClusterBoundary, container: Container, path: str,
                       body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
                       ) -> None:
     """Extract a client's archive into a directory of a running container.
@@ -226,7 +227,7 @@ async def put_archive(cluster: kube.Cluster, container: Container, path: str,
         _raise_for(err, channel.exit_code, path, "tar")
 
 
-async def get_archive(cluster: kube.Cluster, container: Container, path: str
+async def get_archive(cluster: kube.ClusterBoundary, container: Container, path: str
                       ) -> AsyncIterator[bytes]:
     """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`."""
     if container.tools is not None:
@@ -261,7 +262,7 @@ def _running_pod(container: Container) -> str:
     return container.pod_name
 
 
-async def _run(cluster: kube.Cluster, pod: str, argv: list[str]) -> tuple[str, str, int]:
+async def _run(cluster: kube.ClusterBoundary, pod: str, argv: list[str]) -> tuple[str, str, int]:
     out, err = bytearray(), bytearray()
     async with cluster.exec(pod, argv, stdin=False, stdout=True, stderr=True) as channel:
         while (message := await channel.receive()) is not None:

@@ -31,7 +31,7 @@ class AttachRequest:
 
 
 async def attach(
-    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream,
+    cluster: kube.ClusterBoundary, container: Container, stream: trio.abc.HalfCloseableStream,
     request: AttachRequest,
 ) -> None:
     """Serve one attach until the container's process ends or the client goes away."""
@@ -75,7 +75,7 @@ async def attach(
 
 
 async def _pump_output(
-    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream,
+    cluster: kube.ClusterBoundary, container: Container, stream: trio.abc.HalfCloseableStream,
     request: LogRequest,
 ) -> None:
     send, receive = trio.open_memory_channel[tuple[int, bytes]](64)
@@ -92,7 +92,7 @@ async def _pump_output(
 
 
 async def _attach_stdin(
-    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream
+    cluster: kube.ClusterBoundary, container: Container, stream: trio.abc.HalfCloseableStream
 ) -> None:
     assert container.pod_name is not None
     async with cluster.attach(
@@ -110,7 +110,7 @@ async def _attach_stdin(
 
 
 async def _attach_terminal(
-    cluster: kube.Cluster, container: Container, stream: trio.abc.HalfCloseableStream,
+    cluster: kube.ClusterBoundary, container: Container, stream: trio.abc.HalfCloseableStream,
     stdout: bool, since: float | None,
 ) -> None:
     """A terminal session: the screen comes from the session, not the log, whose lines are only

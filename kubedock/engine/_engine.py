@@ -6,10 +6,11 @@ all read records that the watch keeps fresh, and wake up through each record's `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import signal as signals
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from ._errors import (
 from ._events import EventBus
 from ._exec import Exec, ExecConfig, ExecStore, run_exec
 from ._images import ImageStore, parse_reference
+from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
@@ -48,6 +50,7 @@ WaitCondition = Literal["not-running", "next-exit", "removed"]
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
+_KILL_WAIT_SECONDS = 10
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 
 
@@ -68,7 +71,7 @@ def signal_name(text: str) -> str:
 class Engine:
     def __init__(
         self,
-        cluster: kube.Cluster,
+        cluster: kube.ClusterBoundary,
         settings: kube.PodSettings,
         *,
         nursery: trio.Nursery,
@@ -84,6 +87,7 @@ class Engine:
         self.images = ImageStore()
         self.execs = ExecStore()
         self._nursery = nursery
+        self._jobs = Jobs(nursery)
         self._start_timeout = start_timeout
         self._fail_fast_after = fail_fast_after
         self._expose = expose
@@ -176,17 +180,63 @@ class Engine:
         container.name = new_name
         self._publish(container, "rename", oldName=f"/{old}")
 
+    # Start, stop, kill, restart and remove run as jobs in the engine's nursery (see `Jobs`):
+    # a request awaits the outcome, and a client that goes away stops only its own wait, as
+    # with Docker. Concurrent starts (or stops) share one job; every kill delivers its signal
+    # and every restart restarts. Each holds the container's lifecycle lock while it changes
+    # the pod, so that transitions never interleave half-way; a stop waits for the exit
+    # outside the lock, so that a kill or a forced removal can overtake a slow one.
+
     async def start(self, container: Container) -> None:
+        await self._jobs.run((container.id, "start", ""), partial(self._start_job, container))
+
+    async def stop(self, container: Container, stop_seconds: int | None) -> None:
+        await self._jobs.run((container.id, "stop", stop_seconds),
+                             partial(self._stop, container, stop_seconds))
+
+    async def kill(self, container: Container, signal: str) -> None:
+        name = signal_name(signal or "KILL")
+        await self._jobs.run((container.id, "kill", object()),
+                             partial(self._kill, container, name))
+
+    async def restart(self, container: Container, stop_seconds: int | None) -> None:
+        await self._jobs.run((container.id, "restart", object()),
+                             partial(self._restart, container, stop_seconds))
+
+    async def remove(self, container: Container, *, force: bool) -> None:
+        """Remove the container and its pod; with `force` a running container too, and a
+        start under way is abandoned."""
+        if (container.id, "remove", "") in self._jobs:
+            raise Conflict(f"removal of container {container.id} is already in progress")
+        if force:
+            self._jobs.cancel(container.id, ("start", "restart"), Conflict(
+                f"container {container.id} is marked for removal and cannot be started"))
+        await self._remove_job(container, force=force)
+
+    async def _remove_job(self, container: Container, *, force: bool) -> None:
+        await self._jobs.run((container.id, "remove", ""),
+                             partial(self._remove, container, force=force))
+
+    @contextlib.asynccontextmanager
+    async def _transition(self, container: Container) -> AsyncIterator[None]:
+        async with container.lifecycle:
+            if container.removed:
+                raise NoSuchContainer(container.id)
+            yield
+
+    async def _start_job(self, container: Container) -> None:
+        async with self._transition(container):
+            await self._start(container)
+
+    async def _start(self, container: Container) -> None:
         if container.status == "running":
             raise NotModified("container already started")
-        if container.status == "removing":
-            raise Conflict(f"container {container.id} is marked for removal and cannot be started")
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
         spec = self._spec(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
-        container.pod_name, container.pod_ip = pod_name, None
+        container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
         container.setup_running = False
         container.tools = kube.TOOLS_DIR if spec.needs_setup else None
         container.status, container.published, container.health = "created", (), None
@@ -194,55 +244,80 @@ class Engine:
         container.stall = None
         container.saved_logs = None
         container.finished_at = None
-        exits_before = container.exits
         self._by_pod[pod_name] = container
-        pod = await self.cluster.create_pod(manifest)
-        secret = kube.dind_secret(pod, self.settings)
-        if secret is not None:
-            # The pod waits for its Secret volume, so the Secret can only follow it (it is
-            # owned by the pod: it goes when the pod does).
-            try:
+        try:
+            pod = await self._create_pod(container, manifest)
+            secret = kube.dind_secret(pod, self.settings)
+            if secret is not None:
+                # The pod waits for its Secret volume, so the Secret can only follow it (it is
+                # owned by the pod: it goes when the pod does).
                 await self.cluster.create_object(kube.SECRETS, secret)
-            except kube.KubeError:
-                await self._delete_pod_and_wait(container, grace_seconds=0)
-                raise
+            await self._until_started(container, pod_name, needs_setup=spec.needs_setup)
+            if _is_running(container):
+                if self._names == "services":
+                    await publish_services(self.cluster, pod, self._service_names(container),
+                                           container.config.ports)
+                await self._expose_ports(container)
+        except Exception as failure:
+            await self._undo_start(container, failure)
+            raise
+        if _is_running(container) and container.config.healthcheck is not None:
+            from ._health import monitor_health
+
+            self._spawn(partial(monitor_health, self, container))
+        self._publish(container, "start")
+
+    async def _create_pod(self, container: Container,
+                          manifest: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return await self.cluster.create_pod(manifest)
+        except kube.KubeError as error:
+            if 400 <= error.status < 500:
+                # Refused: there is no pod, so nothing to delete or wait for later.
+                self._by_pod.pop(manifest["metadata"]["name"], None)
+                container.pod_name = None
+            raise
+
+    async def _until_started(self, container: Container, pod_name: str, *,
+                             needs_setup: bool) -> None:
+        """Wait until the pod's main container runs (or ran), else fail the start."""
+        exits = container.exits
+
+        def settled() -> bool:
+            return (container.status != "created" or container.exits != exits
+                    or bool(container.error) or container.pod_name != pod_name)
+
         try:
             with trio.fail_after(self._start_timeout):
                 async with trio.open_nursery() as nursery:
-                    if spec.needs_setup:
+                    if needs_setup:
                         nursery.start_soon(self._fill_volumes, container, pod_name)
                     nursery.start_soon(fail_when_stalled, container, self._fail_fast_after)
-                    await self._until(container, lambda: container.status != "created"
-                                      or container.exits != exits_before or bool(container.error))
+                    await self._until(container, settled)
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
-            container.error = start_timeout_error(self._start_timeout, pod_name, container.stall,
-                                                  self.pod_watch)
+            raise StartFailed(start_timeout_error(self._start_timeout, pod_name,
+                                                  container.stall, self.pod_watch), None) from None
         if container.error:
-            failure = container.error
-            await self._delete_pod_and_wait(container, grace_seconds=0)
-            container.exit_code = 128
-            container.error = failure
-            if container.config.auto_remove:
-                # As Docker does: `docker run --rm` waits for the removal after a failed start.
-                self._spawn(partial(self.remove, container, force=True))
-            reason, _, message = failure.partition(": ")
+            reason, _, message = container.error.partition(": ")
             raise StartFailed(reason, message or None)
-        if _is_running(container):
-            if self._names == "services":
-                try:
-                    await publish_services(self.cluster, pod, self._service_names(container),
-                                           container.config.ports)
-                except Conflict:
-                    # The start fails as a whole: no pod running under names it could not claim.
-                    await self._delete_pod_and_wait(container, grace_seconds=0)
-                    raise
-            await self._expose_ports(container)
-            if container.config.healthcheck is not None:
-                from ._health import monitor_health
+        if container.pod_name != pod_name:
+            raise StartFailed("PodDeleted", f"pod {pod_name} was deleted before it ran")
 
-                self._spawn(partial(monitor_health, self, container))
-        self._publish(container, "start")
+    async def _undo_start(self, container: Container, failure: Exception) -> None:
+        """Leave no pod behind a failed start; the record says why, as Docker's does: not
+        running, exit code 128, the error kept."""
+        try:
+            await self._delete_pod_and_wait(container, grace_seconds=0)
+        except kube.KubeError as error:
+            # The watch keeps the record true to the pod; a removal deletes it again.
+            log.warning("cannot delete pod %s after a failed start: %s",
+                        container.pod_name, error)
+        container.exit_code = 128
+        container.error = getattr(failure, "message", None) or str(failure)
+        if container.config.auto_remove:
+            # As Docker does: `docker run --rm` waits for the removal after a failed start.
+            self._spawn(partial(self._remove_unless_gone, container))
 
     async def _fill_volumes(self, container: Container, pod_name: str) -> None:
         # The API server upgrades an attach to a container that does not run yet, then ends
@@ -254,61 +329,82 @@ class Engine:
             container.error = f"CopyFailed: copying files into the pod failed: {error}"
             container.notify()
 
-    async def stop(self, container: Container, stop_seconds: int | None) -> None:
-        if container.status != "running":
-            raise NotModified("container already stopped")
-        grace = self._grace_seconds(container)
-        seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
-        stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
-        # The kubelet stops containers with SIGTERM; another stop signal is sent with the
-        # image's `kill`, and SIGKILL follows when the grace period is over, as in Docker.
-        if stop_signal != "SIGTERM" and await self._signal_in_container(container, stop_signal):
+    async def _stop(self, container: Container, stop_seconds: int | None) -> None:
+        async with self._transition(container):
+            if container.status != "running":
+                raise NotModified("container already stopped")
+            exits = container.exits
+            grace = self._grace_seconds(container)
+            seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
+            stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
+            # The kubelet stops containers with SIGTERM; another stop signal is sent with the
+            # image's `kill`, and SIGKILL follows when the grace period is over, as in Docker.
+            signalled = stop_signal != "SIGTERM" and await self._signal_in_container(
+                container, stop_signal)
+            if not signalled:
+                if seconds != grace:
+                    await self._save_logs_and_delete(container, grace_seconds=seconds)
+                else:
+                    await self._deadline_stop(container)
+
+        def stopped() -> bool:
+            return container.status != "running" or container.exits != exits
+
+        if signalled:
             with trio.move_on_after(seconds):
-                await self._until(container, lambda: container.status != "running")
-            if container.status == "running":
-                await self._save_logs_and_delete(container, grace_seconds=0)
-        elif seconds != grace:
-            await self._save_logs_and_delete(container, grace_seconds=seconds)
-        else:
-            await self._deadline_stop(container)
-        await self._until(container, lambda: container.status != "running")
+                await self._until(container, stopped)
+            async with container.lifecycle:
+                if not stopped():
+                    await self._save_logs_and_delete(container, grace_seconds=0)
+        await self._until(container, stopped)
         self._publish(container, "stop")
 
-    async def kill(self, container: Container, signal: str) -> None:
-        if container.status != "running":
-            raise Conflict(f"Container {container.id} is not running")
-        name = signal_name(signal or "KILL")
-        if name == "SIGKILL":
-            await self._save_logs_and_delete(container, grace_seconds=0)
-        elif not await self._signal_in_container(container, name):
-            if name not in _SIGNALS_THAT_STOP:
-                raise Unsupported(
-                    f"cannot deliver {name}: the image has no 'kill' command and Kubernetes "
-                    "can only stop a pod, which is what SIGTERM, SIGINT and SIGQUIT do"
-                )
-            await self._deadline_stop(container)
+    async def _kill(self, container: Container, name: str) -> None:
+        async with self._transition(container):
+            if container.status != "running":
+                raise Conflict(f"Container {container.id} is not running")
+            exits = container.exits
+            if name == "SIGKILL":
+                await self._save_logs_and_delete(container, grace_seconds=0)
+            elif not await self._signal_in_container(container, name):
+                if name not in _SIGNALS_THAT_STOP:
+                    raise Unsupported(
+                        f"cannot deliver {name}: the image has no 'kill' command and Kubernetes "
+                        "can only stop a pod, which is what SIGTERM, SIGINT and SIGQUIT do"
+                    )
+                await self._deadline_stop(container)
         self._publish(container, "kill", signal=str(int(signals.Signals[name])))
+        if name == "SIGKILL":
+            # As with Docker, the container is dead when `docker kill` returns.
+            with trio.move_on_after(_KILL_WAIT_SECONDS):
+                await self._until(container, lambda: container.status != "running"
+                                  or container.exits != exits)
 
-    async def restart(self, container: Container, stop_seconds: int | None) -> None:
-        if container.status == "running":
-            await self.stop(container, stop_seconds)
-        await self.start(container)
+    async def _restart(self, container: Container, stop_seconds: int | None) -> None:
+        with contextlib.suppress(NotModified):
+            await self._stop(container, stop_seconds)
+        async with self._transition(container):
+            # Started meanwhile by another request: the restart is done, as with Docker.
+            with contextlib.suppress(NotModified):
+                await self._start(container)
         self._publish(container, "restart")
 
-    async def remove(self, container: Container, *, force: bool) -> None:
-        if container.status == "running" and not force:
-            raise Conflict(
-                f"You cannot remove a running container {container.id}. "
-                "Stop the container before attempting removal or force remove"
-            )
-        if container.status == "removing":
-            raise Conflict(f"removal of container {container.id} is already in progress")
-        container.status = "removing"
-        container.notify()
-        try:
-            if container.pod_name is not None:
+    async def _remove(self, container: Container, *, force: bool) -> None:
+        async with self._transition(container):
+            if container.status == "running" and not force:
+                raise Conflict(
+                    f"You cannot remove a running container {container.id}. "
+                    "Stop the container before attempting removal or force remove"
+                )
+            status, container.status = container.status, "removing"
+            container.notify()
+            try:
                 await self._delete_pod_and_wait(container, grace_seconds=0)
-        finally:
+            except Exception:
+                # Still there: the record stays, and a later removal tries again.
+                container.status = status
+                container.notify()
+                raise
             self._forget(container)
 
     async def wait(self, container: Container, condition: WaitCondition) -> Container:
@@ -465,6 +561,7 @@ class Engine:
                 self._exited(container, observation.exit_code or 137, observation)
             container.notify()
             return
+        container.pod_observed = True
         container.pod_ip = observation.pod_ip or container.pod_ip
         container.setup_running = observation.setup == "running"
         if container.status == "created":
@@ -502,8 +599,12 @@ class Engine:
         # Attached clients are still reading the last output from the pod's log.
         with trio.move_on_after(_ATTACH_DRAIN_SECONDS):
             await self._until(container, lambda: container.attached == 0)
-        if container.status == "exited" and not container.removed:
-            await self.remove(container, force=True)
+        if container.status == "exited":
+            await self._remove_unless_gone(container)
+
+    async def _remove_unless_gone(self, container: Container) -> None:
+        with contextlib.suppress(NoSuchContainer):
+            await self._remove_job(container, force=True)
 
     async def shutdown(self) -> None:
         """Delete every object this instance created; return once the API server has no pod
@@ -579,17 +680,21 @@ class Engine:
     async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
         from ._logs import snapshot_logs
 
-        container.saved_logs = await snapshot_logs(self.cluster, container)
         assert container.pod_name is not None
+        logs = await snapshot_logs(self.cluster, container)
+        # Kept only once the pod goes: while it runs, its live log is the one to read.
         await self.cluster.delete_pod(container.pod_name, grace_seconds=grace_seconds)
+        container.saved_logs = logs
 
     async def _delete_pod_and_wait(self, container: Container, *, grace_seconds: int) -> None:
         pod_name = container.pod_name
         if pod_name is None:
             return
-        await self.cluster.delete_pod(pod_name, grace_seconds=grace_seconds)
-        with trio.move_on_after(max(self._start_timeout, grace_seconds + 5)):
-            await self._until(container, lambda: container.pod_name != pod_name)
+        existed = await self.cluster.delete_pod(pod_name, grace_seconds=grace_seconds)
+        if existed or container.pod_observed:
+            # Until the watch has reported the deletion, a new pod must not take the name.
+            with trio.move_on_after(max(self._start_timeout, grace_seconds + 5)):
+                await self._until(container, lambda: container.pod_name != pod_name)
         self._by_pod.pop(pod_name, None)
         if container.pod_name == pod_name:
             container.pod_name = None
@@ -605,8 +710,14 @@ class Engine:
             )
             return
         scope = trio.CancelScope()
-        container.exposure = scope
-        container.published = await self._nursery.start(self._serve_exposure, container, scope)
+        try:
+            published = await self._nursery.start(self._serve_exposure, container, scope)
+        except* StartFailed as failure:
+            raise failure.exceptions[0] from None
+        if _is_running(container):
+            container.exposure, container.published = scope, published
+        else:  # it exited meanwhile
+            scope.cancel()
 
     async def _serve_exposure(
         self, container: Container, scope: trio.CancelScope,
@@ -629,9 +740,16 @@ class Engine:
                                             port.port)
                         else:
                             serve = partial(serve_reverse_proxy, container.pod_ip, port.port)
-                        bound = await nursery.start(
-                            partial(serve, host=host_ip, host_port=host_port)
-                        )
+                        try:
+                            bound = await nursery.start(
+                                partial(serve, host=host_ip, host_port=host_port)
+                            )
+                        except OSError as error:
+                            raise StartFailed(
+                                "driver failed programming external connectivity on endpoint "
+                                f"{container.name}",
+                                f"Bind for {host_ip}:{host_port} failed: {error.strerror}",
+                            ) from error
                         published.append(PublishedPort(port, host_ip, bound))
                 task_status.started(tuple(published))
 

@@ -107,7 +107,7 @@ class ExecStore:
 
 
 async def run_exec(
-    cluster: kube.Cluster, record: Exec, stream: trio.abc.HalfCloseableStream | None, *,
+    cluster: kube.ClusterBoundary, record: Exec, stream: trio.abc.HalfCloseableStream | None, *,
     tty: bool,
 ) -> None:
     """Run an exec, piping the client's ``stream`` (None: detached) to the process.

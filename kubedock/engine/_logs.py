@@ -125,7 +125,7 @@ class _Position:
 
 
 async def _lines(
-    cluster: kube.Cluster, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
+    cluster: kube.ClusterBoundary, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
     follow: bool, tail: int | None, since: float | None,
 ) -> AsyncIterator[_Line]:
     # The API server takes whole seconds; the finer part is filtered here.
@@ -145,7 +145,7 @@ async def _lines(
 
 
 async def send_logs(
-    cluster: kube.Cluster, container: Container, request: LogRequest,
+    cluster: kube.ClusterBoundary, container: Container, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]],
 ) -> None:
     """Send ``(stream, bytes)`` for a container's logs; stream 1 is stdout, 2 stderr."""
@@ -156,7 +156,7 @@ async def send_logs(
 
 
 async def _send_logs(
-    cluster: kube.Cluster, container: Container, request: LogRequest,
+    cluster: kube.ClusterBoundary, container: Container, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]],
 ) -> None:
     streams = [s for s, wanted in ((STDOUT, request.stdout), (STDERR, request.stderr)) if wanted]
@@ -206,7 +206,7 @@ _RESUME_SECONDS = 1.0
 
 
 async def _pump(
-    cluster: kube.Cluster, pod: str, stream: int | None, request: LogRequest,
+    cluster: kube.ClusterBoundary, pod: str, stream: int | None, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]], *, tail: int | None = None,
     position: _Position | None = None,
 ) -> None:
@@ -235,7 +235,7 @@ async def _pump(
 
 
 async def snapshot_logs(
-    cluster: kube.Cluster, container: Container
+    cluster: kube.ClusterBoundary, container: Container
 ) -> tuple[tuple[int, bytes], ...]:
     """Everything logged so far, bounded, for a pod about to be deleted."""
     kept: collections.deque[tuple[int, bytes]] = collections.deque()

@@ -145,6 +145,8 @@ class Container:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     pod_name: str | None = None
+    # The watch has reported the pod, so it will report the pod's deletion too.
+    pod_observed: bool = False
     pod_ip: str | None = None
     # The pod's init container `setup` runs, so kubedock can attach to it and stream files.
     setup_running: bool = False
@@ -162,6 +164,8 @@ class Container:
     exposure: trio.CancelScope | None = None
     # What holds up the start for now, if it may clear by itself (see _stall).
     stall: Stall | None = None
+    # Held while a transition (start, stop, kill, restart, remove) changes the pod.
+    lifecycle: trio.Lock = attrs.field(factory=trio.Lock)
     terminal: TerminalSize = attrs.field(factory=TerminalSize)
     changed: trio.Event = attrs.field(factory=trio.Event)
 

@@ -51,8 +51,8 @@ def service_manifest(name: str, pod: Mapping[str, Any],
     }
 
 
-async def publish_services(cluster: kube.Cluster, pod: Mapping[str, Any], names: Iterable[str],
-                           ports: tuple[kube.PortSpec, ...]) -> None:
+async def publish_services(cluster: kube.ClusterBoundary, pod: Mapping[str, Any],
+                           names: Iterable[str], ports: tuple[kube.PortSpec, ...]) -> None:
     if not ports:
         log.info("pod %s exposes no ports: no Service for its names", pod["metadata"]["name"])
         return

@@ -9,7 +9,7 @@ from functools import partial
 import trio
 
 from kubedock._metrics import EXPOSED_CONNECTIONS
-from kubedock.kube import Cluster, KubeError
+from kubedock.kube import ClusterBoundary, KubeError
 
 from ._splice import serve_tunnels, tunnel
 
@@ -20,7 +20,7 @@ _RETRY_FIRST, _RETRY_MAX = 0.1, 1.0
 
 
 async def serve_port_forward(
-    cluster: Cluster,
+    cluster: ClusterBoundary,
     pod: str,
     port: int,
     *,

@@ -3,6 +3,7 @@
 Pure parts (pod manifests, reading pod status) are plain functions; `Cluster` does the I/O.
 """
 
+from ._boundary import ClusterBoundary
 from ._channels import ExecChannel, PortForwardStream
 from ._cluster import Cluster, LogStream, WatchHealth
 from ._errors import (
@@ -50,6 +51,7 @@ __all__ = [
     "SETUP",
     "TOOLS_DIR",
     "Cluster",
+    "ClusterBoundary",
     "ClusterUnreachable",
     "Conflict",
     "ContainerObservation",

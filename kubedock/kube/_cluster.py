@@ -106,12 +106,14 @@ class Cluster:
         ):
             pass
 
-    async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> None:
-        """Delete a pod; a pod that is already gone is fine."""
+    async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
+        """Delete a pod; whether there was one (a pod that is already gone is fine)."""
         params = {} if grace_seconds is None else {"gracePeriodSeconds": str(max(0, grace_seconds))}
-        with contextlib.suppress(NotFound):
+        try:
             async with self._request("DELETE", f"pods/{name}", params=params):
-                pass
+                return True
+        except NotFound:
+            return False
 
     async def delete_all(self, label_selector: str, *, grace_seconds: int | None = None) -> None:
         """Delete every pod matching the selector (list + delete: no deletecollection RBAC)."""

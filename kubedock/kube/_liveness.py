@@ -10,6 +10,7 @@ from typing import Any
 
 import trio
 
+from ._boundary import ClusterBoundary
 from ._cluster import Cluster
 from ._errors import Conflict, KubeError, NotFound
 from ._ownership import (
@@ -131,7 +132,7 @@ async def _release(cluster: Cluster, holder: str) -> None:
         log.warning("cannot release lock %s: %s", LOCK_LEASE, error)
 
 
-async def delete_instance(cluster: Cluster, instance_id: str) -> None:
+async def delete_instance(cluster: ClusterBoundary, instance_id: str) -> None:
     """Delete every object of one instance and return once the API server has no pod of it
     left; its heartbeat Lease goes last."""
     selector = instance_selector(instance_id)
@@ -142,7 +143,7 @@ async def delete_instance(cluster: Cluster, instance_id: str) -> None:
         await _delete_all(cluster, [Labelled.from_object(kind, item) for item in items])
 
 
-async def _until_no_pods(cluster: Cluster, selector: str) -> None:
+async def _until_no_pods(cluster: ClusterBoundary, selector: str) -> None:
     while True:
         remaining = await cluster.list_objects(PODS, selector)
         if not remaining:
@@ -151,7 +152,7 @@ async def _until_no_pods(cluster: Cluster, selector: str) -> None:
 
 
 async def reap_dead_instances(
-    cluster: Cluster, alive: str, grace: float,
+    cluster: ClusterBoundary, alive: str, grace: float,
     absent_since: MutableMapping[str, datetime] | None = None,
 ) -> set[str]:
     """Delete the objects of every instance that is provably gone; the ids reaped.
@@ -182,7 +183,7 @@ async def prune_all(cluster: Cluster, alive: str) -> None:
 
 
 async def _labelled(
-    cluster: Cluster, selector: str
+    cluster: ClusterBoundary, selector: str
 ) -> tuple[list[Labelled], dict[str, dict[str, Any]]]:
     objects: list[Labelled] = []
     heartbeats: dict[str, dict[str, Any]] = {}
@@ -195,7 +196,7 @@ async def _labelled(
     return objects, heartbeats
 
 
-async def _delete_all(cluster: Cluster, objects: list[Labelled]) -> None:
+async def _delete_all(cluster: ClusterBoundary, objects: list[Labelled]) -> None:
     """Delete concurrently; fail like one call would, with the first error after trying all.
 
     Pods go without a grace period: whoever started them is gone, nobody waits for a

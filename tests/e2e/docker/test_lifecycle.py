@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
+from typing import Any
 
 import docker
 import docker.errors
@@ -120,3 +122,36 @@ def test_a_pull_that_keeps_failing_fails_the_start_once_it_lasts(
         assert "kubedock/no-such-image:1" in explanation
     finally:
         container.remove(force=True)
+
+
+def test_client_gone_during_start_leaves_a_started_container(
+    cluster: Any, kubedock: Kubedock, client: docker.DockerClient,
+) -> None:
+    since = time.time()
+    container = client.containers.create("nginx:1.27", ports={"80/tcp": None})
+    try:
+        # The client hangs up right after asking, while the pod is still being created.
+        with socket.create_connection(("127.0.0.1", kubedock.port)) as raw:
+            raw.sendall(f"POST /v1.45/containers/{container.id}/start HTTP/1.1\r\n"
+                        "Host: x\r\nContent-Length: 0\r\n\r\n".encode())
+
+        def published() -> bool:
+            container.reload()
+            return bool(container.ports.get("80/tcp"))
+
+        _wait_for(published)
+        assert container.status == "running"
+        [binding] = container.ports["80/tcp"]
+        url = f"http://{binding['HostIp']}:{binding['HostPort']}/"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert b"nginx" in answer.read()
+        actions = [event["Action"] for event in client.events(
+            since=since, until=time.time() + 1, decode=True,
+            filters={"container": container.id})]
+        assert "start" in actions
+    finally:
+        container.remove(force=True)
+    pods = cluster.kubectl("-n", kubedock.namespace, "get", "pods", "-o", "name", "-l",
+                           f"kubedock.containerid={container.id[:12]}").stdout.split()
+    assert pods == []
+    assert client.ping()

@@ -1,0 +1,209 @@
+"""A scripted fake of the cluster boundary (`kube.ClusterBoundary`) for engine tests.
+
+Pods are documents that move through the states a test scripts. Every change reaches the
+engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
+`watch_pods`, `lag` seconds later and in order. What it was not scripted for (attach,
+port-forward, listing and deleting by kind) raises `NotImplementedError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import trio
+
+from kubedock import kube
+
+RUNNING: dict[str, Any] = {"running": {"startedAt": "2026-11-30T01:00:00+00:00"}}
+PULL_FAILS: dict[str, Any] = {"waiting": {"reason": "ErrImagePull",
+                                          "message": "pull access denied for nosuch"}}
+PENDING = None
+
+
+def exited(code: int, reason: str = "Error") -> dict[str, Any]:
+    return {"terminated": {"exitCode": code, "reason": reason,
+                           "finishedAt": "2026-11-30T01:00:01+00:00"}}
+
+
+class _FakeChannel(kube.ExecChannel):
+    """What the engine reads of an exec session: no output, then an exit code."""
+
+    def __init__(self, exit_code: int) -> None:  # no websocket under it
+        self.exit_code = exit_code
+        self.status_message = None
+
+    async def receive(self) -> tuple[int, bytes] | None:
+        await trio.lowlevel.checkpoint()
+        return None
+
+
+class FakeCluster:
+    def __init__(self, *, lag: float = 0.5) -> None:
+        self.lag = lag
+        # What `main` does once a new pod is created; PENDING: nothing until a test says so.
+        self.main_on_create: dict[str, Any] | None = RUNNING
+        # Exit code of an exec, by argv; 127 (no such command) unless a test says otherwise.
+        self.exec_exit_code: Callable[[Sequence[str]], int] = lambda argv: 127
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.watch_stalled = False
+        self._failures: dict[str, list[tuple[Exception, bool]]] = {}
+        self._uids = itertools.count(1)
+        self._send, self._receive = trio.open_memory_channel[
+            tuple[float, dict[str, Any], bool]](1000)
+
+    # -- scripting ----------------------------------------------------------------------------
+
+    def fail(self, method: str, error: Exception, *, after_effect: bool = False) -> None:
+        """The next call of `method` raises `error`; with `after_effect` it does its work
+        first (an answer lost on the way back)."""
+        self._failures.setdefault(method, []).append((error, after_effect))
+
+    def set_main(self, pod_name: str, state: dict[str, Any], *, phase: str = "Running") -> None:
+        pod = self.pods[pod_name]
+        pod["status"]["phase"] = phase
+        pod["status"]["containerStatuses"][0]["state"] = state
+        self._changed(pod)
+
+    async def watch_pods(
+        self, label_selector: str, on_change: Callable[[kube.ContainerObservation], None],
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()
+        async for due, pod, deleted in self._receive:
+            await trio.sleep_until(due)
+            if not self.watch_stalled:
+                on_change(kube.observe(pod, deleted=deleted))
+
+    # -- kube.ClusterBoundary ------------------------------------------------------------------
+
+    async def create_pod(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        async with self._call("create_pod", name):
+            if name in self.pods:
+                raise kube.Conflict(f'pods "{name}" already exists', status=409,
+                                    reason="AlreadyExists")
+            pod = copy.deepcopy(dict(manifest))
+            pod["metadata"]["uid"] = f"uid-{next(self._uids)}"
+            pod["status"] = {"phase": "Pending", "podIP": f"10.244.0.{len(self.calls)}",
+                             "containerStatuses": [{"name": kube.MAIN, "state": {
+                                 "waiting": {"reason": "ContainerCreating"}}}]}
+            self.pods[name] = pod
+            self._changed(pod)
+            if self.main_on_create is not None:
+                self.set_main(name, self.main_on_create)
+            return copy.deepcopy(pod)
+
+    async def patch_pod(self, name: str, patch: Mapping[str, Any]) -> None:
+        async with self._call("patch_pod", name):
+            pod = self._pod(name)
+            if "activeDeadlineSeconds" in patch.get("spec", {}):
+                self.set_main(name, exited(143), phase="Failed")
+            else:
+                pod["metadata"].update(copy.deepcopy(patch.get("metadata", {})))
+
+    async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
+        async with self._call("delete_pod", name):
+            pod = self.pods.pop(name, None)
+            if pod is None:
+                return False
+            main = pod["status"]["containerStatuses"][0]
+            if "running" in main["state"]:
+                main["state"] = exited(137 if grace_seconds == 0 else 143)
+                self._changed(pod)
+            self._changed(pod, deleted=True)
+            for service in list(self.services.values()):
+                owners = service["metadata"].get("ownerReferences") or ()
+                if any(owner["uid"] == pod["metadata"]["uid"] for owner in owners):
+                    del self.services[service["metadata"]["name"]]
+            return True
+
+    async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def get_object(self, kind: kube.Kind, name: str) -> dict[str, Any]:
+        async with self._call("get_object", name):
+            objects = self.pods if kind == kube.PODS else self.services
+            if name not in objects:
+                raise kube.NotFound(f"{kind.plural} {name!r} not found", status=404)
+            return copy.deepcopy(objects[name])
+
+    async def create_object(self, kind: kube.Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        assert kind == kube.SERVICES, kind
+        name = manifest["metadata"]["name"]
+        async with self._call("create_object", name):
+            if name in self.services:
+                raise kube.Conflict(f'services "{name}" already exists', status=409)
+            self.services[name] = copy.deepcopy(dict(manifest))
+            return copy.deepcopy(self.services[name])
+
+    async def delete_object(
+        self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def logs(
+        self, pod: str, *, follow: bool = False, timestamps: bool = False,
+        tail_lines: int | None = None, since_seconds: int | None = None,
+        since_time: datetime | None = None, stream: kube.LogStream | None = None,
+        container: str = kube.MAIN,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        async def nothing() -> AsyncIterator[bytes]:
+            return
+            yield
+
+        async with self._call("logs", pod):
+            self._pod(pod)
+        yield nothing()
+
+    async def split_streams_supported(self) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def exec(
+        self, pod: str, argv: Sequence[str], *, stdin: bool = False, stdout: bool = True,
+        stderr: bool = True, tty: bool = False, container: str = kube.MAIN,
+    ) -> AsyncIterator[_FakeChannel]:
+        async with self._call("exec", " ".join(argv)):
+            self._pod(pod)
+        yield _FakeChannel(self.exec_exit_code(argv))
+
+    def attach(
+        self, pod: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+        tty: bool = False, container: str = kube.MAIN,
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    async def open_port_forward(self, pod: str, port: int) -> kube.PortForwardStream:
+        raise NotImplementedError
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _call(self, method: str, subject: str) -> AsyncIterator[None]:
+        """Record the call; raise a scripted failure before or after its effect."""
+        await trio.lowlevel.checkpoint()
+        self.calls.append((method, subject))
+        failures = self._failures.get(method)
+        failure = failures.pop(0) if failures else None
+        if failure is not None and not failure[1]:
+            raise failure[0]
+        yield
+        if failure is not None:
+            raise failure[0]
+
+    def _pod(self, name: str) -> dict[str, Any]:
+        if name not in self.pods:
+            raise kube.NotFound(f'pods "{name}" not found', status=404, reason="NotFound")
+        return self.pods[name]
+
+    def _changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
+        self._send.send_nowait((trio.current_time() + self.lag, copy.deepcopy(pod), deleted))
