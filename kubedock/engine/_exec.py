@@ -2,8 +2,8 @@
 
 Kubernetes runs an argv in a container and nothing more. Docker's exec also takes environment
 variables and a working directory; kubedock wraps the command in the image's ``env`` (and
-``sh`` for a working directory) to provide them. Images without those tools get exit code 127,
-as Docker gives for a missing executable.
+``sh`` for a working directory) to provide them. Images without those tools get the exit code
+of a command that could not be started.
 """
 
 from __future__ import annotations
@@ -141,6 +141,8 @@ async def run_exec(
             nursery.cancel_scope.cancel()
         # No final status means the session broke off before the process ended.
         record.exit_code = channel.exit_code if channel.exit_code is not None else -1
+        if channel.start_failure is not None and stream is not None:
+            await _report_start_failure(stream, channel.start_failure, tty)
     except BaseException:
         if record.exit_code is None:
             record.exit_code = 126
@@ -152,6 +154,15 @@ async def run_exec(
         if stream is not None:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
+
+
+async def _report_start_failure(stream: trio.abc.HalfCloseableStream, explanation: str,
+                                tty: bool) -> None:
+    # Docker writes why the command could not start to the session's stdout, as a terminal
+    # line whether or not there is a terminal.
+    line = f"{explanation}\r\n".encode()
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(line if tty else wire.frame(wire.Stream.STDOUT, line))
 
 
 async def pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel) -> None:
