@@ -186,6 +186,7 @@ class Engine:
         container.finished_at = None
         exits_before = container.exits
         self._by_pod[pod_name] = container
+        container.start_requested_at = datetime.now(UTC)
         pod = await self.cluster.create_pod(manifest)
         try:
             with trio.fail_after(self._start_timeout):
@@ -452,7 +453,8 @@ class Engine:
                 container.error = container.error.rstrip(": ")
             elif observation.state in ("running", "terminated"):
                 container.status = "running"
-                container.started_at = observation.started_at or datetime.now(UTC)
+                container.started_at = kube.start_time(
+                    observation, seen=datetime.now(UTC), requested=container.start_requested_at)
                 if observation.state == "running" and container.config.healthcheck is not None:
                     from ._records import Health
 
@@ -466,7 +468,7 @@ class Engine:
         container.status = "exited"
         container.exit_code = exit_code
         container.oom_killed = observation.reason == "OOMKilled"
-        container.finished_at = observation.finished_at or datetime.now(UTC)
+        container.finished_at = kube.transition_time(observation.finished_at, datetime.now(UTC))
         container.exits += 1
         if container.exposure is not None:
             container.exposure.cancel()

@@ -129,6 +129,8 @@ class Container:
     oom_killed: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # When kubedock last asked for a pod: the earliest its process can have started.
+    start_requested_at: datetime | None = None
     pod_name: str | None = None
     pod_ip: str | None = None
     # The pod's init container `setup` runs, so kubedock can attach to it and stream files.
