@@ -298,7 +298,11 @@ class Engine:
             exits = container.exits
             await self._until(container, lambda: container.exits > exits or container.removed)
         elif container.status in ("running", "removing"):
-            await self._until(container, lambda: container.status not in ("running", "removing"))
+            # An auto-removed container goes from running to removing and then away, possibly
+            # before this waiter looks again: its exit or its removal ends the wait as well.
+            exits = container.exits
+            await self._until(container, lambda: container.status not in ("running", "removing")
+                              or container.exits > exits or container.removed)
         return container
 
     async def logs(
@@ -482,7 +486,15 @@ class Engine:
         # Attached clients are still reading the last output from the pod's log.
         with trio.move_on_after(_ATTACH_DRAIN_SECONDS):
             await self._until(container, lambda: container.attached == 0)
+        if container.status != "exited" or container.removed:
+            return
+        # A client that saw the start may ask for the logs while the pod goes away (docker-py's
+        # run does: start, logs, wait): they are kept until the record goes.
+        from ._logs import snapshot_logs
+
+        logs = container.saved_logs or await snapshot_logs(self.cluster, container)
         if container.status == "exited" and not container.removed:
+            container.saved_logs = logs
             await self.remove(container, force=True)
 
     async def shutdown(self) -> None:
