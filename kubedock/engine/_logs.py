@@ -4,7 +4,7 @@ Kubernetes keeps both streams in one log; on clusters with the ``PodLogsQuerySpl
 feature the log API returns each stream on its own (``stream=Stdout|Stderr``). kubedock asks
 for each wanted stream with timestamps, merges them in time order and strips the timestamps
 unless the client asked for them. Without the feature every line is reported as stdout.
-TTY containers have a single raw stream, as in Docker.
+TTY containers have a single raw stream, as in Docker, with the terminal's CR LF line ends.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ T = TypeVar("T")
 STDOUT, STDERR = 1, 2
 _STREAM_NAMES: dict[int, Literal["Stdout", "Stderr"]] = {STDOUT: "Stdout", STDERR: "Stderr"}
 _SNAPSHOT_LIMIT = 16 * 1024 * 1024
+# A terminal ends lines with CR LF, which Docker logs as printed; the runtime's log keeps lines
+# without their ending, which the log API gives back as LF.
+_TERMINAL_LINE_END = b"\r\n"
 
 
 @attrs.frozen
@@ -80,7 +83,7 @@ def _render(line: _Line, request: LogRequest) -> bytes:
 
 async def _lines(
     cluster: kube.Cluster, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
-    follow: bool, tail: int | None, since: float | None,
+    follow: bool, tail: int | None, since: float | None, line_end: bytes = b"\n",
 ) -> AsyncIterator[_Line]:
     since_time = datetime.fromtimestamp(math.floor(since), UTC) if since and since > 0 else None
     async with cluster.logs(
@@ -92,7 +95,7 @@ async def _lines(
             pending += chunk
             *complete, pending = pending.split(b"\n")
             for raw in complete:
-                yield _split_timestamp(raw + b"\n")
+                yield _split_timestamp(raw + line_end)
         if pending:
             yield _split_timestamp(pending)
 
@@ -122,7 +125,8 @@ async def _send_logs(
         return
     if container.config.tty or not await cluster.split_streams_supported():
         if STDOUT in streams or container.config.tty:
-            await _pump(cluster, pod, None, request, send, tail=request.tail)
+            await _pump(cluster, pod, None, request, send, tail=request.tail,
+                        line_end=_TERMINAL_LINE_END if container.config.tty else b"\n")
         return
     # Kubernetes cannot tail one stream of a log, so history is read whole, merged in time order
     # and tailed here; following then resumes after the last line shown.
@@ -160,14 +164,14 @@ _RESUME_SECONDS = 1.0
 async def _pump(
     cluster: kube.Cluster, pod: str, stream: int | None, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]], *, tail: int | None = None,
-    after: float | None = None,
+    after: float | None = None, line_end: bytes = b"\n",
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
     while True:
         since = request.since if after is None else max(request.since or 0, after)
         try:
             async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail,
-                                     since=since):
+                                     since=since, line_end=line_end):
                 if _wanted(line, request) and (after is None or line.at > after):
                     await send.send((stream or STDOUT, _render(line, request)))
                     after = line.at
