@@ -111,7 +111,7 @@ async def attach(ref: str) -> Response:
     attach_request = AttachRequest(
         stdin=query_bool(args, "stdin"), stdout=query_bool(args, "stdout"),
         stderr=query_bool(args, "stderr"), logs=query_bool(args, "logs"),
-        stream=query_bool(args, "stream"),
+        stream=query_bool(args, "stream"), detach_keys=args.get("detachKeys") or None,
     )
     taker = hijack()
     stream = await taker.take(
