@@ -47,6 +47,7 @@ WaitCondition = Literal["not-running", "next-exit", "removed"]
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
+_EXIT_CLAIM_SECONDS = 2
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 
 
@@ -292,17 +293,25 @@ class Engine:
             self._forget(container)
 
     async def wait(self, container: Container, condition: WaitCondition) -> Container:
-        if condition == "removed":
-            await self._until(container, lambda: container.removed)
-        elif condition == "next-exit":
-            exits = container.exits
-            await self._until(container, lambda: container.exits > exits or container.removed)
-        elif container.status in ("running", "removing"):
-            # An auto-removed container goes from running to removing and then away, possibly
-            # before this waiter looks again: its exit or its removal ends the wait as well.
-            exits = container.exits
-            await self._until(container, lambda: container.status not in ("running", "removing")
-                              or container.exits > exits or container.removed)
+        container.waiting += 1
+        container.notify()
+        try:
+            if condition == "removed":
+                await self._until(container, lambda: container.removed)
+            elif condition == "next-exit":
+                exits = container.exits
+                await self._until(container, lambda: container.exits > exits or container.removed)
+            elif container.status in ("running", "removing"):
+                # An auto-removed container goes from running to removing and then away,
+                # possibly before this waiter looks again: its exit or its removal ends the wait.
+                exits = container.exits
+                await self._until(container, lambda: container.status not in ("running",
+                                                                               "removing")
+                                  or container.exits > exits or container.removed)
+            container.reported_exits = container.exits
+        finally:
+            container.waiting -= 1
+            container.notify()
         return container
 
     async def logs(
@@ -486,6 +495,12 @@ class Engine:
         # Attached clients are still reading the last output from the pod's log.
         with trio.move_on_after(_ATTACH_DRAIN_SECONDS):
             await self._until(container, lambda: container.attached == 0)
+        # The pod watch may see a short process end before its start has even returned, where
+        # Docker would still be running it: a client that asks for the exit code right after
+        # the start (docker-py's run: start, logs, wait) gets it before the record goes.
+        with trio.move_on_after(_EXIT_CLAIM_SECONDS):
+            await self._until(container, lambda: container.waiting > 0
+                              or container.reported_exits == container.exits)
         if container.status != "exited" or container.removed:
             return
         # A client that saw the start may ask for the logs while the pod goes away (docker-py's

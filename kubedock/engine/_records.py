@@ -142,6 +142,9 @@ class Container:
     restart_count: int = 0
     exits: int = 0
     attached: int = 0
+    # Wait requests in progress, and how many exits the last answered one had seen.
+    waiting: int = 0
+    reported_exits: int = 0
     removed: bool = False
     health: Health | None = None
     # Logs kept from a pod that had to be deleted before the client was done with them.
