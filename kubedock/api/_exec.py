@@ -60,7 +60,7 @@ async def start_exec(exec_id: str) -> Response:
         await engine().start_exec(record, None, tty=tty)
         return Response(b"", status=200)
     size = field(body, "ConsoleSize", list)
-    if tty and size and len(size) == 2 and all(isinstance(n, int) for n in size):
+    if record.config.tty and size and len(size) == 2 and all(isinstance(n, int) for n in size):
         record.terminal.request(size[1], size[0])
     taker = hijack()
     stream = await taker.take(

@@ -128,8 +128,10 @@ async def run_exec(
 ) -> None:
     """Run an exec, piping the client's ``stream`` (None: detached) to the process.
 
-    The exit code is recorded before the client's stream is closed, so an inspect that follows
-    the end of the stream already reads ``Running: false`` and the code.
+    As with Docker, the exec's create config says whether the process has a terminal, and
+    ``tty`` (the start request's) whether the stream is raw rather than multiplexed (without
+    stderr, then). The exit code is recorded before the client's stream is closed, so an
+    inspect that follows the end of the stream already reads ``Running: false`` and the code.
     """
     container = record.container
     if container.pod_name is None or container.status != "running":
@@ -138,20 +140,21 @@ async def run_exec(
         raise Conflict(f"exec {record.id} has already been started")
     record.started = record.running = True
     config = record.config
+    terminal = config.tty
     attach_stdin = config.attach_stdin and stream is not None
     want_stdout = stream is not None and config.attach_stdout
-    want_stderr = stream is not None and config.attach_stderr and not tty
+    want_stderr = stream is not None and config.attach_stderr and not (tty or terminal)
     try:
         async with cluster.exec(
             container.pod_name, record.argv(), stdin=attach_stdin,
             # Kubernetes refuses an exec without any stream; stdout is then read and dropped.
             stdout=want_stdout or not (attach_stdin or want_stderr),
-            stderr=want_stderr, tty=tty,
+            stderr=want_stderr, tty=terminal,
         ) as channel, trio.open_nursery() as nursery:
             if attach_stdin and stream is not None:
                 nursery.start_soon(_stdin_until_detached, stream, channel,
-                                   config.detach_sequence if tty else None)
-            if tty:
+                                   config.detach_sequence if terminal else None, tty)
+            if terminal:
                 nursery.start_soon(record.terminal.follow, channel)
             await _pump_output(channel, stream if (want_stdout or want_stderr) else None, tty,
                                stdout=want_stdout, stderr=want_stderr)
@@ -182,11 +185,11 @@ async def _send_line(stream: trio.abc.HalfCloseableStream, text: str, tty: bool)
 
 
 async def _stdin_until_detached(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel,
-                                detach_keys: bytes | None) -> None:
+                                detach_keys: bytes | None, tty: bool) -> None:
     if await pump_stdin(stream, channel, detach_keys):
         # As Docker: the session ends with this line, the process runs on (its output is read
         # and dropped, and inspect tells when it ends).
-        await _send_line(stream, _DETACHED, tty=True)
+        await _send_line(stream, _DETACHED, tty)
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.aclose()
 

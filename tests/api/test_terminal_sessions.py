@@ -1,5 +1,6 @@
-"""Detach keys on exec and attach: kubedock's app on a real server, with a scripted cluster whose
-processes are terminal `cat`s (what they read on stdin comes back on their output)."""
+"""Terminal sessions (detach keys on exec and attach, which side has a terminal): kubedock's app
+on a real server, with a scripted cluster whose processes are terminal `cat`s (what they read on
+stdin comes back on their output)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class TerminalCat:
 
     def __init__(self) -> None:
         self.stdin = b""
-        self.stdin_closed = False
+        self.stdin_closed = trio.Event()
         self.exit_code: int | None = None
         self.start_failure: str | None = None
         self._output_in, self._output = trio.open_memory_channel[bytes | None](16)
@@ -36,7 +37,7 @@ class TerminalCat:
         await self._output_in.send(data)
 
     async def close_stdin(self) -> None:
-        self.stdin_closed = True
+        self.stdin_closed.set()
         await trio.lowlevel.checkpoint()
 
     async def resize(self, width: int, height: int) -> None:
@@ -54,20 +55,22 @@ class TerminalCat:
 class ScriptedCluster:
     def __init__(self) -> None:
         self.sessions: list[TerminalCat] = []
+        self.streams: list[dict[str, bool]] = []  # what each session asked for
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[TerminalCat]:
+    async def _session(self, streams: dict[str, bool]) -> AsyncIterator[TerminalCat]:
         session = TerminalCat()
         self.sessions.append(session)
+        self.streams.append(streams)
         yield session
 
-    def exec(self, pod: str, argv: list[str], **streams: Any
+    def exec(self, pod: str, argv: list[str], **streams: bool
              ) -> contextlib.AbstractAsyncContextManager[TerminalCat]:
-        return self._session()
+        return self._session(streams)
 
-    def attach(self, pod: str, **streams: Any
+    def attach(self, pod: str, **streams: bool
                ) -> contextlib.AbstractAsyncContextManager[TerminalCat]:
-        return self._session()
+        return self._session(streams)
 
     async def split_streams_supported(self) -> bool:
         return False
@@ -169,7 +172,7 @@ async def test_exec_detaches_at_the_default_keys_and_the_process_runs_on(
         b"\x10x"  # a broken sequence is the process's input after all
         b"exec attach failed: error on attach stdin: read escape sequence\r\n")
     (session,) = cluster.sessions
-    assert (session.stdin, session.stdin_closed) == (b"hi\n\x10x", False)
+    assert (session.stdin, session.stdin_closed.is_set()) == (b"hi\n\x10x", False)
     assert (await request(address, "GET", f"/exec/{exec_id}/json"))[1]["Running"] is True
     await session.finish(0)
     with trio.fail_after(5):
@@ -179,13 +182,15 @@ async def test_exec_detaches_at_the_default_keys_and_the_process_runs_on(
     await client.aclose()
 
 
-async def test_exec_with_its_own_keys(server: tuple[Engine, ScriptedCluster, tuple[str, int]]
-                                      ) -> None:
+# The API says DetachKeys; docker-py sends detachKeys, which Go's JSON decoding takes too.
+@pytest.mark.parametrize("member", ["DetachKeys", "detachKeys"])
+async def test_exec_with_its_own_keys(server: tuple[Engine, ScriptedCluster, tuple[str, int]],
+                                      member: str) -> None:
     engine, cluster, address = server
     container = running_terminal(engine)
     _, created = await request(address, "POST", f"/containers/{container.id}/exec", {
         "Cmd": ["cat"], "Tty": True, "AttachStdin": True, "AttachStdout": True,
-        "DetachKeys": "ctrl-x,y"})
+        member: "ctrl-x,y"})
     assert (await request(address, "GET", f"/exec/{created['Id']}/json"))[1]["DetachKeys"] == \
         "ctrl-x,y"
     client = await open_session(address, f"/exec/{created['Id']}/start", b'{"Tty":true}')
@@ -205,10 +210,13 @@ async def test_without_a_terminal_the_keys_are_input(
     client = await open_session(address, f"/exec/{created['Id']}/start", b"{}")
     await type_keys(client, b"\x10", b"\x11")
     await client.send_eof()
-    await cluster.sessions[0].finish(0)
+    (session,) = cluster.sessions
+    with trio.fail_after(5):
+        await session.stdin_closed.wait()
+    await session.finish(0)
     assert await until_closed(client) == b"\x01\x00\x00\x00\x00\x00\x00\x01\x10" \
         b"\x01\x00\x00\x00\x00\x00\x00\x01\x11"
-    assert (cluster.sessions[0].stdin, cluster.sessions[0].stdin_closed) == (b"\x10\x11", True)
+    assert session.stdin == b"\x10\x11"
     await client.aclose()
 
 
@@ -228,7 +236,7 @@ async def test_attach_detaches_and_the_container_runs_on(
     # Docker says nothing: the stream just ends.
     assert await until_closed(client) == b""
     (session,) = cluster.sessions
-    assert (session.stdin, session.stdin_closed) == (b"ls\r", False)
+    assert (session.stdin, session.stdin_closed.is_set()) == (b"ls\r", False)
     assert container.status == "running"
     await client.aclose()
 
@@ -245,3 +253,28 @@ async def test_bad_keys_are_refused(server: tuple[Engine, ScriptedCluster, tuple
         address, "POST", f"/containers/{container.id}/attach?stream=1&stdin=1&detachKeys={keys}")
     assert (status, answer) == (400, {"message": f"Invalid detach keys ({keys}) provided"})
     assert cluster.sessions == []
+
+
+@pytest.mark.parametrize(("create_tty", "start_tty", "received"), [
+    # The process has a terminal when the exec was created with one; the start request says
+    # whether the stream is multiplexed (as Docker does).
+    (True, False, b"\x01\x00\x00\x00\x00\x00\x00\x04hi\r\n"),
+    (False, True, b"hi\r\n"),
+])
+async def test_the_terminal_is_the_exec_s_the_framing_the_start_s(
+        server: tuple[Engine, ScriptedCluster, tuple[str, int]], create_tty: bool,
+        start_tty: bool, received: bytes) -> None:
+    engine, cluster, address = server
+    container = running_terminal(engine)
+    _, created = await request(address, "POST", f"/containers/{container.id}/exec", {
+        "Cmd": ["cat"], "Tty": create_tty, "AttachStdin": True, "AttachStdout": True,
+        "AttachStderr": True})
+    client = await open_session(address, f"/exec/{created['Id']}/start",
+                                json.dumps({"Tty": start_tty}).encode())
+    await type_keys(client, b"hi\r\n")
+    await receive_exactly(client, received)
+    await cluster.sessions[0].finish(0)
+    assert await until_closed(client) == b""
+    # Without a terminal on either side, stderr would be asked for too.
+    assert cluster.streams == [{"stdin": True, "stdout": True, "stderr": False, "tty": create_tty}]
+    await client.aclose()
