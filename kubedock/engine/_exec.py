@@ -38,10 +38,6 @@ class ExecConfig:
     detach_keys: str | None = attrs.field(default=None, validator=lambda _record, _field, spec:
                                           detach_sequence(spec, "escape"))
 
-    @property
-    def detach_sequence(self) -> bytes:
-        return detach_sequence(self.detach_keys, "escape")
-
 
 def detach_sequence(spec: str | None, kind: str) -> bytes:
     """The bytes of a detach key spec (None: Docker's default), or Docker's refusal."""
@@ -153,7 +149,8 @@ async def run_exec(
         ) as channel, trio.open_nursery() as nursery:
             if attach_stdin and stream is not None:
                 nursery.start_soon(_stdin_until_detached, stream, channel,
-                                   config.detach_sequence if terminal else None, tty)
+                                   detach_sequence(config.detach_keys, "escape")
+                                   if terminal else None, tty)
             if terminal:
                 nursery.start_soon(record.terminal.follow, channel)
             await _pump_output(channel, stream if (want_stdout or want_stderr) else None, tty,
