@@ -465,9 +465,12 @@ async def create() -> tuple[Response, int]:
 # -- inspect and list -----------------------------------------------------------------------
 
 def _timestamp(moment: datetime | None) -> str:
+    """RFC 3339 in UTC as Go's RFC3339Nano writes it, which Docker uses: no trailing zeros in
+    the fraction, no fraction at all for a whole second."""
     if moment is None:
         return _ZERO_TIME
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fraction = f".{moment.microsecond:06d}".rstrip("0").rstrip(".")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def _port_key(port: PortSpec) -> str:

@@ -60,7 +60,7 @@ async def start_exec(exec_id: str) -> Response:
         await engine().start_exec(record, None, tty=tty)
         return Response(b"", status=200)
     size = field(body, "ConsoleSize", list)
-    if tty and size and len(size) == 2 and all(isinstance(n, int) for n in size):
+    if record.config.tty and size and len(size) == 2 and all(isinstance(n, int) for n in size):
         record.terminal.request(size[1], size[0])
     taker = hijack()
     stream = await taker.take(
@@ -111,7 +111,7 @@ async def attach(ref: str) -> Response:
     attach_request = AttachRequest(
         stdin=query_bool(args, "stdin"), stdout=query_bool(args, "stdout"),
         stderr=query_bool(args, "stderr"), logs=query_bool(args, "logs"),
-        stream=query_bool(args, "stream"),
+        stream=query_bool(args, "stream"), detach_keys=args.get("detachKeys") or None,
     )
     taker = hijack()
     stream = await taker.take(

@@ -167,9 +167,18 @@ def json_object(data: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
 _TYPE_NAMES = {str: "string", bool: "bool", int: "integer", list: "array", dict: "object"}
 
 
+def _member(document: Mapping[str, Any], name: str) -> Any:
+    """A member as Go's JSON decoding finds it: by its exact name, else in any case (docker-py
+    sends an exec's `detachKeys`)."""
+    if name in document:
+        return document[name]
+    folded = name.casefold()
+    return next((value for key, value in document.items() if key.casefold() == folded), None)
+
+
 def field(document: Mapping[str, Any], name: str, kind: type[T], where: str = "") -> T | None:
     """A typed optional field; JSON null means absent (docker-java sends null for unset)."""
-    value = document.get(name)
+    value = _member(document, name)
     if value is None:
         return None
     if kind is int and isinstance(value, float) and value.is_integer():
@@ -185,7 +194,7 @@ def field(document: Mapping[str, Any], name: str, kind: type[T], where: str = ""
 def string_list(document: Mapping[str, Any], name: str, where: str = "",
                 *, split_string: bool = False) -> tuple[str, ...] | None:
     """A list of strings; Docker also takes a single string for Cmd/Entrypoint/Healthcheck."""
-    value = document.get(name)
+    value = _member(document, name)
     if value is None:
         return None
     if isinstance(value, str):

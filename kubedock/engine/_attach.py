@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from .. import kube, wire
-from ._exec import pump_stdin
+from ._exec import detach_sequence, pump_stdin
 from ._logs import LogRequest, send_logs
 from ._records import Container
 
@@ -28,6 +28,9 @@ class AttachRequest:
     logs: bool  # replay what was logged before the attach
     # Follow the output (and pass stdin) until the process ends; without it only the replay.
     stream: bool = True
+    # Docker's key spec (None: its default) that ends a terminal session, checked at once.
+    detach_keys: str | None = attrs.field(default=None, validator=lambda _request, _field, spec:
+                                          detach_sequence(spec, "detach"))
 
 
 async def attach(
@@ -55,7 +58,7 @@ async def attach(
         interactive = (request.stdin and container.config.open_stdin
                        and container.status == "running")
         if interactive and container.config.tty:
-            await _attach_terminal(cluster, container, stream, request.stdout, since)
+            await _attach_terminal(cluster, container, stream, request, since)
             return
         async with trio.open_nursery() as nursery:
             if interactive:
@@ -111,15 +114,19 @@ async def _attach_stdin(
 
 async def _attach_terminal(
     cluster: kube.ClusterBoundary, container: Container, stream: trio.abc.HalfCloseableStream,
-    stdout: bool, since: float | None,
+    request: AttachRequest, since: float | None,
 ) -> None:
     """A terminal session: the screen comes from the session, not the log, whose lines are only
     written once complete (a prompt, or keys echoed as they are typed, would never show).
 
     The lines printed before the session opens are only in the log: they are sent first. What
     is printed while it opens is lost, as with ``kubectl attach``; a shell redraws its prompt
-    on the resize that the client sends on start."""
+    on the resize that the client sends on start.
+
+    The detach keys end the session as they end Docker's: the stream closes, the process runs
+    on with its stdin open."""
     assert container.pod_name is not None
+    stdout = request.stdout
     if stdout:
         await _pump_output(cluster, container, stream,
                            LogRequest(stdout=True, stderr=False, since=since))
@@ -127,10 +134,17 @@ async def _attach_terminal(
         container.pod_name, stdin=True, stdout=stdout, stderr=False, tty=True,
     ) as channel, trio.open_nursery() as nursery:
         nursery.start_soon(container.terminal.follow, channel)
-        nursery.start_soon(pump_stdin, stream, channel)
+        nursery.start_soon(_stdin_until_detached, stream, channel,
+                           detach_sequence(request.detach_keys, "detach"), nursery.cancel_scope)
         while (message := await channel.receive()) is not None:
             try:
                 await stream.send_all(message[1])
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 break
         nursery.cancel_scope.cancel()
+
+
+async def _stdin_until_detached(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel,
+                                detach_keys: bytes, session: trio.CancelScope) -> None:
+    if await pump_stdin(stream, channel, detach_keys):
+        session.cancel()

@@ -51,6 +51,7 @@ _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
+_EXIT_CLAIM_SECONDS = 2
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 
 
@@ -246,6 +247,7 @@ class Engine:
         container.finished_at = None
         self._by_pod[pod_name] = container
         try:
+            container.start_requested_at = datetime.now(UTC)
             pod = await self._create_pod(container, manifest)
             secret = kube.dind_secret(pod, self.settings)
             if secret is not None:
@@ -408,13 +410,25 @@ class Engine:
             self._forget(container)
 
     async def wait(self, container: Container, condition: WaitCondition) -> Container:
-        if condition == "removed":
-            await self._until(container, lambda: container.removed)
-        elif condition == "next-exit":
-            exits = container.exits
-            await self._until(container, lambda: container.exits > exits or container.removed)
-        elif container.status in ("running", "removing"):
-            await self._until(container, lambda: container.status not in ("running", "removing"))
+        container.waiting += 1
+        container.notify()
+        try:
+            if condition == "removed":
+                await self._until(container, lambda: container.removed)
+            elif condition == "next-exit":
+                exits = container.exits
+                await self._until(container, lambda: container.exits > exits or container.removed)
+            elif container.status in ("running", "removing"):
+                # An auto-removed container goes from running to removing and then away,
+                # possibly before this waiter looks again: its exit or its removal ends the wait.
+                exits = container.exits
+                await self._until(container, lambda: container.status not in ("running",
+                                                                               "removing")
+                                  or container.exits > exits or container.removed)
+            container.reported_exits = container.exits
+        finally:
+            container.waiting -= 1
+            container.notify()
         return container
 
     async def logs(
@@ -571,7 +585,8 @@ class Engine:
                 container.error = container.error.rstrip(": ")
             elif observation.state in ("running", "terminated"):
                 container.status = "running"
-                container.started_at = observation.started_at or datetime.now(UTC)
+                container.started_at = kube.start_time(
+                    observation, seen=datetime.now(UTC), requested=container.start_requested_at)
                 if observation.state == "running" and container.config.healthcheck is not None:
                     from ._records import Health
 
@@ -585,7 +600,7 @@ class Engine:
         container.status = "exited"
         container.exit_code = exit_code
         container.oom_killed = observation.reason == "OOMKilled"
-        container.finished_at = observation.finished_at or datetime.now(UTC)
+        container.finished_at = kube.transition_time(observation.finished_at, datetime.now(UTC))
         container.exits += 1
         if container.exposure is not None:
             container.exposure.cancel()
@@ -599,7 +614,21 @@ class Engine:
         # Attached clients are still reading the last output from the pod's log.
         with trio.move_on_after(_ATTACH_DRAIN_SECONDS):
             await self._until(container, lambda: container.attached == 0)
-        if container.status == "exited":
+        # The pod watch may see a short process end before its start has even returned, where
+        # Docker would still be running it: a client that asks for the exit code right after
+        # the start (docker-py's run: start, logs, wait) gets it before the record goes.
+        with trio.move_on_after(_EXIT_CLAIM_SECONDS):
+            await self._until(container, lambda: container.waiting > 0
+                              or container.reported_exits == container.exits)
+        if container.status != "exited" or container.removed:
+            return
+        # A client that saw the start may ask for the logs while the pod goes away (docker-py's
+        # run does: start, logs, wait): they are kept until the record goes.
+        from ._logs import snapshot_logs
+
+        logs = container.saved_logs or await snapshot_logs(self.cluster, container)
+        if container.status == "exited" and not container.removed:
+            container.saved_logs = logs
             await self._remove_unless_gone(container)
 
     async def _remove_unless_gone(self, container: Container) -> None:

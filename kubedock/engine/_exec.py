@@ -2,8 +2,8 @@
 
 Kubernetes runs an argv in a container and nothing more. Docker's exec also takes environment
 variables and a working directory; kubedock wraps the command in the image's ``env`` (and
-``sh`` for a working directory) to provide them. Images without those tools get exit code 127,
-as Docker gives for a missing executable.
+``sh`` for a working directory) to provide them. Images without those tools get the exit code
+of a command that could not be started.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from ._errors import Conflict, InvalidParameter, NoSuchExec, Unsupported
 from ._records import Container, TerminalSize
 
 _WORKDIR_SCRIPT = 'cd -- "$0" || exit 126; exec env "$@"'
+# What Docker 20.10 writes when a client detaches from an exec (an error of its own making).
+_DETACHED = "exec attach failed: error on attach stdin: read escape sequence"
 
 
 @attrs.frozen
@@ -32,7 +34,17 @@ class ExecConfig:
     attach_stdout: bool = True
     attach_stderr: bool = True
     privileged: bool = False
-    detach_keys: str | None = None
+    # Docker's key spec (None: its default), checked when the exec is created.
+    detach_keys: str | None = attrs.field(default=None, validator=lambda _record, _field, spec:
+                                          detach_sequence(spec, "escape"))
+
+
+def detach_sequence(spec: str | None, kind: str) -> bytes:
+    """The bytes of a detach key spec (None: Docker's default), or Docker's refusal."""
+    try:
+        return wire.parse_detach_keys(spec or "")
+    except wire.WireFormatError:
+        raise InvalidParameter(f"Invalid {kind} keys ({spec}) provided") from None
 
 
 @attrs.define(eq=False)
@@ -112,8 +124,10 @@ async def run_exec(
 ) -> None:
     """Run an exec, piping the client's ``stream`` (None: detached) to the process.
 
-    The exit code is recorded before the client's stream is closed, so an inspect that follows
-    the end of the stream already reads ``Running: false`` and the code.
+    As with Docker, the exec's create config says whether the process has a terminal, and
+    ``tty`` (the start request's) whether the stream is raw rather than multiplexed (without
+    stderr, then). The exit code is recorded before the client's stream is closed, so an
+    inspect that follows the end of the stream already reads ``Running: false`` and the code.
     """
     container = record.container
     if container.pod_name is None or container.status != "running":
@@ -122,25 +136,30 @@ async def run_exec(
         raise Conflict(f"exec {record.id} has already been started")
     record.started = record.running = True
     config = record.config
+    terminal = config.tty
     attach_stdin = config.attach_stdin and stream is not None
     want_stdout = stream is not None and config.attach_stdout
-    want_stderr = stream is not None and config.attach_stderr and not tty
+    want_stderr = stream is not None and config.attach_stderr and not (tty or terminal)
     try:
         async with cluster.exec(
             container.pod_name, record.argv(), stdin=attach_stdin,
             # Kubernetes refuses an exec without any stream; stdout is then read and dropped.
             stdout=want_stdout or not (attach_stdin or want_stderr),
-            stderr=want_stderr, tty=tty,
+            stderr=want_stderr, tty=terminal,
         ) as channel, trio.open_nursery() as nursery:
             if attach_stdin and stream is not None:
-                nursery.start_soon(pump_stdin, stream, channel)
-            if tty:
+                nursery.start_soon(_stdin_until_detached, stream, channel,
+                                   detach_sequence(config.detach_keys, "escape")
+                                   if terminal else None, tty)
+            if terminal:
                 nursery.start_soon(record.terminal.follow, channel)
             await _pump_output(channel, stream if (want_stdout or want_stderr) else None, tty,
                                stdout=want_stdout, stderr=want_stderr)
             nursery.cancel_scope.cancel()
         # No final status means the session broke off before the process ended.
         record.exit_code = channel.exit_code if channel.exit_code is not None else -1
+        if channel.start_failure is not None and stream is not None:
+            await _send_line(stream, channel.start_failure, tty)
     except BaseException:
         if record.exit_code is None:
             record.exit_code = 126
@@ -154,14 +173,46 @@ async def run_exec(
                 await stream.aclose()
 
 
-async def pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel) -> None:
-    """Copy the client's input to the process, then close its stdin."""
+async def _send_line(stream: trio.abc.HalfCloseableStream, text: str, tty: bool) -> None:
+    # Docker writes why a session failed to its stdout, as a terminal line whether or not
+    # there is a terminal.
+    line = f"{text}\r\n".encode()
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(line if tty else wire.frame(wire.Stream.STDOUT, line))
+
+
+async def _stdin_until_detached(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel,
+                                detach_keys: bytes | None, tty: bool) -> None:
+    if await pump_stdin(stream, channel, detach_keys):
+        # As Docker: the session ends with this line, the process runs on (its output is read
+        # and dropped, and inspect tells when it ends).
+        await _send_line(stream, _DETACHED, tty)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.aclose()
+
+
+async def pump_stdin(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel,
+                     detach_keys: bytes | None = None) -> bool:
+    """Copy the client's input to the process, then close its stdin.
+
+    With `detach_keys`, input ends at that key sequence instead, which never reaches the
+    process, and the process's stdin stays open. Returns whether the client detached.
+    """
+    scanner = wire.DetachScanner(detach_keys) if detach_keys else None
     try:
         while data := await stream.receive_some(64 * 1024):
-            await channel.send_stdin(bytes(data))
+            if scanner is not None:
+                data = scanner.feed(bytes(data))
+            if data:
+                await channel.send_stdin(bytes(data))
+            if scanner is not None and scanner.detached:
+                return True
+        if scanner is not None and (held := scanner.flush()):
+            await channel.send_stdin(held)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     await channel.close_stdin()
+    return False
 
 
 async def _pump_output(

@@ -4,7 +4,7 @@ Kubernetes keeps both streams in one log; on clusters with the ``PodLogsQuerySpl
 feature the log API returns each stream on its own (``stream=Stdout|Stderr``). kubedock asks
 for each wanted stream with timestamps, merges them in time order and strips the timestamps
 unless the client asked for them. Without the feature every line is reported as stdout.
-TTY containers have a single raw stream, as in Docker.
+TTY containers have a single raw stream, as in Docker, with the terminal's CR LF line ends.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ T = TypeVar("T")
 STDOUT, STDERR = 1, 2
 _STREAM_NAMES: dict[int, Literal["Stdout", "Stderr"]] = {STDOUT: "Stdout", STDERR: "Stderr"}
 _SNAPSHOT_LIMIT = 16 * 1024 * 1024
+# A terminal ends lines with CR LF, which Docker logs as printed; the runtime's log keeps lines
+# without their ending, which the log API gives back as LF.
+_TERMINAL_LINE_END = b"\r\n"
 
 
 @attrs.frozen
@@ -126,7 +129,7 @@ class _Position:
 
 async def _lines(
     cluster: kube.ClusterBoundary, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
-    follow: bool, tail: int | None, since: float | None,
+    follow: bool, tail: int | None, since: float | None, line_end: bytes = b"\n",
 ) -> AsyncIterator[_Line]:
     # The API server takes whole seconds; the finer part is filtered here.
     since_time = datetime.fromtimestamp(math.floor(since), UTC) if since and since > 0 else None
@@ -139,7 +142,7 @@ async def _lines(
             pending += chunk
             *complete, pending = pending.split(b"\n")
             for raw in complete:
-                yield _split_timestamp(raw + b"\n")
+                yield _split_timestamp(raw + line_end)
         if pending:
             yield _split_timestamp(pending)
 
@@ -169,7 +172,8 @@ async def _send_logs(
         return
     if container.config.tty or not await cluster.split_streams_supported():
         if STDOUT in streams or container.config.tty:
-            await _pump(cluster, pod, None, request, send, tail=request.tail)
+            await _pump(cluster, pod, None, request, send, tail=request.tail,
+                        line_end=_TERMINAL_LINE_END if container.config.tty else b"\n")
         return
     # Kubernetes cannot tail one stream of a log, so history is read whole, merged in time order
     # and tailed here; following then resumes each stream after its last line read.
@@ -208,7 +212,7 @@ _RESUME_SECONDS = 1.0
 async def _pump(
     cluster: kube.ClusterBoundary, pod: str, stream: int | None, request: LogRequest,
     send: trio.MemorySendChannel[tuple[int, bytes]], *, tail: int | None = None,
-    position: _Position | None = None,
+    position: _Position | None = None, line_end: bytes = b"\n",
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
     position = position or _Position()
@@ -219,7 +223,7 @@ async def _pump(
         seen = position.skipper()
         try:
             async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail,
-                                     since=since):
+                                     since=since, line_end=line_end):
                 if seen(line):
                     continue
                 position.advance(line)

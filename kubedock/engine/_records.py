@@ -144,6 +144,8 @@ class Container:
     oom_killed: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # When kubedock last asked for a pod: the earliest its process can have started.
+    start_requested_at: datetime | None = None
     pod_name: str | None = None
     # The watch has reported the pod, so it will report the pod's deletion too.
     pod_observed: bool = False
@@ -157,6 +159,9 @@ class Container:
     restart_count: int = 0
     exits: int = 0
     attached: int = 0
+    # Wait requests in progress, and how many exits the last answered one had seen.
+    waiting: int = 0
+    reported_exits: int = 0
     removed: bool = False
     health: Health | None = None
     # Logs kept from a pod that had to be deleted before the client was done with them.

@@ -21,7 +21,13 @@ from ._liveness import (
     reap_dead_instances,
     serve_heartbeat,
 )
-from ._observe import ContainerObservation, ContainerState, observe
+from ._observe import (
+    ContainerObservation,
+    ContainerState,
+    observe,
+    start_time,
+    transition_time,
+)
 from ._ownership import PODS, SECRETS, SERVICES, Kind, instance_selector, owner_reference
 from ._podspec import (
     HOST_ALIAS_PREFIX,
@@ -83,4 +89,6 @@ __all__ = [
     "prune_all",
     "reap_dead_instances",
     "serve_heartbeat",
+    "start_time",
+    "transition_time",
 ]

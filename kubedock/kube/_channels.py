@@ -23,6 +23,8 @@ class ExecChannel:
         self.exit_code: int | None = None
         """Set by the session's final status; None if it ended without one (attach, lost link)."""
         self.status_message: str | None = None
+        self.start_failure: str | None = None
+        """Why the command could not be started, in Docker's words (see `wire.ExitStatus`)."""
 
     @property
     def can_close_stdin(self) -> bool:
@@ -63,6 +65,7 @@ class ExecChannel:
             if isinstance(decoded, wire.ExitStatus):
                 self.exit_code = decoded.exit_code
                 self.status_message = decoded.message or None
+                self.start_failure = decoded.start_failure
             elif (
                 isinstance(decoded, wire.ChannelData)
                 and decoded.channel in (wire.Channel.STDOUT, wire.Channel.STDERR)

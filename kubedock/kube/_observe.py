@@ -97,6 +97,29 @@ def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObserv
     )
 
 
+def transition_time(recorded: datetime | None, seen: datetime) -> datetime:
+    """When a transition happened, as Docker's StartedAt and FinishedAt tell it.
+
+    `seen` is kubedock's clock when the watch saw the transition, with sub-second precision;
+    the pod's own record (`recorded`) has whole seconds only, so it wins only when it is later
+    (a watch that saw it first, or a cluster whose clock runs ahead).
+    """
+    return seen if recorded is None or recorded <= seen else recorded
+
+
+def start_time(observation: ContainerObservation, *, seen: datetime,
+               requested: datetime | None) -> datetime:
+    """Docker's StartedAt, from the first observation that shows the process started.
+
+    A process first seen running started when the watch saw it (`seen`). One first seen already
+    ended (a short process, between two status updates of the kubelet) started at a moment the
+    watch missed: the latest known bound is when kubedock asked for the pod (`requested`).
+    """
+    if observation.state != "running" and requested is not None:
+        seen = requested
+    return transition_time(observation.started_at, seen)
+
+
 def _container_status(statuses: Any, name: str) -> Mapping[str, Any]:
     for item in statuses or ():
         if item.get("name") == name:

@@ -17,6 +17,7 @@ from ._channel import (
     encode_stdin,
     exit_code_from_status,
 )
+from ._detach import DEFAULT_DETACH_KEYS, DetachScanner, parse_detach_keys
 from ._docker_stream import Stream, StreamDemuxer, frame
 from ._errors import WireFormatError
 from ._pathstat import (
@@ -45,12 +46,14 @@ from ._pull import (
 
 __all__ = [
     "CHANNEL_SUBPROTOCOLS",
+    "DEFAULT_DETACH_KEYS",
     "PATH_STAT_HEADER",
     "PORTFORWARD_SUBPROTOCOL",
     "Channel",
     "ChannelClosed",
     "ChannelData",
     "ChannelMessage",
+    "DetachScanner",
     "ExitStatus",
     "PathStat",
     "PortData",
@@ -74,6 +77,7 @@ __all__ = [
     "final_status_line",
     "frame",
     "go_file_mode",
+    "parse_detach_keys",
     "posix_mode",
     "progress_line",
 ]

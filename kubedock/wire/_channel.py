@@ -38,6 +38,8 @@ class ExitStatus:
 
     exit_code: int
     message: str
+    start_failure: str | None = None
+    """Why the command could not be started, as Docker reports it; None when it ran."""
 
 
 @attrs.frozen
@@ -72,7 +74,9 @@ def decode_channel_message(message: bytes) -> ChannelMessage:
     if channel == Channel.ERROR:
         if not payload:
             return ChannelData(Channel.ERROR, b"")
-        return ExitStatus(exit_code_from_status(payload), _status_message(_load_status(payload)))
+        status = _load_status(payload)
+        return ExitStatus(exit_code_from_status(payload), _status_message(status),
+                          _start_failure(status))
     if channel == Channel.CLOSE:
         if len(payload) != 1 or payload[0] not in Channel._value2member_map_:
             raise WireFormatError(f"bad close message {message!r}")
@@ -80,19 +84,18 @@ def decode_channel_message(message: bytes) -> ChannelMessage:
     raise WireFormatError(f"unexpected channel {channel}")
 
 
-# A failure without an exit code means the command never ran. Like Docker (and a shell), a
-# command that does not exist gives 127 and any other reason it could not be started gives 126.
-_NOT_FOUND_EXIT_CODE = 127
+# A failure without an exit code means the command never ran, which Docker reports with 126
+# (a missing executable included, unlike a shell's 127) and the runtime's explanation.
 _CANNOT_EXECUTE_EXIT_CODE = 126
-_NOT_FOUND_HINTS = ("executable file not found", "no such file or directory")
+# The kubelet puts its own words before the runtime's; Docker shows the runtime's alone.
+_RUNTIME_FAILURE = "OCI runtime exec failed"
 
 
 def exit_code_from_status(status_json: bytes) -> int:
     """The exit code a Status object (channel 3) reports.
 
     `Success` is 0; `NonZeroExitCode` carries the code in its `ExitCode` cause; any other failure
-    means the command could not be started: 127 when its message says the executable is missing,
-    126 otherwise.
+    means the command could not be started: 126.
     """
     status = _load_status(status_json)
     if status.get("status") == "Success":
@@ -101,10 +104,15 @@ def exit_code_from_status(status_json: bytes) -> int:
         raise WireFormatError(f"unknown exec status {status.get('status')!r}")
     if status.get("reason") == "NonZeroExitCode":
         return _exit_code_cause(status)
-    message = _status_message(status).lower()
-    if any(hint in message for hint in _NOT_FOUND_HINTS):
-        return _NOT_FOUND_EXIT_CODE
     return _CANNOT_EXECUTE_EXIT_CODE
+
+
+def _start_failure(status: dict[str, Any]) -> str | None:
+    if status.get("status") != "Failure" or status.get("reason") == "NonZeroExitCode":
+        return None
+    message = _status_message(status)
+    start = message.find(_RUNTIME_FAILURE)
+    return message[start:] if start >= 0 else message or "the command could not be started"
 
 
 def _load_status(status_json: bytes) -> dict[str, Any]:

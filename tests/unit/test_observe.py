@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kubedock.kube import observe
+from kubedock.kube import observe, start_time, transition_time
 
 PENDING_POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -236,3 +236,40 @@ def test_deleted() -> None:
     state = {"terminated": {"exitCode": 137, "reason": "Error"}}
     seen = observe(with_main_state(state, "Failed"), deleted=True)
     assert (seen.deleted, seen.exit_code) == (True, 137)
+
+
+SECOND = datetime(2026, 11, 25, 10, 0, 2, tzinfo=UTC)
+
+
+def test_a_transition_is_timed_by_kubedock_clock_with_sub_second_precision() -> None:
+    seen = SECOND.replace(microsecond=734_512)
+    assert transition_time(SECOND, seen) == seen
+    assert transition_time(None, seen) == seen
+
+
+def test_a_transition_is_never_earlier_than_the_pod_record() -> None:
+    # A cluster whose clock runs ahead of kubedock's.
+    assert transition_time(SECOND, SECOND.replace(second=1, microsecond=900_000)) == SECOND
+
+
+def test_a_process_seen_running_started_when_the_watch_saw_it() -> None:
+    running = observe(with_main_state({"running": {"startedAt": "2026-11-25T10:00:02Z"}}))
+    seen = SECOND.replace(microsecond=400_000)
+    requested = SECOND.replace(second=1, microsecond=200_000)
+    assert start_time(running, seen=seen, requested=requested) == seen
+
+
+def test_a_process_first_seen_ended_started_after_kubedock_asked_for_its_pod() -> None:
+    state = {"terminated": {"exitCode": 0, "reason": "Completed",
+                            "startedAt": "2026-11-25T10:00:02Z",
+                            "finishedAt": "2026-11-25T10:00:02Z"}}
+    ended = observe(with_main_state(state, "Succeeded"))
+    requested = SECOND.replace(second=1, microsecond=200_000)
+    seen = SECOND.replace(microsecond=900_000)
+    started = start_time(ended, seen=seen, requested=requested)
+    finished = transition_time(ended.finished_at, seen)
+    # The pod's record (whole seconds) is the better bound here, and the two times differ.
+    assert (started, finished) == (SECOND, seen)
+    later_request = SECOND.replace(microsecond=100_000)
+    assert start_time(ended, seen=seen, requested=later_request) == later_request
+    assert start_time(ended, seen=seen, requested=None) == seen

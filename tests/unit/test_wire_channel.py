@@ -40,12 +40,24 @@ def test_encoders() -> None:
 def test_exit_codes() -> None:
     assert exit_code_from_status(b'{"metadata":{},"status":"Success"}') == 0
     assert exit_code_from_status(NON_ZERO) == 3
-    assert exit_code_from_status(NOT_FOUND) == 127
+    # Whatever kept the command from starting, a missing executable included, Docker says 126.
+    assert exit_code_from_status(NOT_FOUND) == 126
     no_dir = b'{"status":"Failure","message":"chdir to cwd (\\"/x\\"): no such file or directory"}'
-    assert exit_code_from_status(no_dir) == 127
-    denied = b'{"status":"Failure","message":"exec: \\"/etc\\": permission denied"}'
-    assert exit_code_from_status(denied) == 126
+    assert exit_code_from_status(no_dir) == 126
     assert exit_code_from_status(b'{"status":"Failure","reason":"InternalError"}') == 126
+
+
+def test_a_command_that_could_not_start_is_explained_in_the_runtime_words() -> None:
+    assert decode_channel_message(b"\x03" + NOT_FOUND) == ExitStatus(
+        126,
+        json.loads(NOT_FOUND)["message"],
+        'OCI runtime exec failed: exec failed: unable to start container process: exec: "nope":'
+        " executable file not found in $PATH: unknown",
+    )
+    other = decode_channel_message(b'\x03{"status":"Failure","message":"no such pod"}')
+    assert isinstance(other, ExitStatus) and other.start_failure == "no such pod"
+    ran = decode_channel_message(b"\x03" + NON_ZERO)
+    assert isinstance(ran, ExitStatus) and ran.start_failure is None
 
 
 @pytest.mark.parametrize(
