@@ -504,12 +504,13 @@ class Engine:
             elif container.status in ("running", "removing") or container.restarting:
                 # An auto-removed container goes from running to removing and then away,
                 # possibly before this waiter looks again: its exit or its removal ends the wait.
-                # One its restart policy starts again is not done until the policy gives up.
+                # One its restart policy starts again counts as running, as with Docker: the
+                # wait ends at its next exit, restarted or not.
                 exits = container.exits
-                await self._until(container, lambda: container.removed or (
-                    not container.restarting and (container.status not in ("running",
-                                                                           "removing")
-                                                  or container.exits > exits)))
+                await self._until(container, lambda: container.removed
+                                  or container.exits > exits or (
+                                      not container.restarting
+                                      and container.status not in ("running", "removing")))
             container.reported_exits = container.exits
         finally:
             container.waiting -= 1
