@@ -303,6 +303,7 @@ class Engine:
     async def _start(self, container: Container) -> None:
         if container.status == "running":
             raise NotModified("container already started")
+        await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
         await self._publish_links(container)
@@ -340,6 +341,18 @@ class Engine:
 
             self._spawn(partial(monitor_health, self, container))
         self._publish(container, "start")
+
+    async def _keep_logs_of_last_run(self, container: Container) -> None:
+        """Docker's log of a container spans its runs; each run of kubedock's is a new pod."""
+        from ._logs import bounded, snapshot_logs
+
+        logs = container.saved_logs
+        if logs is None and container.pod_name is not None and container.pod_observed:
+            try:
+                logs = await snapshot_logs(self.cluster, container)
+            except* kube.KubeError as failure:  # a pod whose process never ran has no log
+                log.debug("no logs kept of pod %s: %s", container.pod_name, failure)
+        container.earlier_logs = bounded((*container.earlier_logs, *(logs or ())))
 
     async def _create_pod(self, container: Container,
                           manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -197,8 +197,10 @@ class Container:
     reported_exits: int = 0
     removed: bool = False
     health: Health | None = None
-    # Logs kept from a pod that had to be deleted before the client was done with them.
+    # Logs kept from a pod that had to be deleted before the client was done with them, and
+    # those of the pods of earlier runs; (stream, time-stamped line) chunks.
     saved_logs: tuple[tuple[int, bytes], ...] | None = None
+    earlier_logs: tuple[tuple[int, bytes], ...] = ()
     exposure: trio.CancelScope | None = None
     # What holds up the start for now, if it may clear by itself (see _stall).
     stall: Stall | None = None

@@ -4,16 +4,28 @@ new pod, as Docker's restart manager would, and a client's stop, kill or removal
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 import trio
 import trio.testing
 from engine_fake import RUNNING, FakeCluster, exited
 from test_engine_jobs import actions, new_engine, settle
+from test_logs import ScriptedLogs, stamp
 
-from kubedock.engine import Container, ContainerConfig, Engine, RestartPolicy
+from kubedock import kube
+from kubedock.engine import (
+    STDERR,
+    STDOUT,
+    Container,
+    ContainerConfig,
+    Engine,
+    LogRequest,
+    RestartPolicy,
+)
 from kubedock.engine._engine import next_restart_delay
+from kubedock.engine._logs import send_logs
 
 LAG = 0.5  # the fake's watch delay
 
@@ -183,3 +195,31 @@ async def test_a_restarted_container_runs_again(
     [pod] = cluster.pods.values()
     assert pod["metadata"]["uid"] != first_pod
     assert pod["status"]["containerStatuses"][0]["state"] == RUNNING
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split-streams", "one-stream"])
+async def test_logs_span_the_runs(split: bool) -> None:
+    """Each run is a pod of its own; Docker's log of the container has every run's lines."""
+    current = [(stamp(5, 0), b"third\n")]
+    source = ScriptedLogs({"Stdout": current, "Stderr": []} if split else {None: current})
+    record = Container(id="c" * 64, name="c", created=datetime.now(UTC),
+                       config=ContainerConfig(image="busybox"), pod_name="pod")
+    record.earlier_logs = ((STDOUT, stamp(1, 0) + b" first\n"),
+                           (STDERR, stamp(3, 0) + b" second\n"))
+
+    async def logs(request: LogRequest) -> list[tuple[int, bytes]]:
+        send, receive = trio.open_memory_channel[tuple[int, bytes]](100)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_logs, cast(kube.Cluster, source), record, request, send)
+            return [item async for item in receive]
+
+    assert await logs(LogRequest()) == [(STDOUT, b"first\n"), (STDERR, b"second\n"),
+                                        (STDOUT, b"third\n")]
+    assert await logs(LogRequest(tail=2, stdout=True, stderr=False)) == [
+        (STDOUT, b"first\n"), (STDOUT, b"third\n")]
+    since = datetime(2026, 11, 30, 0, 49, 2, tzinfo=UTC).timestamp()
+    assert (await logs(LogRequest(since=since, timestamps=True)))[0] == (
+        STDERR, stamp(3, 0) + b" second\n")
+    # The pod of the last run is gone too (a kill deleted it): its saved lines follow.
+    record.saved_logs = ((STDOUT, stamp(5, 0) + b" third\n"),)
+    assert await logs(LogRequest(tail=2)) == [(STDERR, b"second\n"), (STDOUT, b"third\n")]

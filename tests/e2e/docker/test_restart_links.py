@@ -33,7 +33,7 @@ def until(target: Kubedock, name: str, condition: Callable[[dict[str, Any]], boo
 def test_on_failure_gives_up_after_its_retries(target: Kubedock) -> None:
     name = f"onfailure-{time.time_ns()}"
     run = docker_cli(target, "run", "-d", "--name", name, "--restart", "on-failure:2",
-                     "busybox:1.36", "sh", "-c", "exit 3")
+                     "busybox:1.36", "sh", "-c", "echo ran; exit 3")
     try:
         assert run.returncode == 0, run.stderr
         # A container waiting for its restart counts as running: `docker wait` ends at an exit.
@@ -45,6 +45,8 @@ def test_on_failure_gives_up_after_its_retries(target: Kubedock) -> None:
         assert (document["State"]["ExitCode"], document["State"]["Restarting"]) == (3, False)
         assert document["HostConfig"]["RestartPolicy"] == {"Name": "on-failure",
                                                            "MaximumRetryCount": 2}
+        # The container's log spans its runs.
+        assert docker_cli(target, "logs", name).stdout == b"ran\n" * 3
     finally:
         docker_cli(target, "rm", "-f", name)
 
