@@ -885,9 +885,9 @@ async def rename(ref: str) -> Response:
 
 @blueprint.route("/containers/<ref>", methods=["DELETE"])
 async def remove(ref: str) -> Response:
-    container = engine().get(ref)
     if query_bool(request.args, "link"):
-        raise _unsupported("removing links", "kubedock has no legacy links")
+        raise _unsupported("removing links", "a link lasts as long as the linking container")
+    container = engine().get(ref)
     await engine().remove(container, force=query_bool(request.args, "force"))
     return _no_content()
 
