@@ -503,7 +503,16 @@ class Engine:
                 container.status = status
                 container.notify()
                 raise
+            linked = self._link_targets(container)
             self._forget(container)
+        # The aliases its links gave go with it.
+        for target in linked:
+            if target.status == "running":
+                try:
+                    await self._republish_names(target)
+                except kube.KubeError as error:
+                    log.warning("container %s keeps the names of links to it: %s",
+                                target.short_id, error)
 
     async def wait(self, container: Container, condition: WaitCondition) -> Container:
         container.waiting += 1

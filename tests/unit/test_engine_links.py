@@ -33,6 +33,10 @@ async def test_a_legacy_link_names_the_linked_container(
     assert ("patch_pod", db.pod_name) in cluster.calls[patches:]
     annotations = cluster.pods[db.pod_name]["metadata"]["annotations"]
     assert "database" in annotations.values()
+    # The alias goes with the linking container.
+    await engine.remove(web, force=True)
+    assert "database" not in engine.dns_names(db)
+    assert "database" not in cluster.pods[db.pod_name]["metadata"]["annotations"].values()
 
 
 async def test_a_network_link_may_name_a_container_created_later(
