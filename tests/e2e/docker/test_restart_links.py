@@ -32,6 +32,7 @@ def until(target: Kubedock, name: str, condition: Callable[[dict[str, Any]], boo
 
 def test_on_failure_gives_up_after_its_retries(target: Kubedock) -> None:
     name = f"onfailure-{time.time_ns()}"
+    began = time.time() - 1
     run = docker_cli(target, "run", "-d", "--name", name, "--restart", "on-failure:2",
                      "busybox:1.36", "sh", "-c", "echo ran; exit 3")
     try:
@@ -47,6 +48,13 @@ def test_on_failure_gives_up_after_its_retries(target: Kubedock) -> None:
                                                            "MaximumRetryCount": 2}
         # The container's log spans its runs.
         assert docker_cli(target, "logs", name).stdout == b"ran\n" * 3
+        # Each automatic restart is a die and a start, with no restart event.
+        events = docker_cli(target, "events", "--since", str(int(began)), "--until",
+                            str(int(time.time()) + 1), "--filter", f"container={name}",
+                            "--format", "{{.Action}}")
+        actions = events.stdout.decode().split()
+        assert (actions.count("die"), actions.count("start"), "restart" in actions) == (
+            3, 3, False), actions
     finally:
         docker_cli(target, "rm", "-f", name)
 
