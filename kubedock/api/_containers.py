@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import re
-import typing
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, get_args
 
 from quart import Blueprint, Response, jsonify, request
 
@@ -264,7 +263,7 @@ def _restart_policy(host_config: Mapping[str, Any]) -> RestartPolicy:
     document = field(host_config, "RestartPolicy", dict, "HostConfig.") or {}
     name = field(document, "Name", str, "HostConfig.RestartPolicy.") or "no"
     retries = field(document, "MaximumRetryCount", int, "HostConfig.RestartPolicy.") or 0
-    if name not in typing.get_args(RestartPolicyName):
+    if name not in get_args(RestartPolicyName):
         raise bad_request(f"invalid restart policy '{name}'")
     if name != "on-failure" and retries:
         raise bad_request(f"maximum retry count cannot be used with restart policy '{name}'")
@@ -272,7 +271,7 @@ def _restart_policy(host_config: Mapping[str, Any]) -> RestartPolicy:
         raise bad_request("maximum retry count cannot be negative")
     if name != "no" and field(host_config, "AutoRemove", bool, "HostConfig."):
         raise bad_request("can't create 'AutoRemove' container with restart policy")
-    return RestartPolicy(typing.cast(RestartPolicyName, name), retries)
+    return RestartPolicy(cast(RestartPolicyName, name), retries)
 
 
 def refuse_endpoint_settings(endpoint: Mapping[str, Any], where: str) -> None:
