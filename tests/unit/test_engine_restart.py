@@ -23,6 +23,7 @@ from kubedock.engine import (
     Engine,
     LogRequest,
     RestartPolicy,
+    RestartPolicyName,
 )
 from kubedock.engine._engine import next_restart_delay
 from kubedock.engine._logs import send_logs
@@ -40,9 +41,9 @@ async def engine(nursery: trio.Nursery, cluster: FakeCluster) -> Engine:
     return await new_engine(nursery, cluster)
 
 
-def create(engine: Engine, policy: str, retries: int = 0, **config: Any) -> Container:
+def create(engine: Engine, policy: RestartPolicyName, retries: int = 0) -> Container:
     return engine.create("job", ContainerConfig(
-        image="busybox", restart_policy=RestartPolicy(policy, retries), **config))  # type: ignore[arg-type]
+        image="busybox", restart_policy=RestartPolicy(policy, retries)))
 
 
 def pods_created(cluster: FakeCluster) -> int:
@@ -109,7 +110,8 @@ async def test_wait_on_a_restarting_container_ends_at_its_next_exit(
 
 @pytest.mark.parametrize("policy", ["always", "unless-stopped"])
 async def test_always_restarts_with_backoff_until_stopped(
-    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster, policy: str,
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+    policy: RestartPolicyName,
 ) -> None:
     cluster.main_on_create = exited(0)
     created_at: list[float] = []
