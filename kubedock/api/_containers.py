@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, get_args
 
 from quart import Blueprint, Response, jsonify, request
 
@@ -21,6 +21,8 @@ from ..engine import (
     LogRequest,
     Network,
     NotFound,
+    RestartPolicy,
+    RestartPolicyName,
     WaitCondition,
     parse_reference,
 )
@@ -133,7 +135,6 @@ _REFUSED_HOST_OPTIONS: dict[str, str] = {
     "Dns": "pods use the cluster's DNS",
     "DnsSearch": "pods use the cluster's DNS",
     "DnsOptions": "pods use the cluster's DNS",
-    "Links": "legacy links are not available; use a network",
     "PidMode": "pods have their own PID namespace",
     "IpcMode": "pods have their own IPC namespace",
     "UTSMode": "pods have their own UTS namespace",
@@ -226,6 +227,53 @@ def _networks(body: Mapping[str, Any], host_config: Mapping[str, Any]
     return networks
 
 
+def parse_links(document: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    """``Links`` entries ``name:alias`` (or ``name``, its own alias) as (name, alias)."""
+    links = []
+    for entry in string_list(document, "Links", where) or ():
+        name, _, alias = entry.partition(":")
+        name, alias = name.removeprefix("/"), alias.rpartition("/")[2] or name.removeprefix("/")
+        if not name:
+            raise bad_request(f"invalid link {entry!r}: want name:alias")
+        links.append((name, alias))
+    return tuple(links)
+
+
+def _links(body: Mapping[str, Any], host_config: Mapping[str, Any]
+           ) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[tuple[str, str], ...]]]:
+    """Legacy links (HostConfig.Links on the default bridge), and links per network reference.
+
+    As with Docker, HostConfig.Links of a container on a user network are that network's links.
+    """
+    networking = field(body, "NetworkingConfig", dict) or {}
+    endpoints = field(networking, "EndpointsConfig", dict, "NetworkingConfig.") or {}
+    per_network = {"bridge" if key in _DEFAULT_NETWORK_MODES else key:
+                   parse_links(endpoint or {}, f"EndpointsConfig.{key}")
+                   for key, endpoint in endpoints.items()}
+    legacy = parse_links(host_config, "HostConfig")
+    mode = field(host_config, "NetworkMode", str, "HostConfig.") or ""
+    if legacy and mode not in _DEFAULT_NETWORK_MODES:
+        per_network[mode] = per_network.get(mode, ()) + legacy
+        legacy = ()
+    return legacy, {ref: links for ref, links in per_network.items() if links}
+
+
+def _restart_policy(host_config: Mapping[str, Any]) -> RestartPolicy:
+    """HostConfig.RestartPolicy, checked as Docker checks it."""
+    document = field(host_config, "RestartPolicy", dict, "HostConfig.") or {}
+    name = field(document, "Name", str, "HostConfig.RestartPolicy.") or "no"
+    retries = field(document, "MaximumRetryCount", int, "HostConfig.RestartPolicy.") or 0
+    if name not in get_args(RestartPolicyName):
+        raise bad_request(f"invalid restart policy '{name}'")
+    if name != "on-failure" and retries:
+        raise bad_request(f"maximum retry count cannot be used with restart policy '{name}'")
+    if retries < 0:
+        raise bad_request("maximum retry count cannot be negative")
+    if name != "no" and field(host_config, "AutoRemove", bool, "HostConfig."):
+        raise bad_request("can't create 'AutoRemove' container with restart policy")
+    return RestartPolicy(cast(RestartPolicyName, name), retries)
+
+
 def refuse_endpoint_settings(endpoint: Mapping[str, Any], where: str) -> None:
     """Refuse what a pod's one interface on the cluster network cannot be given."""
     ipam = field(endpoint, "IPAMConfig", dict, f"{where}.") or {}
@@ -233,8 +281,6 @@ def refuse_endpoint_settings(endpoint: Mapping[str, Any], where: str) -> None:
         raise _unsupported(f"{where}.IPAMConfig", "pods get their addresses from the cluster")
     if field(endpoint, "MacAddress", str, f"{where}."):
         raise _unsupported(f"{where}.MacAddress", "pods get their addresses from the cluster")
-    if string_list(endpoint, "Links", where):
-        raise _unsupported(f"{where}.Links", "links are not available yet; use aliases")
 
 
 def endpoint_driver_options(body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -254,10 +300,6 @@ def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
     refusal = _REFUSED_NETWORK_MODES.get(mode.partition(":")[0])
     if refusal:
         raise _unsupported(f"network mode {mode!r}", refusal)
-    policy = field(host_config, "RestartPolicy", dict, "HostConfig.") or {}
-    if (policy.get("Name") or "no") not in ("no", ""):
-        raise _unsupported(f"restart policy {policy.get('Name')!r}",
-                           "a pod that exits stays exited (restartPolicy Never)")
 
 
 _CAPABILITIES = frozenset({
@@ -394,6 +436,7 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
     host_config = field(body, "HostConfig", dict) or {}
     _refuse_unsupported(host_config)
     networks = _networks(body, host_config)
+    links, network_links = _links(body, host_config)
     if field(body, "Domainname", str):
         raise _unsupported("Domainname", "pods take their domain from the cluster")
     if field(body, "MacAddress", str):
@@ -437,8 +480,11 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
         console_size=_console_size(host_config),
         extra_hosts=_extra_hosts(host_config),
         auto_remove=bool(field(host_config, "AutoRemove", bool, "HostConfig.")),
+        restart_policy=_restart_policy(host_config),
+        links=links,
         network_mode=field(host_config, "NetworkMode", str) or "bridge",
         networks=networks,
+        network_links=network_links,
         driver_options=endpoint_driver_options(body),
         mounts=parse_mounts(body, host_config, binds or BindPolicy()),
         raw_config={k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")},
@@ -487,12 +533,18 @@ def _ports_document(container: Container) -> dict[str, Any]:
     return ports
 
 
+def _status(container: Container) -> str:
+    """Docker's State.Status."""
+    return "restarting" if container.restarting else container.status
+
+
 def _state(container: Container) -> dict[str, Any]:
     state: dict[str, Any] = {
-        "Status": "removing" if container.status == "removing" else container.status,
-        "Running": container.status == "running",
+        "Status": _status(container),
+        # As Docker's: a container waiting to be restarted counts as running.
+        "Running": container.status == "running" or container.restarting,
         "Paused": False,
-        "Restarting": False,
+        "Restarting": container.restarting,
         "OOMKilled": container.oom_killed,
         "Dead": False,
         "Pid": 1 if container.status == "running" else 0,
@@ -527,7 +579,8 @@ def _network_document(container: Container) -> dict[str, Any]:
     names = list(engine().dns_names(container))
     return {
         network.name: {
-            "IPAMConfig": None, "Links": None,
+            "IPAMConfig": None,
+            "Links": [f"{name}:{alias}" for name, alias in endpoint.links] or None,
             "Aliases": list(endpoint.aliases) or None, "MacAddress": "",
             "NetworkID": network.id, "EndpointID": container.pod_name or "",
             "Gateway": _gateway(container), "IPAddress": ip,
@@ -617,6 +670,9 @@ def inspect_document(container: Container) -> dict[str, Any]:
         "ExtraHosts": [f"{name}:{ip}" for name, ip in config.extra_hosts] or None,
         # docker-java sends null for every option it does not set: Docker reports its default.
         **{key: value for key, value in config.raw_host_config.items() if value is not None},
+        "RestartPolicy": {"Name": config.restart_policy.name,
+                          "MaximumRetryCount": config.restart_policy.maximum_retries},
+        "Links": engine().legacy_links(container) or None,
     }
     driver, options = log_config(config.raw_host_config)
     host_config["LogConfig"] = {"Type": driver, "Config": options}
@@ -679,6 +735,8 @@ def _status_text(container: Container) -> str:
         since = container.started_at
         health = f" ({container.health.status})" if container.health else ""
         return f"Up since {_timestamp(since)}{health}"
+    if container.restarting:
+        return f"Restarting ({container.exit_code}) at {_timestamp(container.finished_at)}"
     if container.status == "exited":
         return f"Exited ({container.exit_code}) at {_timestamp(container.finished_at)}"
     if container.status == "removing":
@@ -705,7 +763,7 @@ def _summary(container: Container) -> dict[str, Any]:
         "Created": int(container.created.timestamp()),
         "Ports": ports,
         "Labels": dict(config.labels),
-        "State": container.status,
+        "State": _status(container),
         "Status": _status_text(container),
         "HostConfig": {"NetworkMode": config.network_mode},
         "NetworkSettings": {"Networks": _network_document(container)},
@@ -725,7 +783,7 @@ def _regex_or_exact(pattern: str, value: str) -> bool:
 _CONTAINER_FILTERS: dict[str, Callable[[Container, str], bool]] = {
     "id": lambda c, v: c.id.startswith(v),
     "name": lambda c, v: _regex_or_exact(v, c.name) or _regex_or_exact(v, f"/{c.name}"),
-    "status": lambda c, v: c.status == v,
+    "status": lambda c, v: _status(c) == v,
     "ancestor": lambda c, v: _same_image(c.config.image, v),
     "exited": lambda c, v: c.status == "exited" and str(c.exit_code) == v,
     "network": lambda c, v: any(v in (n.name, n.id) for n, _ in engine().networks.of(c.id)),
@@ -769,7 +827,7 @@ async def list_containers() -> Response:
     limit = query_int(request.args, "limit", -1) or -1
     containers = engine().containers()
     if not show_all and limit <= 0 and "status" not in filters and "exited" not in filters:
-        containers = [c for c in containers if c.status == "running"]
+        containers = [c for c in containers if c.status == "running" or c.restarting]
     containers = _select(containers, filters)
     if limit > 0:
         containers = containers[:limit]
@@ -826,9 +884,9 @@ async def rename(ref: str) -> Response:
 
 @blueprint.route("/containers/<ref>", methods=["DELETE"])
 async def remove(ref: str) -> Response:
-    container = engine().get(ref)
     if query_bool(request.args, "link"):
-        raise _unsupported("removing links", "kubedock has no legacy links")
+        raise _unsupported("removing links", "a link lasts as long as the linking container")
+    container = engine().get(ref)
     await engine().remove(container, force=query_bool(request.args, "force"))
     return _no_content()
 

@@ -11,7 +11,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from ..engine import Network
 from ._app import engine, request_body
-from ._containers import refuse_endpoint_settings
+from ._containers import parse_links, refuse_endpoint_settings
 from ._errors import DockerError, bad_request
 from ._parse import (
     check_filters,
@@ -143,7 +143,8 @@ async def connect(ref: str) -> Response:
         raise DockerError(501, "EndpointConfig.DriverOpts is not supported by kubedock on "
                                "connect: give them in the container's create request")
     aliases = string_list(settings, "Aliases", "EndpointConfig") or ()
-    await engine().connect_network(network, container, aliases)
+    links = parse_links(settings, "EndpointConfig")
+    await engine().connect_network(network, container, aliases, links)
     return Response(b"", status=200)
 
 

@@ -31,6 +31,8 @@ from ._records import (
     HostBinding,
     Mount,
     PublishedPort,
+    RestartPolicy,
+    RestartPolicyName,
 )
 
 __all__ = [
@@ -69,6 +71,8 @@ __all__ = [
     "NotModified",
     "PublishedPort",
     "ReaperSettings",
+    "RestartPolicy",
+    "RestartPolicyName",
     "StartFailed",
     "Unsupported",
     "WaitCondition",

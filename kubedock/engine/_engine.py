@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
+import attrs
 import trio
 
 from .. import kube
@@ -24,6 +25,7 @@ from ._archive import ArchiveStore, fill_volumes, mount_specs
 from ._attach import AttachRequest, attach
 from ._errors import (
     Conflict,
+    EngineError,
     InvalidParameter,
     NoSuchContainer,
     NotModified,
@@ -53,6 +55,19 @@ _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
 _EXIT_CLAIM_SECONDS = 2
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
+# Docker's restart backoff: 100 ms, doubled at each restart up to a minute, and back to 100 ms
+# once a run lasted 10 s.
+_RESTART_DELAY_FIRST = 0.1
+_RESTART_DELAY_MAX = 60.0
+_RESTART_RESET_AFTER = 10.0
+
+
+def next_restart_delay(previous: float, ran_seconds: float) -> float:
+    """How long Docker waits before starting a container again, after a run of
+    `ran_seconds` that followed a wait of `previous` seconds (0: none yet)."""
+    if ran_seconds >= _RESTART_RESET_AFTER or previous <= 0:
+        return _RESTART_DELAY_FIRST
+    return min(previous * 2, _RESTART_DELAY_MAX)
 
 
 def signal_name(text: str) -> str:
@@ -158,13 +173,15 @@ class Engine:
         name = name.removeprefix("/")
         self._check_name_free(name)
         joined = self._requested_networks(config)
+        config = attrs.evolve(config, links=tuple(
+            (self._linked(ref).id, alias) for ref, alias in config.links))
         container = Container(
             id=container_id, name=name, created=datetime.now(UTC), config=config
         )
         self.images.add(image)
         self._containers[container_id] = container
-        for network, aliases in joined:
-            self.networks.connect(network, container_id, name, aliases)
+        for network, aliases, links in joined:
+            self.networks.connect(network, container_id, name, aliases, links)
         self._publish(container, "create")
         return container
 
@@ -191,6 +208,53 @@ class Engine:
     async def start(self, container: Container) -> None:
         await self._jobs.run((container.id, "start", ""), partial(self._start_job, container))
 
+    # A restart policy starts the container again through the same jobs, after Docker's
+    # backoff; a stop, kill or removal during the wait ends it (see `_cancel_restart`).
+
+    def _schedule_restart(self, container: Container) -> bool:
+        """Start the container again if its restart policy says so; called at its exit."""
+        policy = container.config.restart_policy
+        if container.stopped_by_client or not policy.restarts(container.exit_code,
+                                                              container.restart_count):
+            return False
+        ran = ((container.finished_at - container.started_at).total_seconds()
+               if container.finished_at and container.started_at else 0.0)
+        container.restart_delay = next_restart_delay(container.restart_delay, ran)
+        container.restart_count += 1
+        wait = container.pending_restart = trio.CancelScope()
+        self._spawn(partial(self._restart_after, container, wait))
+        return True
+
+    async def _restart_after(self, container: Container, wait: trio.CancelScope) -> None:
+        try:
+            with wait:
+                await trio.sleep(container.restart_delay)
+                await self._jobs.run((container.id, "start", object()),
+                                     partial(self._automatic_start, container, wait))
+        except (EngineError, kube.KubeError) as error:
+            log.warning("restart of container %s failed: %s", container.short_id, error)
+            if container.status == "created":  # as Docker leaves it: stopped, with the error
+                container.status = "exited"
+        finally:
+            if container.pending_restart is wait:
+                container.pending_restart = None
+            container.notify()
+
+    async def _automatic_start(self, container: Container, wait: trio.CancelScope) -> None:
+        async with self._transition(container):
+            # A stop may have come between the backoff and this job.
+            if container.pending_restart is wait and container.status != "running":
+                await self._start(container)
+
+    def _cancel_restart(self, container: Container) -> bool:
+        """End a pending automatic restart; true if there was one."""
+        wait, container.pending_restart = container.pending_restart, None
+        if wait is None:
+            return False
+        wait.cancel()
+        container.notify()
+        return container.status != "running"
+
     async def stop(self, container: Container, stop_seconds: int | None) -> None:
         await self._jobs.run((container.id, "stop", stop_seconds),
                              partial(self._stop, container, stop_seconds))
@@ -209,7 +273,11 @@ class Engine:
         start under way is abandoned."""
         if (container.id, "remove", "") in self._jobs:
             raise Conflict(f"removal of container {container.id} is already in progress")
+        if container.restarting and not force:
+            raise Conflict(f"You cannot remove a restarting container {container.id}. "
+                           "Stop the container before attempting removal or force remove")
         if force:
+            self._cancel_restart(container)
             self._jobs.cancel(container.id, ("start", "restart"), Conflict(
                 f"container {container.id} is marked for removal and cannot be started"))
         await self._remove_job(container, force=force)
@@ -227,13 +295,18 @@ class Engine:
 
     async def _start_job(self, container: Container) -> None:
         async with self._transition(container):
+            if container.restarting:
+                raise NotModified("container already started")
+            _reset_restarts(container)
             await self._start(container)
 
     async def _start(self, container: Container) -> None:
         if container.status == "running":
             raise NotModified("container already started")
+        await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
+        await self._publish_links(container)
         spec = self._spec(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
@@ -268,6 +341,18 @@ class Engine:
 
             self._spawn(partial(monitor_health, self, container))
         self._publish(container, "start")
+
+    async def _keep_logs_of_last_run(self, container: Container) -> None:
+        """Docker's log of a container spans its runs; each run of kubedock's is a new pod."""
+        from ._logs import bounded, snapshot_logs
+
+        logs = container.saved_logs
+        if logs is None and container.pod_name is not None and container.pod_observed:
+            try:
+                logs = await snapshot_logs(self.cluster, container)
+            except* kube.KubeError as failure:  # a pod whose process never ran has no log
+                log.debug("no logs kept of pod %s: %s", container.pod_name, failure)
+        container.earlier_logs = bounded((*container.earlier_logs, *(logs or ())))
 
     async def _create_pod(self, container: Container,
                           manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -333,6 +418,10 @@ class Engine:
 
     async def _stop(self, container: Container, stop_seconds: int | None) -> None:
         async with self._transition(container):
+            container.stopped_by_client = True
+            if self._cancel_restart(container):
+                self._publish(container, "stop")
+                return
             if container.status != "running":
                 raise NotModified("container already stopped")
             exits = container.exits
@@ -363,9 +452,15 @@ class Engine:
 
     async def _kill(self, container: Container, name: str) -> None:
         async with self._transition(container):
+            if self._cancel_restart(container):
+                container.stopped_by_client = True
+                self._publish(container, "kill", signal=str(int(signals.Signals[name])))
+                return
             if container.status != "running":
                 raise Conflict(f"Container {container.id} is not running")
             exits = container.exits
+            # As Docker's: a container a client killed is not restarted by its policy.
+            container.stopped_by_client = True
             if name == "SIGKILL":
                 await self._save_logs_and_delete(container, grace_seconds=0)
             elif not await self._signal_in_container(container, name):
@@ -386,6 +481,7 @@ class Engine:
         with contextlib.suppress(NotModified):
             await self._stop(container, stop_seconds)
         async with self._transition(container):
+            _reset_restarts(container)
             # Started meanwhile by another request: the restart is done, as with Docker.
             with contextlib.suppress(NotModified):
                 await self._start(container)
@@ -407,7 +503,16 @@ class Engine:
                 container.status = status
                 container.notify()
                 raise
+            linked = self._link_targets(container)
             self._forget(container)
+        # The aliases its links gave go with it.
+        for target in linked:
+            if target.status == "running":
+                try:
+                    await self._republish_names(target)
+                except kube.KubeError as error:
+                    log.warning("container %s keeps the names of links to it: %s",
+                                target.short_id, error)
 
     async def wait(self, container: Container, condition: WaitCondition) -> Container:
         container.waiting += 1
@@ -418,13 +523,16 @@ class Engine:
             elif condition == "next-exit":
                 exits = container.exits
                 await self._until(container, lambda: container.exits > exits or container.removed)
-            elif container.status in ("running", "removing"):
+            elif container.status in ("running", "removing") or container.restarting:
                 # An auto-removed container goes from running to removing and then away,
                 # possibly before this waiter looks again: its exit or its removal ends the wait.
+                # One its restart policy starts again counts as running, as with Docker: the
+                # wait ends at its next exit, restarted or not.
                 exits = container.exits
-                await self._until(container, lambda: container.status not in ("running",
-                                                                               "removing")
-                                  or container.exits > exits or container.removed)
+                await self._until(container, lambda: container.removed
+                                  or container.exits > exits or (
+                                      not container.restarting
+                                      and container.status not in ("running", "removing")))
             container.reported_exits = container.exits
         finally:
             container.waiting -= 1
@@ -501,19 +609,73 @@ class Engine:
         candidates = [container.name]
         for _network, endpoint in self.networks.of(container.id):
             candidates.extend(endpoint.aliases)
+        candidates.extend(self._link_aliases(container))
         candidates.append(container.short_id)
         names = (dns_name(candidate) for candidate in candidates)
         return tuple(dict.fromkeys(name for name in names if name))
+
+    # Links make the linked container known by the alias too: to every container it shares a
+    # network with, not only to the one that links to it (kubedock's resolver answers by
+    # network). Legacy links (HostConfig.Links) name a container that exists at create and runs
+    # at start; a network's links name a container that may come later, as with Docker.
+
+    def _linked(self, ref: str) -> Container:
+        try:
+            return self.get(ref)
+        except NoSuchContainer:
+            raise InvalidParameter(
+                f"could not get container for {ref}: No such container: {ref}") from None
+
+    def _link_aliases(self, container: Container) -> list[str]:
+        aliases = [alias for linker in self._containers.values()
+                   for target_id, alias in linker.config.links if target_id == container.id]
+        for network, _endpoint in self.networks.of(container.id):
+            aliases.extend(alias for endpoint in network.endpoints.values()
+                           for name, alias in endpoint.links
+                           if name.removeprefix("/") == container.name)
+        return aliases
+
+    def _link_targets(self, container: Container) -> list[Container]:
+        targets = [self._containers[target_id] for target_id, _ in container.config.links
+                   if target_id in self._containers]
+        for network, endpoint in self.networks.of(container.id):
+            for name, _alias in endpoint.links:
+                targets.extend(self._containers[other] for other in network.endpoints
+                               if self._containers[other].name == name.removeprefix("/"))
+        return list(dict.fromkeys(targets))
+
+    async def _publish_links(self, container: Container) -> None:
+        """Refuse a start whose legacy links name a container that does not run, as Docker
+        does, and make the linked containers that run answer to their new aliases."""
+        for target_id, alias in container.config.links:
+            target = self._containers.get(target_id)
+            if target is None or target.status != "running":
+                name = target.name if target is not None else target_id
+                raise EngineError(f"Cannot link to a non running container: /{name} AS "
+                                  f"/{container.name}/{alias}")
+        for target in self._link_targets(container):
+            if target.status == "running":
+                await self._republish_names(target)
+
+    def legacy_links(self, container: Container) -> list[str]:
+        """HostConfig.Links as Docker's inspect shows them: ``/db:/web/database``."""
+        return [f"/{self._containers[target_id].name}:/{container.name}/{alias}"
+                for target_id, alias in container.config.links
+                if target_id in self._containers]
 
     def _service_names(self, container: Container) -> tuple[str, ...]:
         hostname = container.config.hostname
         return (*([hostname] if hostname else ()), *self.dns_names(container))
 
     async def connect_network(self, network: Network, container: Container,
-                              aliases: tuple[str, ...]) -> None:
-        self.networks.connect(network, container.id, container.name, aliases)
+                              aliases: tuple[str, ...],
+                              links: tuple[tuple[str, str], ...] = ()) -> None:
+        self.networks.connect(network, container.id, container.name, aliases, links)
         try:
             await self._republish_names(container)
+            for target in self._link_targets(container):
+                if target.status == "running":
+                    await self._republish_names(target)
         except BaseException:
             self.networks.disconnect(network, container.id, container.name)
             raise
@@ -528,8 +690,10 @@ class Engine:
                             {"name": network.name, "type": network.driver,
                              "container": container.id})
 
-    def _requested_networks(self, config: ContainerConfig) -> list[tuple[Network, tuple[str, ...]]]:
-        joined: dict[str, tuple[Network, tuple[str, ...]]] = {}
+    def _requested_networks(
+        self, config: ContainerConfig,
+    ) -> list[tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]]:
+        joined: dict[str, tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
         for ref, aliases in (config.networks or {self.networks.bridge.name: ()}).items():
             network = self.networks.get(ref)
             if network.name in ("host", "none"):
@@ -537,8 +701,9 @@ class Engine:
                     f"network mode {network.name!r} is not supported by kubedock: every pod has "
                     "its own network namespace on the cluster network"
                 )
-            previous = joined.get(network.id, (network, ()))[1]
-            joined[network.id] = (network, previous + aliases)
+            _, previous, links = joined.get(network.id, (network, (), ()))
+            joined[network.id] = (network, previous + aliases,
+                                  links + tuple(config.network_links.get(ref, ())))
         return list(joined.values())
 
     async def _republish_names(self, container: Container) -> None:
@@ -606,8 +771,9 @@ class Engine:
             container.exposure.cancel()
             container.exposure = None
         container.published = ()
+        restarts = self._schedule_restart(container)
         self._publish(container, "die", exitCode=str(exit_code))
-        if container.config.auto_remove:
+        if container.config.auto_remove and not restarts:
             self._spawn(partial(self._auto_remove, container))
 
     async def _auto_remove(self, container: Container) -> None:
@@ -815,6 +981,13 @@ class Engine:
         }
         self.events.publish("container", action, container.id, attributes)
 
+
+
+def _reset_restarts(container: Container) -> None:
+    """A client's start begins the restart policy afresh, as Docker's does."""
+    container.restart_count = 0
+    container.restart_delay = 0.0
+    container.stopped_by_client = False
 
 
 def _first_leaf(error: BaseException) -> BaseException:

@@ -82,6 +82,9 @@ class ExecStore:
         self._execs: dict[str, Exec] = {}
 
     def create(self, container: Container, config: ExecConfig) -> Exec:
+        if container.restarting:
+            raise Conflict(f"Container {container.id} is restarting, wait until the container "
+                           "is running")
         if container.status != "running":
             raise Conflict(f"Container {container.id} is not running")
         if not config.cmd:

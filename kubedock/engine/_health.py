@@ -52,11 +52,12 @@ async def monitor_health(engine: Engine, container: Container) -> None:
         return
     started = trio.current_time()
     in_start_period = True
-    while container.status == "running" and not container.removed:
+    # A later run (a restart) has a health record and a monitor of its own.
+    while container.status == "running" and not container.removed and container.health is health:
         in_start_period = in_start_period and trio.current_time() - started < check.start_period
         interval = check.start_interval if in_start_period else check.interval
         await trio.sleep(interval)
-        if container.status != "running":
+        if container.status != "running" or container.health is not health:
             return
         begun = datetime.now(UTC)
         try:

@@ -13,7 +13,7 @@ import collections
 import contextlib
 import heapq
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal, TypeVar
@@ -149,54 +149,76 @@ async def _lines(
 
 async def send_logs(
     cluster: kube.ClusterBoundary, container: Container, request: LogRequest,
-    send: trio.MemorySendChannel[tuple[int, bytes]],
+    send: trio.MemorySendChannel[tuple[int, bytes]], *, earlier_runs: bool = True,
 ) -> None:
-    """Send ``(stream, bytes)`` for a container's logs; stream 1 is stdout, 2 stderr."""
+    """Send ``(stream, bytes)`` for a container's logs; stream 1 is stdout, 2 stderr. Without
+    `earlier_runs`, only the logs of its last pod."""
     async with send:
         # The reader may go away at any time; that ends the stream, quietly.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await _send_logs(cluster, container, request, send)
+            await _send_logs(cluster, container, request, send, earlier_runs=earlier_runs)
+
+
+def _kept(logs: tuple[tuple[int, bytes], ...], streams: list[int],
+          request: LogRequest) -> list[tuple[int, int, bytes]]:
+    """Kept (stream, stamped line) chunks as the request wants them: (time, stream, data)."""
+    kept = []
+    for stream, data in logs:
+        line = _split_timestamp(data)
+        if stream in streams and _wanted(line, request):
+            kept.append((line.at, stream, _render(line, request)))
+    return kept
 
 
 async def _send_logs(
     cluster: kube.ClusterBoundary, container: Container, request: LogRequest,
-    send: trio.MemorySendChannel[tuple[int, bytes]],
+    send: trio.MemorySendChannel[tuple[int, bytes]], *, earlier_runs: bool,
 ) -> None:
     streams = [s for s, wanted in ((STDOUT, request.stdout), (STDERR, request.stderr)) if wanted]
+    # What the container's earlier runs (earlier pods) logged comes first, as Docker keeps a
+    # container's log across its restarts.
+    earlier = _kept(container.earlier_logs, streams, request) if earlier_runs else []
     if container.saved_logs is not None:
-        for item in _tail([(s, d) for s, d in container.saved_logs if s in streams], request.tail):
-            await send.send(item)
+        saved = _kept(container.saved_logs, streams, request)
+        for _, stream, data in _tail(earlier + saved, request.tail):
+            await send.send((stream, data))
         return
     pod = container.pod_name
     if pod is None or not streams:
+        for _, stream, data in _tail(earlier, request.tail):
+            await send.send((stream, data))
         return
+    line_end = _TERMINAL_LINE_END if container.config.tty else b"\n"
+    sources: list[int | None] = list(streams)
     if container.config.tty or not await cluster.split_streams_supported():
-        if STDOUT in streams or container.config.tty:
-            await _pump(cluster, pod, None, request, send, tail=request.tail,
-                        line_end=_TERMINAL_LINE_END if container.config.tty else b"\n")
-        return
+        if STDOUT not in streams and not container.config.tty:
+            return
+        if not earlier:  # the API server tails the one stream
+            await _pump(cluster, pod, None, request, send, tail=request.tail, line_end=line_end)
+            return
+        sources = [None]
     # Kubernetes cannot tail one stream of a log, so history is read whole, merged in time order
     # and tailed here; following then resumes each stream after its last line read.
-    positions = {stream: _Position() for stream in streams}
-    if not request.follow or request.tail is not None:
+    positions = {source: _Position() for source in sources}
+    if not request.follow or request.tail is not None or earlier:
         history: list[list[tuple[int, int, bytes]]] = []
-        for stream in streams:
+        for source in sources:
             lines = []
-            async for line in _lines(cluster, pod, _STREAM_NAMES[stream], follow=False,
-                                     tail=None, since=request.since):
-                positions[stream].advance(line)
+            async for line in _lines(cluster, pod, _STREAM_NAMES.get(source or 0), follow=False,
+                                     tail=None, since=request.since, line_end=line_end):
+                positions[source].advance(line)
                 if _wanted(line, request):
-                    lines.append((line.at, stream, _render(line, request)))
+                    lines.append((line.at, source or STDOUT, _render(line, request)))
             history.append(lines)
-        merged = list(heapq.merge(*history, key=lambda entry: entry[0]))
+        merged = earlier + list(heapq.merge(*history, key=lambda entry: entry[0]))
         for _, stream, data in _tail(merged, request.tail):
             await send.send((stream, data))
         if not request.follow:
             return
     async with trio.open_nursery() as nursery:
-        for stream in streams:
-            nursery.start_soon(partial(_pump, cluster, pod, stream, request, send,
-                                       position=positions[stream]))
+        for source in sources:
+            nursery.start_soon(partial(_pump, cluster, pod, source, request, send,
+                                       position=positions[source], line_end=line_end))
 
 
 def _tail(items: list[T], tail: int | None) -> list[T]:
@@ -241,17 +263,26 @@ async def _pump(
 async def snapshot_logs(
     cluster: kube.ClusterBoundary, container: Container
 ) -> tuple[tuple[int, bytes], ...]:
-    """Everything logged so far, bounded, for a pod about to be deleted."""
-    kept: collections.deque[tuple[int, bytes]] = collections.deque()
-    size = 0
+    """Everything logged so far, with time stamps, bounded, for a pod about to be deleted."""
     send, receive = trio.open_memory_channel[tuple[int, bytes]](64)
+    chunks = []
     with trio.move_on_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(send_logs, cluster, container, LogRequest(), send)
+            nursery.start_soon(partial(send_logs, cluster, container,
+                                       LogRequest(timestamps=True), send, earlier_runs=False))
             async with receive:
-                async for stream, data in receive:
-                    kept.append((stream, data))
-                    size += len(data)
-                    while size > _SNAPSHOT_LIMIT:
-                        size -= len(kept.popleft()[1])
+                async for chunk in receive:
+                    chunks.append(chunk)
+    return bounded(chunks)
+
+
+def bounded(chunks: Iterable[tuple[int, bytes]]) -> tuple[tuple[int, bytes], ...]:
+    """The latest chunks, at most `_SNAPSHOT_LIMIT` bytes of them."""
+    kept: collections.deque[tuple[int, bytes]] = collections.deque()
+    size = 0
+    for stream, data in chunks:
+        kept.append((stream, data))
+        size += len(data)
+        while size > _SNAPSHOT_LIMIT:
+            size -= len(kept.popleft()[1])
     return tuple(kept)

@@ -29,6 +29,8 @@ class Endpoint:
 
     container_id: str
     aliases: tuple[str, ...] = ()
+    # (container name, alias): the named container is also known by the alias here.
+    links: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.define(eq=False)
@@ -149,7 +151,8 @@ class NetworkStore:
     # -- endpoints ---------------------------------------------------------------------------
 
     def connect(self, network: Network, container_id: str, container_name: str,
-                aliases: Iterable[str] = ()) -> Endpoint:
+                aliases: Iterable[str] = (),
+                links: Iterable[tuple[str, str]] = ()) -> Endpoint:
         if network.name in ("host", "none"):
             raise Unsupported(
                 f"network {network.name!r} is not supported by kubedock: every pod has its own "
@@ -159,7 +162,8 @@ class NetworkStore:
             raise Forbidden(
                 f"endpoint with name {container_name} already exists in network {network.name}"
             )
-        endpoint = Endpoint(container_id, tuple(dict.fromkeys(aliases)))
+        endpoint = Endpoint(container_id, tuple(dict.fromkeys(aliases)),
+                            tuple(dict.fromkeys(links)))
         network.endpoints[container_id] = endpoint
         return endpoint
 

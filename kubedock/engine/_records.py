@@ -47,6 +47,28 @@ class Mount:
     read_only: bool = False
 
 
+RestartPolicyName = Literal["no", "always", "unless-stopped", "on-failure"]
+
+
+@attrs.frozen
+class RestartPolicy:
+    """Docker's HostConfig.RestartPolicy; kubedock restarts the container itself (pods are
+    ``restartPolicy: Never``). ``unless-stopped`` differs from ``always`` only when a Docker
+    daemon restarts, which has no counterpart here: kubedock treats them alike."""
+
+    name: RestartPolicyName = "no"
+    maximum_retries: int = 0  # on-failure only; 0: no limit
+
+    def restarts(self, exit_code: int, restarts_so_far: int) -> bool:
+        """Whether a container that ended with `exit_code` is started again."""
+        if self.name in ("always", "unless-stopped"):
+            return True
+        if self.name == "on-failure":
+            return exit_code != 0 and (self.maximum_retries == 0
+                                       or restarts_so_far < self.maximum_retries)
+        return False
+
+
 @attrs.frozen
 class ContainerConfig:
     """The parts of a create request that decide what runs, normalised (null means absent)."""
@@ -81,9 +103,14 @@ class ContainerConfig:
     console_size: tuple[int, int] | None = None
     extra_hosts: tuple[tuple[str, str], ...] = ()
     auto_remove: bool = False
+    restart_policy: RestartPolicy = RestartPolicy()
+    # HostConfig.Links on the default bridge: (linked container's id, alias).
+    links: tuple[tuple[str, str], ...] = ()
     network_mode: str = "bridge"
     # Network (name, id or id prefix) → aliases: NetworkMode and NetworkingConfig.EndpointsConfig.
     networks: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    # Network (as in `networks`) → the endpoint's Links: (container name, alias).
+    network_links: Mapping[str, tuple[tuple[str, str], ...]] = attrs.field(factory=dict)
     # Network (as in `networks`) → the endpoint's DriverOpts.
     driver_options: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     mounts: tuple[Mount, ...] = ()
@@ -157,6 +184,12 @@ class Container:
     tools: str | None = None
     published: tuple[PublishedPort, ...] = ()
     restart_count: int = 0
+    # Docker's restart manager: the backoff before the next automatic start, the wait for it
+    # (set while the container is restarting), and whether a client stopped the container,
+    # which ends automatic restarts until its next start.
+    restart_delay: float = 0.0
+    pending_restart: trio.CancelScope | None = None
+    stopped_by_client: bool = False
     exits: int = 0
     attached: int = 0
     # Wait requests in progress, and how many exits the last answered one had seen.
@@ -164,8 +197,10 @@ class Container:
     reported_exits: int = 0
     removed: bool = False
     health: Health | None = None
-    # Logs kept from a pod that had to be deleted before the client was done with them.
+    # Logs kept from a pod that had to be deleted before the client was done with them, and
+    # those of the pods of earlier runs; (stream, time-stamped line) chunks.
     saved_logs: tuple[tuple[int, bytes], ...] | None = None
+    earlier_logs: tuple[tuple[int, bytes], ...] = ()
     exposure: trio.CancelScope | None = None
     # What holds up the start for now, if it may clear by itself (see _stall).
     stall: Stall | None = None
@@ -177,6 +212,11 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def restarting(self) -> bool:
+        """Waiting to be started again by its restart policy (Docker's State.Restarting)."""
+        return self.pending_restart is not None and self.status != "running"
 
     def notify(self) -> None:
         """Wake everyone waiting for this container to change."""

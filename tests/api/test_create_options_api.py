@@ -69,5 +69,32 @@ async def test_endpoint_driver_options_are_reported(client: httpx.AsyncClient) -
     assert plain["NetworkSettings"]["Networks"]["bridge"]["DriverOpts"] is None
     connect = await client.post("/networks/app/connect", json={
         "Container": plain["Id"], "EndpointConfig": {"Links": ["db:database"]}})
-    assert connect.status_code == 501
-    assert "EndpointConfig.Links" in connect.json()["message"]
+    assert connect.status_code == 200, connect.text
+    linked = (await client.get(f"/containers/{plain['Id']}/json")).json()
+    assert linked["NetworkSettings"]["Networks"]["app"]["Links"] == ["db:database"]
+
+
+async def test_links_as_docker_reports_them(client: httpx.AsyncClient) -> None:
+    missing = await client.post("/containers/create", json={
+        "Image": "busybox", "HostConfig": {"Links": ["nosuch:db"]}})
+    assert missing.status_code == 400
+    assert missing.json()["message"] == (
+        "could not get container for nosuch: No such container: nosuch")
+    await client.post("/containers/create", params={"name": "db"}, json={"Image": "redis:7"})
+    web = await client.post("/containers/create", params={"name": "web"}, json={
+        "Image": "busybox", "HostConfig": {"Links": ["db:database"]}})
+    document = (await client.get(f"/containers/{web.json()['Id']}/json")).json()
+    assert document["HostConfig"]["Links"] == ["/db:/web/database"]
+    assert document["NetworkSettings"]["Networks"]["bridge"]["Links"] is None
+    # The linked container does not run: the start fails as Docker's does.
+    started = await client.post("/containers/web/start")
+    assert started.status_code == 500
+    assert started.json()["message"] == (
+        "Cannot link to a non running container: /db AS /web/database")
+
+
+async def test_restart_policy_is_reported(client: httpx.AsyncClient) -> None:
+    policy = {"Name": "on-failure", "MaximumRetryCount": 3}
+    document = await _inspect(client, {"HostConfig": {"RestartPolicy": policy}})
+    assert document["HostConfig"]["RestartPolicy"] == policy
+    assert document["RestartCount"] == 0 and document["State"]["Restarting"] is False

@@ -4,7 +4,7 @@ import pytest
 
 from kubedock.api._containers import parse_create
 from kubedock.api._errors import DockerError
-from kubedock.engine import HostBinding
+from kubedock.engine import HostBinding, RestartPolicy
 from kubedock.kube import PortSpec
 
 
@@ -75,7 +75,14 @@ def test_full_body() -> None:
          "below /"),
         ({"Image": "busybox", "HostConfig": {"Privileged": True}}, 501, "Privileged"),
         ({"Image": "busybox", "HostConfig": {"NetworkMode": "host"}}, 501, "network mode"),
-        ({"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "always"}}}, 501, "restart"),
+        ({"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "bogus"}}}, 400,
+         "invalid restart policy 'bogus'"),
+        ({"Image": "busybox", "HostConfig": {"RestartPolicy": {
+            "Name": "always", "MaximumRetryCount": 2}}}, 400, "maximum retry count cannot"),
+        ({"Image": "busybox", "HostConfig": {"RestartPolicy": {
+            "Name": "on-failure", "MaximumRetryCount": -1}}}, 400, "cannot be negative"),
+        ({"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "always"},
+                                             "AutoRemove": True}}, 400, "AutoRemove"),
         (
             {"Image": "busybox", "HostConfig": {"ExtraHosts": ["x:host-gateway"]}},
             501,
@@ -198,11 +205,25 @@ def test_host_options_refused_by_name(host_config: dict[str, Any], status: int,
     ({"NetworkDisabled": True}, "NetworkDisabled"),
     ({"NetworkingConfig": {"EndpointsConfig": {"app": {"IPAMConfig": {
         "IPv4Address": "172.20.0.5"}}}}}, "EndpointsConfig.app.IPAMConfig"),
-    ({"NetworkingConfig": {"EndpointsConfig": {"app": {"Links": ["db:database"]}}}},
-     "EndpointsConfig.app.Links"),
 ])
 def test_network_settings_refused_by_name(body: dict[str, Any], text: str) -> None:
     with pytest.raises(DockerError) as caught:
         parse_create({"Image": "busybox", **body})
     assert caught.value.status == 501
     assert text in caught.value.message
+
+
+def test_restart_policies_and_links() -> None:
+    config = parse_create({"Image": "busybox", "HostConfig": {
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+        "Links": ["/db:/web/database", "cache"]}})
+    assert config.restart_policy == RestartPolicy("on-failure", 2)
+    assert config.links == (("db", "database"), ("cache", "cache"))
+    assert config.network_links == {}
+    assert parse_create({"Image": "busybox"}).restart_policy == RestartPolicy("no", 0)
+    # On a user network, HostConfig.Links are that network's links, as with Docker.
+    on_network = parse_create({"Image": "busybox", "HostConfig": {
+        "NetworkMode": "app", "Links": ["db:database"]}, "NetworkingConfig": {
+            "EndpointsConfig": {"app": {"Links": ["queue:q"]}}}})
+    assert on_network.links == ()
+    assert on_network.network_links == {"app": (("queue", "q"), ("db", "database"))}
