@@ -15,6 +15,7 @@ from ._errors import (
     NotFound,
     NotModified,
     StartFailed,
+    TimedOut,
     Unsupported,
 )
 from ._events import Event, EventBus
@@ -70,6 +71,7 @@ __all__ = [
     "PublishedPort",
     "ReaperSettings",
     "StartFailed",
+    "TimedOut",
     "Unsupported",
     "WaitCondition",
     "copy_in",

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import heapq
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -216,10 +217,16 @@ async def _pump(
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
     position = position or _Position()
+    # A tail that showed nothing (a quiet follow that went silent too long ends like a broken
+    # one) resumes from when it began, not from the start of the log. By kubedock's clock: the
+    # node's may differ a little.
+    began, tailed = time.time(), False
     while True:
         since = request.since
         if position.at >= 0:
             since = max(since or 0, position.at / 1_000_000_000)
+        elif tailed:
+            since = max(since or 0, began)
         seen = position.skipper()
         try:
             async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail,
@@ -234,7 +241,7 @@ async def _pump(
             if not request.follow:
                 raise
         # A follow outlives API server restarts: resume after the last line read.
-        tail = None
+        tailed, tail = tailed or tail is not None, None
         await trio.sleep(_RESUME_SECONDS)
 
 

@@ -40,6 +40,10 @@ _REQUEST_TIMEOUT = httpx.Timeout(30.0)
 # Watches are re-opened now and then so a silently dead connection cannot stall them forever.
 _WATCH_SECONDS = 240
 _RETRY_FIRST, _RETRY_MAX = 0.5, 10.0
+# A followed log says nothing while its container is quiet, and neither does a dead
+# connection: a follow that hears nothing this long ends as `ClusterUnreachable`, which the
+# engine's follow answers by resuming after its last line, on a new connection.
+_FOLLOW_SILENCE_SECONDS = 60.0
 # A pod name no one can create (it ends with '-'): probing its logs costs no object.
 _PROBE_POD = "kubedock-capability-probe-"
 
@@ -300,7 +304,8 @@ class Cluster:
 
         `stream` selects stdout or stderr alone (Kubernetes' PodLogsQuerySplitStreams; see
         `split_streams_supported`); Kubernetes refuses `tail_lines` together with it, and so
-        does this (`Unsupported`).
+        does this (`Unsupported`). A follow that hears nothing for a minute raises
+        `ClusterUnreachable`, silent container or dead connection alike.
         """
         if stream is not None and tail_lines is not None:
             raise Unsupported("Kubernetes cannot tail a single log stream (stdout or stderr)")
@@ -317,7 +322,7 @@ class Cluster:
             params["sinceTime"] = _rfc3339(since_time)
         if stream is not None:
             params["stream"] = stream
-        timeout = httpx.Timeout(30.0, read=None if follow else 30.0)
+        timeout = httpx.Timeout(30.0, read=_FOLLOW_SILENCE_SECONDS if follow else 30.0)
         async with self._request(
             "GET", f"pods/{pod}/log", params=params, stream=True, http_timeout=timeout
         ) as response:
