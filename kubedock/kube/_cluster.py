@@ -39,6 +39,9 @@ _IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace
 _REQUEST_TIMEOUT = httpx.Timeout(30.0)
 # Watches are re-opened now and then so a silently dead connection cannot stall them forever.
 _WATCH_SECONDS = 240
+# The API server sends a watch that allows bookmarks one about every minute (Kubernetes 1.34,
+# with its watch cache, as by default): longer silence means a dead connection.
+_WATCH_SILENCE_SECONDS = 90.0
 _RETRY_FIRST, _RETRY_MAX = 0.5, 10.0
 # A followed log says nothing while its container is quiet, and neither does a dead
 # connection: a follow that hears nothing this long ends as `ClusterUnreachable`, which the
@@ -274,7 +277,7 @@ class Cluster:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(_WATCH_SECONDS),
         }
-        timeout = httpx.Timeout(30.0, read=_WATCH_SECONDS + 30.0)
+        timeout = httpx.Timeout(30.0, read=_WATCH_SILENCE_SECONDS)
         async with self._request(
             "GET", "pods", params=params, stream=True, http_timeout=timeout
         ) as r:

@@ -13,6 +13,7 @@ quiet session (an exec that prints nothing, an idle port-forward) stays alive: p
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ from wsproto.events import (
 )
 
 from ._errors import ClusterUnreachable, KubeError, error_from_status
+
+log = logging.getLogger(__name__)
 
 _RECEIVE_SIZE = 65536
 _HANDSHAKE_SECONDS = 30
@@ -156,10 +159,10 @@ class WebSocket:
         if self._keepalive.due(now) == "dead":
             self._ended = True
             await trio.aclose_forcefully(self._stream)
-            raise ClusterUnreachable(
-                "the API server stopped answering: nothing heard for "
-                f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping"
-            )
+            reason = (f"the API server stopped answering: nothing heard for "
+                      f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping")
+            log.warning("gave up a websocket session: %s", reason)
+            raise ClusterUnreachable(reason)
         return None
 
     async def aclose(self) -> None:

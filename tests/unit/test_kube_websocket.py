@@ -285,3 +285,23 @@ async def test_a_silent_server_ends_the_session_in_bounded_time(
         await socket.receive()
     assert trio.current_time() == POLICY.interval + POLICY.timeout
     await socket.aclose()
+
+
+async def test_a_send_stuck_on_a_dead_connection_is_released(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    socket, _stream, _server = open_in_memory(trio.testing.lockstep_stream_pair)
+    outcome: list[BaseException] = []
+
+    async def upload() -> None:
+        try:
+            await socket.send(b"\x00" + b"x" * 1000)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upload)
+        with pytest.raises(ClusterUnreachable):
+            await socket.receive()
+    assert outcome and trio.current_time() == POLICY.interval + POLICY.timeout
+    await socket.aclose()
