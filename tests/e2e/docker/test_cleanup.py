@@ -309,7 +309,8 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         clients.append(follow)
         lines: list[str] = []
-        threading.Thread(target=_read_lines, args=(follow, lines), daemon=True).start()
+        reader = threading.Thread(target=_read_lines, args=(follow, lines), daemon=True)
+        reader.start()
         execing = subprocess.Popen(["docker", "exec", talker_id, "sleep", "600"],
                                    env=server.env(), stderr=subprocess.DEVNULL)
         clients.append(execing)
@@ -324,17 +325,20 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
             proxy.freeze()
             froze = time.monotonic()
             frozen.set()
-            resumed = until(lambda: len(lines) > shown + 3, seconds=120)
+            # Pings find the sessions dead within 40 s; the silent follow gives up after 60 s.
             execing.wait(timeout=120)
             exec_ended = time.monotonic() - froze
             with pytest.raises(docker.errors.APIError) as copy_failed:
                 copy.result(timeout=120)
             copy_ended = time.monotonic() - froze
-        print(f"after the freeze: logs -f resumed in {resumed:.1f}s, exec ended in "
-              f"{exec_ended:.1f}s ({execing.returncode}), the copy failed in {copy_ended:.1f}s: "
-              f"{copy_failed.value}")
-        assert exec_ended < 60
-        assert copy_ended < 60
+            until(lambda: len(lines) > shown + 3, seconds=120)
+            resumed = time.monotonic() - froze
+        print(f"after the freeze: exec ended in {exec_ended:.1f}s ({execing.returncode}), the "
+              f"copy failed in {copy_ended:.1f}s ({copy_failed.value}), logs -f resumed in "
+              f"{resumed:.1f}s")
+        assert exec_ended < 50
+        assert copy_ended < 50
+        assert resumed < 75
         assert "Kubernetes API unreachable" in str(copy_failed.value)
         # Nothing lost, nothing twice.
         assert lines[:shown + 3] == [f"line {i}" for i in range(shown + 3)]
@@ -348,6 +352,9 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
         for process in clients:
             process.kill()
             process.wait()
+            if process.stdout is not None:
+                reader.join()
+                process.stdout.close()
         if client is not None:
             client.close()
         proxy.close()
