@@ -112,20 +112,34 @@ class WebSocket:
         self._partial = bytearray()
         self._send_lock = trio.StrictFIFOLock()
         self._ended = False
+        self._dead: str | None = None  # why the connection was given up
         self._keepalive = Keepalive(keepalive, trio.current_time())
 
     async def send(self, data: bytes) -> None:
-        """Raises `trio.BrokenResourceError` once the session has ended."""
+        """Raises `trio.BrokenResourceError` once the session has ended, or when the API
+        server takes nothing for as long as a connection may stay silent."""
         if self._connection.state is not ConnectionState.OPEN:
             raise trio.BrokenResourceError("websocket is closed")
-        await self._send_raw(self._connection.send(BytesMessage(data=data)))
+        policy = self._keepalive.policy
+        with trio.move_on_after(policy.interval + policy.timeout):
+            await self._send_raw(self._connection.send(BytesMessage(data=data)))
+            return
+        # Dead, or a process that does not read its input: either way a reader's pings could
+        # not get through any more.
+        reason = f"the API server took nothing for {policy.interval + policy.timeout:.0f} s"
+        await self._give_up(reason)
+        raise trio.BrokenResourceError(reason)
 
     async def receive(self) -> bytes | None:
+        """The next message; None when the session is over. Raises `ClusterUnreachable`
+        when the connection broke or died."""
         while True:
             while self._events:
                 message = await self._handle(self._events.popleft())
                 if message is not None:
                     return message
+            if self._dead is not None:
+                raise ClusterUnreachable(self._dead)
             if self._ended:
                 return None
             data = await self._receive_or_keep_alive()
@@ -140,30 +154,39 @@ class WebSocket:
             self._events.extend(self._connection.events())
 
     async def _receive_or_keep_alive(self) -> bytes | None:
-        """Bytes from the server (b"" at its end), or None after a ping went out."""
+        """Bytes from the server (b"" at its end), or None when there is none yet."""
         # Cancelling a read is safe (for TLS too, once the handshake is done); nothing is lost.
         with trio.move_on_at(self._keepalive.deadline()):
             try:
                 return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
             except (trio.BrokenResourceError, ssl.SSLError) as exc:
                 raise ClusterUnreachable(f"connection to the API server broke: {exc}") from exc
+            except trio.ClosedResourceError:
+                if self._dead is None:
+                    raise
+                return None  # given up meanwhile (a stuck send)
         now = trio.current_time()
-        if self._keepalive.due(now) == "ping":
+        if self._keepalive.due(now) == "ping" and self._connection.state is ConnectionState.OPEN:
             self._keepalive.pinged(now)
-            if self._connection.state is not ConnectionState.OPEN:
-                return None
             # A send stuck behind a full, unacknowledged buffer is a sign of death too.
             with trio.move_on_at(self._keepalive.deadline()):
-                await self._send_quietly(Ping())
+                try:
+                    await self._send_raw(self._connection.send(Ping()))
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    if self._dead is None:
+                        await self._give_up(f"connection to the API server broke: {exc}")
             now = trio.current_time()
-        if self._keepalive.due(now) == "dead":
-            self._ended = True
-            await trio.aclose_forcefully(self._stream)
-            reason = (f"the API server stopped answering: nothing heard for "
-                      f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping")
-            log.warning("gave up a websocket session: %s", reason)
-            raise ClusterUnreachable(reason)
+        if self._keepalive.due(now) == "dead" and self._dead is None:
+            await self._give_up(
+                f"the API server stopped answering: nothing heard for "
+                f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping")
         return None
+
+    async def _give_up(self, reason: str) -> None:
+        log.warning("gave up a websocket session: %s", reason)
+        self._dead = reason
+        self._ended = True
+        await trio.aclose_forcefully(self._stream)
 
     async def aclose(self) -> None:
         try:

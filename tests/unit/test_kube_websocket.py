@@ -305,3 +305,13 @@ async def test_a_send_stuck_on_a_dead_connection_is_released(
             await socket.receive()
     assert outcome and trio.current_time() == POLICY.interval + POLICY.timeout
     await socket.aclose()
+
+
+async def test_a_send_nobody_takes_ends_without_a_reader(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    socket, _stream, _server = open_in_memory(trio.testing.lockstep_stream_pair)
+    with pytest.raises(trio.BrokenResourceError, match="took nothing for 30 s"):
+        await socket.send(b"\x00input")
+    assert trio.current_time() == POLICY.interval + POLICY.timeout
+    await socket.aclose()
