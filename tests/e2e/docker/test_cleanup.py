@@ -307,10 +307,10 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
         talker_id = talker.stdout.decode().strip()
         follow = subprocess.Popen(["docker", "logs", "-f", talker_id], env=server.env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        clients.append(follow)
         lines: list[str] = []
         reader = threading.Thread(target=_read_lines, args=(follow, lines), daemon=True)
         reader.start()
+        clients.append(follow)
         execing = subprocess.Popen(["docker", "exec", talker_id, "sleep", "600"],
                                    env=server.env(), stderr=subprocess.DEVNULL)
         clients.append(execing)
@@ -345,16 +345,20 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
         assert process.poll() is None, server.log.read_text()[-3000:]
         again = docker_cli(server, "exec", talker_id, "echo", "ok")
         assert again.stdout == b"ok\n", again.stderr
+        # A start needs the pod watch, which gives its frozen connection up after 90 s.
+        fresh = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
+        print(f"a new container ran {time.monotonic() - froze:.1f}s after the freeze")
+        assert fresh.stdout == b"ok\n", fresh.stderr
         assert stop_kubedock(process) == 128 + signal.SIGTERM
         assert objects(cluster, namespace, of_instance(instance)) == []
         assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
     finally:
-        for process in clients:
-            process.kill()
-            process.wait()
-            if process.stdout is not None:
+        for child in clients:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
                 reader.join()
-                process.stdout.close()
+                child.stdout.close()
         if client is not None:
             client.close()
         proxy.close()
