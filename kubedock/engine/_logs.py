@@ -13,7 +13,6 @@ import collections
 import contextlib
 import heapq
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -220,7 +219,7 @@ async def _pump(
     # A tail that showed nothing (a quiet follow that went silent too long ends like a broken
     # one) resumes from when it began, not from the start of the log. By kubedock's clock: the
     # node's may differ a little.
-    began, tailed = time.time(), False
+    began, tailed = datetime.now(UTC).timestamp(), False
     while True:
         since = request.since
         if position.at >= 0:
