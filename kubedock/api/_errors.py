@@ -31,6 +31,9 @@ _ENGINE_STATUS: list[tuple[type[engine.EngineError], int]] = [
 
 def docker_error(error: Exception) -> DockerError:
     """Translate an exception from below the API layer; anything unknown is a 500."""
+    if isinstance(error, ExceptionGroup):
+        # Tasks run side by side (a copy's upload and its reader): the first failure says why.
+        return docker_error(error.exceptions[0])
     if isinstance(error, DockerError):
         return error
     if isinstance(error, engine.EngineError):

@@ -15,6 +15,7 @@ from ._errors import (
     NotFound,
     NotModified,
     StartFailed,
+    TimedOut,
     Unsupported,
 )
 from ._events import Event, EventBus
@@ -74,6 +75,7 @@ __all__ = [
     "RestartPolicy",
     "RestartPolicyName",
     "StartFailed",
+    "TimedOut",
     "Unsupported",
     "WaitCondition",
     "copy_in",

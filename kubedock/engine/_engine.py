@@ -30,6 +30,7 @@ from ._errors import (
     NoSuchContainer,
     NotModified,
     StartFailed,
+    TimedOut,
     Unsupported,
 )
 from ._events import EventBus
@@ -54,6 +55,10 @@ _DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
 _EXIT_CLAIM_SECONDS = 2
+# `kill -s` in the container returns at once; longer means the cluster does not answer.
+_SIGNAL_SECONDS = 30
+# How long after its grace period a stopped container may take to be reported stopped.
+_STOP_REPORT_SECONDS = 30
 _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 # Docker's restart backoff: 100 ms, doubled at each restart up to a minute, and back to 100 ms
 # once a run lasted 10 s.
@@ -447,7 +452,13 @@ class Engine:
             async with container.lifecycle:
                 if not stopped():
                     await self._save_logs_and_delete(container, grace_seconds=0)
-        await self._until(container, stopped)
+        with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
+            await self._until(container, stopped)
+        if not stopped():
+            raise TimedOut(
+                f"cannot stop container: {container.id}: tried to stop the container, but "
+                f"Kubernetes did not report it stopped within {seconds + _STOP_REPORT_SECONDS} s"
+            )
         self._publish(container, "stop")
 
     async def _kill(self, container: Container, name: str) -> None:
@@ -865,12 +876,15 @@ class Engine:
     async def _signal_in_container(self, container: Container, name: str) -> bool:
         assert container.pod_name is not None
         argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
-        async with self.cluster.exec(
-            container.pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
-        ) as channel:
-            while await channel.receive() is not None:
-                pass
-        return channel.exit_code == 0
+        with trio.move_on_after(_SIGNAL_SECONDS):
+            async with self.cluster.exec(
+                container.pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
+            ) as channel:
+                while await channel.receive() is not None:
+                    pass
+            return channel.exit_code == 0
+        raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the container "
+                       f"did not finish within {_SIGNAL_SECONDS} s")
 
     async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
         from ._logs import snapshot_logs

@@ -61,3 +61,7 @@ class StartFailed(EngineError):
     def __init__(self, reason: str, message: str | None) -> None:
         super().__init__(f"{reason}: {message}" if message else reason)
         self.reason = reason
+
+
+class TimedOut(EngineError):
+    """The cluster did not do in time what kubedock asked of it (or did not say so)."""

@@ -238,10 +238,16 @@ async def _pump(
 ) -> None:
     name = _STREAM_NAMES[stream] if stream is not None else None
     position = position or _Position()
+    # A tail that showed nothing (a quiet follow that went silent too long ends like a broken
+    # one) resumes from when it began, not from the start of the log. By kubedock's clock: the
+    # node's may differ a little.
+    began, tailed = datetime.now(UTC).timestamp(), False
     while True:
         since = request.since
         if position.at >= 0:
             since = max(since or 0, position.at / 1_000_000_000)
+        elif tailed:
+            since = max(since or 0, began)
         seen = position.skipper()
         try:
             async for line in _lines(cluster, pod, name, follow=request.follow, tail=tail,
@@ -256,7 +262,7 @@ async def _pump(
             if not request.follow:
                 raise
         # A follow outlives API server restarts: resume after the last line read.
-        tail = None
+        tailed, tail = tailed or tail is not None, None
         await trio.sleep(_RESUME_SECONDS)
 
 

@@ -39,7 +39,14 @@ _IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace
 _REQUEST_TIMEOUT = httpx.Timeout(30.0)
 # Watches are re-opened now and then so a silently dead connection cannot stall them forever.
 _WATCH_SECONDS = 240
+# The API server sends a watch that allows bookmarks one about every minute (Kubernetes 1.34,
+# with its watch cache, as by default): longer silence means a dead connection.
+_WATCH_SILENCE_SECONDS = 90.0
 _RETRY_FIRST, _RETRY_MAX = 0.5, 10.0
+# A followed log says nothing while its container is quiet, and neither does a dead
+# connection: a follow that hears nothing this long ends as `ClusterUnreachable`, which the
+# engine's follow answers by resuming after its last line, on a new connection.
+_FOLLOW_SILENCE_SECONDS = 60.0
 # A pod name no one can create (it ends with '-'): probing its logs costs no object.
 _PROBE_POD = "kubedock-capability-probe-"
 
@@ -270,7 +277,7 @@ class Cluster:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(_WATCH_SECONDS),
         }
-        timeout = httpx.Timeout(30.0, read=_WATCH_SECONDS + 30.0)
+        timeout = httpx.Timeout(30.0, read=_WATCH_SILENCE_SECONDS)
         async with self._request(
             "GET", "pods", params=params, stream=True, http_timeout=timeout
         ) as r:
@@ -300,7 +307,8 @@ class Cluster:
 
         `stream` selects stdout or stderr alone (Kubernetes' PodLogsQuerySplitStreams; see
         `split_streams_supported`); Kubernetes refuses `tail_lines` together with it, and so
-        does this (`Unsupported`).
+        does this (`Unsupported`). A follow that hears nothing for a minute raises
+        `ClusterUnreachable`, silent container or dead connection alike.
         """
         if stream is not None and tail_lines is not None:
             raise Unsupported("Kubernetes cannot tail a single log stream (stdout or stderr)")
@@ -317,7 +325,7 @@ class Cluster:
             params["sinceTime"] = _rfc3339(since_time)
         if stream is not None:
             params["stream"] = stream
-        timeout = httpx.Timeout(30.0, read=None if follow else 30.0)
+        timeout = httpx.Timeout(30.0, read=_FOLLOW_SILENCE_SECONDS if follow else 30.0)
         async with self._request(
             "GET", f"pods/{pod}/log", params=params, stream=True, http_timeout=timeout
         ) as response:

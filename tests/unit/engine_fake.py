@@ -33,11 +33,14 @@ def exited(code: int, reason: str = "Error") -> dict[str, Any]:
 class _FakeChannel(kube.ExecChannel):
     """What the engine reads of an exec session: no output, then an exit code."""
 
-    def __init__(self, exit_code: int) -> None:  # no websocket under it
+    def __init__(self, exit_code: int, *, stalled: bool) -> None:  # no websocket under it
         self.exit_code = exit_code
         self.status_message = None
+        self._stalled = stalled
 
     async def receive(self) -> tuple[int, bytes] | None:
+        if self._stalled:
+            await trio.sleep_forever()
         await trio.lowlevel.checkpoint()
         return None
 
@@ -53,6 +56,8 @@ class FakeCluster:
         self.services: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.watch_stalled = False
+        # Exec sessions that never end (a cluster that stopped answering them).
+        self.exec_stalled = False
         self._failures: dict[str, list[tuple[Exception, bool]]] = {}
         self._uids = itertools.count(1)
         self._send, self._receive = trio.open_memory_channel[
@@ -174,7 +179,7 @@ class FakeCluster:
     ) -> AsyncIterator[_FakeChannel]:
         async with self._call("exec", " ".join(argv)):
             self._pod(pod)
-        yield _FakeChannel(self.exec_exit_code(argv))
+        yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled)
 
     def attach(
         self, pod: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,

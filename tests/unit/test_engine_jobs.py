@@ -289,6 +289,28 @@ async def test_stop_signal_ignored_ends_with_sigkill_after_the_timeout(
     assert ("exec", "kill -s INT 1") in cluster.calls
 
 
+async def test_stop_the_watch_never_reports_ends_in_a_clear_error(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await started(engine)
+    cluster.watch_stalled = True
+    began = trio.current_time()
+    with pytest.raises(engines.TimedOut, match=r"cannot stop container: .* within 37 s"):
+        await engine.stop(container, 7)
+    assert trio.current_time() - began == 37
+
+
+async def test_a_signal_that_never_arrives_ends_in_a_clear_error(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await started(engine)
+    cluster.exec_stalled = True
+    with pytest.raises(engines.TimedOut, match=r"cannot kill container: .*SIGUSR1 .* 30 s"):
+        await engine.kill(container, "SIGUSR1")
+    assert container.status == "running"
+    assert "kill" not in actions(engine)
+
+
 async def test_kill_overtakes_a_slow_stop(
     autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
 ) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import pytest
 import trio
+import trio.testing
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -17,8 +18,14 @@ from wsproto.events import (
     Request,
 )
 
-from kubedock.kube import ExecChannel, NotFound, PortForwardFailed, PortForwardStream
-from kubedock.kube._websocket import connect
+from kubedock.kube import (
+    ClusterUnreachable,
+    ExecChannel,
+    NotFound,
+    PortForwardFailed,
+    PortForwardStream,
+)
+from kubedock.kube._websocket import Keepalive, KeepalivePolicy, WebSocket, connect
 
 
 @attrs.define
@@ -202,3 +209,109 @@ async def test_port_forward_error_channel() -> None:
         await stream.aclose()
 
     await run(scenario, client)
+
+
+# -- keepalive: pings on silence, a dead connection given up in bounded time ------------------
+
+POLICY = KeepalivePolicy(interval=20, timeout=10)
+
+
+def test_keepalive_pings_after_silence_and_gives_up_without_an_answer() -> None:
+    keepalive = Keepalive(POLICY, now=100)
+    assert keepalive.due(119) is None
+    assert keepalive.due(120) == "ping"
+    keepalive.pinged(120)
+    assert keepalive.deadline() == 130
+    assert keepalive.due(129) is None
+    assert keepalive.due(130) == "dead"
+
+
+def test_keepalive_anything_heard_proves_life() -> None:
+    keepalive = Keepalive(POLICY, now=0)
+    keepalive.pinged(20)
+    keepalive.heard(25)
+    assert keepalive.due(44) is None
+    assert keepalive.deadline() == 45
+
+
+def open_in_memory(
+    pair: Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]],
+) -> tuple[WebSocket, trio.abc.Stream, WSConnection]:
+    """A client WebSocket already upgraded, and the server's stream and protocol state."""
+    client_stream, server_stream = pair()
+    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="api", target="/exec")))
+    assert isinstance(next(server.events()), Request)
+    client.receive_data(server.send(AcceptConnection()))
+    assert isinstance(next(client.events()), AcceptConnection)
+    return WebSocket(client_stream, client, None, keepalive=POLICY), server_stream, server
+
+
+async def answer_pings(stream: trio.abc.Stream, server: WSConnection, pings: list[float]) -> None:
+    while data := await stream.receive_some():
+        server.receive_data(data)
+        for event in server.events():
+            if isinstance(event, Ping):
+                pings.append(trio.current_time())
+                await stream.send_all(server.send(event.response()))
+
+
+async def test_a_quiet_session_with_a_live_server_stays_open(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    socket, stream, server = open_in_memory(trio.testing.memory_stream_pair)
+    pings: list[float] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_pings, stream, server, pings)
+        with trio.move_on_after(600) as waited:
+            await socket.receive()
+        assert waited.cancelled_caught
+        await stream.send_all(server.send(BytesMessage(data=b"\x01late output")))
+        assert await socket.receive() == b"\x01late output"
+        nursery.cancel_scope.cancel()
+    assert len(pings) == 600 // POLICY.interval
+    await socket.aclose()
+
+
+@pytest.mark.parametrize("pair", [trio.testing.memory_stream_pair,
+                                  trio.testing.lockstep_stream_pair])
+async def test_a_silent_server_ends_the_session_in_bounded_time(
+    autojump_clock: trio.testing.MockClock,
+    pair: Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]],
+) -> None:
+    # The lockstep pair never takes the ping either: a send stuck on a dead connection.
+    socket, _stream, _server = open_in_memory(pair)
+    with pytest.raises(ClusterUnreachable, match="stopped answering"):
+        await socket.receive()
+    assert trio.current_time() == POLICY.interval + POLICY.timeout
+    await socket.aclose()
+
+
+async def test_a_send_stuck_on_a_dead_connection_is_released(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    socket, _stream, _server = open_in_memory(trio.testing.lockstep_stream_pair)
+    outcome: list[BaseException] = []
+
+    async def upload() -> None:
+        try:
+            await socket.send(b"\x00" + b"x" * 1000)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upload)
+        with pytest.raises(ClusterUnreachable):
+            await socket.receive()
+    assert outcome and trio.current_time() == POLICY.interval + POLICY.timeout
+    await socket.aclose()
+
+
+async def test_a_send_nobody_takes_ends_without_a_reader(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    socket, _stream, _server = open_in_memory(trio.testing.lockstep_stream_pair)
+    with pytest.raises(trio.BrokenResourceError, match="took nothing for 30 s"):
+        await socket.send(b"\x00input")
+    assert trio.current_time() == POLICY.interval + POLICY.timeout
+    await socket.aclose()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import trio
+import trio.testing
 
 from kubedock import kube
 from kubedock.engine import STDERR, STDOUT, LogRequest
@@ -131,3 +132,41 @@ async def test_follow_after_history_resumes_each_stream_after_its_own_last_line(
     received = await collect(source, LogRequest(follow=True, tail=10))
     assert received[:3] == [(STDOUT, b"o1\n"), (STDERR, b"e1\n"), (STDOUT, b"o2\n")]
     assert sorted(received[3:]) == [(STDOUT, b"o3\n"), (STDERR, b"e2\n")]
+
+
+class SilentFollow:
+    """A log whose follow goes silent too long once (no line shown yet), then ends."""
+
+    def __init__(self) -> None:
+        self.since_times: list[datetime | None] = []
+
+    async def split_streams_supported(self) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def logs(self, pod: str, *, follow: bool = False, timestamps: bool = False,
+                   tail_lines: int | None = None, since_seconds: int | None = None,
+                   since_time: datetime | None = None, stream: str | None = None
+                   ) -> AsyncIterator[AsyncIterator[bytes]]:
+        self.since_times.append(since_time)
+        first = len(self.since_times) == 1
+
+        async def chunks() -> AsyncIterator[bytes]:
+            if first:
+                raise kube.ClusterUnreachable("nothing heard for 60 s")
+            for line in ():
+                yield line
+
+        yield chunks()
+
+
+async def test_a_silent_tailed_follow_resumes_from_when_it_began(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Resuming from the start of the log would show again what the tail left out.
+    source = SilentFollow()
+    began = datetime.now(UTC).replace(microsecond=0)
+    await collect(cast(ScriptedLogs, source), LogRequest(follow=True, tail=0))
+    first, resumed = source.since_times
+    assert first is None
+    assert resumed is not None and began <= resumed <= datetime.now(UTC)

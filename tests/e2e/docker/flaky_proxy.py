@@ -2,7 +2,8 @@
 
 kubedock reaches the cluster through it, so an "API server restart" (all connections cut,
 connections refused, then service again) can be staged for one kubedock without touching
-the real API server that other test runs share.
+the real API server that other test runs share. So can a half-open connection: the far end
+gone without a word (a dropped route, a vanished load balancer), traffic silently lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class FlakyProxy:
         self._target = target
         self._lock = threading.Lock()
         self._connections: list[socket.socket] = []
+        self._open: list[threading.Event] = []  # one per relayed connection: set = frozen
         self._listener = self._listen(0)
         self.port: int = self._listener.getsockname()[1]
 
@@ -41,15 +43,20 @@ class FlakyProxy:
                 client.close()
                 continue
             upstream.settimeout(None)
+            frozen = threading.Event()
             with self._lock:
                 self._connections += [client, upstream]
+                self._open.append(frozen)
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=self._pump, args=(source, sink, frozen),
+                                 daemon=True).start()
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, frozen: threading.Event) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                if frozen.is_set():
+                    return  # dropped; and no more is read, nothing closed
                 sink.sendall(data)
         for end in (source, sink):
             with contextlib.suppress(OSError):
@@ -69,6 +76,14 @@ class FlakyProxy:
         self._drop_all()
         time.sleep(seconds)
         self._listener = self._listen(self.port)
+
+    def freeze(self) -> None:
+        """From now on drop everything on the connections open now, in both directions,
+        and close none of them; new connections are relayed as before."""
+        with self._lock:
+            frozen, self._open = self._open, []
+        for connection in frozen:
+            connection.set()
 
     def close(self) -> None:
         self._listener.close()

@@ -11,6 +11,8 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -225,10 +227,8 @@ def test_hundred_cycles_leave_nothing_and_memory_flat(
     assert samples[100] - samples[25] < 8 * 1024, samples
 
 
-def test_api_server_outage_during_logs_follow(
-    cluster: Any, namespace: str, kubeconfig: Path, launch: Any, tmp_path: Path
-) -> None:
-    """All of kubedock's API connections cut and refused for a while, as in a restart."""
+def proxied(kubeconfig: Path, tmp_path: Path) -> tuple[FlakyProxy, Path]:
+    """A `FlakyProxy` to the API server, and a kubeconfig that reaches it through that."""
     config = json.loads(kubeconfig.read_text())
     host, _, port = config["clusters"][0]["cluster"]["server"].removeprefix("https://")\
         .rpartition(":")
@@ -237,6 +237,14 @@ def test_api_server_outage_during_logs_follow(
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
     through_proxy = tmp_path / "kubeconfig-proxy"
     through_proxy.write_text(json.dumps(config))
+    return proxy, through_proxy
+
+
+def test_api_server_outage_during_logs_follow(
+    cluster: Any, namespace: str, kubeconfig: Path, launch: Any, tmp_path: Path
+) -> None:
+    """All of kubedock's API connections cut and refused for a while, as in a restart."""
+    proxy, through_proxy = proxied(kubeconfig, tmp_path)
     try:
         process, server, instance = launch("--kubeconfig", str(through_proxy))
         talker = docker_cli(server, "run", "-d", "busybox:1.36", "sh", "-c",
@@ -281,3 +289,103 @@ def test_api_server_outage_during_logs_follow(
         assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
     finally:
         proxy.close()
+
+
+def test_half_open_api_connections_end_or_resume_in_bounded_time(
+    cluster: Any, namespace: str, kubeconfig: Path, launch: Any, tmp_path: Path
+) -> None:
+    """Every connection kubedock has to the API server goes silent at once and stays open
+    (traffic dropped): a follow resumes on a new connection, an exec and a copy end, each
+    within bounded time, and the server serves on."""
+    proxy, through_proxy = proxied(kubeconfig, tmp_path)
+    client, clients = None, []
+    try:
+        process, server, instance = launch("--kubeconfig", str(through_proxy))
+        talker = docker_cli(server, "run", "-d", "busybox:1.36", "sh", "-c",
+                            "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done")
+        assert talker.returncode == 0, talker.stderr
+        talker_id = talker.stdout.decode().strip()
+        follow = subprocess.Popen(["docker", "logs", "-f", talker_id], env=server.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        lines: list[str] = []
+        reader = threading.Thread(target=_read_lines, args=(follow, lines), daemon=True)
+        reader.start()
+        clients.append(follow)
+        execing = subprocess.Popen(["docker", "exec", talker_id, "sleep", "600"],
+                                   env=server.env(), stderr=subprocess.DEVNULL)
+        clients.append(execing)
+        client = docker.DockerClient(base_url=server.host, timeout=300)
+        frozen = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            copy = pool.submit(client.api.put_archive, talker_id, "/tmp",
+                               _archive_sent_across(frozen))
+            time.sleep(4)  # lines flow, the exec runs, the copy is under way
+            assert execing.poll() is None and not copy.done()
+            shown = len(lines)
+            proxy.freeze()
+            froze = time.monotonic()
+            frozen.set()
+            # Pings find the sessions dead within 40 s; the silent follow gives up after 60 s.
+            execing.wait(timeout=120)
+            exec_ended = time.monotonic() - froze
+            with pytest.raises(docker.errors.APIError) as copy_failed:
+                copy.result(timeout=120)
+            copy_ended = time.monotonic() - froze
+            until(lambda: len(lines) > shown + 3, seconds=120)
+            resumed = time.monotonic() - froze
+        print(f"after the freeze: exec ended in {exec_ended:.1f}s ({execing.returncode}), the "
+              f"copy failed in {copy_ended:.1f}s ({copy_failed.value}), logs -f resumed in "
+              f"{resumed:.1f}s")
+        assert exec_ended < 50
+        assert copy_ended < 50
+        assert resumed < 75
+        assert "Kubernetes API unreachable" in str(copy_failed.value)
+        # Nothing lost, nothing twice.
+        assert lines[:shown + 3] == [f"line {i}" for i in range(shown + 3)]
+        assert process.poll() is None, server.log.read_text()[-3000:]
+        again = docker_cli(server, "exec", talker_id, "echo", "ok")
+        assert again.stdout == b"ok\n", again.stderr
+        # A start needs the pod watch, which gives its frozen connection up after 90 s.
+        fresh = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
+        print(f"a new container ran {time.monotonic() - froze:.1f}s after the freeze")
+        assert fresh.stdout == b"ok\n", fresh.stderr
+        assert stop_kubedock(process) == 128 + signal.SIGTERM
+        assert objects(cluster, namespace, of_instance(instance)) == []
+        assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
+    finally:
+        for child in clients:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                reader.join()
+                child.stdout.close()
+        if client is not None:
+            client.close()
+        proxy.close()
+
+
+def _read_lines(process: subprocess.Popen[bytes], into: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        into.append(line.decode().rstrip("\n"))
+
+
+def _archive_sent_across(frozen: threading.Event) -> Iterator[bytes]:
+    """A tar of one file, sent in two parts: the second once `frozen`.
+
+    Small enough for the sockets' buffers to take all of it: a server that answers before it
+    has read a whole upload leaves its client stuck in sending (hypercorn keeps the connection).
+    """
+    size, chunk = 5 * 1024 * 1024, b"\0" * (1024 * 1024)
+    yield _tar_header("big", size)
+    yield chunk
+    frozen.wait()
+    for _ in range(size // len(chunk) - 1):
+        yield chunk
+    yield b"\0" * 1024  # the end-of-archive marker
+
+
+def _tar_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf(format=tarfile.PAX_FORMAT)
