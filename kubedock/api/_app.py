@@ -88,6 +88,11 @@ def error_response(error: DockerError) -> Response:
 def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``; bind sources are checked
     against ``binds`` (default: the off-limits trees of this host)."""
+    return _measured(_strip_version_prefix(cast(ASGIApp, routes_app(engine, binds))))
+
+
+def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
+    """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
     from ._archive import blueprint as archive
     from ._containers import blueprint as containers
     from ._exec import blueprint as execs
@@ -148,7 +153,7 @@ def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
             response.headers[name] = value
         return response
 
-    return _measured(_strip_version_prefix(cast(ASGIApp, app)))
+    return app
 
 
 def _measured(app: ASGIApp) -> ASGIApp:
