@@ -24,25 +24,41 @@ def query_bool(args: Mapping[str, str], name: str, default: bool = False) -> boo
     return args[name].strip().lower() not in _FALSE
 
 
+_GO_INTEGER = re.compile(r"[+-]?[0-9]+")
+_UNSIGNED = re.compile(r"[0-9]+")
+_INT64 = 2**63
+
+
+def _go_int(text: str, parser: str) -> int:
+    """`text` as Go's strconv parses a 64-bit integer, with its error texts: no spaces,
+    underscores or non-ASCII digits (which Python's int() takes), nothing beyond 64 bits."""
+    if not _GO_INTEGER.fullmatch(text):
+        raise bad_request(f'{parser}: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -_INT64 <= value < _INT64:
+        raise bad_request(f'{parser}: parsing "{text}": value out of range')
+    return value
+
+
 def query_int(args: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    """An integer as Docker reads one (Go's `strconv.Atoi`)."""
     value = args.get(name, "")
     if value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request(f"invalid value for {name}: {value!r} is not an integer") from None
+    return _go_int(value, "strconv.Atoi")
 
 
 def query_float(args: Mapping[str, str], name: str) -> float | None:
-    """A unix time as Docker accepts it: seconds, fractional or ``seconds.nanoseconds``."""
+    """A unix time as Docker accepts it: ``seconds`` or ``seconds.fraction``, each part a
+    64-bit integer (NaN, infinities and exponents are refused, as Docker does)."""
     value = args.get(name, "")
     if value == "":
         return None
-    try:
-        return float(value)
-    except ValueError:
-        raise bad_request(f"invalid value for {name}: {value!r}") from None
+    seconds, _, fraction = value.partition(".")
+    _go_int(seconds, "strconv.ParseInt")
+    if "." in value and not _UNSIGNED.fullmatch(fraction):
+        raise bad_request(f'strconv.ParseInt: parsing "{fraction}": invalid syntax')
+    return float(value)
 
 
 def parse_filters(text: str | None) -> dict[str, list[str]]:
