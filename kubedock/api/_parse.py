@@ -204,6 +204,11 @@ def field(document: Mapping[str, Any], name: str, kind: type[T], where: str = ""
             f"json: cannot unmarshal {type(value).__name__} into field {where}{name} "
             f"of type {_TYPE_NAMES.get(kind, kind.__name__)}"
         )
+    # Docker's integers are Go's 64-bit ones; Docker 20.10 answers a bigger number with a 500,
+    # but the input is at fault.
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise bad_request(f"json: cannot unmarshal number {value} into field {where}{name} "
+                          "of type int64")
     return value
 
 

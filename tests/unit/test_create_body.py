@@ -83,6 +83,8 @@ def test_full_body() -> None:
         ),
         ({"Image": "busybox", "Healthcheck": {"Test": ["BOGUS"]}}, 400, "healthcheck"),
         ({"Image": "busybox", "Env": ["=x"]}, 400, "environment"),
+        ({"Image": "busybox", "StopTimeout": 2**63}, 400, "StopTimeout of type int64"),
+        ({"Image": "busybox", "HostConfig": {"Memory": 1e30}}, 400, "Memory of type int64"),
     ],
 )
 def test_refusals_name_the_option(body: dict[str, Any], status: int, text: str) -> None:
