@@ -54,10 +54,15 @@ def _unsupported(option: str, why: str) -> DockerError:
     return DockerError(501, f"{option} is not supported by kubedock: {why}")
 
 
+def _is_number(text: str) -> bool:
+    """Digits as Go reads them: ASCII only (Python's isdigit() takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _port_spec(text: str) -> PortSpec:
     number, _, protocol = text.partition("/")
     protocol = (protocol or "tcp").lower()
-    if not number.isdigit() or not 0 < int(number) < 65536 or protocol not in (
+    if not _is_number(number) or not 0 < int(number) < 65536 or protocol not in (
         "tcp", "udp", "sctp"
     ):
         raise bad_request(f"invalid port specification: {text!r}")
@@ -69,6 +74,8 @@ def _port_bindings(host_config: Mapping[str, Any]) -> dict[PortSpec, tuple[HostB
     bindings: dict[PortSpec, tuple[HostBinding, ...]] = {}
     for key, entries in document.items():
         port = _port_spec(key)
+        if entries is not None and not isinstance(entries, list):
+            raise bad_request(f"invalid port bindings for {key}: want a list")
         parsed = []
         for entry in entries or ():
             if not isinstance(entry, dict):
@@ -76,7 +83,7 @@ def _port_bindings(host_config: Mapping[str, Any]) -> dict[PortSpec, tuple[HostB
             host_port = str(entry.get("HostPort") or "").strip()
             if "-" in host_port:
                 host_port = host_port.split("-", 1)[0]
-            if host_port and (not host_port.isdigit() or int(host_port) > 65535):
+            if host_port and (not _is_number(host_port) or int(host_port) > 65535):
                 raise bad_request(f"invalid host port {host_port!r} for {key}")
             parsed.append(HostBinding(str(entry.get("HostIp") or ""), int(host_port or 0)))
         bindings[port] = tuple(parsed)
@@ -284,7 +291,7 @@ def _dropped_capabilities(host_config: Mapping[str, Any]) -> tuple[str, ...]:
 def _group_ids(host_config: Mapping[str, Any]) -> tuple[int, ...]:
     groups = []
     for group in string_list(host_config, "GroupAdd", "HostConfig") or ():
-        if group.isdigit():
+        if _is_number(group):
             groups.append(int(group))
         elif group == "root":
             groups.append(0)

@@ -85,6 +85,14 @@ def test_full_body() -> None:
         ({"Image": "busybox", "Env": ["=x"]}, 400, "environment"),
         ({"Image": "busybox", "StopTimeout": 2**63}, 400, "StopTimeout of type int64"),
         ({"Image": "busybox", "HostConfig": {"Memory": 1e30}}, 400, "Memory of type int64"),
+        # Digits Python's isdigit() takes and int() refuses; values of the wrong JSON type.
+        ({"Image": "busybox", "ExposedPorts": {"²/tcp": {}}}, 400, "invalid port"),
+        ({"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "²"}]}}},
+         400, "invalid host port"),
+        ({"Image": "busybox", "HostConfig": {"GroupAdd": ["²"]}}, 501, "GroupAdd"),
+        ({"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": 5}}}, 400, "want a list"),
+        ({"Image": "busybox", "HostConfig": {"Binds": 5}}, 400, "Binds"),
+        ({"Image": "busybox", "HostConfig": {"Mounts": 5}}, 400, "Mounts"),
     ],
 )
 def test_refusals_name_the_option(body: dict[str, Any], status: int, text: str) -> None:
