@@ -92,6 +92,8 @@ def _port_bindings(host_config: Mapping[str, Any]) -> dict[PortSpec, tuple[HostB
 
 def _duration_seconds(document: Mapping[str, Any], name: str, default: float) -> float:
     value = field(document, name, int, "Healthcheck.")
+    if value and value < 1_000_000:  # a probe every nanosecond would be a busy loop
+        raise bad_request(f"{name} in Healthcheck cannot be less than 1ms")
     return default if not value else value / _NANOSECONDS
 
 
@@ -105,6 +107,8 @@ def _healthcheck(config: Mapping[str, Any]) -> Healthcheck | None:
     if test[0] not in ("CMD", "CMD-SHELL"):
         raise bad_request(f"invalid healthcheck test {test[0]!r}: want CMD or CMD-SHELL")
     retries = field(document, "Retries", int, "Healthcheck.") or 3
+    if retries < 0:
+        raise bad_request("Retries in Healthcheck cannot be negative")
     return Healthcheck(
         test=test,
         interval=_duration_seconds(document, "Interval", 30.0),

@@ -93,6 +93,12 @@ def test_full_body() -> None:
         ({"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": 5}}}, 400, "want a list"),
         ({"Image": "busybox", "HostConfig": {"Binds": 5}}, 400, "Binds"),
         ({"Image": "busybox", "HostConfig": {"Mounts": 5}}, 400, "Mounts"),
+        ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Interval": -5}}, 400,
+         "Interval in Healthcheck cannot be less than 1ms"),
+        ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Timeout": 999_999}},
+         400, "Timeout in Healthcheck cannot be less than 1ms"),
+        ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Retries": -1}}, 400,
+         "Retries in Healthcheck cannot be negative"),
     ],
 )
 def test_refusals_name_the_option(body: dict[str, Any], status: int, text: str) -> None:
