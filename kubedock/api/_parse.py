@@ -114,21 +114,21 @@ def go_duration(text: str) -> timedelta | None:
 def parse_time(value: str, now: datetime) -> datetime:
     """A moment as Docker's `until` and `since` take it: a Go duration before `now`, an RFC 3339
     time or date (in local time when it names no zone), or Unix seconds[.nanoseconds]."""
+    try:
+        return _moment(value, now)
+    except (ValueError, OverflowError, OSError):  # beyond what a datetime holds, too
+        raise bad_request(f'failed to parse value as time or duration: "{value}"') from None
+
+
+def _moment(value: str, now: datetime) -> datetime:
     duration = go_duration(value) if value != "0" else None
     if duration is not None:
         return now - duration
     if "-" in value:
-        try:
-            # Python keeps microseconds: nanoseconds beyond them are dropped.
-            moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value))
-        except ValueError:
-            raise bad_request(f'invalid time {value!r}: want RFC 3339, Unix seconds or a '
-                              'duration') from None
+        # Python keeps microseconds: nanoseconds beyond them are dropped.
+        moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value))
         return moment if moment.tzinfo else moment.astimezone()
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (ValueError, OverflowError):
-        raise bad_request(f'failed to parse value as time or duration: "{value}"') from None
+    return datetime.fromtimestamp(float(value), UTC)
 
 
 @attrs.frozen
