@@ -266,8 +266,9 @@ def _refuse_unsupported(host_config: Mapping[str, Any]) -> None:
     if refusal:
         raise _unsupported(f"network mode {mode!r}", refusal)
     policy = field(host_config, "RestartPolicy", dict, "HostConfig.") or {}
-    if (policy.get("Name") or "no") not in ("no", ""):
-        raise _unsupported(f"restart policy {policy.get('Name')!r}",
+    name = field(policy, "Name", str, "HostConfig.RestartPolicy.") or "no"
+    if name != "no":
+        raise _unsupported(f"restart policy {name!r}",
                            "a pod that exits stays exited (restartPolicy Never)")
 
 

@@ -105,7 +105,7 @@ def _bind(text: str, policy: BindPolicy) -> Mount:
 def _mount(item: Any, policy: BindPolicy) -> Mount:
     if not isinstance(item, Mapping):
         raise bad_request("HostConfig.Mounts: want a list of objects")
-    kind = item.get("Type") or "volume"
+    kind = field(item, "Type", str, "HostConfig.Mounts.") or "volume"
     target = _target(str(item.get("Target") or ""))
     read_only = bool(item.get("ReadOnly"))
     if kind == "bind":
