@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
+import trio
 from quart import Response, current_app, has_request_context, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -51,6 +52,11 @@ def bind_policy() -> BindPolicy:
 
 
 JSON_BODY_LIMIT = 4 * 1024 * 1024
+# A body no route read is read before the answer goes out, as Go's net/http does (up to 256 KiB),
+# so that the connection can carry the client's next request: hypercorn closes a connection
+# whose request was not read to its end, under a client that pools it (docker-py, Go).
+UNREAD_BODY_DRAINED = 256 * 1024
+UNREAD_BODY_SECONDS = 1.0
 
 
 async def request_body(limit: int = JSON_BODY_LIMIT) -> bytes:
@@ -88,6 +94,11 @@ def error_response(error: DockerError) -> Response:
 def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``; bind sources are checked
     against ``binds`` (default: the off-limits trees of this host)."""
+    return _measured(_strip_version_prefix(cast(ASGIApp, routes_app(engine, binds))))
+
+
+def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
+    """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
     from ._archive import blueprint as archive
     from ._containers import blueprint as containers
     from ._exec import blueprint as execs
@@ -143,12 +154,19 @@ def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
             cast(Scope, request.scope)[_ROUTE_KEY] = request.url_rule.rule
 
     @app.after_request
+    async def read_unread_body(response: Response) -> Response:
+        if 0 < (request.content_length or 0) <= UNREAD_BODY_DRAINED:
+            with trio.move_on_after(UNREAD_BODY_SECONDS):
+                await request.body
+        return response
+
+    @app.after_request
     async def add_docker_headers(response: Response) -> Response:
         for name, value in DOCKER_HEADERS:
             response.headers[name] = value
         return response
 
-    return _measured(_strip_version_prefix(cast(ASGIApp, app)))
+    return app
 
 
 def _measured(app: ASGIApp) -> ASGIApp:

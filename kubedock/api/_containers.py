@@ -56,10 +56,15 @@ def _unsupported(option: str, why: str) -> DockerError:
     return DockerError(501, f"{option} is not supported by kubedock: {why}")
 
 
+def _is_number(text: str) -> bool:
+    """Digits as Go reads them: ASCII only (Python's isdigit() takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _port_spec(text: str) -> PortSpec:
     number, _, protocol = text.partition("/")
     protocol = (protocol or "tcp").lower()
-    if not number.isdigit() or not 0 < int(number) < 65536 or protocol not in (
+    if not _is_number(number) or not 0 < int(number) < 65536 or protocol not in (
         "tcp", "udp", "sctp"
     ):
         raise bad_request(f"invalid port specification: {text!r}")
@@ -71,6 +76,8 @@ def _port_bindings(host_config: Mapping[str, Any]) -> dict[PortSpec, tuple[HostB
     bindings: dict[PortSpec, tuple[HostBinding, ...]] = {}
     for key, entries in document.items():
         port = _port_spec(key)
+        if entries is not None and not isinstance(entries, list):
+            raise bad_request(f"invalid port bindings for {key}: want a list")
         parsed = []
         for entry in entries or ():
             if not isinstance(entry, dict):
@@ -78,7 +85,7 @@ def _port_bindings(host_config: Mapping[str, Any]) -> dict[PortSpec, tuple[HostB
             host_port = str(entry.get("HostPort") or "").strip()
             if "-" in host_port:
                 host_port = host_port.split("-", 1)[0]
-            if host_port and (not host_port.isdigit() or int(host_port) > 65535):
+            if host_port and (not _is_number(host_port) or int(host_port) > 65535):
                 raise bad_request(f"invalid host port {host_port!r} for {key}")
             parsed.append(HostBinding(str(entry.get("HostIp") or ""), int(host_port or 0)))
         bindings[port] = tuple(parsed)
@@ -87,6 +94,8 @@ def _port_bindings(host_config: Mapping[str, Any]) -> dict[PortSpec, tuple[HostB
 
 def _duration_seconds(document: Mapping[str, Any], name: str, default: float) -> float:
     value = field(document, name, int, "Healthcheck.")
+    if value and value < 1_000_000:  # a probe every nanosecond would be a busy loop
+        raise bad_request(f"{name} in Healthcheck cannot be less than 1ms")
     return default if not value else value / _NANOSECONDS
 
 
@@ -100,6 +109,8 @@ def _healthcheck(config: Mapping[str, Any]) -> Healthcheck | None:
     if test[0] not in ("CMD", "CMD-SHELL"):
         raise bad_request(f"invalid healthcheck test {test[0]!r}: want CMD or CMD-SHELL")
     retries = field(document, "Retries", int, "Healthcheck.") or 3
+    if retries < 0:
+        raise bad_request("Retries in Healthcheck cannot be negative")
     return Healthcheck(
         test=test,
         interval=_duration_seconds(document, "Interval", 30.0),
@@ -326,7 +337,7 @@ def _dropped_capabilities(host_config: Mapping[str, Any]) -> tuple[str, ...]:
 def _group_ids(host_config: Mapping[str, Any]) -> tuple[int, ...]:
     groups = []
     for group in string_list(host_config, "GroupAdd", "HostConfig") or ():
-        if group.isdigit():
+        if _is_number(group):
             groups.append(int(group))
         elif group == "root":
             groups.append(0)

@@ -113,6 +113,7 @@ async def attach(ref: str) -> Response:
         stderr=query_bool(args, "stderr"), logs=query_bool(args, "logs"),
         stream=query_bool(args, "stream"), detach_keys=args.get("detachKeys") or None,
     )
+    await request_body()  # Docker ignores a body; the connection is taken after it
     taker = hijack()
     stream = await taker.take(
         101 if taker.upgrade_requested else 200,

@@ -18,7 +18,7 @@ import attrs
 
 from ..engine import Mount
 from ._errors import DockerError, bad_request
-from ._parse import field
+from ._parse import field, string_list
 
 # A bind of these gives the container kubedock's Docker API; nothing is read from them.
 _DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -75,10 +75,10 @@ def _within(path: str, tree: str) -> bool:
 def parse_mounts(body: Mapping[str, Any], host_config: Mapping[str, Any],
                  policy: BindPolicy) -> tuple[Mount, ...]:
     mounts: dict[str, Mount] = {}
-    for text in host_config.get("Binds") or ():
-        mount = _bind(str(text), policy)
+    for text in string_list(host_config, "Binds", "HostConfig") or ():
+        mount = _bind(text, policy)
         mounts[mount.target] = mount
-    for item in host_config.get("Mounts") or ():
+    for item in field(host_config, "Mounts", list, "HostConfig.") or ():
         mount = _mount(item, policy)
         mounts[mount.target] = mount
     for target in field(host_config, "Tmpfs", dict, "HostConfig.") or {}:
@@ -105,7 +105,7 @@ def _bind(text: str, policy: BindPolicy) -> Mount:
 def _mount(item: Any, policy: BindPolicy) -> Mount:
     if not isinstance(item, Mapping):
         raise bad_request("HostConfig.Mounts: want a list of objects")
-    kind = item.get("Type") or "volume"
+    kind = field(item, "Type", str, "HostConfig.Mounts.") or "volume"
     target = _target(str(item.get("Target") or ""))
     read_only = bool(item.get("ReadOnly"))
     if kind == "bind":

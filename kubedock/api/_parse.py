@@ -24,25 +24,41 @@ def query_bool(args: Mapping[str, str], name: str, default: bool = False) -> boo
     return args[name].strip().lower() not in _FALSE
 
 
+_GO_INTEGER = re.compile(r"[+-]?[0-9]+")
+_UNSIGNED = re.compile(r"[0-9]+")
+_INT64 = 2**63
+
+
+def _go_int(text: str, parser: str) -> int:
+    """`text` as Go's strconv parses a 64-bit integer, with its error texts: no spaces,
+    underscores or non-ASCII digits (which Python's int() takes), nothing beyond 64 bits."""
+    if not _GO_INTEGER.fullmatch(text):
+        raise bad_request(f'{parser}: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -_INT64 <= value < _INT64:
+        raise bad_request(f'{parser}: parsing "{text}": value out of range')
+    return value
+
+
 def query_int(args: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    """An integer as Docker reads one (Go's `strconv.Atoi`)."""
     value = args.get(name, "")
     if value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request(f"invalid value for {name}: {value!r} is not an integer") from None
+    return _go_int(value, "strconv.Atoi")
 
 
 def query_float(args: Mapping[str, str], name: str) -> float | None:
-    """A unix time as Docker accepts it: seconds, fractional or ``seconds.nanoseconds``."""
+    """A unix time as Docker accepts it: ``seconds`` or ``seconds.fraction``, each part a
+    64-bit integer (NaN, infinities and exponents are refused, as Docker does)."""
     value = args.get(name, "")
     if value == "":
         return None
-    try:
-        return float(value)
-    except ValueError:
-        raise bad_request(f"invalid value for {name}: {value!r}") from None
+    seconds, _, fraction = value.partition(".")
+    _go_int(seconds, "strconv.ParseInt")
+    if "." in value and not _UNSIGNED.fullmatch(fraction):
+        raise bad_request(f'strconv.ParseInt: parsing "{fraction}": invalid syntax')
+    return float(value)
 
 
 def parse_filters(text: str | None) -> dict[str, list[str]]:
@@ -98,21 +114,21 @@ def go_duration(text: str) -> timedelta | None:
 def parse_time(value: str, now: datetime) -> datetime:
     """A moment as Docker's `until` and `since` take it: a Go duration before `now`, an RFC 3339
     time or date (in local time when it names no zone), or Unix seconds[.nanoseconds]."""
+    try:
+        return _moment(value, now)
+    except (ValueError, OverflowError, OSError):  # beyond what a datetime holds, too
+        raise bad_request(f'failed to parse value as time or duration: "{value}"') from None
+
+
+def _moment(value: str, now: datetime) -> datetime:
     duration = go_duration(value) if value != "0" else None
     if duration is not None:
         return now - duration
     if "-" in value:
-        try:
-            # Python keeps microseconds: nanoseconds beyond them are dropped.
-            moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value))
-        except ValueError:
-            raise bad_request(f'invalid time {value!r}: want RFC 3339, Unix seconds or a '
-                              'duration') from None
+        # Python keeps microseconds: nanoseconds beyond them are dropped.
+        moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value))
         return moment if moment.tzinfo else moment.astimezone()
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (ValueError, OverflowError):
-        raise bad_request(f'failed to parse value as time or duration: "{value}"') from None
+    return datetime.fromtimestamp(float(value), UTC)
 
 
 @attrs.frozen
@@ -188,6 +204,11 @@ def field(document: Mapping[str, Any], name: str, kind: type[T], where: str = ""
             f"json: cannot unmarshal {type(value).__name__} into field {where}{name} "
             f"of type {_TYPE_NAMES.get(kind, kind.__name__)}"
         )
+    # Docker's integers are Go's 64-bit ones; Docker 20.10 answers a bigger number with a 500,
+    # but the input is at fault.
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise bad_request(f"json: cannot unmarshal number {value} into field {where}{name} "
+                          "of type int64")
     return value
 
 

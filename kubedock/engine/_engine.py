@@ -34,7 +34,7 @@ from ._errors import (
     Unsupported,
 )
 from ._events import EventBus
-from ._exec import Exec, ExecConfig, ExecStore, run_exec
+from ._exec import Exec, ExecConfig, ExecStore, claim_exec, run_exec
 from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
@@ -601,6 +601,7 @@ class Engine:
     async def start_exec(self, record: Exec, stream: trio.abc.HalfCloseableStream | None,
                          *, tty: bool) -> None:
         """Run an exec attached to ``stream``; with None, in the background (detached)."""
+        claim_exec(record)
         self._publish(record.container, f"exec_start: {' '.join(record.config.cmd)}",
                       execID=record.id)
         if stream is None:

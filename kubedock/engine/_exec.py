@@ -121,31 +121,40 @@ class ExecStore:
             del self._execs[exec_id]
 
 
+def claim_exec(record: Exec) -> None:
+    """Mark an exec started; refuse one whose container is not running or that was started
+    already (Docker refuses a detached start before it answers)."""
+    container = record.container
+    if container.pod_name is None or container.status != "running":
+        raise Conflict(f"Container {container.id} is not running")
+    if record.started:
+        raise Conflict(f"Error: Exec command {record.id} has already run")
+    record.started = record.running = True
+
+
 async def run_exec(
     cluster: kube.ClusterBoundary, record: Exec, stream: trio.abc.HalfCloseableStream | None, *,
     tty: bool,
 ) -> None:
-    """Run an exec, piping the client's ``stream`` (None: detached) to the process.
+    """Run an exec claimed by `claim_exec`, piping the client's ``stream`` (None: detached) to
+    the process.
 
     As with Docker, the exec's create config says whether the process has a terminal, and
     ``tty`` (the start request's) whether the stream is raw rather than multiplexed (without
     stderr, then). The exit code is recorded before the client's stream is closed, so an
     inspect that follows the end of the stream already reads ``Running: false`` and the code.
     """
-    container = record.container
-    if container.pod_name is None or container.status != "running":
-        raise Conflict(f"Container {container.id} is not running")
-    if record.started:
-        raise Conflict(f"exec {record.id} has already been started")
-    record.started = record.running = True
+    pod = record.container.pod_name
     config = record.config
     terminal = config.tty
     attach_stdin = config.attach_stdin and stream is not None
     want_stdout = stream is not None and config.attach_stdout
     want_stderr = stream is not None and config.attach_stderr and not (tty or terminal)
     try:
+        if pod is None:  # gone since the claim
+            raise Conflict(f"Container {record.container.id} is not running")
         async with cluster.exec(
-            container.pod_name, record.argv(), stdin=attach_stdin,
+            pod, record.argv(), stdin=attach_stdin,
             # Kubernetes refuses an exec without any stream; stdout is then read and dropped.
             stdout=want_stdout or not (attach_stdin or want_stderr),
             stderr=want_stderr, tty=terminal,

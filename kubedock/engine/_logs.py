@@ -127,12 +127,18 @@ class _Position:
         return seen
 
 
+# The latest moment a datetime holds: a later `since` (Docker takes any 64-bit seconds) asks
+# for no lines, as this one does.
+_LATEST = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
 async def _lines(
     cluster: kube.ClusterBoundary, pod: str, stream: Literal["Stdout", "Stderr"] | None, *,
     follow: bool, tail: int | None, since: float | None, line_end: bytes = b"\n",
 ) -> AsyncIterator[_Line]:
     # The API server takes whole seconds; the finer part is filtered here.
-    since_time = datetime.fromtimestamp(math.floor(since), UTC) if since and since > 0 else None
+    since_time = (datetime.fromtimestamp(min(math.floor(since), _LATEST), UTC)
+                  if since and since > 0 else None)
     async with cluster.logs(
         pod, follow=follow, timestamps=True, tail_lines=tail,
         since_seconds=None, since_time=since_time, stream=stream,

@@ -240,6 +240,22 @@ async def test_attach_detaches_and_the_container_runs_on(
     await client.aclose()
 
 
+async def test_attach_ignores_a_body(
+        server: tuple[Engine, ScriptedCluster, tuple[str, int]]) -> None:
+    engine, _, address = server
+    container = running_terminal(engine)
+    client = await trio.open_tcp_stream(*address)
+    await client.send_all(
+        f"POST /containers/{container.id}/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
+        "Host: docker\r\nContent-Length: 2\r\n\r\n".encode())
+    await trio.sleep(0.1)  # the body comes after the route started
+    await client.send_all(b"{}")
+    assert (await client.receive_some()).startswith(b"HTTP/1.1 200 OK\r\n")
+    await type_keys(client, b"\x10", b"\x11")  # ctrl-p ctrl-q
+    assert await until_closed(client) == b""
+    await client.aclose()
+
+
 @pytest.mark.parametrize("keys", ["ctrl-", "ctrl-P", "ab", ","])
 async def test_bad_keys_are_refused(server: tuple[Engine, ScriptedCluster, tuple[str, int]],
                                     keys: str) -> None:

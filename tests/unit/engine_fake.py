@@ -2,8 +2,9 @@
 
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
-`watch_pods`, `lag` seconds later and in order. What it was not scripted for (attach,
-port-forward, listing and deleting by kind) raises `NotImplementedError`.
+`watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
+end without output. What it was not scripted for (port-forward, listing and deleting by kind)
+raises `NotImplementedError`.
 """
 
 from __future__ import annotations
@@ -31,18 +32,31 @@ def exited(code: int, reason: str = "Error") -> dict[str, Any]:
 
 
 class _FakeChannel(kube.ExecChannel):
-    """What the engine reads of an exec session: no output, then an exit code."""
+    """What the engine sees of an exec or attach session: input taken and dropped, no output,
+    then an exit code."""
+
+    can_close_stdin = True
 
     def __init__(self, exit_code: int, *, stalled: bool) -> None:  # no websocket under it
         self.exit_code = exit_code
         self.status_message = None
         self._stalled = stalled
+        self.start_failure = None
 
     async def receive(self) -> tuple[int, bytes] | None:
         if self._stalled:
             await trio.sleep_forever()
         await trio.lowlevel.checkpoint()
         return None
+
+    async def send_stdin(self, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def close_stdin(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def resize(self, width: int, height: int) -> None:
+        await trio.lowlevel.checkpoint()
 
 
 class FakeCluster:
@@ -181,11 +195,14 @@ class FakeCluster:
             self._pod(pod)
         yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled)
 
-    def attach(
+    @contextlib.asynccontextmanager
+    async def attach(
         self, pod: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
         tty: bool = False, container: str = kube.MAIN,
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
+    ) -> AsyncIterator[_FakeChannel]:
+        async with self._call("attach", pod):
+            self._pod(pod)
+        yield _FakeChannel(0)
 
     async def open_port_forward(self, pod: str, port: int) -> kube.PortForwardStream:
         raise NotImplementedError

@@ -122,6 +122,12 @@ async def test_since_and_until_filter_below_the_second() -> None:
     assert received == [(STDOUT, b"inside\n")]
 
 
+async def test_since_beyond_the_last_datetime_shows_nothing() -> None:
+    # Docker takes any 64-bit number of seconds.
+    source = ScriptedLogs({"Stdout": BURST, "Stderr": []})
+    assert await collect(source, LogRequest(since=float(2**63 - 1))) == []
+
+
 async def test_follow_after_history_resumes_each_stream_after_its_own_last_line() -> None:
     # stderr's history is read after stdout's: a stdout line written in between has an earlier
     # stamp than stderr's last line and must still be shown once.

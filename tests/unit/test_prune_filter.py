@@ -69,6 +69,9 @@ def test_prune_selection() -> None:
     ({"until": ["1h", "2h"]}, "more than one until filter specified"),
     ({"dangling": ["true"]}, "invalid filter 'dangling'"),
     ({"until": ["soon"]}, 'failed to parse value as time or duration: "soon"'),
+    # Beyond what a datetime holds: an overflow each, once.
+    *[({"until": [value]}, f'failed to parse value as time or duration: "{value}"')
+      for value in ("9999999999999h", "999999999h", "0001-01-01", "1e300", "-1e17", "nan")],
 ])
 def test_bad_prune_filters(filters: dict[str, list[str]], text: str) -> None:
     with pytest.raises(DockerError) as caught:
