@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -451,22 +452,39 @@ class Cluster:
             kwargs["content"] = content
         if headers is not None:
             kwargs["headers"] = dict(headers)
+        # Statuses are read here, not by kr8s: on a 401 or 403 kr8s replaces its HTTP client,
+        # closing the connections of every request in flight (a refused watch would break the
+        # starts running beside it). A 403 is final; a 401 (an expired token) is retried once.
         try:
-            async with self._api.call_api(
-                method, version=version, namespace=self.namespace, url=resource,
-                stream=stream, **kwargs,
-            ) as response:
-                yield response
-        except kr8s.ServerError as exc:
-            response = exc.response
-            if response is None:
-                raise KubeError(str(exc)) from exc
-            raise error_from_status(response.status_code, response.content) from exc
+            for attempt in itertools.count(1):
+                async with self._api.call_api(
+                    method, version=version, namespace=self.namespace, url=resource,
+                    stream=stream, raise_for_status=False, **kwargs,
+                ) as response:
+                    if response.status_code == 401 and attempt == 1:
+                        pass  # reauthenticated below, once the response is closed
+                    elif response.is_error:
+                        await response.aread()
+                        raise error_from_status(response.status_code, response.content)
+                    else:
+                        yield response
+                        return
+                await self._reauthenticate()
         except (httpx.TransportError, kr8s.APITimeoutError) as exc:
             KUBE_API_ERRORS.inc("0")
             raise ClusterUnreachable(
                 f"Kubernetes API server unreachable: {_describe(exc)}"
             ) from exc
+
+
+    async def _reauthenticate(self) -> None:
+        """Fresh credentials (exec plugins, projected service account tokens expire), put into
+        the HTTP client in place, so requests in flight keep their connections."""
+        auth = self._api.auth
+        await auth.reauthenticate()
+        session = self._api._session
+        if session is not None and auth.token:
+            session.headers["Authorization"] = f"Bearer {auth.token}"
 
 
 def _stream_params(

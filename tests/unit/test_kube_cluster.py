@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import kr8s
 import pytest
 import trio
 import trio.testing
@@ -28,7 +27,14 @@ RUNNING = {"running": {"startedAt": "2026-11-25T10:00:00Z"}}
 EXITED = {"terminated": {"exitCode": 3, "reason": "Error"}}
 
 
-class Listing:
+class Answer:
+    """A successful answer of the API server."""
+
+    status_code = 200
+    is_error = False
+
+
+class Listing(Answer):
     def __init__(self, version: str, *items: dict[str, Any]) -> None:
         self.body = {"metadata": {"resourceVersion": version}, "items": list(items)}
 
@@ -36,7 +42,7 @@ class Listing:
         return self.body
 
 
-class Events:
+class Events(Answer):
     """A watch stream; a `str` is sent as the line it is (malformed ones included)."""
 
     def __init__(self, *events: dict[str, Any] | str) -> None:
@@ -48,10 +54,10 @@ class Events:
             yield line
 
 
-def refusal(status: int, message: str) -> kr8s.ServerError:
-    """What kr8s raises for an error answer of the API server."""
+def refusal(status: int, message: str) -> httpx.Response:
+    """An error answer of the API server, a Status object."""
     body = {"kind": "Status", "status": "Failure", "message": message, "code": status}
-    return kr8s.ServerError(message, response=httpx.Response(status, json=body))
+    return httpx.Response(status, json=body)
 
 
 FORBIDDEN_WATCH = refusal(
@@ -63,7 +69,7 @@ FORBIDDEN_WATCH = refusal(
 class ScriptedApi:
     """Answers each call with the next step of the script; then waits forever."""
 
-    def __init__(self, *script: Listing | Events | Exception) -> None:
+    def __init__(self, *script: Listing | Events | httpx.Response | Exception) -> None:
         self.script = list(script)
         self.calls: list[dict[str, str]] = []
         self.times: list[float] = []
@@ -71,6 +77,7 @@ class ScriptedApi:
     @asynccontextmanager
     async def call_api(self, method: str, **kwargs: Any) -> AsyncIterator[Any]:
         assert (method, kwargs["url"], kwargs["namespace"]) == ("GET", "pods", "ns")
+        assert kwargs["raise_for_status"] is False  # see Cluster._request
         self.calls.append(kwargs["params"])
         self.times.append(trio.current_time())
         if not self.script:
@@ -299,3 +306,33 @@ async def test_a_watch_that_connects_then_fails_is_still_one_outage(
         "pod watch failing, retrying: cannot watch pods in namespace ns (500): etcd is unhappy",
         "pod watch working again",
     ]
+
+
+class RenewableAuth:
+    def __init__(self) -> None:
+        self.token = "old"
+        self.renewals = 0
+
+    async def reauthenticate(self) -> None:
+        self.renewals += 1
+        self.token = f"new-{self.renewals}"
+
+
+async def test_an_expired_token_is_renewed_in_place_once_and_a_refusal_is_final() -> None:
+    # kr8s would replace its HTTP client on a 401 or 403, breaking every request in flight.
+    api = ScriptedApi(refusal(401, "Unauthorized"), Listing("1"),
+                      refusal(401, "Unauthorized"), refusal(401, "Unauthorized"),
+                      refusal(403, "pods is forbidden"))
+    auth = RenewableAuth()
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer old"}) as session:
+        api.auth, api._session = auth, session  # type: ignore[attr-defined]
+        cluster = Cluster(api, "ns", None)
+        await cluster.delete_all("a=b")  # lists the pods, then deletes none
+        assert session.headers["Authorization"] == "Bearer new-1"
+        with pytest.raises(KubeError) as twice:
+            await cluster.delete_all("a=b")
+        assert twice.value.status == 401 and auth.renewals == 2
+        with pytest.raises(KubeError) as refused:
+            await cluster.delete_all("a=b")
+        assert refused.value.status == 403 and auth.renewals == 2
+        assert api._session is session  # type: ignore[attr-defined]
