@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from .engine import Engine, ReaperSettings, serve_reaper
 log = logging.getLogger("kubedock")
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+_SHUTDOWN_MARGIN = 10.0
+_CLOSE_SECONDS = 5.0
 
 
 def pod_settings(config: Config, namespace: str, instance_id: str,
@@ -91,9 +94,13 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                    if config.tls_enable and config.tls_cert_file else None)
         settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
         received: list[int] = []
+        watchdogs: list[threading.Timer] = []
+        # Listeners and streams end at once; cleanup has --shutdown-timeout, then a margin.
+        limit = config.shutdown_timeout + _SHUTDOWN_MARGIN
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, received)
+                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, received,
+                                   watchdogs, limit)
                 if config.network_names == "dns":
                     settings = attrs.evolve(settings,
                                             dns_config=await _dns_config(config, cluster))
@@ -134,8 +141,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 await _clean_up(config, engine)
                 cleanup.cancel_scope.cancel()
         finally:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
                 await cluster.aclose()
+            for watchdog in watchdogs:
+                watchdog.cancel()
     return 128 + signum
 
 
@@ -165,11 +174,31 @@ async def _dns_config(config: Config, cluster: kube.Cluster) -> dict[str, Any]:
 
 
 async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope,
-                            received: list[int]) -> None:
+                            received: list[int], watchdogs: list[threading.Timer],
+                            limit: float) -> None:
     signum = await _next_signal(signals)
     log.info("received %s, shutting down", signal.Signals(signum).name)
     received.append(signum)
+    watchdogs.append(_exit_if_stuck(limit, signum))
     scope.cancel()
+
+
+def _exit_if_stuck(seconds: float, signum: int) -> threading.Timer:
+    """The last resort of a shutdown: end the process once `seconds` have passed.
+
+    Libraries close connections under cancel shields, and a peer that vanished without a word
+    (traffic dropped) can hold such a close forever; a thread still gets the process out.
+    """
+    def exit_now() -> None:
+        log.error("shutdown did not finish within %gs; exiting without waiting further",
+                  seconds)
+        logging.shutdown()
+        os._exit(128 + signum)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 async def _take_lock(config: Config, cluster: kube.Cluster, instance_id: str,

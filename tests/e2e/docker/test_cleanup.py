@@ -298,7 +298,7 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
     (traffic dropped): a follow resumes on a new connection, an exec and a copy end, each
     within bounded time, and the server serves on."""
     proxy, through_proxy = proxied(kubeconfig, tmp_path)
-    client, clients = None, []
+    client, clients, reader = None, [], None
     try:
         process, server, instance = launch("--kubeconfig", str(through_proxy))
         talker = docker_cli(server, "run", "-d", "busybox:1.36", "sh", "-c",
@@ -349,19 +349,28 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
         fresh = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
         print(f"a new container ran {time.monotonic() - froze:.1f}s after the freeze")
         assert fresh.stdout == b"ok\n", fresh.stderr
+        _end_clients(clients, reader)
+        client.close()
         assert stop_kubedock(process) == 128 + signal.SIGTERM
         assert objects(cluster, namespace, of_instance(instance)) == []
         assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
     finally:
-        for child in clients:
-            child.kill()
-            child.wait()
-            if child.stdout is not None:
-                reader.join()
-                child.stdout.close()
+        _end_clients(clients, reader)
         if client is not None:
             client.close()
         proxy.close()
+
+
+def _end_clients(clients: list[subprocess.Popen[bytes]],
+                 reader: threading.Thread | None) -> None:
+    """Stop the test's docker clients first: the server's stop is measured on its own."""
+    for child in clients:
+        child.kill()
+        child.wait()
+        if child.stdout is not None and reader is not None:
+            reader.join()
+            child.stdout.close()
+    clients.clear()
 
 
 def _read_lines(process: subprocess.Popen[bytes], into: list[str]) -> None:
