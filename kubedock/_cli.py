@@ -189,9 +189,6 @@ def _moot_dest(flags: tuple[str, ...]) -> str:
     return "moot_" + flags[-1].lstrip("-").replace("-", "_")
 
 
-_TRUE = ("1", "true", "yes", "on")
-
-
 def _prefixed_env(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {
         key[len(prefix):].lower(): value
@@ -342,8 +339,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             notes.append("--reverse-proxy is ignored: --port-forward is given too")
     elif args.reverse_proxy:
         values["expose"] = "reverse-proxy"
-    values["disable_dind"] = args.disable_dind or (
-        environ.get("DISABLE_DIND", "").lower() in _TRUE)
+    values["disable_dind"] = args.disable_dind or _true(environ.get("DISABLE_DIND", ""))
     values["ignore_container_memory"] = args.ignore_container_memory
     for flags, env, _takes_value, why in _MOOT_OPTIONS:
         if getattr(args, _moot_dest(flags)) or (env and environ.get(env)):
