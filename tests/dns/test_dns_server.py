@@ -40,10 +40,9 @@ def upstream_answer(data: bytes) -> bytes:
 
 
 async def serve_fake_upstream(*, task_status: trio.TaskStatus[int]) -> None:
-    udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-    await udp.bind(("127.0.0.1", 0))
+    # The server's own binding: a port free for both UDP and TCP, tried again when TCP's is taken.
+    udp, listeners = await server._bind("127.0.0.1", 0)
     port = udp.getsockname()[1]
-    listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
 
     async def tcp(stream: trio.SocketStream) -> None:
         data = b""
