@@ -90,6 +90,17 @@ class FakeCluster:
         pod["status"]["containerStatuses"][0]["state"] = state
         self._changed(pod)
 
+    def set_status(self, pod_name: str, status: dict[str, Any]) -> None:
+        """Replace the pod's whole status: for what `set_main` cannot say (conditions, a
+        pod that was never scheduled)."""
+        pod = self.pods[pod_name]
+        pod["status"] = {"podIP": pod["status"].get("podIP"), **copy.deepcopy(status)}
+        self._changed(pod)
+
+    def called(self, method: str) -> list[str]:
+        """The subjects of the calls of `method` so far (pod names, exec command lines)."""
+        return [subject for called, subject in self.calls if called == method]
+
     async def watch_pods(
         self, label_selector: str, on_change: Callable[[kube.ContainerObservation], None],
         *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -132,7 +143,7 @@ class FakeCluster:
             pod = self.pods.pop(name, None)
             if pod is None:
                 return False
-            main = pod["status"]["containerStatuses"][0]
+            main = (pod["status"].get("containerStatuses") or [{"state": {}}])[0]
             if "running" in main["state"]:
                 main["state"] = exited(137 if grace_seconds == 0 else 143)
                 self._changed(pod)
@@ -202,7 +213,7 @@ class FakeCluster:
     ) -> AsyncIterator[_FakeChannel]:
         async with self._call("attach", pod):
             self._pod(pod)
-        yield _FakeChannel(0)
+        yield _FakeChannel(0, stalled=False)
 
     async def open_port_forward(self, pod: str, port: int) -> kube.PortForwardStream:
         raise NotImplementedError
