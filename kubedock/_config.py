@@ -122,6 +122,15 @@ def _deadline(text: str) -> int | None:
     return None if seconds < 0 else seconds
 
 
+_INSTANCE_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _instance_id(text: str) -> str:
+    if not _INSTANCE_ID.match(text):
+        raise ValueError("want lower-case letters, digits and '-', at most 63")
+    return text
+
+
 def _absolute_path(text: str) -> str:
     return os.path.abspath(text.strip())
 
@@ -289,6 +298,11 @@ class Config:
         30.0, "--heartbeat", env="HEARTBEAT", parse=parse_duration, to="reaper.grace",
         help="lease duration of this instance's heartbeat; another instance's objects are "
         "deleted once its heartbeat has been expired this long again (default 30s)")
+    instance_id: str | None = setting(
+        None, "--instance-id", env="KUBEDOCK_INSTANCE_ID", parse=_instance_id,
+        help="this instance's identity, the kubedock.id label of its objects; started again "
+        "with the same one, kubedock takes its containers over once the heartbeat of the one "
+        "before has expired (default: a new random one, whose objects the reaper removes)")
     init_image: str = setting(
         f"kubedock/kubedock:{__version__}", "--initimage", env="INIT_IMAGE", to="pods",
         help="image of the init container that copies files into pods, and of the Docker "

@@ -76,7 +76,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
             kubeconfig=config.kubeconfig, namespace=config.namespace,
             qps=config.kube_api_qps, burst=config.kube_api_burst,
         )
-        instance_id = secrets.token_hex(6)
+        instance_id = config.instance_id or secrets.token_hex(6)
         sidecar = (new_sidecar_identity(instance_id, config.tls_cert_file)
                    if config.tls_enable and config.tls_cert_file else None)
         settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
@@ -104,6 +104,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 engine.pod_watch = await nursery.start(
                     cluster.watch_pods, engine.label_selector, engine.observe
                 )
+                adopted = await engine.adopt()
+                if adopted:
+                    log.info("took over %d containers of the previous kubedock %s", adopted,
+                             instance_id)
                 await nursery.start(serve_reaper, engine,
                                     ReaperSettings(**config.settings_for("reaper")))
                 CONTAINERS.source = lambda: collections.Counter(

@@ -3,8 +3,8 @@
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
 `watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
-end without output. What it was not scripted for (port-forward, listing and deleting by kind)
-raises `NotImplementedError`.
+end without output. What it was not scripted for (port-forward, deleting by kind) raises
+`NotImplementedError`.
 """
 
 from __future__ import annotations
@@ -135,8 +135,12 @@ class FakeCluster:
             pod = self._pod(name)
             if "activeDeadlineSeconds" in patch.get("spec", {}):
                 self.set_main(name, exited(143), phase="Failed")
-            else:
-                pod["metadata"].update(copy.deepcopy(patch.get("metadata", {})))
+                return
+            # As a strategic merge patch: annotations merge key by key unless replaced.
+            annotations = dict(patch.get("metadata", {}).get("annotations") or {})
+            if annotations.pop("$patch", None) != "replace":
+                annotations = {**pod["metadata"].get("annotations", {}), **annotations}
+            pod["metadata"]["annotations"] = annotations
 
     async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         async with self._call("delete_pod", name):
@@ -155,7 +159,11 @@ class FakeCluster:
             return True
 
     async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        async with self._call("list_objects", kind.plural):
+            wanted = dict(term.split("=", 1) for term in label_selector.split(","))
+            objects = self.pods if kind == kube.PODS else self.services
+            return [copy.deepcopy(item) for item in objects.values()
+                    if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
 
     async def get_object(self, kind: kube.Kind, name: str) -> dict[str, Any]:
         async with self._call("get_object", name):

@@ -255,6 +255,7 @@ OPTIONS_AND_VARIABLES = {
     "--log-format": "LOG_FORMAT", "--metrics-addr": "METRICS_ADDR",
     "--shutdown-timeout": "SHUTDOWN_TIMEOUT", "--reapmax": "REAPER_REAPMAX",
     "--reaper-interval": "REAPER_INTERVAL", "--heartbeat": "HEARTBEAT",
+    "--instance-id": "KUBEDOCK_INSTANCE_ID",
     "--initimage": "INIT_IMAGE", "--dindimage": "DIND_IMAGE", "--kubedock-url": "KUBEDOCK_URL",
     "--tls-cert-file": "SERVER_TLS_CERT_FILE", "--tls-key-file": "SERVER_TLS_KEY_FILE",
     "--tls-ca-file": "SERVER_TLS_CA_FILE", "--lock-timeout": "LOCK_TIMEOUT",
@@ -315,3 +316,10 @@ def test_repeated_options_replace_or_merge_with_the_environment() -> None:
     assert config(["--node-selector", "a=b"], {"K8S_NODE_SELECTOR": "c=d"}).node_selector == {
         "a": "b"}
     assert config([], {"K8S_ACTIVE_DEADLINE_SECONDS": "30"}).active_deadline_seconds == 30
+
+
+def test_an_instance_id_is_a_label_value() -> None:
+    assert config([], {"KUBEDOCK_INSTANCE_ID": "ci-42"}).instance_id == "ci-42"
+    assert config([]).instance_id is None
+    with pytest.raises(SystemExit):
+        config(["--instance-id", "CI_42"])
