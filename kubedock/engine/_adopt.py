@@ -1,7 +1,8 @@
 """What a pod keeps of its container, so that a restarted kubedock can rebuild the record.
 
 Two annotations: ``kubedock.record`` (the container's id, creation time and create request, as
-compact JSON without defaults and without the request's raw documents) is written with the pod;
+compact JSON without defaults, the request's own documents without their empty entries) is
+written with the pod;
 ``kubedock.ports`` (the host ports its exposed ports were published on) follows once they are
 bound. The rest comes from the pod itself: its name annotation, labels and status.
 """
@@ -23,8 +24,8 @@ from ._records import Container, ContainerConfig, PublishedPort
 RECORD = "kubedock.record"
 PORTS = "kubedock.ports"
 NAME = "kubedock.containername"
-# The request's own documents are echoed by inspect only; the rest of the record says what runs.
-_LEFT_OUT = frozenset({"raw_config", "raw_host_config"})
+# The request's own documents: clients send every field, mostly empty, which inspect fills in.
+_RAW = frozenset({"raw_config", "raw_host_config"})
 
 
 def record_annotation(container: Container) -> str:
@@ -72,9 +73,10 @@ def _encode(value: Any) -> Any:
         encoded = {}
         for field in attrs.fields(type(value)):
             item = getattr(value, field.name)
-            if field.name in _LEFT_OUT or item == _default(field):
-                continue
-            encoded[field.name] = _encode(item)
+            if field.name in _RAW:
+                item = {key: entry for key, entry in item.items() if entry}
+            if item != _default(field):
+                encoded[field.name] = _encode(item)
         return encoded
     if isinstance(value, Mapping):
         if all(isinstance(key, str) for key in value):
