@@ -50,7 +50,7 @@ class Setting:
     """
 
     flags: tuple[str, ...]
-    help: str
+    help: str = ""
     env: str = ""
     parse: Callable[[str], Any] = str
     to: tuple[str, ...] = ()  # "component" or "component.name", when the name differs there
@@ -63,7 +63,7 @@ class Setting:
         return self.env.removesuffix("<KEY>") if self.env.endswith("<KEY>") else ""
 
 
-def setting(default: Any, *flags: str, help: str, env: str = "",
+def setting(default: Any, *flags: str, help: str = "", env: str = "",
             parse: Callable[[str], Any] = str, to: tuple[str, ...] | str = (),
             repeat: bool = False, metavar: str | None = None, moot: str = "") -> Any:
     """A `Config` field that users set; see `Setting`."""
@@ -359,16 +359,14 @@ class Config:
         help="do not turn a container's memory limit (HostConfig.Memory) into a pod limit")
     # The Go kubedock's options that mean nothing here: accepted, so that its deployments keep
     # working, and reported at start (see `notes`).
-    poll_rate: str | None = setting(None, "--poll-rate", env="POLL_RATE", moot=_GO_POLLING,
-                                    help="")
-    poll_burst: str | None = setting(None, "--poll-burst", env="POLL_BURST", moot=_GO_POLLING,
-                                     help="")
+    poll_rate: str | None = setting(None, "--poll-rate", env="POLL_RATE", moot=_GO_POLLING)
+    poll_burst: str | None = setting(None, "--poll-burst", env="POLL_BURST", moot=_GO_POLLING)
     pre_archive: bool = setting(
-        False, "--pre-archive", help="",
+        False, "--pre-archive",
         moot="archives copied into a container before its start are always kept and written "
         "into the pod by its init container, whatever their size or number of files")
     inspector: bool = setting(
-        False, "-i", "--inspector", help="",
+        False, "-i", "--inspector",
         moot="kubedock does not read image configurations from registries; exposed ports come "
         "from the create request")
     # TLS on the TCP listener (the unix socket stays plain: its file mode guards it); with a
