@@ -1,10 +1,10 @@
 """What a pod keeps of its container, so that a restarted kubedock can rebuild the record.
 
-Two annotations: ``kubedock.record`` (the container's id, creation time and create request, as
-compact JSON without defaults, the request's own documents without their empty entries) is
-written with the pod;
-``kubedock.ports`` (the host ports its exposed ports were published on) follows once they are
-bound. The rest comes from the pod itself: its name annotation, labels and status.
+Two annotations: ``kubedock.record`` (the container's id, creation time, networks (id and
+name) and create request, as compact JSON without defaults, the request's own documents
+without their empty entries) is written with the pod; ``kubedock.ports`` (the host ports its
+exposed ports were published on) follows once they are bound. The rest comes from the pod
+itself: its name annotation, labels and status.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ NAME = "kubedock.containername"
 _RAW = frozenset({"raw_config", "raw_host_config"})
 
 
-def record_annotation(container: Container) -> str:
+def record_annotation(container: Container, networks: list[tuple[str, str]]) -> str:
+    """`networks`: (id, name) of each network the container is on."""
     return json.dumps({"id": container.id, "created": container.created.isoformat(),
-                       "config": _encode(container.config)}, separators=(",", ":"))
+                       "networks": networks, "config": _encode(container.config)},
+                      separators=(",", ":"))
 
 
 def ports_annotation(published: tuple[PublishedPort, ...]) -> str:
@@ -40,10 +42,12 @@ def ports_annotation(published: tuple[PublishedPort, ...]) -> str:
 
 @attrs.frozen
 class Adoptee:
-    """A container rebuilt from its pod, with the host ports it was published on."""
+    """A container rebuilt from its pod, with the host ports it was published on and the
+    networks it was on: (id, name)."""
 
     container: Container
     published: tuple[PublishedPort, ...]
+    networks: tuple[tuple[str, str], ...]
 
 
 def from_pod(pod: Mapping[str, Any]) -> Adoptee:
@@ -63,9 +67,11 @@ def from_pod(pod: Mapping[str, Any]) -> Adoptee:
         published = tuple(
             PublishedPort(kube.PortSpec(int(port), str(protocol)), str(host_ip), int(host_port))
             for port, protocol, host_ip, host_port in json.loads(annotations.get(PORTS, "[]")))
+        networks = tuple((str(network_id), str(name))
+                         for network_id, name in record.get("networks") or ())
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"unreadable container record: {error!r}") from None
-    return Adoptee(container, published)
+    return Adoptee(container, published, networks)
 
 
 def _encode(value: Any) -> Any:

@@ -366,16 +366,14 @@ class Engine:
             self._containers[container.id] = container
             self._by_pod[metadata["name"]] = container
             self.images.add(parse_reference(container.config.image))
-            for ref, aliases in (container.config.networks
-                                 or {self.networks.bridge.name: ()}).items():
-                try:
-                    network = self.networks.get(ref)
-                except EngineError:
-                    log.warning("container %s left network %s, which is gone",
-                                container.short_id, ref)
-                    continue
-                self.networks.connect(network, container.id, container.name, aliases,
-                                      tuple(container.config.network_links.get(ref, ())))
+            for network_id, name in adoptee.networks:
+                network = self.networks.restore(network_id, name)
+                config = container.config
+                refs = [ref for ref in config.networks if ref in (name, network_id)
+                        or network_id.startswith(ref)] or [name]
+                self.networks.connect(network, container.id, container.name,
+                                      config.networks.get(refs[0], ()),
+                                      config.network_links.get(refs[0], ()))
             await self._resume(container, kube.observe(pod), adoptee.published)
             adopted += 1
         return adopted
@@ -925,7 +923,8 @@ class Engine:
             network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
             mounts=mount_specs(container, self.archives.staged(container)),
             annotations={
-                RECORD: record_annotation(container),
+                RECORD: record_annotation(container, [
+                    (network.id, network.name) for network, _ in self.networks.of(container.id)]),
                 **({PORTS: ports_annotation(container.published)}
                    if container.published and _is_running(container)
                    and self._expose != "pod-ip" else {}),
