@@ -77,8 +77,10 @@ def test_a_restarted_kubedock_takes_over_its_running_container(
 ) -> None:
     instance = f"e2e-{secrets.token_hex(3)}"
     first, server = launch(instance)
-    web = docker(server, "run", "-d", "--name", "web", "-p", "8080", "busybox:1.36",
-                 "httpd", "-f", "-p", "8080", "-h", "/tmp")
+    network = docker(server, "network", "create", "app")
+    web = docker(server, "run", "-d", "--name", "web", "-p", "8080", "--network", "app",
+                 "--network-alias", "www", "busybox:1.36", "httpd", "-f", "-p", "8080", "-h",
+                 "/tmp")
     published = docker(server, "port", "web", "8080")
     port = int(published.rpartition(":")[2])
     assert http_status(port).endswith(b" 404 Not Found")
@@ -91,10 +93,14 @@ def test_a_restarted_kubedock_takes_over_its_running_container(
     assert docker(server, "ps", "-q", "--no-trunc") == web
     assert docker(server, "inspect", "-f", "{{.State.Status}} {{.Name}}", "web") == "running /web"
     assert docker(server, "port", "web", "8080") == published
+    assert docker(server, "network", "inspect", "-f", "{{.Id}}", "app") == network
+    assert docker(server, "inspect", "-f", "{{json .NetworkSettings.Networks.app.Aliases}}",
+                  "web").count("www") == 1
     assert http_status(port).endswith(b" 404 Not Found")
     assert docker(server, "exec", "web", "echo", "inside") == "inside"
     docker(server, "logs", "web")
     docker(server, "rm", "-f", "web")
+    docker(server, "network", "rm", "app")
     assert objects(cluster, namespace, instance) == []
     with pytest.raises(OSError):
         http_status(port)
