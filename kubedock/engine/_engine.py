@@ -358,7 +358,10 @@ class Engine:
             try:
                 adoptee = from_pod(pod)
             except ValueError as error:
-                log.warning("pod %s is not adopted: %s", metadata.get("name"), error)
+                # Its own, so the reaper would never take it: it goes now.
+                log.warning("deleting pod %s, which cannot be adopted: %s", metadata["name"],
+                            error)
+                await self.cluster.delete_pod(metadata["name"], grace_seconds=0)
                 continue
             container = adoptee.container
             if container.id in self._containers or metadata.get("deletionTimestamp"):

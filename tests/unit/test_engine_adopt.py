@@ -141,6 +141,21 @@ async def test_another_identity_adopts_nothing(
     assert (adopted, engine.containers(), len(cluster.pods)) == (0, [], 1)
 
 
+async def test_an_own_pod_without_a_record_is_deleted(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
+) -> None:
+    cluster = FakeCluster()
+
+    async def run(engine: Engine) -> None:
+        await engine.start(engine.create("db", CONFIG))
+
+    await crash_after(cluster, run)
+    [pod] = cluster.pods.values()
+    del pod["metadata"]["annotations"]["kubedock.record"]
+    engine, adopted = await restarted(nursery, cluster)
+    assert (adopted, engine.containers(), cluster.pods) == (0, [], {})
+
+
 async def test_published_host_ports_are_published_again(nursery: trio.Nursery) -> None:
     cluster = FakeCluster(lag=0.01)
     config = ContainerConfig(image="redis:7", exposed_ports=(REDIS,),
