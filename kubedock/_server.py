@@ -37,24 +37,11 @@ def pod_settings(config: Config, namespace: str, instance_id: str,
     if config.pod_template:
         template = _load_pod_template(config.pod_template)
     return kube.PodSettings(
+        **config.settings_for("pods"),
         namespace=namespace,
         instance_id=instance_id,
-        pull_policy=config.pull_policy,
-        service_account=config.service_account,
-        image_pull_secrets=config.image_pull_secrets,
-        request_cpu=config.request_cpu,
-        request_memory=config.request_memory,
-        request_ephemeral_storage=config.request_ephemeral_storage,
-        node_selector=config.node_selector,
-        runas_user=config.runas_user,
-        active_deadline_seconds=config.active_deadline_seconds,
-        pod_name_prefix=config.pod_name_prefix,
-        labels=config.labels,
-        annotations=config.annotations,
         pod_template=template,
-        init_image=config.init_image,
         dind_image=None if config.disable_dind else config.dind_image or config.init_image,
-        ignore_container_memory=config.ignore_container_memory,
         kubedock_url=config.url_for_pods(lambda: socket.gethostbyname(socket.gethostname())),
         dind_credentials=sidecar.files if sidecar else None,
     )
@@ -89,7 +76,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
             kubeconfig=config.kubeconfig, namespace=config.namespace,
             qps=config.kube_api_qps, burst=config.kube_api_burst,
         )
-        instance_id = secrets.token_hex(6)
+        instance_id = config.instance_id or secrets.token_hex(6)
         sidecar = (new_sidecar_identity(instance_id, config.tls_cert_file)
                    if config.tls_enable and config.tls_cert_file else None)
         settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
@@ -105,10 +92,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     settings = attrs.evolve(settings,
                                             dns_config=await _dns_config(config, cluster))
                 engine = Engine(
-                    cluster, settings, nursery=nursery, start_timeout=config.timeout,
-                    fail_fast_after=config.fail_fast_after,
-                    expose=config.expose, expose_host=config.expose_host,
-                    names=config.network_names,
+                    cluster, settings, nursery=nursery, expose=config.expose,
+                    expose_host=config.expose_host, **config.settings_for("engine"),
                 )
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
@@ -119,10 +104,12 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 engine.pod_watch = await nursery.start(
                     cluster.watch_pods, engine.label_selector, engine.observe
                 )
-                await nursery.start(serve_reaper, engine, ReaperSettings(
-                    interval=config.reaper_interval, reapmax=config.reapmax,
-                    grace=config.heartbeat,
-                ))
+                adopted = await engine.adopt()
+                if adopted:
+                    log.info("took over %d containers of the previous kubedock %s", adopted,
+                             instance_id)
+                await nursery.start(serve_reaper, engine,
+                                    ReaperSettings(**config.settings_for("reaper")))
                 CONTAINERS.source = lambda: collections.Counter(
                     (container.status,) for container in engine.containers())
                 if config.metrics_addr:

@@ -21,6 +21,7 @@ import trio
 from .. import kube
 from .._config import ExposeMode
 from ..expose import serve_port_forward, serve_reverse_proxy
+from ._adopt import PORTS, RECORD, from_pod, ports_annotation, record_annotation
 from ._archive import ArchiveStore, fill_volumes, mount_specs
 from ._attach import AttachRequest, attach
 from ._errors import (
@@ -338,6 +339,7 @@ class Engine:
                     await publish_services(self.cluster, pod, self._service_names(container),
                                            container.config.ports)
                 await self._expose_ports(container)
+                await self._keep_published(container)
         except Exception as failure:
             await self._undo_start(container, failure)
             raise
@@ -346,6 +348,72 @@ class Engine:
 
             self._spawn(partial(monitor_health, self, container))
         self._publish(container, "start")
+
+    async def adopt(self) -> int:
+        """Take over the containers of this instance's pods, as a kubedock restarted with the
+        same identity finds them; return how many. Call it with the pod watch running."""
+        adopted = 0
+        for pod in await self.cluster.list_objects(kube.PODS, self.label_selector):
+            metadata = pod.get("metadata") or {}
+            try:
+                adoptee = from_pod(pod)
+            except ValueError as error:
+                # Its own, so the reaper would never take it: it goes now.
+                log.warning("deleting pod %s, which cannot be adopted: %s", metadata["name"],
+                            error)
+                await self.cluster.delete_pod(metadata["name"], grace_seconds=0)
+                continue
+            container = adoptee.container
+            if container.id in self._containers or metadata.get("deletionTimestamp"):
+                continue
+            self._containers[container.id] = container
+            self._by_pod[metadata["name"]] = container
+            self.images.add(parse_reference(container.config.image))
+            for network_id, name in adoptee.networks:
+                network = self.networks.restore(network_id, name)
+                config = container.config
+                refs = [ref for ref in config.networks if ref in (name, network_id)
+                        or network_id.startswith(ref)] or [name]
+                self.networks.connect(network, container.id, container.name,
+                                      config.networks.get(refs[0], ()),
+                                      config.network_links.get(refs[0], ()))
+            await self._resume(container, kube.observe(pod), adoptee.published)
+            adopted += 1
+        return adopted
+
+    async def _resume(self, container: Container, observation: kube.ContainerObservation,
+                      published: tuple[PublishedPort, ...]) -> None:
+        container.pod_observed = True
+        self.observe(observation)
+        if container.status == "created":
+            # Its start was cut short: as after a failed start, no pod is left without one.
+            await self._delete_pod_and_wait(container, grace_seconds=0)
+            return
+        container.started_at = observation.started_at or container.started_at
+        if not _is_running(container):
+            return
+        try:
+            await self._expose_ports(container, published)
+            await self._keep_published(container)
+        except StartFailed as error:
+            log.warning("ports of container %s are not published again: %s",
+                        container.short_id, error.message)
+        if container.config.healthcheck is not None:
+            from ._health import monitor_health
+
+            self._spawn(partial(monitor_health, self, container))
+
+    async def _keep_published(self, container: Container) -> None:
+        """Note the host ports on the pod, for a restarted kubedock to publish them again."""
+        if self._expose == "pod-ip" or not container.published or container.pod_name is None:
+            return
+        ports = ports_annotation(container.published)
+        try:
+            await self.cluster.patch_pod(container.pod_name,
+                                         {"metadata": {"annotations": {PORTS: ports}}})
+        except kube.KubeError as error:
+            log.warning("pod %s does not keep its published ports: %s",
+                        container.pod_name, error)
 
     async def _keep_logs_of_last_run(self, container: Container) -> None:
         """Docker's log of a container spans its runs; each run of kubedock's is a new pod."""
@@ -857,6 +925,13 @@ class Engine:
             dns_names=self.dns_names(container),
             network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
             mounts=mount_specs(container, self.archives.staged(container)),
+            annotations={
+                RECORD: record_annotation(container, [
+                    (network.id, network.name) for network, _ in self.networks.of(container.id)]),
+                **({PORTS: ports_annotation(container.published)}
+                   if container.published and _is_running(container)
+                   and self._expose != "pod-ip" else {}),
+            },
         )
 
     @staticmethod
@@ -909,7 +984,10 @@ class Engine:
         if container.pod_name == pod_name:
             container.pod_name = None
 
-    async def _expose_ports(self, container: Container) -> None:
+    async def _expose_ports(self, container: Container,
+                            previous: tuple[PublishedPort, ...] = ()) -> None:
+        """Publish the container's ports; on the host ports of `previous` where it has one
+        (re-adopted containers keep their ports)."""
         ports = container.config.ports
         if not ports:
             return
@@ -921,7 +999,8 @@ class Engine:
             return
         scope = trio.CancelScope()
         try:
-            published = await self._nursery.start(self._serve_exposure, container, scope)
+            published = await self._nursery.start(self._serve_exposure, container, scope,
+                                                  previous)
         except* StartFailed as failure:
             raise failure.exceptions[0] from None
         if _is_running(container):
@@ -930,7 +1009,7 @@ class Engine:
             scope.cancel()
 
     async def _serve_exposure(
-        self, container: Container, scope: trio.CancelScope,
+        self, container: Container, scope: trio.CancelScope, previous: tuple[PublishedPort, ...],
         *, task_status: trio.TaskStatus[tuple[PublishedPort, ...]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         assert container.pod_name is not None and container.pod_ip is not None
@@ -941,9 +1020,11 @@ class Engine:
                 published = []
                 for port in container.config.ports:
                     bindings = container.config.port_bindings.get(port) or ()
+                    earlier = [p.host_port for p in previous if p.port == port]
                     for binding in bindings or (None,):
                         host_ip = (binding.host_ip if binding else "") or self._expose_host
-                        host_port = binding.host_port if binding else 0
+                        host_port = (binding.host_port if binding else 0) or (
+                            earlier.pop(0) if earlier else 0)
                         serve: Callable[..., Any]
                         if self._expose == "port-forward":
                             serve = partial(serve_port_forward, self.cluster, container.pod_name,

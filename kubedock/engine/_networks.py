@@ -130,6 +130,23 @@ class NetworkStore:
         self._networks[network.id] = network
         return network
 
+    def restore(self, network_id: str, name: str) -> Network:
+        """A network a re-adopted container was on, with the id it had: found by id, else the
+        predefined one of that name takes the id back, else it is made again (its labels and
+        options are not kept)."""
+        if network_id in self._networks:
+            return self._networks[network_id]
+        network = next((n for n in self._networks.values() if n.name == name), None)
+        if network is not None and (network.endpoints or not network.predefined):
+            return network  # taken meanwhile: the container joins it as it is
+        if network is None:
+            network = Network(id=network_id, name=name, created=datetime.now(UTC))
+        else:
+            del self._networks[network.id]
+            network.id = network_id
+        self._networks[network_id] = network
+        return network
+
     def remove(self, network: Network) -> None:
         if network.predefined:
             raise Forbidden(

@@ -24,6 +24,7 @@ from ._ownership import (
     expired,
     heartbeat_name,
     instance_selector,
+    lease_expiry,
     lease_manifest,
 )
 
@@ -46,8 +47,11 @@ async def serve_heartbeat(
     """
     name = heartbeat_name(instance_id)
     labels = {"kubedock": "true", INSTANCE_LABEL: instance_id}
-    lease = await cluster.create_object(
-        LEASES, lease_manifest(name, instance_id, duration, _now(), labels=labels))
+    try:
+        lease = await cluster.create_object(
+            LEASES, lease_manifest(name, instance_id, duration, _now(), labels=labels))
+    except Conflict:
+        lease = await _take_over(cluster, name, instance_id, duration, labels)
     task_status.started()
     while True:
         await trio.sleep(duration / 3)
@@ -62,6 +66,31 @@ async def serve_heartbeat(
             log.warning("cannot renew heartbeat %s: %s", name, error)
         except Exception:
             log.exception("cannot renew heartbeat %s", name)
+
+
+async def _take_over(cluster: Cluster, name: str, holder: str, duration: float,
+                     labels: dict[str, str]) -> dict[str, Any]:
+    """The heartbeat of an instance started again with the same identity: taken over once
+    the one before has let it expire (it cannot be told from a live one before)."""
+    while True:
+        try:
+            current = await cluster.get_object(LEASES, name)
+        except NotFound:
+            current = None
+        expiry = lease_expiry(current) if current is not None else None
+        if expiry is not None and expiry > _now():
+            log.info("waiting %.0fs for the heartbeat %s of the previous kubedock %s to expire",
+                     (expiry - _now()).total_seconds(), name, holder)
+            await trio.sleep((expiry - _now()).total_seconds() + _POLL_SECONDS)
+            continue
+        manifest = lease_manifest(name, holder, duration, _now(), labels=labels,
+                                  previous=current)
+        try:
+            if current is None:
+                return await cluster.create_object(LEASES, manifest)
+            return await cluster.replace_object(LEASES, manifest)
+        except Conflict:
+            continue  # renewed or taken meanwhile: look again
 
 
 async def _recreate(cluster: Cluster, name: str, holder: str, duration: float,

@@ -146,6 +146,8 @@ class ContainerSpec:
     dns_names: tuple[str, ...] = ()
     network_ids: tuple[str, ...] = ()
     mounts: tuple[MountSpec, ...] = ()
+    # kubedock's own annotations of the pod (what a restarted kubedock rebuilds the record from).
+    annotations: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -278,6 +280,7 @@ def _annotations(
     annotations.update(
         (key, value) for key, value in spec.labels.items() if is_valid_label_key(key)
     )
+    annotations.update(spec.annotations)
     annotations["kubedock.containername"] = spec.name
     if spec.network_ids:
         annotations.update(network_annotations(

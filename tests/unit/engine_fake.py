@@ -3,8 +3,8 @@
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
 `watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
-end without output. What it was not scripted for (port-forward, listing and deleting by kind)
-raises `NotImplementedError`.
+end without output. What it was not scripted for (port-forward, deleting by kind) raises
+`NotImplementedError`.
 """
 
 from __future__ import annotations
@@ -90,6 +90,17 @@ class FakeCluster:
         pod["status"]["containerStatuses"][0]["state"] = state
         self._changed(pod)
 
+    def set_status(self, pod_name: str, status: dict[str, Any]) -> None:
+        """Replace the pod's whole status: for what `set_main` cannot say (conditions, a
+        pod that was never scheduled)."""
+        pod = self.pods[pod_name]
+        pod["status"] = {"podIP": pod["status"].get("podIP"), **copy.deepcopy(status)}
+        self._changed(pod)
+
+    def called(self, method: str) -> list[str]:
+        """The subjects of the calls of `method` so far (pod names, exec command lines)."""
+        return [subject for called, subject in self.calls if called == method]
+
     async def watch_pods(
         self, label_selector: str, on_change: Callable[[kube.ContainerObservation], None],
         *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -124,15 +135,19 @@ class FakeCluster:
             pod = self._pod(name)
             if "activeDeadlineSeconds" in patch.get("spec", {}):
                 self.set_main(name, exited(143), phase="Failed")
-            else:
-                pod["metadata"].update(copy.deepcopy(patch.get("metadata", {})))
+                return
+            # As a strategic merge patch: annotations merge key by key unless replaced.
+            annotations = dict(patch.get("metadata", {}).get("annotations") or {})
+            if annotations.pop("$patch", None) != "replace":
+                annotations = {**pod["metadata"].get("annotations", {}), **annotations}
+            pod["metadata"]["annotations"] = annotations
 
     async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         async with self._call("delete_pod", name):
             pod = self.pods.pop(name, None)
             if pod is None:
                 return False
-            main = pod["status"]["containerStatuses"][0]
+            main = (pod["status"].get("containerStatuses") or [{"state": {}}])[0]
             if "running" in main["state"]:
                 main["state"] = exited(137 if grace_seconds == 0 else 143)
                 self._changed(pod)
@@ -144,7 +159,11 @@ class FakeCluster:
             return True
 
     async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        async with self._call("list_objects", kind.plural):
+            wanted = dict(term.split("=", 1) for term in label_selector.split(","))
+            objects = self.pods if kind == kube.PODS else self.services
+            return [copy.deepcopy(item) for item in objects.values()
+                    if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
 
     async def get_object(self, kind: kube.Kind, name: str) -> dict[str, Any]:
         async with self._call("get_object", name):
@@ -202,7 +221,7 @@ class FakeCluster:
     ) -> AsyncIterator[_FakeChannel]:
         async with self._call("attach", pod):
             self._pod(pod)
-        yield _FakeChannel(0)
+        yield _FakeChannel(0, stalled=False)
 
     async def open_port_forward(self, pod: str, port: int) -> kube.PortForwardStream:
         raise NotImplementedError

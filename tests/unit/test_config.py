@@ -1,10 +1,16 @@
+import argparse
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 
+from kubedock import kube
 from kubedock._cli import build_parser, config_from_args
-from kubedock._config import Config, parse_duration, parse_key_values, split_host_port
+from kubedock._config import Config, parse_duration, parse_key_values, settings, split_host_port
+from kubedock._server import pod_settings
+from kubedock.engine import Engine, ReaperSettings
 
 
 def config(argv: list[str], environ: dict[str, str] | None = None) -> Config:
@@ -230,3 +236,90 @@ def test_over_tls_pods_reach_the_api_by_https(pem: Callable[[str], str]) -> None
         "https://10.0.0.1:2475")
     assert config(["--kubedock-url", "http://kd:1", *tls]).url_for_pods(lambda: "") == (
         "https://kd:1")
+
+
+# Every option of `kubedock server` and its environment variable, as released: renaming one
+# breaks deployments.
+OPTIONS_AND_VARIABLES = {
+    "--listen-addr": "SERVER_LISTEN_ADDR", "--unix-socket": "", "--namespace": "NAMESPACE",
+    "--kubeconfig": "KUBECONFIG", "--timeout": "TIME_OUT", "--fail-fast-after": "FAIL_FAST_AFTER",
+    "--pull-policy": "PULL_POLICY", "--service-account": "SERVICE_ACCOUNT",
+    "--image-pull-secrets": "IMAGE_PULL_SECRETS", "--request-cpu": "K8S_REQUEST_CPU",
+    "--request-memory": "K8S_REQUEST_MEMORY",
+    "--request-ephemeral-storage": "K8S_REQUEST_EPHEMERAL_STORAGE",
+    "--node-selector": "K8S_NODE_SELECTOR", "--runas-user": "K8S_RUNAS_USER",
+    "--active-deadline-seconds": "K8S_ACTIVE_DEADLINE_SECONDS", "--pod-template": "POD_TEMPLATE",
+    "--pod-name-prefix": "POD_NAME_PREFIX", "--kube-api-qps": "K8S_QPS",
+    "--kube-api-burst": "K8S_BURST", "--network-names": "NETWORK_NAMES",
+    "--dns-image": "DNS_IMAGE", "--cluster-domain": "CLUSTER_DOMAIN", "--verbosity": "VERBOSITY",
+    "--log-format": "LOG_FORMAT", "--metrics-addr": "METRICS_ADDR",
+    "--shutdown-timeout": "SHUTDOWN_TIMEOUT", "--reapmax": "REAPER_REAPMAX",
+    "--reaper-interval": "REAPER_INTERVAL", "--heartbeat": "HEARTBEAT",
+    "--instance-id": "KUBEDOCK_INSTANCE_ID",
+    "--initimage": "INIT_IMAGE", "--dindimage": "DIND_IMAGE", "--kubedock-url": "KUBEDOCK_URL",
+    "--tls-cert-file": "SERVER_TLS_CERT_FILE", "--tls-key-file": "SERVER_TLS_KEY_FILE",
+    "--tls-ca-file": "SERVER_TLS_CA_FILE", "--lock-timeout": "LOCK_TIMEOUT",
+    "--port-forward": "", "--reverse-proxy": "", "--prune-start": "", "--prune-start-all": "",
+    "--disable-services": "", "--disable-dind": "DISABLE_DIND", "--ignore-container-memory": "",
+    "--poll-rate": "POLL_RATE", "--poll-burst": "POLL_BURST", "--pre-archive": "",
+    "--inspector": "", "--tls-enable": "SERVER_TLS_ENABLE", "--lock": "",
+    "--bind-root": "BIND_ROOTS", "--label": "K8S_LABEL_<KEY>",
+    "--annotation": "K8S_ANNOTATION_<KEY>",
+}
+
+
+def test_every_option_keeps_its_flag_and_variable() -> None:
+    declared = {setting.flags[-1]: setting.env for _field, setting in settings()}
+    assert {flag: declared.get(flag) for flag in OPTIONS_AND_VARIABLES} == OPTIONS_AND_VARIABLES
+
+
+def test_help_names_each_options_variable() -> None:
+    server = next(action for action in build_parser()._actions
+                  if isinstance(action, argparse._SubParsersAction)).choices["server"]
+    text = " ".join(server.format_help().split())
+    for flag, env in OPTIONS_AND_VARIABLES.items():
+        assert flag in text
+        if env:
+            assert f"[{env}]" in text
+
+
+def test_every_setting_a_component_takes_is_one_of_its_settings() -> None:
+    accepted = {
+        "pods": {field.name for field in attrs.fields(kube.PodSettings)},
+        "engine": set(inspect.signature(Engine).parameters),
+        "reaper": {field.name for field in attrs.fields(ReaperSettings)},
+    }
+    for field, setting in settings():
+        for target in setting.to:
+            component, _, name = target.partition(".")
+            assert (name or field.name) in accepted[component], (field.name, target)
+
+
+def test_components_get_the_configured_values() -> None:
+    configured = config(["--timeout", "2m", "--network-names", "services", "--reapmax", "5m",
+                         "--heartbeat", "7s", "--request-cpu", "1", "--label", "a=b",
+                         "--reverse-proxy"])
+    assert configured.settings_for("engine") == {
+        "start_timeout": 120, "fail_fast_after": 30, "names": "services"}
+    assert configured.settings_for("reaper") == {"interval": 60, "reapmax": 300, "grace": 7}
+    pods = pod_settings(configured, "ns", "i")
+    assert (pods.namespace, pods.instance_id, pods.request_cpu, pods.labels) == (
+        "ns", "i", "1", {"a": "b"})
+    assert pods.dind_image == pods.init_image == configured.init_image
+    assert configured.expose == "reverse-proxy"
+    assert config([]).settings_for("reaper") == {"interval": 60, "reapmax": 3600, "grace": 30}
+
+
+def test_repeated_options_replace_or_merge_with_the_environment() -> None:
+    merged = config(["--annotation", "b=flag"], {"K8S_ANNOTATION_A": "1", "K8S_ANNOTATION_B": "2"})
+    assert merged.annotations == {"a": "1", "b": "flag"}
+    assert config(["--node-selector", "a=b"], {"K8S_NODE_SELECTOR": "c=d"}).node_selector == {
+        "a": "b"}
+    assert config([], {"K8S_ACTIVE_DEADLINE_SECONDS": "30"}).active_deadline_seconds == 30
+
+
+def test_an_instance_id_is_a_label_value() -> None:
+    assert config([], {"KUBEDOCK_INSTANCE_ID": "ci-42"}).instance_id == "ci-42"
+    assert config([]).instance_id is None
+    with pytest.raises(SystemExit):
+        config(["--instance-id", "CI_42"])

@@ -1,45 +1,28 @@
 """When and why a start fails: the engine's start against a scripted cluster, on a mock clock.
 
-The test plays the pod watch: it hands the engine what the pod does, at chosen times.
+Each test scripts what the pod does, at chosen times; the watch reports it at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from engine_fake import PENDING, FakeCluster
 
 from kubedock import kube
 from kubedock.engine import ContainerConfig, Engine, StartFailed
 
 
-class PodsThatNeverRun:
-    """Creates and deletes pods; what becomes of them is up to the test's observations, but
-    for their deletion, which the watch reports at once."""
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-        self.deleted: list[str] = []
-        self.watch: Callable[[kube.ContainerObservation], None] = lambda _: None
-
-    async def create_pod(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        await trio.lowlevel.checkpoint()
-        self.created.append(manifest["metadata"]["name"])
-        return dict(manifest, metadata=dict(manifest["metadata"], uid="u"))
-
-    async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> None:
-        await trio.lowlevel.checkpoint()
-        self.deleted.append(name)
-        self.watch(kube.observe({"metadata": {"name": name}}, deleted=True))
-
-
 @pytest.fixture
-def cluster() -> PodsThatNeverRun:
-    return PodsThatNeverRun()
+def cluster() -> FakeCluster:
+    cluster = FakeCluster(lag=0)
+    cluster.main_on_create = PENDING  # what becomes of the pod is up to each test
+    return cluster
 
 
 @pytest.fixture
@@ -48,41 +31,41 @@ def patience() -> float:
 
 
 @pytest.fixture
-async def engine(cluster: PodsThatNeverRun, patience: float) -> AsyncIterator[Engine]:
+async def engine(cluster: FakeCluster, patience: float) -> AsyncIterator[Engine]:
     async with trio.open_nursery() as nursery:
-        engine = Engine(cluster, kube.PodSettings(namespace="ns", instance_id="i"),  # type: ignore[arg-type]
+        engine = Engine(cluster, kube.PodSettings(namespace="ns", instance_id="i"),
                         nursery=nursery, start_timeout=60, fail_fast_after=patience,
                         expose="pod-ip", expose_host="127.0.0.1")
-        cluster.watch = engine.observe
+        await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
         yield engine
         nursery.cancel_scope.cancel()
 
 
-def main_waiting(name: str, reason: str, message: str) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "status": {"phase": "Pending", "containerStatuses": [
-        {"name": "main", "state": {"waiting": {"reason": reason, "message": message}}}]}}
+def main_waiting(reason: str, message: str) -> dict[str, Any]:
+    return {"phase": "Pending", "containerStatuses": [
+        {"name": "main", "state": {"waiting": {"reason": reason, "message": message}}}]}
 
 
-def unschedulable(name: str) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "status": {"phase": "Pending", "conditions": [
+def unschedulable() -> dict[str, Any]:
+    return {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-         "message": "0/1 nodes are available: 1 Insufficient memory."}]}}
+         "message": "0/1 nodes are available: 1 Insufficient memory."}]}
 
 
-def running(name: str) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "status": {"phase": "Running", "podIP": "10.0.0.9",
-            "containerStatuses": [{"name": "main", "state": {"running": {}}}]}}
+def running() -> dict[str, Any]:
+    return {"phase": "Running", "podIP": "10.0.0.9",
+            "containerStatuses": [{"name": "main", "state": {"running": {}}}]}
 
 
 PULL_FAILED = 'failed to pull image "busybox": 429 Too Many Requests'
 BACK_OFF = 'Back-off pulling image "busybox"'
 
 
-async def start_while(engine: Engine, cluster: PodsThatNeverRun,
-                      script: list[tuple[float, Callable[[str], dict[str, Any]]]]
+async def start_while(engine: Engine, cluster: FakeCluster,
+                      script: list[tuple[float, Callable[[], dict[str, Any]]]]
                       ) -> tuple[float, StartFailed | None]:
-    """Start a container while the pod goes through `script` (seconds after the start, pod);
-    how long the start took, and how it failed."""
+    """Start a container while its pod goes through `script` (seconds after the start, pod
+    status); how long the start took, and how it failed."""
     container = engine.create(None, ContainerConfig(image="busybox"))
     started = trio.current_time()
     failure: StartFailed | None = None
@@ -97,9 +80,9 @@ async def start_while(engine: Engine, cluster: PodsThatNeverRun,
             nursery.cancel_scope.cancel()
 
     async def play() -> None:
-        for at, pod in script:  # at >= 1: the pod is created by then
+        for at, status in script:  # at >= 1: the pod is created by then
             await trio.sleep_until(started + at)
-            engine.observe(kube.observe(pod(cluster.created[-1])))
+            cluster.set_status(cluster.called("create_pod")[-1], status())
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(start)
@@ -108,7 +91,7 @@ async def start_while(engine: Engine, cluster: PodsThatNeverRun,
 
 
 async def test_a_start_that_times_out_while_the_watch_fails_says_why(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     engine.pod_watch = kube.WatchHealth()
     engine.pod_watch.failed("kubedock lacks the right to watch pods in namespace ns: forbidden")
@@ -117,9 +100,9 @@ async def test_a_start_that_times_out_while_the_watch_fails_says_why(
     with pytest.raises(StartFailed) as failed:
         await engine.start(container)
     assert trio.current_time() - started == 60
-    assert cluster.deleted == cluster.created
+    assert cluster.called("delete_pod") == cluster.called("create_pod")
     assert failed.value.message == (
-        f"timeout after 60s waiting for pod {cluster.created[0]} "
+        f"timeout after 60s waiting for pod {cluster.called('create_pod')[0]} "
         "(kubedock's pod watch is failing: kubedock lacks the right to watch pods in namespace "
         "ns: forbidden)"
     )
@@ -137,46 +120,46 @@ async def test_a_start_that_times_out_with_the_watch_working_says_only_that(
 
 
 async def test_a_pull_that_keeps_failing_fails_the_start_after_the_patience(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [
-        (1, partial(main_waiting, reason="ErrImagePull", message=PULL_FAILED)),
-        (3, partial(main_waiting, reason="ImagePullBackOff", message=BACK_OFF)),
-        (15, partial(main_waiting, reason="ErrImagePull", message=PULL_FAILED)),
-        (17, partial(main_waiting, reason="ImagePullBackOff", message=BACK_OFF)),
+        (1, partial(main_waiting, "ErrImagePull", PULL_FAILED)),
+        (3, partial(main_waiting, "ImagePullBackOff", BACK_OFF)),
+        (15, partial(main_waiting, "ErrImagePull", PULL_FAILED)),
+        (17, partial(main_waiting, "ImagePullBackOff", BACK_OFF)),
     ])
     assert took == 1 + 30, "from the first failed pull, through the back-offs"
     assert failure is not None
     assert failure.message == f"ImagePullBackOff: {BACK_OFF} (for 30s)"
-    assert cluster.deleted == cluster.created
+    assert cluster.called("delete_pod") == cluster.called("create_pod")
 
 
 async def test_a_pull_that_recovers_within_the_patience_starts(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [
-        (1, partial(main_waiting, reason="ErrImagePull", message=PULL_FAILED)),
-        (3, partial(main_waiting, reason="ImagePullBackOff", message=BACK_OFF)),
+        (1, partial(main_waiting, "ErrImagePull", PULL_FAILED)),
+        (3, partial(main_waiting, "ImagePullBackOff", BACK_OFF)),
         (25, running),
     ])
     assert (took, failure) == (25, None)
-    assert cluster.deleted == []
+    assert cluster.called("delete_pod") == []
 
 
 async def test_a_break_in_the_stall_starts_the_patience_again(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [
         (1, unschedulable),
-        (20, partial(main_waiting, reason="ContainerCreating", message="")),
-        (21, partial(main_waiting, reason="ErrImagePull", message=PULL_FAILED)),
+        (20, partial(main_waiting, "ContainerCreating", "")),
+        (21, partial(main_waiting, "ErrImagePull", PULL_FAILED)),
     ])
     assert took == 21 + 30
     assert failure is not None and failure.message == f"ErrImagePull: {PULL_FAILED} (for 30s)"
 
 
 async def test_an_unschedulable_pod_fails_the_start_after_the_patience(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [(2, unschedulable)])
     assert took == 32
@@ -186,10 +169,10 @@ async def test_an_unschedulable_pod_fails_the_start_after_the_patience(
 
 
 async def test_an_invalid_image_name_fails_the_start_at_once(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [
-        (1, partial(main_waiting, reason="InvalidImageName", message="bad")),
+        (1, partial(main_waiting, "InvalidImageName", "bad")),
     ])
     assert took == 1
     assert failure is not None and failure.message == "InvalidImageName: bad"
@@ -197,10 +180,10 @@ async def test_an_invalid_image_name_fails_the_start_at_once(
 
 @pytest.mark.parametrize("patience", [0])
 async def test_no_patience_fails_at_the_first_failed_pull(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [
-        (1, partial(main_waiting, reason="ErrImagePull", message=PULL_FAILED)),
+        (1, partial(main_waiting, "ErrImagePull", PULL_FAILED)),
     ])
     assert took == 1
     assert failure is not None and failure.message == f"ErrImagePull: {PULL_FAILED} (for 0s)"
@@ -208,11 +191,11 @@ async def test_no_patience_fails_at_the_first_failed_pull(
 
 @pytest.mark.parametrize("patience", [600])
 async def test_a_start_timeout_within_the_patience_names_the_stall(
-    engine: Engine, cluster: PodsThatNeverRun, autojump_clock: trio.testing.MockClock,
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
 ) -> None:
     took, failure = await start_while(engine, cluster, [(2, unschedulable)])
     assert took == 60
     assert failure is not None and failure.message == (
-        f"timeout after 60s waiting for pod {cluster.created[0]} "
+        f"timeout after 60s waiting for pod {cluster.called('create_pod')[0]} "
         "(Unschedulable: 0/1 nodes are available: 1 Insufficient memory.)"
     )
