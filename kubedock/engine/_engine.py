@@ -42,6 +42,7 @@ from ._networks import Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
+from ._stats import UsageReader, VolumeUsage
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class Engine:
         self._by_pod: dict[str, Container] = {}
         self.networks = NetworkStore()
         self.archives = ArchiveStore()
+        self.usage = UsageReader(cluster, settings.namespace)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -144,6 +146,10 @@ class Engine:
         if len(matches) > 1:
             raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NoSuchContainer(ref)
+
+    def volume_usage(self) -> list[VolumeUsage]:
+        """The named volumes, as disk usage (``/system/df``) lists them."""
+        return []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -272,6 +278,39 @@ class Engine:
     async def restart(self, container: Container, stop_seconds: int | None) -> None:
         await self._jobs.run((container.id, "restart", object()),
                              partial(self._restart, container, stop_seconds))
+
+    async def update(self, container: Container, config: ContainerConfig,
+                     resource_fields: tuple[str, ...] = ()) -> None:
+        """Take `config` (Docker's update: resources and restart policy); a running
+        container's pod is resized in place, and `resource_fields` name what asked for it."""
+        async with self._transition(container):
+            if container.status == "running" and container.pod_name is not None:
+                spec = self._spec(container)
+                resized = attrs.evolve(spec, memory_bytes=config.memory,
+                                       nano_cpus=config.nano_cpus, cpu_shares=config.cpu_shares,
+                                       memory_reservation=config.memory_reservation)
+                resources = kube.main_resources(kube.pod_manifest(resized, self.settings))
+                if resources != kube.main_resources(kube.pod_manifest(spec, self.settings)):
+                    await self._resize(container, container.pod_name, resources,
+                                       resource_fields)
+            container.config = config
+        self._publish(container, "update")
+
+    async def _resize(self, container: Container, pod: str,
+                      resources: Mapping[str, Mapping[str, str]], fields: tuple[str, ...]
+                      ) -> None:
+        what = ", ".join(fields) or "resources"
+        try:
+            await self.cluster.resize_pod(pod, kube.resize_patch(resources))
+        except kube.Unsupported as error:
+            raise Unsupported(f"Cannot update container {container.id}: {what}: "
+                              f"{error.message}") from None
+        except kube.KubeError as error:
+            if error.status not in (400, 422):
+                raise
+            raise InvalidParameter(f"Cannot update container {container.id}: {what}: the "
+                                   f"pod cannot be resized so: {error.message}") from None
+        self.usage.forget(pod)
 
     async def remove(self, container: Container, *, force: bool) -> None:
         """Remove the container and its pod; with `force` a running container too, and a
