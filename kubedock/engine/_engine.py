@@ -66,6 +66,9 @@ _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 _RESTART_DELAY_FIRST = 0.1
 _RESTART_DELAY_MAX = 60.0
 _RESTART_RESET_AFTER = 10.0
+# How long an update waits for the kubelet to take a pod's resize, and how often it looks.
+_RESIZE_SECONDS = 10.0
+_RESIZE_POLL_SECONDS = 0.25
 
 
 def next_restart_delay(previous: float, ran_seconds: float) -> float:
@@ -290,27 +293,42 @@ class Engine:
                                        nano_cpus=config.nano_cpus, cpu_shares=config.cpu_shares,
                                        memory_reservation=config.memory_reservation)
                 resources = kube.main_resources(kube.pod_manifest(resized, self.settings))
-                if resources != kube.main_resources(kube.pod_manifest(spec, self.settings)):
-                    await self._resize(container, container.pod_name, resources,
+                previous = kube.main_resources(kube.pod_manifest(spec, self.settings))
+                if resources != previous:
+                    await self._resize(container, container.pod_name, resources, previous,
                                        resource_fields)
             container.config = config
         self._publish(container, "update")
 
     async def _resize(self, container: Container, pod: str,
-                      resources: Mapping[str, Mapping[str, str]], fields: tuple[str, ...]
+                      resources: Mapping[str, Mapping[str, str]],
+                      previous: Mapping[str, Mapping[str, str]], fields: tuple[str, ...]
                       ) -> None:
-        what = ", ".join(fields) or "resources"
+        """Resize the pod and wait (a while) for the kubelet to take it, as Docker's update
+        returns once the cgroup has changed; a resize the node cannot fit is undone."""
+        refused = f"Cannot update container {container.id}: {', '.join(fields) or 'resources'}"
         try:
             await self.cluster.resize_pod(pod, kube.resize_patch(resources))
         except kube.Unsupported as error:
-            raise Unsupported(f"Cannot update container {container.id}: {what}: "
-                              f"{error.message}") from None
+            raise Unsupported(f"{refused}: {error.message}") from None
         except kube.KubeError as error:
             if error.status not in (400, 422):
                 raise
-            raise InvalidParameter(f"Cannot update container {container.id}: {what}: the "
-                                   f"pod cannot be resized so: {error.message}") from None
+            raise InvalidParameter(f"{refused}: the pod cannot be resized so: "
+                                   f"{error.message}") from None
         self.usage.forget(pod)
+        # The pod watch does not carry resize conditions; the kubelet decides within seconds.
+        with trio.move_on_after(_RESIZE_SECONDS):
+            while True:
+                document = await self.cluster.get_object(kube.PODS, pod)
+                refusal = kube.resize_refusal(document)
+                if refusal is not None:
+                    await self.cluster.resize_pod(pod, kube.resize_patch(previous))
+                    raise InvalidParameter(f"{refused}: the node cannot resize the pod so: "
+                                           f"{refusal}")
+                if kube.resize_seen(document):
+                    return
+                await trio.sleep(_RESIZE_POLL_SECONDS)
 
     async def remove(self, container: Container, *, force: bool) -> None:
         """Remove the container and its pod; with `force` a running container too, and a

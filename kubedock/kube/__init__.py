@@ -46,7 +46,7 @@ from ._podspec import (
     pod_manifest,
     pod_name,
 )
-from ._resize import main_resources, resize_patch
+from ._resize import main_resources, resize_patch, resize_refusal, resize_seen
 from ._summary import (
     ContainerUsage,
     InterfaceUsage,
@@ -105,6 +105,8 @@ __all__ = [
     "prune_all",
     "reap_dead_instances",
     "resize_patch",
+    "resize_refusal",
+    "resize_seen",
     "serve_heartbeat",
     "start_time",
     "transition_time",

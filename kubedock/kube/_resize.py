@@ -36,3 +36,24 @@ def resize_patch(resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     return {"spec": {"containers": [{"name": MAIN, "resources": {
         kind: {name: value for name, value in values.items() if name in _RESIZABLE}
         for kind, values in resources.items()}}]}}
+
+
+def resize_refusal(pod: Mapping[str, Any]) -> str | None:
+    """Why the kubelet will not apply the pod's latest resize (it does not fit the node, or
+    the runtime failed it); None while it is pending for another reason or done. A condition
+    about an earlier resize (an earlier generation of the pod) says nothing of this one."""
+    generation = (pod.get("metadata") or {}).get("generation") or 0
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        kind, reason = condition.get("type"), condition.get("reason")
+        if (kind, reason) in (("PodResizePending", "Infeasible"),
+                              ("PodResizeInProgress", "Error")) and (
+                condition.get("observedGeneration") or 0) >= generation:
+            return str(condition.get("message") or reason)
+    return None
+
+
+def resize_seen(pod: Mapping[str, Any]) -> bool:
+    """Whether the kubelet has seen the pod's latest spec (and so decided on its resize)."""
+    generation = (pod.get("metadata") or {}).get("generation")
+    observed = (pod.get("status") or {}).get("observedGeneration")
+    return generation is not None and observed is not None and observed >= generation

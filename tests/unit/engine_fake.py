@@ -78,6 +78,8 @@ class FakeCluster:
         # `samples_new_pods`, a pod that runs is sampled (idle) from its start.
         self.usage: dict[str, dict[str, Any]] = {}
         self.samples_new_pods = True
+        # The condition the kubelet sets on a pod it cannot resize (None: every resize is done).
+        self.resize_refusal: dict[str, Any] | None = None
         self.node: dict[str, Any] = {"metadata": {"name": NODE}, "status": {
             "capacity": {"cpu": "4", "memory": "8Gi"}}}
         self._failures: dict[str, list[tuple[Exception, bool]]] = {}
@@ -152,10 +154,15 @@ class FakeCluster:
 
     async def resize_pod(self, name: str, patch: Mapping[str, Any]) -> None:
         async with self._call("resize_pod", name):
+            pod = self._pod(name)
             (change,) = patch["spec"]["containers"]
-            for container in self._pod(name)["spec"]["containers"]:
+            for container in pod["spec"]["containers"]:
                 if container["name"] == change["name"]:
                     container["resources"] = copy.deepcopy(change["resources"])
+            generation = pod["metadata"]["generation"] = pod["metadata"].get("generation", 1) + 1
+            pod["status"]["observedGeneration"] = generation
+            pod["status"]["conditions"] = [{**self.resize_refusal, "observedGeneration": generation}
+                                           ] if self.resize_refusal else []
 
     async def get_node(self, name: str) -> dict[str, Any]:
         async with self._call("get_node", name):

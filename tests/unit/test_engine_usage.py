@@ -153,3 +153,20 @@ async def test_a_resize_the_cluster_refuses_names_the_fields_and_changes_nothing
     assert f"Cannot update container {container.id}: Memory: " in str(refused.value)
     assert text in str(refused.value)
     assert container.config is before
+
+
+async def test_a_resize_the_node_cannot_fit_is_undone_and_refused(
+        autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster) -> None:
+    container = await running(engine, cluster, "web", cpu_shares=2)
+    assert container.pod_name is not None
+    before = container.config
+    cluster.resize_refusal = {"type": "PodResizePending", "reason": "Infeasible",
+                              "message": "Node didn't have enough capacity: cpu"}
+    with pytest.raises(InvalidParameter) as refused:
+        await engine.update(container, attrs.evolve(before, cpu_shares=10**6), ("CpuShares",))
+    assert str(refused.value) == (
+        f"Cannot update container {container.id}: CpuShares: the node cannot resize the pod "
+        "so: Node didn't have enough capacity: cpu")
+    (main,) = cluster.pods[container.pod_name]["spec"]["containers"]
+    assert main["resources"] == {"requests": {"cpu": "2m"}}
+    assert container.config is before

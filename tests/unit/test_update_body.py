@@ -105,3 +105,27 @@ def test_the_resize_restates_requests_the_api_server_defaulted_from_limits() -> 
         "name": kube.MAIN, "resources": {"requests": {"memory": "314572800", "cpu": "3m"},
                                          "limits": {"memory": "314572800"}}}]}}
     assert kube.main_resources({"spec": {"containers": [{"name": kube.MAIN}]}}) == {}
+
+
+def test_the_kubelets_decision_on_a_resize() -> None:
+    infeasible = {"type": "PodResizePending", "reason": "Infeasible", "status": "True",
+                  "observedGeneration": 5,
+                  "message": "Node didn't have enough capacity: cpu, requested: 64000, "
+                             "capacity: 2000"}
+    deferred = {"type": "PodResizePending", "reason": "Deferred", "status": "True"}
+    pending = {"metadata": {"generation": 5}, "status": {"observedGeneration": 4}}
+    assert not kube.resize_seen(pending)
+    assert kube.resize_refusal(pending) is None
+    seen = {"metadata": {"generation": 5}, "status": {"observedGeneration": 5}}
+    assert kube.resize_seen(seen)
+    assert kube.resize_refusal({**seen, "status": {"conditions": [deferred]}}) is None
+    assert kube.resize_refusal({**seen, "status": {"conditions": [infeasible]}}) == (
+        "Node didn't have enough capacity: cpu, requested: 64000, capacity: 2000")
+    assert kube.resize_refusal({"status": {"conditions": [
+        {"type": "PodResizeInProgress", "reason": "Error", "message": "runtime failed"}]}}) == (
+        "runtime failed")
+    # What the kubelet said of an earlier resize (one undone since) is not about this one.
+    assert kube.resize_refusal({"metadata": {"generation": 7},
+                                "status": {"conditions": [infeasible]}}) is None
+    # A kubelet that does not report what it has seen (observedGeneration) never says so.
+    assert not kube.resize_seen({"metadata": {"generation": 5}, "status": {}})
