@@ -170,3 +170,18 @@ async def test_a_resize_the_node_cannot_fit_is_undone_and_refused(
     (main,) = cluster.pods[container.pod_name]["spec"]["containers"]
     assert main["resources"] == {"requests": {"cpu": "2m"}}
     assert container.config is before
+
+
+async def test_a_restart_policy_set_by_update_takes_the_next_exit(
+        autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster) -> None:
+    container = await running(engine, cluster, "web")
+    assert container.pod_name is not None
+    await engine.update(container, attrs.evolve(container.config,
+                                                restart_policy=RestartPolicy("on-failure", 1)))
+    assert calls(cluster, "resize_pod") == 0
+    cluster.set_main(container.pod_name, exited(3), phase="Failed")
+    while container.restart_count == 0:
+        await container.changed.wait()
+    while container.status != "running":
+        await container.changed.wait()
+    assert container.restart_count == 1
