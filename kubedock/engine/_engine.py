@@ -285,7 +285,13 @@ class Engine:
     async def update(self, container: Container, config: ContainerConfig,
                      resource_fields: tuple[str, ...] = ()) -> None:
         """Take `config` (Docker's update: resources and restart policy); a running
-        container's pod is resized in place, and `resource_fields` name what asked for it."""
+        container's pod is resized in place, and `resource_fields` name what asked for it.
+        A job, as the other transitions: a resize is never left half-recorded."""
+        await self._jobs.run((container.id, "update", object()),
+                             partial(self._update, container, config, resource_fields))
+
+    async def _update(self, container: Container, config: ContainerConfig,
+                      resource_fields: tuple[str, ...]) -> None:
         async with self._transition(container):
             if container.status == "running" and container.pod_name is not None:
                 spec = self._spec(container)
@@ -316,7 +322,7 @@ class Engine:
                 raise
             raise InvalidParameter(f"{refused}: the pod cannot be resized so: "
                                    f"{error.message}") from None
-        self.usage.forget(pod)
+        self.usage.forget(container)
         # The pod watch does not carry resize conditions; the kubelet decides within seconds.
         with trio.move_on_after(_RESIZE_SECONDS):
             while True:
@@ -1041,6 +1047,7 @@ class Engine:
         self.execs.forget_container(container)
         self.networks.forget(container.id)
         self.archives.forget(container)
+        self.usage.forget(container)
         container.notify()
         self._publish(container, "destroy")
 

@@ -54,6 +54,7 @@ class VolumeUsage:
 
 @attrs.frozen
 class _PodFacts:
+    pod: str
     node: str
     memory_limit: int | None
 
@@ -67,14 +68,14 @@ class UsageReader:
         self._summaries: dict[str, tuple[float, dict[str, Any]]] = {}
         self._fetching: defaultdict[str, trio.Lock] = defaultdict(trio.Lock)
         self._nodes: dict[str, kube.NodeCapacity] = {}
-        self._pods: dict[str, _PodFacts] = {}
+        self._pods: dict[str, _PodFacts] = {}  # by container id
 
     async def sample(self, container: Container) -> Sample | None:
         """The latest sample of a running container; None until the kubelet has one."""
         pod = container.pod_name
         if pod is None or container.status != "running":
             return None
-        facts = await self._pod_facts(pod)
+        facts = await self._pod_facts(container.id, pod)
         if facts is None:
             return None
         usage = kube.container_usage(await self._summary(facts.node), self._namespace, pod)
@@ -105,9 +106,9 @@ class UsageReader:
             return 0
         return (sample.usage.writable_layer_bytes or 0) if sample is not None else 0
 
-    def forget(self, pod: str) -> None:
-        """The pod's limits changed (a resize): read them again."""
-        self._pods.pop(pod, None)
+    def forget(self, container: Container) -> None:
+        """The container is gone, or its pod's limits changed (a resize)."""
+        self._pods.pop(container.id, None)
 
     async def _summary(self, node: str) -> dict[str, Any]:
         async with self._fetching[node]:
@@ -122,10 +123,11 @@ class UsageReader:
             self._nodes[node] = kube.node_capacity(await self._cluster.get_node(node))
         return self._nodes[node]
 
-    async def _pod_facts(self, pod: str) -> _PodFacts | None:
-        """Where the pod runs and the memory limit it got (a LimitRange may have set one);
-        a pod keeps its node, so this is read once."""
-        if pod not in self._pods:
+    async def _pod_facts(self, container_id: str, pod: str) -> _PodFacts | None:
+        """Where the container's pod runs and the memory limit it got (a LimitRange may have
+        set one); a pod keeps its node, so this is read once a pod."""
+        known = self._pods.get(container_id)
+        if known is None or known.pod != pod:
             try:
                 document = await self._cluster.get_object(kube.PODS, pod)
             except kube.NotFound:
@@ -139,8 +141,8 @@ class UsageReader:
                 memory = ((item.get("resources") or {}).get("limits") or {}).get("memory")
                 if item.get("name") == kube.MAIN and memory:
                     limit = int(kube.parse_quantity(str(memory)))
-            self._pods[pod] = _PodFacts(node=node, memory_limit=limit)
-        return self._pods[pod]
+            self._pods[container_id] = _PodFacts(pod=pod, node=node, memory_limit=limit)
+        return self._pods[container_id]
 
 
 async def follow_usage(reader: UsageReader, container: Container
