@@ -101,10 +101,13 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
     from ._archive import blueprint as archive
     from ._containers import blueprint as containers
+    from ._disk_usage import blueprint as disk_usage
     from ._exec import blueprint as execs
     from ._images import blueprint as images
     from ._networks import blueprint as networks
+    from ._stats import blueprint as stats
     from ._system import blueprint as system
+    from ._update import blueprint as update
 
     app = QuartTrio("kubedock", static_folder=None)
     # Bodies (archives) are read as they arrive, no faster than a route consumes them.
@@ -120,7 +123,8 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in (system, images, containers, execs, networks, archive):
+    for blueprint in (system, images, containers, execs, networks, archive, stats, update,
+                      disk_usage):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DockerError)

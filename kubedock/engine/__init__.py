@@ -35,6 +35,7 @@ from ._records import (
     RestartPolicy,
     RestartPolicyName,
 )
+from ._stats import Sample, UsageReader, VolumeUsage, follow_usage
 
 __all__ = [
     "PREDEFINED",
@@ -74,12 +75,16 @@ __all__ = [
     "ReaperSettings",
     "RestartPolicy",
     "RestartPolicyName",
+    "Sample",
     "StartFailed",
     "TimedOut",
     "Unsupported",
+    "UsageReader",
+    "VolumeUsage",
     "WaitCondition",
     "copy_in",
     "dns_name",
+    "follow_usage",
     "get_archive",
     "parse_reference",
     "serve_reaper",

@@ -43,6 +43,7 @@ from ._networks import Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
+from ._stats import UsageReader, VolumeUsage
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ _SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 _RESTART_DELAY_FIRST = 0.1
 _RESTART_DELAY_MAX = 60.0
 _RESTART_RESET_AFTER = 10.0
+# How long an update waits for the kubelet to take a pod's resize, and how often it looks.
+_RESIZE_SECONDS = 10.0
+_RESIZE_POLL_SECONDS = 0.25
 
 
 def next_restart_delay(previous: float, ran_seconds: float) -> float:
@@ -118,6 +122,7 @@ class Engine:
         self._by_pod: dict[str, Container] = {}
         self.networks = NetworkStore()
         self.archives = ArchiveStore()
+        self.usage = UsageReader(cluster, settings.namespace)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -145,6 +150,10 @@ class Engine:
         if len(matches) > 1:
             raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NoSuchContainer(ref)
+
+    def volume_usage(self) -> list[VolumeUsage]:
+        """The named volumes, as disk usage (``/system/df``) lists them."""
+        return []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -273,6 +282,60 @@ class Engine:
     async def restart(self, container: Container, stop_seconds: int | None) -> None:
         await self._jobs.run((container.id, "restart", object()),
                              partial(self._restart, container, stop_seconds))
+
+    async def update(self, container: Container, config: ContainerConfig,
+                     resource_fields: tuple[str, ...] = ()) -> None:
+        """Take `config` (Docker's update: resources and restart policy); a running
+        container's pod is resized in place, and `resource_fields` name what asked for it.
+        A job, as the other transitions: a resize is never left half-recorded."""
+        await self._jobs.run((container.id, "update", object()),
+                             partial(self._update, container, config, resource_fields))
+
+    async def _update(self, container: Container, config: ContainerConfig,
+                      resource_fields: tuple[str, ...]) -> None:
+        async with self._transition(container):
+            if container.status == "running" and container.pod_name is not None:
+                spec = self._spec(container)
+                resized = attrs.evolve(spec, memory_bytes=config.memory,
+                                       nano_cpus=config.nano_cpus, cpu_shares=config.cpu_shares,
+                                       memory_reservation=config.memory_reservation)
+                resources = kube.main_resources(kube.pod_manifest(resized, self.settings))
+                previous = kube.main_resources(kube.pod_manifest(spec, self.settings))
+                if resources != previous:
+                    await self._resize(container, container.pod_name, resources, previous,
+                                       resource_fields)
+            container.config = config
+        self._publish(container, "update")
+
+    async def _resize(self, container: Container, pod: str,
+                      resources: Mapping[str, Mapping[str, str]],
+                      previous: Mapping[str, Mapping[str, str]], fields: tuple[str, ...]
+                      ) -> None:
+        """Resize the pod and wait (a while) for the kubelet to take it, as Docker's update
+        returns once the cgroup has changed; a resize the node cannot fit is undone."""
+        refused = f"Cannot update container {container.id}: {', '.join(fields) or 'resources'}"
+        try:
+            await self.cluster.resize_pod(pod, kube.resize_patch(resources))
+        except kube.Unsupported as error:
+            raise Unsupported(f"{refused}: {error.message}") from None
+        except kube.KubeError as error:
+            if error.status not in (400, 422):
+                raise
+            raise InvalidParameter(f"{refused}: the pod cannot be resized so: "
+                                   f"{error.message}") from None
+        self.usage.forget(container)
+        # The pod watch does not carry resize conditions; the kubelet decides within seconds.
+        with trio.move_on_after(_RESIZE_SECONDS):
+            while True:
+                document = await self.cluster.get_object(kube.PODS, pod)
+                refusal = kube.resize_refusal(document)
+                if refusal is not None:
+                    await self.cluster.resize_pod(pod, kube.resize_patch(previous))
+                    raise InvalidParameter(f"{refused}: the node cannot resize the pod so: "
+                                           f"{refusal}")
+                if kube.resize_seen(document):
+                    return
+                await trio.sleep(_RESIZE_POLL_SECONDS)
 
     async def remove(self, container: Container, *, force: bool) -> None:
         """Remove the container and its pod; with `force` a running container too, and a
@@ -1065,6 +1128,7 @@ class Engine:
         self.execs.forget_container(container)
         self.networks.forget(container.id)
         self.archives.forget(container)
+        self.usage.forget(container)
         container.notify()
         self._publish(container, "destroy")
 

@@ -142,6 +142,38 @@ class Cluster:
         if failures:
             raise failures[0]
 
+    async def resize_pod(self, name: str, patch: Mapping[str, Any]) -> None:
+        """Change a running pod's CPU and memory in place (the ``resize`` subresource,
+        Kubernetes 1.33 on); `Unsupported` where the cluster has no such subresource."""
+        try:
+            async with self._request(
+                "PATCH",
+                f"pods/{name}/resize",
+                content=json.dumps(patch).encode(),
+                headers={"Content-Type": "application/strategic-merge-patch+json"},
+            ):
+                pass
+        except NotFound as exc:
+            if f'"{name}"' in exc.message:  # the pod is gone, not the subresource
+                raise
+            raise Unsupported("this cluster cannot resize pods in place (Kubernetes 1.33 "
+                              "on can)", status=404) from exc
+
+    # -- nodes (cluster-scoped: a ClusterRole grants these) ---------------------------------
+
+    async def get_node(self, name: str) -> dict[str, Any]:
+        async with self._request("GET", f"nodes/{name}", namespaced=False) as r:
+            result: dict[str, Any] = r.json()
+            return result
+
+    async def node_summary(self, name: str) -> dict[str, Any]:
+        """The kubelet's Summary API of node `name` (its pods' CPU, memory, network and disk
+        use), through the API server's node proxy."""
+        async with self._request("GET", f"nodes/{name}/proxy/stats/summary",
+                                 namespaced=False) as r:
+            result: dict[str, Any] = r.json()
+            return result
+
     # -- any kind kubedock creates (see _ownership) -----------------------------------------
 
     async def list_objects(self, kind: Kind, label_selector: str) -> list[dict[str, Any]]:
@@ -442,6 +474,7 @@ class Cluster:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         http_timeout: httpx.Timeout = _REQUEST_TIMEOUT,
+        namespaced: bool = True,
     ) -> AsyncIterator[httpx.Response]:
         if self._limiter is not None:
             await self._limiter.acquire()
@@ -458,7 +491,8 @@ class Cluster:
         try:
             for attempt in itertools.count(1):
                 async with self._api.call_api(
-                    method, version=version, namespace=self.namespace, url=resource,
+                    method, version=version,
+                    namespace=self.namespace if namespaced else None, url=resource,
                     stream=stream, raise_for_status=False, **kwargs,
                 ) as response:
                     if response.status_code == 401 and attempt == 1:

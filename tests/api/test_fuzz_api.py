@@ -188,6 +188,13 @@ exec_body = shaped({
 })
 exec_start_body = shaped({"Detach": st.booleans(), "Tty": st.booleans(),
                           "ConsoleSize": st.lists(numbers, max_size=3)})
+update_body = shaped({
+    "Memory": numbers, "MemoryReservation": numbers, "MemorySwap": numbers, "NanoCpus": numbers,
+    "CpuShares": numbers, "CpuQuota": numbers, "CpuPeriod": numbers, "BlkioWeight": numbers,
+    "PidsLimit": numbers, "CpusetCpus": odd_strings,
+    "RestartPolicy": shaped({"Name": st.sampled_from(["", "no", "always", "on-failure", "x"]),
+                             "MaximumRetryCount": numbers}),
+})
 network_body = shaped({
     "Name": odd_strings, "CheckDuplicate": st.booleans(),
     "Driver": st.sampled_from(["", "bridge", "overlay", "host"]), "Internal": st.booleans(),
@@ -327,6 +334,10 @@ SHAPES: dict[str, Shape] = {
         st.sampled_from(["not-running", "next-exit", "removed"]), odd_strings))),
     "containers.logs": Shape(_q(follow=booleans, stdout=booleans, stderr=booleans, since=times,
                                 until=times, timestamps=booleans, tail=integers)),
+    "stats.stats": Shape(lambda world: query({"stream": booleans, "one-shot": booleans})),
+    "update.update": Shape(body=lambda world: json_body(update_body)),
+    "disk_usage.disk_usage": Shape(_q(type=st.one_of(
+        st.sampled_from(["container", "image", "volume", "build-cache"]), odd_strings))),
     "exec.create_exec": Shape(body=lambda world: json_body(exec_body)),
     "exec.start_exec": Shape(body=lambda world: json_body(exec_start_body)),
     "exec.inspect_exec": Shape(),

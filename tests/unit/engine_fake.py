@@ -24,6 +24,7 @@ RUNNING: dict[str, Any] = {"running": {"startedAt": "2026-11-30T01:00:00+00:00"}
 PULL_FAILS: dict[str, Any] = {"waiting": {"reason": "ErrImagePull",
                                           "message": "pull access denied for nosuch"}}
 PENDING = None
+NODE = "node0"
 
 
 def exited(code: int, reason: str = "Error") -> dict[str, Any]:
@@ -72,6 +73,15 @@ class FakeCluster:
         self.watch_stalled = False
         # Exec sessions that never end (a cluster that stopped answering them).
         self.exec_stalled = False
+        # What the kubelet's Summary API reports of each pod's `main`, by pod name: a summary
+        # container's "cpu" and "memory" documents (see `sample_usage`); with
+        # `samples_new_pods`, a pod that runs is sampled (idle) from its start.
+        self.usage: dict[str, dict[str, Any]] = {}
+        self.samples_new_pods = True
+        # The condition the kubelet sets on a pod it cannot resize (None: every resize is done).
+        self.resize_refusal: dict[str, Any] | None = None
+        self.node: dict[str, Any] = {"metadata": {"name": NODE}, "status": {
+            "capacity": {"cpu": "4", "memory": "8Gi"}}}
         self._failures: dict[str, list[tuple[Exception, bool]]] = {}
         self._uids = itertools.count(1)
         self._send, self._receive = trio.open_memory_channel[
@@ -100,6 +110,16 @@ class FakeCluster:
     def called(self, method: str) -> list[str]:
         """The subjects of the calls of `method` so far (pod names, exec command lines)."""
         return [subject for called, subject in self.calls if called == method]
+    def sample_usage(self, pod_name: str, *, cpu_nanoseconds: int, nano_cores: int,
+                     memory: int, working_set: int, at: str = "2026-11-30T01:00:10Z") -> None:
+        """What the kubelet samples of the pod's `main` from now on."""
+        self.usage[pod_name] = {
+            "cpu": {"time": at, "usageCoreNanoSeconds": cpu_nanoseconds,
+                    "usageNanoCores": nano_cores},
+            "memory": {"time": at, "usageBytes": memory, "workingSetBytes": working_set,
+                       "rssBytes": working_set},
+            "rootfs": {"usedBytes": 4096},
+        }
 
     async def watch_pods(
         self, label_selector: str, on_change: Callable[[kube.ContainerObservation], None],
@@ -121,11 +141,15 @@ class FakeCluster:
                                     reason="AlreadyExists")
             pod = copy.deepcopy(dict(manifest))
             pod["metadata"]["uid"] = f"uid-{next(self._uids)}"
+            pod["spec"]["nodeName"] = NODE
             pod["status"] = {"phase": "Pending", "podIP": f"10.244.0.{len(self.calls)}",
                              "containerStatuses": [{"name": kube.MAIN, "state": {
                                  "waiting": {"reason": "ContainerCreating"}}}]}
             self.pods[name] = pod
             self._changed(pod)
+            if self.samples_new_pods:
+                self.sample_usage(name, cpu_nanoseconds=0, nano_cores=0, memory=0,
+                                  working_set=0)
             if self.main_on_create is not None:
                 self.set_main(name, self.main_on_create)
             return copy.deepcopy(pod)
@@ -141,6 +165,34 @@ class FakeCluster:
             if annotations.pop("$patch", None) != "replace":
                 annotations = {**pod["metadata"].get("annotations", {}), **annotations}
             pod["metadata"]["annotations"] = annotations
+
+    async def resize_pod(self, name: str, patch: Mapping[str, Any]) -> None:
+        async with self._call("resize_pod", name):
+            pod = self._pod(name)
+            (change,) = patch["spec"]["containers"]
+            for container in pod["spec"]["containers"]:
+                if container["name"] == change["name"]:
+                    container["resources"] = copy.deepcopy(change["resources"])
+            generation = pod["metadata"]["generation"] = pod["metadata"].get("generation", 1) + 1
+            pod["status"]["observedGeneration"] = generation
+            pod["status"]["conditions"] = [{**self.resize_refusal, "observedGeneration": generation}
+                                           ] if self.resize_refusal else []
+
+    async def get_node(self, name: str) -> dict[str, Any]:
+        async with self._call("get_node", name):
+            assert name == NODE, name
+            return copy.deepcopy(self.node)
+
+    async def node_summary(self, name: str) -> dict[str, Any]:
+        async with self._call("node_summary", name):
+            assert name == NODE, name
+            return {"node": {"nodeName": NODE, "startTime": "2026-11-30T00:00:00Z"}, "pods": [
+                {"podRef": {"name": pod, "namespace": self.pods[pod]["metadata"].get(
+                    "namespace", "t")},
+                 "containers": [{"name": kube.MAIN, **copy.deepcopy(usage)}],
+                 "network": {"name": "eth0", "rxBytes": 10, "txBytes": 20},
+                 "process_stats": {"process_count": 1}}
+                for pod, usage in self.usage.items() if pod in self.pods]}
 
     async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         async with self._call("delete_pod", name):

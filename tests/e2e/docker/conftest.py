@@ -16,7 +16,7 @@ from kubedock_server import (
     start_kubedock,
     stop_kubedock,
 )
-from restricted import restricted_kubeconfig
+from restricted import remove_cluster_rbac, restricted_kubeconfig
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,11 @@ def target(request: pytest.FixtureRequest) -> Kubedock:
 
 @pytest.fixture(scope="module")
 def rbac_kubeconfig(cluster: Any, namespace: str, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Path:
+                    ) -> Iterator[Path]:
     """A kubeconfig with only deploy/rbac.yaml's rights in the module's namespace: pass it
     as ``--kubeconfig`` to `start_kubedock` to run kubedock as it is deployed."""
-    return restricted_kubeconfig(cluster, namespace, tmp_path_factory.mktemp("rbac"))
+    yield restricted_kubeconfig(cluster, namespace, tmp_path_factory.mktemp("rbac"))
+    remove_cluster_rbac(cluster, namespace)
 
 
 @pytest.fixture(scope="module")

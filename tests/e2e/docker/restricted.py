@@ -14,13 +14,27 @@ RBAC = ROOT / "deploy" / "rbac.yaml"
 TOKEN_SECONDS = 3600
 
 
-def apply_rbac(cluster: Any, namespace: str) -> None:
+def _documents(namespace: str) -> list[dict[str, Any]]:
     documents = list(yaml.safe_load_all(RBAC.read_text()))
     for document in documents:
         for subject in document.get("subjects") or ():
             subject["namespace"] = namespace
+        if document["kind"] == "ClusterRoleBinding":  # cluster-wide: one per namespace
+            document["metadata"]["name"] += f"-{namespace}"
+    return documents
+
+
+def apply_rbac(cluster: Any, namespace: str) -> None:
     cluster.kubectl("-n", namespace, "apply", "-f", "-",
-                    input=yaml.safe_dump_all(documents))
+                    input=yaml.safe_dump_all(_documents(namespace)))
+
+
+def remove_cluster_rbac(cluster: Any, namespace: str) -> None:
+    """Delete what `apply_rbac` made outside the namespace (which goes with the namespace)."""
+    for document in _documents(namespace):
+        if document["kind"] == "ClusterRoleBinding":
+            cluster.kubectl("delete", "clusterrolebinding", document["metadata"]["name"],
+                            "--ignore-not-found")
 
 
 def restricted_kubeconfig(cluster: Any, namespace: str, directory: Path) -> Path:

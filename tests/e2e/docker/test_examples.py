@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e_cluster import Cluster, wait_for
-from restricted import apply_rbac
+from restricted import apply_rbac, remove_cluster_rbac
 
 import kubedock
 
@@ -105,13 +105,14 @@ def custom_kinds(cluster: Cluster) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def rbac(cluster: Cluster, namespace: str) -> str:
+def rbac(cluster: Cluster, namespace: str) -> Iterator[str]:
     """deploy/rbac.yaml in the module's namespace; its ServiceAccount's name."""
     apply_rbac(cluster, namespace)
     (account,) = (document["metadata"]["name"] for document in load_all(RBAC)
                   if document["kind"] == "ServiceAccount")
     name: str = account
-    return name
+    yield name
+    remove_cluster_rbac(cluster, namespace)
 
 
 def with_job(container: dict[str, Any]) -> dict[str, Any]:
