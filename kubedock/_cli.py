@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -52,6 +53,23 @@ def _dns_upstream(text: str) -> tuple[str, int]:
     if text.count(":") == 1 or text.startswith("["):
         return split_host_port(text)
     return text, 53  # a name, an IPv4 address or a bare IPv6 address
+
+
+def _access_mode(text: str) -> str:
+    from .kube import ACCESS_MODES
+
+    if text not in ACCESS_MODES:
+        raise ValueError(f"must be one of {', '.join(ACCESS_MODES)}")
+    return text
+
+
+_QUANTITY = re.compile(r"^\d+(\.\d+)?([KMGTPE]i|[kMGTPE])?$")
+
+
+def _quantity(text: str) -> str:
+    if not _QUANTITY.match(text):
+        raise ValueError("want a Kubernetes quantity such as 1Gi or 500Mi")
+    return text
 
 
 def _listen_addr(text: str) -> str:
@@ -165,6 +183,14 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
     (("--tls-ca-file",), "tls_ca_file", "SERVER_TLS_CA_FILE", _file,
      "with --tls-enable: CA certificates (PEM) of clients; a client must present a "
      "certificate one of them signed (mutual TLS)"),
+    (("--volume-storage-class",), "volume_storage_class", "VOLUME_STORAGE_CLASS", str,
+     "storage class of the PersistentVolumeClaims of named volumes (default: the cluster's "
+     "default class)"),
+    (("--volume-access-mode",), "volume_access_mode", "VOLUME_ACCESS_MODE", _access_mode,
+     "access mode of named volumes' claims (default ReadWriteOnce: shared by the pods of one "
+     "node; ReadWriteMany where pods spread over nodes and the storage class offers it)"),
+    (("--volume-size",), "volume_size", "VOLUME_SIZE", _quantity,
+     "storage each named volume's claim requests (default 1Gi)"),
     (("--lock-timeout",), "lock_timeout", "LOCK_TIMEOUT", parse_duration,
      "with --lock: give up (exit 1) if the lock is not acquired in this time (default 15m)"),
 ]

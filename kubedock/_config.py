@@ -82,6 +82,11 @@ class Config:
     tls_ca_file: str | None = None
     # Bind sources must lie in one of these trees (none given: anywhere not off limits).
     bind_roots: tuple[str, ...] = ()
+    # Named volumes are PersistentVolumeClaims of this class (None: the cluster's default),
+    # access mode and size; ReadWriteOnce lets every pod of one node share a volume.
+    volume_storage_class: str | None = None
+    volume_access_mode: str = "ReadWriteOnce"
+    volume_size: str = "1Gi"
 
     def __attrs_post_init__(self) -> None:
         if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):

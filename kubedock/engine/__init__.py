@@ -35,8 +35,11 @@ from ._records import (
     RestartPolicy,
     RestartPolicyName,
 )
+from ._volumes import ANONYMOUS_LABEL, DRIVER, NoSuchVolume, Volume, VolumeStore
 
 __all__ = [
+    "ANONYMOUS_LABEL",
+    "DRIVER",
     "PREDEFINED",
     "STDERR",
     "STDOUT",
@@ -68,6 +71,7 @@ __all__ = [
     "NoSuchExec",
     "NoSuchImage",
     "NoSuchNetwork",
+    "NoSuchVolume",
     "NotFound",
     "NotModified",
     "PublishedPort",
@@ -77,6 +81,8 @@ __all__ = [
     "StartFailed",
     "TimedOut",
     "Unsupported",
+    "Volume",
+    "VolumeStore",
     "WaitCondition",
     "copy_in",
     "dns_name",

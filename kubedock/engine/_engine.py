@@ -42,6 +42,7 @@ from ._networks import Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
+from ._volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class Engine:
         expose_host: str,
         fail_fast_after: float,
         names: NameMode = "external",
+        claims: kube.ClaimSettings | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -117,6 +119,8 @@ class Engine:
         self._by_pod: dict[str, Container] = {}
         self.networks = NetworkStore()
         self.archives = ArchiveStore()
+        self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
+                                   self.containers)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -308,6 +312,7 @@ class Engine:
     async def _start(self, container: Container) -> None:
         if container.status == "running":
             raise NotModified("container already started")
+        await self.volumes.ensure(container.config.mounts)
         await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
@@ -856,7 +861,8 @@ class Engine:
             stop_grace_seconds=self._grace_seconds(container),
             dns_names=self.dns_names(container),
             network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
-            mounts=mount_specs(container, self.archives.staged(container)),
+            mounts=mount_specs(container, self.archives.staged(container),
+                               self.volumes.claim_of),
         )
 
     @staticmethod
