@@ -4,6 +4,7 @@ mounts, and the engine's volume store against the scripted cluster."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import trio
@@ -204,3 +205,34 @@ async def test_prune_removes_what_it_selects_and_no_container_uses(
     assert [volume.name for volume in pruned] == ["gone"]
     assert [volume.name for volume in engine.volumes.all()] == ["kept", "used"]
     assert len(cluster.claims) == 2
+
+
+class _Namespace:
+    """Listings of one instance's objects; claims refused (a Role from before volumes)."""
+
+    def __init__(self, claims_status: int) -> None:
+        self.objects = {kube.PODS: ["pod"], kube.CLAIMS: ["claim"]}
+        self.claims_status = claims_status
+        self.deleted: list[str] = []
+
+    async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
+        await trio.lowlevel.checkpoint()
+        if kind == kube.CLAIMS and self.claims_status:
+            raise kube.KubeError("forbidden", status=self.claims_status)
+        return [{"metadata": {"name": name}} for name in self.objects.get(kind, [])]
+
+    async def delete_object(self, kind: kube.Kind, name: str, **options: Any) -> None:
+        await trio.lowlevel.checkpoint()
+        self.objects[kind].remove(name)
+        self.deleted.append(f"{kind.plural}/{name}")
+
+
+async def test_cleanup_deletes_claims_after_pods_and_goes_on_without_the_right() -> None:
+    allowed = _Namespace(0)
+    await kube.delete_instance(allowed, "abc")  # type: ignore[arg-type]
+    assert allowed.deleted == ["pods/pod", "persistentvolumeclaims/claim"]
+    refused = _Namespace(403)
+    await kube.delete_instance(refused, "abc")  # type: ignore[arg-type]
+    assert refused.deleted == ["pods/pod"]
+    with pytest.raises(kube.KubeError):
+        await kube.delete_instance(_Namespace(500), "abc")  # type: ignore[arg-type]
