@@ -801,6 +801,8 @@ _CONTAINER_FILTERS: dict[str, Callable[[Container, str], bool]] = {
     "exited": lambda c, v: c.status == "exited" and str(c.exit_code) == v,
     "network": lambda c, v: any(v in (n.name, n.id) for n, _ in engine().networks.of(c.id)),
     "health": lambda c, v: (c.health.status if c.health else "none") == v,
+    "volume": lambda c, v: any(v in (m.target, m.source if m.kind == "volume" else "")
+                               for m in c.config.mounts),
     "before": lambda c, v: False,
     "since": lambda c, v: False,
 }

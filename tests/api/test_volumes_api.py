@@ -128,6 +128,10 @@ async def test_a_container_creates_its_volume_and_holds_it(served: Served) -> No
     assert (mounts[2]["Name"], mounts[2]["Mode"], mounts[2]["RW"]) == ("logs", "z", True)
     listed = (await client.get("/containers/json", params={"all": "1"})).json()
     assert listed[0]["Mounts"] == mounts
+    for volume, found in [("cache", 1), ("/logs", 1), ("/nothing", 0)]:
+        by_volume = await client.get("/containers/json", params={
+            "all": "1", "filters": json.dumps({"volume": [volume]})})
+        assert len(by_volume.json()) == found
     in_use = await client.delete("/volumes/cache")
     assert (in_use.status_code, in_use.json()) == (409, {
         "message": f"remove cache: volume is in use - [{container_id}]"})
