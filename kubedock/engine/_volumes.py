@@ -99,6 +99,9 @@ class VolumeStore:
         without a name, a new anonymous one."""
         if not name:
             name, labels = secrets.token_hex(32), {**labels, ANONYMOUS_LABEL: ""}
+        elif len(name) == 1:
+            raise InvalidParameter(f"create {name}: volume name is too short, names should be "
+                                   "at least two alphanumeric characters")
         elif not _NAME.match(name):
             raise InvalidParameter(
                 f'create {name}: "{name}" includes invalid characters for a local volume name, '
