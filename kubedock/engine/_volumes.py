@@ -99,7 +99,7 @@ class VolumeStore:
         without a name, a new anonymous one."""
         if not name:
             name, labels = secrets.token_hex(32), {**labels, ANONYMOUS_LABEL: ""}
-        elif len(name) == 1:
+        elif len(name.encode()) == 1:  # Go counts bytes
             raise InvalidParameter(f"create {name}: volume name is too short, names should be "
                                    "at least two alphanumeric characters")
         elif not _NAME.match(name):
