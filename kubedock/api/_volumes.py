@@ -10,7 +10,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from ..engine import DRIVER, Container, Volume
+from ..engine import DRIVER, Container, NoSuchVolume, Volume
 from ._app import api_version, engine, request_body
 from ._errors import DockerError, bad_request
 from ._parse import (
@@ -49,9 +49,8 @@ def mount_documents(container: Container) -> list[dict[str, Any]]:
     for mount in container.config.mounts:
         rw = not mount.read_only
         if mount.kind == "volume":
-            source = engine().volumes.get(mount.source).mountpoint if mount.source else ""
             documents.append({
-                "Type": "volume", "Name": mount.source, "Source": source,
+                "Type": "volume", "Name": mount.source, "Source": _mountpoint(mount.source),
                 "Destination": mount.target, "Driver": DRIVER,
                 "Mode": "ro" if mount.read_only else ("z" if mount.source else ""),
                 "RW": rw, "Propagation": "",
@@ -65,6 +64,14 @@ def mount_documents(container: Container) -> list[dict[str, Any]]:
                               "Mode": "ro" if mount.read_only else "", "RW": rw,
                               "Propagation": "rprivate"})
     return documents
+
+
+def _mountpoint(name: str) -> str:
+    # Inspecting a container must not fail on one of its volumes, whatever became of it.
+    try:
+        return engine().volumes.get(name).mountpoint if name else ""
+    except NoSuchVolume:
+        return ""
 
 
 @blueprint.route("/volumes/create", methods=["POST"])
