@@ -230,3 +230,16 @@ def test_over_tls_pods_reach_the_api_by_https(pem: Callable[[str], str]) -> None
         "https://10.0.0.1:2475")
     assert config(["--kubedock-url", "http://kd:1", *tls]).url_for_pods(lambda: "") == (
         "https://kd:1")
+
+
+def test_volume_claims_are_configurable() -> None:
+    defaults = config([])
+    assert (defaults.volume_storage_class, defaults.volume_access_mode,
+            defaults.volume_size) == (None, "ReadWriteOnce", "1Gi")
+    given = config(["--volume-access-mode", "ReadWriteMany", "--volume-size", "500Mi"],
+                   {"VOLUME_STORAGE_CLASS": "fast", "VOLUME_SIZE": "2Gi"})
+    assert (given.volume_storage_class, given.volume_access_mode, given.volume_size) == (
+        "fast", "ReadWriteMany", "500Mi")
+    for bad in (["--volume-access-mode", "rwo"], ["--volume-size", "1GB"]):
+        with pytest.raises(SystemExit):
+            config(bad)
