@@ -113,6 +113,21 @@ def _kubedock_url(text: str) -> str:
     return text
 
 
+def _access_mode(text: str) -> str:
+    from .kube import ACCESS_MODES
+
+    return _one_of(ACCESS_MODES)(text)
+
+
+_QUANTITY = re.compile(r"^\d+(\.\d+)?([KMGTPE]i|[kMGTPE])?$")
+
+
+def _quantity(text: str) -> str:
+    if not _QUANTITY.match(text):
+        raise ValueError("want a Kubernetes quantity such as 1Gi or 500Mi")
+    return text
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(filter(None, (name.strip() for name in text.split(","))))
 
@@ -387,6 +402,21 @@ class Config:
     annotations: Mapping[str, str] = setting(
         _NONE, "--annotation", env="K8S_ANNOTATION_<KEY>", parse=key_value,
         repeat=True, metavar="KEY=VALUE", to="pods", help="extra annotation on every object")
+    # Named volumes are PersistentVolumeClaims of this class (None: the cluster's default),
+    # access mode and size; ReadWriteOnce lets every pod of one node share a volume.
+    volume_storage_class: str | None = setting(
+        None, "--volume-storage-class", env="VOLUME_STORAGE_CLASS",
+        help="storage class of the PersistentVolumeClaims of named volumes (default: the "
+        "cluster's default class)")
+    volume_access_mode: str = setting(
+        "ReadWriteOnce", "--volume-access-mode", env="VOLUME_ACCESS_MODE",
+        parse=_access_mode,
+        help="access mode of named volumes' claims (default ReadWriteOnce: shared by the pods "
+        "of one node; ReadWriteMany where pods spread over nodes and the storage class offers "
+        "it)")
+    volume_size: str = setting(
+        "1Gi", "--volume-size", env="VOLUME_SIZE", parse=_quantity,
+        help="storage each named volume's claim requests (default 1Gi)")
 
     def __attrs_post_init__(self) -> None:
         if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):

@@ -94,6 +94,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 engine = Engine(
                     cluster, settings, nursery=nursery, expose=config.expose,
                     expose_host=config.expose_host, **config.settings_for("engine"),
+                    claims=kube.ClaimSettings(config.volume_storage_class,
+                                              config.volume_access_mode, config.volume_size),
                 )
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)

@@ -26,6 +26,11 @@ RULE_TAG=kubedock-cluster
 
 # In start order.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+# Started once the cluster is, and also into a running cluster that lacks it (see up).
+PROVISIONER=local-path-provisioner
+PROVISIONER_BIN=$(provisioner_bin_dir)/local-path-provisioner
+# Where named volumes' data lives on the node; its helper pods run the node's busybox image.
+VOLUMES_DIR=/var/lib/kubedock-volumes
 
 pidfile() { echo "$STATE/run/$1.pid"; }
 

@@ -32,6 +32,7 @@ DOCKER_HEADERS = (
 )
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
 _ROUTE_KEY = "kubedock.route"
+_VERSION_KEY = "kubedock.api_version"
 # One line per answered request; shown from verbosity 2 on.
 access_log = logging.getLogger("kubedock.access")
 
@@ -44,6 +45,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def engine() -> Engine:
     result: Engine = current_app.config["KUBEDOCK_ENGINE"]
     return result
+
+
+def api_version() -> tuple[int, int]:
+    """The API version the request's path names; unversioned paths get the newest, as with
+    Docker."""
+    version = cast(Scope, request.scope).get(_VERSION_KEY)
+    return version if isinstance(version, tuple) else _parse_version(API_VERSION)
+
+
+def _parse_version(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
 
 
 def bind_policy() -> BindPolicy:
@@ -108,6 +121,7 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     from ._stats import blueprint as stats
     from ._system import blueprint as system
     from ._update import blueprint as update
+    from ._volumes import blueprint as volumes
 
     app = QuartTrio("kubedock", static_folder=None)
     # Bodies (archives) are read as they arrive, no faster than a route consumes them.
@@ -123,8 +137,8 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in (system, images, containers, execs, networks, archive, stats, update,
-                      disk_usage):
+    for blueprint in (system, images, containers, execs, networks, volumes, archive, stats,
+                      update, disk_usage):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DockerError)
@@ -209,7 +223,7 @@ def _route(scope: Scope) -> str:
 
 def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
     """Serve every route also under ``/v1.NN``; refuse versions below the minimum."""
-    minimum = tuple(int(part) for part in MIN_API_VERSION.split("."))
+    minimum = _parse_version(MIN_API_VERSION)
 
     async def versioned(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -223,6 +237,7 @@ def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
                         "please upgrade your client to a newer version"
                     ))
                     return
+                scope[_VERSION_KEY] = version
                 prefix = match.group(0)
                 # In place: the measuring wrapper outside reads what routing wrote into it.
                 scope["path"] = scope["path"][len(prefix):]

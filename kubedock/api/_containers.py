@@ -43,6 +43,7 @@ from ._parse import (
     string_list,
     string_map,
 )
+from ._volumes import mount_documents
 
 blueprint = Blueprint("containers", __name__)
 
@@ -511,6 +512,7 @@ async def create() -> tuple[Response, int]:
 
         signal_name(config.stop_signal)
     name = request.args.get("name") or None
+    await engine().volumes.ensure(config.mounts)
     container = engine().create(name, config)
     if config.console_size:
         height, width = config.console_size
@@ -711,7 +713,7 @@ def inspect_document(container: Container) -> dict[str, Any]:
         "ExecIDs": None,
         "HostConfig": host_config,
         "GraphDriver": {"Name": "kubernetes", "Data": {"Pod": container.pod_name or ""}},
-        "Mounts": [],
+        "Mounts": mount_documents(container),
         "Config": _config_document(container),
         "NetworkSettings": {
             "Bridge": "",
@@ -778,7 +780,7 @@ def _summary(container: Container) -> dict[str, Any]:
         "Status": _status_text(container),
         "HostConfig": {"NetworkMode": config.network_mode},
         "NetworkSettings": {"Networks": _network_document(container)},
-        "Mounts": [],
+        "Mounts": mount_documents(container),
     }
 
 
@@ -799,6 +801,8 @@ _CONTAINER_FILTERS: dict[str, Callable[[Container, str], bool]] = {
     "exited": lambda c, v: c.status == "exited" and str(c.exit_code) == v,
     "network": lambda c, v: any(v in (n.name, n.id) for n, _ in engine().networks.of(c.id)),
     "health": lambda c, v: (c.health.status if c.health else "none") == v,
+    "volume": lambda c, v: any(v in (m.target, m.source if m.kind == "volume" else "")
+                               for m in c.config.mounts),
     "before": lambda c, v: False,
     "since": lambda c, v: False,
 }

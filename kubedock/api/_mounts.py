@@ -3,8 +3,8 @@
 Bind sources are read on kubedock's side when the container starts and copied into the pod
 (a one-way copy: changes in the container are not seen on the host), so a bind hands the client
 whatever kubedock can read: a `BindPolicy` keeps kubedock's credentials and the kernel's trees
-out of reach. Every named or anonymous volume is an emptyDir of its pod, so two containers cannot
-share one.
+out of reach. A named volume is a PersistentVolumeClaim (see engine.VolumeStore), which
+containers can share; an anonymous one is an emptyDir of its pod.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import attrs
 
 from ..engine import Mount
 from ._errors import DockerError, bad_request
-from ._parse import field, string_list
+from ._parse import field, string_list, string_map
 
 # A bind of these gives the container kubedock's Docker API; nothing is read from them.
 _DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -111,10 +111,30 @@ def _mount(item: Any, policy: BindPolicy) -> Mount:
     if kind == "bind":
         return _bind_mount(str(item.get("Source") or ""), target, read_only, policy)
     if kind == "volume":
-        return Mount("volume", target, str(item.get("Source") or ""), read_only)
+        options = field(item, "VolumeOptions", dict, "HostConfig.Mounts.") or {}
+        return _volume_mount(str(item.get("Source") or ""), target, read_only, options)
     if kind == "tmpfs":
         return Mount("tmpfs", target)
     raise DockerError(501, f"mount type {kind!r} is not supported by kubedock")
+
+
+def _volume_mount(source: str, target: str, read_only: bool,
+                  options: Mapping[str, Any]) -> Mount:
+    where = "HostConfig.Mounts.VolumeOptions."
+    driver = field(options, "DriverConfig", dict, where) or {}
+    driver_name = field(driver, "Name", str, where + "DriverConfig.") or "local"
+    if driver_name != "local":
+        raise DockerError(404, f"error looking up volume plugin {driver_name}: "
+                               f'plugin "{driver_name}" not found')
+    if driver.get("Options"):
+        raise DockerError(501, "volume driver options are not supported by kubedock: a named "
+                               "volume is a PersistentVolumeClaim of the configured storage class")
+    sub_path = (field(options, "Subpath", str, where) or "").strip("/")
+    if sub_path and not source:
+        raise bad_request("invalid mount config: VolumeOptions.Subpath needs a named volume")
+    labels = string_map(options, "Labels", where)
+    return Mount("volume", target, source, read_only, sub_path=sub_path,
+                 volume_labels=tuple(sorted(labels.items())))
 
 
 def _target(target: str) -> str:

@@ -36,8 +36,11 @@ from ._records import (
     RestartPolicyName,
 )
 from ._stats import Sample, UsageReader, VolumeUsage, follow_usage
+from ._volumes import ANONYMOUS_LABEL, DRIVER, NoSuchVolume, Volume, VolumeStore
 
 __all__ = [
+    "ANONYMOUS_LABEL",
+    "DRIVER",
     "PREDEFINED",
     "STDERR",
     "STDOUT",
@@ -69,6 +72,7 @@ __all__ = [
     "NoSuchExec",
     "NoSuchImage",
     "NoSuchNetwork",
+    "NoSuchVolume",
     "NotFound",
     "NotModified",
     "PublishedPort",
@@ -80,6 +84,8 @@ __all__ = [
     "TimedOut",
     "Unsupported",
     "UsageReader",
+    "Volume",
+    "VolumeStore",
     "VolumeUsage",
     "WaitCondition",
     "copy_in",

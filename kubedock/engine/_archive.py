@@ -73,12 +73,16 @@ class ArchiveStore:
             os.unlink(archive.file)
 
 
-def mount_specs(container: Container, staged: Sequence[StagedArchive]
-                ) -> tuple[kube.MountSpec, ...]:
+def mount_specs(container: Container, staged: Sequence[StagedArchive],
+                claim_of: Callable[[str], str]) -> tuple[kube.MountSpec, ...]:
+    """The pod's mounts; `claim_of` names the claim of a named volume."""
     specs = []
     for index, mount in enumerate(container.config.mounts):
         if mount.kind == "bind":
             specs.append(kube.MountSpec(mount.target, "copy", f"b{index}", mount.read_only))
+        elif mount.kind == "volume" and mount.source:
+            specs.append(kube.MountSpec(mount.target, "volume", mount.sub_path, mount.read_only,
+                                        claim=claim_of(mount.source)))
         else:
             specs.append(kube.MountSpec(mount.target, mount.kind, read_only=mount.read_only))
     # A later archive wins for a path, as it would have overwritten the earlier one.

@@ -44,6 +44,7 @@ from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
+from ._volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Engine:
         expose_host: str,
         fail_fast_after: float,
         names: NameMode = "external",
+        claims: kube.ClaimSettings | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -123,6 +125,8 @@ class Engine:
         self.networks = NetworkStore()
         self.archives = ArchiveStore()
         self.usage = UsageReader(cluster, settings.namespace)
+        self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
+                                   self.containers)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -152,8 +156,11 @@ class Engine:
         raise NoSuchContainer(ref)
 
     def volume_usage(self) -> list[VolumeUsage]:
-        """The named volumes, as disk usage (``/system/df``) lists them."""
-        return []
+        """The named volumes, as disk usage (``/system/df``) lists them: a claim's size is
+        the provisioner's business, so none is measured."""
+        return [VolumeUsage(volume.name, volume.mountpoint, volume.created, volume.labels,
+                            ref_count=len(self.volumes.users(volume)))
+                for volume in self.volumes.all()]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -372,6 +379,7 @@ class Engine:
     async def _start(self, container: Container) -> None:
         if container.status == "running":
             raise NotModified("container already started")
+        await self.volumes.ensure(container.config.mounts)
         await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
@@ -987,7 +995,8 @@ class Engine:
             stop_grace_seconds=self._grace_seconds(container),
             dns_names=self.dns_names(container),
             network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
-            mounts=mount_specs(container, self.archives.staged(container)),
+            mounts=mount_specs(container, self.archives.staged(container),
+                               self.volumes.claim_of),
             annotations={
                 RECORD: record_annotation(container, [
                     (network.id, network.name) for network, _ in self.networks.of(container.id)]),

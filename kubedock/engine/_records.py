@@ -45,6 +45,9 @@ class Mount:
     target: str
     source: str = ""  # bind: a path on kubedock's side; volume: its name ("" anonymous)
     read_only: bool = False
+    # A named volume: the directory in it to mount, and the labels it gets if created for this.
+    sub_path: str = ""
+    volume_labels: tuple[tuple[str, str], ...] = ()
 
 
 RestartPolicyName = Literal["no", "always", "unless-stopped", "on-failure"]

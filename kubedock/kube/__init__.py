@@ -5,6 +5,13 @@ Pure parts (pod manifests, reading pod status) are plain functions; `Cluster` do
 
 from ._boundary import ClusterBoundary
 from ._channels import ExecChannel, PortForwardStream
+from ._claims import (
+    ACCESS_MODES,
+    VOLUME_NAME_ANNOTATION,
+    ClaimSettings,
+    claim_manifest,
+    claim_name,
+)
 from ._cluster import Cluster, LogStream, WatchHealth
 from ._errors import (
     ClusterUnreachable,
@@ -28,7 +35,15 @@ from ._observe import (
     start_time,
     transition_time,
 )
-from ._ownership import PODS, SECRETS, SERVICES, Kind, instance_selector, owner_reference
+from ._ownership import (
+    CLAIMS,
+    PODS,
+    SECRETS,
+    SERVICES,
+    Kind,
+    instance_selector,
+    owner_reference,
+)
 from ._podspec import (
     HOST_ALIAS_PREFIX,
     MAIN,
@@ -57,6 +72,8 @@ from ._summary import (
 )
 
 __all__ = [
+    "ACCESS_MODES",
+    "CLAIMS",
     "HOST_ALIAS_PREFIX",
     "MAIN",
     "NETWORK_PREFIX",
@@ -65,6 +82,8 @@ __all__ = [
     "SERVICES",
     "SETUP",
     "TOOLS_DIR",
+    "VOLUME_NAME_ANNOTATION",
+    "ClaimSettings",
     "Cluster",
     "ClusterBoundary",
     "ClusterUnreachable",
@@ -87,6 +106,8 @@ __all__ = [
     "PortSpec",
     "Unsupported",
     "WatchHealth",
+    "claim_manifest",
+    "claim_name",
     "container_usage",
     "delete_instance",
     "dind_secret",

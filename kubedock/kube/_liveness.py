@@ -14,11 +14,13 @@ from ._boundary import ClusterBoundary
 from ._cluster import Cluster
 from ._errors import Conflict, KubeError, NotFound
 from ._ownership import (
+    CLAIMS,
     INSTANCE_LABEL,
     LABELLED_KINDS,
     LEASES,
     LOCK_LEASE,
     PODS,
+    Kind,
     Labelled,
     dead_instances,
     expired,
@@ -168,8 +170,21 @@ async def delete_instance(cluster: ClusterBoundary, instance_id: str) -> None:
     for kind in LABELLED_KINDS:
         if kind == LEASES:
             await _until_no_pods(cluster, selector)
-        items = await cluster.list_objects(kind, selector)
+        items = await _list_labelled(cluster, kind, selector)
         await _delete_all(cluster, [Labelled.from_object(kind, item) for item in items])
+
+
+async def _list_labelled(cluster: ClusterBoundary, kind: Kind,
+                         selector: str) -> list[dict[str, Any]]:
+    try:
+        return await cluster.list_objects(kind, selector)
+    except KubeError as error:
+        # A Role from before named volumes: an instance that may not list claims made none,
+        # and its pods and Services must still be cleaned up.
+        if kind != CLAIMS or error.status != 403:
+            raise
+        log.debug("cannot list persistentvolumeclaims: %s", error)
+        return []
 
 
 async def _until_no_pods(cluster: ClusterBoundary, selector: str) -> None:
@@ -217,7 +232,7 @@ async def _labelled(
     objects: list[Labelled] = []
     heartbeats: dict[str, dict[str, Any]] = {}
     for kind in LABELLED_KINDS:
-        for item in await cluster.list_objects(kind, selector):
+        for item in await _list_labelled(cluster, kind, selector):
             found = Labelled.from_object(kind, item)
             objects.append(found)
             if kind == LEASES and found.name == heartbeat_name(found.instance_id):

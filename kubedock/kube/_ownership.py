@@ -32,9 +32,12 @@ SERVICES = Kind("services")
 LEASES = Kind("leases", "coordination.k8s.io/v1")
 # Owned by pods, which the API server's garbage collector deletes them with.
 SECRETS = Kind("secrets")
-# Everything that is labelled with an instance id, dependents before the pods they belong to.
-# Leases come last: an instance stays visible until its objects are gone.
-LABELLED_KINDS = (SERVICES, PODS, LEASES)
+# Named volumes: not owned by a pod, they outlive containers, and go with their instance.
+CLAIMS = Kind("persistentvolumeclaims")
+# Everything that is labelled with an instance id, dependents before the pods they belong to,
+# claims after the pods that mount them. Leases come last: an instance stays visible until its
+# objects are gone.
+LABELLED_KINDS = (SERVICES, PODS, CLAIMS, LEASES)
 
 
 @attrs.frozen

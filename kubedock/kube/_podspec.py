@@ -104,8 +104,10 @@ class MountSpec:
     """A path of `main` backed by a pod volume.
 
     `copy`: a piece (`sub_path`) of the data volume, filled by the init container with what
-    kubedock streams to it (bind sources, archives copied in before start). `volume` and
-    `tmpfs`: an emptyDir of its own (on disk, or in memory), empty at start. `docker-socket`:
+    kubedock streams to it (bind sources, archives copied in before start). `volume` with a
+    `claim`: that PersistentVolumeClaim (a named volume; `sub_path` a directory in it). `volume`
+    without one and `tmpfs`: an emptyDir of its own (on disk, or in memory), empty at start.
+    `docker-socket`:
     a Docker API socket at `target`, served by the sidecar `dind` in a directory both mount
     (so the rest of `target`'s directory is hidden, as with Go kubedock).
     """
@@ -114,6 +116,7 @@ class MountSpec:
     kind: Literal["copy", "volume", "tmpfs", "docker-socket"]
     sub_path: str = ""
     read_only: bool = False
+    claim: str = ""
 
 
 @attrs.frozen
@@ -479,6 +482,12 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             if settings.dind_credentials:
                 volumes.append({"name": DIND_TLS_VOLUME,
                                 "secret": {"secretName": name, "defaultMode": 0o400}})
+        elif mount.claim:
+            entry["name"] = f"kd-volume-{index}"
+            if mount.sub_path:
+                entry["subPath"] = mount.sub_path
+            volumes.append({"name": entry["name"],
+                            "persistentVolumeClaim": {"claimName": mount.claim}})
         else:
             entry["name"] = f"kd-volume-{index}"
             empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}

@@ -205,6 +205,12 @@ network_body = shaped({
     "Options": string_maps, "Labels": string_maps,
 })
 
+volume_body = shaped({
+    "Name": st.one_of(st.sampled_from(["fuzz-vol", "v", "a/b", "_x"]), odd_strings),
+    "Driver": st.sampled_from(["", "local", "nfs"]), "DriverOpts": string_maps,
+    "Labels": string_maps,
+})
+
 
 def container_ref_body(world: World) -> S[dict[str, Any]]:
     return shaped({"Container": container_refs(world), "Force": st.booleans(),
@@ -287,6 +293,8 @@ def path_values(world: World, rule: str, variable: str) -> S[str]:
                          odd_strings)
     if variable == "name":  # an image
         return st.one_of(st.just(world.image), images, odd_strings)
+    if rule.startswith("/volumes/"):
+        return st.one_of(st.sampled_from(["fuzz-vol", "v", "nosuch"]), odd_strings)
     if rule.startswith("/networks/"):
         return st.one_of(st.sampled_from([world.network, "bridge", "host", "none"]),
                          st.sampled_from(["nosuch", "0" * 64]), odd_strings)
@@ -352,6 +360,11 @@ SHAPES: dict[str, Shape] = {
     "networks.disconnect": Shape(body=lambda world: json_body(container_ref_body(world))),
     "networks.remove": Shape(),
     "networks.prune": Shape(_q(filters=filters)),
+    "volumes.create": Shape(body=lambda world: json_body(volume_body)),
+    "volumes.list_volumes": Shape(_q(filters=filters)),
+    "volumes.inspect": Shape(),
+    "volumes.remove": Shape(_q(force=booleans)),
+    "volumes.prune": Shape(_q(filters=filters)),
     "archive.put_archive": Shape(_q(path=st.one_of(st.sampled_from(["/", "/tmp", "tmp", ""]),
                                                    odd_strings),
                                     noOverwriteDirNonDir=booleans, copyUIDGID=booleans),

@@ -3,7 +3,8 @@
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
 `watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
-end without output. What it was not scripted for (port-forward, deleting by kind) raises
+end without output. Claims (named volumes) are kept as created and go at once when deleted.
+What it was not scripted for (port-forward, deleting other kinds) raises
 `NotImplementedError`.
 """
 
@@ -69,6 +70,7 @@ class FakeCluster:
         self.exec_exit_code: Callable[[Sequence[str]], int] = lambda argv: 127
         self.pods: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
+        self.claims: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.watch_stalled = False
         # Exec sessions that never end (a cluster that stopped answering them).
@@ -219,25 +221,29 @@ class FakeCluster:
 
     async def get_object(self, kind: kube.Kind, name: str) -> dict[str, Any]:
         async with self._call("get_object", name):
-            objects = self.pods if kind == kube.PODS else self.services
+            objects = self._objects(kind)
             if name not in objects:
                 raise kube.NotFound(f"{kind.plural} {name!r} not found", status=404)
             return copy.deepcopy(objects[name])
 
     async def create_object(self, kind: kube.Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        assert kind == kube.SERVICES, kind
+        assert kind in (kube.SERVICES, kube.CLAIMS), kind
+        objects = self._objects(kind)
         name = manifest["metadata"]["name"]
         async with self._call("create_object", name):
-            if name in self.services:
-                raise kube.Conflict(f'services "{name}" already exists', status=409)
-            self.services[name] = copy.deepcopy(dict(manifest))
-            return copy.deepcopy(self.services[name])
+            if name in objects:
+                raise kube.Conflict(f'{kind.plural} "{name}" already exists', status=409)
+            objects[name] = copy.deepcopy(dict(manifest))
+            return copy.deepcopy(objects[name])
 
     async def delete_object(
         self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,
     ) -> None:
-        raise NotImplementedError
+        if kind != kube.CLAIMS:
+            raise NotImplementedError
+        async with self._call("delete_object", name):
+            self.claims.pop(name, None)
 
     @contextlib.asynccontextmanager
     async def logs(
@@ -292,6 +298,10 @@ class FakeCluster:
         yield
         if failure is not None:
             raise failure[0]
+
+    def _objects(self, kind: kube.Kind) -> dict[str, dict[str, Any]]:
+        return {kube.PODS: self.pods, kube.SERVICES: self.services,
+                kube.CLAIMS: self.claims}[kind]
 
     def _pod(self, name: str) -> dict[str, Any]:
         if name not in self.pods:

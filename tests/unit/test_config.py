@@ -265,6 +265,8 @@ OPTIONS_AND_VARIABLES = {
     "--inspector": "", "--tls-enable": "SERVER_TLS_ENABLE", "--lock": "",
     "--bind-root": "BIND_ROOTS", "--label": "K8S_LABEL_<KEY>",
     "--annotation": "K8S_ANNOTATION_<KEY>",
+    "--volume-storage-class": "VOLUME_STORAGE_CLASS", "--volume-access-mode": "VOLUME_ACCESS_MODE",
+    "--volume-size": "VOLUME_SIZE",
 }
 
 
@@ -323,3 +325,14 @@ def test_an_instance_id_is_a_label_value() -> None:
     assert config([]).instance_id is None
     with pytest.raises(SystemExit):
         config(["--instance-id", "CI_42"])
+def test_volume_claims_are_configurable() -> None:
+    defaults = config([])
+    assert (defaults.volume_storage_class, defaults.volume_access_mode,
+            defaults.volume_size) == (None, "ReadWriteOnce", "1Gi")
+    given = config(["--volume-access-mode", "ReadWriteMany", "--volume-size", "500Mi"],
+                   {"VOLUME_STORAGE_CLASS": "fast", "VOLUME_SIZE": "2Gi"})
+    assert (given.volume_storage_class, given.volume_access_mode, given.volume_size) == (
+        "fast", "ReadWriteMany", "500Mi")
+    for bad in (["--volume-access-mode", "rwo"], ["--volume-size", "1GB"]):
+        with pytest.raises(SystemExit):
+            config(bad)

@@ -26,7 +26,7 @@ from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
 
 pytestmark = pytest.mark.cluster
 
-KINDS = "pods,services,configmaps,leases"
+KINDS = "pods,services,configmaps,leases,persistentvolumeclaims"
 # Short heartbeats, so that a killed instance is provably gone within seconds.
 HEARTBEAT = 3.0
 REAPER_INTERVAL = 1.0
@@ -91,6 +91,14 @@ def run_sleepers(server: Kubedock, count: int) -> list[str]:
         client.close()
 
 
+def create_volume(server: Kubedock, name: str) -> None:
+    client = docker.DockerClient(base_url=server.host, timeout=60)
+    try:
+        client.volumes.create(name)
+    finally:
+        client.close()
+
+
 def until(condition: Callable[[], bool], seconds: float) -> float:
     """Wait for `condition`; the seconds it took."""
     start = time.monotonic()
@@ -106,8 +114,9 @@ def test_sigterm_deletes_everything_and_exits_143(
 ) -> None:
     process, server, instance = launch()
     run_sleepers(server, 10)
+    create_volume(server, "kept-until-exit")
     assert len([o for o in objects(cluster, namespace, of_instance(instance))
-                if o.startswith("pod/")]) == 10
+                if o.startswith(("pod/", "persistentvolumeclaim/"))]) == 11
     start = time.monotonic()
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=60)
@@ -125,7 +134,8 @@ def test_sigkilled_instance_is_reaped_and_a_live_one_is_not(
     live_ids = run_sleepers(live_server, 2)
     victim, victim_server, dead = launch()
     run_sleepers(victim_server, 10)
-    assert len(objects(cluster, namespace, of_instance(dead))) == 11  # 10 pods, 1 lease
+    create_volume(victim_server, "orphaned")
+    assert len(objects(cluster, namespace, of_instance(dead))) == 12  # 10 pods, 1 lease, 1 claim
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     took = until(lambda: not objects(cluster, namespace, of_instance(dead)), seconds=60)
