@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("target", nargs="?", help="directory to write into (default /.kubedock/data)")
     init.add_argument("--tools", metavar="DIR",
                       help="also copy this program (and its C library) into DIR, for archive")
+    commands.add_parser(
+        "offline", help="(inside pods) take the pod off the network, as Docker's --network none")
     archive = commands.add_parser(
         "archive", help="(inside pods) stat, tar or untar a path of the container"
     )
@@ -161,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .podside import run_init
 
         sys.exit(run_init(args.target, tools=args.tools))
+    if args.command == "offline":
+        from .podside import run_offline
+
+        sys.exit(run_offline())
     if args.command == "archive":
         from .podside import run_archive
 

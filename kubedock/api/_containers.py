@@ -211,7 +211,6 @@ def _asks_for_something(option: str, value: Any) -> bool:
 _DEFAULT_NETWORK_MODES = {"", "default", "bridge"}
 _REFUSED_NETWORK_MODES = {
     "host": "every pod has its own network namespace; publish ports instead",
-    "none": "every pod is on the cluster network and cannot be taken off it",
     "container": "pods cannot share another pod's network namespace",
 }
 
@@ -227,6 +226,8 @@ def _networks(body: Mapping[str, Any], host_config: Mapping[str, Any]
     endpoints = field(networking, "EndpointsConfig", dict, "NetworkingConfig.") or {}
     networks: dict[str, tuple[str, ...]] = {}
     mode = field(host_config, "NetworkMode", str, "HostConfig.") or ""
+    if field(body, "NetworkDisabled", bool) and mode in _DEFAULT_NETWORK_MODES:
+        mode = "none"  # no networking: loopback alone, as on the none network
     if mode not in _DEFAULT_NETWORK_MODES:
         networks[mode] = ()
     for key, endpoint in endpoints.items():
@@ -453,8 +454,6 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
         raise _unsupported("Domainname", "pods take their domain from the cluster")
     if field(body, "MacAddress", str):
         raise _unsupported("MacAddress", "pods get their addresses from the cluster network")
-    if field(body, "NetworkDisabled", bool):
-        raise _unsupported("NetworkDisabled", _REFUSED_NETWORK_MODES["none"])
     exposed = field(body, "ExposedPorts", dict) or {}
     env = string_list(body, "Env") or ()
     for item in env:

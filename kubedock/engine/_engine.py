@@ -39,7 +39,7 @@ from ._exec import Exec, ExecConfig, ExecStore, claim_exec, run_exec
 from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
-from ._networks import Network, NetworkStore, dns_name
+from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
@@ -847,14 +847,16 @@ class Engine:
         joined: dict[str, tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
         for ref, aliases in (config.networks or {self.networks.bridge.name: ()}).items():
             network = self.networks.get(ref)
-            if network.name in ("host", "none"):
+            if network.name == "host":
                 raise Unsupported(
-                    f"network mode {network.name!r} is not supported by kubedock: every pod has "
-                    "its own network namespace on the cluster network"
+                    "network mode 'host' is not supported by kubedock: every pod has its own "
+                    "network namespace on the cluster network"
                 )
             _, previous, links = joined.get(network.id, (network, (), ()))
             joined[network.id] = (network, previous + aliases,
                                   links + tuple(config.network_links.get(ref, ())))
+        if len(joined) > 1 and any(network.name == NONE for network, _, _ in joined.values()):
+            raise InvalidParameter(PRIVATE_NONE)
         return list(joined.values())
 
     async def _republish_names(self, container: Container) -> None:
@@ -995,6 +997,7 @@ class Engine:
             stop_grace_seconds=self._grace_seconds(container),
             dns_names=self.dns_names(container),
             network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
+            offline=self._offline(container),
             mounts=mount_specs(container, self.archives.staged(container),
                                self.volumes.claim_of),
             annotations={
@@ -1005,6 +1008,10 @@ class Engine:
                    and self._expose != "pod-ip" else {}),
             },
         )
+
+    def _offline(self, container: Container) -> bool:
+        """Whether the container is on Docker's ``none`` network: loopback only."""
+        return any(network.name == NONE for network, _ in self.networks.of(container.id))
 
     @staticmethod
     def _grace_seconds(container: Container) -> int:
@@ -1061,7 +1068,7 @@ class Engine:
         """Publish the container's ports; on the host ports of `previous` where it has one
         (re-adopted containers keep their ports)."""
         ports = container.config.ports
-        if not ports:
+        if not ports or self._offline(container):  # as with Docker: nothing to reach
             return
         if self._expose == "pod-ip":
             assert container.pod_ip is not None

@@ -18,7 +18,11 @@ import attrs
 from ._errors import Conflict, Forbidden, InvalidParameter, NoSuchNetwork, Unsupported
 
 BRIDGE = "bridge"
-PREDEFINED = (BRIDGE, "host", "none")
+NONE = "none"
+PREDEFINED = (BRIDGE, "host", NONE)
+# Docker's refusal to put a container of `--network none` on another network too.
+PRIVATE_NONE = ("container cannot be connected to multiple networks with one of the networks in "
+                "private (none) mode")
 # Names a DNS server can answer for: RFC 1123 host names, as kubedock-dns validates them.
 _HOST_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -170,11 +174,14 @@ class NetworkStore:
     def connect(self, network: Network, container_id: str, container_name: str,
                 aliases: Iterable[str] = (),
                 links: Iterable[tuple[str, str]] = ()) -> Endpoint:
-        if network.name in ("host", "none"):
+        if network.name == "host":
             raise Unsupported(
-                f"network {network.name!r} is not supported by kubedock: every pod has its own "
-                "network namespace on the cluster network"
+                "network 'host' is not supported by kubedock: every pod has its own network "
+                "namespace on the cluster network"
             )
+        joined = [other.name for other, _ in self.of(container_id) if other is not network]
+        if joined and NONE in (network.name, *joined):
+            raise InvalidParameter(PRIVATE_NONE)
         if container_id in network.endpoints:
             raise Forbidden(
                 f"endpoint with name {container_name} already exists in network {network.name}"

@@ -16,6 +16,7 @@ from ._ownership import owner_reference
 
 MAIN = "main"
 SETUP = "setup"
+OFFLINE = "offline"
 # Where the init container writes what it receives; `main` mounts pieces of it (subPath).
 DATA_VOLUME = "kubedock-data"
 DATA_DIR = "/.kubedock/data"
@@ -148,6 +149,8 @@ class ContainerSpec:
     # Names other containers of its networks resolve it by, and those networks' ids.
     dns_names: tuple[str, ...] = ()
     network_ids: tuple[str, ...] = ()
+    # Docker's `--network none`: the pod keeps nothing but its loopback interface.
+    offline: bool = False
     mounts: tuple[MountSpec, ...] = ()
     # kubedock's own annotations of the pod (what a restarted kubedock rebuilds the record from).
     annotations: Mapping[str, str] = attrs.field(factory=dict)
@@ -247,10 +250,30 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
         pod_spec["dnsConfig"] = copy.deepcopy(dict(settings.dns_config))
     if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
         pod_spec["hostname"] = spec.hostname.lower()
+    if spec.offline:
+        pod_spec["initContainers"] = [_offline_container(settings),
+                                      *(pod_spec.get("initContainers") or [])]
     if spec.mounts:
         _add_mounts(spec, settings, pod_spec, metadata["name"])
 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def _offline_container(settings: PodSettings) -> dict[str, Any]:
+    """The init container that takes the pod's network interfaces down: the containers of a
+    pod share its network namespace, so `main` starts with loopback alone."""
+    if not settings.init_image:
+        raise Unsupported("network mode 'none' needs an init image (--initimage)")
+    container: dict[str, Any] = {
+        "name": OFFLINE,
+        "image": settings.init_image,
+        "args": ["offline"],
+        "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
+    }
+    pull_policy = _pull_policy(settings.pull_policy)
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    return container
 
 
 def _labels(

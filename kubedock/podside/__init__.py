@@ -1,10 +1,11 @@
-"""What runs inside pods: the init container that fills volumes, the Docker socket sidecar,
-and the tar code they share with the server. Standard library only, so that these roles start
-fast."""
+"""What runs inside pods: the init containers that fill volumes and take a pod off the
+network, the Docker socket sidecar, and the tar code they share with the server. Standard
+library only, so that these roles start fast."""
 
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
 from ._init import DATA_DIR, run_init
+from ._offline import run_offline
 from ._tar import ArchiveError, extract, relocate, safe_name
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "run_archive",
     "run_dind",
     "run_init",
+    "run_offline",
     "safe_name",
     "tool_argv",
 ]

@@ -80,7 +80,25 @@ async def test_unknown_network_and_refused_modes(client: httpx.AsyncClient) -> N
         "Image": "busybox:1.36", "HostConfig": {"NetworkMode": "nope"}})
     assert missing.status_code == 404
     assert missing.json() == {"message": "network nope not found"}
-    for mode in ("host", "none", "container:abc"):
+    for mode in ("host", "container:abc"):
         refused = await client.post("/containers/create", json={
             "Image": "busybox:1.36", "HostConfig": {"NetworkMode": mode}})
         assert refused.status_code == 501, mode
+
+
+async def test_the_none_network_is_private(client: httpx.AsyncClient) -> None:
+    private = ("container cannot be connected to multiple networks with one of the networks in "
+               "private (none) mode")
+    await client.post("/networks/create", json={"Name": "app"})
+    both = await client.post("/containers/create", json={
+        "Image": "busybox:1.36", "HostConfig": {"NetworkMode": "none"},
+        "NetworkingConfig": {"EndpointsConfig": {"app": {}}}})
+    assert (both.status_code, both.json()) == (400, {"message": private})
+    offline = await client.post("/containers/create?name=offline", json={
+        "Image": "busybox:1.36", "HostConfig": {"NetworkMode": "none"}})
+    assert offline.status_code == 201
+    inspected = (await client.get("/containers/offline/json")).json()
+    assert list(inspected["NetworkSettings"]["Networks"]) == ["none"]
+    assert inspected["HostConfig"]["NetworkMode"] == "none"
+    joined = await client.post("/networks/app/connect", json={"Container": "offline"})
+    assert (joined.status_code, joined.json()) == (400, {"message": private})

@@ -222,7 +222,6 @@ def test_host_options_refused_by_name(host_config: dict[str, Any], status: int,
 
 @pytest.mark.parametrize(("body", "text"), [
     ({"MacAddress": "02:42:ac:11:00:02"}, "MacAddress"),
-    ({"NetworkDisabled": True}, "NetworkDisabled"),
     ({"NetworkingConfig": {"EndpointsConfig": {"app": {"IPAMConfig": {
         "IPv4Address": "172.20.0.5"}}}}}, "EndpointsConfig.app.IPAMConfig"),
 ])
@@ -231,6 +230,12 @@ def test_network_settings_refused_by_name(body: dict[str, Any], text: str) -> No
         parse_create({"Image": "busybox", **body})
     assert caught.value.status == 501
     assert text in caught.value.message
+
+
+def test_disabled_networking_is_the_none_network() -> None:
+    assert parse_create({"Image": "busybox", "NetworkDisabled": True}).networks == {"none": ()}
+    assert parse_create({"Image": "busybox", "HostConfig": {"NetworkMode": "none"}}
+                        ).networks == {"none": ()}
 
 
 def test_restart_policies_and_links() -> None:

@@ -127,3 +127,13 @@ def test_pods_without_a_tls_socket_sidecar_get_no_secret() -> None:
     tls = attrs.evolve(plain, dind_credentials={"cert.pem": "C"})
     without = kube.pod_manifest(spec(kube.MountSpec("/data", "volume")), tls)
     assert kube.dind_secret({**without, "metadata": {"name": "p", "uid": "u"}}, tls) is None
+
+
+def test_an_offline_pod_first_takes_its_interfaces_down() -> None:
+    offline = attrs.evolve(spec(kube.MountSpec("/data", "copy", "b0")), offline=True)
+    pod = kube.pod_manifest(offline, SETTINGS)["spec"]
+    assert [init["name"] for init in pod["initContainers"]] == ["offline", "setup"]
+    first = pod["initContainers"][0]
+    assert (first["image"], first["args"]) == ("kubedock/kubedock:1", ["offline"])
+    assert first["securityContext"] == {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}}
+    assert "initContainers" not in kube.pod_manifest(spec(), SETTINGS)["spec"]

@@ -123,6 +123,34 @@ def test_container_off_the_network_cannot_resolve(client: docker.DockerClient) -
         remove(network, db, app, outsider)
 
 
+def test_network_none_leaves_loopback_alone(target: Kubedock) -> None:
+    """`--network none`: lo is the only interface with an address, and nothing is reachable."""
+    client = docker.DockerClient(base_url=target.host, timeout=120)
+    peer = client.containers.run("redis:7", detach=True)
+    try:
+        peer.reload()
+        address = peer.attrs["NetworkSettings"]["IPAddress"]
+        script = (f"ip -o -4 addr; ip -o route; nc -w 3 {address} 6379 </dev/null "
+                  "&& echo reached || echo unreachable")
+        output = client.containers.run("busybox:1.36", ["sh", "-c", script],
+                                       network_mode="none", remove=True, stderr=True).decode()
+        interfaces = [line.split()[1] for line in output.splitlines() if " inet " in line]
+        assert interfaces == ["lo"], output
+        assert output.rstrip().endswith("unreachable"), output
+        offline = client.containers.create("busybox:1.36", "true", network_mode="none")
+        try:
+            assert list(offline.attrs["NetworkSettings"]["Networks"]) == ["none"]
+            with pytest.raises(docker.errors.APIError) as refused:
+                client.networks.get("bridge").connect(offline)
+            assert refused.value.status_code == 400
+            assert "private (none) mode" in str(refused.value)
+        finally:
+            offline.remove(force=True)
+    finally:
+        peer.remove(force=True)
+        client.close()
+
+
 def test_peer_resolves_from_the_first_instruction(target: Kubedock) -> None:
     """`docker run --network n busybox nslookup db`, right after db started, many times over.
 
