@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
+import attrs
 from quart import Blueprint, Response, jsonify, request
 
 from .. import wire
@@ -19,7 +20,9 @@ from ..engine import (
     Healthcheck,
     HostBinding,
     LogRequest,
+    Mount,
     Network,
+    NoSuchContainer,
     NotFound,
     RestartPolicy,
     RestartPolicyName,
@@ -29,7 +32,7 @@ from ..engine import (
 from ..kube import PortSpec
 from ._app import bind_policy, engine, request_body
 from ._errors import DockerError, bad_request, docker_error
-from ._mounts import BindPolicy, parse_mounts
+from ._mounts import BindPolicy, parse_mounts, with_volumes_from
 from ._parse import (
     check_filters,
     field,
@@ -138,7 +141,6 @@ def _extra_hosts(host_config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 # HostConfig options whose effect kubedock cannot reproduce on a pod, and that change what the
 # container sees or does. A request that sets any of them is refused rather than half-honoured.
 _REFUSED_HOST_OPTIONS: dict[str, str] = {
-    "VolumesFrom": "pods cannot share another pod's volumes",
     "Privileged": "pods run unprivileged",
     "CapAdd": "kubedock does not add capabilities to pods",
     "Devices": "host devices are not available to pods",
@@ -511,6 +513,10 @@ async def create() -> tuple[Response, int]:
 
         signal_name(config.stop_signal)
     name = request.args.get("name") or None
+    volumes_from = string_list(config.raw_host_config, "VolumesFrom", "HostConfig") or ()
+    if volumes_from:
+        config = attrs.evolve(config, mounts=with_volumes_from(
+            config.mounts, volumes_from, _mounts_of))
     await engine().volumes.ensure(config.mounts)
     container = engine().create(name, config)
     if config.console_size:
@@ -518,6 +524,13 @@ async def create() -> tuple[Response, int]:
         container.terminal.request(width, height)
     response = jsonify({"Id": container.id, "Warnings": []})
     return response, 201
+
+
+def _mounts_of(ref: str) -> tuple[Mount, ...] | None:
+    try:
+        return engine().get(ref).config.mounts
+    except NoSuchContainer:
+        return None
 
 
 # -- inspect and list -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -86,6 +86,32 @@ def parse_mounts(body: Mapping[str, Any], host_config: Mapping[str, Any],
     for target in field(body, "Volumes", dict) or {}:
         mounts.setdefault(_target(target), Mount("volume", _target(target)))
     return tuple(mounts.values())
+
+
+def with_volumes_from(mounts: tuple[Mount, ...], entries: Iterable[str],
+                      mounts_of: Callable[[str], tuple[Mount, ...] | None]) -> tuple[Mount, ...]:
+    """`mounts` and those of the containers `HostConfig.VolumesFrom` names (``name[:ro|:rw]``;
+    `mounts_of` gives None for an unknown container): named volumes and binds, as the source
+    has them or read-only with ``ro``; the container's own mounts win at the same target.
+    An anonymous volume is its pod's emptyDir, which no other pod can mount: refused."""
+    inherited: dict[str, Mount] = {}
+    for entry in entries:
+        name, _, mode = entry.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise bad_request(f"invalid mode: {mode}")
+        source = mounts_of(name)
+        if source is None:
+            raise bad_request(f"No such container: {name}")
+        for mount in source:
+            if mount.kind == "volume" and not mount.source:
+                raise DockerError(501, f"HostConfig.VolumesFrom is not supported by kubedock for "
+                                       f"the anonymous volume {mount.target} of {name}: it "
+                                       "lives in that container's pod alone (use a named volume)")
+            if mount.kind in ("volume", "bind"):
+                read_only = mode == "ro" or (not mode and mount.read_only)
+                inherited[mount.target] = attrs.evolve(mount, read_only=read_only)
+    own = {mount.target for mount in mounts}
+    return mounts + tuple(mount for target, mount in inherited.items() if target not in own)
 
 
 def _bind(text: str, policy: BindPolicy) -> Mount:

@@ -160,3 +160,31 @@ async def test_prune_takes_anonymous_volumes_unless_all_or_an_old_api(served: Se
     for bad in ({"all": ["maybe"]}, {"until": ["1h"]}, {"dangling": ["true"]}):
         answer = await client.post("/volumes/prune", params={"filters": json.dumps(bad)})
         assert answer.status_code == 400, bad
+
+
+async def test_volumes_from_shares_named_volumes_and_binds(served: Served, tmp_path: Path
+                                                          ) -> None:
+    client = served.client
+    source = await client.post("/containers/create?name=writer", json={
+        "Image": "busybox", "HostConfig": {"Binds": ["data:/data", f"{tmp_path}:/host:ro"]}})
+    assert source.status_code == 201, source.text
+    reader = await client.post("/containers/create?name=reader", json={
+        "Image": "busybox", "HostConfig": {"VolumesFrom": ["writer:ro"], "Binds": ["own:/host"]}})
+    assert reader.status_code == 201, reader.text
+    inspected = (await client.get("/containers/reader/json")).json()
+    assert inspected["HostConfig"]["VolumesFrom"] == ["writer:ro"]
+    mounts = {mount["Destination"]: mount for mount in inspected["Mounts"]}
+    assert (mounts["/data"]["Name"], mounts["/data"]["RW"]) == ("data", False)
+    assert mounts["/host"]["Name"] == "own"  # its own mount wins at the same target
+    for entry, status, message in (
+            ("nosuch", 400, "No such container: nosuch"),
+            ("writer:xx", 400, "invalid mode: xx")):
+        refused = await client.post("/containers/create", json={
+            "Image": "busybox", "HostConfig": {"VolumesFrom": [entry]}})
+        assert (refused.status_code, refused.json()) == (status, {"message": message})
+    await client.post("/containers/create?name=anonymous", json={
+        "Image": "busybox", "Volumes": {"/scratch": {}}})
+    refused = await client.post("/containers/create", json={
+        "Image": "busybox", "HostConfig": {"VolumesFrom": ["anonymous"]}})
+    assert refused.status_code == 501
+    assert "anonymous volume /scratch of anonymous" in refused.json()["message"]

@@ -54,6 +54,24 @@ def test_one_container_writes_the_next_reads(target: Kubedock, cluster: Any) -> 
         assert claims(cluster, target.namespace) == []
 
 
+def test_volumes_from_reads_what_the_source_wrote(target: Kubedock) -> None:
+    volume, writer = f"shared-{secrets.token_hex(3)}", f"writer-{secrets.token_hex(3)}"
+    try:
+        wrote = run(target, "run", "--name", writer, "-v", f"{volume}:/data", "busybox:1.36",
+                    "sh", "-c", "echo hi > /data/f")
+        assert wrote.returncode == 0, wrote.stderr
+        read = run(target, "run", "--rm", "--volumes-from", f"{writer}:ro", "busybox:1.36",
+                   "sh", "-c", "cat /data/f; touch /data/g || echo read-only")
+        assert (read.returncode, read.stdout.split(b"\n")[:1]) == (0, [b"hi"]), read.stderr
+        assert b"read-only" in read.stdout
+        missing = run(target, "create", "--volumes-from", "nosuch-container", "busybox:1.36")
+        assert missing.returncode != 0
+        assert "No such container: nosuch-container" in missing.stderr.decode()
+    finally:
+        run(target, "rm", "-f", writer)
+        run(target, "volume", "rm", volume)
+
+
 def test_a_volume_in_use_is_kept(target: Kubedock) -> None:
     volume = f"held-{secrets.token_hex(3)}"
     created = run(target, "create", "-v", f"{volume}:/data", "busybox:1.36", "true")
