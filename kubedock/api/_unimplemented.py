@@ -44,7 +44,7 @@ _ENDPOINTS: tuple[_Endpoint, ...] = tuple([
     *_endpoints("attach with POST /containers/{id}/attach instead",
                 "GET /containers/{id}/attach/ws"),
     *_endpoints("not implemented yet",
-                "GET /containers/{id}/stats", "GET /containers/{id}/top",
+                "GET /containers/{id}/stats",
                 "POST /containers/{id}/update", "GET /system/df"),
     *_endpoints("named volumes are not implemented yet",
                 "GET /volumes", "POST /volumes/create", "GET /volumes/{name}",

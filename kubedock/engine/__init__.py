@@ -35,6 +35,7 @@ from ._records import (
     RestartPolicy,
     RestartPolicyName,
 )
+from ._top import container_top
 
 __all__ = [
     "PREDEFINED",
@@ -78,6 +79,7 @@ __all__ = [
     "TimedOut",
     "Unsupported",
     "WaitCondition",
+    "container_top",
     "copy_in",
     "dns_name",
     "get_archive",

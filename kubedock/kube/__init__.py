@@ -46,6 +46,13 @@ from ._podspec import (
     pod_manifest,
     pod_name,
 )
+from ._toolbox import (
+    TOOLBOX,
+    TOOLBOX_PROGRAM,
+    ToolboxFailed,
+    toolbox_container,
+    toolbox_running,
+)
 
 __all__ = [
     "HOST_ALIAS_PREFIX",
@@ -55,6 +62,8 @@ __all__ = [
     "SECRETS",
     "SERVICES",
     "SETUP",
+    "TOOLBOX",
+    "TOOLBOX_PROGRAM",
     "TOOLS_DIR",
     "Cluster",
     "ClusterBoundary",
@@ -73,6 +82,7 @@ __all__ = [
     "PortForwardFailed",
     "PortForwardStream",
     "PortSpec",
+    "ToolboxFailed",
     "Unsupported",
     "WatchHealth",
     "delete_instance",
@@ -90,5 +100,7 @@ __all__ = [
     "reap_dead_instances",
     "serve_heartbeat",
     "start_time",
+    "toolbox_container",
+    "toolbox_running",
     "transition_time",
 ]

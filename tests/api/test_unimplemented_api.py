@@ -20,7 +20,6 @@ MISSING = [
     ("GET", "/containers/abc/export", "GET /containers/{id}/export"),
     ("GET", "/containers/abc/attach/ws", "GET /containers/{id}/attach/ws"),
     ("GET", "/containers/abc/stats", "GET /containers/{id}/stats"),
-    ("GET", "/containers/abc/top", "GET /containers/{id}/top"),
     ("POST", "/containers/abc/update", "POST /containers/{id}/update"),
     ("GET", "/system/df", "GET /system/df"),
     ("GET", "/volumes", "GET /volumes"),
