@@ -3,7 +3,8 @@
 `user`, `uid`, `user:group`, `uid:gid` (and the mixed forms) mean what they mean to Docker's
 runtime: a numeric uid absent from passwd is taken as is (group 0, home /), a name must be
 there; an explicit group replaces the user's groups, an implicit one keeps the supplementary
-groups that list the user by name. Errors carry Docker's words.
+groups that list the user by name. As with Docker, the supplementary groups start with the
+primary one. Errors carry Docker's words.
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> ExecUser:
         if found is None and gid_arg is None:
             raise UserError(
                 f"unable to find group {group_arg}: no matching entries in group file")
-        return ExecUser(uid, _checked(found if found is not None else gid_arg or 0), (), home)
-    supplementary = tuple(entry.gid for entry in groups if name and name in entry.members)
-    return ExecUser(uid, gid, supplementary, home)
+        gid = _checked(found if found is not None else gid_arg or 0)
+        return ExecUser(uid, gid, (gid,), home)
+    listed = (entry.gid for entry in groups if name and name in entry.members)
+    return ExecUser(uid, gid, tuple(dict.fromkeys((gid, *listed))), home)
 
 
 def user_names(passwd: str | None) -> dict[int, str]:
