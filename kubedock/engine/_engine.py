@@ -985,6 +985,7 @@ class Engine:
         self.execs.forget_container(container)
         self.networks.forget(container.id)
         self.archives.forget(container)
+        self.toolbox.forget(container)
         container.notify()
         self._publish(container, "destroy")
 
