@@ -136,6 +136,13 @@ def test_exec_as_other_users(target: Kubedock, sleeper: Container) -> None:
     assert _ok(target, "exec", "-u", "0", name, "id", "-u") == "0\n"
 
 
+def test_exec_as_another_user_with_a_terminal_and_input(target: Kubedock,
+                                                       sleeper: Container) -> None:
+    assert sleeper.exec_run(["id", "-u"], user="nobody", tty=True).output == b"65534\r\n"
+    echoed = docker_cli(target, "exec", "-i", "-u", "1000", sleeper.id, "cat", input=b"piped\n")
+    assert (echoed.returncode, echoed.stdout) == (0, b"piped\n"), echoed.stderr
+
+
 @pytest.mark.parametrize(("user", "message"), [
     ("nosuch", "unable to find user nosuch: no matching entries in passwd file"),
     ("0:nosuch", "unable to find group nosuch: no matching entries in group file"),
