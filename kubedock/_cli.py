@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("path")
     archive.add_argument("--no-overwrite-dir-non-dir", action="store_true",
                          help="put: fail rather than replace a directory by a file or the reverse")
+    toolbox = commands.add_parser(
+        "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
+        "the container this ephemeral container targets",
+    )
+    toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",
@@ -172,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(run_archive([args.action, args.path],
                              no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir))
+    if args.command == "toolbox":
+        from .podside import run_toolbox
+
+        sys.exit(run_toolbox(args.words))
     if args.command == "dind":
         from .podside import run_dind
 

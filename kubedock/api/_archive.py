@@ -40,7 +40,7 @@ async def put_archive(ref: str) -> Response:
 @blueprint.route("/containers/<ref>/archive", methods=["HEAD"])
 async def stat_archive(ref: str) -> Response:
     container = engine().get(ref)
-    path_stat = await engines.stat_path(engine().cluster, container, _path())
+    path_stat = await engines.stat_path(engine(), container, _path())
     response = Response(b"", status=200)
     response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)
     return response
@@ -50,9 +50,9 @@ async def stat_archive(ref: str) -> Response:
 async def get_archive(ref: str) -> Response:
     container = engine().get(ref)
     path = _path()
-    path_stat = await engines.stat_path(engine().cluster, container, path)
+    path_stat = await engines.stat_path(engine(), container, path)
     response = Response(
-        engines.get_archive(engine().cluster, container, path),
+        engines.get_archive(engine(), container, path),
         status=200, content_type="application/x-tar",
     )
     response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)

@@ -27,6 +27,7 @@ from ..engine import (
     RestartPolicy,
     RestartPolicyName,
     WaitCondition,
+    container_top,
     parse_reference,
 )
 from ..kube import PortSpec
@@ -898,6 +899,13 @@ async def kill(ref: str) -> Response:
     container = engine().get(ref)
     await engine().kill(container, request.args.get("signal", ""))
     return _no_content()
+
+
+@blueprint.route("/containers/<ref>/top", methods=["GET"])
+async def top(ref: str) -> Response:
+    titles, processes = await container_top(engine(), engine().get(ref),
+                                            request.args.get("ps_args", ""))
+    return jsonify({"Processes": processes, "Titles": titles})
 
 
 @blueprint.route("/containers/<ref>/rename", methods=["POST"])

@@ -43,7 +43,6 @@ _ENDPOINTS: tuple[_Endpoint, ...] = tuple([
                 "POST /commit", "GET /containers/{id}/changes", "GET /containers/{id}/export"),
     *_endpoints("attach with POST /containers/{id}/attach instead",
                 "GET /containers/{id}/attach/ws"),
-    *_endpoints("not implemented yet", "GET /containers/{id}/top"),
     *_endpoints("cluster volumes are swarm's", "PUT /volumes/{name}"),
     *_endpoints("kubedock does not build images",
                 "POST /build", "POST /build/prune", "POST /build/cancel", "POST /session",

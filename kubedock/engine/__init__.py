@@ -36,6 +36,7 @@ from ._records import (
     RestartPolicyName,
 )
 from ._stats import Sample, UsageReader, VolumeUsage, follow_usage
+from ._top import container_top
 from ._volumes import ANONYMOUS_LABEL, DRIVER, NoSuchVolume, Volume, VolumeStore
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "VolumeStore",
     "VolumeUsage",
     "WaitCondition",
+    "container_top",
     "copy_in",
     "dns_name",
     "follow_usage",

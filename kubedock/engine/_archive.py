@@ -6,8 +6,10 @@ side, archives copied in) is written into one tar stream that the pod's init con
 (`kubedock init`) extracts into the data volume; `main` mounts pieces of that volume (subPath)
 at their targets. Once the container runs, archives go through exec of kubedock's own program,
 which the init container left in the pod (`kubedock archive`), or of the image's `tar` and
-`stat` in pods without one. Every archive streams: request bodies through bounded channels and
-worker threads, staged archives through temporary files, so memory does not grow with their size.
+`stat` in pods without one, or (an image without them) of kubedock's toolbox, added to the pod
+on first need (`kubedock toolbox archive`). Every archive streams: request bodies through
+bounded channels and worker threads, staged archives through temporary files, so memory does
+not grow with their size.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 import attrs
@@ -158,19 +161,30 @@ def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
 
 # -- a running container ------------------------------------------------------------------
 
-async def stat_path(cluster: kube.ClusterBoundary, container: Container,
-                    path: str) -> wire.PathStat:
-    """`lstat` of a path in `main`: kubedock's own `archive stat` where the pod has it, else
-    the image's `stat` (and `readlink` for links)."""
+async def stat_path(engine: Engine, container: Container, path: str) -> wire.PathStat:
+    """`lstat` of a path in `main`: kubedock's own `archive stat` where the pod has it (tools
+    volume or toolbox), else the image's `stat` (and `readlink` for links), else the toolbox,
+    added for the purpose."""
     pod = _running_pod(container)
     name = posixpath.basename(path.rstrip("/")) or "/"
-    if container.tools is not None:
-        out, err, code = await _run(cluster, pod, podside.tool_argv(container.tools, "stat", path))
-        if code != 0:
-            _raise_for_tool(err, code, path)
-        fields = json.loads(out)
-        moment = datetime.datetime.fromtimestamp(fields["mtime"], datetime.UTC)
-        return wire.PathStat(name, fields["size"], fields["mode"], moment, fields["linkTarget"])
+    session = _own_archive(engine, container, "stat", path)
+    if session is None:
+        try:
+            return await _image_stat(engine.cluster, pod, path, name)
+        except Unsupported:
+            await engine.toolbox.ensure(container)
+            session = _own_archive(engine, container, "stat", path)
+            assert session is not None
+    out, err, code = await _collected(session)
+    if code != 0:
+        _raise_for_tool(err, code, path)
+    fields = json.loads(out)
+    moment = datetime.datetime.fromtimestamp(fields["mtime"], datetime.UTC)
+    return wire.PathStat(name, fields["size"], fields["mode"], moment, fields["linkTarget"])
+
+
+async def _image_stat(cluster: kube.ClusterBoundary, pod: str, path: str,
+                      name: str) -> wire.PathStat:
     out, err, code = await _run(cluster, pod, ["stat", "-c", "%f %s %Y", "--", path])
     if code != 0:
         _raise_for(err, code, path, "stat")
@@ -184,6 +198,19 @@ async def stat_path(cluster: kube.ClusterBoundary, container: Container,
     return wire.PathStat(name, int(size), mode, moment, link_target)
 
 
+def _own_archive(engine: Engine, container: Container, *args: str, stdin: bool = False
+                 ) -> AbstractAsyncContextManager[kube.ExecChannel] | None:
+    """An exec session of kubedock's `archive args...` in the pod; None if the pod has no
+    kubedock yet (neither the init container's tools nor a toolbox)."""
+    if container.tools is not None:
+        return engine.cluster.exec(_running_pod(container),
+                                   podside.tool_argv(container.tools, *args), stdin=stdin,
+                                   stdout=True, stderr=True)
+    if engine.toolbox.ready(container):
+        return engine.toolbox.exec(container, ["archive", *args], stdin=stdin)
+    return None
+
+
 async def copy_in(engine: Engine, container: Container, path: str,
                   body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False) -> None:
     """PUT archive: staged for the init container before start, else extracted in `main`.
@@ -193,11 +220,11 @@ async def copy_in(engine: Engine, container: Container, path: str,
     if container.pod_name is None and container.status == "created":
         engine.archives.add(container, await stage_archive(body, path))
     else:
-        await put_archive(engine.cluster, container, path, body,
+        await put_archive(engine, container, path, body,
                           no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
 
 
-async def put_archive(cluster: kube.ClusterBoundary, container: Container, path: str,
+async def put_archive(engine: Engine, container: Container, path: str,
                       body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
                       ) -> None:
     """Extract a client's archive into a directory of a running container.
@@ -208,39 +235,43 @@ async def put_archive(cluster: kube.ClusterBoundary, container: Container, path:
     does (busybox and GNU tar refuse a file over a directory, and replace or keep a file that
     a directory would overwrite).
     """
-    if container.tools is not None:
-        argv = podside.tool_argv(container.tools, "put", path)
-        if no_overwrite_dir_non_dir:
-            argv.append("--no-overwrite-dir-non-dir")
-    else:
-        path_stat = await stat_path(cluster, container, path)
+    own = ["put", path, *(["--no-overwrite-dir-non-dir"] if no_overwrite_dir_non_dir else [])]
+    session = _own_archive(engine, container, *own, stdin=True)
+    if session is None:
+        path_stat = await stat_path(engine, container, path)
+        session = _own_archive(engine, container, *own, stdin=True)
+    if session is None:  # the image's stat answered: its tar does the copying
         if not stat.S_ISDIR(path_stat.mode):
             raise InvalidParameter(f"extraction point is not a directory: {path}")
-        argv = ["tar", "-x", "-f", "-", "-C", path]
+        session = engine.cluster.exec(_running_pod(container),
+                                      ["tar", "-x", "-f", "-", "-C", path], stdin=True,
+                                      stdout=True, stderr=True)
+        by_image = True
+    else:
+        by_image = False
     errors = bytearray()
-    async with cluster.exec(_running_pod(container), argv, stdin=True, stdout=True,
-                            stderr=True) as channel, trio.open_nursery() as nursery:
+    async with session as channel, trio.open_nursery() as nursery:
         nursery.start_soon(_collect_output, channel, errors)
         sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
         await _through_thread(body, lambda source: podside.relocate(source, sink))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
-        if container.tools is not None:
+        if not by_image:
             _raise_for_tool(err, channel.exit_code, path)
         _raise_for(err, channel.exit_code, path, "tar")
 
 
-async def get_archive(cluster: kube.ClusterBoundary, container: Container, path: str
+async def get_archive(engine: Engine, container: Container, path: str
                       ) -> AsyncIterator[bytes]:
     """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`."""
-    if container.tools is not None:
-        argv = podside.tool_argv(container.tools, "get", path)
-    else:
+    session = _own_archive(engine, container, "get", path)
+    if session is None:
         directory, base = posixpath.split(path.rstrip("/") or "/")
         argv = ["tar", "-c", "-f", "-", "-C", directory or "/", base or "."]
-    async with cluster.exec(_running_pod(container), argv, stdin=False, stdout=True,
-                            stderr=True) as channel:
+        session = engine.cluster.exec(_running_pod(container), argv, stdin=False, stdout=True,
+                                      stderr=True)
+    async with session as channel:
         errors = bytearray()
         while (message := await channel.receive()) is not None:
             number, data = message
@@ -267,8 +298,13 @@ def _running_pod(container: Container) -> str:
 
 
 async def _run(cluster: kube.ClusterBoundary, pod: str, argv: list[str]) -> tuple[str, str, int]:
+    return await _collected(cluster.exec(pod, argv, stdin=False, stdout=True, stderr=True))
+
+
+async def _collected(session: AbstractAsyncContextManager[kube.ExecChannel]
+                     ) -> tuple[str, str, int]:
     out, err = bytearray(), bytearray()
-    async with cluster.exec(pod, argv, stdin=False, stdout=True, stderr=True) as channel:
+    async with session as channel:
         while (message := await channel.receive()) is not None:
             (out if message[0] == 1 else err).extend(message[1])
     code = channel.exit_code if channel.exit_code is not None else -1

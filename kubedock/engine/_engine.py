@@ -44,6 +44,7 @@ from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
+from ._toolbox import Toolbox
 from ._volumes import VolumeStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,6 @@ _EXIT_CLAIM_SECONDS = 2
 _SIGNAL_SECONDS = 30
 # How long after its grace period a stopped container may take to be reported stopped.
 _STOP_REPORT_SECONDS = 30
-_SIGNALS_THAT_STOP = {"SIGTERM", "SIGINT", "SIGQUIT"}
 # Docker's restart backoff: 100 ms, doubled at each restart up to a minute, and back to 100 ms
 # once a run lasted 10 s.
 _RESTART_DELAY_FIRST = 0.1
@@ -127,6 +127,7 @@ class Engine:
         self.usage = UsageReader(cluster, settings.namespace)
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
+        self.toolbox = Toolbox(cluster, settings)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -572,11 +573,12 @@ class Engine:
             grace = self._grace_seconds(container)
             seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
             stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
-            # The kubelet stops containers with SIGTERM; another stop signal is sent with the
-            # image's `kill`, and SIGKILL follows when the grace period is over, as in Docker.
-            signalled = stop_signal != "SIGTERM" and await self._signal_in_container(
-                container, stop_signal)
-            if not signalled:
+            # The kubelet stops containers with SIGTERM; another stop signal is sent from
+            # inside, and SIGKILL follows when the grace period is over, as in Docker.
+            signalled = stop_signal != "SIGTERM"
+            if signalled:
+                await self._signal_in_container(container, stop_signal)
+            else:
                 if seconds != grace:
                     await self._save_logs_and_delete(container, grace_seconds=seconds)
                 else:
@@ -613,13 +615,8 @@ class Engine:
             container.stopped_by_client = True
             if name == "SIGKILL":
                 await self._save_logs_and_delete(container, grace_seconds=0)
-            elif not await self._signal_in_container(container, name):
-                if name not in _SIGNALS_THAT_STOP:
-                    raise Unsupported(
-                        f"cannot deliver {name}: the image has no 'kill' command and Kubernetes "
-                        "can only stop a pod, which is what SIGTERM, SIGINT and SIGQUIT do"
-                    )
-                await self._deadline_stop(container)
+            else:
+                await self._signal_in_container(container, name)
         self._publish(container, "kill", signal=str(int(signals.Signals[name])))
         if name == "SIGKILL":
             # As with Docker, the container is dead when `docker kill` returns.
@@ -744,9 +741,10 @@ class Engine:
         self._publish(record.container, f"exec_start: {' '.join(record.config.cmd)}",
                       execID=record.id)
         if stream is None:
-            self._spawn(partial(run_exec, self.cluster, record, None, tty=tty))
+            self._spawn(partial(run_exec, self.cluster, record, None, tty=tty,
+                                toolbox=self.toolbox))
             return
-        await run_exec(self.cluster, record, stream, tty=tty)
+        await run_exec(self.cluster, record, stream, tty=tty, toolbox=self.toolbox)
         self._publish(record.container, "exec_die", execID=record.id,
                       exitCode=str(record.exit_code))
 
@@ -1028,18 +1026,21 @@ class Engine:
         assert container.pod_name is not None
         await self.cluster.patch_pod(container.pod_name, {"spec": {"activeDeadlineSeconds": 1}})
 
-    async def _signal_in_container(self, container: Container, name: str) -> bool:
+    async def _signal_in_container(self, container: Container, name: str) -> None:
+        """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
         assert container.pod_name is not None
         argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
-        with trio.move_on_after(_SIGNAL_SECONDS):
+        with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
             async with self.cluster.exec(
                 container.pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
             ) as channel:
                 while await channel.receive() is not None:
                     pass
-            return channel.exit_code == 0
-        raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the container "
-                       f"did not finish within {_SIGNAL_SECONDS} s")
+        if deadline.cancelled_caught:
+            raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the "
+                           f"container did not finish within {_SIGNAL_SECONDS} s")
+        if channel.exit_code != 0:
+            await self.toolbox.signal(container, int(signals.Signals[name]))
 
     async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
         from ._logs import snapshot_logs
@@ -1145,6 +1146,7 @@ class Engine:
         self.networks.forget(container.id)
         self.archives.forget(container)
         self.usage.forget(container)
+        self.toolbox.forget(container)
         container.notify()
         self._publish(container, "destroy")
 

@@ -3,13 +3,16 @@
 Kubernetes runs an argv in a container and nothing more. Docker's exec also takes environment
 variables and a working directory; kubedock wraps the command in the image's ``env`` (and
 ``sh`` for a working directory) to provide them. Images without those tools get the exit code
-of a command that could not be started.
+of a command that could not be started. An exec as another user than the container's runs
+through kubedock's toolbox beside the container (see `_toolbox`), which needs no tool of the
+image.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
+from contextlib import AbstractAsyncContextManager
 
 import attrs
 import trio
@@ -17,6 +20,7 @@ import trio
 from .. import kube, wire
 from ._errors import Conflict, InvalidParameter, NoSuchExec, Unsupported
 from ._records import Container, TerminalSize
+from ._toolbox import Toolbox
 
 _WORKDIR_SCRIPT = 'cd -- "$0" || exit 126; exec env "$@"'
 # What Docker 20.10 writes when a client detaches from an exec (an error of its own making).
@@ -70,6 +74,16 @@ class Exec:
             return ["env", *config.env, *config.cmd]
         return list(config.cmd)
 
+    @property
+    def needs_toolbox(self) -> bool:
+        """Kubernetes runs an exec as the container's user; another one takes the toolbox."""
+        return bool(self.config.user) and self.config.user != (self.container.config.user or "")
+
+    def toolbox_args(self) -> list[str]:
+        config = self.config
+        return ["exec", config.user or "", config.working_dir or "", *config.env, "--",
+                *config.cmd]
+
     def mark_read(self) -> None:
         """Note that a client has seen the outcome (the reaper may drop the record later)."""
         if self.finished_at is not None and self.read_at is None:
@@ -89,11 +103,6 @@ class ExecStore:
             raise Conflict(f"Container {container.id} is not running")
         if not config.cmd:
             raise InvalidParameter("No exec command specified")
-        if config.user and config.user != (container.config.user or ""):
-            raise Unsupported(
-                "exec as another user is not supported by kubedock: Kubernetes runs exec "
-                "processes as the container's user"
-            )
         if config.privileged:
             raise Unsupported("privileged exec is not supported by kubedock: pods run "
                               "unprivileged")
@@ -134,7 +143,7 @@ def claim_exec(record: Exec) -> None:
 
 async def run_exec(
     cluster: kube.ClusterBoundary, record: Exec, stream: trio.abc.HalfCloseableStream | None, *,
-    tty: bool,
+    tty: bool, toolbox: Toolbox | None = None,
 ) -> None:
     """Run an exec claimed by `claim_exec`, piping the client's ``stream`` (None: detached) to
     the process.
@@ -153,8 +162,8 @@ async def run_exec(
     try:
         if pod is None:  # gone since the claim
             raise Conflict(f"Container {record.container.id} is not running")
-        async with cluster.exec(
-            pod, record.argv(), stdin=attach_stdin,
+        async with _session(
+            cluster, toolbox, record, pod, stdin=attach_stdin,
             # Kubernetes refuses an exec without any stream; stdout is then read and dropped.
             stdout=want_stdout or not (attach_stdin or want_stderr),
             stderr=want_stderr, tty=terminal,
@@ -183,6 +192,15 @@ async def run_exec(
         if stream is not None:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
+
+
+def _session(cluster: kube.ClusterBoundary, toolbox: Toolbox | None, record: Exec, pod: str, *,
+             stdin: bool, stdout: bool, stderr: bool, tty: bool,
+             ) -> AbstractAsyncContextManager[kube.ExecChannel]:
+    if toolbox is not None and record.needs_toolbox:
+        return toolbox.exec(record.container, record.toolbox_args(), stdin=stdin, stdout=stdout,
+                            stderr=stderr, tty=tty)
+    return cluster.exec(pod, record.argv(), stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
 
 
 async def _send_line(stream: trio.abc.HalfCloseableStream, text: str, tty: bool) -> None:

@@ -70,6 +70,13 @@ from ._summary import (
     node_capacity,
     parse_quantity,
 )
+from ._toolbox import (
+    TOOLBOX,
+    TOOLBOX_PROGRAM,
+    ToolboxFailed,
+    toolbox_container,
+    toolbox_running,
+)
 
 __all__ = [
     "ACCESS_MODES",
@@ -81,6 +88,8 @@ __all__ = [
     "SECRETS",
     "SERVICES",
     "SETUP",
+    "TOOLBOX",
+    "TOOLBOX_PROGRAM",
     "TOOLS_DIR",
     "VOLUME_NAME_ANNOTATION",
     "ClaimSettings",
@@ -104,6 +113,7 @@ __all__ = [
     "PortForwardFailed",
     "PortForwardStream",
     "PortSpec",
+    "ToolboxFailed",
     "Unsupported",
     "WatchHealth",
     "claim_manifest",
@@ -130,5 +140,7 @@ __all__ = [
     "resize_seen",
     "serve_heartbeat",
     "start_time",
+    "toolbox_container",
+    "toolbox_running",
     "transition_time",
 ]

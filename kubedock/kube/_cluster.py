@@ -114,6 +114,17 @@ class Cluster:
         ):
             pass
 
+    async def add_ephemeral_container(self, pod: str, container: Mapping[str, Any]) -> None:
+        """Add an ephemeral container to a pod; adding the same one again changes nothing."""
+        patch = {"spec": {"ephemeralContainers": [dict(container)]}}
+        async with self._request(
+            "PATCH",
+            f"pods/{pod}/ephemeralcontainers",
+            content=json.dumps(patch).encode(),
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        ):
+            pass
+
     async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         """Delete a pod; whether there was one (a pod that is already gone is fine)."""
         params = {} if grace_seconds is None else {"gracePeriodSeconds": str(max(0, grace_seconds))}

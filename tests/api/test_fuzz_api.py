@@ -336,6 +336,9 @@ SHAPES: dict[str, Shape] = {
     "containers.restart": Shape(STOP),
     "containers.kill": Shape(_q(signal=signals)),
     "containers.rename": Shape(_q(name=odd_strings)),
+    "containers.top": Shape(_q(ps_args=st.one_of(st.sampled_from(["-ef", "aux", "-o pid,user",
+                                                                   "-o user=PID", "bogus"]),
+                                                  odd_strings))),
     "containers.remove": Shape(_q(v=booleans, force=booleans, link=booleans)),
     "containers.prune": Shape(_q(filters=filters)),
     "containers.wait": Shape(_q(condition=st.one_of(
@@ -388,6 +391,17 @@ ROUTES = _routes()
 # -- the server -----------------------------------------------------------------------------
 
 
+# What `kubedock toolbox ps` reports of a container running one `sleep`.
+PROCESSES = json.dumps({
+    "now": 1796000100.0, "boot_time": 1796000000, "clock_ticks": 100, "page_size": 4096,
+    "mem_total_kib": 1000000, "processes": [{
+        "pid": 1, "comm": "sleep", "state": "S", "ppid": 0, "pgrp": 1, "sid": 1, "tty_nr": 0,
+        "tpgid": -1, "utime": 1, "stime": 1, "priority": 20, "nice": 0, "threads": 1,
+        "start_ticks": 500, "vsize": 4096000, "rss_pages": 100, "uid": 0, "gid": 0,
+        "user": "root", "args": ["sleep", "600"]}],
+}).encode()
+
+
 class Served:
     """The API over a scripted cluster, in a thread with its own trio loop."""
 
@@ -417,6 +431,8 @@ class Served:
     async def _main(self) -> None:
         async with trio.open_nursery() as nursery:
             cluster = FakeCluster(lag=0)
+            cluster.exec_exit_code = lambda argv: 0 if argv[1:] == ["toolbox", "ps"] else 127
+            cluster.exec_output = lambda argv: PROCESSES if argv[1:] == ["toolbox", "ps"] else b""
             engine = clusterless_engine(nursery, cluster)
             await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
             (bound,) = await nursery.start(serve_http, create_app(engine), ["127.0.0.1:0"])

@@ -19,7 +19,6 @@ MISSING = [
     ("GET", "/containers/abc/changes", "GET /containers/{id}/changes"),
     ("GET", "/containers/abc/export", "GET /containers/{id}/export"),
     ("GET", "/containers/abc/attach/ws", "GET /containers/{id}/attach/ws"),
-    ("GET", "/containers/abc/top", "GET /containers/{id}/top"),
     ("PUT", "/volumes/data", "PUT /volumes/{name}"),
     ("POST", "/build", "POST /build"),
     ("POST", "/build/prune", "POST /build/prune"),

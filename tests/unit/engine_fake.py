@@ -39,17 +39,19 @@ class _FakeChannel(kube.ExecChannel):
 
     can_close_stdin = True
 
-    def __init__(self, exit_code: int, *, stalled: bool) -> None:  # no websocket under it
-        self.exit_code = exit_code
+    def __init__(self, exit_code: int, *, stalled: bool, output: bytes = b"") -> None:
+        self.exit_code = exit_code  # (no websocket under it)
         self.status_message = None
         self._stalled = stalled
+        self._output = output
         self.start_failure = None
 
     async def receive(self) -> tuple[int, bytes] | None:
         if self._stalled:
             await trio.sleep_forever()
         await trio.lowlevel.checkpoint()
-        return None
+        output, self._output = self._output, b""
+        return (1, output) if output else None
 
     async def send_stdin(self, data: bytes) -> None:
         await trio.lowlevel.checkpoint()
@@ -68,6 +70,10 @@ class FakeCluster:
         self.main_on_create: dict[str, Any] | None = RUNNING
         # Exit code of an exec, by argv; 127 (no such command) unless a test says otherwise.
         self.exec_exit_code: Callable[[Sequence[str]], int] = lambda argv: 127
+        # What an exec writes on stdout, by argv.
+        self.exec_output: Callable[[Sequence[str]], bytes] = lambda argv: b""
+        # State of a toolbox (ephemeral container) once added; None: it stays waiting.
+        self.toolbox_on_add: dict[str, Any] | None = RUNNING
         self.pods: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}
@@ -196,6 +202,14 @@ class FakeCluster:
                  "process_stats": {"process_count": 1}}
                 for pod, usage in self.usage.items() if pod in self.pods]}
 
+    async def add_ephemeral_container(self, pod: str, container: Mapping[str, Any]) -> None:
+        async with self._call("add_ephemeral_container", pod):
+            document = self._pod(pod)
+            document["spec"].setdefault("ephemeralContainers", []).append(dict(container))
+            if self.toolbox_on_add is not None:
+                document["status"]["ephemeralContainerStatuses"] = [
+                    {"name": container["name"], "state": copy.deepcopy(self.toolbox_on_add)}]
+
     async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         async with self._call("delete_pod", name):
             pod = self.pods.pop(name, None)
@@ -270,7 +284,8 @@ class FakeCluster:
     ) -> AsyncIterator[_FakeChannel]:
         async with self._call("exec", " ".join(argv)):
             self._pod(pod)
-        yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled)
+        yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled,
+                           output=self.exec_output(argv))
 
     @contextlib.asynccontextmanager
     async def attach(
