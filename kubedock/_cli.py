@@ -180,8 +180,7 @@ _MOOT_OPTIONS: list[tuple[tuple[str, ...], str | None, bool, str]] = [
      "archives copied into a container before its start are always kept and written into "
      "the pod by its init container, whatever their size or number of files"),
     (("-i", "--inspector"), None, False,
-     "kubedock does not read image configurations from registries; exposed ports come from "
-     "the create request"),
+     "image configurations always come from the registries"),
 ]
 
 
@@ -202,6 +201,13 @@ def _key_value_flag(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise ValueError("want key=value")
     return key, value
+
+
+def _registry_mirror(text: str) -> tuple[str, str]:
+    registry, url = _key_value_flag(text.strip())
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("want REGISTRY=http(s)://host[:port]")
+    return registry, url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--label", action="append", default=[], type=_argparse_type(_key_value_flag),
         metavar="KEY=VALUE", help="extra label on every object [K8S_LABEL_<KEY>]",
+    )
+    server.add_argument(
+        "--registry-mirror", action="append", default=[],
+        type=_argparse_type(_registry_mirror), metavar="REGISTRY=URL",
+        help="ask URL for REGISTRY's images, e.g. docker.io=http://127.0.0.1:5000 (repeatable; "
+        "comma-separated in the variable) [REGISTRY_MIRRORS]",
     )
     server.add_argument(
         "--annotation", action="append", default=[], type=_argparse_type(_key_value_flag),
@@ -356,6 +368,13 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             raise SystemExit("kubedock: --disable-services contradicts --network-names services")
         values.setdefault("network_names", "external")
     values["labels"] = {**_prefixed_env(environ, "K8S_LABEL_"), **dict(args.label)}
+    try:
+        mirrors = args.registry_mirror or [
+            _registry_mirror(item) for item in environ.get("REGISTRY_MIRRORS", "").split(",")
+            if item.strip()]
+    except ValueError as error:
+        raise SystemExit(f"kubedock: invalid REGISTRY_MIRRORS: {error}") from None
+    values["registry_mirrors"] = dict(mirrors)
     values["annotations"] = {**_prefixed_env(environ, "K8S_ANNOTATION_"), **dict(args.annotation)}
     try:
         return Config(**values)

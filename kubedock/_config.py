@@ -80,6 +80,10 @@ class Config:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    # Registry → base URL kubedock asks instead (docker.io=http://127.0.0.1:5000).
+    registry_mirrors: Mapping[str, str] = attrs.field(factory=dict)
+    # How long one registry question (manifest, config) may take before a pull fails.
+    registry_timeout: float = 30.0
     # Bind sources must lie in one of these trees (none given: anywhere not off limits).
     bind_roots: tuple[str, ...] = ()
 

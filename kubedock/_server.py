@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import trio
 
-from . import kube
+from . import kube, registry
 from ._config import Config, split_host_port
 from ._logging import configure as configure_logging
 from ._metrics import CONTAINERS, serve_metrics
 from ._sidecar_tls import SidecarIdentity, new_sidecar_identity
 from .api import BindPolicy, ServerTLS, create_app, serve_http
-from .engine import Engine, ReaperSettings, serve_reaper
+from .engine import Engine, ImageStore, ReaperSettings, RegistrySource, serve_reaper
 
 log = logging.getLogger("kubedock")
 
@@ -95,6 +96,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
         settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
         received: list[int] = []
         watchdogs: list[threading.Timer] = []
+        registry_http = httpx.AsyncClient(timeout=config.registry_timeout,
+                                          follow_redirects=True)
         # Listeners and streams end at once; cleanup has --shutdown-timeout, then a margin.
         limit = config.shutdown_timeout + _SHUTDOWN_MARGIN
         try:
@@ -109,6 +112,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     fail_fast_after=config.fail_fast_after,
                     expose=config.expose, expose_host=config.expose_host,
                     names=config.network_names,
+                    images=ImageStore(_registry_source(config, registry_http)),
                 )
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
@@ -143,9 +147,20 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
                 await cluster.aclose()
+                await registry_http.aclose()
             for watchdog in watchdogs:
                 watchdog.cancel()
     return 128 + signum
+
+
+def _registry_source(config: Config, http: httpx.AsyncClient) -> RegistrySource:
+    client = registry.RegistryClient(
+        http, mirrors=config.registry_mirrors,
+        credentials=registry.docker_config_lookup(registry.docker_config_path(os.environ)))
+    # The nodes are taken to share kubedock's platform (the usual case; kubedock does not read
+    # Node objects, which its service account may not see).
+    return RegistrySource(client, registry.host_platform_of_this_machine(),
+                          timeout=config.registry_timeout)
 
 
 def _server_tls(config: Config, sidecar: SidecarIdentity | None) -> ServerTLS | None:

@@ -1,7 +1,9 @@
 """Image references and the images kubedock knows of.
 
-kubedock never holds image content: the node pulls at pod start. What it keeps is the set of
-references clients pulled or used, so that inspect/list answer the way clients expect.
+kubedock never holds image content: the node pulls at pod start. What it keeps is what the
+registry says of each image a client pulled or used (manifest digest and config), so that
+inspect/list answer with facts and containers inherit the image's defaults. An image the registry
+could not be asked about (no registry reachable) is known by its reference alone.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from typing import Protocol
 
 import attrs
 
-from ._errors import InvalidParameter, NoSuchImage
+from ..registry import Credentials, ImageConfig, ResolvedImage
+from ._errors import ImageUnavailable, InvalidParameter, NoSuchImage, RegistryUnreachable
 
 _DEFAULT_REGISTRY = "docker.io"
 # A lowercase path of components, an optional registry host, tag or digest.
@@ -76,24 +80,88 @@ def parse_reference(text: str) -> ImageRef:
     return ImageRef(registry, path, tag, digest)
 
 
+class ImageSource(Protocol):
+    """Where image facts come from: a registry, seen through kubedock's mirrors and credentials.
+    Raises `ImageUnavailable` when the registry answers that it has no such image, and
+    `RegistryUnreachable` when no answer came."""
+
+    async def resolve(self, ref: ImageRef, credentials: Credentials | None) -> ResolvedImage: ...
+
+
 @attrs.define
 class Image:
     ref: ImageRef
     created: float
+    resolved: ResolvedImage | None = None  # None: the registry was not reachable
+
+    @property
+    def id(self) -> str:
+        return self.resolved.config.id if self.resolved else self.ref.image_id
+
+    @property
+    def config(self) -> ImageConfig | None:
+        return self.resolved.config if self.resolved else None
+
+    @property
+    def repo_digest(self) -> str | None:
+        if self.resolved:
+            return f"{self.ref.familiar_repository}@{self.resolved.digest}"
+        return f"{self.ref.familiar_repository}@{self.ref.digest}" if self.ref.digest else None
+
+    @property
+    def size(self) -> int:
+        """The layers as the registry holds them (compressed, for most registries)."""
+        if self.resolved is None:
+            return 0
+        return sum(layer.size for layer in self.resolved.manifest.layers)
 
 
 class ImageStore:
-    def __init__(self) -> None:
+    """Images by reference. Manifests by digest never change, so an entry is refreshed only when
+    its tag is pulled again (each pull asks the registry what the tag names now); creating a
+    container from a known reference uses the entry as it is, as Docker uses its local image."""
+
+    def __init__(self, source: ImageSource | None = None) -> None:
         self._images: dict[str, Image] = {}
+        self.source = source
 
     def add(self, ref: ImageRef) -> Image:
         return self._images.setdefault(ref.canonical, Image(ref, time.time()))
+
+    async def pull(self, ref: ImageRef, credentials: Credentials | None) -> tuple[Image, bool]:
+        """Asks the registry for `ref` and records the answer; says whether the image is new
+        (another config or manifest than the entry had). Without a registry, only records."""
+        known = self._images.get(ref.canonical)
+        if self.source is None:
+            return self.add(ref), known is None
+        resolved = await self.source.resolve(ref, credentials)
+        changed = known is None or known.resolved is None \
+            or known.resolved.digest != resolved.digest
+        if known is not None and not changed:
+            return known, False
+        image = Image(ref, time.time(), resolved)
+        self._images[ref.canonical] = image
+        return image, True
+
+    async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
+        """The image a new container runs: the known one, else what the registry says now. A
+        registry that cannot be reached leaves the node to pull (the image is known by name)."""
+        known = self._images.get(ref.canonical)
+        if known is not None and (known.resolved is not None or self.source is None):
+            return known
+        try:
+            image, _ = await self.pull(ref, credentials)
+        except RegistryUnreachable:
+            return self.add(ref)
+        except ImageUnavailable:
+            raise NoSuchImage(ref.familiar) from None
+        return image
 
     def get(self, name: str) -> Image:
         if name.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{12,64}", name):
             wanted = name if name.startswith("sha256:") else f"sha256:{name}"
             for image in self._images.values():
-                if image.ref.image_id.startswith(wanted):
+                if image.id.startswith(wanted):
                     return image
             raise NoSuchImage(name)
         try:

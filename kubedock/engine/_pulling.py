@@ -1,0 +1,55 @@
+"""Image facts from registries, with registry failures told as Docker tells them."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from .. import registry
+from ._errors import ImageUnavailable, PullFailed, RegistryUnreachable
+from ._images import ImageRef
+
+
+class RegistrySource:
+    """Resolves references for the nodes' platform through one registry client."""
+
+    def __init__(self, client: registry.RegistryClient, platform: registry.Platform, *,
+                 timeout: float) -> None:
+        self._client = client
+        self._platform = platform
+        self._timeout = timeout
+
+    async def resolve(self, ref: ImageRef, credentials: registry.Credentials | None
+                      ) -> registry.ResolvedImage:
+        repository = registry.Repository(ref.registry, ref.path)
+        reference = ref.digest or ref.tag or "latest"
+        try:
+            with trio.fail_after(self._timeout):
+                return await self._client.resolve(repository, reference, self._platform,
+                                                  credentials=credentials)
+        except trio.TooSlowError:
+            raise RegistryUnreachable(
+                f"pulling {ref.familiar}: the registry "
+                f"{registry.endpoint(ref.registry, self._client.mirrors)} did not answer within "
+                f"{self._timeout:g}s") from None
+        except registry.Unreachable as error:
+            raise RegistryUnreachable(f"pulling {ref.familiar}: {error}") from None
+        except registry.RegistryError as error:
+            raise _docker_pull_error(ref, error) from None
+        except registry.ManifestError as error:
+            raise PullFailed(f"pulling {ref.familiar}: {error}") from None
+        except httpx.HTTPError as error:
+            raise PullFailed(f"pulling {ref.familiar}: {error}") from None
+
+
+def _docker_pull_error(ref: ImageRef, error: registry.RegistryError) -> Exception:
+    """Docker's words for a registry's refusal (its distribution/errors.go)."""
+    if error.code == "MANIFEST_UNKNOWN" or (error.status == 404 and error.code != "NAME_UNKNOWN"):
+        return ImageUnavailable(f"manifest for {ref.familiar} not found: {error}")
+    if error.code == "NAME_UNKNOWN":
+        return ImageUnavailable(f"repository {ref.familiar_repository} not found: {error}")
+    if error.code in ("DENIED", "UNAUTHORIZED") or error.status in (401, 403):
+        return ImageUnavailable(
+            f"pull access denied for {ref.familiar_repository}, repository does not exist or "
+            f"may require 'docker login': {error}")
+    return PullFailed(f"pulling {ref.familiar}: {error}")
