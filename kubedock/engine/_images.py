@@ -144,10 +144,11 @@ class ImageStore:
         return image, True
 
     async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
-        """The image a new container runs: the known one, else what the registry says now. A
-        registry that cannot be reached leaves the node to pull (the image is known by name)."""
+        """The image a new container runs: the known one as it is (only a pull asks again),
+        else what the registry says now. A registry that cannot be reached leaves the node to
+        pull: the image is then known by name."""
         known = self._images.get(ref.canonical)
-        if known is not None and (known.resolved is not None or self.source is None):
+        if known is not None:
             return known
         try:
             image, _ = await self.pull(ref, credentials)
