@@ -35,11 +35,28 @@ class RegistrySource:
         except registry.Unreachable as error:
             raise RegistryUnreachable(f"pulling {ref.familiar}: {error}") from None
         except registry.RegistryError as error:
+            if ref.registry == registry.DOCKER_HUB and error.status == 404 \
+                    and not await self._has_repository(ref, credentials):
+                # What Docker Hub answers, and Docker says, for a repository it does not have;
+                # a mirror answers "manifest unknown" for both a missing repository and tag.
+                error = registry.RegistryError(
+                    403, "DENIED", "requested access to the resource is denied")
             raise _docker_pull_error(ref, error) from None
         except registry.ManifestError as error:
             raise PullFailed(f"pulling {ref.familiar}: {error}") from None
         except httpx.HTTPError as error:
             raise PullFailed(f"pulling {ref.familiar}: {error}") from None
+
+
+    async def _has_repository(self, ref: ImageRef, credentials: registry.Credentials | None
+                              ) -> bool:
+        with trio.move_on_after(self._timeout):
+            try:
+                return await self._client.has_repository(
+                    registry.Repository(ref.registry, ref.path), credentials=credentials)
+            except (registry.RegistryError, registry.Unreachable):
+                pass
+        return True  # unknown: the manifest's own error stands
 
 
 def _docker_pull_error(ref: ImageRef, error: registry.RegistryError) -> Exception:
@@ -49,6 +66,7 @@ def _docker_pull_error(ref: ImageRef, error: registry.RegistryError) -> Exceptio
     if error.code == "NAME_UNKNOWN":
         return ImageUnavailable(f"repository {ref.familiar_repository} not found: {error}")
     if error.code in ("DENIED", "UNAUTHORIZED") or error.status in (401, 403):
+        # Docker Hub's answer for a repository it does not have, too.
         return ImageUnavailable(
             f"pull access denied for {ref.familiar_repository}, repository does not exist or "
             f"may require 'docker login': {error}")

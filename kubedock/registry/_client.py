@@ -169,6 +169,17 @@ class RegistryClient:
         digest: str | None = response.headers.get("docker-content-digest")
         return digest
 
+    async def has_repository(self, repository: Repository, *,
+                             credentials: Credentials | None = None) -> bool:
+        """Whether the registry knows the repository (its tag list answers)."""
+        try:
+            await self._request("GET", repository, "tags/list?n=1", "pull", credentials)
+        except RegistryError as error:
+            if error.status in (401, 403, 404):
+                return False
+            raise
+        return True
+
     async def _manifest(self, repository: Repository, reference: str,
                         credentials: Credentials | None) -> tuple[bytes, str]:
         response = await self._request("GET", repository, f"manifests/{reference}", "pull",

@@ -56,7 +56,7 @@ class FakeRegistry:
         self.requests.append(f"{request.method} {request.url.path}")
         if request.url.path == "/token":
             return self._token(request)
-        match = re.fullmatch(r"/v2/(.+)/(manifests|blobs)/([^/]+)", request.url.path)
+        match = re.fullmatch(r"/v2/(.+)/(manifests|blobs|tags)/([^/]+)", request.url.path)
         if match is None:
             return _error(404, "NOT_FOUND", "no route")
         repository, kind, reference = match.groups()
@@ -68,6 +68,12 @@ class FakeRegistry:
                     {"code": "UNAUTHORIZED", "message": "authentication required"}]})
         if repository in self.private and authorization != f"{TOKEN}-granted":
             return _error(401, "UNAUTHORIZED", "authentication required")
+        if kind == "tags":
+            tags = [tag for repo, tag in self.manifests if repo == repository
+                    and not tag.startswith("sha256:")]
+            if not tags:
+                return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
+            return httpx.Response(200, json={"name": repository, "tags": tags})
         if kind == "blobs":
             if reference not in self.blobs:
                 return _error(404, "BLOB_UNKNOWN", "blob unknown to registry")

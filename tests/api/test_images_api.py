@@ -112,8 +112,8 @@ async def test_a_multi_platform_image_resolves_for_the_nodes(client: httpx.Async
 
 @pytest.mark.parametrize(("reference", "message"), [
     ("busybox:nope", "manifest for busybox:nope not found: manifest unknown: manifest unknown"),
-    ("nosuch:1", "repository nosuch not found: name unknown: repository name not known to "
-     "registry"),
+    ("nosuch:1", "pull access denied for nosuch, repository does not exist or may require "
+     "'docker login': denied: requested access to the resource is denied"),
     ("team/secret:1", "pull access denied for team/secret, repository does not exist or may "
      "require 'docker login': unauthorized: authentication required"),
 ])
