@@ -129,6 +129,10 @@ def _reference_matches(image: Image, pattern: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for name in names)
 
 
+_NODES = registry.host_platform_of_this_machine()
+_NO_CONFIG = registry.parse_image_config(b"{}", "")
+
+
 @blueprint.route("/images/<path:name>/json", methods=["GET"])
 async def inspect_image(name: str) -> Response:
     image = engine().images.get(name)
@@ -142,9 +146,10 @@ async def inspect_image(name: str) -> Response:
         "Container": "",
         "DockerVersion": "",
         "Author": config.author if config else "",
-        "Architecture": config.architecture if config else "",
-        "Os": config.os if config else "",
-        "Config": registry.inspect_config(config) if config else None,
+        # Known by name only (no registry answered): what the nodes run, with no defaults.
+        "Architecture": config.architecture if config else _NODES.architecture,
+        "Os": config.os if config else _NODES.os,
+        "Config": registry.inspect_config(config or _NO_CONFIG),
         "RootFS": {"Type": "layers", **({"Layers": list(config.diff_ids)}
                                         if config and config.diff_ids else {})},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},

@@ -85,7 +85,8 @@ class ImageSource(Protocol):
     Raises `ImageUnavailable` when the registry answers that it has no such image, and
     `RegistryUnreachable` when no answer came."""
 
-    async def resolve(self, ref: ImageRef, credentials: Credentials | None) -> ResolvedImage: ...
+    async def resolve(self, ref: ImageRef, credentials: Credentials | None,
+                      known: ResolvedImage | None = None) -> ResolvedImage: ...
 
 
 @attrs.define
@@ -134,7 +135,8 @@ class ImageStore:
         known = self._images.get(ref.canonical)
         if self.source is None:
             return self.add(ref), known is None
-        resolved = await self.source.resolve(ref, credentials)
+        resolved = await self.source.resolve(ref, credentials,
+                                             known.resolved if known else None)
         changed = known is None or known.resolved is None \
             or known.resolved.digest != resolved.digest
         if known is not None and not changed:

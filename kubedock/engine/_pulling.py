@@ -19,14 +19,14 @@ class RegistrySource:
         self._platform = platform
         self._timeout = timeout
 
-    async def resolve(self, ref: ImageRef, credentials: registry.Credentials | None
-                      ) -> registry.ResolvedImage:
+    async def resolve(self, ref: ImageRef, credentials: registry.Credentials | None,
+                      known: registry.ResolvedImage | None = None) -> registry.ResolvedImage:
         repository = registry.Repository(ref.registry, ref.path)
         reference = ref.digest or ref.tag or "latest"
         try:
             with trio.fail_after(self._timeout):
                 return await self._client.resolve(repository, reference, self._platform,
-                                                  credentials=credentials)
+                                                  credentials=credentials, known=known)
         except trio.TooSlowError:
             raise RegistryUnreachable(
                 f"pulling {ref.familiar}: the registry "

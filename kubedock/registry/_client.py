@@ -97,10 +97,14 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str], str] = {}
 
     async def resolve(self, repository: Repository, reference: str, platform: Platform, *,
-                      credentials: Credentials | None = None) -> ResolvedImage:
-        """The image `reference` (a tag or digest) names for `platform`: manifest and config."""
+                      credentials: Credentials | None = None,
+                      known: ResolvedImage | None = None) -> ResolvedImage:
+        """The image `reference` (a tag or digest) names for `platform`: manifest and config.
+        When it still names the `known` image, that is the answer (digests never change)."""
         data, content_type = await self._manifest(repository, reference, credentials)
         named = digest = digest_of(data)
+        if known is not None and known.repository == repository and known.digest == named:
+            return known
         if reference.startswith("sha256:") and digest != reference:
             raise ManifestError(f"manifest {reference} arrived with digest {digest}")
         document = parse_json(data, f"manifest {reference}")

@@ -71,8 +71,11 @@ async def test_pull_reports_the_registry_digest(client: httpx.AsyncClient,
         {"status": f"Digest: {digest}"},
         {"status": "Status: Downloaded newer image for busybox:1.36"},
     ]
+    asked = len(fake.requests)
     again = await client.post("/images/create", params={"fromImage": "busybox:1.36"})
     assert _lines(again)[-1] == {"status": "Status: Image is up to date for busybox:1.36"}
+    # The tag still names the known manifest: one question, with the token got before.
+    assert fake.requests[asked:] == ["GET /v2/library/busybox/manifests/1.36"]
 
 
 async def test_inspect_and_list_tell_the_image_config(client: httpx.AsyncClient,
