@@ -99,6 +99,8 @@ _SERVER_OPTIONS: list[tuple[tuple[str, ...], str, str | None, Callable[[str], An
     (("--fail-fast-after",), "fail_fast_after", "FAIL_FAST_AFTER", parse_duration,
      "fail a start once its image pull has kept failing, or its pod has found no node, for "
      "this long (Go duration, default 30s; 0: at the first failure)"),
+    (("--registry-timeout",), "registry_timeout", "REGISTRY_TIMEOUT", parse_duration,
+     "how long a pull may wait for the registry's answers (Go duration, default 30s)"),
     (("--pull-policy",), "pull_policy", "PULL_POLICY", _pull_policy,
      "image pull policy: " + ", ".join(PULL_POLICIES) + " (default ifnotpresent)"),
     (("--service-account",), "service_account", "SERVICE_ACCOUNT", str,

@@ -28,7 +28,9 @@ class RegistrySource:
                 return await self._client.resolve(repository, reference, self._platform,
                                                   credentials=credentials, known=known)
         except trio.TooSlowError:
-            raise RegistryUnreachable(
+            # A registry that takes the connection and then says nothing is broken, not out of
+            # reach: the pull fails rather than leaving the node to find out at start.
+            raise PullFailed(
                 f"pulling {ref.familiar}: the registry "
                 f"{registry.endpoint(ref.registry, self._client.mirrors)} did not answer within "
                 f"{self._timeout:g}s") from None

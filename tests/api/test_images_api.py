@@ -189,3 +189,20 @@ async def test_an_unreachable_registry_leaves_the_pull_to_the_node(nursery: trio
             assert _lines(pulled)[-1] == {"status": "Status: Image is up to date for redis:7"}
             created = await client.post("/containers/create", json={"Image": "other:1"})
             assert created.status_code == 201
+
+
+async def test_a_registry_that_hangs_fails_the_pull_in_bounded_time(nursery: trio.Nursery
+                                                                    ) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as http:
+        engine = clusterless_engine(nursery)
+        engine.images = ImageStore(RegistrySource(RegistryClient(http), Platform("linux", "amd64"),
+                                                  timeout=0.2))
+        transport = httpx.ASGITransport(app=create_app(engine))
+        async with httpx.AsyncClient(transport=transport, base_url="http://docker") as client:
+            pulled = await client.post("/images/create", params={"fromImage": "redis:7"})
+    assert (pulled.status_code, pulled.json()) == (500, {"message": (
+        "pulling redis:7: the registry https://registry-1.docker.io did not answer within 0.2s")})
