@@ -524,8 +524,8 @@ def with_image_defaults(config: ContainerConfig, image: ImageConfig) -> Containe
 @blueprint.route("/containers/create", methods=["POST"])
 async def create() -> tuple[Response, int]:
     config = parse_create(json_object(await request_body()), bind_policy())
-    image = await engine().images.ensure(parse_reference(config.image), None)
-    if image.config is not None:
+    image = await engine().images.of_container(config.image)
+    if image is not None and image.config is not None:
         config = with_image_defaults(config, image.config)
     if config.stop_signal:
         from ..engine import signal_name

@@ -80,6 +80,9 @@ def parse_reference(text: str) -> ImageRef:
     return ImageRef(registry, path, tag, digest)
 
 
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{1,64}|[0-9a-f]{12,64}")
+
+
 class ImageSource(Protocol):
     """Where image facts come from: a registry, seen through kubedock's mirrors and credentials.
     Raises `ImageUnavailable` when the registry answers that it has no such image, and
@@ -160,8 +163,18 @@ class ImageStore:
             raise NoSuchImage(ref.familiar) from None
         return image
 
+    async def of_container(self, name: str) -> Image | None:
+        """The image a create names: by id among the known ones (None if unknown: the name is
+        then the node's business), else by reference (`ensure`)."""
+        if _IMAGE_ID.fullmatch(name):
+            try:
+                return self.get(name)
+            except NoSuchImage:
+                return None
+        return await self.ensure(parse_reference(name), None)
+
     def get(self, name: str) -> Image:
-        if name.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{12,64}", name):
+        if _IMAGE_ID.fullmatch(name):
             wanted = name if name.startswith("sha256:") else f"sha256:{name}"
             for image in self._images.values():
                 if image.id.startswith(wanted):

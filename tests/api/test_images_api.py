@@ -206,3 +206,14 @@ async def test_a_registry_that_hangs_fails_the_pull_in_bounded_time(nursery: tri
             pulled = await client.post("/images/create", params={"fromImage": "redis:7"})
     assert (pulled.status_code, pulled.json()) == (500, {"message": (
         "pulling redis:7: the registry https://registry-1.docker.io did not answer within 0.2s")})
+
+
+async def test_create_by_image_id(client: httpx.AsyncClient, engine: Engine) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    image_id = (await client.get("/images/busybox:1.36/json")).json()["Id"]
+    for name in (image_id, image_id[7:19]):
+        created = await client.post("/containers/create", json={"Image": name})
+        assert created.status_code == 201, created.text
+        assert engine.get(created.json()["Id"]).config.healthcheck is not None
+    unknown = await client.post("/containers/create", json={"Image": "0123456789ab"})
+    assert unknown.status_code == 201  # the node's business, as before
