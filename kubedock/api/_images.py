@@ -4,6 +4,7 @@ records it; the layers are pulled by the node when a pod starts."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request
 
 from .. import registry
-from ..engine import Image, InvalidParameter, RegistryUnreachable, parse_reference
+from ..engine import Image, InvalidParameter, NoSuchImage, RegistryUnreachable, parse_reference
 from ..wire import PullProgress, final_status_line, progress_line
 from ._app import engine
 from ._errors import DockerError, bad_request
@@ -157,6 +158,50 @@ async def inspect_image(name: str) -> Response:
     if config and config.variant:
         document["Variant"] = config.variant
     return jsonify(document)
+
+
+@blueprint.route("/images/<path:name>/tag", methods=["POST"])
+async def tag_image(name: str) -> tuple[str, int]:
+    repo, tag = request.args.get("repo", ""), request.args.get("tag", "")
+    try:
+        ref = parse_reference(f"{repo}:{tag}" if tag else repo)
+    except InvalidParameter as error:
+        raise bad_request(error.message) from None
+    if ref.digest:
+        raise bad_request("refusing to create a tag with a digest reference")
+    image = engine().images.tag(name, ref)
+    engine().events.publish("image", "tag", image.id, {"name": ref.familiar})
+    return "", 201
+
+
+@blueprint.route("/images/<path:name>/push", methods=["POST"])
+async def push_image(name: str) -> Response:
+    tag = request.args.get("tag", "")
+    try:
+        ref = parse_reference(f"{name}:{tag}" if tag else name)
+    except InvalidParameter as error:
+        raise bad_request(error.message) from None
+    try:
+        engine().images.get(ref.familiar)
+    except NoSuchImage:
+        raise DockerError(404, "An image does not exist locally with the tag: "
+                          f"{ref.familiar_repository}") from None
+    credentials = registry.decode_registry_auth(request.headers.get("X-Registry-Auth", ""))
+    image, size = await engine().images.push(ref, credentials)
+    assert image.resolved is not None
+    digest = image.resolved.digest
+    lines = [
+        progress_line(PullProgress(f"The push refers to repository [{ref.familiar_repository}]")),
+        progress_line(PullProgress(f"{ref.tag}: digest: {digest} size: {size}")),
+        json.dumps({"progressDetail": {}, "aux": {"Tag": ref.tag, "Digest": digest,
+                                                  "Size": size}}).encode() + b"\n",
+    ]
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"".join(lines)
+
+    engine().events.publish("image", "push", ref.familiar, {"name": ref.familiar})
+    return Response(stream(), content_type="application/json")
 
 
 @blueprint.route("/images/<path:name>", methods=["DELETE"])

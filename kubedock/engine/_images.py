@@ -91,12 +91,19 @@ class ImageSource(Protocol):
     async def resolve(self, ref: ImageRef, credentials: Credentials | None,
                       known: ResolvedImage | None = None) -> ResolvedImage: ...
 
+    async def push(self, image: ResolvedImage, target: ImageRef,
+                   credentials: Credentials | None) -> tuple[ResolvedImage, int]:
+        """Copies the image into `target`'s repository and tags it; the image as pushed, and
+        its manifest's size."""
+
 
 @attrs.define
 class Image:
     ref: ImageRef
     created: float
     resolved: ResolvedImage | None = None  # None: the registry was not reachable
+    # A tag not pushed yet: its content is in the resolved image's repository, not in its own.
+    tagged_only: bool = False
 
     @property
     def id(self) -> str:
@@ -108,6 +115,8 @@ class Image:
 
     @property
     def repo_digest(self) -> str | None:
+        if self.tagged_only:
+            return None
         if self.resolved:
             return f"{self.ref.familiar_repository}@{self.resolved.digest}"
         return f"{self.ref.familiar_repository}@{self.ref.digest}" if self.ref.digest else None
@@ -147,6 +156,27 @@ class ImageStore:
         image = Image(ref, time.time(), resolved)
         self._images[ref.canonical] = image
         return image, True
+
+    def tag(self, name: str, ref: ImageRef) -> Image:
+        """Another name for a known image, as `docker tag` makes it (local until pushed)."""
+        image = self.get(name)
+        tagged = Image(ref, time.time(), image.resolved,
+                       tagged_only=image.resolved is not None and (
+                           image.tagged_only or image.ref.canonical != ref.canonical))
+        if tagged.ref.canonical != image.ref.canonical:
+            self._images[ref.canonical] = tagged
+        return self._images[ref.canonical]
+
+    async def push(self, ref: ImageRef, credentials: Credentials | None) -> tuple[Image, int]:
+        """Pushes a tag kubedock knows into its repository (the content comes from the registry
+        it was pulled from)."""
+        image = self.get(ref.familiar)
+        if self.source is None or image.resolved is None:
+            raise NoSuchImage(ref.familiar)
+        resolved, size = await self.source.push(image.resolved, ref, credentials)
+        pushed = Image(ref, image.created, resolved)
+        self._images[ref.canonical] = pushed
+        return pushed, size
 
     async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
         """The image a new container runs: the known one as it is (only a pull asks again),

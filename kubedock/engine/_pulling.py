@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import httpx
 import trio
 
@@ -49,6 +50,30 @@ class RegistrySource:
         except httpx.HTTPError as error:
             raise PullFailed(f"pulling {ref.familiar}: {error}") from None
 
+
+    async def push(self, image: registry.ResolvedImage, target: ImageRef,
+                   credentials: registry.Credentials | None
+                   ) -> tuple[registry.ResolvedImage, int]:
+        source = image.repository
+        repository = registry.Repository(target.registry, target.path)
+        tag = target.tag or "latest"
+        try:
+            data, media_type = await self._client.manifest(source, image.manifest.digest)
+            for blob in (image.manifest.config, *image.manifest.layers):
+                await self._client.copy_blob(source, repository, blob.digest, blob.size,
+                                             credentials=credentials)
+            digest = await self._client.push_manifest(repository, tag, data, media_type,
+                                                      credentials=credentials)
+        except registry.Unreachable as error:
+            raise PullFailed(f"pushing {target.familiar}: {error}") from None
+        except registry.RegistryError as error:
+            if error.status in (401, 403):
+                denied = error.message or "requested access to the resource is denied"
+                raise PullFailed(f"denied: {denied}") from None
+            raise PullFailed(f"pushing {target.familiar}: {error}") from None
+        except registry.ManifestError as error:
+            raise PullFailed(f"pushing {target.familiar}: {error}") from None
+        return attrs.evolve(image, repository=repository, digest=digest), len(data)
 
     async def _has_repository(self, ref: ImageRef, credentials: registry.Credentials | None
                               ) -> bool:

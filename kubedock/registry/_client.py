@@ -184,6 +184,30 @@ class RegistryClient:
             raise
         return True
 
+    async def manifest(self, repository: Repository, digest: str, *,
+                       credentials: Credentials | None = None) -> tuple[bytes, str]:
+        """A manifest's bytes as the registry holds them, and its media type."""
+        data, content_type = await self._manifest(repository, digest, credentials)
+        if digest_of(data) != digest:
+            raise ManifestError(f"manifest {digest} arrived with another digest")
+        return data, media_type_of(parse_json(data, f"manifest {digest}"), content_type)
+
+    async def copy_blob(self, source: Repository, target: Repository, digest: str, size: int,
+                        *, source_credentials: Credentials | None = None,
+                        credentials: Credentials | None = None) -> bool:
+        """Puts a blob of `source` into `target`, streamed through (memory stays bounded);
+        says whether anything was copied (False: the target had it)."""
+        if await self.has_blob(target, digest, credentials=credentials):
+            return False
+        response = await self._request("GET", source, f"blobs/{digest}", "pull",
+                                       source_credentials, stream=True)
+        try:
+            await self.push_blob(target, digest, size, response.aiter_bytes(),
+                                 credentials=credentials)
+        finally:
+            await response.aclose()
+        return True
+
     async def _manifest(self, repository: Repository, reference: str,
                         credentials: Credentials | None) -> tuple[bytes, str]:
         response = await self._request("GET", repository, f"manifests/{reference}", "pull",
@@ -196,7 +220,10 @@ class RegistryClient:
     async def _request(self, method: str, repository: Repository, tail: str, actions: str,
                        credentials: Credentials | None, *, url: httpx.URL | None = None,
                        content: bytes | AsyncIterable[bytes] | None = None,
-                       headers: Mapping[str, str] | None = None) -> httpx.Response:
+                       headers: Mapping[str, str] | None = None,
+                       stream: bool = False) -> httpx.Response:
+        """One request with the registry's auth flow. With `stream`, a successful response's
+        body is left unread: the caller reads and closes it."""
         target = url or httpx.URL(self._url(repository, tail))
         base = endpoint(repository.registry, self.mirrors)
         scope = f"repository:{repository.path}:{actions}"
@@ -205,8 +232,9 @@ class RegistryClient:
         token = self._tokens.get((base, scope))
         if token:
             request_headers["Authorization"] = token
-        response = await self._send(method, target, content, request_headers)
+        response = await self._send(method, target, content, request_headers, stream)
         if response.status_code == 401:
+            await response.aread()
             challenge = parse_challenge(response.headers.get("www-authenticate", ""))
             authorization = await self._authorize(challenge, scope, credentials)
             if authorization and authorization != token:
@@ -214,15 +242,20 @@ class RegistryClient:
                 # HEAD, which carry none, so tokens are in place before any body goes out.
                 self._tokens[(base, scope)] = authorization
                 request_headers["Authorization"] = authorization
-                response = await self._send(method, target, content, request_headers)
+                response = await self._send(method, target, content, request_headers, stream)
         if response.is_success:
             return response
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
         raise _registry_error(response)
 
     async def _send(self, method: str, url: httpx.URL, content: bytes | AsyncIterable[bytes] |
-                    None, headers: Mapping[str, str]) -> httpx.Response:
+                    None, headers: Mapping[str, str], stream: bool) -> httpx.Response:
         try:
-            return await self._http.request(method, url, content=content, headers=headers)
+            request = self._http.build_request(method, url, content=content, headers=headers)
+            return await self._http.send(request, stream=stream)
         except httpx.TransportError as error:
             reason = str(error) or type(error).__name__
             raise Unreachable(f"{url.scheme}://{url.netloc.decode()}: {reason}") from None

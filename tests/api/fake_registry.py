@@ -52,10 +52,23 @@ class FakeRegistry:
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(f"{request.method} {request.url.path}")
         if request.url.path == "/token":
             return self._token(request)
+        upload = re.fullmatch(r"/v2/(.+)/blobs/uploads/(\w*)", request.url.path)
+        if upload is not None:
+            if not request.headers.get("authorization", "").startswith(TOKEN):
+                return httpx.Response(401, headers={"WWW-Authenticate": (
+                    'Bearer realm="https://registry.test/token",service="registry.test"')})
+            if request.method == "POST":
+                return httpx.Response(202, headers={
+                    "Location": f"/v2/{upload.group(1)}/blobs/uploads/u{len(self.requests)}"})
+            data = await request.aread()
+            if digest_of(data) != request.url.params["digest"]:
+                return _error(400, "DIGEST_INVALID", "provided digest did not match")
+            self.blobs[digest_of(data)] = data
+            return httpx.Response(201)
         match = re.fullmatch(r"/v2/(.+)/(manifests|blobs|tags)/([^/]+)", request.url.path)
         if match is None:
             return _error(404, "NOT_FOUND", "no route")
@@ -74,6 +87,10 @@ class FakeRegistry:
             if not tags:
                 return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
             return httpx.Response(200, json={"name": repository, "tags": tags})
+        if kind == "manifests" and request.method == "PUT":
+            self._put(repository, reference, await request.aread(),
+                      request.headers["content-type"])
+            return httpx.Response(201)
         if kind == "blobs":
             if reference not in self.blobs:
                 return _error(404, "BLOB_UNKNOWN", "blob unknown to registry")

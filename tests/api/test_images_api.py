@@ -217,3 +217,38 @@ async def test_create_by_image_id(client: httpx.AsyncClient, engine: Engine) -> 
         assert engine.get(created.json()["Id"]).config.healthcheck is not None
     unknown = await client.post("/containers/create", json={"Image": "0123456789ab"})
     assert unknown.status_code == 201  # the node's business, as before
+
+
+async def test_tag_then_push_copies_the_image(client: httpx.AsyncClient,
+                                              fake: FakeRegistry) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    tagged = await client.post("/images/busybox:1.36/tag",
+                               params={"repo": "team/copy", "tag": "2"})
+    assert tagged.status_code == 201
+    copy = (await client.get("/images/team/copy:2/json")).json()
+    assert (copy["RepoTags"], copy["RepoDigests"]) == (
+        ["busybox:1.36", "team/copy:2"], [f"busybox@{_busybox_digest(fake)}"])
+    pushed = await client.post("/images/team/copy/push", params={"tag": "2"})
+    assert pushed.status_code == 200, pushed.text
+    digest = _busybox_digest(fake)
+    assert _lines(pushed)[-2:] == [
+        {"status": f"2: digest: {digest} size: "
+                   f"{len(fake.manifests[('library/busybox', '1.36')][0])}"},
+        {"progressDetail": {}, "aux": {"Tag": "2", "Digest": digest, "Size": len(
+            fake.manifests[("library/busybox", "1.36")][0])}}]
+    assert fake.manifests[("team/copy", "2")] == fake.manifests[("library/busybox", "1.36")]
+    again = (await client.get("/images/team/copy:2/json")).json()
+    assert again["RepoDigests"] == [f"busybox@{digest}", f"team/copy@{digest}"]
+
+
+async def test_push_of_an_unknown_tag(client: httpx.AsyncClient) -> None:
+    response = await client.post("/images/team/none/push", params={"tag": "1"})
+    assert (response.status_code, response.json()) == (404, {
+        "message": "An image does not exist locally with the tag: team/none"})
+    response = await client.post("/images/busybox:9/tag", params={"repo": "x", "tag": "1"})
+    assert (response.status_code, response.json()) == (404, {
+        "message": "No such image: busybox:9"})
+
+
+def _busybox_digest(fake: FakeRegistry) -> str:
+    return digest_of(fake.manifests[("library/busybox", "1.36")][0])

@@ -32,8 +32,6 @@ MISSING = [
     ("POST", "/build/prune", "POST /build/prune"),
     ("POST", "/session", "POST /session"),
     ("GET", "/images/docker.io/library/busybox:1.36/history", "GET /images/{name}/history"),
-    ("POST", "/images/busybox/tag", "POST /images/{name}/tag"),
-    ("POST", "/images/localhost:5000/app/push", "POST /images/{name}/push"),
     ("GET", "/images/busybox/get", "GET /images/{name}/get"),
     ("GET", "/images/get", "GET /images/get"),
     ("POST", "/images/load", "POST /images/load"),

@@ -166,3 +166,17 @@ def test_container_inspect_shows_the_image_defaults(client: docker.DockerClient)
         assert config["Cmd"] == image["Cmd"]
     finally:
         container.remove(force=True)
+
+
+def test_tag_push_and_run_the_pushed_tag(cluster: Any, kubedock: Kubedock) -> None:
+    target = f"{cluster.registry}/kd-pushed/busybox:{int(time.time() * 1000)}"
+    assert docker_cli(kubedock, "pull", "busybox:1.36").returncode == 0
+    tagged = docker_cli(kubedock, "tag", "busybox:1.36", target)
+    assert tagged.returncode == 0, tagged.stderr
+    pushed = docker_cli(kubedock, "push", target)
+    assert pushed.returncode == 0, pushed.stderr
+    repository, _, tag = target.rpartition(":")
+    digest = _registry_digest(cluster, repository.partition("/")[2], tag)
+    assert f"{tag}: digest: {digest}" in pushed.stdout.decode()
+    ran = docker_cli(kubedock, "run", "--rm", target, "echo", "pushed and pulled")
+    assert (ran.returncode, ran.stdout) == (0, b"pushed and pulled\n"), ran.stderr
