@@ -6,10 +6,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, jsonify, request
 
 from .. import registry
@@ -201,6 +204,26 @@ async def push_image(name: str) -> Response:
         yield b"".join(lines)
 
     engine().events.publish("image", "push", ref.familiar, {"name": ref.familiar})
+    return Response(stream(), content_type="application/json")
+
+
+@blueprint.route("/images/load", methods=["POST"])
+async def load_images() -> Response:
+    """The archive is spooled to a file (memory stays bounded), then pushed layer by layer."""
+    with tempfile.TemporaryDirectory(prefix="kubedock-load-") as directory:
+        archive = trio.Path(directory) / "archive.tar"
+        async with await archive.open("wb") as file:
+            async for chunk in request.body:
+                await file.write(chunk)
+        images = await engine().images.load(Path(archive))
+    lines = b"".join(json.dumps({"stream": f"Loaded image: {image.ref.familiar}\n"}).encode()
+                     + b"\n" for image in images)
+    for image in images:
+        engine().events.publish("image", "load", image.id, {"name": image.ref.familiar})
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield lines
+
     return Response(stream(), content_type="application/json")
 
 

@@ -54,7 +54,7 @@ _ENDPOINTS: tuple[_Endpoint, ...] = tuple([
                 "POST /grpc"),
     *_endpoints("the cluster's nodes pull images; kubedock keeps no image store",
                 "GET /images/{name}/history", "GET /images/{name}/get", "GET /images/get",
-                "POST /images/load", "GET /images/search", "POST /auth",
+                "GET /images/search", "POST /auth",
                 "GET /distribution/{name}/json", slashed_names=True),
     *_endpoints("kubedock has no plugins",
                 "GET /plugins", "GET /plugins/privileges", "POST /plugins/pull",

@@ -11,12 +11,19 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from pathlib import Path
 from typing import Protocol
 
 import attrs
 
 from ..registry import Credentials, ImageConfig, ResolvedImage
-from ._errors import ImageUnavailable, InvalidParameter, NoSuchImage, RegistryUnreachable
+from ._errors import (
+    ImageUnavailable,
+    InvalidParameter,
+    NoSuchImage,
+    RegistryUnreachable,
+    Unsupported,
+)
 
 _DEFAULT_REGISTRY = "docker.io"
 # A lowercase path of components, an optional registry host, tag or digest.
@@ -90,6 +97,9 @@ class ImageSource(Protocol):
 
     async def resolve(self, ref: ImageRef, credentials: Credentials | None,
                       known: ResolvedImage | None = None) -> ResolvedImage: ...
+
+    async def load(self, archive: Path) -> list[ImageRef]:
+        """Pushes an image archive's tagged images to their registries; what was pushed."""
 
     async def push(self, image: ResolvedImage, target: ImageRef,
                    credentials: Credentials | None) -> tuple[ResolvedImage, int]:
@@ -177,6 +187,12 @@ class ImageStore:
         pushed = Image(ref, image.created, resolved)
         self._images[ref.canonical] = pushed
         return pushed, size
+
+    async def load(self, archive: Path) -> list[Image]:
+        """The images of a `docker save` archive, pushed to their registries and recorded."""
+        if self.source is None:
+            raise Unsupported("docker load needs a registry kubedock can push to")
+        return [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
 
     async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
         """The image a new container runs: the known one as it is (only a pull asks again),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
+
 import attrs
 import httpx
 import trio
 
 from .. import registry
-from ._errors import ImageUnavailable, PullFailed, RegistryUnreachable
-from ._images import ImageRef
+from ._errors import ImageUnavailable, InvalidParameter, PullFailed, RegistryUnreachable
+from ._images import ImageRef, parse_reference
 
 
 class RegistrySource:
@@ -74,6 +77,29 @@ class RegistrySource:
         except registry.ManifestError as error:
             raise PullFailed(f"pushing {target.familiar}: {error}") from None
         return attrs.evolve(image, repository=repository, digest=digest), len(data)
+
+    async def load(self, archive: Path) -> list[ImageRef]:
+        """Pushes a `docker save` archive's tagged images to their registries (Docker Hub's to
+        its mirror); the references pushed."""
+        loaded: list[ImageRef] = []
+
+        def target(tag: str) -> tuple[registry.Repository, str] | None:
+            ref = parse_reference(tag)
+            if ref.tag is None:
+                return None
+            loaded.append(ref)
+            return registry.Repository(ref.registry, ref.path), ref.tag
+
+        try:
+            with trio.fail_after(self._timeout * 10):
+                await registry.push_archive(self._client, archive, target)
+        except (registry.ManifestError, tarfile.TarError, InvalidParameter) as error:
+            raise InvalidParameter(f"invalid image archive: {error}") from None
+        except trio.TooSlowError:
+            raise PullFailed("loading the archive: the registry took too long") from None
+        except (registry.Unreachable, registry.RegistryError) as error:
+            raise PullFailed(f"loading the archive: {error}") from None
+        return loaded
 
     async def _has_repository(self, ref: ImageRef, credentials: registry.Credentials | None
                               ) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import tarfile
 from collections.abc import AsyncIterator
 
 import httpx
@@ -252,3 +254,39 @@ async def test_push_of_an_unknown_tag(client: httpx.AsyncClient) -> None:
 
 def _busybox_digest(fake: FakeRegistry) -> str:
     return digest_of(fake.manifests[("library/busybox", "1.36")][0])
+
+
+def _saved_archive(tag: str, layer: bytes) -> bytes:
+    """A `docker save` archive of one image with one layer."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["loaded"]},
+                         "rootfs": {"type": "layers", "diff_ids": [digest_of(layer)]}}).encode()
+    members = {"c.json": config, "l/layer.tar": layer, "manifest.json": json.dumps(
+        [{"Config": "c.json", "RepoTags": [tag], "Layers": ["l/layer.tar"]}]).encode()}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+async def test_load_pushes_the_archive_then_knows_it(client: httpx.AsyncClient,
+                                                     fake: FakeRegistry) -> None:
+    loaded = await client.post("/images/load",
+                               content=_saved_archive("team/loaded:1", b"layer bytes"))
+    assert loaded.status_code == 200, loaded.text
+    assert _lines(loaded) == [{"stream": "Loaded image: team/loaded:1\n"}]
+    assert fake.blobs[digest_of(b"layer bytes")] == b"layer bytes"
+    image = (await client.get("/images/team/loaded:1/json")).json()
+    assert image["Config"]["Cmd"] == ["loaded"]
+
+
+async def test_load_of_a_corrupt_archive_pushes_nothing(client: httpx.AsyncClient,
+                                                        fake: FakeRegistry) -> None:
+    before = dict(fake.manifests)
+    for body in (b"not a tar", _saved_archive("team/bad:1", b"x")[:700]):
+        response = await client.post("/images/load", content=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["message"].startswith("invalid image archive: ")
+    assert fake.manifests == before

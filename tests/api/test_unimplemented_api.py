@@ -34,7 +34,6 @@ MISSING = [
     ("GET", "/images/docker.io/library/busybox:1.36/history", "GET /images/{name}/history"),
     ("GET", "/images/busybox/get", "GET /images/{name}/get"),
     ("GET", "/images/get", "GET /images/get"),
-    ("POST", "/images/load", "POST /images/load"),
     ("GET", "/images/search", "GET /images/search"),
     ("POST", "/auth", "POST /auth"),
     ("GET", "/distribution/busybox:1.36/json", "GET /distribution/{name}/json"),

@@ -180,3 +180,20 @@ def test_tag_push_and_run_the_pushed_tag(cluster: Any, kubedock: Kubedock) -> No
     assert f"{tag}: digest: {digest}" in pushed.stdout.decode()
     ran = docker_cli(kubedock, "run", "--rm", target, "echo", "pushed and pulled")
     assert (ran.returncode, ran.stdout) == (0, b"pushed and pulled\n"), ran.stderr
+
+
+def test_save_from_docker_then_load_and_run(cluster: Any, kubedock: Kubedock,
+                                            docker_oracle: str) -> None:
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    name = f"{cluster.registry}/kd-loaded/busybox:{int(time.time() * 1000)}"
+    assert docker_cli(oracle, "tag", "busybox:1.36", name).returncode == 0
+    try:
+        saved = docker_cli(oracle, "save", name)
+        assert saved.returncode == 0, saved.stderr
+    finally:
+        docker_cli(oracle, "rmi", name)
+    loaded = docker_cli(kubedock, "load", input=saved.stdout)
+    assert (loaded.returncode, loaded.stdout) == (0, f"Loaded image: {name}\n".encode()), \
+        loaded.stderr
+    ran = docker_cli(kubedock, "run", "--rm", name, "echo", "loaded")
+    assert (ran.returncode, ran.stdout) == (0, b"loaded\n"), ran.stderr
