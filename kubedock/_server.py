@@ -96,10 +96,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
         settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
         received: list[int] = []
         watchdogs: list[threading.Timer] = []
-        # A whole pull is bounded by --registry-timeout (RegistrySource); the client's own
-        # limit is only for connecting, so that a registry out of reach is told from a hung one.
-        registry_http = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10),
-                                          follow_redirects=True)
+        # A pull is bounded as a whole by --registry-timeout (RegistrySource); pushes and loads
+        # of any size by silence: no byte read or written for that long.
+        registry_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.registry_timeout, connect=10), follow_redirects=True)
         # Listeners and streams end at once; cleanup has --shutdown-timeout, then a margin.
         limit = config.shutdown_timeout + _SHUTDOWN_MARGIN
         try:

@@ -40,6 +40,8 @@ class RegistrySource:
                 f"{self._timeout:g}s") from None
         except registry.Unreachable as error:
             raise RegistryUnreachable(f"pulling {ref.familiar}: {error}") from None
+        except registry.Silent as error:
+            raise PullFailed(f"pulling {ref.familiar}: {error}") from None
         except registry.RegistryError as error:
             if ref.registry == registry.DOCKER_HUB and error.status == 404 \
                     and not await self._has_repository(ref, credentials):
@@ -67,7 +69,7 @@ class RegistrySource:
                                              credentials=credentials)
             digest = await self._client.push_manifest(repository, tag, data, media_type,
                                                       credentials=credentials)
-        except registry.Unreachable as error:
+        except (registry.Unreachable, registry.Silent, httpx.HTTPError) as error:
             raise PullFailed(f"pushing {target.familiar}: {error}") from None
         except registry.RegistryError as error:
             if error.status in (401, 403):
@@ -91,13 +93,13 @@ class RegistrySource:
             return registry.Repository(ref.registry, ref.path), ref.tag
 
         try:
-            with trio.fail_after(self._timeout * 10):
-                await registry.push_archive(self._client, archive, target)
+            # Unbounded as a whole (archives may be large): every read and write to the
+            # registry is bounded by the client's --registry-timeout instead.
+            await registry.push_archive(self._client, archive, target)
         except (registry.ManifestError, tarfile.TarError, InvalidParameter) as error:
             raise InvalidParameter(f"invalid image archive: {error}") from None
-        except trio.TooSlowError:
-            raise PullFailed("loading the archive: the registry took too long") from None
-        except (registry.Unreachable, registry.RegistryError) as error:
+        except (registry.Unreachable, registry.Silent, registry.RegistryError,
+                httpx.HTTPError) as error:
             raise PullFailed(f"loading the archive: {error}") from None
         return loaded
 

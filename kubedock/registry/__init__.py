@@ -17,6 +17,7 @@ from ._client import (
     RegistryError,
     Repository,
     ResolvedImage,
+    Silent,
     Unreachable,
     endpoint,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "RegistryError",
     "Repository",
     "ResolvedImage",
+    "Silent",
     "Unreachable",
     "credentials_from_config",
     "decode_registry_auth",

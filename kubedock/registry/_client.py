@@ -40,7 +40,11 @@ class RegistryError(Exception):
 
 
 class Unreachable(Exception):
-    """The registry did not answer (connection refused, name unknown, timed out)."""
+    """The registry could not be reached (connection refused, name unknown, connect timeout)."""
+
+
+class Silent(Exception):
+    """The registry took the connection, then sent (or took) nothing for too long."""
 
 
 @attrs.frozen
@@ -256,6 +260,9 @@ class RegistryClient:
         try:
             request = self._http.build_request(method, url, content=content, headers=headers)
             return await self._http.send(request, stream=stream)
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
+            raise Silent(f"{url.scheme}://{url.netloc.decode()}: no answer "
+                         f"({type(error).__name__})") from None
         except httpx.TransportError as error:
             reason = str(error) or type(error).__name__
             raise Unreachable(f"{url.scheme}://{url.netloc.decode()}: {reason}") from None
