@@ -128,6 +128,13 @@ def _quantity(text: str) -> str:
     return text
 
 
+def _registry_mirror(text: str) -> tuple[str, str]:
+    registry, url = key_value(text.strip())
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("want REGISTRY=http(s)://host[:port]")
+    return registry, url
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(filter(None, (name.strip() for name in text.split(","))))
 
@@ -382,8 +389,7 @@ class Config:
         "into the pod by its init container, whatever their size or number of files")
     inspector: bool = setting(
         False, "-i", "--inspector",
-        moot="kubedock does not read image configurations from registries; exposed ports come "
-        "from the create request")
+        moot="image configurations always come from the registries")
     # TLS on the TCP listener (the unix socket stays plain: its file mode guards it); with a
     # client CA, only clients presenting a certificate it signed get past the handshake.
     tls_enable: bool = setting(
@@ -391,6 +397,16 @@ class Config:
         help="serve the TCP listener over TLS (the unix socket stays plain)")
     lock: bool = setting(
         False, "--lock", help="serve only while holding the namespace's Lease kubedock-lock")
+    # Registry → base URL kubedock asks instead (docker.io=http://127.0.0.1:5000).
+    registry_mirrors: Mapping[str, str] = setting(
+        _NONE, "--registry-mirror", env="REGISTRY_MIRRORS", parse=_registry_mirror, repeat=True,
+        metavar="REGISTRY=URL",
+        help="ask URL for REGISTRY's images, e.g. docker.io=http://127.0.0.1:5000 (repeatable; "
+        "comma-separated in the variable)")
+    # How long one registry question (manifest, config) may take before a pull fails.
+    registry_timeout: float = setting(
+        30.0, "--registry-timeout", env="REGISTRY_TIMEOUT", parse=parse_duration,
+        help="how long a pull may wait for the registry's answers (Go duration, default 30s)")
     # Bind sources must lie in one of these trees (none given: anywhere not off limits).
     bind_roots: tuple[str, ...] = setting(
         (), "--bind-root", env="BIND_ROOTS", parse=_absolute_path, repeat=True, metavar="DIR",

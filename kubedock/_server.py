@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import trio
 
-from . import kube
+from . import kube, registry
 from ._config import Config, split_host_port
 from ._logging import configure as configure_logging
 from ._metrics import CONTAINERS, serve_metrics
 from ._sidecar_tls import SidecarIdentity, new_sidecar_identity
 from .api import BindPolicy, ServerTLS, create_app, serve_http
-from .engine import Engine, ReaperSettings, serve_reaper
+from .engine import Engine, ImageStore, ReaperSettings, RegistrySource, serve_reaper
 
 log = logging.getLogger("kubedock")
 
@@ -82,6 +83,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
         settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
         received: list[int] = []
         watchdogs: list[threading.Timer] = []
+        # A pull is bounded as a whole by --registry-timeout (RegistrySource); pushes and loads
+        # of any size by silence: no byte read or written for that long.
+        registry_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.registry_timeout, connect=10), follow_redirects=True)
         # Listeners and streams end at once; cleanup has --shutdown-timeout, then a margin.
         limit = config.shutdown_timeout + _SHUTDOWN_MARGIN
         try:
@@ -96,6 +101,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     expose_host=config.expose_host, **config.settings_for("engine"),
                     claims=kube.ClaimSettings(config.volume_storage_class,
                                               config.volume_access_mode, config.volume_size),
+                    images=ImageStore(_registry_source(config, registry_http)),
                 )
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
@@ -132,9 +138,20 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
                 await cluster.aclose()
+                await registry_http.aclose()
             for watchdog in watchdogs:
                 watchdog.cancel()
     return 128 + signum
+
+
+def _registry_source(config: Config, http: httpx.AsyncClient) -> RegistrySource:
+    client = registry.RegistryClient(
+        http, mirrors=config.registry_mirrors,
+        credentials=registry.docker_config_lookup(registry.docker_config_path(os.environ)))
+    # The nodes are taken to share kubedock's platform (the usual case; kubedock does not read
+    # Node objects, which its service account may not see).
+    return RegistrySource(client, registry.host_platform_of_this_machine(),
+                          timeout=config.registry_timeout)
 
 
 def _server_tls(config: Config, sidecar: SidecarIdentity | None) -> ServerTLS | None:

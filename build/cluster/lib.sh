@@ -21,6 +21,11 @@ ETCD_DATA=/dev/shm/kubedock-etcd # tmpfs: a fresh, fast etcd per `up`
 KUBECONFIG_PATH=$STATE/admin.kubeconfig
 CONTAINERD_SOCK=/run/containerd/containerd.sock
 KUBELET_ROOT=/var/lib/kubelet
+# The image registry (build/registry/up), a mirror of Docker Hub for the node's containerd.
+REGISTRY_ADDR=127.0.0.1:5000
+REGISTRY_DATA=$KD_CACHE/registry-data
+# Where containerd reads registry hosts (hosts.toml per registry) at each pull.
+REGISTRY_HOSTS=$STATE/containerd-certs.d
 # Marks the host rules up adds, so down removes exactly those.
 RULE_TAG=kubedock-cluster
 

@@ -31,6 +31,7 @@ from ..engine import (
     parse_reference,
 )
 from ..kube import PortSpec
+from ..registry import ImageConfig
 from ._app import bind_policy, engine, request_body
 from ._errors import DockerError, bad_request, docker_error
 from ._mounts import BindPolicy, parse_mounts, with_volumes_from
@@ -506,9 +507,28 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
     )
 
 
+def with_image_defaults(config: ContainerConfig, image: ImageConfig) -> ContainerConfig:
+    """What a container takes from its image beyond what the runtime applies in the pod: the
+    image's healthcheck (field by field under the request's, as Docker merges them) and, with
+    PublishAllPorts, the image's exposed ports."""
+    request_check = field(config.raw_config, "Healthcheck", dict) or {}
+    healthcheck = config.healthcheck
+    if image.healthcheck and request_check.get("Test") != ["NONE"]:
+        merged = {**image.healthcheck, **{k: v for k, v in request_check.items() if v}}
+        healthcheck = _healthcheck({"Healthcheck": merged})
+    exposed = config.exposed_ports
+    if field(config.raw_host_config, "PublishAllPorts", bool, "HostConfig."):
+        exposed = tuple(dict.fromkeys((*exposed, *map(_port_spec, image.exposed_ports))))
+    return attrs.evolve(config, healthcheck=healthcheck, exposed_ports=exposed,
+                        image_config=image)
+
+
 @blueprint.route("/containers/create", methods=["POST"])
 async def create() -> tuple[Response, int]:
     config = parse_create(json_object(await request_body()), bind_policy())
+    image = await engine().images.of_container(config.image)
+    if image is not None and image.config is not None:
+        config = with_image_defaults(config, image.config)
     if config.stop_signal:
         from ..engine import signal_name
 
@@ -650,6 +670,8 @@ def _config_document(container: Container) -> dict[str, Any]:
         document.setdefault(key, None)
     if config.stop_signal:
         document["StopSignal"] = config.stop_signal
+    if config.image_config is not None:
+        _merge_image_defaults(document, config.image_config)
     if isinstance(document.get("Healthcheck"), dict):
         document["Healthcheck"] = {k: v for k, v in document["Healthcheck"].items() if v}
     # Docker leaves these out when they are unset (Go's omitempty), as clients then expect.
@@ -657,6 +679,36 @@ def _config_document(container: Container) -> dict[str, Any]:
         if not document.get(key) and not (key == "StopTimeout" and document.get(key) == 0):
             document.pop(key, None)
     return document
+
+
+def _command_line(config: ContainerConfig) -> list[str]:
+    """What runs: the request's entrypoint and command, the image's where Docker takes them."""
+    image = config.image_config
+    if config.entrypoint is not None or image is None:
+        return [*(config.entrypoint or ()), *(config.cmd or ())]
+    return [*(image.entrypoint or ()), *(config.cmd if config.cmd is not None
+                                         else image.cmd or ())]
+
+
+def _merge_image_defaults(document: dict[str, Any], image: ImageConfig) -> None:
+    """The image's defaults under the request's, as Docker merges them at create."""
+    names = {item.partition("=")[0] for item in document["Env"]}
+    document["Env"] = [*document["Env"], *(e for e in image.env
+                                           if e.partition("=")[0] not in names)]
+    if not document["Entrypoint"]:
+        document["Entrypoint"] = list(image.entrypoint) if image.entrypoint else None
+        if not document["Cmd"]:
+            document["Cmd"] = list(image.cmd) if image.cmd else None
+    document["User"] = document["User"] or image.user
+    document["WorkingDir"] = document["WorkingDir"] or image.working_dir
+    document["Labels"] = {**image.labels, **document["Labels"]}
+    exposed = {port: {} for port in image.exposed_ports} | (document["ExposedPorts"] or {})
+    document["ExposedPorts"] = exposed or None
+    if image.volumes:
+        document["Volumes"] = {path: {} for path in image.volumes} | (document["Volumes"] or {})
+    document.setdefault("StopSignal", image.stop_signal)
+    if image.healthcheck and not document.get("Healthcheck"):
+        document["Healthcheck"] = dict(image.healthcheck)
 
 
 _OMITTED_WHEN_EMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled",
@@ -688,7 +740,8 @@ _HOST_CONFIG_DEFAULTS: dict[str, Any] = {
 
 def inspect_document(container: Container) -> dict[str, Any]:
     config = container.config
-    image_id = parse_reference(config.image).image_id
+    image_id = config.image_config.id if config.image_config \
+        else parse_reference(config.image).image_id
     host_config = {
         **copy.deepcopy(_HOST_CONFIG_DEFAULTS),
         "NetworkMode": config.network_mode,
@@ -702,9 +755,7 @@ def inspect_document(container: Container) -> dict[str, Any]:
     }
     driver, options = log_config(config.raw_host_config)
     host_config["LogConfig"] = {"Type": driver, "Config": options}
-    entrypoint = list(config.entrypoint or ())
-    args = list(config.cmd or ())
-    path, *arguments = (entrypoint + args) or [""]
+    path, *arguments = _command_line(config) or [""]
     return {
         "Id": container.id,
         "Created": _timestamp(container.created),
@@ -779,12 +830,13 @@ def _summary(container: Container) -> dict[str, Any]:
     ports += [{"PrivatePort": p.port, "Type": p.protocol}
               for p in container.config.ports if p not in published_ports]
     config = container.config
-    command = " ".join([*(config.entrypoint or ()), *(config.cmd or ())])
+    command = " ".join(_command_line(config))
     return {
         "Id": container.id,
         "Names": [f"/{container.name}"],
         "Image": config.image,
-        "ImageID": parse_reference(config.image).image_id,
+        "ImageID": config.image_config.id if config.image_config
+        else parse_reference(config.image).image_id,
         "Command": command,
         "Created": int(container.created.timestamp()),
         "Ports": ports,

@@ -1,37 +1,71 @@
-"""Image endpoints. Pulls are recorded, not performed: the node pulls when a pod starts."""
+"""Image endpoints. A pull asks the registry what the reference names (manifest and config) and
+records it; the layers are pulled by the node when a pod starts."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import logging
+import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, jsonify, request
 
-from ..engine import Image, InvalidParameter, parse_reference
+from .. import registry
+from ..engine import Image, InvalidParameter, NoSuchImage, RegistryUnreachable, parse_reference
+from ..wire import PullProgress, final_status_line, progress_line
 from ._app import engine
 from ._errors import DockerError, bad_request
 from ._parse import check_filters, parse_filters, prune_filter, query_bool
 
 blueprint = Blueprint("images", __name__)
+log = logging.getLogger(__name__)
 
 
-def _created(image: Image) -> str:
-    return datetime.fromtimestamp(image.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _created(image: Image) -> datetime:
+    """When the image was built (its config says), else when kubedock first knew of it."""
+    if image.config and image.config.created:
+        try:
+            return datetime.fromisoformat(image.config.created.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(image.created, UTC)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _same_image(image: Image) -> list[Image]:
+    """Every reference kubedock knows that names this image (same id), first known first."""
+    return [other for other in engine().images.all() if other.id == image.id]
+
+
+def _repo_tags(image: Image) -> list[str]:
+    return list(dict.fromkeys(i.ref.familiar for i in _same_image(image)
+                              if i.ref.tag and not i.ref.digest))
+
+
+def _repo_digests(image: Image) -> list[str]:
+    return list(dict.fromkeys(d for d in (i.repo_digest for i in _same_image(image)) if d))
 
 
 def _summary(image: Image) -> dict[str, Any]:
+    labels = dict(image.config.labels) if image.config else {}
     return {
-        "Id": image.ref.image_id,
+        "Id": image.id,
         "ParentId": "",
-        "RepoTags": [image.ref.familiar] if image.ref.tag else [],
-        "RepoDigests": [f"{image.ref.familiar_repository}@{image.ref.digest}"]
-        if image.ref.digest else [],
-        "Created": int(image.created),
-        "Size": 0,
+        "RepoTags": _repo_tags(image),
+        "RepoDigests": _repo_digests(image),
+        "Created": int(_created(image).timestamp()),
+        "Size": image.size,
         "SharedSize": -1,
-        "VirtualSize": 0,
-        "Labels": {},
+        "VirtualSize": image.size,
+        "Labels": labels,
         "Containers": -1,
     }
 
@@ -48,20 +82,28 @@ async def pull() -> Response:
     if tag:
         reference += f"@{tag}" if ":" in tag and tag.split(":")[0].startswith("sha") else f":{tag}"
     try:
-        image = engine().images.add(parse_reference(reference))
+        ref = parse_reference(reference)
     except InvalidParameter as error:
         raise bad_request(error.message) from None
-    lines = [
-        {"status": f"Pulling from {image.ref.familiar_repository}", "id": image.ref.tag or ""},
-        {"status": "Digest: " + (image.ref.digest or image.ref.image_id)},
-        {"status": f"Status: Image is up to date for {image.ref.familiar}"},
-    ]
-    body = b"".join(json.dumps(line).encode() + b"\r\n" for line in lines)
+    credentials = registry.decode_registry_auth(request.headers.get("X-Registry-Auth", ""))
+    lines = [PullProgress(f"Pulling from {ref.path}", ref.digest or ref.tag or "")]
+    try:
+        image, downloaded = await engine().images.pull(ref, credentials)
+    except RegistryUnreachable as error:
+        # The node may reach a registry kubedock cannot (a node-level mirror): it pulls at start.
+        log.warning("%s; the node pulls the image when a container starts", error.message)
+        image, downloaded = engine().images.add(ref), False
+        lines.append(PullProgress(f"Registry unreachable from kubedock ({error.message}); "
+                                  "the node pulls the image when a container starts"))
+    if image.resolved:
+        lines.append(PullProgress(f"Digest: {image.resolved.digest}"))
+    body = b"".join(map(progress_line, lines))
+    body += final_status_line(ref.familiar, downloaded=downloaded)
 
-    async def stream() -> Any:
+    async def stream() -> AsyncIterator[bytes]:
         yield body
 
-    engine().events.publish("image", "pull", image.ref.familiar, {"name": image.ref.familiar})
+    engine().events.publish("image", "pull", ref.familiar, {"name": ref.familiar})
     return Response(stream(), content_type="application/json")
 
 
@@ -69,36 +111,120 @@ async def pull() -> Response:
 async def list_images() -> Response:
     filters = parse_filters(request.args.get("filters"))
     check_filters(filters, {"reference", "dangling", "label", "before", "since"})
-    images = engine().images.all()
+    images = list({image.id: image for image in engine().images.all()}.values())
     if "reference" in filters:
-        images = [i for i in images if any(_reference_matches(i, r) for r in filters["reference"])]
-    if "label" in filters or filters.get("dangling") == ["true"]:
-        images = []  # kubedock's images carry no labels and are never dangling
+        images = [i for i in images if any(_reference_matches(other, r) for other in
+                                           _same_image(i) for r in filters["reference"])]
+    if "label" in filters:
+        images = [i for i in images if all(_has_label(i, wanted) for wanted in filters["label"])]
+    if filters.get("dangling") == ["true"]:
+        images = []  # every image kubedock knows has a name
     return jsonify([_summary(image) for image in images])
 
 
-def _reference_matches(image: Image, pattern: str) -> bool:
-    import fnmatch
+def _has_label(image: Image, wanted: str) -> bool:
+    labels = image.config.labels if image.config else {}
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
 
+
+def _reference_matches(image: Image, pattern: str) -> bool:
     names = (image.ref.familiar, image.ref.familiar_repository, image.ref.canonical)
     return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+
+
+_NODES = registry.host_platform_of_this_machine()
+_NO_CONFIG = registry.parse_image_config(b"{}", "")
 
 
 @blueprint.route("/images/<path:name>/json", methods=["GET"])
 async def inspect_image(name: str) -> Response:
     image = engine().images.get(name)
-    return jsonify({
-        **{k: v for k, v in _summary(image).items() if k not in ("Containers", "SharedSize")},
-        "Created": _created(image),
+    config = image.config
+    document = {
+        **{k: v for k, v in _summary(image).items()
+           if k not in ("Containers", "SharedSize", "Labels", "ParentId")},
+        "Parent": "",
         "Comment": "",
-        "Author": "",
-        "Architecture": "amd64",
-        "Os": "linux",
-        "Config": {"Env": [], "Cmd": None, "Entrypoint": None, "ExposedPorts": None,
-                   "Labels": None, "Volumes": None, "WorkingDir": ""},
-        "RootFS": {"Type": "layers", "Layers": []},
-        "Metadata": {"LastTagTime": _created(image)},
-    })
+        "Created": _timestamp(_created(image)),
+        "Container": "",
+        "DockerVersion": "",
+        "Author": config.author if config else "",
+        # Known by name only (no registry answered): what the nodes run, with no defaults.
+        "Architecture": config.architecture if config else _NODES.architecture,
+        "Os": config.os if config else _NODES.os,
+        "Config": registry.inspect_config(config or _NO_CONFIG),
+        "RootFS": {"Type": "layers", **({"Layers": list(config.diff_ids)}
+                                        if config and config.diff_ids else {})},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+    if config and config.variant:
+        document["Variant"] = config.variant
+    return jsonify(document)
+
+
+@blueprint.route("/images/<path:name>/tag", methods=["POST"])
+async def tag_image(name: str) -> tuple[str, int]:
+    repo, tag = request.args.get("repo", ""), request.args.get("tag", "")
+    try:
+        ref = parse_reference(f"{repo}:{tag}" if tag else repo)
+    except InvalidParameter as error:
+        raise bad_request(error.message) from None
+    if ref.digest:
+        raise bad_request("refusing to create a tag with a digest reference")
+    image = engine().images.tag(name, ref)
+    engine().events.publish("image", "tag", image.id, {"name": ref.familiar})
+    return "", 201
+
+
+@blueprint.route("/images/<path:name>/push", methods=["POST"])
+async def push_image(name: str) -> Response:
+    tag = request.args.get("tag", "")
+    try:
+        ref = parse_reference(f"{name}:{tag}" if tag else name)
+    except InvalidParameter as error:
+        raise bad_request(error.message) from None
+    try:
+        engine().images.get(ref.familiar)
+    except NoSuchImage:
+        raise DockerError(404, "An image does not exist locally with the tag: "
+                          f"{ref.familiar_repository}") from None
+    credentials = registry.decode_registry_auth(request.headers.get("X-Registry-Auth", ""))
+    image, size = await engine().images.push(ref, credentials)
+    assert image.resolved is not None
+    digest = image.resolved.digest
+    lines = [
+        progress_line(PullProgress(f"The push refers to repository [{ref.familiar_repository}]")),
+        progress_line(PullProgress(f"{ref.tag}: digest: {digest} size: {size}")),
+        json.dumps({"progressDetail": {}, "aux": {"Tag": ref.tag, "Digest": digest,
+                                                  "Size": size}}).encode() + b"\n",
+    ]
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"".join(lines)
+
+    engine().events.publish("image", "push", ref.familiar, {"name": ref.familiar})
+    return Response(stream(), content_type="application/json")
+
+
+@blueprint.route("/images/load", methods=["POST"])
+async def load_images() -> Response:
+    """The archive is spooled to a file (memory stays bounded), then pushed layer by layer."""
+    with tempfile.TemporaryDirectory(prefix="kubedock-load-") as directory:
+        archive = trio.Path(directory) / "archive.tar"
+        async with await archive.open("wb") as file:
+            async for chunk in request.body:
+                await file.write(chunk)
+        images = await engine().images.load(Path(archive))
+    lines = b"".join(json.dumps({"stream": f"Loaded image: {image.ref.familiar}\n"}).encode()
+                     + b"\n" for image in images)
+    for image in images:
+        engine().events.publish("image", "load", image.id, {"name": image.ref.familiar})
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield lines
+
+    return Response(stream(), content_type="application/json")
 
 
 @blueprint.route("/images/<path:name>", methods=["DELETE"])
@@ -110,11 +236,13 @@ async def remove_image(name: str) -> Response:
         raise DockerError(409, (
             f"conflict: unable to remove repository reference \"{image.ref.familiar}\" "
             f"(must force) - container {in_use[0].short_id} is using its referenced image "
-            f"{image.ref.image_id[7:19]}"
+            f"{image.id[7:19]}"
         ))
     engine().images.remove(name)
-    engine().events.publish("image", "delete", image.ref.image_id, {"name": image.ref.familiar})
-    return jsonify([{"Untagged": image.ref.familiar}, {"Deleted": image.ref.image_id}])
+    engine().events.publish("image", "delete", image.id, {"name": image.ref.familiar})
+    deleted = [] if any(other.id == image.id for other in engine().images.all()) \
+        else [{"Deleted": image.id}]
+    return jsonify([{"Untagged": image.ref.familiar}, *deleted])
 
 
 @blueprint.route("/images/prune", methods=["POST"])

@@ -7,6 +7,7 @@ from ._errors import (
     Conflict,
     EngineError,
     Forbidden,
+    ImageUnavailable,
     InvalidParameter,
     NoSuchContainer,
     NoSuchExec,
@@ -14,15 +15,18 @@ from ._errors import (
     NoSuchNetwork,
     NotFound,
     NotModified,
+    PullFailed,
+    RegistryUnreachable,
     StartFailed,
     TimedOut,
     Unsupported,
 )
 from ._events import Event, EventBus
 from ._exec import Exec, ExecConfig
-from ._images import Image, ImageRef, ImageStore, parse_reference
+from ._images import Image, ImageRef, ImageSource, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
 from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
+from ._pulling import RegistrySource
 from ._reaper import ReaperSettings, serve_reaper
 from ._records import (
     Container,
@@ -62,7 +66,9 @@ __all__ = [
     "HostBinding",
     "Image",
     "ImageRef",
+    "ImageSource",
     "ImageStore",
+    "ImageUnavailable",
     "InvalidParameter",
     "LogRequest",
     "Mount",
@@ -77,7 +83,10 @@ __all__ = [
     "NotFound",
     "NotModified",
     "PublishedPort",
+    "PullFailed",
     "ReaperSettings",
+    "RegistrySource",
+    "RegistryUnreachable",
     "RestartPolicy",
     "RestartPolicyName",
     "Sample",

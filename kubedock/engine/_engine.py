@@ -108,11 +108,12 @@ class Engine:
         fail_fast_after: float,
         names: NameMode = "external",
         claims: kube.ClaimSettings | None = None,
+        images: ImageStore | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
         self.events = EventBus()
-        self.images = ImageStore()
+        self.images = images or ImageStore()
         self.execs = ExecStore()
         self._nursery = nursery
         self._jobs = Jobs(nursery)

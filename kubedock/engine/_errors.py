@@ -65,3 +65,15 @@ class StartFailed(EngineError):
 
 class TimedOut(EngineError):
     """The cluster did not do in time what kubedock asked of it (or did not say so)."""
+
+
+class ImageUnavailable(NotFound):
+    """The registry has no such repository or tag, or refuses it (Docker's text)."""
+
+
+class RegistryUnreachable(EngineError):
+    """No answer came from the registry: the node may still pull, or have, the image."""
+
+
+class PullFailed(EngineError):
+    """The registry answered, but not with a usable image."""

@@ -1,7 +1,9 @@
 """Image references and the images kubedock knows of.
 
-kubedock never holds image content: the node pulls at pod start. What it keeps is the set of
-references clients pulled or used, so that inspect/list answer the way clients expect.
+kubedock never holds image content: the node pulls at pod start. What it keeps is what the
+registry says of each image a client pulled or used (manifest digest and config), so that
+inspect/list answer with facts and containers inherit the image's defaults. An image the registry
+could not be asked about (no registry reachable) is known by its reference alone.
 """
 
 from __future__ import annotations
@@ -9,10 +11,19 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from pathlib import Path
+from typing import Protocol
 
 import attrs
 
-from ._errors import InvalidParameter, NoSuchImage
+from ..registry import Credentials, ImageConfig, ResolvedImage
+from ._errors import (
+    ImageUnavailable,
+    InvalidParameter,
+    NoSuchImage,
+    RegistryUnreachable,
+    Unsupported,
+)
 
 _DEFAULT_REGISTRY = "docker.io"
 # A lowercase path of components, an optional registry host, tag or digest.
@@ -76,24 +87,143 @@ def parse_reference(text: str) -> ImageRef:
     return ImageRef(registry, path, tag, digest)
 
 
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{1,64}|[0-9a-f]{12,64}")
+
+
+class ImageSource(Protocol):
+    """Where image facts come from: a registry, seen through kubedock's mirrors and credentials.
+    Raises `ImageUnavailable` when the registry answers that it has no such image, and
+    `RegistryUnreachable` when no answer came."""
+
+    async def resolve(self, ref: ImageRef, credentials: Credentials | None,
+                      known: ResolvedImage | None = None) -> ResolvedImage: ...
+
+    async def load(self, archive: Path) -> list[ImageRef]:
+        """Pushes an image archive's tagged images to their registries; what was pushed."""
+
+    async def push(self, image: ResolvedImage, target: ImageRef,
+                   credentials: Credentials | None) -> tuple[ResolvedImage, int]:
+        """Copies the image into `target`'s repository and tags it; the image as pushed, and
+        its manifest's size."""
+
+
 @attrs.define
 class Image:
     ref: ImageRef
     created: float
+    resolved: ResolvedImage | None = None  # None: the registry was not reachable
+    # A tag not pushed yet: its content is in the resolved image's repository, not in its own.
+    tagged_only: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.resolved.config.id if self.resolved else self.ref.image_id
+
+    @property
+    def config(self) -> ImageConfig | None:
+        return self.resolved.config if self.resolved else None
+
+    @property
+    def repo_digest(self) -> str | None:
+        if self.tagged_only:
+            return None
+        if self.resolved:
+            return f"{self.ref.familiar_repository}@{self.resolved.digest}"
+        return f"{self.ref.familiar_repository}@{self.ref.digest}" if self.ref.digest else None
+
+    @property
+    def size(self) -> int:
+        """The layers as the registry holds them (compressed, for most registries)."""
+        if self.resolved is None:
+            return 0
+        return sum(layer.size for layer in self.resolved.manifest.layers)
 
 
 class ImageStore:
-    def __init__(self) -> None:
+    """Images by reference. Manifests by digest never change, so an entry is refreshed only when
+    its tag is pulled again (each pull asks the registry what the tag names now); creating a
+    container from a known reference uses the entry as it is, as Docker uses its local image."""
+
+    def __init__(self, source: ImageSource | None = None) -> None:
         self._images: dict[str, Image] = {}
+        self.source = source
 
     def add(self, ref: ImageRef) -> Image:
         return self._images.setdefault(ref.canonical, Image(ref, time.time()))
 
+    async def pull(self, ref: ImageRef, credentials: Credentials | None) -> tuple[Image, bool]:
+        """Asks the registry for `ref` and records the answer; says whether the image is new
+        (another config or manifest than the entry had). Without a registry, only records."""
+        known = self._images.get(ref.canonical)
+        if self.source is None:
+            return self.add(ref), known is None
+        resolved = await self.source.resolve(ref, credentials,
+                                             known.resolved if known else None)
+        changed = known is None or known.resolved is None \
+            or known.resolved.digest != resolved.digest
+        if known is not None and not changed:
+            return known, False
+        image = Image(ref, time.time(), resolved)
+        self._images[ref.canonical] = image
+        return image, True
+
+    def tag(self, name: str, ref: ImageRef) -> Image:
+        """Another name for a known image, as `docker tag` makes it (local until pushed)."""
+        image = self.get(name)
+        tagged = Image(ref, time.time(), image.resolved,
+                       tagged_only=image.resolved is not None and (
+                           image.tagged_only or image.ref.canonical != ref.canonical))
+        if tagged.ref.canonical != image.ref.canonical:
+            self._images[ref.canonical] = tagged
+        return self._images[ref.canonical]
+
+    async def push(self, ref: ImageRef, credentials: Credentials | None) -> tuple[Image, int]:
+        """Pushes a tag kubedock knows into its repository (the content comes from the registry
+        it was pulled from)."""
+        image = self.get(ref.familiar)
+        if self.source is None or image.resolved is None:
+            raise NoSuchImage(ref.familiar)
+        resolved, size = await self.source.push(image.resolved, ref, credentials)
+        pushed = Image(ref, image.created, resolved)
+        self._images[ref.canonical] = pushed
+        return pushed, size
+
+    async def load(self, archive: Path) -> list[Image]:
+        """The images of a `docker save` archive, pushed to their registries and recorded."""
+        if self.source is None:
+            raise Unsupported("docker load needs a registry kubedock can push to")
+        return [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
+
+    async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
+        """The image a new container runs: the known one as it is (only a pull asks again),
+        else what the registry says now. A registry that cannot be reached leaves the node to
+        pull: the image is then known by name."""
+        known = self._images.get(ref.canonical)
+        if known is not None:
+            return known
+        try:
+            image, _ = await self.pull(ref, credentials)
+        except RegistryUnreachable:
+            return self.add(ref)
+        except ImageUnavailable:
+            raise NoSuchImage(ref.familiar) from None
+        return image
+
+    async def of_container(self, name: str) -> Image | None:
+        """The image a create names: by id among the known ones (None if unknown: the name is
+        then the node's business), else by reference (`ensure`)."""
+        if _IMAGE_ID.fullmatch(name):
+            try:
+                return self.get(name)
+            except NoSuchImage:
+                return None
+        return await self.ensure(parse_reference(name), None)
+
     def get(self, name: str) -> Image:
-        if name.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{12,64}", name):
+        if _IMAGE_ID.fullmatch(name):
             wanted = name if name.startswith("sha256:") else f"sha256:{name}"
             for image in self._images.values():
-                if image.ref.image_id.startswith(wanted):
+                if image.id.startswith(wanted):
                     return image
             raise NoSuchImage(name)
         try:

@@ -12,6 +12,7 @@ import trio
 
 from .. import kube
 from ..kube import PortSpec
+from ..registry import ImageConfig
 
 if TYPE_CHECKING:
     from ._stall import Stall
@@ -117,6 +118,9 @@ class ContainerConfig:
     # Network (as in `networks`) → the endpoint's DriverOpts.
     driver_options: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     mounts: tuple[Mount, ...] = ()
+    # The image's own defaults, as its registry gave them (None: not known to kubedock). The
+    # runtime applies them in the pod; inspect shows them merged as Docker does.
+    image_config: ImageConfig | None = None
     # The request's own documents, echoed by inspect as Docker does.
     raw_config: Mapping[str, Any] = attrs.field(factory=dict)
     raw_host_config: Mapping[str, Any] = attrs.field(factory=dict)

@@ -48,7 +48,8 @@ def cluster() -> Cluster:
         outputs = key_values(done.stdout)
     else:
         outputs = script_outputs(REPO / "build/cluster/up")
-    return Cluster(kubeconfig=Path(outputs["KUBECONFIG"]), kubectl_path=Path(outputs["KUBECTL"]))
+    return Cluster(kubeconfig=Path(outputs["KUBECONFIG"]), kubectl_path=Path(outputs["KUBECTL"]),
+                   registry=outputs.get("REGISTRY", ""))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import attrs
 class Cluster:
     kubeconfig: Path
     kubectl_path: Path
+    registry: str = ""  # host:port of the cluster's registry, Docker Hub's mirror for the node
 
     def kubectl(
         self, *args: str, input: str | None = None, timeout: float = 60

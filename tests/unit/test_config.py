@@ -266,7 +266,8 @@ OPTIONS_AND_VARIABLES = {
     "--bind-root": "BIND_ROOTS", "--label": "K8S_LABEL_<KEY>",
     "--annotation": "K8S_ANNOTATION_<KEY>",
     "--volume-storage-class": "VOLUME_STORAGE_CLASS", "--volume-access-mode": "VOLUME_ACCESS_MODE",
-    "--volume-size": "VOLUME_SIZE",
+    "--volume-size": "VOLUME_SIZE", "--registry-mirror": "REGISTRY_MIRRORS",
+    "--registry-timeout": "REGISTRY_TIMEOUT",
 }
 
 

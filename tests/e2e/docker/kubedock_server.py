@@ -55,6 +55,12 @@ def _free_port(host: str) -> int:
         return port
 
 
+def _mirror(cluster: Any) -> list[str]:
+    """Docker Hub names resolve in the cluster's registry, as the node pulls them."""
+    registry = getattr(cluster, "registry", "")
+    return ["--registry-mirror", f"docker.io=http://{registry}"] if registry else []
+
+
 def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
                    program: Sequence[str] = MODULE, env: Mapping[str, str] | None = None,
                    host: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], Kubedock]:
@@ -64,7 +70,7 @@ def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
     log = tmp / f"kubedock-{port}.log"
     command = [*program, "server", "--listen-addr", f"{host}:{port}",
                "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
-               "--timeout", "90s", "--fail-fast-after", "5s", *extra]
+               "--timeout", "90s", "--fail-fast-after", "5s", *_mirror(cluster), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                    env=env)

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.cluster
 
 SECOND = 1_000_000_000
 
+UNREACHABLE_IMAGE = "127.0.0.1:9/kubedock/no-such-image:1"
+
 
 def _wait_for(predicate: object, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
@@ -107,9 +109,11 @@ def test_client_gone_during_follow_leaves_server_up(kubedock: Kubedock,
 def test_a_pull_that_keeps_failing_fails_the_start_once_it_lasts(
     client: docker.DockerClient,
 ) -> None:
-    # The e2e servers run with --fail-fast-after 5s: the pull fails (no such image) and the
-    # kubelet backs off meanwhile; the start fails after those 5 s, giving the reason.
-    container = client.containers.create("kubedock/no-such-image:1", ["true"])
+    # The e2e servers run with --fail-fast-after 5s: the pull fails (nothing listens where the
+    # image's registry should be, which kubedock cannot reach either, so it leaves the pull to
+    # the node) and the kubelet backs off meanwhile; the start fails after those 5 s, giving
+    # the reason.
+    container = client.containers.create(UNREACHABLE_IMAGE, ["true"])
     try:
         began = time.monotonic()
         with pytest.raises(docker.errors.APIError) as failed:
@@ -119,7 +123,7 @@ def test_a_pull_that_keeps_failing_fails_the_start_once_it_lasts(
         explanation = str(failed.value.explanation)
         assert explanation.startswith(("ErrImagePull: ", "ImagePullBackOff: ")), explanation
         assert explanation.endswith("(for 5s)")
-        assert "kubedock/no-such-image:1" in explanation
+        assert UNREACHABLE_IMAGE in explanation
     finally:
         container.remove(force=True)
 

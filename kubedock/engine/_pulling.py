@@ -1,0 +1,128 @@
+"""Image facts from registries, with registry failures told as Docker tells them."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import attrs
+import httpx
+import trio
+
+from .. import registry
+from ._errors import ImageUnavailable, InvalidParameter, PullFailed, RegistryUnreachable
+from ._images import ImageRef, parse_reference
+
+
+class RegistrySource:
+    """Resolves references for the nodes' platform through one registry client."""
+
+    def __init__(self, client: registry.RegistryClient, platform: registry.Platform, *,
+                 timeout: float) -> None:
+        self._client = client
+        self._platform = platform
+        self._timeout = timeout
+
+    async def resolve(self, ref: ImageRef, credentials: registry.Credentials | None,
+                      known: registry.ResolvedImage | None = None) -> registry.ResolvedImage:
+        repository = registry.Repository(ref.registry, ref.path)
+        reference = ref.digest or ref.tag or "latest"
+        try:
+            with trio.fail_after(self._timeout):
+                return await self._client.resolve(repository, reference, self._platform,
+                                                  credentials=credentials, known=known)
+        except trio.TooSlowError:
+            # A registry that takes the connection and then says nothing is broken, not out of
+            # reach: the pull fails rather than leaving the node to find out at start.
+            raise PullFailed(
+                f"pulling {ref.familiar}: the registry "
+                f"{registry.endpoint(ref.registry, self._client.mirrors)} did not answer within "
+                f"{self._timeout:g}s") from None
+        except registry.Unreachable as error:
+            raise RegistryUnreachable(f"pulling {ref.familiar}: {error}") from None
+        except registry.Silent as error:
+            raise PullFailed(f"pulling {ref.familiar}: {error}") from None
+        except registry.RegistryError as error:
+            if ref.registry == registry.DOCKER_HUB and error.status == 404 \
+                    and not await self._has_repository(ref, credentials):
+                # What Docker Hub answers, and Docker says, for a repository it does not have;
+                # a mirror answers "manifest unknown" for both a missing repository and tag.
+                error = registry.RegistryError(
+                    403, "DENIED", "requested access to the resource is denied")
+            raise _docker_pull_error(ref, error) from None
+        except registry.ManifestError as error:
+            raise PullFailed(f"pulling {ref.familiar}: {error}") from None
+        except httpx.HTTPError as error:
+            raise PullFailed(f"pulling {ref.familiar}: {error}") from None
+
+
+    async def push(self, image: registry.ResolvedImage, target: ImageRef,
+                   credentials: registry.Credentials | None
+                   ) -> tuple[registry.ResolvedImage, int]:
+        source = image.repository
+        repository = registry.Repository(target.registry, target.path)
+        tag = target.tag or "latest"
+        try:
+            data, media_type = await self._client.manifest(source, image.manifest.digest)
+            for blob in (image.manifest.config, *image.manifest.layers):
+                await self._client.copy_blob(source, repository, blob.digest, blob.size,
+                                             credentials=credentials)
+            digest = await self._client.push_manifest(repository, tag, data, media_type,
+                                                      credentials=credentials)
+        except (registry.Unreachable, registry.Silent, httpx.HTTPError) as error:
+            raise PullFailed(f"pushing {target.familiar}: {error}") from None
+        except registry.RegistryError as error:
+            if error.status in (401, 403):
+                denied = error.message or "requested access to the resource is denied"
+                raise PullFailed(f"denied: {denied}") from None
+            raise PullFailed(f"pushing {target.familiar}: {error}") from None
+        except registry.ManifestError as error:
+            raise PullFailed(f"pushing {target.familiar}: {error}") from None
+        return attrs.evolve(image, repository=repository, digest=digest), len(data)
+
+    async def load(self, archive: Path) -> list[ImageRef]:
+        """Pushes a `docker save` archive's tagged images to their registries (Docker Hub's to
+        its mirror); the references pushed."""
+        loaded: list[ImageRef] = []
+
+        def target(tag: str) -> tuple[registry.Repository, str] | None:
+            ref = parse_reference(tag)
+            if ref.tag is None:
+                return None
+            loaded.append(ref)
+            return registry.Repository(ref.registry, ref.path), ref.tag
+
+        try:
+            # Unbounded as a whole (archives may be large): every read and write to the
+            # registry is bounded by the client's --registry-timeout instead.
+            await registry.push_archive(self._client, archive, target)
+        except (registry.ManifestError, tarfile.TarError, InvalidParameter) as error:
+            raise InvalidParameter(f"invalid image archive: {error}") from None
+        except (registry.Unreachable, registry.Silent, registry.RegistryError,
+                httpx.HTTPError) as error:
+            raise PullFailed(f"loading the archive: {error}") from None
+        return loaded
+
+    async def _has_repository(self, ref: ImageRef, credentials: registry.Credentials | None
+                              ) -> bool:
+        with trio.move_on_after(self._timeout):
+            try:
+                return await self._client.has_repository(
+                    registry.Repository(ref.registry, ref.path), credentials=credentials)
+            except (registry.RegistryError, registry.Unreachable):
+                pass
+        return True  # unknown: the manifest's own error stands
+
+
+def _docker_pull_error(ref: ImageRef, error: registry.RegistryError) -> Exception:
+    """Docker's words for a registry's refusal (its distribution/errors.go)."""
+    if error.code == "MANIFEST_UNKNOWN" or (error.status == 404 and error.code != "NAME_UNKNOWN"):
+        return ImageUnavailable(f"manifest for {ref.familiar} not found: {error}")
+    if error.code == "NAME_UNKNOWN":
+        return ImageUnavailable(f"repository {ref.familiar_repository} not found: {error}")
+    if error.code in ("DENIED", "UNAUTHORIZED") or error.status in (401, 403):
+        # Docker Hub's answer for a repository it does not have, too.
+        return ImageUnavailable(
+            f"pull access denied for {ref.familiar_repository}, repository does not exist or "
+            f"may require 'docker login': {error}")
+    return PullFailed(f"pulling {ref.familiar}: {error}")

@@ -1,0 +1,199 @@
+"""Images through the cluster's registry: real pulls, the image config, and what containers
+take from it, compared with the reference engine where Docker is the spec."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import docker
+import docker.errors
+import httpx
+import pytest
+import trio
+from kubedock_server import Kubedock, docker_cli
+
+from kubedock.registry import (
+    DOCKER_HUB,
+    RegistryClient,
+    Repository,
+    host_platform_of_this_machine,
+)
+from kubedock.registry._manifest import ACCEPTED, OCI_MANIFEST, digest_of, parse_json
+
+pytestmark = pytest.mark.cluster
+
+
+def _registry_digest(cluster: Any, path: str, tag: str) -> str:
+    request = urllib.request.Request(f"http://{cluster.registry}/v2/{path}/manifests/{tag}",
+                                     method="HEAD", headers={"Accept": ACCEPTED})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        digest: str = response.headers["Docker-Content-Digest"]
+        return digest
+
+
+def test_pull_gives_the_digest_the_registry_serves(cluster: Any, kubedock: Kubedock) -> None:
+    pulled = docker_cli(kubedock, "pull", "busybox:1.36")
+    assert pulled.returncode == 0, pulled.stderr
+    digest = _registry_digest(cluster, "library/busybox", "1.36")
+    assert f"Digest: {digest}" in pulled.stdout.decode()
+    shown = docker_cli(kubedock, "image", "inspect", "busybox:1.36",
+                       "--format", "{{json .RepoDigests}}")
+    assert json.loads(shown.stdout) == [f"busybox@{digest}"]
+
+
+@pytest.mark.parametrize("image", ["busybox:1.36", "nginx:1.27", "redis:7"])
+def test_inspect_tells_the_config_the_reference_engine_tells(
+        kubedock: Kubedock, docker_oracle: str, image: str) -> None:
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    assert docker_cli(kubedock, "pull", image).returncode == 0
+
+    def shown(server: Kubedock) -> dict[str, Any]:
+        done = docker_cli(server, "image", "inspect", image)
+        assert done.returncode == 0, done.stderr
+        [document] = json.loads(done.stdout)
+        return {key: document[key] for key in ("Id", "Config", "Architecture", "Os", "RootFS")}
+
+    assert shown(kubedock) == shown(oracle)
+
+
+def test_pull_of_a_missing_tag_fails_as_docker_does(
+        cluster: Any, kubedock: Kubedock, docker_oracle: str) -> None:
+    # The reference engine asks the same registry by its address: only the name differs.
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    expected = docker_cli(oracle, "pull", f"{cluster.registry}/library/busybox:nope")
+    got = docker_cli(kubedock, "pull", "busybox:nope")
+    assert (got.returncode, expected.returncode) == (1, 1)
+    assert got.stderr.decode() == expected.stderr.decode().replace(
+        f"{cluster.registry}/library/busybox", "busybox")
+
+
+def test_pull_of_a_missing_repository_fails_as_docker_hub_does(kubedock: Kubedock) -> None:
+    # The reference engine cannot reach Docker Hub; this is Docker's text for Hub's refusal.
+    got = docker_cli(kubedock, "pull", "nosuch:1")
+    assert got.returncode == 1
+    assert got.stderr.decode() == (
+        "Error response from daemon: pull access denied for nosuch, repository does not exist "
+        "or may require 'docker login': denied: requested access to the resource is denied\n")
+
+
+def test_run_of_a_missing_image_fails_at_the_pull(client: docker.DockerClient) -> None:
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.containers.run("nosuch:1", ["true"])
+    assert not client.containers.list(all=True, filters={"ancestor": "nosuch:1"})
+
+
+async def _push_healthy_image(registry: str) -> None:
+    """busybox:1.36 with a HEALTHCHECK, as <registry>/kubedock/healthy:1 (busybox's layers).
+
+    Named by the registry's address, which the node's containerd reaches as a loopback
+    registry (plain http) whether or not it reads the mirror configuration for docker.io."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = RegistryClient(http, mirrors={DOCKER_HUB: f"http://{registry}"})
+        source, target = Repository(DOCKER_HUB, "library/busybox"), \
+            Repository(registry, "kubedock/healthy")
+        resolved = await client.resolve(source, "1.36", host_platform_of_this_machine())
+        config = parse_json(await client.blob(source, resolved.manifest.config.digest), "config")
+        config["config"]["Healthcheck"] = {"Test": ["CMD-SHELL", "test -f /tmp/ready"],
+                                           "Interval": 1_000_000_000, "Retries": 2}
+        config_data = json.dumps(config).encode()
+
+        async def once(data: bytes) -> Any:
+            yield data
+
+        for layer in resolved.manifest.layers:
+            if not await client.has_blob(target, layer.digest):
+                await client.push_blob(target, layer.digest, layer.size, once(
+                    await client.blob(source, layer.digest)))
+        await client.push_blob(target, digest_of(config_data), len(config_data),
+                               once(config_data))
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               "digest": digest_of(config_data), "size": len(config_data)},
+                    "layers": [{"mediaType": layer.media_type, "digest": layer.digest,
+                                "size": layer.size} for layer in resolved.manifest.layers]}
+        await client.push_manifest(target, "1", json.dumps(manifest).encode(), OCI_MANIFEST)
+
+
+def test_the_image_healthcheck_runs(cluster: Any, client: docker.DockerClient) -> None:
+    trio.run(_push_healthy_image, cluster.registry)
+    container = client.containers.run(
+        f"{cluster.registry}/kubedock/healthy:1",
+        ["sh", "-c", "sleep 2; touch /tmp/ready; sleep 300"], detach=True)
+    try:
+        deadline = time.monotonic() + 60
+        status = ""
+        while time.monotonic() < deadline and status != "healthy":
+            time.sleep(0.5)
+            status = client.api.inspect_container(container.id)["State"]["Health"]["Status"]
+        assert status == "healthy"
+        assert client.api.inspect_container(container.id)["Config"]["Healthcheck"]["Test"] == \
+            ["CMD-SHELL", "test -f /tmp/ready"]
+    finally:
+        container.remove(force=True)
+
+
+def test_publish_all_publishes_the_image_ports(client: docker.DockerClient) -> None:
+    container = client.containers.run("nginx:1.27", detach=True, publish_all_ports=True)
+    try:
+        ports = client.api.inspect_container(container.id)["NetworkSettings"]["Ports"]
+        [binding, *_] = ports["80/tcp"]
+        url = f"http://127.0.0.1:{binding['HostPort']}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        container.remove(force=True)
+
+
+def test_container_inspect_shows_the_image_defaults(client: docker.DockerClient) -> None:
+    container = client.containers.create("redis:7")
+    try:
+        config = client.api.inspect_container(container.id)["Config"]
+        image = client.api.inspect_image("redis:7")["Config"]
+        assert config["Env"] == image["Env"]
+        assert (config["WorkingDir"], config["User"]) == (image["WorkingDir"], image["User"])
+        assert config["Entrypoint"] == image["Entrypoint"]
+        assert config["Cmd"] == image["Cmd"]
+    finally:
+        container.remove(force=True)
+
+
+def test_tag_push_and_run_the_pushed_tag(cluster: Any, kubedock: Kubedock) -> None:
+    target = f"{cluster.registry}/kd-pushed/busybox:{int(time.time() * 1000)}"
+    assert docker_cli(kubedock, "pull", "busybox:1.36").returncode == 0
+    tagged = docker_cli(kubedock, "tag", "busybox:1.36", target)
+    assert tagged.returncode == 0, tagged.stderr
+    pushed = docker_cli(kubedock, "push", target)
+    assert pushed.returncode == 0, pushed.stderr
+    repository, _, tag = target.rpartition(":")
+    digest = _registry_digest(cluster, repository.partition("/")[2], tag)
+    assert f"{tag}: digest: {digest}" in pushed.stdout.decode()
+    ran = docker_cli(kubedock, "run", "--rm", target, "echo", "pushed and pulled")
+    assert (ran.returncode, ran.stdout) == (0, b"pushed and pulled\n"), ran.stderr
+
+
+def test_save_from_docker_then_load_and_run(cluster: Any, kubedock: Kubedock,
+                                            docker_oracle: str) -> None:
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    name = f"{cluster.registry}/kd-loaded/busybox:{int(time.time() * 1000)}"
+    assert docker_cli(oracle, "tag", "busybox:1.36", name).returncode == 0
+    try:
+        saved = docker_cli(oracle, "save", name)
+        assert saved.returncode == 0, saved.stderr
+    finally:
+        docker_cli(oracle, "rmi", name)
+    loaded = docker_cli(kubedock, "load", input=saved.stdout)
+    assert (loaded.returncode, loaded.stdout) == (0, f"Loaded image: {name}\n".encode()), \
+        loaded.stderr
+    ran = docker_cli(kubedock, "run", "--rm", name, "echo", "loaded")
+    assert (ran.returncode, ran.stdout) == (0, b"loaded\n"), ran.stderr
