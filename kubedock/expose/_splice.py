@@ -12,7 +12,7 @@ from kubedock.kube import KubeError
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
 # What ends one tunnelled connection (and only it): either side going away, or the cluster.
 CONNECTION_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, KubeError)
 

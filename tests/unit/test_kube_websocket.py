@@ -18,6 +18,7 @@ from wsproto.events import (
     Request,
 )
 
+from kubedock import wire
 from kubedock.kube import (
     ClusterUnreachable,
     ExecChannel,
@@ -239,12 +240,12 @@ def open_in_memory(
 ) -> tuple[WebSocket, trio.abc.Stream, WSConnection]:
     """A client WebSocket already upgraded, and the server's stream and protocol state."""
     client_stream, server_stream = pair()
-    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
-    server.receive_data(client.send(Request(host="api", target="/exec")))
+    handshake = wire.ClientHandshake("api", "/exec", [], [], key=bytes(16))
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(handshake.request)
     assert isinstance(next(server.events()), Request)
-    client.receive_data(server.send(AcceptConnection()))
-    assert isinstance(next(client.events()), AcceptConnection)
-    return WebSocket(client_stream, client, None, keepalive=POLICY), server_stream, server
+    assert isinstance(handshake.receive(server.send(AcceptConnection())), wire.Accepted)
+    return WebSocket(client_stream, None, keepalive=POLICY), server_stream, server
 
 
 async def answer_pings(stream: trio.abc.Stream, server: WSConnection, pings: list[float]) -> None:
