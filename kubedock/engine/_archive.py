@@ -142,8 +142,7 @@ async def _collect_output(channel: kube.ExecChannel, into: bytearray) -> None:
 
 def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
                          staged: Sequence[StagedArchive]) -> None:
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,
-                      bufsize=_CHUNK) as out:
+    with podside.open_writer(sink) as out:
         for name, source in binds:
             out.add(os.path.realpath(source), arcname=name)
         for archive in staged:

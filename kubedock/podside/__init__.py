@@ -5,7 +5,7 @@ fast."""
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
 from ._init import DATA_DIR, run_init
-from ._tar import ArchiveError, extract, relocate, safe_name
+from ._tar import ArchiveError, extract, open_writer, relocate, safe_name
 
 __all__ = [
     "CLIENT_CERT",
@@ -16,6 +16,7 @@ __all__ = [
     "SERVER_CERT",
     "ArchiveError",
     "extract",
+    "open_writer",
     "parse_upstream",
     "relocate",
     "run_archive",
