@@ -7,9 +7,10 @@ Throughput: `put_archive` and `get_archive` (docker-py) of one file of each size
 running busybox pod that has kubedock's own program (it got the init container) and into one
 that has not (the image's tar), against the floor of `kubectl exec -i ... tar` with the same
 bytes, and against the Go kubedock (a binary built from its public source, named by
-$KUBEDOCK_BENCH_PEER; the column is skipped without it) on a busybox pod of its own. kubedock's
-peak RSS (VmHWM) after each size shows whether archives stream; each server's CPU seconds per
-GB put and got are read from /proc.
+$KUBEDOCK_BENCH_PEER, e.g. `CGO_ENABLED=0 go build` in a copy of
+github.com/joyrex2001/kubedock; the column is skipped without it) on a busybox pod of its
+own. kubedock's peak RSS (VmHWM) after each size shows whether archives stream; each server's
+CPU seconds per GB put and got are read from /proc.
 Init container: `create` + `start` until running, of a plain busybox and of one with a bind
 mount. Prints medians; not a test.
 """
