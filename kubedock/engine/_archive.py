@@ -133,8 +133,8 @@ async def fill_volumes(cluster: kube.ClusterBoundary, pod: str, container: Conta
     async with cluster.attach(pod, stdin=True, stdout=False, stderr=True,
                               container=kube.SETUP) as channel, trio.open_nursery() as nursery:
         nursery.start_soon(_collect_output, channel, errors)
-        sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
-        await _in_thread(_write_volume_stream, sink, binds, staged)
+        await _sending(channel.send_stdin,
+                       lambda sink: _in_thread(_write_volume_stream, sink, binds, staged))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
         raise kube.KubeError(channel.status_message or f"attach ended ({channel.exit_code})")
@@ -149,8 +149,7 @@ async def _collect_output(channel: kube.ExecChannel, into: bytearray) -> None:
 
 def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
                          staged: Sequence[StagedArchive]) -> None:
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,
-                      bufsize=_CHUNK) as out:
+    with podside.open_writer(sink) as out:
         for name, source in binds:
             out.add(os.path.realpath(source), arcname=name)
         for archive in staged:
@@ -252,8 +251,8 @@ async def put_archive(engine: Engine, container: Container, path: str,
     errors = bytearray()
     async with session as channel, trio.open_nursery() as nursery:
         nursery.start_soon(_collect_output, channel, errors)
-        sink = cast(IO[bytes], _ToChannel(channel.send_stdin))
-        await _through_thread(body, lambda source: podside.relocate(source, sink))
+        await _sending(channel.send_stdin, lambda sink: _through_thread(
+            body, lambda source: podside.relocate(source, sink)))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
@@ -364,6 +363,27 @@ class _ToChannel:
         if data:
             trio.from_thread.run(self._send, bytes(data))
         return len(data)
+
+
+async def _sending(send: Callable[[bytes], Awaitable[object]],
+                   run: Callable[[IO[bytes]], Awaitable[_T]]) -> _T:
+    """`run(file)`, a task of the loop sending what is written to `file`, a few chunks behind.
+
+    The worker thread that writes goes on producing while the loop sends; the queue between
+    them is bounded, so a slow receiver still holds the writer back.
+    """
+    into, out = trio.open_memory_channel[bytes](_QUEUE)
+
+    async def forward() -> None:
+        async with out:
+            async for chunk in out:
+                await send(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(forward)
+        with into:
+            result = await run(cast(IO[bytes], _ToChannel(into.send)))
+    return result
 
 
 async def _in_thread(work: Callable[..., _T], *args: object) -> _T:

@@ -12,7 +12,8 @@ from kubedock.kube import KubeError
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
+_AHEAD = 2  # chunks read but not yet written, per direction of a connection
 # What ends one tunnelled connection (and only it): either side going away, or the cluster.
 CONNECTION_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, KubeError)
 
@@ -78,10 +79,31 @@ async def splice(left: trio.abc.Stream, right: trio.abc.Stream) -> None:
 
 async def _copy(source: trio.abc.Stream, sink: trio.abc.Stream, both: trio.CancelScope,
                 direction: str) -> None:
+    # Reading goes on while a write waits for a slow sink, a few chunks ahead at most:
+    # the far side keeps sending, memory stays bounded, and backpressure still reaches it.
+    ahead, behind = trio.open_memory_channel[bytes | bytearray](_AHEAD)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read, source, ahead, both)
+        await _write(behind, sink, both, direction)
+
+
+async def _read(source: trio.abc.Stream, into: trio.MemorySendChannel[bytes | bytearray],
+                both: trio.CancelScope) -> None:
     try:
-        while data := await source.receive_some(_CHUNK):
-            await sink.send_all(data)
-            EXPOSED_BYTES.inc(direction, amount=len(data))
+        async with into:
+            while data := await source.receive_some(_CHUNK):
+                await into.send(data)
+    except CONNECTION_ERRORS:
+        both.cancel()
+
+
+async def _write(chunks: trio.MemoryReceiveChannel[bytes | bytearray], sink: trio.abc.Stream,
+                 both: trio.CancelScope, direction: str) -> None:
+    try:
+        async with chunks:
+            async for data in chunks:
+                await sink.send_all(data)
+                EXPOSED_BYTES.inc(direction, amount=len(data))
         if not isinstance(sink, trio.abc.HalfCloseableStream):
             both.cancel()
             return

@@ -12,7 +12,9 @@ from ._errors import KubeError, PortForwardFailed
 from ._websocket import WebSocket
 
 # Large writes are split so one message never monopolises the API server's buffers.
-_MAX_MESSAGE = 32 * 1024
+_MAX_MESSAGE = 256 * 1024
+# A read hands on what has arrived, up to this much: fewer, larger writes downstream.
+_COALESCE = 256 * 1024
 
 
 class ExecChannel:
@@ -25,6 +27,7 @@ class ExecChannel:
         self.status_message: str | None = None
         self.start_failure: str | None = None
         """Why the command could not be started, in Docker's words (see `wire.ExitStatus`)."""
+        self._held: bytes | None = None  # arrived while output was gathered; next in line
 
     @property
     def can_close_stdin(self) -> bool:
@@ -33,8 +36,9 @@ class ExecChannel:
 
     async def send_stdin(self, data: bytes) -> None:
         """Raises `trio.BrokenResourceError` once the session is over."""
-        for start in range(0, len(data), _MAX_MESSAGE):
-            await self._socket.send(wire.encode_stdin(data[start : start + _MAX_MESSAGE]))
+        with memoryview(data) as view:
+            for start in range(0, len(view), _MAX_MESSAGE):
+                await self._socket.send(wire.encode_stdin(view[start : start + _MAX_MESSAGE]))
 
     async def close_stdin(self) -> None:
         """Half-close stdin (v5); a no-op under v4 (see `can_close_stdin`) or once over."""
@@ -51,27 +55,46 @@ class ExecChannel:
             await self._socket.send(message)
 
     async def receive(self) -> tuple[int, bytes] | None:
-        """Next `(1 | 2, data)` (stdout, stderr), or None when the session is over."""
+        """Next `(1 | 2, data)` (stdout, stderr), or None when the session is over.
+
+        Consecutive messages of one stream that have arrived already come out as one."""
         while True:
-            message = await self._socket.receive()
+            message, self._held = self._held, None
             if message is None:
-                return None
-            if not message:
+                message = await self._socket.receive()
+                if message is None:
+                    return None
+            output = self._output(message)
+            if output is None:
                 continue
-            try:
-                decoded = wire.decode_channel_message(message)
-            except wire.WireFormatError as exc:
-                raise KubeError(f"malformed exec message from the API server: {exc}") from exc
-            if isinstance(decoded, wire.ExitStatus):
-                self.exit_code = decoded.exit_code
-                self.status_message = decoded.message or None
-                self.start_failure = decoded.start_failure
-            elif (
-                isinstance(decoded, wire.ChannelData)
-                and decoded.channel in (wire.Channel.STDOUT, wire.Channel.STDERR)
-                and decoded.data
-            ):
-                return int(decoded.channel), decoded.data
+            parts, size = [output[1]], len(output[1])
+            while size < _COALESCE and (more := self._socket.receive_buffered()) is not None:
+                if more[:1] != bytes([output[0]]):
+                    self._held = more  # another stream's turn, or the status
+                    break
+                parts.append(more[1:])
+                size += len(more) - 1
+            return output[0], b"".join(parts)
+
+    def _output(self, message: bytes) -> tuple[int, bytes] | None:
+        """Output a message carries; any other message is taken in (the exit status)."""
+        if not message:
+            return None
+        try:
+            decoded = wire.decode_channel_message(message)
+        except wire.WireFormatError as exc:
+            raise KubeError(f"malformed exec message from the API server: {exc}") from exc
+        if isinstance(decoded, wire.ExitStatus):
+            self.exit_code = decoded.exit_code
+            self.status_message = decoded.message or None
+            self.start_failure = decoded.start_failure
+        elif (
+            isinstance(decoded, wire.ChannelData)
+            and decoded.channel in (wire.Channel.STDOUT, wire.Channel.STDERR)
+            and decoded.data
+        ):
+            return int(decoded.channel), decoded.data
+        return None
 
     async def aclose(self) -> None:
         await self._socket.aclose()
@@ -91,36 +114,50 @@ class PortForwardStream(trio.abc.Stream):
         self._socket = socket
         self._channels = wire.PortForwardChannels([port])
         self._buffer = b""
+        self._failure: KubeError | None = None  # reported once the data before it is read
         self._closed = False
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._closed:
             raise trio.ClosedResourceError
         while not self._buffer:
+            if self._failure is not None:
+                raise self._failure
             message = await self._socket.receive()
             if message is None:
                 return b""
-            try:
-                event = self._channels.receive(message)
-            except wire.WireFormatError as exc:
-                raise KubeError(f"malformed port-forward message: {exc}") from exc
-            if isinstance(event, wire.PortError):
-                raise PortForwardFailed(event.message.strip())
-            if event is not None:
-                self._buffer = event.data
-        size = len(self._buffer) if max_bytes is None else max_bytes
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+            parts = self._take(message, [])
+            while (sum(map(len, parts)) < _COALESCE and self._failure is None
+                   and (message := self._socket.receive_buffered()) is not None):
+                self._take(message, parts)
+            self._buffer = b"".join(parts)
+        if max_bytes is None or max_bytes >= len(self._buffer):
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
         return data
+
+    def _take(self, message: bytes, parts: list[bytes]) -> list[bytes]:
+        try:
+            event = self._channels.receive(message)
+        except wire.WireFormatError as exc:
+            self._failure = KubeError(f"malformed port-forward message: {exc}")
+        else:
+            if isinstance(event, wire.PortError):
+                self._failure = PortForwardFailed(event.message.strip())
+            elif event is not None:
+                parts.append(event.data)
+        return parts
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise trio.ClosedResourceError
-        payload = bytes(data)
-        if not payload:
+        if not data:
             await trio.lowlevel.checkpoint()
-        for start in range(0, len(payload), _MAX_MESSAGE):
-            chunk = payload[start : start + _MAX_MESSAGE]
-            await self._socket.send(self._channels.encode(self.port, chunk))
+        with memoryview(data) as view:
+            for start in range(0, len(view), _MAX_MESSAGE):
+                chunk = view[start : start + _MAX_MESSAGE]
+                await self._socket.send(self._channels.encode(self.port, chunk))
 
     async def wait_send_all_might_not_block(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -3,7 +3,8 @@
 kr8s's own websockets (httpx-ws) keep a background task group per session, so a session
 cannot outlive the block that opened it and every error leaves it wrapped in an exception
 group. Port-forward streams must be plain `trio.abc.Stream`s that the caller closes, so this
-speaks the protocol itself (wsproto) with kr8s's credentials and TLS settings.
+speaks the protocol itself (`wire`'s framing, and `TlsStream`, which decrypts a whole read at
+once) with kr8s's credentials and TLS settings.
 
 A connection can die without a word (the API server vanished, traffic is dropped): the
 socket then waits forever. So a websocket pings the API server whenever it has heard nothing
@@ -14,6 +15,7 @@ quiet session (an exec that prints nothing, an idle port-forward) stays alive: p
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -23,25 +25,16 @@ from urllib.parse import urlencode
 import attrs
 import httpx
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Ping,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
+
+from kubedock import wire
 
 from ._errors import ClusterUnreachable, KubeError, error_from_status
+from ._tls import TlsStream
 
 log = logging.getLogger(__name__)
 
-_RECEIVE_SIZE = 65536
+_RECEIVE_SIZE = 256 * 1024
+_DATA = (wire.Opcode.BINARY, wire.Opcode.TEXT)
 _HANDSHAKE_SECONDS = 30
 
 
@@ -100,29 +93,32 @@ class WebSocket:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        connection: WSConnection,
         subprotocol: str | None,
-        pending: Sequence[Event] = (),
+        trailing: bytes = b"",
         keepalive: KeepalivePolicy = KEEPALIVE,
     ) -> None:
         self.subprotocol = subprotocol
         self._stream = stream
-        self._connection = connection
-        self._events: deque[Event] = deque(pending)
-        self._partial = bytearray()
+        self._decoder = wire.MessageDecoder()
+        self._messages: deque[wire.Message] = deque()
         self._send_lock = trio.StrictFIFOLock()
+        self._close_sent = False
         self._ended = False
         self._dead: str | None = None  # why the connection was given up
         self._keepalive = Keepalive(keepalive, trio.current_time())
+        if trailing:
+            self._messages.extend(self._decode(trailing))
 
-    async def send(self, data: bytes) -> None:
-        """Raises `trio.BrokenResourceError` once the session has ended, or when the API
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send one binary message.
+
+        Raises `trio.BrokenResourceError` once the session has ended, or when the API
         server takes nothing for as long as a connection may stay silent."""
-        if self._connection.state is not ConnectionState.OPEN:
+        if self._close_sent or self._ended:
             raise trio.BrokenResourceError("websocket is closed")
         policy = self._keepalive.policy
         with trio.move_on_after(policy.interval + policy.timeout):
-            await self._send_raw(self._connection.send(BytesMessage(data=data)))
+            await self._send_raw(wire.encode_frame(wire.Opcode.BINARY, data, os.urandom(4)))
             return
         # Dead, or a process that does not read its input: either way a reader's pings could
         # not get through any more.
@@ -134,8 +130,8 @@ class WebSocket:
         """The next message; None when the session is over. Raises `ClusterUnreachable`
         when the connection broke or died."""
         while True:
-            while self._events:
-                message = await self._handle(self._events.popleft())
+            while self._messages:
+                message = await self._handle(self._messages.popleft())
                 if message is not None:
                     return message
             if self._dead is not None:
@@ -148,10 +144,20 @@ class WebSocket:
             self._keepalive.heard(trio.current_time())
             if not data:
                 self._ended = True
-                self._connection.receive_data(None)
             else:
-                self._connection.receive_data(data)
-            self._events.extend(self._connection.events())
+                self._messages.extend(self._decode(data))
+
+    def receive_buffered(self) -> bytes | None:
+        """The next message if it has arrived already (no waiting, no I/O), else None."""
+        if self._messages and self._messages[0].opcode in _DATA:
+            return self._messages.popleft().data
+        return None
+
+    def _decode(self, data: bytes) -> list[wire.Message]:
+        try:
+            return self._decoder.receive(data)
+        except wire.WireFormatError as exc:
+            raise KubeError(f"malformed websocket data from the API server: {exc}") from exc
 
     async def _receive_or_keep_alive(self) -> bytes | None:
         """Bytes from the server (b"" at its end), or None when there is none yet."""
@@ -166,12 +172,13 @@ class WebSocket:
                     raise
                 return None  # given up meanwhile (a stuck send)
         now = trio.current_time()
-        if self._keepalive.due(now) == "ping" and self._connection.state is ConnectionState.OPEN:
+        if self._keepalive.due(now) == "ping" and not self._close_sent:
             self._keepalive.pinged(now)
             # A send stuck behind a full, unacknowledged buffer is a sign of death too.
             with trio.move_on_at(self._keepalive.deadline()):
                 try:
-                    await self._send_raw(self._connection.send(Ping()))
+                    await self._send_raw(
+                        wire.encode_frame(wire.Opcode.PING, b"", os.urandom(4)))
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     if self._dead is None:
                         await self._give_up(f"connection to the API server broke: {exc}")
@@ -190,33 +197,43 @@ class WebSocket:
 
     async def aclose(self) -> None:
         try:
-            if self._connection.state is ConnectionState.OPEN:
+            if not self._close_sent and not self._ended:
                 with trio.move_on_after(1):
-                    await self._send_quietly(CloseConnection(code=1000))
+                    await self._send_close(wire.encode_close(1000))
         finally:
             self._ended = True
             await trio.aclose_forcefully(self._stream)
 
-    async def _handle(self, event: Event) -> bytes | None:
-        if isinstance(event, BytesMessage | TextMessage):
-            data = event.data.encode() if isinstance(event.data, str) else bytes(event.data)
-            self._partial += data
-            if not event.message_finished:
-                return None
-            message = bytes(self._partial)
-            self._partial.clear()
-            return message
-        if isinstance(event, Ping):
-            await self._send_quietly(event.response())
-        elif isinstance(event, CloseConnection):
-            if self._connection.state is ConnectionState.REMOTE_CLOSING:
-                await self._send_quietly(event.response())
+    async def _handle(self, message: wire.Message) -> bytes | None:
+        if message.opcode in _DATA:
+            return message.data
+        if message.opcode == wire.Opcode.PING:
+            if not self._close_sent:
+                await self._send_quietly(
+                    wire.encode_frame(wire.Opcode.PONG, message.data, os.urandom(4)))
+        elif message.opcode == wire.Opcode.CLOSE:
+            if not self._close_sent:
+                code, _ = self._close_reply(message.data)
+                await self._send_close(wire.encode_close(code))
             self._ended = True
         return None
 
-    async def _send_quietly(self, event: Event) -> None:
+    @staticmethod
+    def _close_reply(payload: bytes) -> tuple[int, str]:
         try:
-            await self._send_raw(self._connection.send(event))
+            code, reason = wire.decode_close(payload)
+        except wire.WireFormatError:
+            return 1002, ""
+        # 1005 means "no code given" and must not be sent back.
+        return (1000 if code == 1005 else code), reason
+
+    async def _send_close(self, payload: bytes) -> None:
+        self._close_sent = True
+        await self._send_quietly(wire.encode_frame(wire.Opcode.CLOSE, payload, os.urandom(4)))
+
+    async def _send_quietly(self, frame: bytes) -> None:
+        try:
+            await self._send_raw(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._ended = True
 
@@ -240,17 +257,18 @@ async def connect(
     secure = url.scheme == "https"
     port = url.port or (443 if secure else 80)
     host_header = f"[{url.host}]:{port}" if ":" in url.host else f"{url.host}:{port}"
-    request = Request(
+    handshake = wire.ClientHandshake(
         host=host_header,
         target=url.path.rstrip("/") + path + ("?" + urlencode(params) if params else ""),
-        subprotocols=list(subprotocols),
-        extra_headers=[(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else [],
+        subprotocols=subprotocols,
+        headers=[(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else [],
+        key=os.urandom(16),
     )
     try:
         with trio.fail_after(_HANDSHAKE_SECONDS):
             stream = await _open_stream(auth, url.host, port, secure)
             try:
-                return await _handshake(stream, request, keepalive)
+                return await _handshake(stream, handshake, keepalive)
             except BaseException:
                 await trio.aclose_forcefully(stream)
                 raise
@@ -269,9 +287,7 @@ async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.ab
         context = await auth.ssl_context()
         if not isinstance(context, ssl.SSLContext):
             context = ssl.create_default_context()
-        tls = trio.SSLStream(
-            tcp, context, server_hostname=auth.tls_server_name or host, https_compatible=True
-        )
+        tls = TlsStream(tcp, context, server_hostname=auth.tls_server_name or host)
         await tls.do_handshake()
     except BaseException as exc:
         await trio.aclose_forcefully(tcp)
@@ -282,32 +298,19 @@ async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.ab
 
 
 async def _handshake(
-    stream: trio.abc.Stream, request: Request, keepalive: KeepalivePolicy
+    stream: trio.abc.Stream, handshake: wire.ClientHandshake, keepalive: KeepalivePolicy
 ) -> WebSocket:
-    connection = WSConnection(ConnectionType.CLIENT)
-    await stream.send_all(connection.send(request))
-    rejected_status = 0
-    body = bytearray()
+    await stream.send_all(handshake.request)
     while True:
         try:
             data = await stream.receive_some(_RECEIVE_SIZE)
         except (trio.BrokenResourceError, ssl.SSLError) as exc:
             raise ClusterUnreachable(f"websocket handshake broke: {exc}") from exc
-        connection.receive_data(bytes(data) if data else None)
-        events = list(connection.events())
-        for index, event in enumerate(events):
-            if isinstance(event, AcceptConnection):
-                return WebSocket(stream, connection, event.subprotocol, events[index + 1 :],
-                                 keepalive)
-            if isinstance(event, RejectConnection):
-                rejected_status = event.status_code
-                if not event.has_body:
-                    raise error_from_status(rejected_status, b"")
-            if isinstance(event, RejectData):
-                body += event.data
-                if event.body_finished:
-                    raise error_from_status(rejected_status, bytes(body))
-        if not data:
-            if rejected_status:
-                raise error_from_status(rejected_status, bytes(body))
-            raise KubeError("the API server closed the connection during the websocket handshake")
+        try:
+            outcome = handshake.receive(bytes(data))
+        except wire.WireFormatError as exc:
+            raise KubeError(f"websocket handshake with the API server failed: {exc}") from exc
+        if isinstance(outcome, wire.Accepted):
+            return WebSocket(stream, outcome.subprotocol, outcome.trailing, keepalive)
+        if isinstance(outcome, wire.Rejected):
+            raise error_from_status(outcome.status, outcome.body)

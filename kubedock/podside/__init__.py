@@ -7,7 +7,7 @@ from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_din
 from ._init import DATA_DIR, run_init
 from ._offline import run_offline
 from ._procfs import ProcError, parse_boot_time, parse_cmdline, parse_ids, parse_stat
-from ._tar import ArchiveError, extract, relocate, safe_name
+from ._tar import ArchiveError, extract, open_writer, relocate, safe_name
 from ._toolbox import CANNOT_START, run_toolbox
 from ._users import ExecUser, UserError, resolve_user
 
@@ -24,6 +24,7 @@ __all__ = [
     "ProcError",
     "UserError",
     "extract",
+    "open_writer",
     "parse_boot_time",
     "parse_cmdline",
     "parse_ids",

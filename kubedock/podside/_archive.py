@@ -22,10 +22,9 @@ import posixpath
 import shutil
 import stat
 import sys
-import tarfile
 from collections.abc import Sequence
 
-from ._tar import ArchiveError, extract
+from ._tar import ArchiveError, extract, open_writer
 
 NOT_FOUND = 2
 NOT_A_DIRECTORY = 3
@@ -36,7 +35,6 @@ PROGRAM = "kubedock/kubedock"
 # the loader's --library-path does not reach that second start).
 LIBRARIES = "kubedock/_internal"
 
-_CHUNK = 256 * 1024
 
 
 def tool_argv(tools: str, *args: str) -> list[str]:
@@ -116,7 +114,5 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) 
 def _write_tar(path: str) -> None:
     os.lstat(path)
     name = posixpath.basename(path.rstrip("/")) or "."
-    with open(1, "wb", closefd=False) as stdout, tarfile.open(
-        fileobj=stdout, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
-    ) as archive:
+    with open(1, "wb", closefd=False) as stdout, open_writer(stdout) as archive:
         archive.add(path, arcname=name)

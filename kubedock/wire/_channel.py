@@ -50,7 +50,7 @@ class ChannelClosed:
 ChannelMessage = ChannelData | ExitStatus | ChannelClosed
 
 
-def encode_stdin(data: bytes) -> bytes:
+def encode_stdin(data: bytes | bytearray | memoryview) -> bytes:
     return bytes([Channel.STDIN]) + data
 
 

@@ -63,7 +63,7 @@ class PortForwardChannels:
             return PortError(port, payload.decode(errors="replace"))
         return PortData(port, payload)
 
-    def encode(self, port: int, data: bytes) -> bytes:
+    def encode(self, port: int, data: bytes | bytearray | memoryview) -> bytes:
         """A message that sends `data` to `port` in the pod."""
         try:
             index = self._ports.index(port)

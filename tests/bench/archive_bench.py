@@ -1,11 +1,16 @@
 """Archive throughput and init-container cost through kubedock, with baselines from the same run.
 
-    .venv/bin/python tests/bench/archive_bench.py [--runs N] [--sizes 1,100]
+    KUBEDOCK_BENCH_PEER=~/.cache/kubedock-bench/kubedock \
+    .venv/bin/python tests/bench/archive_bench.py [--runs N] [--sizes 1,100] [--no-start]
 
 Throughput: `put_archive` and `get_archive` (docker-py) of one file of each size (MB), into a
 running busybox pod that has kubedock's own program (it got the init container) and into one
 that has not (the image's tar), against the floor of `kubectl exec -i ... tar` with the same
-bytes. kubedock's peak RSS (VmHWM) after each size shows whether archives stream.
+bytes, and against the Go kubedock (a binary built from its public source, named by
+$KUBEDOCK_BENCH_PEER, e.g. `CGO_ENABLED=0 go build` in a copy of
+github.com/joyrex2001/kubedock; the column is skipped without it) on a busybox pod of its
+own. kubedock's peak RSS (VmHWM) after each size shows whether archives stream; each server's
+CPU seconds per GB put and got are read from /proc.
 Init container: `create` + `start` until running, of a plain busybox and of one with a bind
 mount. Prints medians; not a test.
 """
@@ -23,18 +28,18 @@ import time
 from pathlib import Path
 
 import docker
-from bench_server import kubedock_server, timed
+from bench_server import (
+    BenchServer,
+    kubedock_server,
+    peak_rss_mb,
+    peer_server,
+    process_cpu_seconds,
+    timed,
+)
 from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def one_file_tar(size: int) -> bytes:
@@ -65,60 +70,100 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="1,100")
+    parser.add_argument("--no-start", action="store_true", help="skip the init container timing")
     args = parser.parse_args()
-    with kubedock_server("--port-forward", "--network-names", "services") as server:
-        kubectl, namespace = server.kubectl, server.namespace
+    with kubedock_server("--port-forward", "--network-names", "services") as server, \
+            peer_server() as peer:
         client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}", timeout=300)
-        with tempfile.TemporaryDirectory() as bind:
-            Path(bind, "small.txt").write_text("small\n")
-            started_seconds(client, 1)  # warm-up
-            plain = started_seconds(client, args.runs)
-            with_bind = started_seconds(client, args.runs, volumes={bind: {"bind": "/b"}})
-        print(f"create+start -> running, median of {args.runs}")
-        print(f"  plain busybox            {plain * 1000:8.0f} ms")
-        print(f"  with a bind (init)       {with_bind * 1000:8.0f} ms   "
-              f"(init container overhead {(with_bind - plain) * 1000:.0f} ms, "
-              f"ratio {with_bind / plain:.2f})")
-
+        if not args.no_start:
+            print_start_costs(client, args.runs)
         tooled = client.containers.create("busybox:1.36", ["sleep", "600"])
         tooled.put_archive("/", one_file_tar(1))  # staged before start: the pod gets setup
         tooled.start()
         plain_container = client.containers.run("busybox:1.36", ["sleep", "600"], detach=True)
-        pods = {
-            container.id: subprocess.run(
-                [*kubectl, "-n", namespace, "get", "pods", "-o", "name",
-                 "-l", f"kubedock.containerid={container.id[:12]}"],
-                capture_output=True, text=True, check=True).stdout.strip()
-            for container in (tooled, plain_container)
-        }
-        print(f"kubedock RSS peak before archives: {peak_rss_mb(server.process.pid):.0f} MB")
-        for size_mb in (int(text) for text in args.sizes.split(",")):
-            data = one_file_tar(size_mb * MB)
-            pod = pods[plain_container.id]
+        peer_client = peer_container = None
+        if peer is not None:
+            peer_client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{peer.port}",
+                                              timeout=300)
+            peer_container = peer_client.containers.run("busybox:1.36", ["sleep", "600"],
+                                                        detach=True)
+        try:
+            compare_archives(server, peer, args, {
+                "kubedock, own program": (tooled, server),
+                "kubedock, image's tar": (plain_container, server),
+                **({"Go kubedock": (peer_container, peer)} if peer_container and peer else {}),
+            }, plain_container)
+        finally:
+            for container in (tooled, plain_container, peer_container):
+                if container is not None:
+                    container.remove(force=True)
+            client.close()
+            if peer_client is not None:
+                peer_client.close()
 
-            def floor_put(data: bytes = data, pod: str = pod) -> None:
-                subprocess.run([*kubectl, "-n", namespace, "exec", "-i", pod, "--", "tar",
-                                "-x", "-C", "/tmp"], input=data, check=True,
-                               capture_output=True)
 
-            def floor_get(pod: str = pod) -> None:
-                subprocess.run([*kubectl, "-n", namespace, "exec", pod, "--", "tar", "-c",
-                                "-C", "/tmp", "blob.bin"], check=True, capture_output=True)
+def print_start_costs(client: docker.DockerClient, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as bind:
+        Path(bind, "small.txt").write_text("small\n")
+        started_seconds(client, 1)  # warm-up
+        plain = started_seconds(client, runs)
+        with_bind = started_seconds(client, runs, volumes={bind: {"bind": "/b"}})
+    print(f"create+start -> running, median of {runs}")
+    print(f"  plain busybox            {plain * 1000:8.0f} ms")
+    print(f"  with a bind (init)       {with_bind * 1000:8.0f} ms   "
+          f"(init container overhead {(with_bind - plain) * 1000:.0f} ms, "
+          f"ratio {with_bind / plain:.2f})")
 
-            floor = (timed(floor_put, args.runs), timed(floor_get, args.runs))
-            print(f"{size_mb} MB, median of {args.runs} (MB/s; ratio to kubectl exec tar)")
-            print(f"  kubectl exec tar       put {size_mb / floor[0]:7.1f}   "
-                  f"get {size_mb / floor[1]:7.1f}")
-            for label, container in (("kubedock, own program", tooled),
-                                     ("kubedock, image's tar", plain_container)):
-                put = timed(lambda c=container, d=data: c.put_archive("/tmp", d), args.runs)
-                get = timed(lambda c=container: _drain(c), args.runs)
-                print(f"  {label:22} put {size_mb / put:7.1f} ({floor[0] / put:.2f})   "
-                      f"get {size_mb / get:7.1f} ({floor[1] / get:.2f})")
-            print(f"  kubedock RSS peak so far: {peak_rss_mb(server.process.pid):.0f} MB")
-        for container in (tooled, plain_container):
-            container.remove(force=True)
-        client.close()
+
+def compare_archives(server: BenchServer, peer: BenchServer | None, args: argparse.Namespace,
+                     targets: dict[str, tuple[Container, BenchServer]],
+                     plain_container: Container) -> None:
+    """Put and get through every target, one run of each in turn; print medians and ratios."""
+    kubectl, namespace = server.kubectl, server.namespace
+    pod = subprocess.run(
+        [*kubectl, "-n", namespace, "get", "pods", "-o", "name",
+         "-l", f"kubedock.containerid={plain_container.id[:12]}"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    servers = {"kubedock": server, **({"Go kubedock": peer} if peer else {})}
+    print("RSS peak before archives: " + ", ".join(
+        f"{name} {peak_rss_mb(each.process.pid):.0f} MiB" for name, each in servers.items()))
+    for size_mb in (int(text) for text in args.sizes.split(",")):
+        data = one_file_tar(size_mb * MB)
+
+        def floor_put(data: bytes = data) -> None:
+            subprocess.run([*kubectl, "-n", namespace, "exec", "-i", pod, "--", "tar",
+                            "-x", "-C", "/tmp"], input=data, check=True, capture_output=True)
+
+        def floor_get() -> None:
+            subprocess.run([*kubectl, "-n", namespace, "exec", pod, "--", "tar", "-c",
+                            "-C", "/tmp", "blob.bin"], check=True, capture_output=True)
+
+        seconds: dict[tuple[str, str], list[float]] = {}
+        cpu = {label: 0.0 for label in targets}
+        for _ in range(args.runs):
+            for kind, work in (("put", floor_put), ("get", floor_get)):
+                seconds.setdefault(("kubectl exec tar", kind), []).append(timed(work, 1))
+            for label, (container, owner) in targets.items():
+                used = process_cpu_seconds(owner.process.pid)
+                seconds.setdefault((label, "put"), []).append(timed(
+                    lambda c=container, d=data: c.put_archive("/tmp", d), 1))
+                seconds.setdefault((label, "get"), []).append(timed(
+                    lambda c=container: _drain(c), 1))
+                cpu[label] += process_cpu_seconds(owner.process.pid) - used
+        rate = {key: size_mb / statistics.median(value) for key, value in seconds.items()}
+        baseline = "Go kubedock" if "Go kubedock" in targets else "kubectl exec tar"
+        print(f"{size_mb} MB, median of {args.runs} (MB/s; ratio to {baseline}; "
+              f"server CPU s per GB put+got)")
+        for label in ("kubectl exec tar", *targets):
+            line = f"  {label:22}"
+            for kind in ("put", "get"):
+                ratio = rate[(label, kind)] / rate[(baseline, kind)]
+                line += f" {kind} {rate[(label, kind)]:7.1f} ({ratio:.2f})  "
+            if label in cpu:
+                line += f" CPU {cpu[label] / (2 * args.runs * size_mb * MB / 1e9):6.2f}"
+            print(line)
+        print("  RSS peak so far: " + ", ".join(
+            f"{name} {peak_rss_mb(each.process.pid):.0f} MiB" for name, each in servers.items()))
 
 
 def _drain(container: Container) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -15,6 +17,9 @@ from pathlib import Path
 import attrs
 
 ROOT = Path(__file__).resolve().parents[2]
+PEER_ENV = "KUBEDOCK_BENCH_PEER"
+"""The path of a Go kubedock built from its public source, for a peer column (skipped without)."""
+PROFILE_ENV = "KUBEDOCK_BENCH_PROFILE"
 
 
 @attrs.frozen
@@ -43,9 +48,54 @@ def timed(work: Callable[[], object], runs: int) -> float:
     return statistics.median(seconds)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @contextmanager
 def kubedock_server(*extra: str) -> Iterator[BenchServer]:
-    """Start ``python -m kubedock server`` on a fresh namespace; delete both afterwards."""
+    """Start ``python -m kubedock server`` on a fresh namespace; delete both afterwards.
+
+    With $KUBEDOCK_BENCH_PROFILE set, py-spy samples the server for the whole run and writes
+    its collapsed stacks to that file (`pip install py-spy`).
+    """
+    with _server([sys.executable, "-m", "kubedock", "server"], *extra) as server:
+        profile = os.environ.get(PROFILE_ENV)
+        if not profile:
+            yield server
+            return
+        sampler = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(server.process.pid), "--format", "raw",
+             "--threads", "--output", profile], stdout=subprocess.DEVNULL)
+        try:
+            yield server
+        finally:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(timeout=60)
+
+
+@contextmanager
+def peer_server(*extra: str) -> Iterator[BenchServer | None]:
+    """The Go kubedock named by $KUBEDOCK_BENCH_PEER on a fresh namespace, or None."""
+    peer = os.environ.get(PEER_ENV)
+    if not peer:
+        yield None
+        return
+    with _server([peer, "server"], *extra) as server:
+        yield server
+
+
+@contextmanager
+def _server(command: list[str], *extra: str) -> Iterator[BenchServer]:
     env = cluster_env()
     kubectl = [env["KUBECTL"], "--kubeconfig", env["KUBECONFIG"]]
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
@@ -54,7 +104,7 @@ def kubedock_server(*extra: str) -> Iterator[BenchServer]:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubedock", "server", "--listen-addr", f"127.0.0.1:{port}",
+        [*command, "--listen-addr", f"127.0.0.1:{port}",
          "-n", namespace, "--kubeconfig", env["KUBECONFIG"], *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

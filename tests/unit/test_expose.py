@@ -1,5 +1,6 @@
 """Port exposers over loopback, with stand-ins for the pod side."""
 
+import os
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -58,6 +59,32 @@ async def test_splice_passes_half_close_both_ways() -> None:
         assert await read_all(client) == b"bye"
         await client.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_splice_keeps_bytes_exact_and_backpressure_with_a_slow_reader() -> None:
+    payload = os.urandom(16 * 1024 * 1024 + 5)
+    sender, left = (trio.SocketStream(end) for end in trio.socket.socketpair())
+    right, receiver = (trio.SocketStream(end) for end in trio.socket.socketpair())
+    sent = trio.Event()
+
+    async def send() -> None:
+        await sender.send_all(payload)
+        await sender.send_eof()
+        sent.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(splice, left, right)
+        nursery.start_soon(send)
+        await trio.sleep(0.2)
+        # Nobody reads: the splice holds a bounded amount and the sender waits.
+        assert not sent.is_set()
+        received = bytearray()
+        while data := await receiver.receive_some(100_000):
+            received += data
+        assert sent.is_set()
+        await receiver.aclose()  # the other direction's end: the splice is done
+    await sender.aclose()
+    assert received == payload
 
 
 async def test_reverse_proxy_waits_for_the_pod_to_listen() -> None:

@@ -18,6 +18,7 @@ from wsproto.events import (
     Request,
 )
 
+from kubedock import wire
 from kubedock.kube import (
     ClusterUnreachable,
     ExecChannel,
@@ -150,6 +151,49 @@ async def test_exec_session() -> None:
     assert channel_seen[0].exit_code == 3
 
 
+async def test_exec_output_that_has_arrived_comes_out_joined_and_in_order() -> None:
+    async def scenario(request: Request, peer: Peer) -> None:
+        burst = b"".join(peer.connection.send(BytesMessage(data=message)) for message in (
+            b"\x01a", b"\x01b", b"\x02c", b"\x02d", b"\x01e",
+            b'\x03{"status":"Success"}', b"\x01late"))
+        await peer.stream.send_all(burst)
+        await peer.close()
+
+    output: list[tuple[int, bytes]] = []
+
+    async def client(auth: FakeAuth) -> None:
+        socket = await connect(auth, "/exec", [], ("v5.channel.k8s.io",))
+        channel = ExecChannel(socket)
+        while item := await channel.receive():
+            output.append(item)
+        assert channel.exit_code == 0
+        await channel.aclose()
+
+    await run(scenario, client)
+    assert output == [(1, b"ab"), (2, b"cd"), (1, b"e"), (1, b"late")]
+
+
+async def test_port_forward_data_before_an_error_is_delivered_first() -> None:
+    port_bytes = (8080).to_bytes(2, "little")
+
+    async def scenario(request: Request, peer: Peer) -> None:
+        burst = b"".join(peer.connection.send(BytesMessage(data=message)) for message in (
+            b"\x00" + port_bytes, b"\x01" + port_bytes, b"\x00one", b"\x00two",
+            b"\x01lost connection to pod"))
+        await peer.stream.send_all(burst)
+        await peer.close()
+
+    async def client(auth: FakeAuth) -> None:
+        socket = await connect(auth, "/pf", [("ports", "8080")], ("v4.channel.k8s.io",))
+        stream = PortForwardStream(socket, 8080)
+        assert await stream.receive_some() == b"onetwo"
+        with pytest.raises(PortForwardFailed, match="lost connection"):
+            await stream.receive_some()
+        await stream.aclose()
+
+    await run(scenario, client)
+
+
 async def test_refused_upgrade_maps_the_status() -> None:
     status = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
     status["message"] = 'pods "p" not found'
@@ -239,12 +283,12 @@ def open_in_memory(
 ) -> tuple[WebSocket, trio.abc.Stream, WSConnection]:
     """A client WebSocket already upgraded, and the server's stream and protocol state."""
     client_stream, server_stream = pair()
-    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
-    server.receive_data(client.send(Request(host="api", target="/exec")))
+    handshake = wire.ClientHandshake("api", "/exec", [], [], key=bytes(16))
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(handshake.request)
     assert isinstance(next(server.events()), Request)
-    client.receive_data(server.send(AcceptConnection()))
-    assert isinstance(next(client.events()), AcceptConnection)
-    return WebSocket(client_stream, client, None, keepalive=POLICY), server_stream, server
+    assert isinstance(handshake.receive(server.send(AcceptConnection())), wire.Accepted)
+    return WebSocket(client_stream, None, keepalive=POLICY), server_stream, server
 
 
 async def answer_pings(stream: trio.abc.Stream, server: WSConnection, pings: list[float]) -> None:
