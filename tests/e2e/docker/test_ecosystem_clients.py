@@ -9,6 +9,7 @@ stderr logs, and the library's postgres module. build/ecosystem fetches their de
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from kubedock_server import ROOT, Kubedock
 pytestmark = pytest.mark.cluster
 
 SUITE_TIMEOUT = 900  # about 100 s against kubedock on an idle machine
+SCENARIOS = 8  # tests in each language's suite
 
 
 def _command(language: str, settings: dict[str, str], project: Path) -> list[str]:
@@ -36,6 +38,17 @@ def _offline_environment(language: str, settings: dict[str, str]) -> dict[str, s
     if language == "node":
         return settings
     return {}
+
+
+def _passed(language: str, output: str) -> int:
+    """How many tests the tool says passed."""
+    if language == "java":
+        counts = re.findall(r"Tests run: (\d+), Failures: 0, Errors: 0, Skipped: 0$", output, re.M)
+        return int(counts[-1]) if counts else 0
+    if language == "go":
+        return len(re.findall(r"^--- PASS: ", output, re.M))
+    counts = re.findall(r"^# pass (\d+)$", output, re.M)
+    return int(counts[-1]) if counts else 0
 
 
 @pytest.mark.parametrize("language", ["java", "go", "node"])
@@ -59,4 +72,5 @@ def test_testcontainers_suite(language: str, target: Kubedock, tmp_path: Path,
         details = "".join(report.read_text() for report in reports)
         pytest.fail(f"{language} suite failed ({done.returncode}) against {target.host}:\n"
                     f"{done.stdout[-12000:]}\n{details[-8000:]}", pytrace=False)
+    assert _passed(language, done.stdout) == SCENARIOS, done.stdout[-4000:]
 

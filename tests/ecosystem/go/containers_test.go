@@ -155,6 +155,14 @@ func (s *logSink) text(stream string) string {
 	return s.streams[stream].String()
 }
 
+func TestOneShotThatSucceeds(t *testing.T) {
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("true"),
+		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(startupTimeout)))
+	if state, err := ctr.State(context.Background()); err != nil || state.ExitCode != 0 {
+		t.Fatalf("state: %+v %v", state, err)
+	}
+}
+
 func TestOneShotExitCodeAndLogs(t *testing.T) {
 	sink := &logSink{streams: map[string]*bytes.Buffer{}}
 	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"),

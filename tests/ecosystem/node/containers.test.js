@@ -134,7 +134,10 @@ test("exit code and logs of a one-shot container", TIMEOUT, async () => {
     assert.deepEqual([State.Status, State.ExitCode], ["exited", 7]);
     const streams = demultiplex(await docker.logs({ stdout: true, stderr: true, follow: false }));
     assert.deepEqual(streams, { 1: "to-stdout\n", 2: "to-stderr\n" });
-    const merged = (await readAll(await container.logs())).toString();
+    // The library unreferences the log socket: alone, this read would let the process end
+    // before the log arrives (with Docker too), so a timer keeps it alive meanwhile.
+    const keepAlive = setInterval(() => {}, 1000);
+    const merged = (await readAll(await container.logs()).finally(() => clearInterval(keepAlive))).toString();
     assert.match(merged, /to-stdout/);
     assert.match(merged, /to-stderr/);
   });
