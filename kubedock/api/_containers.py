@@ -34,6 +34,7 @@ from ..kube import PortSpec
 from ..registry import ImageConfig
 from ._app import bind_policy, engine, request_body
 from ._errors import DockerError, bad_request, docker_error
+from ._hijack import Hijack
 from ._mounts import BindPolicy, parse_mounts, with_volumes_from
 from ._parse import (
     check_filters,
@@ -48,6 +49,7 @@ from ._parse import (
     string_list,
     string_map,
 )
+from ._streams import read_ahead
 from ._volumes import mount_documents
 
 blueprint = Blueprint("containers", __name__)
@@ -1057,11 +1059,22 @@ async def logs(ref: str) -> Response:
 
     containers = engine()  # the app context does not reach into the streamed body
 
-    async def body() -> AsyncIterator[bytes]:
-        yield b""
+    async def frames() -> AsyncIterator[bytes]:
         async for stream, data in containers.logs(container, log_request):
             yield data if tty else wire.frame(wire.Stream(stream), data)
 
+    async def followed() -> AsyncIterator[bytes]:
+        yield b""  # the head at once, as Docker's, before the container writes anything
+        async for chunk in frames():
+            yield chunk
+
+    if log_request.follow:
+        body = followed()
+    else:
+        body = await read_ahead(frames())
+        if hijack := Hijack.offered(request.scope):
+            hijack.write_head_with_body()
+
     content_type = ("application/vnd.docker.raw-stream" if tty
                     else "application/vnd.docker.multiplexed-stream")
-    return Response(body(), content_type=content_type)
+    return Response(body, content_type=content_type)

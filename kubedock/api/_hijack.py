@@ -34,6 +34,8 @@ import trio
 from h11 import MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # documented, not in __all__
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
+from hypercorn.events import Event as HypercornEvent
+from hypercorn.events import RawData
 from hypercorn.protocol.events import Data, Event, StreamClosed
 from hypercorn.protocol.h11 import H11Protocol, H11WSConnection
 from hypercorn.protocol.http_stream import HTTPStream
@@ -157,20 +159,35 @@ class Hijack:
         self._protocol = protocol
         self._request_stream = protocol.stream
         self._stream: HijackedStream | None = None
+        self.writes_together = False
         self.upgrade_requested = upgrade_requested
         """The client sent `Connection: Upgrade` and `Upgrade: tcp`: answer 101, not 200."""
 
     @classmethod
     def of(cls, scope: Mapping[str, Any]) -> "Hijack":
         """The extension in a request's ASGI scope (Quart: `request.scope`)."""
-        hijack = scope.get("extensions", {}).get(HIJACK_EXTENSION)
-        if not isinstance(hijack, cls):
+        hijack = cls.offered(scope)
+        if hijack is None:
             raise RuntimeError("this connection cannot be taken (served by kubedock's serve?)")
         return hijack
+
+    @classmethod
+    def offered(cls, scope: Mapping[str, Any]) -> "Hijack | None":
+        """The extension, if the server offers it for this request."""
+        hijack = scope.get("extensions", {}).get(HIJACK_EXTENSION)
+        return hijack if isinstance(hijack, cls) else None
 
     @property
     def taken(self) -> bool:
         return self._stream is not None
+
+    def write_head_with_body(self) -> None:
+        """Write this response's head, its first body chunk and, when that was the last, its end
+        in one write, as Docker writes the logs of a finished container: a client may stop
+        waiting for the socket once it has the head (Testcontainers for Node unreferences it,
+        and its process exits with the body unread when that arrives in a later packet).
+        Call it before responding."""
+        self.writes_together = True
 
     async def take(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> HijackedStream:
         """Write the response head and hand over the connection.
@@ -251,6 +268,25 @@ class _Connection(TCPServer):
         super().__init__(partial(self._call_app, app), config, context, state, stream)  # type: ignore[arg-type]
         self._lifetime = trio.CancelScope()
         self._lingering = False
+        self._holding = False
+        self._held: list[bytes] = []
+
+    def hold_writes(self) -> None:
+        """Keep what hypercorn writes from now on, until `release_writes` writes it at once."""
+        self._holding = True
+
+    async def release_writes(self) -> None:
+        self._holding = False
+        if self._held:
+            held, self._held = b"".join(self._held), []
+            await super().protocol_send(RawData(held))
+
+    async def protocol_send(self, event: HypercornEvent) -> None:
+        if isinstance(event, RawData) and self._holding:
+            self._held.append(event.data)
+            return
+        await self.release_writes()
+        await super().protocol_send(event)
 
     async def run(self) -> None:
         if not await self._handshake():
@@ -330,10 +366,14 @@ class _Connection(TCPServer):
         # ASGI wants extension values to be dicts; this one is an object with methods.
         cast(dict[str, object], scope["extensions"])[HIJACK_EXTENSION] = hijack
 
+        bodies = 0
+
         async def send_unless_taken(message: ASGISendEvent) -> None:
             if hijack.taken:
                 return
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            if hijack.writes_together:
+                await send_together(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 # hypercorn ends the response inside this send: it tells the app about the
                 # disconnect, then recycles or closes the connection. quart-trio cancels the
                 # request as soon as it hears of the disconnect, which would abort that close
@@ -343,6 +383,21 @@ class _Connection(TCPServer):
                     await send(message)
             else:
                 await send(message)
+
+        async def send_together(message: ASGISendEvent) -> None:
+            """Head and first body chunk (and the end, when it follows at once) in one write."""
+            nonlocal bodies
+            if message["type"] == "http.response.start":
+                self.hold_writes()
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            bodies += 1
+            last = not message.get("more_body", False)
+            with trio.CancelScope(shield=last):  # as above
+                await send(message)
+                if last or bodies > 1 or not message.get("body"):
+                    await self.release_writes()
 
         try:
             await app(scope, receive, send_unless_taken, sync_spawn, call_soon)

@@ -80,6 +80,20 @@ def make_app(recorder: Recorder) -> QuartTrio:
 
         return chunks(), 200
 
+    @app.get("/paced/<int:chunks>")
+    async def paced(chunks: int) -> tuple[AsyncIterator[bytes], int]:
+        """`chunks` chunks with pauses around them; with ?together, written with the head."""
+        if "together" in request.args:
+            Hijack.of(request.scope).write_head_with_body()
+
+        async def body() -> AsyncIterator[bytes]:
+            for number in range(chunks):
+                await trio.sleep(0.2)
+                yield b"chunk %d\n" % number
+            await trio.sleep(0.2)
+
+        return body(), 200
+
     @app.post("/exec/<exec_id>/start")
     @app.post("/v<api>/exec/<exec_id>/start")
     async def exec_start(exec_id: str, api: str = "") -> tuple[dict[str, str], int] | str:
@@ -424,3 +438,25 @@ async def test_reading_an_unanswered_body_after_the_answer_is_bounded_in_time(
                 await client.send_all(b" " * 65536)
                 await trio.sleep(0.05)
     assert trio.current_time() - began >= 0.3
+
+
+async def _first_read(address: tuple[str, int], path: bytes) -> tuple[bytes, bytes]:
+    """What one read returns first, and the whole answer."""
+    async with await trio.open_tcp_stream(*address) as client:
+        await client.send_all(b"GET %s HTTP/1.1\r\nHost: docker\r\n\r\n" % path)
+        first = await client.receive_some()
+        return first, await receive_until(client, b"0\r\n\r\n", first)
+
+
+async def test_head_written_with_the_body(address: tuple[str, int]) -> None:
+    first, whole = await _first_read(address, b"/paced/1?together")
+    assert first == whole
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert first.endswith(b"\r\n\r\n8\r\nchunk 0\n\r\n0\r\n\r\n")
+    # The first chunk waits for what follows it; from the second on, a body streams.
+    first, whole = await _first_read(address, b"/paced/3?together")
+    assert first.endswith(b"\r\n\r\n8\r\nchunk 0\n\r\n8\r\nchunk 1\n\r\n")
+    assert whole == first + b"8\r\nchunk 2\n\r\n0\r\n\r\n"
+    # Other responses still write their head at once.
+    first, whole = await _first_read(address, b"/paced/1")
+    assert first.endswith(b"\r\n\r\n") and whole.endswith(b"chunk 0\n\r\n0\r\n\r\n")

@@ -6,9 +6,10 @@ what already runs, so a test session costs nothing when they are up and about 15
 
 from __future__ import annotations
 
+import functools
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,12 @@ SCRIPT_TIMEOUT = 1800  # a first run on a fresh machine builds Kubernetes and th
 BINARY_BUILD_TIMEOUT = 900  # a cold PyInstaller build takes under a minute on an idle machine
 
 
-def script_outputs(script: Path) -> dict[str, str]:
+def script_outputs(script: Path, *args: str) -> dict[str, str]:
     """Run one of the repository's setup scripts and read the KEY=value lines it prints."""
     if not script.exists():
         pytest.fail(f"{script.relative_to(REPO)} is missing; the e2e tests need it", pytrace=False)
     done = subprocess.run(
-        [str(script)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT, check=False
+        [str(script), *args], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT, check=False
     )
     if done.returncode != 0:
         pytest.fail(
@@ -90,3 +91,10 @@ def frozen_program() -> Path:
 def docker_oracle() -> str:
     """DOCKER_HOST of the reference Docker engine, the oracle for expected Docker behaviour."""
     return script_outputs(REPO / "build/oracle/up")["DOCKER_HOST"]
+
+
+@pytest.fixture(scope="session")
+def ecosystem_settings() -> Callable[[str], dict[str, str]]:
+    """build/ecosystem for a language of tests/ecosystem: fetches its dependencies on first use
+    (cached like the cluster) and gives the settings its tools then need to run offline."""
+    return functools.cache(lambda language: script_outputs(REPO / "build/ecosystem", language))

@@ -1,0 +1,211 @@
+// Testcontainers for Go against the Docker API in DOCKER_HOST (kubedock, or Docker for
+// comparison), with the project's offline images. Run by tests/e2e/docker/test_ecosystem_clients.py.
+package ecosystem
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq"
+	"github.com/testcontainers/testcontainers-go"
+	tcexec "github.com/testcontainers/testcontainers-go/exec"
+	"github.com/testcontainers/testcontainers-go/modules/postgres"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+const startupTimeout = 3 * time.Minute
+
+func run(t *testing.T, image string, opts ...testcontainers.ContainerCustomizer) *testcontainers.DockerContainer {
+	t.Helper()
+	ctr, err := testcontainers.Run(context.Background(), image, opts...)
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Fatalf("run %s: %v", image, err)
+	}
+	return ctr
+}
+
+// execute runs cmd in ctr and returns its exit code and output: all of stdout, then all of stderr.
+func execute(t *testing.T, ctr testcontainers.Container, cmd []string, opts ...tcexec.ProcessOption) (int, string) {
+	t.Helper()
+	code, reader, err := ctr.Exec(context.Background(), cmd, append(opts, tcexec.Multiplexed())...)
+	if err != nil {
+		t.Fatalf("exec %v: %v", cmd, err)
+	}
+	output, err := io.ReadAll(reader)
+	if err != nil {
+		t.Fatalf("read exec output: %v", err)
+	}
+	return code, string(output)
+}
+
+func TestExposedPortWithPortWait(t *testing.T) {
+	ctr := run(t, "nginx:1.27", testcontainers.WithExposedPorts("80/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForListeningPort("80/tcp").WithStartupTimeout(startupTimeout)))
+	endpoint, err := ctr.PortEndpoint(context.Background(), "80/tcp", "http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := http.Get(endpoint + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer answer.Body.Close()
+	body, _ := io.ReadAll(answer.Body)
+	if answer.StatusCode != 200 || !strings.Contains(strings.ToLower(string(body)), "nginx") {
+		t.Fatalf("GET %s: %d %q", endpoint, answer.StatusCode, body)
+	}
+}
+
+func TestExposedPortWithLogWait(t *testing.T) {
+	ctr := run(t, "redis:7", testcontainers.WithExposedPorts("6379/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForLog("Ready to accept connections").WithStartupTimeout(startupTimeout)))
+	code, output := execute(t, ctr, []string{"redis-cli", "ping"})
+	if code != 0 || strings.TrimSpace(output) != "PONG" {
+		t.Fatalf("redis-cli ping: %d %q", code, output)
+	}
+	if port, err := ctr.MappedPort(context.Background(), "6379/tcp"); err != nil || port.Num() == 0 {
+		t.Fatalf("mapped port: %v %v", port, err)
+	}
+}
+
+func TestExec(t *testing.T) {
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("sleep", "300"))
+	// Demultiplexed, stderr comes after stdout although it was written first.
+	code, output := execute(t, ctr, []string{"sh", "-c", "echo err >&2; sleep 0.2; echo out; exit 3"})
+	if code != 3 || output != "out\nerr\n" {
+		t.Fatalf("exec: %d %q", code, output)
+	}
+	code, output = execute(t, ctr, []string{"sh", "-c", "pwd; echo $A"},
+		tcexec.WithWorkingDir("/etc"), tcexec.WithEnv([]string{"A=1"}))
+	if code != 0 || output != "/etc\n1\n" {
+		t.Fatalf("exec in /etc: %d %q", code, output)
+	}
+}
+
+func TestCopyInAndOut(t *testing.T) {
+	ctx := context.Background()
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("sleep", "300"),
+		testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader: strings.NewReader("before start\n"), ContainerFilePath: "/data/before.txt", FileMode: 0o644,
+		}))
+	if err := ctr.CopyToContainer(ctx, []byte("after start\n"), "/data/after.txt", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	code, output := execute(t, ctr, []string{"sh", "-c", "cat /data/before.txt /data/after.txt; stat -c %a /data/after.txt"})
+	if code != 0 || output != "before start\nafter start\n640\n" {
+		t.Fatalf("copied files: %d %q", code, output)
+	}
+	reader, err := ctr.CopyFileFromContainer(ctx, "/data/after.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	if content, _ := io.ReadAll(reader); string(content) != "after start\n" {
+		t.Fatalf("copied out: %q", content)
+	}
+}
+
+func TestNetworkAlias(t *testing.T) {
+	ctx := context.Background()
+	net, err := network.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcontainers.CleanupNetwork(t, net)
+	run(t, "nginx:1.27", network.WithNetwork([]string{"web"}, net), testcontainers.WithExposedPorts("80/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForListeningPort("80/tcp").WithStartupTimeout(startupTimeout)))
+	client := run(t, "busybox:1.36", network.WithNetwork(nil, net), testcontainers.WithCmd("sleep", "300"))
+	code, output := execute(t, client, []string{"wget", "-q", "-O", "-", "http://web/"})
+	if code != 0 || !strings.Contains(strings.ToLower(output), "nginx") {
+		t.Fatalf("wget http://web/: %d %q", code, output)
+	}
+}
+
+// logSink keeps what a log consumer received, by stream.
+type logSink struct {
+	mutex   sync.Mutex
+	streams map[string]*bytes.Buffer
+}
+
+func (s *logSink) Accept(log testcontainers.Log) {
+	s.mutex.Lock()
+	defer s.mutex.Unlock()
+	if s.streams[log.LogType] == nil {
+		s.streams[log.LogType] = &bytes.Buffer{}
+	}
+	s.streams[log.LogType].Write(log.Content)
+}
+
+func (s *logSink) text(stream string) string {
+	s.mutex.Lock()
+	defer s.mutex.Unlock()
+	if s.streams[stream] == nil {
+		return ""
+	}
+	return s.streams[stream].String()
+}
+
+func TestOneShotThatSucceeds(t *testing.T) {
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("true"),
+		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(startupTimeout)))
+	if state, err := ctr.State(context.Background()); err != nil || state.ExitCode != 0 {
+		t.Fatalf("state: %+v %v", state, err)
+	}
+}
+
+func TestOneShotExitCodeAndLogs(t *testing.T) {
+	sink := &logSink{streams: map[string]*bytes.Buffer{}}
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"),
+		testcontainers.WithLogConsumers(sink),
+		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(startupTimeout)))
+	state, err := ctr.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.Status != "exited" || state.ExitCode != 7 {
+		t.Fatalf("state: %s %d", state.Status, state.ExitCode)
+	}
+	reader, err := ctr.Logs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, _ := io.ReadAll(reader)
+	if !bytes.Contains(merged, []byte("to-stdout\n")) || !bytes.Contains(merged, []byte("to-stderr\n")) {
+		t.Fatalf("logs: %q", merged)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for sink.text(testcontainers.StderrLog) == "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, errs := sink.text(testcontainers.StdoutLog), sink.text(testcontainers.StderrLog); out != "to-stdout\n" || errs != "to-stderr\n" {
+		t.Fatalf("log consumer: stdout %q, stderr %q", out, errs)
+	}
+}
+
+func TestPostgresModule(t *testing.T) {
+	ctx := context.Background()
+	ctr, err := postgres.Run(ctx, "postgres:16", postgres.BasicWaitStrategies())
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", ctr.MustConnectionString(ctx, "sslmode=disable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var answer int
+	if err := db.QueryRowContext(ctx, "select 40 + 2").Scan(&answer); err != nil || answer != 42 {
+		t.Fatal(fmt.Errorf("select: %d %w", answer, err))
+	}
+}

@@ -1,0 +1,141 @@
+// Testcontainers for Java against the Docker API in DOCKER_HOST (kubedock, or Docker for
+// comparison), with the project's offline images. Run by tests/e2e/docker/test_ecosystem_clients.py.
+package kubedock.ecosystem;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.testcontainers.containers.Container.ExecResult;
+import org.testcontainers.containers.GenericContainer;
+import org.testcontainers.containers.Network;
+import org.testcontainers.containers.output.OutputFrame.OutputType;
+import org.testcontainers.containers.startupcheck.OneShotStartupCheckStrategy;
+import org.testcontainers.containers.wait.strategy.Wait;
+import org.testcontainers.images.builder.Transferable;
+import org.testcontainers.postgresql.PostgreSQLContainer;
+
+class ContainersTest {
+    private static final Duration STARTUP = Duration.ofMinutes(3);
+
+    private static GenericContainer<?> busybox() {
+        return new GenericContainer<>("busybox:1.36").withCommand("sleep", "300");
+    }
+
+    @Test
+    void exposedPortWithPortWait() throws Exception {
+        try (GenericContainer<?> nginx = new GenericContainer<>("nginx:1.27").withExposedPorts(80)
+                .waitingFor(Wait.forListeningPort().withStartupTimeout(STARTUP))) {
+            nginx.start();
+            URI uri = URI.create("http://" + nginx.getHost() + ":" + nginx.getMappedPort(80) + "/");
+            HttpResponse<String> answer = HttpClient.newHttpClient()
+                    .send(HttpRequest.newBuilder(uri).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, answer.statusCode());
+            assertTrue(answer.body().toLowerCase().contains("nginx"), answer.body());
+        }
+    }
+
+    @Test
+    void exposedPortWithLogWait() throws Exception {
+        try (GenericContainer<?> redis = new GenericContainer<>("redis:7").withExposedPorts(6379)
+                .waitingFor(Wait.forLogMessage(".*Ready to accept connections.*\\n", 1)
+                        .withStartupTimeout(STARTUP))) {
+            redis.start();
+            ExecResult ping = redis.execInContainer("redis-cli", "ping");
+            assertEquals(0, ping.getExitCode());
+            assertEquals("PONG", ping.getStdout().trim());
+            assertTrue(redis.getMappedPort(6379) > 0);
+        }
+    }
+
+    @Test
+    void exec() throws Exception {
+        try (GenericContainer<?> container = busybox()) {
+            container.start();
+            ExecResult result = container.execInContainer("sh", "-c", "echo out; echo err >&2; exit 3");
+            assertEquals(3, result.getExitCode());
+            assertEquals("out\n", result.getStdout());
+            assertEquals("err\n", result.getStderr());
+            // Docker 20.10 (the reference engine) answers 126 too.
+            ExecResult missing = container.execInContainer("no-such-program");
+            assertEquals(126, missing.getExitCode());
+        }
+    }
+
+    @Test
+    void copyInAndOut() throws Exception {
+        try (GenericContainer<?> container = busybox()
+                .withCopyToContainer(Transferable.of("before start\n"), "/data/before.txt")) {
+            container.start();
+            container.copyFileToContainer(Transferable.of("after start\n", 0640), "/data/after.txt");
+            ExecResult listing = container.execInContainer(
+                    "sh", "-c", "cat /data/before.txt /data/after.txt; stat -c %a /data/after.txt");
+            assertEquals("before start\nafter start\n640\n", listing.getStdout());
+            String copied = container.copyFileFromContainer("/data/after.txt",
+                    in -> new String(in.readAllBytes(), StandardCharsets.UTF_8));
+            assertEquals("after start\n", copied);
+        }
+    }
+
+    @Test
+    void networkAliasReachesAnotherContainer() throws Exception {
+        try (Network network = Network.newNetwork();
+                GenericContainer<?> web = new GenericContainer<>("nginx:1.27").withNetwork(network)
+                        .withNetworkAliases("web").withExposedPorts(80)
+                        .waitingFor(Wait.forListeningPort().withStartupTimeout(STARTUP));
+                GenericContainer<?> client = busybox().withNetwork(network)) {
+            web.start();
+            client.start();
+            ExecResult result = client.execInContainer("wget", "-q", "-O", "-", "http://web/");
+            assertEquals(0, result.getExitCode(), result.getStderr());
+            assertTrue(result.getStdout().toLowerCase().contains("nginx"), result.getStdout());
+        }
+    }
+
+    @Test
+    void oneShotContainerThatSucceeds() {
+        try (GenericContainer<?> container = new GenericContainer<>("busybox:1.36").withCommand("true")
+                .withStartupCheckStrategy(new OneShotStartupCheckStrategy().withTimeout(STARTUP))) {
+            container.start();
+        }
+    }
+
+    @Test
+    void exitCodeAndLogsOfAOneShotContainer() {
+        // Running for a moment: start() fails a container that has already exited non-zero.
+        try (GenericContainer<?> container = new GenericContainer<>("busybox:1.36")
+                .withCommand("sh", "-c", "echo to-stdout; echo to-stderr >&2; sleep 2; exit 7")
+                .waitingFor(Wait.forLogMessage(".*to-stderr.*", 1).withStartupTimeout(STARTUP))) {
+            container.start();
+            Long exitCode = container.getDockerClient().waitContainerCmd(container.getContainerId())
+                    .start().awaitStatusCode().longValue();
+            assertEquals(7L, exitCode);
+            assertEquals(7L, container.getDockerClient().inspectContainerCmd(container.getContainerId())
+                    .exec().getState().getExitCodeLong());
+            assertEquals("to-stdout\n", container.getLogs(OutputType.STDOUT));
+            assertEquals("to-stderr\n", container.getLogs(OutputType.STDERR));
+        }
+    }
+
+    @Test
+    void postgresModule() throws Exception {
+        try (PostgreSQLContainer postgres = new PostgreSQLContainer("postgres:16")) {
+            postgres.start();
+            try (Connection connection = DriverManager.getConnection(
+                            postgres.getJdbcUrl(), postgres.getUsername(), postgres.getPassword());
+                    ResultSet result = connection.createStatement().executeQuery("select 40 + 2")) {
+                assertTrue(result.next());
+                assertEquals(42, result.getInt(1));
+            }
+        }
+    }
+}
