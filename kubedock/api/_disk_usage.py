@@ -14,9 +14,9 @@ from quart import Blueprint, Response, jsonify, request
 
 from ..engine import Container, VolumeUsage, parse_reference
 from ._app import engine
-from ._containers import _summary as container_summary
 from ._errors import bad_request
-from ._images import _summary as image_summary
+from ._images import summary as image_summary
+from ._inspect import summary as container_summary
 
 blueprint = Blueprint("disk_usage", __name__)
 

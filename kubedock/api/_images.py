@@ -54,7 +54,7 @@ def _repo_digests(image: Image) -> list[str]:
     return list(dict.fromkeys(d for d in (i.repo_digest for i in _same_image(image)) if d))
 
 
-def _summary(image: Image) -> dict[str, Any]:
+def summary(image: Image) -> dict[str, Any]:
     labels = dict(image.config.labels) if image.config else {}
     return {
         "Id": image.id,
@@ -119,7 +119,7 @@ async def list_images() -> Response:
         images = [i for i in images if all(_has_label(i, wanted) for wanted in filters["label"])]
     if filters.get("dangling") == ["true"]:
         images = []  # every image kubedock knows has a name
-    return jsonify([_summary(image) for image in images])
+    return jsonify([summary(image) for image in images])
 
 
 def _has_label(image: Image, wanted: str) -> bool:
@@ -142,7 +142,7 @@ async def inspect_image(name: str) -> Response:
     image = engine().images.get(name)
     config = image.config
     document = {
-        **{k: v for k, v in _summary(image).items()
+        **{k: v for k, v in summary(image).items()
            if k not in ("Containers", "SharedSize", "Labels", "ParentId")},
         "Parent": "",
         "Comment": "",

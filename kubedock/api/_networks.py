@@ -11,7 +11,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from ..engine import Network
 from ._app import engine, request_body
-from ._containers import parse_links, refuse_endpoint_settings
+from ._create_body import parse_links, refuse_endpoint_settings
 from ._errors import DockerError, bad_request
 from ._parse import (
     check_filters,

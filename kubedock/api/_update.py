@@ -10,14 +10,14 @@ from quart import Blueprint, Response, jsonify
 
 from ..engine import ContainerConfig, RestartPolicy
 from ._app import engine, request_body
-from ._containers import (
-    _REFUSED_HOST_OPTIONS,
-    _asks_for_something,
-    _cpu_limit,
-    _memory,
-    _resource,
-    _restart_policy,
-    _unsupported,
+from ._create_body import (
+    REFUSED_HOST_OPTIONS,
+    asks_for_something,
+    cpu_limit,
+    memory_limits,
+    parse_restart_policy,
+    resource,
+    unsupported,
 )
 from ._errors import DockerError
 from ._parse import field, json_object
@@ -43,18 +43,18 @@ def updated_config(config: ContainerConfig, body: Mapping[str, Any], container_i
     """The configuration an update body asks for, checked as Docker checks it, and the
     resource fields it changes."""
     for name in _OTHER_FIELDS:
-        if _asks_for_something(name, body.get(name)):
-            raise _unsupported(name, _REFUSED_HOST_OPTIONS.get(name, _CANNOT_CHANGE))
+        if asks_for_something(name, body.get(name)):
+            raise unsupported(name, REFUSED_HOST_OPTIONS.get(name, _CANNOT_CHANGE))
     changes = {name: body[name] for name in RESOURCE_FIELDS
                if field(body, name, int) not in (None, 0)}
     host_config = {**config.raw_host_config, **changes}
-    memory, reservation = _memory(host_config)
+    memory, reservation = memory_limits(host_config)
     changed = attrs.evolve(
         config,
         memory=memory,
         memory_reservation=reservation,
-        nano_cpus=_cpu_limit(host_config),
-        cpu_shares=_resource(host_config, "CpuShares") or None,
+        nano_cpus=cpu_limit(host_config),
+        cpu_shares=resource(host_config, "CpuShares") or None,
     )
     policy = field(body, "RestartPolicy", dict) or {}
     if field(policy, "Name", str, "RestartPolicy."):
@@ -62,7 +62,7 @@ def updated_config(config: ContainerConfig, body: Mapping[str, Any], container_i
             raise DockerError(409, f"Cannot update container {container_id}: Restart policy "
                                    "cannot be updated because AutoRemove is enabled for the "
                                    "container")
-        restart_policy: RestartPolicy = _restart_policy({"RestartPolicy": policy})
+        restart_policy: RestartPolicy = parse_restart_policy({"RestartPolicy": policy})
         host_config["RestartPolicy"] = {"Name": restart_policy.name,
                                         "MaximumRetryCount": restart_policy.maximum_retries}
         changed = attrs.evolve(changed, restart_policy=restart_policy)

@@ -9,7 +9,7 @@ import pytest
 
 from kubedock._cli import build_parser, config_from_args
 from kubedock.api import BindPolicy
-from kubedock.api._containers import parse_create
+from kubedock.api._create_body import parse_create
 from kubedock.api._errors import DockerError
 
 POLICY = BindPolicy(

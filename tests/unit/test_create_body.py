@@ -2,7 +2,7 @@ from typing import Any
 
 import pytest
 
-from kubedock.api._containers import parse_create
+from kubedock.api._create_body import parse_create
 from kubedock.api._errors import DockerError
 from kubedock.engine import HostBinding, RestartPolicy
 from kubedock.kube import PortSpec

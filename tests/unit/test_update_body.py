@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kubedock import kube
-from kubedock.api._containers import parse_create
+from kubedock.api._create_body import parse_create
 from kubedock.api._errors import DockerError
 from kubedock.api._update import updated_config
 from kubedock.engine import ContainerConfig, RestartPolicy

@@ -14,7 +14,7 @@ from test_engine_jobs import new_engine
 
 from kubedock import kube
 from kubedock.api import BindPolicy
-from kubedock.api._containers import parse_create
+from kubedock.api._create_body import parse_create
 from kubedock.api._errors import DockerError
 from kubedock.engine import (
     ANONYMOUS_LABEL,
