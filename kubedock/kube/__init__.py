@@ -12,7 +12,7 @@ from ._claims import (
     claim_manifest,
     claim_name,
 )
-from ._cluster import Cluster, LogStream, WatchHealth
+from ._cluster import Cluster, LogStream
 from ._errors import (
     ClusterUnreachable,
     Conflict,
@@ -77,6 +77,7 @@ from ._toolbox import (
     toolbox_container,
     toolbox_running,
 )
+from ._watch import WatchHealth
 
 __all__ = [
     "ACCESS_MODES",

@@ -30,12 +30,11 @@ from ._errors import (
 from ._observe import ContainerObservation, observe
 from ._ownership import PODS, Kind
 from ._podspec import MAIN
+from ._watch import PodCallback, WatchHealth, follow, pod_name_of, report, watch_failure
 from ._websocket import WebSocket, connect
 
 log = logging.getLogger(__name__)
 
-# Called with each pod document and whether the pod is gone.
-PodCallback = Callable[[Mapping[str, Any], bool], None]
 _IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _REQUEST_TIMEOUT = httpx.Timeout(30.0)
 # Watches are re-opened now and then so a silently dead connection cannot stall them forever.
@@ -261,7 +260,7 @@ class Cluster:
         try:
             version: str | None = await self._relist(label_selector, on_change, known)
         except KubeError as exc:
-            raise type(exc)(_watch_failure("list", exc, self.namespace),
+            raise type(exc)(watch_failure("list", exc, self.namespace),
                             status=exc.status, reason=exc.reason) from exc
         task_status.started(health)
         delay = _RETRY_FIRST
@@ -277,7 +276,7 @@ class Cluster:
                 delay = _RETRY_FIRST
             except Exception as exc:
                 # Whatever the failure, the engine must not go blind for good: retry.
-                health.failed(_watch_failure(action, exc, self.namespace),
+                health.failed(watch_failure(action, exc, self.namespace),
                               unexpected=not isinstance(exc, KubeError))
                 version = None
                 await trio.sleep(delay)
@@ -293,16 +292,16 @@ class Cluster:
             listing = r.json()
         current = {}
         for item in listing.get("items") or ():
-            name = _pod_name(item)
+            name = pod_name_of(item)
             if name is None:
                 log.warning("pod watch: skipped a pod without a name in a listing: %.200r", item)
             else:
                 current[name] = item
         for name in known.keys() - current.keys():
-            _report(on_change, known.pop(name), True)
+            report(on_change, known.pop(name), True)
         for name, pod in current.items():
             known[name] = pod
-            _report(on_change, pod, False)
+            report(on_change, pod, False)
         return str(listing["metadata"]["resourceVersion"])
 
     async def _watch_once(
@@ -328,7 +327,7 @@ class Cluster:
             health.working()
             lines = r.aiter_lines()
             try:
-                return await _follow(lines, version, on_change, known, health)
+                return await follow(lines, version, on_change, known, health)
             finally:
                 await _unwind(lines)
 
@@ -540,121 +539,6 @@ def _stream_params(
     stdout = stdout or not (stdin or stderr)
     flags = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "tty": tty}
     return [("container", container)] + [(k, "true" if v else "false") for k, v in flags.items()]
-
-
-async def _follow(
-    lines: AsyncIterator[str],
-    version: str,
-    on_change: PodCallback,
-    known: dict[str, Mapping[str, Any]],
-    health: WatchHealth,
-) -> str | None:
-    """Report the events of one watch stream; the version to resume from, None to relist.
-
-    An ERROR event other than 410 Gone (our version is too old: list again) is raised.
-    """
-    async for line in lines:
-        if not line.strip():
-            continue
-        event = _parse_event(line)
-        if event is None:
-            log.warning("pod watch: skipped a malformed event: %.200r", line)
-            continue
-        kind, pod = event
-        if kind == "ERROR":
-            code = pod.get("code")
-            if code == 410:
-                return None
-            raise KubeError(str(pod.get("message") or f"watch error {code}"),
-                            status=code if isinstance(code, int) else 0,
-                            reason=str(pod.get("reason") or ""))
-        health.settled()
-        version = str(pod["metadata"].get("resourceVersion") or version)
-        if kind == "BOOKMARK":
-            continue
-        name = _pod_name(pod)
-        if name is None:
-            log.warning("pod watch: skipped a %s event without a pod name: %.200r", kind, line)
-        elif kind == "DELETED":
-            known.pop(name, None)
-            _report(on_change, pod, True)
-        else:
-            known[name] = pod
-            _report(on_change, pod, False)
-    health.settled()
-    return version
-
-
-def _parse_event(line: str) -> tuple[str, Mapping[str, Any]] | None:
-    """A watch event's type and object; None unless it has both, the object with metadata
-    (an ERROR event's Status object needs none)."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    kind, thing = event.get("type"), event.get("object")
-    if not isinstance(kind, str) or not isinstance(thing, dict):
-        return None
-    if kind != "ERROR" and not isinstance(thing.get("metadata"), dict):
-        return None
-    return kind, thing
-
-
-def _pod_name(pod: Mapping[str, Any]) -> str | None:
-    metadata = pod.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    return name if isinstance(name, str) and name else None
-
-
-def _report(on_change: PodCallback, pod: Mapping[str, Any], deleted: bool) -> None:
-    """Hand one pod to `on_change`; a pod it fails on is logged and the watch goes on."""
-    try:
-        on_change(pod, deleted)
-    except Exception:
-        log.exception("pod watch: could not take in pod %s", _pod_name(pod))
-
-
-class WatchHealth:
-    """How a pod watch fares: why it fails now (None while it works).
-
-    Each distinct failure is logged once per outage, and the end of the outage once: when the
-    watch has delivered an event or run its term, not merely connected (a watch that connects
-    and then fails at once is still out).
-    """
-
-    def __init__(self) -> None:
-        self.failure: str | None = None
-        self._logged: set[str] = set()
-
-    def failed(self, reason: str, *, unexpected: bool = False) -> None:
-        """Called in an except block; an `unexpected` failure is logged with its traceback."""
-        self.failure = reason
-        if reason not in self._logged:
-            self._logged.add(reason)
-            log.warning("pod watch failing, retrying: %s", reason, exc_info=unexpected)
-
-    def working(self) -> None:
-        """The watch is connected."""
-        self.failure = None
-
-    def settled(self) -> None:
-        """The watch delivers."""
-        if self._logged:
-            log.info("pod watch working again")
-            self._logged.clear()
-
-
-def _watch_failure(action: Literal["list", "watch"], exc: Exception, namespace: str) -> str:
-    if not isinstance(exc, KubeError):
-        return f"cannot {action} pods in namespace {namespace}: {type(exc).__name__}: {exc}"
-    if exc.status == 403:
-        return f"kubedock lacks the right to {action} pods in namespace {namespace}: {exc.message}"
-    if exc.status == 401:
-        return f"the Kubernetes API server refused kubedock's credentials: {exc.message}"
-    status = f" ({exc.status})" if exc.status else ""
-    return f"cannot {action} pods in namespace {namespace}{status}: {exc.message}"
 
 
 async def _unwind(chunks: AsyncIterator[Any]) -> None:
