@@ -105,24 +105,12 @@ class Cluster:
 
     async def patch_pod(self, name: str, patch: Mapping[str, Any]) -> None:
         """Apply a strategic merge patch to a pod."""
-        async with self._request(
-            "PATCH",
-            f"pods/{name}",
-            content=json.dumps(patch).encode(),
-            headers={"Content-Type": "application/strategic-merge-patch+json"},
-        ):
-            pass
+        await self._merge_patch(f"pods/{name}", patch)
 
     async def add_ephemeral_container(self, pod: str, container: Mapping[str, Any]) -> None:
         """Add an ephemeral container to a pod; adding the same one again changes nothing."""
-        patch = {"spec": {"ephemeralContainers": [dict(container)]}}
-        async with self._request(
-            "PATCH",
-            f"pods/{pod}/ephemeralcontainers",
-            content=json.dumps(patch).encode(),
-            headers={"Content-Type": "application/strategic-merge-patch+json"},
-        ):
-            pass
+        await self._merge_patch(f"pods/{pod}/ephemeralcontainers",
+                                {"spec": {"ephemeralContainers": [dict(container)]}})
 
     async def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         """Delete a pod; whether there was one (a pod that is already gone is fine)."""
@@ -156,13 +144,7 @@ class Cluster:
         """Change a running pod's CPU and memory in place (the ``resize`` subresource,
         Kubernetes 1.33 on); `Unsupported` where the cluster has no such subresource."""
         try:
-            async with self._request(
-                "PATCH",
-                f"pods/{name}/resize",
-                content=json.dumps(patch).encode(),
-                headers={"Content-Type": "application/strategic-merge-patch+json"},
-            ):
-                pass
+            await self._merge_patch(f"pods/{name}/resize", patch)
         except NotFound as exc:
             if f'"{name}"' in exc.message:  # the pod is gone, not the subresource
                 raise
@@ -453,6 +435,15 @@ class Cluster:
         return PortForwardStream(socket, port)
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    async def _merge_patch(self, resource: str, patch: Mapping[str, Any]) -> None:
+        async with self._request(
+            "PATCH",
+            resource,
+            content=json.dumps(patch).encode(),
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        ):
+            pass
 
     def _path(self, resource: str) -> str:
         return f"/api/v1/namespaces/{self.namespace}/{resource}"

@@ -92,15 +92,16 @@ async def test_records_are_rebuilt_from_the_pods(
     assert cluster.pods == {}
 
 
+async def start_db(engine: Engine) -> None:
+    await engine.start(engine.create("db", CONFIG))
+
+
 async def test_the_config_survives_the_restart(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
 ) -> None:
     cluster = FakeCluster()
 
-    async def run(engine: Engine) -> None:
-        await engine.start(engine.create("db", CONFIG))
-
-    await crash_after(cluster, run)
+    await crash_after(cluster, start_db)
     engine, _ = await restarted(nursery, cluster)
     assert engine.get("db").config == CONFIG
     annotations = next(iter(cluster.pods.values()))["metadata"]["annotations"]
@@ -133,10 +134,7 @@ async def test_another_identity_adopts_nothing(
 ) -> None:
     cluster = FakeCluster()
 
-    async def run(engine: Engine) -> None:
-        await engine.start(engine.create("db", CONFIG))
-
-    await crash_after(cluster, run)
+    await crash_after(cluster, start_db)
     engine, adopted = await restarted(nursery, cluster, instance_id="someone-else")
     assert (adopted, engine.containers(), len(cluster.pods)) == (0, [], 1)
 
@@ -146,10 +144,7 @@ async def test_an_own_pod_without_a_record_is_deleted(
 ) -> None:
     cluster = FakeCluster()
 
-    async def run(engine: Engine) -> None:
-        await engine.start(engine.create("db", CONFIG))
-
-    await crash_after(cluster, run)
+    await crash_after(cluster, start_db)
     [pod] = cluster.pods.values()
     del pod["metadata"]["annotations"]["kubedock.record"]
     engine, adopted = await restarted(nursery, cluster)
