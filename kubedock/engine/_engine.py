@@ -578,7 +578,8 @@ class Engine:
             # inside, and SIGKILL follows when the grace period is over, as in Docker.
             signalled = stop_signal != "SIGTERM"
             if signalled:
-                await self._signal_in_container(container, stop_signal)
+                assert container.pod_name is not None
+                await self._signal_in_container(container, container.pod_name, stop_signal)
             else:
                 if seconds != grace:
                     await self._save_logs_and_delete(container, grace_seconds=seconds)
@@ -614,10 +615,14 @@ class Engine:
             exits = container.exits
             # As Docker's: a container a client killed is not restarted by its policy.
             container.stopped_by_client = True
+            pod_name = container.pod_name
             if name == "SIGKILL":
                 await self._save_logs_and_delete(container, grace_seconds=0)
-            else:
-                await self._signal_in_container(container, name)
+        if name != "SIGKILL":
+            # Outside the lifecycle lock: a signal exec that takes long (at most
+            # _SIGNAL_SECONDS) must not hold up the exit it may cause, nor an auto-remove.
+            assert pod_name is not None
+            await self._signal_in_container(container, pod_name, name)
         self._publish(container, "kill", signal=str(int(signals.Signals[name])))
         if name == "SIGKILL":
             # As with Docker, the container is dead when `docker kill` returns.
@@ -1027,16 +1032,19 @@ class Engine:
         assert container.pod_name is not None
         await self.cluster.patch_pod(container.pod_name, {"spec": {"activeDeadlineSeconds": 1}})
 
-    async def _signal_in_container(self, container: Container, name: str) -> None:
+    async def _signal_in_container(self, container: Container, pod_name: str,
+                                   name: str) -> None:
         """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
-        assert container.pod_name is not None
         argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
         with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
-            async with self.cluster.exec(
-                container.pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
-            ) as channel:
-                while await channel.receive() is not None:
-                    pass
+            try:
+                async with self.cluster.exec(
+                    pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
+                ) as channel:
+                    while await channel.receive() is not None:
+                        pass
+            except kube.NotFound:  # it exited and went meanwhile
+                raise Conflict(f"Container {container.id} is not running") from None
         if deadline.cancelled_caught:
             raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the "
                            f"container did not finish within {_SIGNAL_SECONDS} s")

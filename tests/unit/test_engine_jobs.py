@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from engine_fake import PENDING, PULL_FAILS, FakeCluster
+from engine_fake import PENDING, PULL_FAILS, FakeCluster, exited
 
 from kubedock import engine as engines
 from kubedock import kube
@@ -309,6 +309,23 @@ async def test_a_signal_that_never_arrives_ends_in_a_clear_error(
         await engine.kill(container, "SIGUSR1")
     assert container.status == "running"
     assert "kill" not in actions(engine)
+
+
+async def test_a_slow_signal_holds_up_neither_the_exit_nor_a_removal(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await started(engine)
+    assert container.pod_name is not None
+    cluster.exec_stalled = True
+    async with trio.open_nursery() as clients:
+        clients.start_soon(partial(abandoned, lambda: engine.kill(container, "SIGWINCH"), after=1))
+        await trio.sleep(2)
+        began = trio.current_time()
+        cluster.set_main(container.pod_name, exited(3), phase="Failed")
+        await engine.wait(container, "not-running")
+        await engine.remove(container, force=False)
+        assert trio.current_time() - began < 5
+    assert (container.exit_code, cluster.pods) == (3, {})
 
 
 async def test_kill_overtakes_a_slow_stop(

@@ -26,6 +26,28 @@ def drop_pod_verbs(cluster: Any, namespace: str, *verbs: str) -> None:
                     "-p", json.dumps(patch))
 
 
+# First: the tests after it take pod rights away for good.
+def test_without_the_node_stats_rights_stats_says_which_and_the_rest_works(
+    cluster: Any, namespace: str, rbac_kubeconfig: Path, current_images: None, tmp_path: Path,
+) -> None:
+    cluster.kubectl("delete", "clusterrolebinding", f"kubedock-node-stats-{namespace}")
+    process, server = start_kubedock(cluster, namespace, tmp_path,
+                                     "--kubeconfig", str(rbac_kubeconfig),
+                                     "--network-names", "external")
+    try:
+        name = "unmeasured"
+        started = docker_cli(server, "run", "-d", "--name", name, "busybox:1.36", "sleep", "300")
+        assert started.returncode == 0, started.stderr
+        stats = docker_cli(server, "stats", "--no-stream", name)
+        assert stats.returncode != 0
+        assert b"forbidden" in stats.stderr and b"nodes/proxy" in stats.stderr, stats.stderr
+        df = docker_cli(server, "system", "df")
+        assert df.returncode == 0, df.stderr
+        docker_cli(server, "rm", "-f", name)
+    finally:
+        stop_kubedock(process)
+
+
 def test_without_the_watch_right_the_reason_is_logged_once_and_starts_still_work(
     cluster: Any, namespace: str, rbac_kubeconfig: Path, current_images: None, tmp_path: Path,
 ) -> None:
@@ -58,24 +80,3 @@ def test_without_the_list_right_kubedock_refuses_to_start_and_says_why(
         stop_kubedock(process)
     assert f"kubedock lacks the right to list pods in namespace {namespace}" in str(
         refused.value)
-
-
-def test_without_the_node_stats_rights_stats_says_which_and_the_rest_works(
-    cluster: Any, namespace: str, rbac_kubeconfig: Path, current_images: None, tmp_path: Path,
-) -> None:
-    cluster.kubectl("delete", "clusterrolebinding", f"kubedock-node-stats-{namespace}")
-    process, server = start_kubedock(cluster, namespace, tmp_path,
-                                     "--kubeconfig", str(rbac_kubeconfig),
-                                     "--network-names", "external")
-    try:
-        name = "unmeasured"
-        started = docker_cli(server, "run", "-d", "--name", name, "busybox:1.36", "sleep", "300")
-        assert started.returncode == 0, started.stderr
-        stats = docker_cli(server, "stats", "--no-stream", name)
-        assert stats.returncode != 0
-        assert b"forbidden" in stats.stderr and b"nodes/proxy" in stats.stderr, stats.stderr
-        df = docker_cli(server, "system", "df")
-        assert df.returncode == 0, df.stderr
-        docker_cli(server, "rm", "-f", name)
-    finally:
-        stop_kubedock(process)
