@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -26,6 +27,12 @@ class TLSFiles:
     stranger_key = property(lambda self: self.directory / "stranger/key.pem")
 
 
+def _local_cluster_node_ip() -> list[str]:
+    settings = (Path(__file__).resolve().parents[1] / "build/cluster/lib.sh").read_text()
+    match = re.search(r"^NODE_IP=(\S+)$", settings, re.MULTILINE)
+    return [match.group(1)] if match else []
+
+
 def _openssl(directory: Path, *args: str) -> None:
     subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
 
@@ -48,9 +55,11 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{ca}-key.pem",
                  "-subj", f"/CN=kubedock test {ca.replace('/', ' ')}", "-days", "2",
                  "-out", f"{ca}.pem")
-    # Every address of this host: pods reach a server on the node's address.
-    addresses = ["127.0.0.1", *subprocess.run(["hostname", "-I"], capture_output=True, text=True,
-                                              check=True).stdout.split()]
+    # Every address of this host: pods reach a server on the node's address, which exists
+    # only once the local cluster runs (maybe later in the session), so it is named too.
+    host = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True)
+    addresses = list(dict.fromkeys(["127.0.0.1", *_local_cluster_node_ip(),
+                                    *host.stdout.split()]))
     names = ",".join([*(f"IP:{address}" for address in addresses), "DNS:localhost"])
     _issue(directory, "ca", "server-cert.pem", "server-key.pem",
            [f"subjectAltName={names}", "extendedKeyUsage=serverAuth"])
