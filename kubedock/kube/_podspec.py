@@ -444,12 +444,14 @@ def _resources(
         requests["cpu"] = f"{millicores}m"
     if spec.memory_reservation:
         requests["memory"] = str(min(spec.memory_reservation, spec.memory_bytes or sys.maxsize))
-    result = {}
-    if requests:
-        result["requests"] = requests
-    if limits:
-        result["limits"] = limits
-    return result
+    return resources_document(requests, limits)
+
+
+def resources_document(requests: Mapping[str, str], limits: Mapping[str, str]
+                       ) -> dict[str, Any]:
+    """A container's `resources`, without the empty halves."""
+    return {**({"requests": dict(requests)} if requests else {}),
+            **({"limits": dict(limits)} if limits else {})}
 
 
 def _request_limit(value: str | None) -> tuple[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._podspec import MAIN
+from ._podspec import MAIN, resources_document
 
 _RESIZABLE = ("cpu", "memory")
 
@@ -22,12 +22,7 @@ def main_resources(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         return {}
     limits = dict(resources.get("limits") or {})
     requests = {**limits, **(resources.get("requests") or {})}
-    result = {}
-    if requests:
-        result["requests"] = requests
-    if limits:
-        result["limits"] = limits
-    return result
+    return resources_document(requests, limits)
 
 
 def resize_patch(resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from kubedock.engine import (
 )
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "unit"))
-from engine_fake import FakeCluster
+from engine_fake import SLEEP_PROCESSES, FakeCluster
 
 # A few seconds in all; KD_FUZZ_EXAMPLES=2000 digs deeper.
 EXAMPLES_PER_ROUTE = int(os.environ.get("KD_FUZZ_EXAMPLES", "20"))
@@ -394,17 +394,6 @@ ROUTES = _routes()
 # -- the server -----------------------------------------------------------------------------
 
 
-# What `kubedock toolbox ps` reports of a container running one `sleep`.
-PROCESSES = json.dumps({
-    "now": 1796000100.0, "boot_time": 1796000000, "clock_ticks": 100, "page_size": 4096,
-    "mem_total_kib": 1000000, "processes": [{
-        "pid": 1, "comm": "sleep", "state": "S", "ppid": 0, "pgrp": 1, "sid": 1, "tty_nr": 0,
-        "tpgid": -1, "utime": 1, "stime": 1, "priority": 20, "nice": 0, "threads": 1,
-        "start_ticks": 500, "vsize": 4096000, "rss_pages": 100, "uid": 0, "gid": 0,
-        "user": "root", "args": ["sleep", "600"]}],
-}).encode()
-
-
 class Served:
     """The API over a scripted cluster, in a thread with its own trio loop."""
 
@@ -435,7 +424,8 @@ class Served:
         async with trio.open_nursery() as nursery:
             cluster = FakeCluster(lag=0)
             cluster.exec_exit_code = lambda argv: 0 if argv[1:] == ["toolbox", "ps"] else 127
-            cluster.exec_output = lambda argv: PROCESSES if argv[1:] == ["toolbox", "ps"] else b""
+            cluster.exec_output = (
+                lambda argv: SLEEP_PROCESSES if argv[1:] == ["toolbox", "ps"] else b"")
             engine = clusterless_engine(nursery, cluster)
             await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
             (bound,) = await nursery.start(serve_http, create_app(engine), ["127.0.0.1:0"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,17 @@ class _FakeChannel(kube.ExecChannel):
 
     async def resize(self, width: int, height: int) -> None:
         await trio.lowlevel.checkpoint()
+
+
+# What `kubedock toolbox ps` reports of a container running one `sleep`.
+SLEEP_PROCESSES = json.dumps({
+    "now": 1796000100.0, "boot_time": 1796000000, "clock_ticks": 100, "page_size": 4096,
+    "mem_total_kib": 1000000, "processes": [{
+        "pid": 1, "comm": "sleep", "state": "S", "ppid": 0, "pgrp": 1, "sid": 1, "tty_nr": 0,
+        "tpgid": -1, "utime": 1, "stime": 1, "priority": 20, "nice": 0, "threads": 1,
+        "start_ticks": 500, "vsize": 4096000, "rss_pages": 100, "uid": 0, "gid": 0,
+        "user": "root", "args": ["sleep", "600"]}],
+}).encode()
 
 
 class FakeCluster:

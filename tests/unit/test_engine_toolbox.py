@@ -4,13 +4,12 @@ anyway."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pytest
 import trio
 import trio.testing
-from engine_fake import FakeCluster
+from engine_fake import SLEEP_PROCESSES, FakeCluster
 
 from kubedock import engine as engines
 from kubedock import kube
@@ -18,14 +17,6 @@ from kubedock.engine import Container, ContainerConfig, Engine, ExecConfig, Inva
 from kubedock.engine._toolbox import ToolboxFailed
 
 TOOLBOX = "/kubedock toolbox"
-LISTING = json.dumps({
-    "now": 1796000100.0, "boot_time": 1796000000, "clock_ticks": 100, "page_size": 4096,
-    "mem_total_kib": 1000000, "processes": [{
-        "pid": 1, "comm": "sleep", "state": "S", "ppid": 0, "pgrp": 1, "sid": 1, "tty_nr": 0,
-        "tpgid": -1, "utime": 1, "stime": 1, "priority": 20, "nice": 0, "threads": 1,
-        "start_ticks": 500, "vsize": 4096000, "rss_pages": 100, "uid": 0, "gid": 0,
-        "user": "root", "args": ["sleep", "600"]}],
-}).encode()
 
 
 @pytest.fixture
@@ -35,7 +26,7 @@ def cluster() -> FakeCluster:
     def toolbox_answers(argv: Sequence[str]) -> bytes:
         words = list(argv[1:])
         if words == ["toolbox", "ps"]:
-            return LISTING
+            return SLEEP_PROCESSES
         if words[:3] == ["toolbox", "archive", "stat"]:
             return b'{"mode": 33188, "size": 3, "mtime": 1700000000, "linkTarget": ""}\n'
         return b""
