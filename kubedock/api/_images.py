@@ -227,6 +227,38 @@ async def load_images() -> Response:
     return Response(stream(), content_type="application/json")
 
 
+@blueprint.route("/images/<path:name>/get", methods=["GET"])
+async def save_image(name: str) -> Response:
+    return await _save([name])
+
+
+@blueprint.route("/images/get", methods=["GET"])
+async def save_images() -> Response:
+    return await _save(request.args.getlist("names"))
+
+
+async def _save(names: list[str]) -> Response:
+    """The archive streams from the registry as it is written: a failure once it has begun
+    cuts the answer short, which loaders reject as a truncated tar."""
+    try:
+        archive = await engine().images.save(names)
+    except NoSuchImage:
+        raise DockerError(404, "reference does not exist") from None
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in archive:
+                yield chunk
+        except (registry.ManifestError, registry.RegistryError, registry.Unreachable,
+                registry.Silent) as error:
+            log.warning("docker save of %s cut short: %s", ", ".join(names), error)
+            raise
+
+    for name in names:
+        engine().events.publish("image", "save", name, {"name": name})
+    return Response(stream(), content_type="application/x-tar")
+
+
 @blueprint.route("/images/<path:name>", methods=["DELETE"])
 async def remove_image(name: str) -> Response:
     image = engine().images.get(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -106,6 +107,10 @@ class ImageSource(Protocol):
         """Copies the image into `target`'s repository and tags it; the image as pushed, and
         its manifest's size."""
 
+    async def save(self, images: list[tuple[ResolvedImage, tuple[str, ...]]]
+                   ) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the images, each under its tags, streamed."""
+
 
 @attrs.define
 class Image:
@@ -193,6 +198,24 @@ class ImageStore:
         if self.source is None:
             raise Unsupported("docker load needs a registry kubedock can push to")
         return [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
+
+    async def save(self, names: list[str]) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the named images, streamed from their registries: a tag
+        is saved under its name, an image named by id under none, an image once."""
+        if self.source is None:
+            raise Unsupported("docker save needs a registry kubedock can read from")
+        chosen: dict[str, tuple[ResolvedImage, list[str]]] = {}
+        for name in names:
+            image = self.get(name)
+            if image.resolved is None:
+                raise Unsupported(f"{name}: kubedock knows this image by name only (no registry "
+                                  "answered for it), so it has no content to save")
+            _, tags = chosen.setdefault(image.id, (image.resolved, []))
+            if not _IMAGE_ID.fullmatch(name) and image.ref.tag and not image.ref.digest \
+                    and image.ref.familiar not in tags:
+                tags.append(image.ref.familiar)
+        return await self.source.save([(resolved, tuple(tags))
+                                       for resolved, tags in chosen.values()])
 
     async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
         """The image a new container runs: the known one as it is (only a pull asks again),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import attrs
@@ -102,6 +103,26 @@ class RegistrySource:
                 httpx.HTTPError) as error:
             raise PullFailed(f"loading the archive: {error}") from None
         return loaded
+
+    async def save(self, images: list[tuple[registry.ResolvedImage, tuple[str, ...]]]
+                   ) -> AsyncIterator[bytes]:
+        """A `docker save` archive of `images` (each with the tags it is saved under), streamed
+        from their registries. What can fail before the first byte fails here."""
+        try:
+            with trio.fail_after(self._timeout):
+                saved = [registry.SavedImage(
+                    image.repository,
+                    await self._client.blob(image.repository, image.manifest.config.digest),
+                    image.manifest.layers, tags) for image, tags in images]
+            plan = registry.archive_plan(saved)
+            registry.check_layers_savable(plan)
+        except trio.TooSlowError:
+            raise PullFailed(f"saving: the registry did not answer within {self._timeout:g}s"
+                             ) from None
+        except (registry.Unreachable, registry.Silent, registry.RegistryError,
+                registry.ManifestError, httpx.HTTPError) as error:
+            raise PullFailed(f"saving: {error}") from None
+        return registry.stream_archive(self._client, plan)
 
     async def _has_repository(self, ref: ImageRef, credentials: registry.Credentials | None
                               ) -> bool:

@@ -29,6 +29,7 @@ from ._manifest import (
     normalise_platform,
     select_from_index,
 )
+from ._save import SavedImage, archive_plan, check_layers_savable, stream_archive
 
 __all__ = [
     "DOCKER_HUB",
@@ -41,8 +42,11 @@ __all__ = [
     "RegistryError",
     "Repository",
     "ResolvedImage",
+    "SavedImage",
     "Silent",
     "Unreachable",
+    "archive_plan",
+    "check_layers_savable",
     "credentials_from_config",
     "decode_registry_auth",
     "docker_config_lookup",
@@ -55,5 +59,6 @@ __all__ = [
     "parse_image_config",
     "push_archive",
     "select_from_index",
+    "stream_archive",
     "token_url",
 ]

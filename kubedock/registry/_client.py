@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -132,6 +132,17 @@ class RegistryClient:
         if digest_of(response.content) != digest:
             raise ManifestError(f"blob {digest} arrived with another digest")
         return response.content
+
+    async def blob_chunks(self, repository: Repository, digest: str, *,
+                          credentials: Credentials | None = None) -> AsyncIterator[bytes]:
+        """A blob's bytes as they arrive (the caller checks the digest where it matters)."""
+        response = await self._request("GET", repository, f"blobs/{digest}", "pull",
+                                       credentials, stream=True)
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        finally:
+            await response.aclose()
 
     async def has_blob(self, repository: Repository, digest: str, *,
                        credentials: Credentials | None = None) -> bool:

@@ -328,6 +328,8 @@ SHAPES: dict[str, Shape] = {
     "images.tag_image": Shape(_q(repo=st.one_of(images, odd_strings), tag=odd_strings)),
     "images.push_image": Shape(_q(tag=odd_strings)),
     "images.load_images": Shape(_q(quiet=booleans)),
+    "images.save_image": Shape(),
+    "images.save_images": Shape(_q(names=st.one_of(images, odd_strings))),
     "containers.create": Shape(_q(name=st.one_of(st.sampled_from(["fuzzy", "/fuzzy", "a b"]),
                                                  odd_strings), platform=odd_strings),
                                lambda world: json_body(create_body)),

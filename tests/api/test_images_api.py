@@ -22,7 +22,7 @@ from kubedock.registry._manifest import digest_of
 HEALTHY = {"Test": ["CMD-SHELL", "test -f /ready"], "Interval": 2_000_000_000, "Retries": 4}
 BUSYBOX = {"Env": ["PATH=/bin", "HOME=/root"], "Cmd": ["sh"], "WorkingDir": "/work",
            "User": "1000", "ExposedPorts": {"8080/tcp": {}, "9090/udp": {}},
-           "Healthcheck": HEALTHY, "Labels": {"org.test": "yes"}}
+           "Healthcheck": HEALTHY, "Labels": {"org.test": "yes"}, "StopSignal": "SIGQUIT"}
 
 
 @pytest.fixture
@@ -151,6 +151,7 @@ async def test_a_container_takes_the_image_defaults(client: httpx.AsyncClient,
     container = engine.get(created.json()["Id"])
     assert container.config.healthcheck is not None
     assert container.config.healthcheck.test == ("CMD-SHELL", "test -f /ready")
+    assert container.config.stop_signal == "SIGQUIT"
     assert (container.config.healthcheck.interval, container.config.healthcheck.retries) == (2, 4)
     assert {(p.port, p.protocol) for p in container.config.ports} == {(8080, "tcp"),
                                                                      (9090, "udp")}
@@ -290,3 +291,71 @@ async def test_load_of_a_corrupt_archive_pushes_nothing(client: httpx.AsyncClien
         assert response.status_code == 400, response.text
         assert response.json()["message"].startswith("invalid image archive: ")
     assert fake.manifests == before
+
+
+@pytest.mark.parametrize(("image_signal", "requested", "expected"), [
+    ("SIGQUIT", "SIGUSR1", "SIGUSR1"), ("SIGRTMIN+3", None, None), ("", None, None)])
+async def test_the_stop_signal_of_the_request_wins_over_the_image(
+        client: httpx.AsyncClient, engine: Engine, fake: FakeRegistry, image_signal: str,
+        requested: str | None, expected: str | None) -> None:
+    fake.add_image("team/signals", "1", {"Cmd": ["s"], "StopSignal": image_signal})
+    body = {"Image": "team/signals:1", **({"StopSignal": requested} if requested else {})}
+    created = await client.post("/containers/create", json=body)
+    assert created.status_code == 201, created.text
+    assert engine.get(created.json()["Id"]).config.stop_signal == expected
+
+
+def _members(archive: bytes) -> dict[str, bytes | None]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() else None)  # type: ignore[union-attr]
+                for m in tar.getmembers()}
+
+
+async def test_save_writes_the_layout_docker_writes(client: httpx.AsyncClient,
+                                                    fake: FakeRegistry) -> None:
+    base, top = b"base layer", b"top layer"
+    fake.add_image("team/two", "1", {"Cmd": ["two"]}, layers=[base, top], gzipped=True)
+    fake.add_image("team/two", "base", {"Cmd": ["base"]}, layers=[base])
+    for name in ("team/two:1", "team/two:base", "busybox:1.36"):
+        assert (await client.post("/images/create", params={"fromImage": name})).status_code \
+            == 200
+    saved = await client.get("/images/get",
+                             params=[("names", "team/two:1"), ("names", "team/two:base")])
+    assert (saved.status_code, saved.headers["content-type"]) == (200, "application/x-tar")
+    members = _members(saved.content)
+    assert list(members) == sorted(members)
+    manifest = json.loads(members["manifest.json"] or b"")
+    assert [entry["RepoTags"] for entry in manifest] == [["team/two:1"], ["team/two:base"]]
+    [two, one] = [entry["Layers"] for entry in manifest]
+    assert one == two[:1]  # the shared base layer is written once
+    assert (members[two[0]], members[two[1]]) == (base, top)
+    for entry in manifest:
+        config = json.loads(members[entry["Config"]] or b"")
+        assert entry["Config"] == digest_of(members[entry["Config"]] or b"")[7:] + ".json"
+        assert config["rootfs"]["diff_ids"] == [digest_of(members[layer] or b"")
+                                                for layer in entry["Layers"]]
+    assert json.loads(members["repositories"] or b"") == {
+        "team/two": {"1": two[1].split("/")[0], "base": one[0].split("/")[0]}}
+    assert members[two[1].replace("layer.tar", "VERSION")] == b"1.0"
+
+
+async def test_save_by_id_and_of_unknown_names(client: httpx.AsyncClient) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    image_id = (await client.get("/images/busybox:1.36/json")).json()["Id"]
+    saved = await client.get(f"/images/{image_id[7:19]}/get")
+    assert saved.status_code == 200
+    members = _members(saved.content)
+    assert json.loads(members["manifest.json"] or b"")[0]["RepoTags"] is None
+    assert "repositories" not in members
+    missing = await client.get("/images/busybox:9/get")
+    assert (missing.status_code, missing.json()) == (404, {"message": "reference does not exist"})
+
+
+async def test_a_loaded_archive_saves_back_the_same(client: httpx.AsyncClient) -> None:
+    archive = _saved_archive("team/round:1", b"round trip layer")
+    assert (await client.post("/images/load", content=archive)).status_code == 200
+    saved = _members((await client.get("/images/team/round:1/get")).content)
+    original = _members(archive)
+    [entry] = json.loads(saved["manifest.json"] or b"")
+    assert saved[entry["Config"]] == original["c.json"]
+    assert saved[entry["Layers"][0]] == original["l/layer.tar"]
