@@ -270,7 +270,8 @@ async def remove_image(name: str) -> Response:
             f"(must force) - container {in_use[0].short_id} is using its referenced image "
             f"{image.id[7:19]}"
         ))
-    engine().images.remove(name)
+    credentials = registry.decode_registry_auth(request.headers.get("X-Registry-Auth", ""))
+    await engine().images.delete(name, credentials, force=query_bool(request.args, "force"))
     engine().events.publish("image", "delete", image.id, {"name": image.ref.familiar})
     deleted = [] if any(other.id == image.id for other in engine().images.all()) \
         else [{"Deleted": image.id}]

@@ -19,6 +19,7 @@ import attrs
 
 from ..registry import Credentials, ImageConfig, ResolvedImage
 from ._errors import (
+    Conflict,
     ImageUnavailable,
     InvalidParameter,
     NoSuchImage,
@@ -111,6 +112,9 @@ class ImageSource(Protocol):
                    ) -> AsyncIterator[bytes]:
         """A `docker save` archive of the images, each under its tags, streamed."""
 
+    async def delete(self, ref: ImageRef, credentials: Credentials | None) -> None:
+        """Deletes a tag in its registry (Conflict when the registry allows no deletes)."""
+
 
 @attrs.define
 class Image:
@@ -119,6 +123,8 @@ class Image:
     resolved: ResolvedImage | None = None  # None: the registry was not reachable
     # A tag not pushed yet: its content is in the resolved image's repository, not in its own.
     tagged_only: bool = False
+    # A tag kubedock put in its registry (push, load): `docker rmi` deletes it there too.
+    pushed: bool = False
 
     @property
     def id(self) -> str:
@@ -189,7 +195,7 @@ class ImageStore:
         if self.source is None or image.resolved is None:
             raise NoSuchImage(ref.familiar)
         resolved, size = await self.source.push(image.resolved, ref, credentials)
-        pushed = Image(ref, image.created, resolved)
+        pushed = Image(ref, image.created, resolved, pushed=True)
         self._images[ref.canonical] = pushed
         return pushed, size
 
@@ -197,7 +203,10 @@ class ImageStore:
         """The images of a `docker save` archive, pushed to their registries and recorded."""
         if self.source is None:
             raise Unsupported("docker load needs a registry kubedock can push to")
-        return [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
+        loaded = [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
+        for image in loaded:
+            image.pushed = True
+        return loaded
 
     async def save(self, names: list[str]) -> AsyncIterator[bytes]:
         """A `docker save` archive of the named images, streamed from their registries: a tag
@@ -262,6 +271,18 @@ class ImageStore:
         image = self.get(name)
         del self._images[image.ref.canonical]
         return image
+
+    async def delete(self, name: str, credentials: Credentials | None, *, force: bool) -> Image:
+        """`docker rmi`: a tag kubedock pushed is deleted in its registry first; with `force`,
+        a registry that refuses leaves it there and the tag is forgotten here all the same."""
+        image = self.get(name)
+        if image.pushed and self.source is not None:
+            try:
+                await self.source.delete(image.ref, credentials)
+            except Conflict:
+                if not force:
+                    raise
+        return self.remove(image.ref.canonical)
 
     def all(self) -> list[Image]:
         return list(self._images.values())

@@ -11,7 +11,13 @@ import httpx
 import trio
 
 from .. import registry
-from ._errors import ImageUnavailable, InvalidParameter, PullFailed, RegistryUnreachable
+from ._errors import (
+    Conflict,
+    ImageUnavailable,
+    InvalidParameter,
+    PullFailed,
+    RegistryUnreachable,
+)
 from ._images import ImageRef, parse_reference
 
 
@@ -103,6 +109,26 @@ class RegistrySource:
                 httpx.HTTPError) as error:
             raise PullFailed(f"loading the archive: {error}") from None
         return loaded
+
+    async def delete(self, ref: ImageRef, credentials: registry.Credentials | None) -> None:
+        """Deletes a tag in its registry; a tag already gone is no failure."""
+        try:
+            with trio.fail_after(self._timeout):
+                await self._client.delete_tag(registry.Repository(ref.registry, ref.path),
+                                              ref.tag or "latest", credentials=credentials)
+        except registry.RegistryError as error:
+            if error.status == 404:
+                return
+            if error.status == 405 or error.code == "UNSUPPORTED":
+                raise Conflict(f"unable to delete {ref.familiar} in its registry: the registry "
+                               f"does not allow deletes ({error}); remove with force to forget "
+                               "the tag here only") from None
+            raise PullFailed(f"deleting {ref.familiar} in its registry: {error}") from None
+        except trio.TooSlowError:
+            raise PullFailed(f"deleting {ref.familiar}: the registry did not answer within "
+                             f"{self._timeout:g}s") from None
+        except (registry.Unreachable, registry.Silent, httpx.HTTPError) as error:
+            raise PullFailed(f"deleting {ref.familiar} in its registry: {error}") from None
 
     async def save(self, images: list[tuple[registry.ResolvedImage, tuple[str, ...]]]
                    ) -> AsyncIterator[bytes]:

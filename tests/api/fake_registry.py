@@ -22,6 +22,7 @@ class FakeRegistry:
     manifests: dict[tuple[str, str], tuple[bytes, str]] = attrs.field(factory=dict)
     private: dict[str, str] = attrs.field(factory=dict)  # repository → "user:password"
     requests: list[str] = attrs.field(factory=list)
+    deletes: bool = True  # whether tags may be deleted (Distribution's storage.delete)
 
     def add_image(self, repository: str, tag: str, config: dict[str, object],
                   architecture: str = "amd64", *, layers: list[bytes] | None = None,
@@ -98,6 +99,12 @@ class FakeRegistry:
             if not tags:
                 return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
             return httpx.Response(200, json={"name": repository, "tags": tags})
+        if kind == "manifests" and request.method == "DELETE":
+            if not self.deletes:
+                return _error(405, "UNSUPPORTED", "The operation is unsupported.")
+            if self.manifests.pop((repository, reference), None) is None:
+                return _error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+            return httpx.Response(202)
         if kind == "manifests" and request.method == "PUT":
             self._put(repository, reference, await request.aread(),
                       request.headers["content-type"])

@@ -359,3 +359,34 @@ async def test_a_loaded_archive_saves_back_the_same(client: httpx.AsyncClient) -
     [entry] = json.loads(saved["manifest.json"] or b"")
     assert saved[entry["Config"]] == original["c.json"]
     assert saved[entry["Layers"][0]] == original["l/layer.tar"]
+
+
+async def test_rmi_of_a_pushed_tag_deletes_it_in_the_registry(client: httpx.AsyncClient,
+                                                              fake: FakeRegistry) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    await client.post("/images/busybox:1.36/tag", params={"repo": "team/gone", "tag": "1"})
+    assert (await client.post("/images/team/gone/push", params={"tag": "1"})).status_code == 200
+    removed = await client.delete("/images/team/gone:1")
+    assert removed.status_code == 200, removed.text
+    assert ("team/gone", "1") not in fake.manifests
+    assert ("library/busybox", "1.36") in fake.manifests
+    pulled_only = await client.delete("/images/busybox:1.36")
+    assert pulled_only.status_code == 200
+    assert ("library/busybox", "1.36") in fake.manifests  # never pushed: forgotten here only
+    assert not [r for r in fake.requests if r.startswith("DELETE") and "busybox" in r]
+
+
+async def test_rmi_where_the_registry_refuses_deletes(client: httpx.AsyncClient,
+                                                      fake: FakeRegistry) -> None:
+    fake.deletes = False
+    assert (await client.post("/images/load", content=_saved_archive("team/kept:1", b"k"))
+            ).status_code == 200
+    refused = await client.delete("/images/team/kept:1")
+    assert refused.status_code == 409
+    assert refused.json()["message"].startswith(
+        "unable to delete team/kept:1 in its registry: the registry does not allow deletes")
+    assert (await client.get("/images/team/kept:1/json")).status_code == 200
+    forced = await client.delete("/images/team/kept:1", params={"force": "1"})
+    assert forced.status_code == 200
+    assert (await client.get("/images/team/kept:1/json")).status_code == 404
+    assert ("team/kept", "1") in fake.manifests

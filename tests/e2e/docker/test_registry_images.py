@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -204,6 +205,13 @@ def test_tag_push_and_run_the_pushed_tag(cluster: Any, kubedock: Kubedock) -> No
     assert f"{tag}: digest: {digest}" in pushed.stdout.decode()
     ran = docker_cli(kubedock, "run", "--rm", target, "echo", "pushed and pulled")
     assert (ran.returncode, ran.stdout) == (0, b"pushed and pulled\n"), ran.stderr
+    removed = docker_cli(kubedock, "rmi", target)
+    assert removed.returncode == 0, removed.stderr
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        _registry_digest(cluster, repository.partition("/")[2], tag)
+    gone.value.close()
+    assert gone.value.code == 404  # a pushed tag is deleted in its registry
+    assert _registry_digest(cluster, "library/busybox", "1.36") == digest
 
 
 def test_save_from_docker_then_load_and_run(cluster: Any, kubedock: Kubedock,
