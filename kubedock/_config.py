@@ -252,7 +252,8 @@ class Config:
         help="service account of the pods")
     image_pull_secrets: tuple[str, ...] = setting(
         (), "--image-pull-secrets", env="IMAGE_PULL_SECRETS", parse=_names, to="pods",
-        help="comma-separated image pull secret names")
+        help="comma-separated names of image pull secrets put on every pod (kubedock's "
+             "registry client uses them too)")
     request_cpu: str | None = setting(
         None, "--request-cpu", env="K8S_REQUEST_CPU", to="pods",
         help="cpu request[,limit] of pods")

@@ -17,6 +17,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from .. import registry
 from ..engine import Image, InvalidParameter, NoSuchImage, RegistryUnreachable, parse_reference
+from ..kube import KubeError
 from ..wire import PullProgress, final_status_line, progress_line
 from ._app import engine
 from ._errors import DockerError, bad_request
@@ -95,6 +96,15 @@ async def pull() -> Response:
         image, downloaded = engine().images.add(ref), False
         lines.append(PullProgress(f"Registry unreachable from kubedock ({error.message}); "
                                   "the node pulls the image when a container starts"))
+    if credentials is not None:
+        try:
+            await engine().pull_secrets.remember(ref, credentials)
+        except KubeError as error:
+            # The pull itself succeeded; the node may still have other means to pull.
+            log.warning("cannot keep the credentials of %s for the nodes: %s", ref.familiar,
+                        error)
+            lines.append(PullProgress("The nodes get no pull secret for these credentials: "
+                                      f"{error}"))
     if image.resolved:
         lines.append(PullProgress(f"Digest: {image.resolved.digest}"))
     body = b"".join(map(progress_line, lines))

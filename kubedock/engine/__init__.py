@@ -26,6 +26,7 @@ from ._exec import Exec, ExecConfig
 from ._images import Image, ImageRef, ImageSource, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
 from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
+from ._pull_secrets import PullSecrets, pull_secret_configs
 from ._pulling import RegistrySource
 from ._reaper import ReaperSettings, serve_reaper
 from ._records import (
@@ -84,6 +85,7 @@ __all__ = [
     "NotModified",
     "PublishedPort",
     "PullFailed",
+    "PullSecrets",
     "ReaperSettings",
     "RegistrySource",
     "RegistryUnreachable",
@@ -104,6 +106,7 @@ __all__ = [
     "follow_usage",
     "get_archive",
     "parse_reference",
+    "pull_secret_configs",
     "serve_reaper",
     "signal_name",
     "stat_path",

@@ -40,6 +40,7 @@ from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
+from ._pull_secrets import PullSecrets
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
@@ -129,6 +130,7 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self.pull_secrets = PullSecrets(cluster, settings)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -1004,6 +1006,7 @@ class Engine:
             offline=self._offline(container),
             mounts=mount_specs(container, self.archives.staged(container),
                                self.volumes.claim_of),
+            pull_secrets=self.pull_secrets.of(config.image),
             annotations={
                 RECORD: record_annotation(container, [
                     (network.id, network.name) for network, _ in self.networks.of(container.id)]),

@@ -61,6 +61,13 @@ from ._podspec import (
     pod_manifest,
     pod_name,
 )
+from ._pull_secrets import (
+    SERVICE_ACCOUNTS,
+    docker_config_of_secret,
+    pull_secret_manifest,
+    pull_secret_name,
+    service_account_pull_secrets,
+)
 from ._resize import main_resources, resize_patch, resize_refusal, resize_seen
 from ._summary import (
     ContainerUsage,
@@ -88,6 +95,7 @@ __all__ = [
     "PODS",
     "SECRETS",
     "SERVICES",
+    "SERVICE_ACCOUNTS",
     "SETUP",
     "TOOLBOX",
     "TOOLBOX_PROGRAM",
@@ -122,6 +130,7 @@ __all__ = [
     "container_usage",
     "delete_instance",
     "dind_secret",
+    "docker_config_of_secret",
     "hold_lock",
     "instance_selector",
     "is_valid_label_key",
@@ -135,11 +144,14 @@ __all__ = [
     "pod_manifest",
     "pod_name",
     "prune_all",
+    "pull_secret_manifest",
+    "pull_secret_name",
     "reap_dead_instances",
     "resize_patch",
     "resize_refusal",
     "resize_seen",
     "serve_heartbeat",
+    "service_account_pull_secrets",
     "start_time",
     "toolbox_container",
     "toolbox_running",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 import tarfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,9 @@ from kubedock.api import create_app
 from kubedock.engine import Engine, ImageStore, RegistrySource
 from kubedock.registry import DOCKER_HUB, Platform, RegistryClient
 from kubedock.registry._manifest import digest_of
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "unit"))
+from engine_fake import FakeCluster
 
 HEALTHY = {"Test": ["CMD-SHELL", "test -f /ready"], "Interval": 2_000_000_000, "Retries": 4}
 BUSYBOX = {"Env": ["PATH=/bin", "HOME=/root"], "Cmd": ["sh"], "WorkingDir": "/work",
@@ -44,10 +49,16 @@ async def registry_http(fake: FakeRegistry) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def engine(nursery: trio.Nursery, registry_http: httpx.AsyncClient) -> Engine:
+def cluster() -> FakeCluster:
+    return FakeCluster(lag=0)
+
+
+@pytest.fixture
+def engine(nursery: trio.Nursery, registry_http: httpx.AsyncClient,
+           cluster: FakeCluster) -> Engine:
     client = RegistryClient(registry_http, mirrors={DOCKER_HUB: "https://registry.test"})
     images = ImageStore(RegistrySource(client, Platform("linux", "amd64"), timeout=5))
-    engine = clusterless_engine(nursery)
+    engine = clusterless_engine(nursery, cluster)
     engine.images = images
     return engine
 
@@ -128,13 +139,41 @@ async def test_pulls_of_what_the_registry_lacks_fail_as_docker_does(
     assert (response.status_code, response.json()) == (404, {"message": message})
 
 
+def _registry_auth(username: str, password: str) -> dict[str, str]:
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(
+        {"username": username, "password": password, "serveraddress": "docker.io"}).encode()
+    ).decode()}
+
+
 async def test_credentials_from_x_registry_auth(client: httpx.AsyncClient) -> None:
-    auth = base64.urlsafe_b64encode(json.dumps(
-        {"username": "user", "password": "pw", "serveraddress": "docker.io"}).encode())
     response = await client.post("/images/create", params={"fromImage": "team/secret:1"},
-                                 headers={"X-Registry-Auth": auth.decode()})
+                                 headers=_registry_auth("user", "pw"))
     assert response.status_code == 200, response.text
     assert (await client.get("/images/team/secret:1/json")).json()["Config"]["Cmd"] == ["s"]
+
+
+async def test_a_pull_with_credentials_gives_the_pods_of_the_image_a_pull_secret(
+        client: httpx.AsyncClient, engine: Engine, cluster: FakeCluster,
+        nursery: trio.Nursery) -> None:
+    await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
+    for _ in range(2):
+        response = await client.post("/images/create", params={"fromImage": "team/secret:1"},
+                                     headers=_registry_auth("user", "pw"))
+        assert response.status_code == 200, response.text
+    [(name, secret)] = cluster.secrets.items()
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["metadata"]["labels"] == {"kubedock": "true", "kubedock.id": "i"}
+    held = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert held["auths"]["https://index.docker.io/v1/"]["username"] == "user"
+    # The same credentials again ask nothing of the cluster.
+    assert [call for call, _ in cluster.calls if call.endswith("_object")] == ["create_object"]
+    with_secret = await client.post("/containers/create", json={"Image": "team/secret:1"})
+    without = await client.post("/containers/create", json={"Image": "busybox:1.36"})
+    for created, expected in ((with_secret, [{"name": name}]), (without, None)):
+        container = engine.get(created.json()["Id"])
+        assert (await client.post(f"/containers/{container.id}/start")).status_code == 204
+        assert container.pod_name is not None
+        assert cluster.pods[container.pod_name]["spec"].get("imagePullSecrets") == expected
 
 
 async def test_create_of_an_image_the_registry_lacks_is_404(client: httpx.AsyncClient) -> None:

@@ -3,7 +3,8 @@
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
 `watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
-end without output. Claims (named volumes) are kept as created and go at once when deleted.
+end without output. Claims (named volumes) and Secrets are kept as created (or replaced) and go
+at once when deleted.
 What it was not scripted for (port-forward, deleting other kinds) raises
 `NotImplementedError`.
 """
@@ -89,6 +90,8 @@ class FakeCluster:
         self.pods: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.service_accounts: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.watch_stalled = False
         # Exec sessions that never end (a cluster that stopped answering them).
@@ -241,7 +244,7 @@ class FakeCluster:
     async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
         async with self._call("list_objects", kind.plural):
             wanted = dict(term.split("=", 1) for term in label_selector.split(","))
-            objects = self.pods if kind == kube.PODS else self.services
+            objects = {kube.PODS: self.pods, kube.SECRETS: self.secrets}.get(kind, self.services)
             return [copy.deepcopy(item) for item in objects.values()
                     if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
 
@@ -253,7 +256,7 @@ class FakeCluster:
             return copy.deepcopy(objects[name])
 
     async def create_object(self, kind: kube.Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        assert kind in (kube.SERVICES, kube.CLAIMS), kind
+        assert kind in (kube.SERVICES, kube.CLAIMS, kube.SECRETS), kind
         objects = self._objects(kind)
         name = manifest["metadata"]["name"]
         async with self._call("create_object", name):
@@ -262,14 +265,24 @@ class FakeCluster:
             objects[name] = copy.deepcopy(dict(manifest))
             return copy.deepcopy(objects[name])
 
+    async def replace_object(self, kind: kube.Kind, manifest: Mapping[str, Any]
+                             ) -> dict[str, Any]:
+        objects = self._objects(kind)
+        name = manifest["metadata"]["name"]
+        async with self._call("replace_object", name):
+            if name not in objects:
+                raise kube.NotFound(f"{kind.plural} {name!r} not found", status=404)
+            objects[name] = copy.deepcopy(dict(manifest))
+            return copy.deepcopy(objects[name])
+
     async def delete_object(
         self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,
     ) -> None:
-        if kind != kube.CLAIMS:
+        if kind not in (kube.CLAIMS, kube.SECRETS):
             raise NotImplementedError
         async with self._call("delete_object", name):
-            self.claims.pop(name, None)
+            self._objects(kind).pop(name, None)
 
     @contextlib.asynccontextmanager
     async def logs(
@@ -327,8 +340,8 @@ class FakeCluster:
             raise failure[0]
 
     def _objects(self, kind: kube.Kind) -> dict[str, dict[str, Any]]:
-        return {kube.PODS: self.pods, kube.SERVICES: self.services,
-                kube.CLAIMS: self.claims}[kind]
+        return {kube.PODS: self.pods, kube.SERVICES: self.services, kube.CLAIMS: self.claims,
+                kube.SECRETS: self.secrets, kube.SERVICE_ACCOUNTS: self.service_accounts}[kind]
 
     def _pod(self, name: str) -> dict[str, Any]:
         if name not in self.pods:
