@@ -377,6 +377,10 @@ class Config:
         False, "--disable-dind", env="DISABLE_DIND",
         help="refuse binds of /var/run/docker.sock instead of serving kubedock's API in them "
         "through a sidecar")
+    pre_pull: bool = setting(
+        False, "--pre-pull", env="PRE_PULL",
+        help="have a docker pull also pull the image onto the node the pods go to (a short-lived "
+        "pod of the image, deleted once the node has it), answering when it does")
     ignore_container_memory: bool = setting(
         False, "--ignore-container-memory", to="pods",
         help="do not turn a container's memory limit (HostConfig.Memory) into a pod limit")

@@ -26,6 +26,7 @@ from .api import BindPolicy, ServerTLS, create_app, serve_http
 from .engine import (
     Engine,
     ImageStore,
+    PrePuller,
     ReaperSettings,
     RegistrySource,
     pull_secret_configs,
@@ -111,6 +112,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     images=ImageStore(_registry_source(
                         config, registry_http, await pull_secret_configs(cluster, settings))),
                 )
+                if config.pre_pull:
+                    engine.pre_puller = PrePuller(cluster, settings, nursery=nursery,
+                                                  timeout=config.timeout)
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
                     nursery.cancel_scope.cancel()

@@ -16,9 +16,16 @@ import trio
 from quart import Blueprint, Response, jsonify, request
 
 from .. import registry
-from ..engine import Image, InvalidParameter, NoSuchImage, RegistryUnreachable, parse_reference
+from ..engine import (
+    Image,
+    InvalidParameter,
+    NoSuchImage,
+    PrePull,
+    RegistryUnreachable,
+    parse_reference,
+)
 from ..kube import KubeError
-from ..wire import PullProgress, final_status_line, progress_line
+from ..wire import PullFailure, PullProgress, failure_line, final_status_line, progress_line
 from ._app import engine
 from ._errors import DockerError, bad_request
 from ._parse import check_filters, parse_filters, prune_filter, query_bool
@@ -107,14 +114,39 @@ async def pull() -> Response:
                                       f"{error}"))
     if image.resolved:
         lines.append(PullProgress(f"Digest: {image.resolved.digest}"))
-    body = b"".join(map(progress_line, lines))
-    body += final_status_line(ref.familiar, downloaded=downloaded)
+    pre_puller = engine().pre_puller
+    pre_pull = pre_puller.start(ref.canonical, image.resolved.digest if image.resolved else None,
+                                engine().pull_secrets.of(ref.canonical)) \
+        if pre_puller is not None else None
 
     async def stream() -> AsyncIterator[bytes]:
-        yield body
+        yield b"".join(map(progress_line, lines))
+        if pre_pull is not None:
+            async for line in _until_pulled_by_the_node(pre_pull):
+                yield line
+            if pre_pull.failure is not None:
+                yield failure_line(PullFailure(pre_pull.failure))
+                return
+        yield final_status_line(ref.familiar, downloaded=downloaded)
 
     engine().events.publish("image", "pull", ref.familiar, {"name": ref.familiar})
     return Response(stream(), content_type="application/json")
+
+
+_PRE_PULL_HEARTBEAT_SECONDS = 10
+
+
+async def _until_pulled_by_the_node(pull: PrePull) -> AsyncIterator[bytes]:
+    """Progress lines while the node pulls (clients give up on a silent pull)."""
+    waiting = PullProgress("Pulling onto the node", progress_detail={})
+    yield progress_line(waiting)
+    while not pull.done.is_set():
+        with trio.move_on_after(_PRE_PULL_HEARTBEAT_SECONDS):
+            await pull.done.wait()
+        if not pull.done.is_set():
+            yield progress_line(waiting)
+    if pull.failure is None:
+        yield progress_line(PullProgress("Pulled onto the node"))
 
 
 @blueprint.route("/images/json", methods=["GET"])

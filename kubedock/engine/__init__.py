@@ -26,6 +26,7 @@ from ._exec import Exec, ExecConfig
 from ._images import Image, ImageRef, ImageSource, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
 from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
+from ._pre_pull import PrePull, PrePuller
 from ._pull_secrets import PullSecrets, pull_secret_configs
 from ._pulling import RegistrySource
 from ._reaper import ReaperSettings, serve_reaper
@@ -83,6 +84,8 @@ __all__ = [
     "NoSuchVolume",
     "NotFound",
     "NotModified",
+    "PrePull",
+    "PrePuller",
     "PublishedPort",
     "PullFailed",
     "PullSecrets",

@@ -40,6 +40,7 @@ from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
+from ._pre_pull import PrePuller
 from ._pull_secrets import PullSecrets
 from ._records import Container, ContainerConfig, PublishedPort, new_id
 from ._services import publish_services
@@ -131,6 +132,8 @@ class Engine:
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
         self.pull_secrets = PullSecrets(cluster, settings)
+        # Set by the server with --pre-pull: pulls then have the node pull the image too.
+        self.pre_puller: PrePuller | None = None
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None

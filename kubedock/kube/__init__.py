@@ -61,6 +61,7 @@ from ._podspec import (
     pod_manifest,
     pod_name,
 )
+from ._pre_pull import PrePullState, pre_pull_manifest, pre_pull_state
 from ._pull_secrets import (
     SERVICE_ACCOUNTS,
     docker_config_of_secret,
@@ -122,6 +123,7 @@ __all__ = [
     "PortForwardFailed",
     "PortForwardStream",
     "PortSpec",
+    "PrePullState",
     "ToolboxFailed",
     "Unsupported",
     "WatchHealth",
@@ -143,6 +145,8 @@ __all__ = [
     "parse_quantity",
     "pod_manifest",
     "pod_name",
+    "pre_pull_manifest",
+    "pre_pull_state",
     "prune_all",
     "pull_secret_manifest",
     "pull_secret_name",

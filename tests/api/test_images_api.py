@@ -17,12 +17,12 @@ from clusterless import clusterless_engine
 from fake_registry import FakeRegistry
 
 from kubedock.api import create_app
-from kubedock.engine import Engine, ImageStore, RegistrySource
+from kubedock.engine import Engine, ImageStore, PrePuller, RegistrySource
 from kubedock.registry import DOCKER_HUB, Platform, RegistryClient
 from kubedock.registry._manifest import digest_of
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "unit"))
-from engine_fake import FakeCluster
+from engine_fake import PULL_FAILS, FakeCluster
 
 HEALTHY = {"Test": ["CMD-SHELL", "test -f /ready"], "Interval": 2_000_000_000, "Retries": 4}
 BUSYBOX = {"Env": ["PATH=/bin", "HOME=/root"], "Cmd": ["sh"], "WorkingDir": "/work",
@@ -429,3 +429,22 @@ async def test_rmi_where_the_registry_refuses_deletes(client: httpx.AsyncClient,
     assert forced.status_code == 200
     assert (await client.get("/images/team/kept:1/json")).status_code == 404
     assert ("team/kept", "1") in fake.manifests
+
+
+async def test_with_pre_pull_the_pull_answers_once_the_node_has_the_image(
+        client: httpx.AsyncClient, engine: Engine, cluster: FakeCluster,
+        nursery: trio.Nursery) -> None:
+    engine.pre_puller = PrePuller(cluster, engine.settings, nursery=nursery, timeout=5)
+    pulled = await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    statuses = [line.get("status") for line in _lines(pulled)]
+    assert statuses[-3:] == ["Pulling onto the node", "Pulled onto the node",
+                             "Status: Downloaded newer image for busybox:1.36"]
+    assert len(cluster.called("create_pod")) == 1
+    cluster.main_on_create = PULL_FAILS
+    failed = await client.post("/images/create", params={"fromImage": "team/secret:1"},
+                               headers=_registry_auth("user", "pw"))
+    assert _lines(failed)[-1]["error"] == (  # type: ignore[index]
+        "the node cannot pull docker.io/team/secret:1: ErrImagePull: pull access denied for "
+        "nosuch")
+    await trio.sleep(0.1)
+    assert cluster.called("delete_pod") == cluster.called("create_pod")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import subprocess
 import tarfile
 import time
 import urllib.error
@@ -17,7 +18,7 @@ import docker.errors
 import httpx
 import pytest
 import trio
-from kubedock_server import Kubedock, docker_cli
+from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
 
 from kubedock.registry import (
     DOCKER_HUB,
@@ -286,3 +287,27 @@ def test_docker_py_saves_an_image(client: docker.DockerClient) -> None:
     members = _archive(b"".join(image.save(named="busybox:1.36")))
     [entry] = json.loads(members["manifest.json"] or b"")
     assert (entry["RepoTags"], entry["Config"]) == (["busybox:1.36"], f"{image.id[7:]}.json")
+
+
+def test_pre_pull_leaves_the_image_on_the_node(cluster: Any, namespace: str,
+                                               rbac_kubeconfig: Any, kubedock: Kubedock,
+                                               tmp_path: Any) -> None:
+    name = f"{cluster.registry}/kd-prepulled/busybox:{int(time.time() * 1000)}"
+    assert docker_cli(kubedock, "pull", "busybox:1.36").returncode == 0
+    assert docker_cli(kubedock, "tag", "busybox:1.36", name).returncode == 0
+    assert docker_cli(kubedock, "push", name).returncode == 0
+    process, server = start_kubedock(cluster, namespace, tmp_path, "--port-forward",
+                                     "--kubeconfig", str(rbac_kubeconfig), "--pre-pull")
+    try:
+        pulled = docker_cli(server, "pull", name)
+        assert pulled.returncode == 0, pulled.stderr
+        assert "Pulled onto the node" in pulled.stdout.decode()
+        crictl = [str(cluster.kubectl_path.parent / "crictl"), "--runtime-endpoint",
+                  "unix:///run/containerd/containerd.sock", "images", "-q", name]
+        on_node = subprocess.run(crictl, capture_output=True, text=True, check=True)
+        assert on_node.stdout.strip(), "the node does not have the image"
+        left = cluster.kubectl("-n", namespace, "get", "pods", "-l", "kubedock.prepull=true",
+                               "-o", "name").stdout
+        assert left == ""
+    finally:
+        assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
