@@ -120,14 +120,15 @@ async def pull() -> Response:
         if pre_puller is not None else None
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b"".join(map(progress_line, lines))
-        if pre_pull is not None:
-            async for line in _until_pulled_by_the_node(pre_pull):
-                yield line
-            if pre_pull.failure is not None:
-                yield failure_line(PullFailure(pre_pull.failure))
-                return
-        yield final_status_line(ref.familiar, downloaded=downloaded)
+        head = b"".join(map(progress_line, lines))
+        final = final_status_line(ref.familiar, downloaded=downloaded)
+        if pre_pull is None or (pre_pull.done.is_set() and pre_pull.failure is None):
+            yield head + final  # one write: a cached pull stays a single round trip
+            return
+        yield head
+        async for line in _until_pulled_by_the_node(pre_pull):
+            yield line
+        yield final if pre_pull.failure is None else failure_line(PullFailure(pre_pull.failure))
 
     engine().events.publish("image", "pull", ref.familiar, {"name": ref.familiar})
     return Response(stream(), content_type="application/json")
