@@ -41,6 +41,7 @@ from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
+from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
@@ -63,22 +64,9 @@ _EXIT_CLAIM_SECONDS = 2
 _SIGNAL_SECONDS = 30
 # How long after its grace period a stopped container may take to be reported stopped.
 _STOP_REPORT_SECONDS = 30
-# Docker's restart backoff: 100 ms, doubled at each restart up to a minute, and back to 100 ms
-# once a run lasted 10 s.
-_RESTART_DELAY_FIRST = 0.1
-_RESTART_DELAY_MAX = 60.0
-_RESTART_RESET_AFTER = 10.0
 # How long an update waits for the kubelet to take a pod's resize, and how often it looks.
 _RESIZE_SECONDS = 10.0
 _RESIZE_POLL_SECONDS = 0.25
-
-
-def next_restart_delay(previous: float, ran_seconds: float) -> float:
-    """How long Docker waits before starting a container again, after a run of
-    `ran_seconds` that followed a wait of `previous` seconds (0: none yet)."""
-    if ran_seconds >= _RESTART_RESET_AFTER or previous <= 0:
-        return _RESTART_DELAY_FIRST
-    return min(previous * 2, _RESTART_DELAY_MAX)
 
 
 def signal_name(text: str) -> str:
@@ -117,6 +105,7 @@ class Engine:
         self.execs = ExecStore()
         self._nursery = nursery
         self._jobs = Jobs(nursery)
+        self._restarts = Restarts(self._jobs, self._spawn, self._automatic_start)
         self._start_timeout = start_timeout
         self._fail_fast_after = fail_fast_after
         self._expose = expose
@@ -233,51 +222,13 @@ class Engine:
         await self._jobs.run((container.id, "start", ""), partial(self._start_job, container))
 
     # A restart policy starts the container again through the same jobs, after Docker's
-    # backoff; a stop, kill or removal during the wait ends it (see `_cancel_restart`).
-
-    def _schedule_restart(self, container: Container) -> bool:
-        """Start the container again if its restart policy says so; called at its exit."""
-        policy = container.config.restart_policy
-        if container.stopped_by_client or not policy.restarts(container.exit_code,
-                                                              container.restart_count):
-            return False
-        ran = ((container.finished_at - container.started_at).total_seconds()
-               if container.finished_at and container.started_at else 0.0)
-        container.restart_delay = next_restart_delay(container.restart_delay, ran)
-        container.restart_count += 1
-        wait = container.pending_restart = trio.CancelScope()
-        self._spawn(partial(self._restart_after, container, wait))
-        return True
-
-    async def _restart_after(self, container: Container, wait: trio.CancelScope) -> None:
-        try:
-            with wait:
-                await trio.sleep(container.restart_delay)
-                await self._jobs.run((container.id, "start", object()),
-                                     partial(self._automatic_start, container, wait))
-        except (EngineError, kube.KubeError) as error:
-            log.warning("restart of container %s failed: %s", container.short_id, error)
-            if container.status == "created":  # as Docker leaves it: stopped, with the error
-                container.status = "exited"
-        finally:
-            if container.pending_restart is wait:
-                container.pending_restart = None
-            container.notify()
+    # backoff (see `Restarts`).
 
     async def _automatic_start(self, container: Container, wait: trio.CancelScope) -> None:
         async with self._transition(container):
             # A stop may have come between the backoff and this job.
             if container.pending_restart is wait and container.status != "running":
                 await self._start(container)
-
-    def _cancel_restart(self, container: Container) -> bool:
-        """End a pending automatic restart; true if there was one."""
-        wait, container.pending_restart = container.pending_restart, None
-        if wait is None:
-            return False
-        wait.cancel()
-        container.notify()
-        return container.status != "running"
 
     async def stop(self, container: Container, stop_seconds: int | None) -> None:
         await self._jobs.run((container.id, "stop", stop_seconds),
@@ -355,7 +306,7 @@ class Engine:
             raise Conflict(f"You cannot remove a restarting container {container.id}. "
                            "Stop the container before attempting removal or force remove")
         if force:
-            self._cancel_restart(container)
+            self._restarts.cancel(container)
             self._jobs.cancel(container.id, ("start", "restart"), Conflict(
                 f"container {container.id} is marked for removal and cannot be started"))
         await self._remove_job(container, force=force)
@@ -375,7 +326,7 @@ class Engine:
         async with self._transition(container):
             if container.restarting:
                 raise NotModified("container already started")
-            _reset_restarts(container)
+            reset_restarts(container)
             await self._start(container)
 
     async def _start(self, container: Container) -> None:
@@ -565,7 +516,7 @@ class Engine:
     async def _stop(self, container: Container, stop_seconds: int | None) -> None:
         async with self._transition(container):
             container.stopped_by_client = True
-            if self._cancel_restart(container):
+            if self._restarts.cancel(container):
                 self._publish(container, "stop")
                 return
             if container.status != "running":
@@ -606,7 +557,7 @@ class Engine:
 
     async def _kill(self, container: Container, name: str) -> None:
         async with self._transition(container):
-            if self._cancel_restart(container):
+            if self._restarts.cancel(container):
                 container.stopped_by_client = True
                 self._publish(container, "kill", signal=str(int(signals.Signals[name])))
                 return
@@ -634,7 +585,7 @@ class Engine:
         with contextlib.suppress(NotModified):
             await self._stop(container, stop_seconds)
         async with self._transition(container):
-            _reset_restarts(container)
+            reset_restarts(container)
             # Started meanwhile by another request: the restart is done, as with Docker.
             with contextlib.suppress(NotModified):
                 await self._start(container)
@@ -928,7 +879,7 @@ class Engine:
             container.exposure.cancel()
             container.exposure = None
         container.published = ()
-        restarts = self._schedule_restart(container)
+        restarts = self._restarts.schedule(container)
         self._publish(container, "die", exitCode=str(exit_code))
         if container.config.auto_remove and not restarts:
             self._spawn(partial(self._auto_remove, container))
@@ -1168,13 +1119,6 @@ class Engine:
         }
         self.events.publish("container", action, container.id, attributes)
 
-
-
-def _reset_restarts(container: Container) -> None:
-    """A client's start begins the restart policy afresh, as Docker's does."""
-    container.restart_count = 0
-    container.restart_delay = 0.0
-    container.stopped_by_client = False
 
 
 def _first_leaf(error: BaseException) -> BaseException:
