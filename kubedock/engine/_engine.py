@@ -21,8 +21,8 @@ import trio
 from .. import kube
 from .._config import ExposeMode
 from ..expose import serve_port_forward, serve_reverse_proxy
-from ._adopt import PORTS, RECORD, from_pod, ports_annotation, record_annotation
-from ._archive import ArchiveStore, fill_volumes, mount_specs
+from ._adopt import PORTS, from_pod, ports_annotation
+from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
 from ._errors import (
     Conflict,
@@ -40,9 +40,10 @@ from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
-from ._records import Container, ContainerConfig, PublishedPort, new_id
+from ._records import Container, ContainerConfig, PublishedPort, is_running, new_id
 from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
+from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
 from ._toolbox import Toolbox
@@ -56,7 +57,6 @@ NameMode = Literal["dns", "services", "external"]
 WaitCondition = Literal["not-running", "next-exit", "removed"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
 _EXIT_CLAIM_SECONDS = 2
@@ -118,6 +118,8 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
+                               self.dns_names)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -255,7 +257,7 @@ class Engine:
                       resource_fields: tuple[str, ...]) -> None:
         async with self._transition(container):
             if container.status == "running" and container.pod_name is not None:
-                spec = self._spec(container)
+                spec = self._specs.build(container)
                 resized = attrs.evolve(spec, memory_bytes=config.memory,
                                        nano_cpus=config.nano_cpus, cpu_shares=config.cpu_shares,
                                        memory_reservation=config.memory_reservation)
@@ -337,7 +339,7 @@ class Engine:
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
         await self._publish_links(container)
-        spec = self._spec(container)
+        spec = self._specs.build(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
         container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
@@ -358,7 +360,7 @@ class Engine:
                 # owned by the pod: it goes when the pod does).
                 await self.cluster.create_object(kube.SECRETS, secret)
             await self._until_started(container, pod_name, needs_setup=spec.needs_setup)
-            if _is_running(container):
+            if is_running(container):
                 if self._names == "services":
                     await publish_services(self.cluster, pod, self._service_names(container),
                                            container.config.ports)
@@ -367,7 +369,7 @@ class Engine:
         except Exception as failure:
             await self._undo_start(container, failure)
             raise
-        if _is_running(container) and container.config.healthcheck is not None:
+        if is_running(container) and container.config.healthcheck is not None:
             from ._health import monitor_health
 
             self._spawn(partial(monitor_health, self, container))
@@ -414,7 +416,7 @@ class Engine:
             await self._delete_pod_and_wait(container, grace_seconds=0)
             return
         container.started_at = observation.started_at or container.started_at
-        if not _is_running(container):
+        if not is_running(container):
             return
         try:
             await self._expose_ports(container, published)
@@ -522,7 +524,7 @@ class Engine:
             if container.status != "running":
                 raise NotModified("container already stopped")
             exits = container.exits
-            grace = self._grace_seconds(container)
+            grace = grace_seconds(container)
             seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
             stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
             # The kubelet stops containers with SIGTERM; another stop signal is sent from
@@ -828,7 +830,7 @@ class Engine:
                                    container.config.ports)
             return
         # The whole map is replaced, so that the keys of a network left behind go away too.
-        manifest = kube.pod_manifest(self._spec(container), self.settings)
+        manifest = kube.pod_manifest(self._specs.build(container), self.settings)
         annotations = manifest["metadata"]["annotations"]
         await self.cluster.patch_pod(container.pod_name, {
             "metadata": {"annotations": {"$patch": "replace", **annotations}}
@@ -925,54 +927,6 @@ class Engine:
                     "to reuse that name."
                 )
 
-    def _spec(self, container: Container) -> kube.ContainerSpec:
-        config = container.config
-        return kube.ContainerSpec(
-            container_id=container.id,
-            name=container.name,
-            image=config.image,
-            entrypoint=config.entrypoint,
-            cmd=config.cmd,
-            env=config.env,
-            working_dir=config.working_dir,
-            user=config.user,
-            labels=config.labels,
-            tty=config.tty,
-            open_stdin=config.open_stdin,
-            stdin_once=config.stdin_once,
-            ports=config.ports,
-            memory_bytes=config.memory,
-            nano_cpus=config.nano_cpus,
-            cpu_shares=config.cpu_shares,
-            memory_reservation=config.memory_reservation,
-            supplemental_groups=config.group_add,
-            drop_capabilities=config.cap_drop,
-            extra_hosts=config.extra_hosts,
-            hostname=config.hostname,
-            stop_grace_seconds=self._grace_seconds(container),
-            dns_names=self.dns_names(container),
-            network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
-            offline=self._offline(container),
-            mounts=mount_specs(container, self.archives.staged(container),
-                               self.volumes.claim_of),
-            annotations={
-                RECORD: record_annotation(container, [
-                    (network.id, network.name) for network, _ in self.networks.of(container.id)]),
-                **({PORTS: ports_annotation(container.published)}
-                   if container.published and _is_running(container)
-                   and self._expose != "pod-ip" else {}),
-            },
-        )
-
-    def _offline(self, container: Container) -> bool:
-        """Whether the container is on Docker's ``none`` network: loopback only."""
-        return any(network.name == NONE for network, _ in self.networks.of(container.id))
-
-    @staticmethod
-    def _grace_seconds(container: Container) -> int:
-        timeout = container.config.stop_timeout
-        return _DEFAULT_STOP_SECONDS if timeout is None or timeout < 0 else timeout
-
     async def _until(self, container: Container, condition: Callable[[], bool]) -> None:
         while not condition():
             await container.changed.wait()
@@ -1029,7 +983,7 @@ class Engine:
         """Publish the container's ports; on the host ports of `previous` where it has one
         (re-adopted containers keep their ports)."""
         ports = container.config.ports
-        if not ports or self._offline(container):  # as with Docker: nothing to reach
+        if not ports or self._specs.offline(container):  # as with Docker: nothing to reach
             return
         if self._expose == "pod-ip":
             assert container.pod_ip is not None
@@ -1043,7 +997,7 @@ class Engine:
                                                   previous)
         except* StartFailed as failure:
             raise failure.exceptions[0] from None
-        if _is_running(container):
+        if is_running(container):
             container.exposure, container.published = scope, published
         else:  # it exited meanwhile
             scope.cancel()
@@ -1125,12 +1079,6 @@ def _first_leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
-
-
-def _is_running(container: Container) -> bool:
-    # A function, not an inline comparison: the status changes across awaits, which type
-    # narrowing cannot see.
-    return container.status == "running"
 
 
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
