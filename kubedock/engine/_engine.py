@@ -20,8 +20,7 @@ import trio
 
 from .. import kube
 from .._config import ExposeMode
-from ..expose import serve_port_forward, serve_reverse_proxy
-from ._adopt import PORTS, from_pod, ports_annotation
+from ._adopt import from_pod
 from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
 from ._errors import (
@@ -36,6 +35,7 @@ from ._errors import (
 )
 from ._events import EventBus
 from ._exec import Exec, ExecConfig, ExecStore, claim_exec, run_exec
+from ._exposure import Exposure
 from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
@@ -109,7 +109,6 @@ class Engine:
         self._start_timeout = start_timeout
         self._fail_fast_after = fail_fast_after
         self._expose = expose
-        self._expose_host = expose_host
         self._containers: dict[str, Container] = {}
         self._by_pod: dict[str, Container] = {}
         self.networks = NetworkStore()
@@ -120,6 +119,7 @@ class Engine:
         self.toolbox = Toolbox(cluster, settings)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names)
+        self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -364,8 +364,8 @@ class Engine:
                 if self._names == "services":
                     await publish_services(self.cluster, pod, self._service_names(container),
                                            container.config.ports)
-                await self._expose_ports(container)
-                await self._keep_published(container)
+                await self._exposure.publish(container)
+                await self._exposure.keep_published(container)
         except Exception as failure:
             await self._undo_start(container, failure)
             raise
@@ -419,8 +419,8 @@ class Engine:
         if not is_running(container):
             return
         try:
-            await self._expose_ports(container, published)
-            await self._keep_published(container)
+            await self._exposure.publish(container, published)
+            await self._exposure.keep_published(container)
         except StartFailed as error:
             log.warning("ports of container %s are not published again: %s",
                         container.short_id, error.message)
@@ -428,18 +428,6 @@ class Engine:
             from ._health import monitor_health
 
             self._spawn(partial(monitor_health, self, container))
-
-    async def _keep_published(self, container: Container) -> None:
-        """Note the host ports on the pod, for a restarted kubedock to publish them again."""
-        if self._expose == "pod-ip" or not container.published or container.pod_name is None:
-            return
-        ports = ports_annotation(container.published)
-        try:
-            await self.cluster.patch_pod(container.pod_name,
-                                         {"metadata": {"annotations": {PORTS: ports}}})
-        except kube.KubeError as error:
-            log.warning("pod %s does not keep its published ports: %s",
-                        container.pod_name, error)
 
     async def _keep_logs_of_last_run(self, container: Container) -> None:
         """Docker's log of a container spans its runs; each run of kubedock's is a new pod."""
@@ -977,66 +965,6 @@ class Engine:
         self._by_pod.pop(pod_name, None)
         if container.pod_name == pod_name:
             container.pod_name = None
-
-    async def _expose_ports(self, container: Container,
-                            previous: tuple[PublishedPort, ...] = ()) -> None:
-        """Publish the container's ports; on the host ports of `previous` where it has one
-        (re-adopted containers keep their ports)."""
-        ports = container.config.ports
-        if not ports or self._specs.offline(container):  # as with Docker: nothing to reach
-            return
-        if self._expose == "pod-ip":
-            assert container.pod_ip is not None
-            container.published = tuple(
-                PublishedPort(port, container.pod_ip, port.port) for port in ports
-            )
-            return
-        scope = trio.CancelScope()
-        try:
-            published = await self._nursery.start(self._serve_exposure, container, scope,
-                                                  previous)
-        except* StartFailed as failure:
-            raise failure.exceptions[0] from None
-        if is_running(container):
-            container.exposure, container.published = scope, published
-        else:  # it exited meanwhile
-            scope.cancel()
-
-    async def _serve_exposure(
-        self, container: Container, scope: trio.CancelScope, previous: tuple[PublishedPort, ...],
-        *, task_status: trio.TaskStatus[tuple[PublishedPort, ...]] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        assert container.pod_name is not None and container.pod_ip is not None
-        # The listeners handle their connections' failures themselves; a listener that fails to
-        # bind fails the start, which is where the client can see it.
-        with scope:
-            async with trio.open_nursery() as nursery:
-                published = []
-                for port in container.config.ports:
-                    bindings = container.config.port_bindings.get(port) or ()
-                    earlier = [p.host_port for p in previous if p.port == port]
-                    for binding in bindings or (None,):
-                        host_ip = (binding.host_ip if binding else "") or self._expose_host
-                        host_port = (binding.host_port if binding else 0) or (
-                            earlier.pop(0) if earlier else 0)
-                        serve: Callable[..., Any]
-                        if self._expose == "port-forward":
-                            serve = partial(serve_port_forward, self.cluster, container.pod_name,
-                                            port.port)
-                        else:
-                            serve = partial(serve_reverse_proxy, container.pod_ip, port.port)
-                        try:
-                            bound = await nursery.start(
-                                partial(serve, host=host_ip, host_port=host_port)
-                            )
-                        except OSError as error:
-                            raise StartFailed(
-                                "driver failed programming external connectivity on endpoint "
-                                f"{container.name}",
-                                f"Bind for {host_ip}:{host_port} failed: {error.strerror}",
-                            ) from error
-                        published.append(PublishedPort(port, host_ip, bound))
-                task_status.started(tuple(published))
 
     def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
         """Run a background job whose failure must not take the server down with it."""
