@@ -25,7 +25,6 @@ from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
 from ._errors import (
     Conflict,
-    EngineError,
     InvalidParameter,
     NoSuchContainer,
     NotModified,
@@ -39,7 +38,8 @@ from ._exposure import Exposure
 from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
-from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
+from ._naming import NameMode, Naming
+from ._networks import Network, NetworkStore
 from ._records import Container, ContainerConfig, PublishedPort, is_running, new_id
 from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
@@ -51,9 +51,6 @@ from ._volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
-# How containers find each other by name: kubedock's DNS role, a Service per name, or a resolver
-# installed separately (kubedock-dns) that reads the pod annotations only.
-NameMode = Literal["dns", "services", "external"]
 WaitCondition = Literal["not-running", "next-exit", "removed"]
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -119,6 +116,8 @@ class Engine:
         self.toolbox = Toolbox(cluster, settings)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names)
+        self._naming = Naming(cluster, settings, names, self._containers, self.networks,
+                              self.events, self.get, self._specs.build)
         self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
@@ -187,9 +186,9 @@ class Engine:
             )
         name = name.removeprefix("/")
         self._check_name_free(name)
-        joined = self._requested_networks(config)
+        joined = self._naming.requested_networks(config)
         config = attrs.evolve(config, links=tuple(
-            (self._linked(ref).id, alias) for ref, alias in config.links))
+            (self._naming.linked(ref).id, alias) for ref, alias in config.links))
         container = Container(
             id=container_id, name=name, created=datetime.now(UTC), config=config
         )
@@ -338,7 +337,7 @@ class Engine:
         await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
-        await self._publish_links(container)
+        await self._naming.publish_links(container)
         spec = self._specs.build(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
@@ -362,7 +361,7 @@ class Engine:
             await self._until_started(container, pod_name, needs_setup=spec.needs_setup)
             if is_running(container):
                 if self._names == "services":
-                    await publish_services(self.cluster, pod, self._service_names(container),
+                    await publish_services(self.cluster, pod, self._naming.service_names(container),
                                            container.config.ports)
                 await self._exposure.publish(container)
                 await self._exposure.keep_published(container)
@@ -597,13 +596,13 @@ class Engine:
                 container.status = status
                 container.notify()
                 raise
-            linked = self._link_targets(container)
+            linked = self._naming.link_targets(container)
             self._forget(container)
         # The aliases its links gave go with it.
         for target in linked:
             if target.status == "running":
                 try:
-                    await self._republish_names(target)
+                    await self._naming.republish(target)
                 except kube.KubeError as error:
                     log.warning("container %s keeps the names of links to it: %s",
                                 target.short_id, error)
@@ -698,131 +697,18 @@ class Engine:
     # -- networks --------------------------------------------------------------------------
 
     def dns_names(self, container: Container) -> tuple[str, ...]:
-        """What the container's network peers resolve it by: name, aliases, short id.
-
-        Names that cannot be DNS names (``my_db``) are left out, as Docker's resolver does.
-        """
-        candidates = [container.name]
-        for _network, endpoint in self.networks.of(container.id):
-            candidates.extend(endpoint.aliases)
-        candidates.extend(self._link_aliases(container))
-        candidates.append(container.short_id)
-        names = (dns_name(candidate) for candidate in candidates)
-        return tuple(dict.fromkeys(name for name in names if name))
-
-    # Links make the linked container known by the alias too: to every container it shares a
-    # network with, not only to the one that links to it (kubedock's resolver answers by
-    # network). Legacy links (HostConfig.Links) name a container that exists at create and runs
-    # at start; a network's links name a container that may come later, as with Docker.
-
-    def _linked(self, ref: str) -> Container:
-        try:
-            return self.get(ref)
-        except NoSuchContainer:
-            raise InvalidParameter(
-                f"could not get container for {ref}: No such container: {ref}") from None
-
-    def _link_aliases(self, container: Container) -> list[str]:
-        aliases = [alias for linker in self._containers.values()
-                   for target_id, alias in linker.config.links if target_id == container.id]
-        for network, _endpoint in self.networks.of(container.id):
-            aliases.extend(alias for endpoint in network.endpoints.values()
-                           for name, alias in endpoint.links
-                           if name.removeprefix("/") == container.name)
-        return aliases
-
-    def _link_targets(self, container: Container) -> list[Container]:
-        targets = [self._containers[target_id] for target_id, _ in container.config.links
-                   if target_id in self._containers]
-        for network, endpoint in self.networks.of(container.id):
-            for name, _alias in endpoint.links:
-                targets.extend(self._containers[other] for other in network.endpoints
-                               if self._containers[other].name == name.removeprefix("/"))
-        return list(dict.fromkeys(targets))
-
-    async def _publish_links(self, container: Container) -> None:
-        """Refuse a start whose legacy links name a container that does not run, as Docker
-        does, and make the linked containers that run answer to their new aliases."""
-        for target_id, alias in container.config.links:
-            target = self._containers.get(target_id)
-            if target is None or target.status != "running":
-                name = target.name if target is not None else target_id
-                raise EngineError(f"Cannot link to a non running container: /{name} AS "
-                                  f"/{container.name}/{alias}")
-        for target in self._link_targets(container):
-            if target.status == "running":
-                await self._republish_names(target)
+        return self._naming.dns_names(container)
 
     def legacy_links(self, container: Container) -> list[str]:
-        """HostConfig.Links as Docker's inspect shows them: ``/db:/web/database``."""
-        return [f"/{self._containers[target_id].name}:/{container.name}/{alias}"
-                for target_id, alias in container.config.links
-                if target_id in self._containers]
-
-    def _service_names(self, container: Container) -> tuple[str, ...]:
-        hostname = container.config.hostname
-        return (*([hostname] if hostname else ()), *self.dns_names(container))
+        return self._naming.legacy_links(container)
 
     async def connect_network(self, network: Network, container: Container,
                               aliases: tuple[str, ...],
                               links: tuple[tuple[str, str], ...] = ()) -> None:
-        self.networks.connect(network, container.id, container.name, aliases, links)
-        try:
-            await self._republish_names(container)
-            for target in self._link_targets(container):
-                if target.status == "running":
-                    await self._republish_names(target)
-        except BaseException:
-            self.networks.disconnect(network, container.id, container.name)
-            raise
-        self.events.publish("network", "connect", network.id,
-                            {"name": network.name, "type": network.driver,
-                             "container": container.id})
+        await self._naming.connect(network, container, aliases, links)
 
     async def disconnect_network(self, network: Network, container: Container) -> None:
-        self.networks.disconnect(network, container.id, container.name)
-        await self._republish_names(container)
-        self.events.publish("network", "disconnect", network.id,
-                            {"name": network.name, "type": network.driver,
-                             "container": container.id})
-
-    def _requested_networks(
-        self, config: ContainerConfig,
-    ) -> list[tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]]:
-        joined: dict[str, tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
-        for ref, aliases in (config.networks or {self.networks.bridge.name: ()}).items():
-            network = self.networks.get(ref)
-            if network.name == "host":
-                raise Unsupported(
-                    "network mode 'host' is not supported by kubedock: every pod has its own "
-                    "network namespace on the cluster network"
-                )
-            _, previous, links = joined.get(network.id, (network, (), ()))
-            joined[network.id] = (network, previous + aliases,
-                                  links + tuple(config.network_links.get(ref, ())))
-        if len(joined) > 1 and any(network.name == NONE for network, _, _ in joined.values()):
-            raise InvalidParameter(PRIVATE_NONE)
-        return list(joined.values())
-
-    async def _republish_names(self, container: Container) -> None:
-        """Make a started container's changed names resolvable.
-
-        The DNS role reads them from the pod's annotations. Services are added for new names
-        (and stay until the pod goes). kubedock-dns (mode ``external``) refuses updates.
-        """
-        if container.pod_name is None or self._names == "external":
-            return
-        if self._names == "services":
-            pod = await self.cluster.get_object(kube.PODS, container.pod_name)
-            await publish_services(self.cluster, pod, self._service_names(container),
-                                   container.config.ports)
-            return
-        # The whole map is replaced, so that the keys of a network left behind go away too.
-        manifest = kube.pod_manifest(self._specs.build(container), self.settings)
-        annotations = manifest["metadata"]["annotations"]
-        await self.cluster.patch_pod(container.pod_name, {
-            "metadata": {"annotations": {"$patch": "replace", **annotations}}
-        })
+        await self._naming.disconnect(network, container)
 
     # -- cluster side ----------------------------------------------------------------------
 
