@@ -41,6 +41,7 @@ from ._logs import LogRequest, send_logs
 from ._naming import NameMode, Naming
 from ._networks import Network, NetworkStore
 from ._records import Container, ContainerConfig, PublishedPort, is_running, new_id
+from ._resize import Resizer
 from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
 from ._specs import PodSpecs, grace_seconds
@@ -61,9 +62,6 @@ _EXIT_CLAIM_SECONDS = 2
 _SIGNAL_SECONDS = 30
 # How long after its grace period a stopped container may take to be reported stopped.
 _STOP_REPORT_SECONDS = 30
-# How long an update waits for the kubelet to take a pod's resize, and how often it looks.
-_RESIZE_SECONDS = 10.0
-_RESIZE_POLL_SECONDS = 0.25
 
 
 def signal_name(text: str) -> str:
@@ -118,6 +116,7 @@ class Engine:
                                self.dns_names)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
                               self.events, self.get, self._specs.build)
+        self._resizer = Resizer(cluster, settings, self.usage)
         self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
@@ -256,47 +255,10 @@ class Engine:
                       resource_fields: tuple[str, ...]) -> None:
         async with self._transition(container):
             if container.status == "running" and container.pod_name is not None:
-                spec = self._specs.build(container)
-                resized = attrs.evolve(spec, memory_bytes=config.memory,
-                                       nano_cpus=config.nano_cpus, cpu_shares=config.cpu_shares,
-                                       memory_reservation=config.memory_reservation)
-                resources = kube.main_resources(kube.pod_manifest(resized, self.settings))
-                previous = kube.main_resources(kube.pod_manifest(spec, self.settings))
-                if resources != previous:
-                    await self._resize(container, container.pod_name, resources, previous,
-                                       resource_fields)
+                await self._resizer.update(container, container.pod_name,
+                                           self._specs.build(container), config, resource_fields)
             container.config = config
         self._publish(container, "update")
-
-    async def _resize(self, container: Container, pod: str,
-                      resources: Mapping[str, Mapping[str, str]],
-                      previous: Mapping[str, Mapping[str, str]], fields: tuple[str, ...]
-                      ) -> None:
-        """Resize the pod and wait (a while) for the kubelet to take it, as Docker's update
-        returns once the cgroup has changed; a resize the node cannot fit is undone."""
-        refused = f"Cannot update container {container.id}: {', '.join(fields) or 'resources'}"
-        try:
-            await self.cluster.resize_pod(pod, kube.resize_patch(resources))
-        except kube.Unsupported as error:
-            raise Unsupported(f"{refused}: {error.message}") from None
-        except kube.KubeError as error:
-            if error.status not in (400, 422):
-                raise
-            raise InvalidParameter(f"{refused}: the pod cannot be resized so: "
-                                   f"{error.message}") from None
-        self.usage.forget(container)
-        # The pod watch does not carry resize conditions; the kubelet decides within seconds.
-        with trio.move_on_after(_RESIZE_SECONDS):
-            while True:
-                document = await self.cluster.get_object(kube.PODS, pod)
-                refusal = kube.resize_refusal(document)
-                if refusal is not None:
-                    await self.cluster.resize_pod(pod, kube.resize_patch(previous))
-                    raise InvalidParameter(f"{refused}: the node cannot resize the pod so: "
-                                           f"{refusal}")
-                if kube.resize_seen(document):
-                    return
-                await trio.sleep(_RESIZE_POLL_SECONDS)
 
     async def remove(self, container: Container, *, force: bool) -> None:
         """Remove the container and its pod; with `force` a running container too, and a
