@@ -20,7 +20,7 @@ import trio
 
 from .. import kube
 from .._config import ExposeMode
-from ._adopt import from_pod
+from ._adoption import Adoption
 from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
 from ._errors import (
@@ -40,7 +40,7 @@ from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._naming import NameMode, Naming
 from ._networks import Network, NetworkStore
-from ._records import Container, ContainerConfig, PublishedPort, is_running, new_id
+from ._records import Container, ContainerConfig, is_running, new_id
 from ._resize import Resizer
 from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
@@ -118,6 +118,10 @@ class Engine:
                               self.events, self.get, self._specs.build)
         self._resizer = Resizer(cluster, settings, self.usage)
         self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
+        self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
+                                  self.networks, self._exposure, self.observe,
+                                  partial(self._delete_pod_and_wait, grace_seconds=0),
+                                  self._monitor_health)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -330,65 +334,14 @@ class Engine:
         except Exception as failure:
             await self._undo_start(container, failure)
             raise
-        if is_running(container) and container.config.healthcheck is not None:
-            from ._health import monitor_health
-
-            self._spawn(partial(monitor_health, self, container))
+        if is_running(container):
+            self._monitor_health(container)
         self._publish(container, "start")
 
     async def adopt(self) -> int:
         """Take over the containers of this instance's pods, as a kubedock restarted with the
         same identity finds them; return how many. Call it with the pod watch running."""
-        adopted = 0
-        for pod in await self.cluster.list_objects(kube.PODS, self.label_selector):
-            metadata = pod.get("metadata") or {}
-            try:
-                adoptee = from_pod(pod)
-            except ValueError as error:
-                # Its own, so the reaper would never take it: it goes now.
-                log.warning("deleting pod %s, which cannot be adopted: %s", metadata["name"],
-                            error)
-                await self.cluster.delete_pod(metadata["name"], grace_seconds=0)
-                continue
-            container = adoptee.container
-            if container.id in self._containers or metadata.get("deletionTimestamp"):
-                continue
-            self._containers[container.id] = container
-            self._by_pod[metadata["name"]] = container
-            self.images.add(parse_reference(container.config.image))
-            for network_id, name in adoptee.networks:
-                network = self.networks.restore(network_id, name)
-                config = container.config
-                refs = [ref for ref in config.networks if ref in (name, network_id)
-                        or network_id.startswith(ref)] or [name]
-                self.networks.connect(network, container.id, container.name,
-                                      config.networks.get(refs[0], ()),
-                                      config.network_links.get(refs[0], ()))
-            await self._resume(container, kube.observe(pod), adoptee.published)
-            adopted += 1
-        return adopted
-
-    async def _resume(self, container: Container, observation: kube.ContainerObservation,
-                      published: tuple[PublishedPort, ...]) -> None:
-        container.pod_observed = True
-        self.observe(observation)
-        if container.status == "created":
-            # Its start was cut short: as after a failed start, no pod is left without one.
-            await self._delete_pod_and_wait(container, grace_seconds=0)
-            return
-        container.started_at = observation.started_at or container.started_at
-        if not is_running(container):
-            return
-        try:
-            await self._exposure.publish(container, published)
-            await self._exposure.keep_published(container)
-        except StartFailed as error:
-            log.warning("ports of container %s are not published again: %s",
-                        container.short_id, error.message)
-        if container.config.healthcheck is not None:
-            from ._health import monitor_health
-
-            self._spawn(partial(monitor_health, self, container))
+        return await self._adoption.adopt(self.label_selector)
 
     async def _keep_logs_of_last_run(self, container: Container) -> None:
         """Docker's log of a container spans its runs; each run of kubedock's is a new pod."""
@@ -813,6 +766,12 @@ class Engine:
         self._by_pod.pop(pod_name, None)
         if container.pod_name == pod_name:
             container.pod_name = None
+
+    def _monitor_health(self, container: Container) -> None:
+        if container.config.healthcheck is not None:
+            from ._health import monitor_health
+
+            self._spawn(partial(monitor_health, self, container))
 
     def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
         """Run a background job whose failure must not take the server down with it."""
