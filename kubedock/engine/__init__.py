@@ -2,7 +2,7 @@
 
 from ._archive import copy_in, get_archive, stat_path
 from ._attach import AttachRequest
-from ._engine import Engine, WaitCondition, signal_name
+from ._engine import Engine, WaitCondition
 from ._errors import (
     Conflict,
     EngineError,
@@ -40,6 +40,7 @@ from ._records import (
     RestartPolicy,
     RestartPolicyName,
 )
+from ._signals import signal_name
 from ._stats import Sample, UsageReader, VolumeUsage, follow_usage
 from ._top import container_top
 from ._volumes import ANONYMOUS_LABEL, DRIVER, NoSuchVolume, Volume, VolumeStore

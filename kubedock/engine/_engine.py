@@ -44,6 +44,7 @@ from ._records import Container, ContainerConfig, is_running, new_id
 from ._resize import Resizer
 from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
+from ._signals import Signaller, signal_name
 from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
@@ -58,24 +59,8 @@ _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
 _EXIT_CLAIM_SECONDS = 2
-# `kill -s` in the container returns at once; longer means the cluster does not answer.
-_SIGNAL_SECONDS = 30
 # How long after its grace period a stopped container may take to be reported stopped.
 _STOP_REPORT_SECONDS = 30
-
-
-def signal_name(text: str) -> str:
-    """Normalise a Docker signal argument (``9``, ``KILL``, ``SIGKILL``) to ``SIGKILL``."""
-    text = text.strip().upper()
-    if text.isdigit():
-        try:
-            return signals.Signals(int(text)).name
-        except ValueError:
-            raise InvalidParameter(f"Invalid signal: {text}") from None
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    if name not in signals.Signals.__members__:
-        raise InvalidParameter(f"Invalid signal: {text}")
-    return name
 
 
 class Engine:
@@ -112,6 +97,7 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self._signaller = Signaller(cluster, self.toolbox)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
@@ -434,7 +420,7 @@ class Engine:
             signalled = stop_signal != "SIGTERM"
             if signalled:
                 assert container.pod_name is not None
-                await self._signal_in_container(container, container.pod_name, stop_signal)
+                await self._signaller.deliver(container, container.pod_name, stop_signal)
             else:
                 if seconds != grace:
                     await self._save_logs_and_delete(container, grace_seconds=seconds)
@@ -477,7 +463,7 @@ class Engine:
             # Outside the lifecycle lock: a signal exec that takes long (at most
             # _SIGNAL_SECONDS) must not hold up the exit it may cause, nor an auto-remove.
             assert pod_name is not None
-            await self._signal_in_container(container, pod_name, name)
+            await self._signaller.deliver(container, pod_name, name)
         self._publish(container, "kill", signal=str(int(signals.Signals[name])))
         if name == "SIGKILL":
             # As with Docker, the container is dead when `docker kill` returns.
@@ -725,25 +711,6 @@ class Engine:
         # then SIGKILL after the grace period) while the pod, its exit code and its logs stay.
         assert container.pod_name is not None
         await self.cluster.patch_pod(container.pod_name, {"spec": {"activeDeadlineSeconds": 1}})
-
-    async def _signal_in_container(self, container: Container, pod_name: str,
-                                   name: str) -> None:
-        """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
-        argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
-        with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
-            try:
-                async with self.cluster.exec(
-                    pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
-                ) as channel:
-                    while await channel.receive() is not None:
-                        pass
-            except kube.NotFound:  # it exited and went meanwhile
-                raise Conflict(f"Container {container.id} is not running") from None
-        if deadline.cancelled_caught:
-            raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the "
-                           f"container did not finish within {_SIGNAL_SECONDS} s")
-        if channel.exit_code != 0:
-            await self.toolbox.signal(container, int(signals.Signals[name]))
 
     async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
         from ._logs import snapshot_logs
