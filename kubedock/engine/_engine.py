@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import signal as signals
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from .._config import ExposeMode
 from ._adoption import Adoption
 from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
+from ._container_names import checked_name, generated_name
 from ._errors import (
     Conflict,
     InvalidParameter,
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 WaitCondition = Literal["not-running", "next-exit", "removed"]
 
-_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
 _EXIT_CLAIM_SECONDS = 2
@@ -167,13 +166,7 @@ class Engine:
                 "disable Ryuk (TESTCONTAINERS_RYUK_DISABLED=true)"
             )
         container_id = new_id()
-        if name is None:
-            name = _generated_name(container_id)
-        elif not _NAME.match(name):
-            raise InvalidParameter(
-                f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
-        name = name.removeprefix("/")
+        name = generated_name(container_id) if name is None else checked_name(name)
         self._check_name_free(name)
         joined = self._naming.requested_networks(config)
         config = attrs.evolve(config, links=tuple(
@@ -189,11 +182,7 @@ class Engine:
         return container
 
     def rename(self, container: Container, new_name: str) -> None:
-        if not _NAME.match(new_name):
-            raise InvalidParameter(
-                f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
-        new_name = new_name.removeprefix("/")
+        new_name = checked_name(new_name)
         if new_name == container.name:
             raise Conflict("Renaming a container with the same name as its current name")
         self._check_name_free(new_name)
@@ -781,17 +770,3 @@ def _first_leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
-
-
-_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
-               "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
-_NOUNS = ("albatross", "badger", "cheetah", "dolphin", "falcon", "gecko", "heron", "ibis",
-          "jaguar", "koala", "lemur", "marmot", "narwhal", "otter", "panda", "quokka", "raven")
-
-
-def _generated_name(container_id: str) -> str:
-    """A readable, deterministic name for containers created without one, as Docker gives."""
-    number = int(container_id[:8], 16)
-    return (f"{_ADJECTIVES[number % len(_ADJECTIVES)]}_"
-            f"{_NOUNS[(number // len(_ADJECTIVES)) % len(_NOUNS)]}_{container_id[:4]}")
-
