@@ -8,12 +8,12 @@
                                       snapshot to stdout
 
 STATE also holds the manifest that snapshots compare with. A step runs with the environment
-it is given (plus Docker's defaults for PATH and HOME when it has none), as the user it names,
+it is given (plus Docker's PATH, HOSTNAME and HOME when it has none), as the user it names,
 with stdin empty and stdout and stderr together on stdout; the exit code is the step's, 127
-when its program does not exist, 126 when it cannot be run. For the step the root gets the
-device nodes of a container's /dev and the pod's /etc/resolv.conf and /etc/hosts; they are
-taken away afterwards unless the step changed them, so snapshots do not see them. There is
-no /proc (mounting it needs CAP_SYS_ADMIN).
+when its program does not exist, 126 when it cannot be run (with Docker's message). For the
+step the root gets the device nodes of a container's /dev and the pod's /etc/resolv.conf and
+/etc/hosts; they are taken away afterwards unless the step changed them, so snapshots do not
+see them. There is no /proc (mounting it needs CAP_SYS_ADMIN).
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ _DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
             "urandom": (1, 9), "tty": (5, 0)}
 # What the pod's runtime gives the pod, handed to the step.
 _PROVIDED = ("resolv.conf", "hosts")
+# What Docker's classic builder says when a step's process cannot start.
+_RUNTIME_FAILURE = ("failed to create shim task: OCI runtime create failed: runc create failed: "
+                    "unable to start container process: {}: unknown")
 # After the step ends, how long processes it left behind may hold its output open.
 _DRAIN_SECONDS = 1.0
 
@@ -143,6 +146,7 @@ def _exec(root: str, argv: list[str], env: dict[str, str], user_spec: str,
     except _users.UserError as error:
         return _fail(str(error), CANNOT_RUN)
     env.setdefault("PATH", _DEFAULT_PATH)
+    env.setdefault("HOSTNAME", os.uname().nodename)
     env.setdefault("HOME", user.home)
     try:
         os.makedirs(workdir, 0o755, exist_ok=True)
@@ -151,21 +155,23 @@ def _exec(root: str, argv: list[str], env: dict[str, str], user_spec: str,
         os.setuid(user.uid)
         os.chdir(workdir)
     except OSError as error:
-        return _fail(f'chdir to cwd ("{workdir}") set in config.json failed: {_reason(error)}',
-                     CANNOT_RUN)
+        return _fail(_RUNTIME_FAILURE.format(
+            f'chdir to cwd ("{workdir}") set in config.json failed: {_reason(error)}'),
+            CANNOT_RUN)
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:
         where = f"stat {argv[0]}: no such file or directory" if "/" in argv[0] \
             else "executable file not found in $PATH"
-        return _fail(f'exec: "{argv[0]}": {where}', NOT_FOUND)
+        return _fail(_RUNTIME_FAILURE.format(f'exec: "{argv[0]}": {where}'), NOT_FOUND)
     except OSError as error:
-        return _fail(f'exec: "{argv[0]}": {_reason(error)}', CANNOT_RUN)
+        return _fail(_RUNTIME_FAILURE.format(f'exec: "{argv[0]}": {_reason(error)}'),
+                     CANNOT_RUN)
     return CANNOT_RUN  # not reached: execvpe returns only by raising
 
 
-def _fail(reason: str, code: int) -> int:  # pragma: no cover - runs in the forked child
-    os.write(2, f"unable to start container process: {reason}\n".encode())
+def _fail(message: str, code: int) -> int:  # pragma: no cover - runs in the forked child
+    os.write(2, f"{message}\n".encode())
     return code
 
 
