@@ -137,15 +137,19 @@ class _PodSandbox:
         await self._operate("snapshot", sink=sink)
 
     async def close(self) -> None:
-        await self._closing.aclose()
-        if self._pod is None:
-            return
         try:
-            await self._cluster.delete_pod(self._pod, grace_seconds=0)
+            await self._closing.aclose()
+        finally:
+            if self._pod is not None:
+                await self._delete(self._pod)
+                self._pod = None
+
+    async def _delete(self, pod: str) -> None:
+        try:
+            await self._cluster.delete_pod(pod, grace_seconds=0)
         except kube.KubeError as error:
             # Labelled as the instance's pods are, it goes with them at the latest.
-            log.warning("could not delete build sandbox pod %s: %s", self._pod, error)
-        self._pod = None
+            log.warning("could not delete build sandbox pod %s: %s", pod, error)
 
     async def _operate(self, op: str, *, layer: AsyncIterable[bytes] | None = None,
                        sink: Callable[[bytes], Awaitable[None]] | None = None,
@@ -155,8 +159,13 @@ class _PodSandbox:
         async with self._lock:
             if self._broken is not None:
                 raise SandboxFailed(self._broken)
-            session = await self._open()
             self._broken = f"the build sandbox was interrupted during {op}"
+            try:
+                session = await self._open()
+            except Exception as error:
+                # One pod per sandbox: the one that did not start is not tried again.
+                self._broken = str(error)
+                raise
             # The pod answers once it has read the whole request, so sending all of it before
             # reading cannot fill a pipe. A session that ended meanwhile is told by what it
             # said (see `_reply`).
