@@ -10,6 +10,7 @@ hashing. A snapshot is a tar of the changes in the same form, deletions as white
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +33,8 @@ from ._tar import (
 )
 
 WHITEOUT_PREFIX = ".wh."
+_XATTR = "SCHILY.xattr."
+_CAPABILITY = "security.capability"
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 256 * 1024
 
@@ -39,7 +42,8 @@ _CHUNK = 256 * 1024
 class Entry(NamedTuple):
     """What the manifest keeps of one path. `inode` makes a file rewritten with the same size
     and mtime a change; ctime is left out, because putting a file back in place (what a build
-    step does with /etc/hosts) changes it."""
+    step does with /etc/hosts) changes it. So a change of extended attributes alone (`setcap`
+    on a file as it is) is not seen."""
 
     kind: str  # one of "d", "f", "l", "c", "b", "p", "s"
     mode: int
@@ -159,6 +163,7 @@ def write_changes(root: str, found: list[Change], after: Mapping[str, Entry],
                 member.type, member.linkname = tarfile.LNKTYPE, linked[entry.inode]
             elif entry.kind == "f":
                 member.size = entry.size
+                member.pax_headers = _capabilities_of(path)
                 content = open(path, "rb")  # noqa: SIM115 - closed below
                 if info.st_nlink > 1:
                     linked[entry.inode] = change.name
@@ -225,13 +230,36 @@ def apply_layer(source: IO[bytes], root: str) -> int:
                             _set_metadata(path, member)
                         else:
                             _write_entry(archive, member, path, root)
+                        _set_attributes(path, member)
                 except (tarfile.TarError, EOFError) as error:
                     raise ArchiveError(f"truncated tar archive at {name!r}: {error}") from None
                 written.add(name)
     # Last, since writing a directory's children changed its mtime.
     for path, member in reversed(directories):
         _set_metadata(path, member)
+        _set_attributes(path, member)
     return count
+
+
+def _set_attributes(path: str, member: tarfile.TarInfo) -> None:
+    """The entry's extended attributes (PAX `SCHILY.xattr.*`), set after its owner, since a
+    change of owner clears file capabilities. Those the file system or our rights refuse
+    are left out, as Docker does."""
+    for key, value in member.pax_headers.items():
+        if key.startswith(_XATTR):
+            with contextlib.suppress(OSError):
+                os.setxattr(path, key[len(_XATTR):], value.encode("utf-8", "surrogateescape"),
+                            follow_symlinks=False)
+
+
+def _capabilities_of(path: str) -> dict[str, str]:
+    """A file's capabilities as a PAX record: the one extended attribute Docker's layers
+    keep."""
+    try:
+        value = os.getxattr(path, _CAPABILITY, follow_symlinks=False)
+    except OSError:  # none, or no extended attributes here
+        return {}
+    return {_XATTR + _CAPABILITY: value.decode("utf-8", "surrogateescape")}
 
 
 def _is_directory(root: str, name: str) -> bool:

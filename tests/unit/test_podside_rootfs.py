@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import stat
+import struct
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -216,3 +217,23 @@ def test_snapshot_applied_onto_the_old_tree_gives_the_new_one(tmp_path: Path) ->
                 for name, entry in scan(str(root)).items()}
 
     assert view(old) == view(new)
+
+
+# cap_net_raw, permitted and effective (VFS_CAP_REVISION_2)
+CAPABILITY = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+
+
+def test_file_capabilities_kept_both_ways(tmp_path: Path) -> None:
+    root, manifest = tmp_path / "root", str(tmp_path / "manifest.json")
+    root.mkdir()
+    record = {"SCHILY.xattr.security.capability": CAPABILITY.decode("utf-8", "surrogateescape")}
+    apply_layer(_layer(_file("ping", b"p", uid=1000, pax_headers=record)), str(root))
+    assert os.getxattr(root / "ping", "security.capability") == CAPABILITY
+    assert (root / "ping").stat().st_uid == 1000
+    save_manifest({}, manifest)
+    out = io.BytesIO()
+    snapshot(str(root), manifest, out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as archive:
+        [member] = archive.getmembers()
+    assert member.pax_headers == record
