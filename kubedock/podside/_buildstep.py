@@ -10,7 +10,7 @@ It answers requests on stdin, framed as `kubedock.podside._buildwire` says, unti
 
 STATE also holds the manifest that snapshots compare with. A step runs with the environment
 it is given (plus Docker's PATH, HOSTNAME and HOME when it has none), as the user it names,
-with stdin empty and stdout and stderr together on stdout; the exit code is the step's, 127
+with stdin empty and stdout and stderr together as its output; the exit code is the step's, 127
 when its program does not exist, 126 when it cannot be run (with Docker's message). For the
 step the root gets the device nodes of a container's /dev and the pod's /etc/resolv.conf and
 /etc/hosts; they are taken away afterwards unless the step changed them, so snapshots do not
