@@ -17,6 +17,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from .. import registry
 from ..engine import (
+    EngineError,
     Image,
     InvalidParameter,
     NoSuchImage,
@@ -258,11 +259,18 @@ async def load_images() -> Response:
         async with await archive.open("wb") as file:
             async for chunk in request.body:
                 await file.write(chunk)
-        images = await engine().images.load(Path(archive))
-    lines = b"".join(json.dumps({"stream": f"Loaded image: {image.ref.familiar}\n"}).encode()
-                     + b"\n" for image in images)
-    for image in images:
-        engine().events.publish("image", "load", image.id, {"name": image.ref.familiar})
+        try:
+            named, by_id = await engine().images.load(Path(archive))
+        except EngineError as error:
+            # Docker answers 200 and says what went wrong in the stream (docker-py raises
+            # ImageLoadError from it).
+            lines = failure_line(PullFailure(error.message))
+        else:
+            lines = b"".join(json.dumps({"stream": text}).encode() + b"\n" for text in [
+                *(f"Loaded image: {image.ref.familiar}\n" for image in named),
+                *(f"Loaded image ID: {image.id}\n" for image in by_id)])
+            for image in named:
+                engine().events.publish("image", "load", image.id, {"name": image.ref.familiar})
 
     async def stream() -> AsyncIterator[bytes]:
         yield lines

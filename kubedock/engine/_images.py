@@ -100,8 +100,9 @@ class ImageSource(Protocol):
     async def resolve(self, ref: ImageRef, credentials: Credentials | None,
                       known: ResolvedImage | None = None) -> ResolvedImage: ...
 
-    async def load(self, archive: Path) -> list[ImageRef]:
-        """Pushes an image archive's tagged images to their registries; what was pushed."""
+    async def load(self, archive: Path) -> tuple[list[ImageRef], list[str]]:
+        """Pushes an image archive's tagged images to their registries; what was pushed, and
+        the ids of the images it has no tag for."""
 
     async def push(self, image: ResolvedImage, target: ImageRef,
                    credentials: Credentials | None) -> tuple[ResolvedImage, int]:
@@ -199,14 +200,23 @@ class ImageStore:
         self._images[ref.canonical] = pushed
         return pushed, size
 
-    async def load(self, archive: Path) -> list[Image]:
-        """The images of a `docker save` archive, pushed to their registries and recorded."""
+    async def load(self, archive: Path) -> tuple[list[Image], list[Image]]:
+        """The images of a `docker save` archive, pushed to their registries and recorded: the
+        tagged ones, and those without a tag, which kubedock must know already (by id, as a
+        `docker save` of an id writes them): an image lives in a registry, under a name."""
         if self.source is None:
             raise Unsupported("docker load needs a registry kubedock can push to")
-        loaded = [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
+        refs, untagged = await self.source.load(archive)
+        loaded = [(await self.pull(ref, None))[0] for ref in refs]
         for image in loaded:
             image.pushed = True
-        return loaded
+        try:
+            by_id = [self.get(image_id) for image_id in untagged]
+        except NoSuchImage as error:
+            raise Unsupported(f"{error.message.removeprefix('No such image: ')} has no tag in "
+                              "the archive: kubedock keeps images in registries, by name "
+                              "(save it by name)") from None
+        return loaded, by_id
 
     async def save(self, names: list[str]) -> AsyncIterator[bytes]:
         """A `docker save` archive of the named images, streamed from their registries: a tag

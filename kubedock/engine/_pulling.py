@@ -87,9 +87,9 @@ class RegistrySource:
             raise PullFailed(f"pushing {target.familiar}: {error}") from None
         return attrs.evolve(image, repository=repository, digest=digest), len(data)
 
-    async def load(self, archive: Path) -> list[ImageRef]:
+    async def load(self, archive: Path) -> tuple[list[ImageRef], list[str]]:
         """Pushes a `docker save` archive's tagged images to their registries (Docker Hub's to
-        its mirror); the references pushed."""
+        its mirror); the references pushed, and the ids of the images without a tag."""
         loaded: list[ImageRef] = []
 
         def target(tag: str) -> tuple[registry.Repository, str] | None:
@@ -102,13 +102,13 @@ class RegistrySource:
         try:
             # Unbounded as a whole (archives may be large): every read and write to the
             # registry is bounded by the client's --registry-timeout instead.
-            await registry.push_archive(self._client, archive, target)
+            untagged = (await registry.push_archive(self._client, archive, target)).untagged
         except (registry.ManifestError, tarfile.TarError, InvalidParameter) as error:
             raise InvalidParameter(f"invalid image archive: {error}") from None
         except (registry.Unreachable, registry.Silent, registry.RegistryError,
                 httpx.HTTPError) as error:
             raise PullFailed(f"loading the archive: {error}") from None
-        return loaded
+        return loaded, untagged
 
     async def delete(self, ref: ImageRef, credentials: registry.Credentials | None) -> None:
         """Deletes a tag in its registry; a tag already gone is no failure."""

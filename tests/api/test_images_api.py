@@ -327,9 +327,25 @@ async def test_load_of_a_corrupt_archive_pushes_nothing(client: httpx.AsyncClien
     before = dict(fake.manifests)
     for body in (b"not a tar", _saved_archive("team/bad:1", b"x")[:700]):
         response = await client.post("/images/load", content=body)
-        assert response.status_code == 400, response.text
-        assert response.json()["message"].startswith("invalid image archive: ")
+        # As Docker: the answer is 200, the failure its one line.
+        assert response.status_code == 200, response.text
+        [line] = _lines(response)
+        assert str(line["error"]).startswith("invalid image archive: ")
     assert fake.manifests == before
+
+
+async def test_an_untagged_image_loads_when_kubedock_knows_its_id(client: httpx.AsyncClient
+                                                                  ) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    image_id = (await client.get("/images/busybox:1.36/json")).json()["Id"]
+    saved = await client.get(f"/images/{image_id}/get")
+    loaded = await client.post("/images/load", content=saved.content)
+    assert _lines(loaded) == [{"stream": f"Loaded image ID: {image_id}\n"}]
+    assert (await client.delete("/images/busybox:1.36")).status_code == 200
+    unknown = await client.post("/images/load", content=saved.content)
+    assert _lines(unknown)[0]["error"] == (
+        f"{image_id} has no tag in the archive: kubedock keeps images in registries, by name "
+        "(save it by name)")
 
 
 @pytest.mark.parametrize(("image_signal", "requested", "expected"), [
