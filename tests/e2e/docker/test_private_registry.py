@@ -5,6 +5,7 @@ the node pulls with the pull secrets kubedock puts on the pods."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -67,21 +68,43 @@ def _push_private(server: Kubedock, config: str, registry: PrivateRegistry) -> s
     return name
 
 
+@contextlib.contextmanager
+def _own_kubedock(cluster: Any, namespace: str, kubeconfig: Path, tmp: Path, *extra: str,
+                  docker_config: str) -> Iterator[Kubedock]:
+    """A kubedock of the test's own, with deploy/rbac.yaml's rights and `docker_config` as its
+    Docker config. Its starts may wait out a failed pull: under load the kubelet may ask the
+    registry before it can read a pod's new pull secret (the node authorizer has not linked
+    them yet), and it pulls again 10 s later."""
+    process, server = start_kubedock(
+        cluster, namespace, tmp, "--port-forward", "--kubeconfig", str(kubeconfig),
+        "--fail-fast-after", "60s", *extra, env={**os.environ, "DOCKER_CONFIG": docker_config})
+    try:
+        yield server
+    finally:
+        assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+
+
 def test_a_pull_with_credentials_lets_the_node_pull(
-        cluster: Any, namespace: str, kubedock: Kubedock, private_registry: PrivateRegistry,
-        docker_configs: tuple[str, str]) -> None:
+        cluster: Any, namespace: str, rbac_kubeconfig: Path, kubedock: Kubedock,
+        private_registry: PrivateRegistry, docker_configs: tuple[str, str],
+        tmp_path: Path) -> None:
     logged_in, anonymous = docker_configs
     name = _push_private(kubedock, logged_in, private_registry)
-    refused = _docker(kubedock, anonymous, "pull", name)
-    assert refused.returncode == 1
-    assert b"may require 'docker login'" in refused.stderr, refused.stderr
-    pulled = _docker(kubedock, logged_in, "pull", name)
-    assert pulled.returncode == 0, pulled.stderr
-    ran = docker_cli(kubedock, "run", "--rm", name, "echo", "pulled by the node")
-    assert (ran.returncode, ran.stdout) == (0, b"pulled by the node\n"), ran.stderr
-    secrets = json.loads(cluster.kubectl("-n", namespace, "get", "secrets", "-l",
-                                         "kubedock=true", "-o", "json").stdout)["items"]
-    assert [secret["type"] for secret in secrets] == ["kubernetes.io/dockerconfigjson"]
+    with _own_kubedock(cluster, namespace, rbac_kubeconfig, tmp_path,
+                       docker_config=anonymous) as server:
+        refused = _docker(server, anonymous, "pull", name)
+        assert refused.returncode == 1
+        assert b"may require 'docker login'" in refused.stderr, refused.stderr
+        pulled = _docker(server, logged_in, "pull", name)
+        assert pulled.returncode == 0, pulled.stderr
+        ran = docker_cli(server, "run", "--rm", name, "echo", "pulled by the node")
+        assert (ran.returncode, ran.stdout) == (0, b"pulled by the node\n"), ran.stderr
+        secrets = json.loads(cluster.kubectl(
+            "-n", namespace, "get", "secrets", "-l", f"kubedock.id={_instance_id(server)}",
+            "-o", "json").stdout)["items"]
+        assert [secret["type"] for secret in secrets] == ["kubernetes.io/dockerconfigjson"]
+    assert cluster.kubectl("-n", namespace, "get", "secrets", "-l",
+                           f"kubedock.id={_instance_id(server)}", "-o", "name").stdout == ""
 
 
 def test_the_pull_secrets_of_the_flag_serve_kubedock_and_the_nodes(
@@ -94,22 +117,14 @@ def test_the_pull_secrets_of_the_flag_serve_kubedock_and_the_nodes(
                     f"--docker-server={private_registry.address}",
                     f"--docker-username={private_registry.username}",
                     f"--docker-password={private_registry.password}")
-    process, flagged = start_kubedock(
-        cluster, namespace, tmp_path, "--port-forward", "--kubeconfig", str(rbac_kubeconfig),
-        # Its own Docker config knows no registry: only the pull secret can give its registry
-        # client credentials.
-        "--image-pull-secrets", "regcred", env={**os.environ, "DOCKER_CONFIG": anonymous})
-    try:
+    # Its own Docker config knows no registry: only the pull secret can give its registry
+    # client credentials.
+    with _own_kubedock(cluster, namespace, rbac_kubeconfig, tmp_path, "--image-pull-secrets",
+                       "regcred", docker_config=anonymous) as flagged:
         pulled = _docker(flagged, anonymous, "pull", name)
         assert pulled.returncode == 0, pulled.stderr
         ran = _docker(flagged, anonymous, "run", "--rm", name, "echo", "with the flag's secret")
         assert (ran.returncode, ran.stdout) == (0, b"with the flag's secret\n"), ran.stderr
-    finally:
-        assert stop_kubedock(process) == 128 + 15, flagged.log.read_text()[-4000:]
-    instance = _instance_id(flagged)
-    left = cluster.kubectl("-n", namespace, "get", "secrets", "-l", f"kubedock.id={instance}",
-                           "-o", "name").stdout
-    assert left == ""
 
 
 def _instance_id(server: Kubedock) -> str:
