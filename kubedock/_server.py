@@ -114,7 +114,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 )
                 if config.pre_pull:
                     engine.pre_puller = PrePuller(cluster, settings, nursery=nursery,
-                                                  timeout=config.timeout)
+                                                  timeout=config.timeout,
+                                                  fail_fast_after=config.fail_fast_after)
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
                     nursery.cancel_scope.cancel()

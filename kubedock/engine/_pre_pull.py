@@ -30,11 +30,12 @@ class PrePull:
 
 class PrePuller:
     def __init__(self, cluster: kube.ClusterBoundary, settings: kube.PodSettings, *,
-                 nursery: trio.Nursery, timeout: float) -> None:
+                 nursery: trio.Nursery, timeout: float, fail_fast_after: float) -> None:
         self._cluster = cluster
         self._settings = settings
         self._nursery = nursery
         self._timeout = timeout
+        self._fail_fast_after = fail_fast_after
         self._running: dict[str, PrePull] = {}
         # (reference, digest) the node has pulled: a pull of an unchanged image adds no pod.
         self._pulled: set[tuple[str, str]] = set()
@@ -61,11 +62,19 @@ class PrePuller:
             with trio.fail_after(self._timeout):
                 await self._cluster.create_pod(manifest)
                 # Polled: a pull is seconds long, and the engine's pod watch reads pods as
-                # containers, not pulls.
+                # containers, not pulls. A failure the kubelet tries again fails the pull once
+                # it has lasted --fail-fast-after, as it fails a start.
+                failing_since: float | None = None
                 while True:
                     state = kube.pre_pull_state(await self._cluster.get_object(kube.PODS, name))
-                    if state.phase != "pulling":
+                    if state.phase == "pulled" or state.permanent:
                         break
+                    if state.phase == "failed":
+                        failing_since = failing_since or trio.current_time()
+                        if trio.current_time() - failing_since >= self._fail_fast_after:
+                            break
+                    else:
+                        failing_since = None
                     await trio.sleep(_POLL_SECONDS)
             if state.phase == "failed":
                 pull.failure = f"the node cannot pull {pull.image}: {state.message}"

@@ -19,9 +19,10 @@ from ._podspec import PodSettings
 
 PRE_PULL_LABEL = "kubedock.prepull"
 _NO_SUCH_COMMAND = "/.kubedock-pre-pull"
-# The kubelet's reasons for an image it cannot pull (as the start of a container reports them).
-_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                  "RegistryUnavailable")
+# The kubelet's reasons for an image it cannot pull (as the start of a container reports them):
+# those it tries again, and those that stand.
+_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "RegistryUnavailable")
+_PERMANENT_PULL_FAILURES = ("InvalidImageName", "ErrImageNeverPull")
 
 
 def pre_pull_manifest(image: str, settings: PodSettings, pull_secrets: tuple[str, ...] = ()
@@ -55,6 +56,9 @@ def pre_pull_manifest(image: str, settings: PodSettings, pull_secrets: tuple[str
 class PrePullState:
     phase: Literal["pulling", "pulled", "failed"]
     message: str = ""
+    # A failure the kubelet does not try again; others may clear (a registry back, a pull
+    # secret the kubelet could not read yet, a node added).
+    permanent: bool = False
 
 
 def pre_pull_state(pod: Mapping[str, Any]) -> PrePullState:
@@ -68,8 +72,9 @@ def pre_pull_state(pod: Mapping[str, Any]) -> PrePullState:
     for container in status.get("containerStatuses") or ():
         state = container.get("state") or {}
         waiting = state.get("waiting") or {}
-        if waiting.get("reason") in _PULL_FAILURES:
-            return PrePullState("failed", f"{waiting['reason']}: {waiting.get('message', '')}")
+        if waiting.get("reason") in (*_PULL_FAILURES, *_PERMANENT_PULL_FAILURES):
+            return PrePullState("failed", f"{waiting['reason']}: {waiting.get('message', '')}",
+                                permanent=waiting["reason"] in _PERMANENT_PULL_FAILURES)
         if container.get("imageID") or "running" in state or "terminated" in state:
             return PrePullState("pulled")
     return PrePullState("pulling")

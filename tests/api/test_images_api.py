@@ -450,7 +450,8 @@ async def test_rmi_where_the_registry_refuses_deletes(client: httpx.AsyncClient,
 async def test_with_pre_pull_the_pull_answers_once_the_node_has_the_image(
         client: httpx.AsyncClient, engine: Engine, cluster: FakeCluster,
         nursery: trio.Nursery) -> None:
-    engine.pre_puller = PrePuller(cluster, engine.settings, nursery=nursery, timeout=5)
+    engine.pre_puller = PrePuller(cluster, engine.settings, nursery=nursery, timeout=5,
+                                  fail_fast_after=0)
     pulled = await client.post("/images/create", params={"fromImage": "busybox:1.36"})
     statuses = [line.get("status") for line in _lines(pulled)]
     assert statuses[-3:] == ["Pulling onto the node", "Pulled onto the node",

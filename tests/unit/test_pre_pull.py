@@ -40,6 +40,7 @@ def _status(**container: Any) -> dict[str, Any]:
     (_status(state={"waiting": {"reason": "ContainerCreating"}}, imageID="sha256:1"), "pulled"),
     (_status(state={"terminated": {"reason": "StartError", "exitCode": 128}}), "pulled"),
     (_status(state={"waiting": {"reason": "ErrImagePull", "message": "401"}}), "failed"),
+    (_status(state={"waiting": {"reason": "InvalidImageName"}}), "failed"),
     ({"conditions": [{"type": "PodScheduled", "reason": "Unschedulable", "message": "none"}]},
      "failed"),
 ])
@@ -58,7 +59,7 @@ async def _pulled(cluster: FakeCluster, puller: PrePuller, digest: str | None = 
 async def test_a_pull_waits_for_the_node_then_deletes_its_pod(nursery: trio.Nursery) -> None:
     cluster = FakeCluster()
     cluster.main_on_create = PENDING
-    puller = PrePuller(cluster, SETTINGS, nursery=nursery, timeout=5)
+    puller = PrePuller(cluster, SETTINGS, nursery=nursery, timeout=5, fail_fast_after=0)
     first = puller.start("r.test/a:1", "sha256:d", ())
     assert puller.start("r.test/a:1", "sha256:d", ()) is first  # one pod for both
     await trio.sleep(1)
@@ -85,10 +86,32 @@ async def test_a_failed_pull_says_why(nursery: trio.Nursery, on_create: Any, fai
                                       ) -> None:
     cluster = FakeCluster()
     cluster.main_on_create = on_create
-    puller = PrePuller(cluster, SETTINGS, nursery=nursery, timeout=1)
+    puller = PrePuller(cluster, SETTINGS, nursery=nursery, timeout=1, fail_fast_after=0.3)
     got = await _pulled(cluster, puller)
     assert got is not None and got.startswith(failure)
     await trio.sleep(0.1)
     assert len(cluster.called("delete_pod")) == 1
     cluster.main_on_create = RUNNING
     assert await _pulled(cluster, puller) is None  # a failure is not remembered
+
+
+async def test_a_pull_failure_that_clears_within_fail_fast_after_is_no_failure(
+        nursery: trio.Nursery) -> None:
+    cluster = FakeCluster()
+    cluster.main_on_create = PULL_FAILS
+    puller = PrePuller(cluster, SETTINGS, nursery=nursery, timeout=5, fail_fast_after=2)
+    pull = puller.start("r.test/a:1", "sha256:d", ())
+    await trio.sleep(1)
+    [name] = cluster.pods
+    assert not pull.done.is_set()
+    cluster.set_main(name, RUNNING)
+    with trio.fail_after(2):
+        await pull.done.wait()
+    assert pull.failure is None
+
+
+def test_only_some_pull_failures_stand() -> None:
+    assert kube.pre_pull_state({"status": _status(state={"waiting": {
+        "reason": "InvalidImageName"}})}).permanent
+    assert not kube.pre_pull_state({"status": _status(state={"waiting": {
+        "reason": "ErrImagePull"}})}).permanent
