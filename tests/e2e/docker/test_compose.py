@@ -116,6 +116,9 @@ def test_compose_project_up_to_down(target: Kubedock, compose: Compose, cluster:
     print(f"compose against {'docker' if target.reference else 'kubedock'}: up to exec "
           f"{time.monotonic() - started:.1f} s")
 
+    if not target.reference:
+        kinds = {name.partition("/")[0] for name in _left_in_cluster(cluster, target.namespace)}
+        assert kinds == {"pod", "persistentvolumeclaim"}, kinds
     down = compose.ok("down", "-v").stderr
     assert f"Volume {compose.project}_shared  Removed" in down
     project_label = f"label=com.docker.compose.project={compose.project}"
