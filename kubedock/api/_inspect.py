@@ -48,7 +48,8 @@ def _exposed_ports(container: Container) -> tuple[PortSpec, ...]:
     ports = dict.fromkeys(container.config.ports)
     image = container.config.image_config
     for key in image.exposed_ports if image else ():
-        with contextlib.suppress(DockerError):  # the image's own business; Docker skips it too
+        # A malformed key in the image is left out rather than failing every listing.
+        with contextlib.suppress(DockerError):
             ports.setdefault(port_spec(key))
     return tuple(ports)
 
