@@ -3,7 +3,6 @@ filters, rendered from the engine's records."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import re
 from collections.abc import Callable, Mapping
@@ -19,8 +18,7 @@ from ..engine import (
 from ..kube import PortSpec
 from ..registry import ImageConfig
 from ._app import engine
-from ._create_body import log_config, port_spec
-from ._errors import DockerError
+from ._create_body import log_config
 from ._parse import (
     check_filters,
     labels_match,
@@ -42,20 +40,8 @@ def _port_key(port: PortSpec) -> str:
     return f"{port.port}/{port.protocol}"
 
 
-def _exposed_ports(container: Container) -> tuple[PortSpec, ...]:
-    """The container's ports and its image's, which Docker merges into the container's config
-    at create: listed unpublished unless asked for (docker ps shows postgres's 5432/tcp)."""
-    ports = dict.fromkeys(container.config.ports)
-    image = container.config.image_config
-    for key in image.exposed_ports if image else ():
-        # A malformed key in the image is left out rather than failing every listing.
-        with contextlib.suppress(DockerError):
-            ports.setdefault(port_spec(key))
-    return tuple(ports)
-
-
 def _ports_document(container: Container) -> dict[str, Any]:
-    ports: dict[str, Any] = {_port_key(p): None for p in _exposed_ports(container)}
+    ports: dict[str, Any] = {_port_key(p): None for p in container.config.ports_with_image}
     for published in container.published:
         key = _port_key(published.port)
         ports[key] = (ports.get(key) or []) + [
@@ -342,7 +328,7 @@ def summary(container: Container) -> dict[str, Any]:
                       "PublicPort": published.host_port, "Type": published.port.protocol})
     published_ports = {p.port for p in container.published}
     ports += [{"PrivatePort": p.port, "Type": p.protocol}
-              for p in _exposed_ports(container) if p not in published_ports]
+              for p in container.config.ports_with_image if p not in published_ports]
     config = container.config
     return {
         "Id": container.id,

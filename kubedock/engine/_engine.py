@@ -303,7 +303,7 @@ class Engine:
             if is_running(container):
                 if self._names == "services":
                     await publish_services(self.cluster, pod, self._naming.service_names(container),
-                                           container.config.ports)
+                                           container.config.ports_with_image)
                 await self._exposure.publish(container)
                 await self._exposure.keep_published(container)
         except Exception as failure:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 Status = Literal["created", "running", "exited", "removing"]
 HealthStatus = Literal["starting", "healthy", "unhealthy"]
+_PROTOCOLS = ("tcp", "udp", "sctp")
 
 
 @attrs.frozen
@@ -130,6 +131,20 @@ class ContainerConfig:
         """Every port the container exposes: ExposedPorts and the keys of PortBindings."""
         seen = dict.fromkeys(self.exposed_ports)
         seen.update(dict.fromkeys(self.port_bindings))
+        return tuple(seen)
+
+    @property
+    def ports_with_image(self) -> tuple[PortSpec, ...]:
+        """`ports` and those the image exposes, which Docker merges into the container's config
+        at create: inspect and list show them unpublished, and in the Services mode peers reach
+        them (a compose service such as postgres names no port of its own)."""
+        seen = dict.fromkeys(self.ports)
+        for key in self.image_config.exposed_ports if self.image_config else ():
+            number, _, protocol = key.partition("/")
+            protocol = protocol.lower() or "tcp"
+            # A malformed key in the image is left out rather than failing what lists it.
+            if number.isdigit() and 0 < int(number) < 65536 and protocol in _PROTOCOLS:
+                seen.setdefault(PortSpec(int(number), protocol))
         return tuple(seen)
 
 
