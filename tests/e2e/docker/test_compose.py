@@ -3,9 +3,10 @@
 tests/ecosystem/compose/compose.yaml: postgres with a healthcheck that nginx waits for
 (`depends_on: condition: service_healthy`), nginx publishing a port and answering to an alias,
 a busybox client that reaches it by service name and alias on the project network, and a named
-volume that one service writes and another, started once the first completed, reads. The plugin
-is built by build/compose (from its Go module, cached like the cluster) and found through the
-test's own DOCKER_CONFIG, never the machine's.
+volume that one service writes and another, started once the first completed, reads; on
+kubedock with its default resolver and with a Service per name (`--network-names services`).
+The plugin is built by build/compose (from its Go module, cached like the cluster) and found
+through the test's own DOCKER_CONFIG, never the machine's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +21,30 @@ from typing import Any
 
 import pytest
 from e2e_cluster import wait_for
-from kubedock_server import ROOT, Kubedock, docker_cli
+from kubedock_server import ROOT, Kubedock, docker_cli, served_by, start_kubedock, stop_kubedock
 
 pytestmark = pytest.mark.cluster
 
 PROJECT_FILE = ROOT / "tests/ecosystem/compose/compose.yaml"
 SERVICES = {"db", "web", "client", "writer", "reader"}
+
+
+@pytest.fixture(scope="module")
+def services_kubedock(cluster: Any, namespace: str, rbac_kubeconfig: Path,
+                      current_images: None, tmp_path_factory: pytest.TempPathFactory
+                      ) -> Iterator[Kubedock]:
+    """kubedock with deploy/rbac.yaml's rights, naming containers with a Service per name."""
+    process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("services"),
+                                     "--port-forward", "--network-names", "services",
+                                     "--kubeconfig", str(rbac_kubeconfig))
+    yield server
+    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+
+
+@pytest.fixture(params=["kubedock", "services_kubedock", "docker_oracle"],
+                ids=["kubedock", "kubedock-services", "docker"])
+def target(request: pytest.FixtureRequest) -> Kubedock:
+    return served_by(request, request.param)
 
 
 class Compose:
@@ -75,8 +93,8 @@ def _left_in_cluster(cluster: Any, namespace: str) -> list[str]:
     return names
 
 
-def test_compose_project_up_to_down(target: Kubedock, compose: Compose, cluster: Any) -> None:
-    started = time.monotonic()
+def test_compose_project_up_to_down(target: Kubedock, compose: Compose, cluster: Any,
+                                    request: pytest.FixtureRequest) -> None:
     up = compose.ok("up", "-d").stderr
     # compose started web only once db was healthy.
     progress = [line.strip() for line in up.splitlines()]
@@ -108,17 +126,20 @@ def test_compose_project_up_to_down(target: Kubedock, compose: Compose, cluster:
     wait_for(lambda: _logs_show(compose, "reader", "shared-by-writer"), what="the reader",
              timeout=60)
 
+    # The database by its service name: postgres names no port, its image exposes 5432.
+    reached = compose("exec", "-T", "client", "sh", "-c", "nc -w 3 db 5432 </dev/null && echo ok")
+    assert (reached.returncode, reached.stdout) == (0, "ok\n"), reached.stderr
     read = compose("exec", "-T", "reader", "cat", "/shared/note")
     assert (read.returncode, read.stdout) == (0, "shared-by-writer\n"), read.stderr
     failed = compose("exec", "-T", "client", "sh", "-c", "wget -qO- http://www/ >/dev/null; "
                      "echo to-stderr >&2; exit 3")
     assert (failed.returncode, failed.stderr) == (3, "to-stderr\n")
-    print(f"compose against {'docker' if target.reference else 'kubedock'}: up to exec "
-          f"{time.monotonic() - started:.1f} s")
 
     if not target.reference:
         kinds = {name.partition("/")[0] for name in _left_in_cluster(cluster, target.namespace)}
-        assert kinds == {"pod", "persistentvolumeclaim"}, kinds
+        services = {"service"} if request.node.callspec.params["target"] == "services_kubedock" \
+            else set()
+        assert kinds == {"pod", "persistentvolumeclaim"} | services, kinds
     down = compose.ok("down", "-v").stderr
     assert f"Volume {compose.project}_shared  Removed" in down
     project_label = f"label=com.docker.compose.project={compose.project}"
