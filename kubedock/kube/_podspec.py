@@ -250,6 +250,9 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
         pod_spec["dnsConfig"] = copy.deepcopy(dict(settings.dns_config))
     if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
         pod_spec["hostname"] = spec.hostname.lower()
+    elif not spec.hostname:
+        # Docker names a container's host by its short id; the pod name would be Kubernetes'.
+        pod_spec["hostname"] = spec.short_id
     if spec.offline:
         pod_spec["initContainers"] = [_offline_container(settings),
                                       *(pod_spec.get("initContainers") or [])]
