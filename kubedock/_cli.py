@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
     )
-    toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
+    toolbox.add_argument("words", nargs=argparse.REMAINDER,
+                         help="idle|archive|exec|signal|ps|udp-relay|udp-echo ...")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",

@@ -20,7 +20,7 @@ import trio
 
 from .. import kube
 from .._config import ExposeMode
-from ..expose import serve_port_forward, serve_reverse_proxy
+from ..expose import serve_port_forward, serve_reverse_proxy, serve_udp_proxy, serve_udp_relay
 from ._adopt import PORTS, RECORD, from_pod, ports_annotation, record_annotation
 from ._archive import ArchiveStore, fill_volumes, mount_specs
 from ._attach import AttachRequest, attach
@@ -168,12 +168,13 @@ class Engine:
 
     def create(self, name: str | None, config: ContainerConfig) -> Container:
         image = parse_reference(config.image)
-        if self._expose == "port-forward":
-            udp = [p for p in config.ports if p.protocol != "tcp"]
-            if udp:
+        if self._expose != "pod-ip":
+            sctp = [p for p in config.ports if p.protocol not in ("tcp", "udp")]
+            if sctp:
                 raise Unsupported(
-                    f"port {udp[0].port}/{udp[0].protocol}: Kubernetes port-forward carries TCP "
-                    "only; run kubedock without --port-forward to reach UDP ports on the pod IP"
+                    f"port {sctp[0].port}/{sctp[0].protocol}: kubedock relays TCP and UDP only; "
+                    "run kubedock without --port-forward and --reverse-proxy to reach it on the "
+                    "pod IP"
                 )
         binds_docker_socket = any(mount.kind == "docker-socket" for mount in config.mounts)
         if binds_docker_socket and self.settings.dind_image is None:
@@ -1115,11 +1116,7 @@ class Engine:
                         host_port = (binding.host_port if binding else 0) or (
                             earlier.pop(0) if earlier else 0)
                         serve: Callable[..., Any]
-                        if self._expose == "port-forward":
-                            serve = partial(serve_port_forward, self.cluster, container.pod_name,
-                                            port.port)
-                        else:
-                            serve = partial(serve_reverse_proxy, container.pod_ip, port.port)
+                        serve = self._exposer(container, port)
                         try:
                             bound = await nursery.start(
                                 partial(serve, host=host_ip, host_port=host_port)
@@ -1132,6 +1129,16 @@ class Engine:
                             ) from error
                         published.append(PublishedPort(port, host_ip, bound))
                 task_status.started(tuple(published))
+
+    def _exposer(self, container: Container, port: kube.PortSpec) -> Callable[..., Any]:
+        assert container.pod_name is not None and container.pod_ip is not None
+        if self._expose == "port-forward" and port.protocol == "udp":
+            return partial(serve_udp_relay, partial(self.toolbox.udp_relay, container, port.port))
+        if self._expose == "port-forward":
+            return partial(serve_port_forward, self.cluster, container.pod_name, port.port)
+        if port.protocol == "udp":
+            return partial(serve_udp_proxy, container.pod_ip, port.port)
+        return partial(serve_reverse_proxy, container.pod_ip, port.port)
 
     def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
         """Run a background job whose failure must not take the server down with it."""
