@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the container this ephemeral container targets",
     )
     toolbox.add_argument("words", nargs=argparse.REMAINDER,
-                         help="idle|archive|exec|signal|ps|udp-relay|udp-echo ...")
+                         help="idle|archive|exec|signal|ps|udp-relay|echo ...")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",

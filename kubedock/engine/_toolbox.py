@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,8 +19,6 @@ import trio
 from .. import kube
 from ._errors import Conflict, EngineError
 from ._records import Container
-
-log = logging.getLogger(__name__)
 
 # Pulling kubedock's image on a node that has never run it is the longest part.
 _READY_SECONDS = 120
@@ -103,9 +100,25 @@ class Toolbox:
 
     @contextlib.asynccontextmanager
     async def udp_relay(self, container: Container, port: int) -> AsyncIterator[trio.abc.Stream]:
-        """A stream of datagram frames (`wire`'s) to the relay of UDP `port` in the pod."""
-        async with self.exec(container, ["udp-relay", str(port)], stdin=True) as channel:
-            yield _ExecStream(channel)
+        """A stream of datagram frames (`wire`'s) to the relay of UDP `port` in the pod.
+
+        The relay listens on a TCP port of the pod's own choosing, which it writes first;
+        the stream is a port-forward to it, and the relay lives as long as the stream."""
+        pod = await self.ensure(container)
+        async with self._cluster.exec(pod, toolbox_argv("udp-relay", str(port)),
+                                      container=kube.TOOLBOX) as channel:
+            said = b""
+            while not said.endswith(b"\n"):
+                message = await channel.receive()
+                if message is None:
+                    raise ToolboxFailed(f"udp-relay: {said.decode(errors='replace')}"
+                                        f"{channel.status_message or 'ended'}")
+                said += message[1]
+            if not said.strip().isdigit():
+                raise ToolboxFailed(f"udp-relay: {said.decode(errors='replace').strip()}")
+            stream = await self._cluster.open_port_forward(pod, int(said))
+            async with stream:
+                yield stream
 
     async def processes(self, container: Container) -> dict[str, Any]:
         out, err, code = await self.run(container, "ps")
@@ -123,27 +136,3 @@ def _run_of(container: Container) -> tuple[str, datetime | None]:
     if container.pod_name is None or container.status != "running":
         raise Conflict(f"Container {container.id} is not running")
     return container.pod_name, container.start_requested_at
-
-
-class _ExecStream(trio.abc.Stream):
-    """An exec session as a byte stream: stdin out, stdout in; stderr is logged."""
-
-    def __init__(self, channel: kube.ExecChannel) -> None:
-        self._channel = channel
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._channel.send_stdin(bytes(data))
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        while (message := await self._channel.receive()) is not None:
-            stream, data = message
-            if stream == 1:
-                return data
-            log.warning("kubedock toolbox: %s", data.decode(errors="replace").rstrip())
-        return b""
-
-    async def aclose(self) -> None:
-        await self._channel.aclose()

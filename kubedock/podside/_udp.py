@@ -1,11 +1,15 @@
 """The pod's end of a UDP port that kubedock exposes over a byte stream (`toolbox udp-relay`).
 
-Kubernetes' port-forward carries TCP only. kubedock carries a UDP port's datagrams over an exec
-session instead: framed on stdin with the client's address (`kubedock.wire`'s datagram frames),
-sent from here to 127.0.0.1:PORT from one socket per client, so that the server sees each
-client as its own peer, as it would behind Docker's proxy; what the server answers on a
-client's socket is framed back on stdout with that client's address. Quiet clients are
-forgotten and their number is bounded (`wire.PEER_IDLE_SECONDS`, `wire.MAX_PEERS`).
+Kubernetes' port-forward carries TCP only. So the relay listens on a free TCP port of the pod
+(on 127.0.0.1), writes that port on stdout, and takes kubedock's one connection to it, which
+kubedock makes through a port-forward (measured faster than carrying the frames on the exec
+session's stdin and stdout: see `tests/bench/udp_bench.py` and the README). On that connection
+come the datagrams of every client, framed with the client's address (`kubedock.wire`'s
+datagram frames). They are sent on to 127.0.0.1:PORT from one socket per client, so that the
+server sees each client as its own peer, as it would behind Docker's proxy; what the server
+answers on a client's socket is framed back with that client's address. Quiet clients are
+forgotten and their number is bounded (`wire.PEER_IDLE_SECONDS`, `wire.MAX_PEERS`). The relay
+ends with its connection.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import contextlib
 import os
 import selectors
 import socket
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,16 +27,34 @@ from collections.abc import Callable
 from kubedock import wire
 
 _READ = 256 * 1024
+_ACCEPT_SECONDS = 60.0
 
 
-def run_udp_relay(port: int, *, source: int = 0, sink: int = 1,
-                  idle_seconds: float = wire.PEER_IDLE_SECONDS, max_peers: int = wire.MAX_PEERS,
-                  clock: Callable[[], float] = time.monotonic) -> int:
-    """Relay frames read from `source` to 127.0.0.1:`port` and replies to `sink` until
-    `source` ends (the exec session is over)."""
+def run_udp_relay(port: int) -> int:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(_ACCEPT_SECONDS)
+        print(listener.getsockname()[1], flush=True)
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            print(f"kubedock toolbox: nobody came for the relay of UDP port {port}",
+                  file=sys.stderr)
+            return 1
+    with connection:
+        connection.setblocking(True)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        relay_datagrams(port, connection.fileno(), connection.fileno())
+    return 0
+
+
+def relay_datagrams(port: int, source: int, sink: int, *,
+                    idle_seconds: float = wire.PEER_IDLE_SECONDS,
+                    max_peers: int = wire.MAX_PEERS,
+                    clock: Callable[[], float] = time.monotonic) -> None:
+    """Relay frames read from `source` to 127.0.0.1:`port` and answers to `sink` until
+    `source` ends."""
     with _Relay(port, source, sink, idle_seconds, max_peers, clock) as relay:
         relay.run()
-    return 0
 
 
 class _Relay:
@@ -45,6 +69,7 @@ class _Relay:
         self._peers: OrderedDict[tuple[str, int], tuple[socket.socket, float]] = OrderedDict()
         self._selector = selectors.DefaultSelector()
         self._selector.register(source, selectors.EVENT_READ)
+        self._answers = bytearray()  # framed, written once per round: fewer, larger messages
 
     def __enter__(self) -> _Relay:
         return self
@@ -66,6 +91,9 @@ class _Relay:
                     return
                 for datagram in decoder.feed(data):
                     self._send(datagram)
+            if self._answers:
+                _write_all(self._sink, self._answers)
+                self._answers.clear()
             self._expire()
 
     def _send(self, datagram: wire.Datagram) -> None:
@@ -76,12 +104,15 @@ class _Relay:
 
     def _answer(self, peer: tuple[str, int]) -> None:
         sock, _ = self._peers[peer]
-        try:
-            payload = sock.recv(wire.MAX_DATAGRAM)
-        except OSError:  # refused: an earlier datagram found nobody listening
-            return
-        self._touch(peer, sock)
-        _write_all(self._sink, wire.encode_datagram(peer, payload))
+        while len(self._answers) < _READ:
+            try:
+                payload = sock.recv(wire.MAX_DATAGRAM)
+            except BlockingIOError:
+                break
+            except OSError:  # refused: an earlier datagram found nobody listening
+                return
+            self._touch(peer, sock)
+            self._answers += wire.encode_datagram(peer, payload)
 
     def _until_next_expiry(self) -> float | None:
         for _, last in self._peers.values():
@@ -120,17 +151,32 @@ class _Relay:
         sock.close()
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     with memoryview(data) as view:
         while view:
             view = view[os.write(fd, view):]
 
 
-def run_udp_echo(port: int) -> int:
-    """Answer every datagram on `port` with itself: a UDP server for tests (no test image
-    has one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("0.0.0.0", port))
+def run_echo(port: int) -> int:
+    """Answer every datagram on UDP `port` with itself, and echo every TCP connection to
+    `port`: one server for tests and benchmarks of both (no test image has a UDP one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+            socket.create_server(("0.0.0.0", port)) as tcp:
+        udp.bind(("0.0.0.0", port))
+        threading.Thread(target=_accept_echoes, args=(tcp,), daemon=True).start()
         while True:
-            payload, peer = sock.recvfrom(wire.MAX_DATAGRAM)
-            sock.sendto(payload, peer)
+            payload, peer = udp.recvfrom(wire.MAX_DATAGRAM)
+            udp.sendto(payload, peer)
+
+
+def _accept_echoes(listener: socket.socket) -> None:
+    while True:
+        connection, _ = listener.accept()
+        threading.Thread(target=_echo_stream, args=(connection,), daemon=True).start()
+
+
+def _echo_stream(connection: socket.socket) -> None:
+    with connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while data := connection.recv(_READ):
+            connection.sendall(data)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
@@ -15,7 +18,7 @@ import trio.testing
 
 from kubedock import wire
 from kubedock.expose import serve_udp_proxy, serve_udp_relay
-from kubedock.podside._udp import run_udp_relay
+from kubedock.podside._udp import relay_datagrams
 
 
 async def serve_echo_with_source(*, task_status: trio.TaskStatus[int]) -> None:
@@ -28,15 +31,14 @@ async def serve_echo_with_source(*, task_status: trio.TaskStatus[int]) -> None:
             await sock.sendto(f"{source[1]}:".encode() + payload, source)
 
 
-async def ask(port: int, payload: bytes, client: trio.socket.SocketType | None = None,
-              *, timeout: float = 5) -> bytes:
+async def ask(port: int, payload: bytes, client: trio.socket.SocketType | None = None) -> bytes:
     own = client is None
     if client is None:
         client = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         await client.bind(("127.0.0.1", 0))
     try:
         await client.sendto(payload, ("127.0.0.1", port))
-        with trio.fail_after(timeout):
+        with trio.fail_after(5):
             answer, _ = await client.recvfrom(65535)
         return bytes(answer)
     finally:
@@ -51,8 +53,8 @@ def relay_thread(port: int, **options: float) -> Iterator[tuple[int, int]]:
     """The relay on pipes: yields (the fd frames are written to, the fd answers come from)."""
     to_relay, from_kubedock = os.pipe()
     from_relay, to_kubedock = os.pipe()
-    thread = threading.Thread(target=run_udp_relay, args=(port,),
-                              kwargs={"source": to_relay, "sink": to_kubedock, **options})
+    thread = threading.Thread(target=relay_datagrams, args=(port, to_relay, to_kubedock),
+                              kwargs=options)
     thread.start()
     try:
         yield from_kubedock, from_relay
@@ -62,6 +64,12 @@ def relay_thread(port: int, **options: float) -> Iterator[tuple[int, int]]:
         assert not thread.is_alive()
         for fd in (to_relay, from_relay, to_kubedock):
             os.close(fd)
+
+
+def sockets_towards(port: int) -> int:
+    """How many UDP sockets are connected to 127.0.0.1:port (one per peer a relay keeps)."""
+    lines = Path("/proc/self/net/udp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[2] == f"0100007F:{port:04X}")
 
 
 def echo_thread() -> tuple[int, threading.Event]:
@@ -125,9 +133,11 @@ def test_the_relay_forgets_quiet_peers_and_bounds_their_number() -> None:
             source_of(("10.0.0.2", 2))
             assert source_of(("10.0.0.1", 1)) == first
             source_of(("10.0.0.3", 3))  # the longest quiet (10.0.0.2) goes
+            assert sockets_towards(port) == 2
             assert source_of(("10.0.0.1", 1)) == first
             now[0] = 11.0  # everyone is quiet for longer than allowed
-            assert source_of(("10.0.0.1", 1)) != first
+            source_of(("10.0.0.4", 4))
+            assert sockets_towards(port) == 1
     finally:
         stop.set()
 
@@ -135,21 +145,29 @@ def test_the_relay_forgets_quiet_peers_and_bounds_their_number() -> None:
 # -- kubedock's listeners --------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
-async def in_process_relay(port: int, opened: list[int],
-                           delay: float = 0) -> AsyncIterator[trio.abc.Stream]:
-    """The pod's relay on one end of a socket pair, as `Toolbox.udp_relay` gives it."""
+async def relay_process(port: int, opened: list[int],
+                        delay: float = 0) -> AsyncIterator[trio.abc.Stream]:
+    """`kubedock toolbox udp-relay`, connected to as `Toolbox.udp_relay` does (there through
+    a port-forward)."""
     opened.append(port)
     await trio.sleep(delay)
-    ours, theirs = socket.socketpair()
-    with theirs:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(trio.to_thread.run_sync, partial(
-                run_udp_relay, port, source=theirs.fileno(), sink=theirs.fileno())))
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
-            try:
-                yield stream
-            finally:
-                await stream.aclose()  # the relay reads its end of input and returns
+    relay = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "kubedock", "toolbox", "udp-relay", str(port)],
+        stdout=subprocess.PIPE)
+    assert relay.stdout is not None
+    try:
+        said = b""
+        while not said.endswith(b"\n"):
+            said += await relay.stdout.receive_some()
+        async with await trio.open_tcp_stream("127.0.0.1", int(said)) as stream:
+            yield stream
+        with trio.fail_after(5):
+            assert await relay.wait() == 0  # ends with its connection
+    finally:
+        relay.kill()
+        with trio.CancelScope(shield=True):
+            await relay.wait()
+            await relay.stdout.aclose()
 
 
 async def test_datagrams_through_the_relay_reach_the_pod_and_answers_their_client() -> None:
@@ -157,7 +175,7 @@ async def test_datagrams_through_the_relay_reach_the_pod_and_answers_their_clien
     async with trio.open_nursery() as nursery:
         pod_port = await nursery.start(serve_echo_with_source)
         port = await nursery.start(partial(
-            serve_udp_relay, partial(in_process_relay, pod_port, opened, 0.3)))
+            serve_udp_relay, partial(relay_process, pod_port, opened, 0.3)))
         # Sent before the stream to the relay is open: it waits for it.
         one = await ask(port, b"one")
         two = await ask(port, b"two")
@@ -178,7 +196,7 @@ async def test_a_relay_that_ends_is_reopened_for_the_next_datagram() -> None:
             await right.aclose()
             yield left
             return
-        async with in_process_relay(pod_port, opened) as stream:
+        async with relay_process(pod_port, opened) as stream:
             yield stream
 
     async with trio.open_nursery() as nursery:
@@ -220,8 +238,9 @@ async def test_the_proxy_forgets_quiet_clients(monkeypatch: pytest.MonkeyPatch) 
         client = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         await client.bind(("127.0.0.1", 0))
         with client:
-            first = await ask(port, b"a", client)
+            await ask(port, b"a", client)
+            assert sockets_towards(pod_port) == 1
             await trio.sleep(0.3)
-            later = await ask(port, b"b", client)
-        assert later.partition(b":")[0] != first.partition(b":")[0]
+            assert sockets_towards(pod_port) == 0
+            assert (await ask(port, b"b", client)).endswith(b":b")
         nursery.cancel_scope.cancel()

@@ -16,8 +16,9 @@ from kubedock import __version__
 
 pytestmark = pytest.mark.cluster
 
-# No test image has a UDP server that answers: kubedock's own program has one for tests.
-ECHO = [f"kubedock/kubedock:{__version__}", "toolbox", "udp-echo", "5353"]
+# No test image has a UDP server that answers: kubedock's own program has one for tests
+# (it echoes TCP on the same port too).
+ECHO = [f"kubedock/kubedock:{__version__}", "toolbox", "echo", "5353"]
 
 
 def run(target: Kubedock, *args: str) -> subprocess.CompletedProcess[bytes]:
