@@ -3,15 +3,15 @@
     .venv/bin/python tests/bench/udp_bench.py [--runs N] [--count N] [--size BYTES]
 
 One container of kubedock's own image runs `kubedock toolbox echo` (UDP and TCP on one port),
-published both ways by a kubedock with --port-forward: UDP rides an exec session to the relay,
-TCP the Kubernetes port-forward. Per run, first through UDP then through TCP:
+published both ways by a kubedock with --port-forward: UDP goes framed to kubedock's relay in
+the pod (over a port-forward to the relay's own TCP port), TCP straight through a port-forward.
+Per run, first through UDP then through TCP:
 - latency: the median round trip of --count sequential 64-byte datagrams, against --count
   sequential 64-byte messages on one TCP connection;
 - throughput: --count datagrams of --size bytes with at most 32 unanswered at any time
   (a lost one is given up after 1 s), against as many bytes echoed over TCP.
-Prints medians over the runs and their ratio (UDP/TCP; latency: lower is better). A port-forward
-to a TCP port the relay would listen on costs at least what TCP costs here plus the relay's
-own work, which bounds what that other design could gain. Not a test.
+Prints medians over the runs and their ratio (UDP/TCP; latency: lower is better): what the
+relay adds to the port-forward it rides. Not a test.
 """
 
 from __future__ import annotations
