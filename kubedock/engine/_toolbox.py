@@ -57,12 +57,18 @@ class Toolbox:
                 pod, kube.toolbox_container(self._settings))
             with trio.move_on_after(_READY_SECONDS):
                 while True:
+                    # The kubelet starts no container in a pod whose main has ended or that
+                    # is going away: the toolbox would wait there until the pod is gone.
+                    if _run_of(container) != run:
+                        raise Conflict(f"Container {container.id} is not running")
                     try:
                         if kube.toolbox_running(await self._cluster.get_object(kube.PODS, pod)):
                             break
                     except kube.ToolboxFailed as failure:
                         raise ToolboxFailed(f"kubedock's toolbox did not start in pod {pod}: "
                                           f"{failure}") from None
+                    except kube.NotFound:
+                        raise Conflict(f"Container {container.id} is not running") from None
                     await trio.sleep(_POLL_SECONDS)
             if not kube.toolbox_running(await self._cluster.get_object(kube.PODS, pod)):
                 raise ToolboxFailed(f"kubedock's toolbox did not start in pod {pod} within "
