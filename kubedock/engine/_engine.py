@@ -102,7 +102,8 @@ class Engine:
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
                               self.events, self.get, self._specs.build)
         self._resizer = Resizer(cluster, settings, self.usage)
-        self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
+        self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline,
+                                  self.toolbox.udp_relay)
         self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
                                   self.networks, self._exposure, self.observe,
                                   partial(self._delete_pod_and_wait, grace_seconds=0),
@@ -146,12 +147,13 @@ class Engine:
 
     def create(self, name: str | None, config: ContainerConfig) -> Container:
         image = parse_reference(config.image)
-        if self._expose == "port-forward":
-            udp = [p for p in config.ports if p.protocol != "tcp"]
-            if udp:
+        if self._expose != "pod-ip":
+            sctp = [p for p in config.ports if p.protocol not in ("tcp", "udp")]
+            if sctp:
                 raise Unsupported(
-                    f"port {udp[0].port}/{udp[0].protocol}: Kubernetes port-forward carries TCP "
-                    "only; run kubedock without --port-forward to reach UDP ports on the pod IP"
+                    f"port {sctp[0].port}/{sctp[0].protocol}: kubedock relays TCP and UDP only; "
+                    "run kubedock without --port-forward and --reverse-proxy to reach it on the "
+                    "pod IP"
                 )
         binds_docker_socket = any(mount.kind == "docker-socket" for mount in config.mounts)
         if binds_docker_socket and self.settings.dind_image is None:

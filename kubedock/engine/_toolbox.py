@@ -57,12 +57,18 @@ class Toolbox:
                 pod, kube.toolbox_container(self._settings))
             with trio.move_on_after(_READY_SECONDS):
                 while True:
+                    # The kubelet starts no container in a pod whose main has ended or that
+                    # is going away: the toolbox would wait there until the pod is gone.
+                    if _run_of(container) != run:
+                        raise Conflict(f"Container {container.id} is not running")
                     try:
                         if kube.toolbox_running(await self._cluster.get_object(kube.PODS, pod)):
                             break
                     except kube.ToolboxFailed as failure:
                         raise ToolboxFailed(f"kubedock's toolbox did not start in pod {pod}: "
                                           f"{failure}") from None
+                    except kube.NotFound:
+                        raise Conflict(f"Container {container.id} is not running") from None
                     await trio.sleep(_POLL_SECONDS)
             if not kube.toolbox_running(await self._cluster.get_object(kube.PODS, pod)):
                 raise ToolboxFailed(f"kubedock's toolbox did not start in pod {pod} within "
@@ -97,6 +103,28 @@ class Toolbox:
         # processes included: killed, or gone before their exit status was sent.
         if code not in (0, -1, _KILLED):
             raise Conflict(f"Cannot kill container: {container.id}: {err.strip()[-500:]}")
+
+    @contextlib.asynccontextmanager
+    async def udp_relay(self, container: Container, port: int) -> AsyncIterator[trio.abc.Stream]:
+        """A stream of datagram frames (`wire`'s) to the relay of UDP `port` in the pod.
+
+        The relay listens on a TCP port of the pod's own choosing, which it writes first;
+        the stream is a port-forward to it, and the relay lives as long as the stream."""
+        pod = await self.ensure(container)
+        async with self._cluster.exec(pod, toolbox_argv("udp-relay", str(port)),
+                                      container=kube.TOOLBOX) as channel:
+            said = b""
+            while not said.endswith(b"\n"):
+                message = await channel.receive()
+                if message is None:
+                    raise ToolboxFailed(f"udp-relay: {said.decode(errors='replace')}"
+                                        f"{channel.status_message or 'ended'}")
+                said += message[1]
+            if not said.strip().isdigit():
+                raise ToolboxFailed(f"udp-relay: {said.decode(errors='replace').strip()}")
+            stream = await self._cluster.open_port_forward(pod, int(said))
+            async with stream:
+                yield stream
 
     async def processes(self, container: Container) -> dict[str, Any]:
         out, err, code = await self.run(container, "ps")

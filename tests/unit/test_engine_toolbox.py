@@ -10,11 +10,18 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from engine_fake import SLEEP_PROCESSES, FakeCluster
+from engine_fake import SLEEP_PROCESSES, FakeCluster, exited
 
 from kubedock import engine as engines
 from kubedock import kube
-from kubedock.engine import Container, ContainerConfig, Engine, ExecConfig, InvalidParameter
+from kubedock.engine import (
+    Conflict,
+    Container,
+    ContainerConfig,
+    Engine,
+    ExecConfig,
+    InvalidParameter,
+)
 from kubedock.engine._toolbox import ToolboxFailed
 from kubedock.registry import ImageConfig
 
@@ -194,3 +201,29 @@ async def test_a_toolbox_that_does_not_start(autojump_clock: trio.testing.MockCl
     with pytest.raises(ToolboxFailed, match=message):
         await engines.container_top(engine, container, "")
     assert container.status == "running"
+
+
+@pytest.mark.parametrize("ending", ["exits", "is removed"])
+async def test_a_container_that_ends_while_its_toolbox_waits(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, engine: Engine,
+    cluster: FakeCluster, ending: str,
+) -> None:
+    # A signal right at the start of a container that then ends (docker run -it --rm, and the
+    # CLI forwarding SIGWINCH): the pod never runs the toolbox, and the kill must not wait
+    # for it until the pod is gone.
+    cluster.toolbox_on_add = None
+    container = await running(engine, tty=True, open_stdin=True)
+
+    async def end() -> None:
+        await trio.sleep(1)
+        assert container.pod_name is not None
+        if ending == "exits":
+            cluster.set_main(container.pod_name, exited(0), phase="Succeeded")
+        else:
+            await cluster.delete_pod(container.pod_name, grace_seconds=0)
+
+    nursery.start_soon(end)
+    begun = trio.current_time()
+    with pytest.raises(Conflict, match="is not running"):
+        await engine.kill(container, "USR1")
+    assert trio.current_time() - begun < 3
