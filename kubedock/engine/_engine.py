@@ -346,9 +346,9 @@ class Engine:
                     return
                 await trio.sleep(_RESIZE_POLL_SECONDS)
 
-    async def remove(self, container: Container, *, force: bool) -> None:
+    async def remove(self, container: Container, *, force: bool, volumes: bool = False) -> None:
         """Remove the container and its pod; with `force` a running container too, and a
-        start under way is abandoned."""
+        start under way is abandoned; with `volumes`, its anonymous volumes too."""
         if (container.id, "remove", "") in self._jobs:
             raise Conflict(f"removal of container {container.id} is already in progress")
         if container.restarting and not force:
@@ -358,11 +358,12 @@ class Engine:
             self._cancel_restart(container)
             self._jobs.cancel(container.id, ("start", "restart"), Conflict(
                 f"container {container.id} is marked for removal and cannot be started"))
-        await self._remove_job(container, force=force)
+        await self._remove_job(container, force=force, volumes=volumes)
 
-    async def _remove_job(self, container: Container, *, force: bool) -> None:
+    async def _remove_job(self, container: Container, *, force: bool,
+                          volumes: bool = False) -> None:
         await self._jobs.run((container.id, "remove", ""),
-                             partial(self._remove, container, force=force))
+                             partial(self._remove, container, force=force, volumes=volumes))
 
     @contextlib.asynccontextmanager
     async def _transition(self, container: Container) -> AsyncIterator[None]:
@@ -401,6 +402,7 @@ class Engine:
         try:
             container.start_requested_at = datetime.now(UTC)
             pod = await self._create_pod(container, manifest)
+            self.volumes.mounted(container)
             secret = kube.dind_secret(pod, self.settings)
             if secret is not None:
                 # The pod waits for its Secret volume, so the Secret can only follow it (it is
@@ -546,6 +548,7 @@ class Engine:
             # The watch keeps the record true to the pod; a removal deletes it again.
             log.warning("cannot delete pod %s after a failed start: %s",
                         container.pod_name, error)
+        self.volumes.unmounted(container)
         container.exit_code = 128
         container.error = getattr(failure, "message", None) or str(failure)
         if container.config.auto_remove:
@@ -640,7 +643,7 @@ class Engine:
                 await self._start(container)
         self._publish(container, "restart")
 
-    async def _remove(self, container: Container, *, force: bool) -> None:
+    async def _remove(self, container: Container, *, force: bool, volumes: bool) -> None:
         async with self._transition(container):
             if container.status == "running" and not force:
                 raise Conflict(
@@ -657,6 +660,8 @@ class Engine:
                 container.notify()
                 raise
             linked = self._link_targets(container)
+            if volumes:
+                await self.volumes.remove_anonymous(container)
             self._forget(container)
         # The aliases its links gave go with it.
         for target in linked:
@@ -930,6 +935,7 @@ class Engine:
         container.published = ()
         restarts = self._schedule_restart(container)
         self._publish(container, "die", exitCode=str(exit_code))
+        self.volumes.unmounted(container)
         if container.config.auto_remove and not restarts:
             self._spawn(partial(self._auto_remove, container))
 
@@ -956,7 +962,7 @@ class Engine:
 
     async def _remove_unless_gone(self, container: Container) -> None:
         with contextlib.suppress(NoSuchContainer):
-            await self._remove_job(container, force=True)
+            await self._remove_job(container, force=True, volumes=True)
 
     async def shutdown(self) -> None:
         """Delete every object this instance created; return once the API server has no pod

@@ -49,6 +49,11 @@ class Mount:
     # A named volume: the directory in it to mount, and the labels it gets if created for this.
     sub_path: str = ""
     volume_labels: tuple[tuple[str, str], ...] = ()
+    # A volume of this container alone (``-v /data``, an image's VOLUME): `source` is the
+    # generated name it is listed under, and it goes with the container (``rm -v``, --rm).
+    anonymous: bool = False
+    # Mount option ``nocopy``: the image's files at `target` are not copied into a new volume.
+    no_copy: bool = False
 
 
 RestartPolicyName = Literal["no", "always", "unless-stopped", "on-failure"]
