@@ -41,6 +41,7 @@ from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
 from ._records import Container, ContainerConfig, PublishedPort, new_id
+from ._seeds import SeedStore
 from ._services import publish_services
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
@@ -129,6 +130,7 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self.seeds = SeedStore()
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -387,6 +389,8 @@ class Engine:
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
         await self._publish_links(container)
+        container.seeds = await self.seeds.for_start(self.images, container.config,
+                                                     self.volumes.new)
         spec = self._spec(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]

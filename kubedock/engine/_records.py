@@ -194,6 +194,9 @@ class Container:
     # Where the init container left kubedock's own program in the pod; None: a pod without
     # one, where archives go through the image's tar and stat.
     tools: str | None = None
+    # What the image holds at the paths of new volumes, copied into them by the init container
+    # of the next pod: a tar file (see SeedStore) by index of the mount.
+    seeds: Mapping[int, str] = attrs.field(factory=dict)
     published: tuple[PublishedPort, ...] = ()
     restart_count: int = 0
     # Docker's restart manager: the backoff before the next automatic start, the wait for it

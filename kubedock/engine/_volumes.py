@@ -98,6 +98,9 @@ class VolumeStore:
         self._volumes: dict[str, Volume] = {}
         # The containers whose volumes were announced mounted, and not unmounted since.
         self._mounted: set[str] = set()
+        # Named volumes a pod has mounted: no longer new, so the image's files are not copied
+        # into them (Docker copies into an empty volume only; kubedock does not look inside).
+        self._used: set[str] = set()
         # Creations and removals one at a time: two creates of one name make one claim.
         self._lock = trio.Lock()
 
@@ -165,10 +168,17 @@ class VolumeStore:
             elif announce:
                 self._events.publish("volume", "create", mount.source, {"driver": DRIVER})
 
+    def new(self, mount: Mount) -> bool:
+        """Whether the volume of `mount` starts empty in the container's next pod: an anonymous
+        one always (an emptyDir of that pod), a named one until a pod has mounted it."""
+        return mount.anonymous or mount.source not in self._used
+
     def mounted(self, container: Container) -> None:
         """Announce the container's volumes mounted (its pod is made)."""
         self._mounted.add(container.id)
         for mount in named_volumes(container.config.mounts):
+            if not mount.anonymous:
+                self._used.add(mount.source)
             self._events.publish("volume", "mount", mount.source, {
                 "container": container.id, "destination": mount.target, "driver": DRIVER,
                 "propagation": "", "read/write": "false" if mount.read_only else "true"})
@@ -219,6 +229,7 @@ class VolumeStore:
         if volume.claim:
             await self._cluster.delete_object(kube.CLAIMS, volume.claim)
         self._volumes.pop(volume.name, None)
+        self._used.discard(volume.name)
 
     async def prune(self, selects: Callable[[Volume], bool]) -> list[Volume]:
         """Remove the volumes no container mounts that `selects` picks; those removed.

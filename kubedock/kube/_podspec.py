@@ -118,6 +118,9 @@ class MountSpec:
     sub_path: str = ""
     read_only: bool = False
     claim: str = ""
+    # A volume the init container fills first, with what the image holds at `target`; it
+    # mounts the volume at `seed_directory(index)` of its data directory.
+    seeded: bool = False
 
 
 @attrs.frozen
@@ -162,7 +165,13 @@ class ContainerSpec:
     @property
     def needs_setup(self) -> bool:
         """Whether the pod has the init container `setup`, which waits for a tar stream."""
-        return any(mount.kind == "copy" for mount in self.mounts)
+        return any(mount.kind == "copy" or mount.seeded for mount in self.mounts)
+
+
+def seed_directory(index: int) -> str:
+    """Where the init container mounts the volume of mount `index` that it fills, within its
+    data directory (also the names of the entries meant for it in the tar stream)."""
+    return f"v{index}"
 
 
 def is_valid_label_key(key: str) -> bool:
@@ -494,6 +503,7 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
     main = pod_spec["containers"][0]
     mounts = list(main.get("volumeMounts") or [])
     sidecars: list[dict[str, Any]] = []
+    seeded: list[dict[str, Any]] = []
     for index, mount in enumerate(spec.mounts):
         entry: dict[str, Any] = {"mountPath": mount.target, "readOnly": mount.read_only}
         if mount.kind == "copy":
@@ -517,6 +527,9 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             entry["name"] = f"kd-volume-{index}"
             empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}
             volumes.append({"name": entry["name"], "emptyDir": empty_dir})
+        if mount.seeded:
+            seeded.append({**{k: v for k, v in entry.items() if k != "readOnly"},
+                           "mountPath": posixpath.join(DATA_DIR, seed_directory(index))})
         mounts.append(entry)
     if spec.needs_setup:
         if not settings.init_image:
@@ -532,7 +545,7 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             # kubedock attaches and streams one tar; the program ends at the tar's end.
             "stdin": True,
             "stdinOnce": True,
-            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}, tools],
+            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}, tools, *seeded],
         }
         pull_policy = _pull_policy(settings.pull_policy)
         if pull_policy:
