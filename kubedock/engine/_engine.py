@@ -37,6 +37,7 @@ from ._errors import (
 from ._events import EventBus
 from ._exec import Exec, ExecConfig, ExecStore, claim_exec, run_exec
 from ._images import ImageStore, parse_reference
+from ._init import signal_argv
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
@@ -1012,6 +1013,7 @@ class Engine:
             dns_names=self.dns_names(container),
             network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
             offline=self._offline(container),
+            shared_process_namespace=config.init,
             mounts=mount_specs(container, self.archives.staged(container),
                                self.volumes.claim_of),
             annotations={
@@ -1045,7 +1047,7 @@ class Engine:
     async def _signal_in_container(self, container: Container, pod_name: str,
                                    name: str) -> None:
         """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
-        argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
+        argv = signal_argv(container.config, name)
         with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
             try:
                 async with self.cluster.exec(

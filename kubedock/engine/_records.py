@@ -112,6 +112,9 @@ class ContainerConfig:
     console_size: tuple[int, int] | None = None
     extra_hosts: tuple[tuple[str, str], ...] = ()
     auto_remove: bool = False
+    # Docker's --init: a process that reaps zombies and passes signals on runs as PID 1. In a
+    # pod sharing one process namespace, that is the pause process, and the command its child.
+    init: bool = False
     restart_policy: RestartPolicy = RestartPolicy()
     # HostConfig.Links on the default bridge: (linked container's id, alias).
     links: tuple[tuple[str, str], ...] = ()

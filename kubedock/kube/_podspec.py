@@ -154,6 +154,8 @@ class ContainerSpec:
     network_ids: tuple[str, ...] = ()
     # Docker's `--network none`: the pod keeps nothing but its loopback interface.
     offline: bool = False
+    # The pod's containers share one process namespace (Docker's --init: pause is PID 1).
+    shared_process_namespace: bool = False
     mounts: tuple[MountSpec, ...] = ()
     # kubedock's own annotations of the pod (what a restarted kubedock rebuilds the record from).
     annotations: Mapping[str, str] = attrs.field(factory=dict)
@@ -259,6 +261,8 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
         pod_spec["dnsConfig"] = copy.deepcopy(dict(settings.dns_config))
     if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
         pod_spec["hostname"] = spec.hostname.lower()
+    if spec.shared_process_namespace:
+        pod_spec["shareProcessNamespace"] = True
     if spec.offline:
         pod_spec["initContainers"] = [_offline_container(settings),
                                       *(pod_spec.get("initContainers") or [])]
