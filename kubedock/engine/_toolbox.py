@@ -18,6 +18,7 @@ import trio
 
 from .. import kube
 from ._errors import Conflict, EngineError
+from ._init import refuse_toolbox
 from ._records import Container
 
 # Pulling kubedock's image on a node that has never run it is the longest part.
@@ -81,6 +82,8 @@ class Toolbox:
                    stdout: bool = True, stderr: bool = True, tty: bool = False,
                    ) -> AsyncIterator[kube.ExecChannel]:
         """An exec session of `kubedock toolbox args...` beside `container`."""
+        if args[0] != "ps":  # a listing of the pod's processes is right with --init too
+            refuse_toolbox(container.config, _WHAT.get(args[0], args[0]))
         pod = await self.ensure(container)
         async with self._cluster.exec(pod, toolbox_argv(*args), stdin=stdin, stdout=stdout,
                                       stderr=stderr, tty=tty, container=kube.TOOLBOX) as channel:
@@ -132,6 +135,10 @@ class Toolbox:
             raise ToolboxFailed(f"ps: {err.strip()[-500:] or f'exit code {code}'}")
         result: dict[str, Any] = json.loads(out)
         return result
+
+
+_WHAT = {"archive": "copying files", "exec": "an exec as another user",
+         "signal": "delivering a signal"}
 
 
 def toolbox_argv(*args: str) -> list[str]:
