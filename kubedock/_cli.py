@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
     )
-    toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
+    toolbox.add_argument("words", nargs=argparse.REMAINDER,
+                         help="idle|archive|exec|signal|ps|udp-relay|echo ...")
     buildstep = commands.add_parser(
         "buildstep", help="(inside build sandbox pods) serve a build's requests on stdin: "
         "apply layers, run build steps, snapshot their changes")

@@ -18,6 +18,7 @@ from ..engine import (
     NotFound,
     WaitCondition,
     container_top,
+    with_anonymous_volumes,
 )
 from ._app import bind_policy, engine, request_body
 from ._create_body import log_config, parse_create, unsupported, with_image_defaults
@@ -56,7 +57,9 @@ async def create() -> tuple[Response, int]:
     if volumes_from:
         config = attrs.evolve(config, mounts=with_volumes_from(
             config.mounts, volumes_from, _mounts_of))
-    await engine().volumes.ensure(config.mounts)
+    config = attrs.evolve(config, mounts=with_anonymous_volumes(
+        config.mounts, config.image_config.volumes if config.image_config else ()))
+    await engine().volumes.ensure(config.mounts, announce=True)
     container = engine().create(name, config)
     if config.console_size:
         height, width = config.console_size
@@ -153,7 +156,8 @@ async def remove(ref: str) -> Response:
     if query_bool(request.args, "link"):
         raise unsupported("removing links", "a link lasts as long as the linking container")
     container = engine().get(ref)
-    await engine().remove(container, force=query_bool(request.args, "force"))
+    await engine().remove(container, force=query_bool(request.args, "force"),
+                          volumes=query_bool(request.args, "v"))
     return _no_content()
 
 

@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -115,6 +116,10 @@ class ImageSource(Protocol):
 
     async def delete(self, ref: ImageRef, credentials: Credentials | None) -> None:
         """Deletes a tag in its registry (Conflict when the registry allows no deletes)."""
+
+    def layer(self, image: ResolvedImage, digest: str
+              ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """One of the image's layers, as the registry streams it."""
 
 
 @attrs.define

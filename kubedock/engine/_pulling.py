@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,6 +63,14 @@ class RegistrySource:
         except httpx.HTTPError as error:
             raise PullFailed(f"pulling {ref.familiar}: {error}") from None
 
+
+    @contextlib.asynccontextmanager
+    async def layer(self, image: registry.ResolvedImage, digest: str
+                    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A layer of `image`, streamed from its registry; a registry that goes silent for
+        the registry timeout ends it."""
+        async with self._client.blob_stream(image.repository, digest) as chunks:
+            yield _bounded_by_silence(chunks, self._timeout)
 
     async def push(self, image: registry.ResolvedImage, target: ImageRef,
                    credentials: registry.Credentials | None
@@ -159,6 +168,17 @@ class RegistrySource:
             except (registry.RegistryError, registry.Unreachable):
                 pass
         return True  # unknown: the manifest's own error stands
+
+
+async def _bounded_by_silence(chunks: AsyncIterator[bytes], seconds: float
+                              ) -> AsyncIterator[bytes]:
+    while True:
+        with trio.fail_after(seconds):
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+        yield chunk
 
 
 def _docker_pull_error(ref: ImageRef, error: registry.RegistryError) -> Exception:

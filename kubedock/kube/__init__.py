@@ -60,6 +60,7 @@ from ._podspec import (
     network_annotations,
     pod_manifest,
     pod_name,
+    seed_directory,
 )
 from ._pre_pull import PrePullState, pre_pull_manifest, pre_pull_state
 from ._pull_secrets import (
@@ -154,6 +155,7 @@ __all__ = [
     "resize_patch",
     "resize_refusal",
     "resize_seen",
+    "seed_directory",
     "serve_heartbeat",
     "service_account_pull_secrets",
     "start_time",

@@ -33,6 +33,7 @@ from ._manifest import (
     select_from_index,
 )
 from ._save import SavedImage, archive_plan, check_layers_savable, stream_archive
+from ._subtree import SubtreeMerger
 
 __all__ = [
     "DOCKER_HUB",
@@ -47,6 +48,7 @@ __all__ = [
     "ResolvedImage",
     "SavedImage",
     "Silent",
+    "SubtreeMerger",
     "Unreachable",
     "archive_plan",
     "check_layers_savable",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
@@ -26,7 +28,9 @@ from ._manifest import (
 )
 
 DOCKER_HUB = "docker.io"
-_PIECE = 1 << 20
+# Streamed blobs are handed on in pieces of about this size: each piece costs a few hops
+# between tasks and threads downstream, whatever its size.
+_CHUNK = 256 * 1024
 _DOCKER_HUB_API = "https://registry-1.docker.io"
 
 
@@ -134,15 +138,16 @@ class RegistryClient:
             raise ManifestError(f"blob {digest} arrived with another digest")
         return response.content
 
-    async def blob_chunks(self, repository: Repository, digest: str, *,
-                          credentials: Credentials | None = None) -> AsyncIterator[bytes]:
-        """A blob's bytes in pieces of 1 MiB (fewer, larger writes downstream; the caller
-        checks the digest where it matters)."""
+    @contextlib.asynccontextmanager
+    async def blob_stream(self, repository: Repository, digest: str, *,
+                          credentials: Credentials | None = None
+                          ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A blob's bytes as they arrive; its last piece is followed by a `ManifestError`
+        when the whole has another digest."""
         response = await self._request("GET", repository, f"blobs/{digest}", "pull",
                                        credentials, stream=True)
         try:
-            async for chunk in response.aiter_bytes(_PIECE):
-                yield chunk
+            yield _checked(response.aiter_bytes(), digest)
         finally:
             await response.aclose()
 
@@ -310,6 +315,24 @@ class RegistryClient:
         except ValueError:
             token = None
         return f"Bearer {token}" if token else None
+
+
+async def _checked(chunks: AsyncIterator[bytes], digest: str) -> AsyncIterator[bytes]:
+    """`chunks` joined into pieces of about `_CHUNK`, hashed on the way."""
+    hashed = hashlib.sha256()
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        hashed.update(chunk)
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+    if f"sha256:{hashed.hexdigest()}" != digest:
+        raise ManifestError(f"blob {digest} arrived with another digest")
 
 
 def _registry_error(response: httpx.Response) -> RegistryError:

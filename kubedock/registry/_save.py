@@ -159,11 +159,17 @@ TAR_END = b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
 def check_layers_savable(plan: ArchivePlan) -> None:
-    """Refuses, before any byte goes out, layers kubedock cannot turn into tars."""
+    """Refuses, before any byte goes out, layers kubedock cannot turn into tars, and
+    uncompressed ones that are not what the config says (their digest is their diff_id)."""
     for _, member in plan.members:
-        if isinstance(member, Layer) and _compression(member.blob) not in ("", *_COMPRESSED):
+        if not isinstance(member, Layer):
+            continue
+        compression = _compression(member.blob)
+        if compression not in ("", *_COMPRESSED):
             raise ManifestError(f"layer {member.blob.digest} has media type "
                                 f"{member.blob.media_type}, which kubedock cannot decompress")
+        if not compression and member.blob.digest != member.diff_id:
+            raise _not_its_content(member)
 
 
 def _compression(blob: Descriptor) -> str:
@@ -177,8 +183,9 @@ def _compression(blob: Descriptor) -> str:
 
 async def stream_archive(client: RegistryClient, plan: ArchivePlan, *,
                          credentials: Credentials | None = None) -> AsyncIterator[bytes]:
-    """The archive's bytes; a layer whose content does not match its diff_id ends the stream
-    with ManifestError (nothing can be said once the answer has begun)."""
+    """The archive's bytes (`check_layers_savable` first); a layer whose content does not match
+    its digest ends the stream with ManifestError (nothing can be said once the answer has
+    begun)."""
     for name, member in plan.members:
         if member is None or isinstance(member, bytes):
             content = member or b""
@@ -186,12 +193,10 @@ async def stream_archive(client: RegistryClient, plan: ArchivePlan, *,
             continue
         if not _compression(member.blob):
             yield tar_header(name, member.blob.size, plan.mtime)
-            digest = hashlib.sha256()
-            async for chunk in client.blob_chunks(member.source, member.blob.digest,
-                                                  credentials=credentials):
-                digest.update(chunk)
-                yield chunk
-            _check(member, digest)
+            async with client.blob_stream(member.source, member.blob.digest,
+                                          credentials=credentials) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             yield tar_padding(member.blob.size)
             continue
         with tempfile.TemporaryFile() as spooled:
@@ -209,25 +214,26 @@ async def _decompress_into(client: RegistryClient, layer: Layer, file: IO[bytes]
     # wbits 47: a gzip or zlib stream, told by its header.
     decompressor = zlib.decompressobj(47)
     digest, size = hashlib.sha256(), 0
-    async for chunk in client.blob_chunks(layer.source, layer.blob.digest,
-                                          credentials=credentials):
-        data = chunk
-        while data:
-            try:
-                out = decompressor.decompress(data, _CHUNK)
-            except zlib.error as error:
-                raise ManifestError(f"layer {layer.blob.digest}: {error}") from None
-            data = decompressor.unconsumed_tail
-            digest.update(out)
-            size += len(out)
-            await trio.to_thread.run_sync(file.write, out)
-            if decompressor.eof:
-                break
-    _check(layer, digest)
+    async with client.blob_stream(layer.source, layer.blob.digest,
+                                  credentials=credentials) as chunks:
+        async for chunk in chunks:
+            data = chunk
+            while data:
+                try:
+                    out = decompressor.decompress(data, _CHUNK)
+                except zlib.error as error:
+                    raise ManifestError(f"layer {layer.blob.digest}: {error}") from None
+                data = decompressor.unconsumed_tail
+                digest.update(out)
+                size += len(out)
+                await trio.to_thread.run_sync(file.write, out)
+                if decompressor.eof:
+                    break
+    if f"sha256:{digest.hexdigest()}" != layer.diff_id:
+        raise _not_its_content(layer)
     return size
 
 
-def _check(layer: Layer, digest: hashlib._Hash) -> None:
-    if f"sha256:{digest.hexdigest()}" != layer.diff_id:
-        raise ManifestError(f"layer {layer.blob.digest} does not hold the content of "
-                            f"{layer.diff_id}")
+def _not_its_content(layer: Layer) -> ManifestError:
+    return ManifestError(f"layer {layer.blob.digest} does not hold the content of "
+                         f"{layer.diff_id}")
