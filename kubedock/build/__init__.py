@@ -1,9 +1,32 @@
 """`docker build`: the Dockerfile interpreted by kubedock, `RUN` executed in a sandbox pod."""
 
+from ._builder import (
+    BaseImage,
+    Builder,
+    BuildFailed,
+    BuildOptions,
+    BuiltImage,
+    ImageAccess,
+    Layer,
+    LayerCache,
+)
+from ._context import BuildContext
+from ._dockerfile import DockerfileError, parse_dockerfile
 from ._sandbox import Sandbox, SandboxFactory, StepCommand
 
 __all__ = [
+    "BaseImage",
+    "BuildContext",
+    "BuildFailed",
+    "BuildOptions",
+    "Builder",
+    "BuiltImage",
+    "DockerfileError",
+    "ImageAccess",
+    "Layer",
+    "LayerCache",
     "Sandbox",
     "SandboxFactory",
     "StepCommand",
+    "parse_dockerfile",
 ]
