@@ -12,6 +12,7 @@ from ._builder import (
 )
 from ._context import BuildContext
 from ._dockerfile import DockerfileError, parse_dockerfile
+from ._images import RegistryImages
 from ._sandbox import Sandbox, SandboxFactory, StepCommand
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ImageAccess",
     "Layer",
     "LayerCache",
+    "RegistryImages",
     "Sandbox",
     "SandboxFactory",
     "StepCommand",

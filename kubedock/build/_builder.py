@@ -9,11 +9,14 @@ the context gives: a rebuild of an unchanged Dockerfile runs nothing.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import hashlib
 import json
 import posixpath
 import re
+import shutil
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -24,12 +27,11 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from ._context import BuildContext, ContextError, CopyOptions, digest_file, is_url
+from ._context import BuildContext, ContextError, CopyOptions, digest_file, file_chunks, is_url
 from ._dockerfile import KNOWN, Dockerfile, DockerfileError, Instruction, split_pairs
 from ._sandbox import Sandbox, SandboxFactory, StepCommand
 from ._words import SubstitutionError, expand_word, expand_words
 
-_CHUNK = 1 << 20
 UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -90,7 +92,6 @@ class BuildOptions:
     target: str = ""
     no_cache: bool = False
     pull: bool = False
-    quiet: bool = False
 
 
 @attrs.define
@@ -103,12 +104,11 @@ class _State:
 
 
 class LayerCache:
-    """Step results by cache key, and the layer files they name (one directory per kubedock
-    instance; it goes with the process)."""
+    """Step results by cache key, and the layer files they name: one directory per kubedock
+    instance, made at the first layer and removed when the process exits."""
 
     def __init__(self) -> None:
-        self._directory = tempfile.TemporaryDirectory(prefix="kubedock-build-")
-        self.directory = Path(self._directory.name)
+        self._directory: Path | None = None
         self._steps: dict[str, _State] = {}
 
     def get(self, key: str) -> _State | None:
@@ -119,10 +119,20 @@ class LayerCache:
         self._steps[state.key] = copy.deepcopy(state)
 
     def new_layer_path(self) -> Path:
-        return Path(tempfile.mkstemp(dir=self.directory, suffix=".tar")[1])
+        if self._directory is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="kubedock-build-"))
+            atexit.register(shutil.rmtree, self._directory, True)
+        return Path(tempfile.mkstemp(dir=self._directory, suffix=".tar")[1])
 
-    def close(self) -> None:
-        self._directory.cleanup()
+    def clear(self) -> int:
+        """Forgets every step and removes the layer files; the bytes freed."""
+        freed = 0
+        if self._directory is not None:
+            freed = sum(path.stat().st_size for path in self._directory.iterdir())
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+        self._steps.clear()
+        return freed
 
 
 Emit = Callable[[str], Awaitable[None]]
@@ -192,6 +202,11 @@ class Builder:
             await self._emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
                              "consumed\n")
         return BuiltImage(_image_id(document), config_bytes(document), tuple(state.layers))
+
+    def check(self) -> None:
+        """What can be refused before anything is built (Docker answers it as an error
+        response, not in the build's output)."""
+        self._stages_to_build()
 
     def _stages_to_build(self) -> tuple[list[Instruction], list[list[Instruction]]]:
         global_args: list[Instruction] = []
@@ -501,8 +516,7 @@ class Builder:
         await self._emit(" ---> Running in kubedock-build\n")
 
         async def output(data: bytes) -> None:
-            if not self._options.quiet:
-                await self._emit(data.decode("utf-8", "replace"))
+            await self._emit(data.decode("utf-8", "replace"))
 
         code = await sandbox.run(command, output)
         if code != 0:
@@ -549,24 +563,9 @@ class Builder:
         return _file_content(layer.path)
 
 
-class _FileContent:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    async def __aenter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        async with await trio.open_file(self._path, "rb") as file:
-            while chunk := await file.read(_CHUNK):
-                yield chunk
-
-
-def _file_content(path: Path) -> AbstractAsyncContextManager[AsyncIterable[bytes]]:
-    return _FileContent(path)
+@contextlib.asynccontextmanager
+async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
+    yield file_chunks(path)
 
 
 def _stage_name(instruction: Instruction) -> str:

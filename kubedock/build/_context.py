@@ -8,11 +8,12 @@ import hashlib
 import posixpath
 import re
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import attrs
+import trio
 
 _CHUNK = 1 << 20
 
@@ -255,3 +256,9 @@ def digest_file(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await trio.open_file(path, "rb") as file:
+        while chunk := await file.read(_CHUNK):
+            yield chunk

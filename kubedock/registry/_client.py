@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -211,6 +212,18 @@ class RegistryClient:
         finally:
             await response.aclose()
         return True
+
+    @contextlib.asynccontextmanager
+    async def open_blob(self, repository: Repository, digest: str, *,
+                        credentials: Credentials | None = None
+                        ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A blob's content as the registry sends it, streamed (memory stays bounded)."""
+        response = await self._request("GET", repository, f"blobs/{digest}", "pull",
+                                       credentials, stream=True)
+        try:
+            yield response.aiter_bytes()
+        finally:
+            await response.aclose()
 
     async def _manifest(self, repository: Repository, reference: str,
                         credentials: Credentials | None) -> tuple[bytes, str]:

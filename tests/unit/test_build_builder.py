@@ -126,7 +126,7 @@ class Harness:
 def harness(tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(tmp_path)
     yield harness
-    harness.cache.close()
+    harness.cache.clear()
 
 
 def _config(built: BuiltImage) -> dict[str, Any]:
