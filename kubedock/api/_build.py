@@ -52,6 +52,7 @@ _HANDLED = frozenset({"dockerfile", "t", "q", "nocache", "rm", "forcerm", "pull"
 _NODES = registry.host_platform_of_this_machine()
 _CACHE_KEY = "KUBEDOCK_BUILD_CACHE"
 SANDBOXES_KEY = "KUBEDOCK_BUILD_SANDBOXES"
+UNTAGGED_REPOSITORY = "kubedock/untagged"
 
 
 def _json_object(name: str) -> dict[str, Any]:
@@ -158,7 +159,9 @@ async def build() -> Response:
         async with send:
             try:
                 built = await builder.build()
-                await images.store(built, tags)
+                # An untagged image is run by its id: the nodes pull it by a name of its own.
+                await images.store(built, tags or [parse_reference(
+                    f"{UNTAGGED_REPOSITORY}:{built.id[7:19]}")])
             except BuildFailed as error:
                 await _fail(error.message, error.code)
                 return

@@ -144,3 +144,13 @@ async def test_prune_forgets_the_cache(client: httpx.AsyncClient) -> None:
     assert pruned["SpaceReclaimed"] > 0
     again = _lines(await client.post("/build", content=context))
     assert {"stream": " ---> Using cache\n"} not in again
+
+
+async def test_an_untagged_build_runs_by_its_id(client: httpx.AsyncClient,
+                                                fake: FakeRegistry) -> None:
+    lines = _lines(await client.post("/build", content=_context(
+        {"Dockerfile": b"FROM busybox:1.36\nCMD [\"true\"]\n"})))
+    image_id = lines[-2]["aux"]["ID"]  # type: ignore[index]
+    assert lines[-1] == {"stream": f"Successfully built {image_id[7:19]}\n"}
+    assert (await client.get(f"/images/{image_id[7:19]}/json")).json()["Id"] == image_id
+    assert ("kubedock/untagged", image_id[7:19]) in fake.manifests

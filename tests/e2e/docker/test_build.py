@@ -1,0 +1,113 @@
+"""`docker build` end to end: the docker CLI (classic builder), docker-py and
+testcontainers-python against kubedock on the local cluster, the reference engine's classic
+builder as the spec of the image config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from kubedock_server import Kubedock, docker_cli
+
+pytestmark = pytest.mark.cluster
+
+NO_RUN = """\
+ARG BASE=busybox:1.36
+FROM $BASE
+ARG GREETING=hello
+ENV GREETING=$GREETING WHO=kubedock
+COPY greet.sh /app/
+WORKDIR /app
+EXPOSE 8080
+HEALTHCHECK --interval=5s --retries=2 CMD test -f /app/greet.sh
+LABEL built.by=test
+CMD ["sh", "/app/greet.sh"]
+"""
+GREET = b'echo "$GREETING from $WHO in $(pwd)"\n'
+COMPARED = ("Env", "Cmd", "Entrypoint", "ExposedPorts", "Healthcheck", "WorkingDir", "Labels",
+            "User")
+
+
+def _context(tmp_path: Path, dockerfile: str, files: dict[str, bytes]) -> Path:
+    tmp_path.joinpath("Dockerfile").write_text(dockerfile)
+    for name, data in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return tmp_path
+
+
+def _build(server: Kubedock, *args: str) -> tuple[int, str]:
+    done = docker_cli(server, "build", *args)
+    return done.returncode, done.stdout.decode() + done.stderr.decode()
+
+
+def _config(server: Kubedock, image: str) -> dict[str, Any]:
+    done = docker_cli(server, "image", "inspect", image)
+    assert done.returncode == 0, done.stderr
+    [document] = json.loads(done.stdout)
+    config: dict[str, Any] = document["Config"]
+    return {key: config.get(key) for key in COMPARED}
+
+
+def test_cli_build_without_run_gives_the_config_docker_gives_and_runs(
+        kubedock: Kubedock, docker_oracle: str, tmp_path: Path) -> None:
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    context = _context(tmp_path, NO_RUN, {"greet.sh": GREET})
+    code, output = _build(kubedock, "-t", "demo-norun:1", "--build-arg", "GREETING=hi",
+                          str(context))
+    assert code == 0, output
+    assert "Step 10/10 : CMD [\"sh\", \"/app/greet.sh\"]" in output
+    assert "Successfully tagged demo-norun:1" in output
+    code, expected = _build(oracle, "-t", "demo-norun:1", "--build-arg", "GREETING=hi",
+                            str(context))
+    assert code == 0, expected
+    assert _config(kubedock, "demo-norun:1") == _config(oracle, "demo-norun:1")
+    ran = docker_cli(kubedock, "run", "--rm", "demo-norun:1")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == b"hi from kubedock in /app\n"
+
+
+def test_a_rebuild_uses_the_cache(kubedock: Kubedock, tmp_path: Path) -> None:
+    context = _context(tmp_path, NO_RUN, {"greet.sh": GREET})
+    assert _build(kubedock, "-t", "demo-cache:1", str(context))[0] == 0
+    code, output = _build(kubedock, "-t", "demo-cache:1", str(context))
+    assert code == 0, output
+    assert output.count(" ---> Using cache") == 8
+
+
+def test_docker_py_builds_tagged_and_untagged_images(client: docker.DockerClient,
+                                                     tmp_path: Path) -> None:
+    context = _context(tmp_path, NO_RUN, {"greet.sh": GREET})
+    image, logs = client.images.build(path=str(context), tag="demo-py:1",
+                                      buildargs={"GREETING": "hey"})
+    assert any("Successfully tagged demo-py:1" in line.get("stream", "") for line in logs)
+    assert image.tags == ["demo-py:1"]
+    assert client.containers.run("demo-py:1", remove=True) == b"hey from kubedock in /app\n"
+    untagged, _ = client.images.build(path=str(context), buildargs={"GREETING": "yo"})
+    assert client.containers.run(untagged.id, remove=True) == b"yo from kubedock in /app\n"
+
+
+def test_testcontainers_python_builds_and_runs(kubedock: Kubedock, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.image import DockerImage
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    monkeypatch.setenv("DOCKER_HOST", kubedock.host)
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+    context = _context(tmp_path, NO_RUN, {"greet.sh": GREET + b"sleep 30\n"})
+    with DockerImage(path=str(context)) as image, \
+            DockerContainer(str(image)).waiting_for(
+                LogMessageWaitStrategy("hello from kubedock in /app")):
+        pass
+
+
+def test_refused_options_are_named(kubedock: Kubedock, tmp_path: Path) -> None:
+    context = _context(tmp_path, "FROM busybox:1.36\n", {})
+    code, output = _build(kubedock, "--memory", "64m", str(context))
+    assert code != 0
+    assert "build option memory=67108864 is not supported by kubedock's builder" in output
