@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the container this ephemeral container targets",
     )
     toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
+    buildstep = commands.add_parser(
+        "buildstep", help="(inside build sandbox pods) apply layers, run a build step, "
+        "snapshot its changes")
+    buildstep.add_argument("words", nargs=argparse.REMAINDER,
+                           help="STATE reset|apply|run JSON|snapshot")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",
@@ -181,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .podside import run_toolbox
 
         sys.exit(run_toolbox(args.words))
+    if args.command == "buildstep":
+        from .podside import run_buildstep
+
+        sys.exit(run_buildstep(args.words))
     if args.command == "dind":
         from .podside import run_dind
 

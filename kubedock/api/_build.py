@@ -9,7 +9,7 @@ import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any, BinaryIO
 
 import trio
@@ -24,8 +24,8 @@ from ..build import (
     DockerfileError,
     LayerCache,
     RegistryImages,
-    Sandbox,
     SandboxFactory,
+    open_sandbox,
     parse_dockerfile,
 )
 from ..engine import InvalidParameter, RegistrySource, parse_reference
@@ -51,7 +51,6 @@ _HANDLED = frozenset({"dockerfile", "t", "q", "nocache", "rm", "forcerm", "pull"
                       "labels", "target", "platform"})
 _NODES = registry.host_platform_of_this_machine()
 _CACHE_KEY = "KUBEDOCK_BUILD_CACHE"
-SANDBOXES_KEY = "KUBEDOCK_BUILD_SANDBOXES"
 UNTAGGED_REPOSITORY = "kubedock/untagged"
 
 
@@ -103,10 +102,6 @@ def _line(**document: Any) -> bytes:
     return json.dumps(document).encode() + b"\n"
 
 
-def _no_sandbox() -> AbstractAsyncContextManager[Sandbox]:
-    raise BuildFailed("RUN needs the build sandbox, which this kubedock does not have")
-
-
 @blueprint.route("/build", methods=["POST"])
 async def build() -> Response:
     options = _options()
@@ -120,7 +115,7 @@ async def build() -> Response:
         raise DockerError(501, "docker build needs a registry kubedock can push to")
     images = RegistryImages(engine().images, source.client)
     cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
-    sandboxes: SandboxFactory = current_app.config.get(SANDBOXES_KEY) or _no_sandbox
+    sandboxes: SandboxFactory = partial(open_sandbox, engine().cluster, engine().settings)
     spool = tempfile.TemporaryFile(prefix="kubedock-context-")  # noqa: SIM115 (body closes it)
     try:
         await _receive_context(spool)

@@ -13,7 +13,14 @@ from ._builder import (
 from ._context import BuildContext
 from ._dockerfile import DockerfileError, parse_dockerfile
 from ._images import RegistryImages
-from ._sandbox import Sandbox, SandboxFactory, StepCommand
+from ._sandbox import (
+    Sandbox,
+    SandboxFactory,
+    SandboxFailed,
+    StepCommand,
+    open_sandbox,
+    sandbox_pod,
+)
 
 __all__ = [
     "BaseImage",
@@ -29,6 +36,9 @@ __all__ = [
     "RegistryImages",
     "Sandbox",
     "SandboxFactory",
+    "SandboxFailed",
     "StepCommand",
+    "open_sandbox",
     "parse_dockerfile",
+    "sandbox_pod",
 ]

@@ -3,6 +3,7 @@ network, the Docker socket sidecar, the toolbox added to running pods, and the c
 with the server. Standard library only, so that these roles start fast."""
 
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
+from ._buildstep import run_buildstep
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
 from ._init import DATA_DIR, run_init
 from ._offline import run_offline
@@ -33,6 +34,7 @@ __all__ = [
     "relocate",
     "resolve_user",
     "run_archive",
+    "run_buildstep",
     "run_dind",
     "run_init",
     "run_offline",

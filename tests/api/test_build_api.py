@@ -99,7 +99,7 @@ async def test_quiet_prints_the_id_only(client: httpx.AsyncClient) -> None:
 async def test_a_run_without_a_sandbox_fails_in_the_stream(client: httpx.AsyncClient) -> None:
     lines = _lines(await client.post("/build", content=_context(
         {"Dockerfile": b"FROM busybox:1.36\nRUN true\n"})))
-    message = "RUN needs the build sandbox, which this kubedock does not have"
+    message = "RUN needs kubedock's own image (--initimage) for its sandbox"
     assert lines[-1] == {"errorDetail": {"code": 1, "message": message}, "error": message}
 
 
