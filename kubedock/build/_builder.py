@@ -16,6 +16,7 @@ import hashlib
 import json
 import posixpath
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -513,15 +514,16 @@ class Builder:
             await self._emit(" ---> Using cache\n")
             return cached
         sandbox = await self._prepared_sandbox(stage, state)
-        await self._emit(" ---> Running in kubedock-build\n")
+        step_id = secrets.token_hex(6)  # Docker names its step container here
+        await self._emit(f" ---> Running in {step_id}\n")
 
         async def output(data: bytes) -> None:
             await self._emit(data.decode("utf-8", "replace"))
 
         code = await sandbox.run(command, output)
         if code != 0:
-            shown = json.dumps(argv) if instruction.exec_form is not None else " ".join(argv)
-            raise BuildFailed(f"The command '{shown}' returned a non-zero code: {code}", code)
+            raise BuildFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
+                              code)
         path = self._cache.new_layer_path()
         async with await trio.open_file(path, "wb") as file:
 
@@ -538,7 +540,7 @@ class Builder:
         result = _State(document, [*state.layers, layer], key)
         self._cache.put(result)
         self._sandbox_holds = (stage, len(result.layers))
-        await self._emit("Removing intermediate container kubedock-build\n")
+        await self._emit(f"Removing intermediate container {step_id}\n")
         return result
 
     async def _prepared_sandbox(self, stage: int, state: _State) -> Sandbox:
