@@ -28,7 +28,15 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from ._context import BuildContext, ContextError, CopyOptions, digest_file, file_chunks, is_url
+from ._context import (
+    BuildContext,
+    ContextError,
+    CopyOptions,
+    LayerStack,
+    digest_file,
+    file_chunks,
+    is_url,
+)
 from ._dockerfile import KNOWN, Dockerfile, DockerfileError, Instruction, split_pairs
 from ._sandbox import Sandbox, SandboxFactory, StepCommand
 from ._words import SubstitutionError, expand_word, expand_words
@@ -120,10 +128,17 @@ class LayerCache:
         self._steps[state.key] = copy.deepcopy(state)
 
     def new_layer_path(self) -> Path:
+        return Path(tempfile.mkstemp(dir=self._ensure_directory(), suffix=".tar")[1])
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a downloaded base layer is kept."""
+        return self._ensure_directory() / f"blob-{digest.removeprefix('sha256:')}"
+
+    def _ensure_directory(self) -> Path:
         if self._directory is None:
             self._directory = Path(tempfile.mkdtemp(prefix="kubedock-build-"))
             atexit.register(shutil.rmtree, self._directory, True)
-        return Path(tempfile.mkstemp(dir=self._directory, suffix=".tar")[1])
+        return self._directory
 
     def clear(self) -> int:
         """Forgets every step and removes the layer files; the bytes freed."""
@@ -457,8 +472,17 @@ class Builder:
         if destination.endswith("/") and not absolute.endswith("/"):
             absolute += "/"
         path = self._cache.new_layer_path()
-        await trio.to_thread.run_sync(self._context.copy_layer, sources, absolute,
-                                      directory_known, options, path)
+        origin = instruction.flag("from")
+        if origin is None:
+            await trio.to_thread.run_sync(self._context.copy_layer, sources, absolute,
+                                          directory_known, options, path)
+        else:
+            stack = await self._stack(expand_word(origin, scope, escape))
+            try:
+                await trio.to_thread.run_sync(stack.copy_layer, sources, absolute,
+                                              directory_known, options, path)
+            finally:
+                stack.close()
         diff_id = await trio.to_thread.run_sync(digest_file, path)
         key = _key(state.key, instruction.keyword, options.mode, options.uid, options.gid,
                    diff_id)
@@ -475,12 +499,36 @@ class Builder:
         self._cache.put(result)
         return result
 
+    async def _stack(self, origin: str) -> LayerStack:
+        """The files of `COPY --from`: an earlier stage (by name or index), else an image."""
+        if origin.lower() in self._stages:
+            layers = self._stages[origin.lower()].layers
+        elif origin.isdigit() and int(origin) < len(self._stage_list):
+            layers = self._stage_list[int(origin)].layers
+        else:
+            layers = list((await self._images.base(origin, pull=self._options.pull)).layers)
+        paths = [await self._local(layer) for layer in layers]
+        return await trio.to_thread.run_sync(LayerStack, paths)
+
+    async def _local(self, layer: Layer) -> Path:
+        """A layer as a file: a base image's is downloaded once per instance."""
+        if layer.path is not None:
+            return layer.path
+        path = self._cache.blob_path(layer.digest)
+        if not path.exists():
+            partial = self._cache.new_layer_path()
+            async with self._images.open_layer(layer) as content, \
+                    await trio.open_file(partial, "wb") as file:
+                async for chunk in content:
+                    await file.write(chunk)
+            partial.rename(path)
+        return path
+
     def _copy_options(self, instruction: Instruction) -> CopyOptions:
         uid = gid = mode = None
         for flag, value in instruction.flags:
-            if flag == "from":
-                raise BuildFailed(f"{instruction.keyword.upper()} --from is not supported by "
-                                  "kubedock's builder yet")
+            if flag == "from" and instruction.keyword == "copy" and value:
+                continue
             if value is None:
                 raise BuildFailed(f"Missing a value on flag: {flag}")
             if flag == "chown":

@@ -10,7 +10,7 @@ import re
 import tarfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import attrs
 import trio
@@ -84,38 +84,18 @@ class CopyOptions:
     extract_archives: bool = False  # ADD
 
 
-class BuildContext:
-    """A context tar on disk, its members by clean path; one open file."""
+class FileTree:
+    """Files to copy from, as tar members by clean path: the build context, or the root
+    filesystem of a stage or an image."""
 
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self._tar = tarfile.open(fileobj=file, mode="r:*")  # noqa: SIM115 (closed by close())
-        members: dict[str, tarfile.TarInfo] = {}
-        for info in self._tar:
-            name = _clean(info.name)
-            if name:
-                members[name] = info
-        self._members = members
-        self._ignore: tuple[_Pattern, ...] = ()
+    _members: dict[str, tarfile.TarInfo]
+    _missing = "file not found in build context or excluded by .dockerignore: "
 
-    def close(self) -> None:
-        self._tar.close()
-
-    def read_text(self, path: str) -> str | None:
-        info = self._members.get(_clean(path))
-        if info is None or not info.isfile():
-            return None
-        extracted = self._tar.extractfile(info)
-        assert extracted is not None
-        return extracted.read().decode("utf-8", "replace")
-
-    def use_dockerignore(self) -> None:
-        text = self.read_text(".dockerignore")
-        self._ignore = parse_dockerignore(text) if text else ()
+    def _open(self, member: tarfile.TarInfo) -> IO[bytes] | None:
+        raise NotImplementedError
 
     def _visible(self) -> dict[str, tarfile.TarInfo]:
-        return {name: info for name, info in self._members.items()
-                if not ignored(self._ignore, name)}
+        return self._members
 
     def _matches(self, source: str, visible: dict[str, tarfile.TarInfo]) -> list[str]:
         cleaned = _clean(source)
@@ -141,9 +121,8 @@ class BuildContext:
         for source in sources:
             found = self._matches(source, visible)
             if not found:
-                raise ContextError(f"COPY failed: file not found in build context or excluded "
-                                   f"by .dockerignore: stat {_clean(source) or '.'}: file does "
-                                   "not exist")
+                raise ContextError(f"COPY failed: {self._missing}stat {_clean(source) or '.'}: "
+                                   "file does not exist")
             matched.extend(found)
         as_directory = (destination.endswith(("/", "/.")) or len(matched) > 1
                         or directory_known
@@ -178,7 +157,7 @@ class BuildContext:
                 yield visible[path], path[len(prefix):]
 
     def _is_archive(self, member: tarfile.TarInfo) -> bool:
-        extracted = self._tar.extractfile(member)
+        extracted = self._open(member)
         assert extracted is not None
         head = extracted.read(512)
         return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" \
@@ -228,7 +207,7 @@ class BuildContext:
                     source = member
                     if source is not None and source.islnk():
                         source = self._members.get(_clean(source.linkname))
-                    layer.addfile(info, self._tar.extractfile(source) if source else None)
+                    layer.addfile(info, self._open(source) if source else None)
                 else:
                     layer.addfile(info)
             for member, directory in archives:
@@ -237,7 +216,7 @@ class BuildContext:
     def _add_extracted(self, layer: tarfile.TarFile, member: tarfile.TarInfo,
                        directory: str) -> None:
         """ADD of a local archive: its entries under `directory`, streamed through."""
-        extracted = self._tar.extractfile(member)
+        extracted = self._open(member)
         assert extracted is not None
         with tarfile.open(fileobj=extracted, mode="r|*") as archive:
             for info in archive:
@@ -248,6 +227,75 @@ class BuildContext:
                 if info.islnk():
                     copy.linkname = _clean(posixpath.join(directory, info.linkname))
                 layer.addfile(copy, archive.extractfile(info) if info.isfile() else None)
+
+
+class BuildContext(FileTree):
+    """A context tar on disk, its members by clean path; one open file."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._tar = tarfile.open(fileobj=file, mode="r:*")  # noqa: SIM115 (closed by close())
+        self._members = {name: info for info in self._tar if (name := _clean(info.name))}
+        self._ignore: tuple[_Pattern, ...] = ()
+
+    def close(self) -> None:
+        self._tar.close()
+
+    def read_text(self, path: str) -> str | None:
+        info = self._members.get(_clean(path))
+        if info is None or not info.isfile():
+            return None
+        extracted = self._tar.extractfile(info)
+        assert extracted is not None
+        return extracted.read().decode("utf-8", "replace")
+
+    def use_dockerignore(self) -> None:
+        text = self.read_text(".dockerignore")
+        self._ignore = parse_dockerignore(text) if text else ()
+
+    def _visible(self) -> dict[str, tarfile.TarInfo]:
+        return {name: info for name, info in self._members.items()
+                if not ignored(self._ignore, name)}
+
+    def _open(self, member: tarfile.TarInfo) -> IO[bytes] | None:
+        return self._tar.extractfile(member)
+
+
+class LayerStack(FileTree):
+    """The root filesystem a stack of layer files makes, whiteouts applied; read in place."""
+
+    _missing = ""
+
+    def __init__(self, layers: Sequence[Path]) -> None:
+        self._tars = [tarfile.open(path, mode="r:*") for path in layers]  # noqa: SIM115
+        self._members = {}
+        self._owner: dict[int, tarfile.TarFile] = {}
+        for archive in self._tars:
+            for info in archive:
+                name = _clean(info.name)
+                directory, base = posixpath.split(name)
+                if base == ".wh..wh..opq":
+                    self._remove_under(directory)
+                elif base.startswith(".wh."):
+                    removed = posixpath.join(directory, base[4:])
+                    self._members.pop(removed, None)
+                    self._remove_under(removed)
+                elif name:
+                    if not info.isdir():
+                        self._remove_under(name)
+                    self._members[name] = info
+                    self._owner[id(info)] = archive
+
+    def _remove_under(self, directory: str) -> None:
+        prefix = directory + "/" if directory else ""
+        for name in [n for n in self._members if n.startswith(prefix)]:
+            del self._members[name]
+
+    def close(self) -> None:
+        for archive in self._tars:
+            archive.close()
+
+    def _open(self, member: tarfile.TarInfo) -> IO[bytes] | None:
+        return self._owner[id(member)].extractfile(member)
 
 
 def digest_file(path: Path) -> str:

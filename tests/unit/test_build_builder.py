@@ -34,6 +34,19 @@ BASE_LAYER = Layer("sha256:" + "b" * 64, "sha256:" + "c" * 64, 10,
                    "application/vnd.oci.image.layer.v1.tar+gzip", repository="library/busybox")
 
 
+def _base_tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in {"etc/os": b"base", "etc/gone": b"x", "bin/tool": b"t"}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+BASE_TAR = _base_tar()
+
+
 class FakeImages:
     def __init__(self) -> None:
         self.asked: list[tuple[str, bool]] = []
@@ -47,12 +60,13 @@ class FakeImages:
     @contextlib.asynccontextmanager
     async def open_layer(self, layer: Layer) -> AsyncIterator[AsyncIterable[bytes]]:
         async def chunks() -> AsyncIterator[bytes]:
-            yield b"base layer"
+            yield BASE_TAR
         yield chunks()
 
 
 class FakeSandbox:
-    def __init__(self, log: list[Any], exit_code: int) -> None:
+    def __init__(self, log: list[Any], exit_code: int, extra: dict[str, bytes]) -> None:
+        self.extra = extra
         self.log = log
         self.exit_code = exit_code
         self.runs = 0
@@ -70,7 +84,7 @@ class FakeSandbox:
         return self.exit_code
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        await sink(_tar({f"ran-{self.runs}": b"x"}))
+        await sink(_tar({f"ran-{self.runs}": b"x", **self.extra}))
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -91,13 +105,14 @@ class Harness:
         self.log: list[Any] = []
         self.opened = 0
         self.exit_code = 0
+        self.snapshot_extra: dict[str, bytes] = {}
 
     @contextlib.asynccontextmanager
     async def sandboxes(self) -> AsyncIterator[FakeSandbox]:
         self.opened += 1
         self.log.append("open")
         try:
-            yield FakeSandbox(self.log, self.exit_code)
+            yield FakeSandbox(self.log, self.exit_code, self.snapshot_extra)
         finally:
             self.log.append("close")
 
@@ -199,7 +214,7 @@ async def test_run_opens_the_sandbox_applies_the_layers_and_keeps_a_snapshot(
     built, output = await harness.build(
         "FROM busybox:1.36\nARG V=1\nENV E=2\nCOPY a.txt /\nUSER 7\nRUN echo $V\n"
         "RUN [\"true\"]\n", {"a.txt": b"a"})
-    assert harness.log[:4] == ["open", "reset", ("apply", b"base layer"), harness.log[3]]
+    assert harness.log[:4] == ["open", "reset", ("apply", BASE_TAR[:10]), harness.log[3]]
     commands = [entry[1] for entry in harness.log if entry[0] == "run"]
     assert commands[0] == StepCommand(("/bin/sh", "-c", "echo $V"),
                                       (("V", "1"), ("PATH", "/bin"), ("E", "2")), "7", "/")
@@ -257,7 +272,8 @@ async def test_entrypoint_resets_an_inherited_cmd(harness: Harness) -> None:
 @pytest.mark.parametrize(("dockerfile", "message"), [
     ("FROM --platform=linux/arm64 x\n", "FROM --platform is not supported"),
     ("FROM x\nADD http://example.invalid/a /\n", "ADD from a URL is not supported"),
-    ("FROM x\nCOPY --from=other a /\n", "COPY --from is not supported"),
+    ("FROM x\nCOPY --from=nosuch a /\n", "pull access denied for nosuch"),
+    ("FROM x\nADD --from=x a /\n", "Unknown flag: from"),
     ("FROM x\nRUN --mount=type=cache,target=/c true\n", "RUN --mount is not supported"),
     ("FROM x\nFOO bar\n", "unknown instruction: FOO"),
     ("ENV A=1\nFROM x\n", "Please provide a source image with `from` prior to commit"),
@@ -268,3 +284,19 @@ async def test_what_cannot_be_built_is_refused_by_name(harness: Harness, dockerf
                                                        message: str) -> None:
     with pytest.raises(BuildFailed, match=message.replace("(", r"\(")):
         await harness.build(dockerfile)
+
+
+async def test_copy_from_a_stage_reads_its_layers_whiteouts_applied(harness: Harness) -> None:
+    # The sandbox's snapshot of the first RUN deletes etc/gone and adds ran-1.
+    harness.snapshot_extra = {"etc/.wh.gone": b""}
+    built, _ = await harness.build(
+        "FROM busybox:1.36 AS builder\nRUN make\n"
+        "FROM scratch\nCOPY --from=builder /etc /copied/\nCOPY --from=0 ran-1 /\n"
+        "COPY --from=busybox:1.36 /bin/tool /t\n")
+    layers = [layer.path for layer in built.layers]
+    names = []
+    for path in layers:
+        assert path is not None
+        with tarfile.open(path) as layer:
+            names.append([m.name for m in layer.getmembers()])
+    assert names == [["copied", "copied/os"], ["ran-1"], ["t"]]
