@@ -5,6 +5,8 @@ builder as the spec of the image config."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,99 @@ def test_refused_options_are_named(kubedock: Kubedock, tmp_path: Path) -> None:
     code, output = _build(kubedock, "--memory", "64m", str(context))
     assert code != 0
     assert "build option memory=67108864 is not supported by kubedock's builder" in output
+
+
+DEMO = """\
+FROM busybox:1.36
+ARG GREETING=hello
+COPY greet.sh /app/
+RUN echo "built with $GREETING" > /app/built.txt && chmod 755 /app/greet.sh
+ENV WHO=kubedock
+EXPOSE 8080
+HEALTHCHECK --interval=5s CMD test -f /app/built.txt
+CMD ["sh", "-c", "cat /app/built.txt; /app/greet.sh"]
+"""
+DEMO_GREET = b'#!/bin/sh\necho "greetings from $WHO"\n'
+
+
+def _sandbox_pods(kubedock: Kubedock, cluster: Any) -> list[str]:
+    """The build sandbox pods of the module's kubedock."""
+    pods = json.loads(cluster.kubectl("-n", kubedock.namespace, "get", "pods", "-o",
+                                      "json").stdout)["items"]
+    return [pod["metadata"]["name"] for pod in pods
+            if pod["metadata"]["name"].startswith("kubedock-build-")]
+
+
+def test_run_builds_what_the_dockerfile_says(kubedock: Kubedock, cluster: Any,
+                                              tmp_path: Path) -> None:
+    context = _context(tmp_path, DEMO, {"greet.sh": DEMO_GREET})
+    code, output = _build(kubedock, "-t", "demo:1", "--build-arg", "GREETING=hi",
+                          str(context))
+    assert code == 0, output
+    ran = docker_cli(kubedock, "run", "--rm", "demo:1")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == b"built with hi\ngreetings from kubedock\n"
+    config = _config(kubedock, "demo:1")
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+    assert config["Healthcheck"]["Test"] == ["CMD-SHELL", "test -f /app/built.txt"]
+    assert "WHO=kubedock" in config["Env"]
+    assert _sandbox_pods(kubedock, cluster) == []
+    started = time.monotonic()
+    code, output = _build(kubedock, "-t", "demo:1", "--build-arg", "GREETING=hi",
+                          str(context))
+    assert code == 0 and output.count(" ---> Using cache") == 7, output
+    assert time.monotonic() - started < 10
+
+
+def test_multi_stage_with_target(kubedock: Kubedock, tmp_path: Path) -> None:
+    context = _context(tmp_path, """\
+FROM busybox:1.36 AS base
+RUN echo base > /stage
+FROM base AS test
+RUN echo test >> /stage
+CMD ["cat", "/stage"]
+FROM busybox:1.36 AS final
+CMD ["echo", "final"]
+""", {})
+    code, output = _build(kubedock, "-t", "staged:test", "--target", "test", str(context))
+    assert code == 0, output
+    assert "Step 5/5" in output
+    ran = docker_cli(kubedock, "run", "--rm", "staged:test")
+    assert ran.stdout == b"base\ntest\n", ran.stderr
+
+
+def test_a_failing_run_fails_the_build_with_its_output(
+        kubedock: Kubedock, cluster: Any, docker_oracle: str, tmp_path: Path) -> None:
+    context = _context(tmp_path, "FROM busybox:1.36\nRUN echo going wrong; exit 3\n", {})
+    code, output = _build(kubedock, str(context))
+    assert code == 3  # the step's exit code, as the docker CLI exits with Docker's too
+    assert "going wrong" in output
+    assert "The command '/bin/sh -c echo going wrong; exit 3' returned a non-zero code: 3" \
+        in output
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    expected_code, expected = _build(oracle, str(context))
+    assert expected_code == code
+    assert expected.splitlines()[-1] == output.splitlines()[-1]
+    assert _sandbox_pods(kubedock, cluster) == []
+
+
+def test_a_client_that_goes_away_leaves_no_pod(kubedock: Kubedock, cluster: Any,
+                                               tmp_path: Path) -> None:
+    context = _context(tmp_path, "FROM busybox:1.36\nRUN echo started; sleep 300\n", {})
+    process = subprocess.Popen(["docker", "build", "--no-cache", str(context)],
+                               env=kubedock.env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    with process.stdout:
+        try:
+            for line in process.stdout:
+                if line.strip() == b"started":  # the step runs
+                    break
+            assert _sandbox_pods(kubedock, cluster) != []
+        finally:
+            process.kill()
+            process.wait()
+    deadline = time.monotonic() + 60
+    while _sandbox_pods(kubedock, cluster) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _sandbox_pods(kubedock, cluster) == []
