@@ -204,6 +204,8 @@ class Builder:
         self._sandbox: Sandbox | None = None
         self._sandbox_holds: tuple[int, int] | None = None  # (stage index, layers applied)
         self._used_args: set[str] = set()
+        # ENTRYPOINT clears the CMD a stage inherited, not one it set itself (as Docker).
+        self._cmd_set_in_stage = False
         self._exit = AsyncExitStack()
 
     async def build(self) -> BuiltImage:
@@ -397,8 +399,6 @@ class Builder:
         if keyword == "maintainer":
             return text, lambda c: None
         raise BuildFailed(f"{keyword.upper()} is not supported by kubedock's builder")
-
-    _cmd_set_in_stage = False
 
     def _command(self, instruction: Instruction, config: Mapping[str, Any]) -> list[str]:
         if instruction.exec_form is not None:
