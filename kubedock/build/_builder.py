@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from ..podside._users import UserError, resolve_user
 from ._context import (
     BuildContext,
     ContextError,
@@ -454,7 +455,7 @@ class Builder:
                     scope: Mapping[str, str]) -> _State:
         keyword = instruction.keyword.upper()
         escape = self._dockerfile.escape
-        options = self._copy_options(instruction)
+        options = await self._copy_options(instruction, state)
         words = list(instruction.exec_form) if instruction.exec_form is not None \
             else expand_words(instruction.text, scope, escape)
         if len(words) < 2:
@@ -507,6 +508,9 @@ class Builder:
             layers = self._stage_list[int(origin)].layers
         else:
             layers = list((await self._images.base(origin, pull=self._options.pull)).layers)
+        return await self._stack_of(layers)
+
+    async def _stack_of(self, layers: Sequence[Layer]) -> LayerStack:
         paths = [await self._local(layer) for layer in layers]
         return await trio.to_thread.run_sync(LayerStack, paths)
 
@@ -524,7 +528,7 @@ class Builder:
             partial.rename(path)
         return path
 
-    def _copy_options(self, instruction: Instruction) -> CopyOptions:
+    async def _copy_options(self, instruction: Instruction, state: _State) -> CopyOptions:
         uid = gid = mode = None
         for flag, value in instruction.flags:
             if flag == "from" and instruction.keyword == "copy" and value:
@@ -532,11 +536,7 @@ class Builder:
             if value is None:
                 raise BuildFailed(f"Missing a value on flag: {flag}")
             if flag == "chown":
-                user, _, group = value.partition(":")
-                if not user.isdigit() or (group and not group.isdigit()):
-                    raise BuildFailed("--chown with user or group names is not supported by "
-                                      "kubedock's builder (use numeric ids)")
-                uid, gid = int(user), int(group) if group else int(user)
+                uid, gid = await self._owner(value, state)
             elif flag == "chmod":
                 try:
                     mode = int(value, 8)
@@ -545,6 +545,24 @@ class Builder:
             else:
                 raise BuildFailed(f"Unknown flag: {flag}")
         return CopyOptions(uid, gid, mode, extract_archives=instruction.keyword == "add")
+
+    async def _owner(self, spec: str, state: _State) -> tuple[int, int]:
+        """`--chown` ids; names are looked up in the stage's /etc/passwd and /etc/group.
+        Without a group the gid is the uid, as Docker has it."""
+        user, _, group = spec.partition(":")
+        if user.isdigit() and (not group or group.isdigit()):
+            return int(user), int(group or user)
+        stack = await self._stack_of(state.layers)
+        try:
+            passwd, groups = stack.read_text("etc/passwd"), stack.read_text("etc/group")
+        finally:
+            stack.close()
+        try:
+            resolved = resolve_user(spec, passwd, groups)
+        except UserError as error:
+            raise BuildFailed(f"unable to convert uid/gid chown string to host mapping: "
+                              f"{error}") from None
+        return resolved.uid, resolved.gid if group else resolved.uid
 
     async def _run_step(self, stage: int, state: _State, instruction: Instruction,
                         args: Mapping[str, str], env: Mapping[str, str]) -> _State:

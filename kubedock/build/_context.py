@@ -97,6 +97,12 @@ class FileTree:
     def _visible(self) -> dict[str, tarfile.TarInfo]:
         return self._members
 
+    def read_text(self, path: str) -> str | None:
+        """A small text file (a Dockerfile, /etc/passwd); None when there is none."""
+        info = self._members.get(_clean(path))
+        extracted = self._open(info) if info is not None and info.isfile() else None
+        return extracted.read().decode("utf-8", "replace") if extracted is not None else None
+
     def _matches(self, source: str, visible: dict[str, tarfile.TarInfo]) -> list[str]:
         cleaned = _clean(source)
         if not cleaned:
@@ -239,14 +245,6 @@ class BuildContext(FileTree):
 
     def close(self) -> None:
         self._tar.close()
-
-    def read_text(self, path: str) -> str | None:
-        info = self._members.get(_clean(path))
-        if info is None or not info.isfile():
-            return None
-        extracted = self._tar.extractfile(info)
-        assert extracted is not None
-        return extracted.read().decode("utf-8", "replace")
 
     def use_dockerignore(self) -> None:
         text = self.read_text(".dockerignore")

@@ -37,7 +37,9 @@ BASE_LAYER = Layer("sha256:" + "b" * 64, "sha256:" + "c" * 64, 10,
 def _base_tar() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in {"etc/os": b"base", "etc/gone": b"x", "bin/tool": b"t"}.items():
+        for name, data in {"etc/os": b"base", "etc/gone": b"x", "bin/tool": b"t",
+                           "etc/passwd": b"app:x:1000:1001::/home/app:/bin/sh\n",
+                           "etc/group": b"staff:x:50:\n"}.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755
             archive.addfile(info, io.BytesIO(data))
@@ -299,4 +301,21 @@ async def test_copy_from_a_stage_reads_its_layers_whiteouts_applied(harness: Har
         assert path is not None
         with tarfile.open(path) as layer:
             names.append([m.name for m in layer.getmembers()])
-    assert names == [["copied", "copied/os"], ["ran-1"], ["t"]]
+    assert names == [["copied", "copied/group", "copied/os", "copied/passwd"], ["ran-1"], ["t"]]
+
+
+@pytest.mark.parametrize(("chown", "owner"), [("app", (1000, 1000)), ("app:staff", (1000, 50)),
+                                              ("7:staff", (7, 50)), ("7", (7, 7))])
+async def test_chown_names_are_the_stage_s(harness: Harness, chown: str,
+                                           owner: tuple[int, int]) -> None:
+    built, _ = await harness.build(f"FROM busybox:1.36\nCOPY --chown={chown} a /\n",
+                                   {"a": b"a"})
+    assert built.layers[1].path is not None
+    with tarfile.open(built.layers[1].path) as layer:
+        [member] = layer.getmembers()
+    assert (member.uid, member.gid) == owner
+
+
+async def test_chown_of_an_unknown_user_fails(harness: Harness) -> None:
+    with pytest.raises(BuildFailed, match="unable to find user nobody"):
+        await harness.build("FROM busybox:1.36\nCOPY --chown=nobody a /\n", {"a": b"a"})
