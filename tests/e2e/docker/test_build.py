@@ -29,8 +29,26 @@ LABEL built.by=test
 CMD ["sh", "/app/greet.sh"]
 """
 GREET = b'echo "$GREETING from $WHO in $(pwd)"\n'
+EDGES = """\
+FROM busybox:1.36
+ENV legacy value with  spaces
+ENV A=1 \\
+    B="x y"
+LABEL "k 1"="v 1" k2=v2
+EXPOSE 80/udp 443
+VOLUME ["/data"]
+VOLUME /a /b
+STOPSIGNAL SIGINT
+USER 1000:1000
+WORKDIR /w
+WORKDIR sub/$A
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/bin/echo"]
+CMD echo $B
+HEALTHCHECK --interval=1m30s --timeout=3s --start-period=2s --retries=3 CMD ["true"]
+"""
 COMPARED = ("Env", "Cmd", "Entrypoint", "ExposedPorts", "Healthcheck", "WorkingDir", "Labels",
-            "User")
+            "User", "Volumes", "StopSignal", "Shell", "OnBuild")
 
 
 def _context(tmp_path: Path, dockerfile: str, files: dict[str, bytes]) -> Path:
@@ -40,6 +58,16 @@ def _context(tmp_path: Path, dockerfile: str, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return tmp_path
+
+
+def test_config_instructions_give_the_config_docker_gives(
+        kubedock: Kubedock, docker_oracle: str, tmp_path: Path) -> None:
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    context = _context(tmp_path, EDGES, {})
+    for server in (kubedock, oracle):
+        code, output = _build(server, "-t", "edges:1", str(context))
+        assert code == 0, output
+    assert _config(kubedock, "edges:1") == _config(oracle, "edges:1")
 
 
 def _build(server: Kubedock, *args: str) -> tuple[int, str]:
