@@ -120,10 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
     buildstep = commands.add_parser(
-        "buildstep", help="(inside build sandbox pods) apply layers, run a build step, "
-        "snapshot its changes")
-    buildstep.add_argument("words", nargs=argparse.REMAINDER,
-                           help="STATE reset|apply|run JSON|snapshot")
+        "buildstep", help="(inside build sandbox pods) serve a build's requests on stdin: "
+        "apply layers, run build steps, snapshot their changes")
+    buildstep.add_argument("words", nargs=argparse.REMAINDER, help="STATE serve")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",

@@ -4,15 +4,14 @@ A sandbox holds one stage's root filesystem. Layers are applied onto it, a comma
 chrooted in it, and a snapshot returns what changed since the last layer, snapshot or reset as
 a new layer. Only `RUN` needs it; everything else a build does is computed by kubedock itself.
 
-The real one is a pod of kubedock's own image, each operation an exec of `kubedock buildstep`
-there (see `kubedock.podside._buildstep`), with layers on its stdin and snapshots on its
-stdout.
+The real one is a pod of kubedock's own image; one exec session of `kubedock buildstep ...
+serve` there carries every operation (see `kubedock.podside._buildstep`), so that each costs a
+round trip rather than the start of kubedock's program in the pod.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -24,6 +23,7 @@ import trio
 
 from .. import kube
 from ..engine import EngineError, Unsupported
+from ..podside import buildwire
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ async def open_sandbox(cluster: kube.ClusterBoundary,
         yield sandbox
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(_DELETE_SECONDS):
-            await sandbox.delete()
+            await sandbox.close()
 
 
 def sandbox_pod(settings: kube.PodSettings, sandbox_id: str) -> dict[str, Any]:
@@ -113,77 +113,115 @@ class _PodSandbox:
         self._cluster = cluster
         self._settings = settings
         self._pod: str | None = None
-        self._creating = trio.Lock()
+        self._session: kube.ExecChannel | None = None
+        self._closing = contextlib.AsyncExitStack()
+        self._frames = buildwire.FrameReader()
+        self._errors = bytearray()  # what kubedock's program in the pod said on stderr
+        self._lock = trio.Lock()
+        # Why nothing more can be asked: an operation cut short left the session mid-way, or
+        # the session ended.
+        self._broken: str | None = None
 
     async def reset(self) -> None:
         if self._pod is not None:  # a new pod's root is empty already
-            await self._call("reset")
+            await self._operate("reset")
 
     async def apply_layer(self, source: AsyncIterable[bytes]) -> None:
-        async def send(channel: kube.ExecChannel) -> None:
-            # A session that ended early is reported by its exit code and what it said.
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                async for chunk in source:
-                    await channel.send_stdin(chunk)
-                await channel.close_stdin()
-
-        await self._call("apply", send=send)
+        await self._operate("apply", layer=source)
 
     async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
-        step = json.dumps({"argv": command.argv, "env": command.env, "user": command.user,
-                           "workdir": command.workdir})
-        pod = await self._ensure_pod()
-        async with self._cluster.exec(pod, _buildstep_argv("run", step)) as channel:
-            while (message := await channel.receive()) is not None:
-                await output(message[1])
-        if channel.exit_code is None:
-            raise SandboxFailed(f"build step ended without an exit code: "
-                                f"{channel.status_message or 'connection lost'}")
-        return channel.exit_code
+        return await self._operate("run", sink=output, argv=command.argv, env=command.env,
+                                   user=command.user, workdir=command.workdir)
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        await self._call("snapshot", sink=sink)
+        await self._operate("snapshot", sink=sink)
 
-    async def delete(self) -> None:
-        if self._pod is None:
-            return
+    async def close(self) -> None:
         try:
-            await self._cluster.delete_pod(self._pod, grace_seconds=0)
+            await self._closing.aclose()
+        finally:
+            if self._pod is not None:
+                await self._delete(self._pod)
+                self._pod = None
+
+    async def _delete(self, pod: str) -> None:
+        try:
+            await self._cluster.delete_pod(pod, grace_seconds=0)
         except kube.KubeError as error:
             # Labelled as the instance's pods are, it goes with them at the latest.
-            log.warning("could not delete build sandbox pod %s: %s", self._pod, error)
-        self._pod = None
+            log.warning("could not delete build sandbox pod %s: %s", pod, error)
 
-    async def _call(self, operation: str, *,
-                    send: Callable[[kube.ExecChannel], Awaitable[None]] | None = None,
-                    sink: Callable[[bytes], Awaitable[None]] | None = None) -> None:
-        """One `kubedock buildstep` operation: `send` feeds its stdin, `sink` takes its
-        stdout; a non-zero exit is `SandboxFailed` with what it said on stderr."""
-        pod = await self._ensure_pod()
-        errors = bytearray()
-        async with self._cluster.exec(pod, _buildstep_argv(operation), stdin=send is not None
-                                      ) as channel, trio.open_nursery() as nursery:
-            if send is not None:
-                nursery.start_soon(send, channel)
-            while (message := await channel.receive()) is not None:
-                if message[0] == 1 and sink is not None:
-                    await sink(message[1])
+    async def _operate(self, op: str, *, layer: AsyncIterable[bytes] | None = None,
+                       sink: Callable[[bytes], Awaitable[None]] | None = None,
+                       **fields: Any) -> int:
+        """One request of the session, followed by `layer` in chunks; `sink` takes the
+        output. The step's exit code for `run`; a failure of any other is `SandboxFailed`."""
+        async with self._lock:
+            if self._broken is not None:
+                raise SandboxFailed(self._broken)
+            self._broken = f"the build sandbox was interrupted during {op}"
+            try:
+                session = await self._open()
+            except Exception as error:
+                # One pod per sandbox: the one that did not start is not tried again.
+                self._broken = str(error)
+                raise
+            # The pod answers once it has read the whole request, so sending all of it before
+            # reading cannot fill a pipe. A session that ended meanwhile is told by what it
+            # said (see `_reply`).
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await session.send_stdin(buildwire.request(op, **fields))
+                if layer is not None:
+                    async for data in layer:
+                        if data:
+                            await session.send_stdin(buildwire.chunk(data))
+                    await session.send_stdin(buildwire.END_OF_CHUNKS)
+            status, failure = await self._reply(session, sink)
+            self._broken = None
+        if op != "run" and status != 0:
+            raise SandboxFailed(f"build sandbox {op} failed: {failure or f'status {status}'}")
+        return status
+
+    async def _reply(self, session: kube.ExecChannel,
+                     sink: Callable[[bytes], Awaitable[None]] | None) -> tuple[int, str]:
+        failure = bytearray()
+        while True:
+            try:
+                frame = self._frames.next()
+            except buildwire.SessionError as error:
+                self._broken = f"the build sandbox session broke: {error}"
+                raise SandboxFailed(self._broken) from None
+            if frame is None:
+                message = await session.receive()
+                if message is None:
+                    said = self._errors.decode(errors="replace").strip()
+                    self._broken = ("the build sandbox session ended: "
+                                    f"{said or session.status_message or 'no reason given'}")
+                    raise SandboxFailed(self._broken)
+                if message[0] == 1:
+                    self._frames.feed(message[1])
                 else:
-                    errors.extend(message[1])
-                    del errors[:-_ERROR_TAIL]
-        if channel.exit_code != 0:
-            why = errors.decode(errors="replace").strip() or channel.status_message \
-                or f"exit code {channel.exit_code}"
-            raise SandboxFailed(f"build sandbox {operation} failed: {why}")
+                    self._errors.extend(message[1])
+                    del self._errors[:-_ERROR_TAIL]
+                continue
+            kind, payload = frame
+            if kind == buildwire.OUTPUT and sink is not None:
+                await sink(payload)
+            elif kind == buildwire.ERROR:
+                failure.extend(payload)
+            elif kind == buildwire.END:
+                return buildwire.end_status(payload), failure.decode(errors="replace")
 
-    async def _ensure_pod(self) -> str:
-        async with self._creating:
-            if self._pod is None:
-                manifest = sandbox_pod(self._settings, secrets.token_hex(32))
-                created = await self._cluster.create_pod(manifest)
-                self._pod = str(created["metadata"]["name"])
-                await self._wait_running(self._pod)
-            return self._pod
+    async def _open(self) -> kube.ExecChannel:
+        if self._session is None:
+            manifest = sandbox_pod(self._settings, secrets.token_hex(32))
+            created = await self._cluster.create_pod(manifest)
+            self._pod = str(created["metadata"]["name"])
+            await self._wait_running(self._pod)
+            self._session = await self._closing.enter_async_context(self._cluster.exec(
+                self._pod, [kube.TOOLBOX_PROGRAM, "buildstep", _STATE_DIR, "serve"],
+                stdin=True))
+        return self._session
 
     async def _wait_running(self, pod: str) -> None:
         observation = None
@@ -200,7 +238,3 @@ class _PodSandbox:
         waiting = observation.reason if observation is not None else None
         raise SandboxFailed(f"build sandbox pod {pod} did not start within {_START_SECONDS} s"
                             + (f" ({waiting})" if waiting else ""))
-
-
-def _buildstep_argv(*args: str) -> list[str]:
-    return [kube.TOOLBOX_PROGRAM, "buildstep", _STATE_DIR, *args]

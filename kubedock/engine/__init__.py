@@ -2,7 +2,7 @@
 
 from ._archive import copy_in, get_archive, stat_path
 from ._attach import AttachRequest
-from ._engine import Engine, NameMode, WaitCondition, signal_name
+from ._engine import Engine, WaitCondition
 from ._errors import (
     Conflict,
     EngineError,
@@ -25,6 +25,7 @@ from ._events import Event, EventBus
 from ._exec import Exec, ExecConfig
 from ._images import Image, ImageRef, ImageSource, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
+from ._naming import NameMode
 from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
 from ._pulling import RegistrySource
 from ._reaper import ReaperSettings, serve_reaper
@@ -39,6 +40,7 @@ from ._records import (
     RestartPolicy,
     RestartPolicyName,
 )
+from ._signals import signal_name
 from ._stats import Sample, UsageReader, VolumeUsage, follow_usage
 from ._top import container_top
 from ._volumes import ANONYMOUS_LABEL, DRIVER, NoSuchVolume, Volume, VolumeStore

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import signal as signals
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -20,13 +19,12 @@ import trio
 
 from .. import kube
 from .._config import ExposeMode
-from ..expose import serve_port_forward, serve_reverse_proxy
-from ._adopt import PORTS, RECORD, from_pod, ports_annotation, record_annotation
-from ._archive import ArchiveStore, fill_volumes, mount_specs
+from ._adoption import Adoption
+from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
+from ._container_names import checked_name, generated_name
 from ._errors import (
     Conflict,
-    EngineError,
     InvalidParameter,
     NoSuchContainer,
     NotModified,
@@ -36,12 +34,18 @@ from ._errors import (
 )
 from ._events import EventBus
 from ._exec import Exec, ExecConfig, ExecStore, claim_exec, run_exec
+from ._exposure import Exposure
 from ._images import ImageStore, parse_reference
 from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
-from ._networks import NONE, PRIVATE_NONE, Network, NetworkStore, dns_name
-from ._records import Container, ContainerConfig, PublishedPort, new_id
+from ._naming import NameMode, Naming
+from ._networks import Network, NetworkStore
+from ._records import Container, ContainerConfig, is_running, new_id
+from ._resize import Resizer
+from ._restarts import Restarts, reset_restarts
 from ._services import publish_services
+from ._signals import Signaller, signal_name
+from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
 from ._toolbox import Toolbox
@@ -49,50 +53,13 @@ from ._volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 
-# How containers find each other by name: kubedock's DNS role, a Service per name, or a resolver
-# installed separately (kubedock-dns) that reads the pod annotations only.
-NameMode = Literal["dns", "services", "external"]
 WaitCondition = Literal["not-running", "next-exit", "removed"]
 
-_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_DEFAULT_STOP_SECONDS = 10
 _ATTACH_DRAIN_SECONDS = 30
 _KILL_WAIT_SECONDS = 10
 _EXIT_CLAIM_SECONDS = 2
-# `kill -s` in the container returns at once; longer means the cluster does not answer.
-_SIGNAL_SECONDS = 30
 # How long after its grace period a stopped container may take to be reported stopped.
 _STOP_REPORT_SECONDS = 30
-# Docker's restart backoff: 100 ms, doubled at each restart up to a minute, and back to 100 ms
-# once a run lasted 10 s.
-_RESTART_DELAY_FIRST = 0.1
-_RESTART_DELAY_MAX = 60.0
-_RESTART_RESET_AFTER = 10.0
-# How long an update waits for the kubelet to take a pod's resize, and how often it looks.
-_RESIZE_SECONDS = 10.0
-_RESIZE_POLL_SECONDS = 0.25
-
-
-def next_restart_delay(previous: float, ran_seconds: float) -> float:
-    """How long Docker waits before starting a container again, after a run of
-    `ran_seconds` that followed a wait of `previous` seconds (0: none yet)."""
-    if ran_seconds >= _RESTART_RESET_AFTER or previous <= 0:
-        return _RESTART_DELAY_FIRST
-    return min(previous * 2, _RESTART_DELAY_MAX)
-
-
-def signal_name(text: str) -> str:
-    """Normalise a Docker signal argument (``9``, ``KILL``, ``SIGKILL``) to ``SIGKILL``."""
-    text = text.strip().upper()
-    if text.isdigit():
-        try:
-            return signals.Signals(int(text)).name
-        except ValueError:
-            raise InvalidParameter(f"Invalid signal: {text}") from None
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    if name not in signals.Signals.__members__:
-        raise InvalidParameter(f"Invalid signal: {text}")
-    return name
 
 
 class Engine:
@@ -117,10 +84,10 @@ class Engine:
         self.execs = ExecStore()
         self._nursery = nursery
         self._jobs = Jobs(nursery)
+        self._restarts = Restarts(self._jobs, self._spawn, self._automatic_start)
         self._start_timeout = start_timeout
         self._fail_fast_after = fail_fast_after
         self._expose = expose
-        self._expose_host = expose_host
         self._containers: dict[str, Container] = {}
         self._by_pod: dict[str, Container] = {}
         self.networks = NetworkStore()
@@ -129,6 +96,17 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self._signaller = Signaller(cluster, self.toolbox)
+        self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
+                               self.dns_names)
+        self._naming = Naming(cluster, settings, names, self._containers, self.networks,
+                              self.events, self.get, self._specs.build)
+        self._resizer = Resizer(cluster, settings, self.usage)
+        self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
+        self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
+                                  self.networks, self._exposure, self.observe,
+                                  partial(self._delete_pod_and_wait, grace_seconds=0),
+                                  self._monitor_health)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -188,17 +166,11 @@ class Engine:
                 "disable Ryuk (TESTCONTAINERS_RYUK_DISABLED=true)"
             )
         container_id = new_id()
-        if name is None:
-            name = _generated_name(container_id)
-        elif not _NAME.match(name):
-            raise InvalidParameter(
-                f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
-        name = name.removeprefix("/")
+        name = generated_name(container_id) if name is None else checked_name(name)
         self._check_name_free(name)
-        joined = self._requested_networks(config)
+        joined = self._naming.requested_networks(config)
         config = attrs.evolve(config, links=tuple(
-            (self._linked(ref).id, alias) for ref, alias in config.links))
+            (self._naming.linked(ref).id, alias) for ref, alias in config.links))
         container = Container(
             id=container_id, name=name, created=datetime.now(UTC), config=config
         )
@@ -210,11 +182,7 @@ class Engine:
         return container
 
     def rename(self, container: Container, new_name: str) -> None:
-        if not _NAME.match(new_name):
-            raise InvalidParameter(
-                f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
-        new_name = new_name.removeprefix("/")
+        new_name = checked_name(new_name)
         if new_name == container.name:
             raise Conflict("Renaming a container with the same name as its current name")
         self._check_name_free(new_name)
@@ -233,51 +201,13 @@ class Engine:
         await self._jobs.run((container.id, "start", ""), partial(self._start_job, container))
 
     # A restart policy starts the container again through the same jobs, after Docker's
-    # backoff; a stop, kill or removal during the wait ends it (see `_cancel_restart`).
-
-    def _schedule_restart(self, container: Container) -> bool:
-        """Start the container again if its restart policy says so; called at its exit."""
-        policy = container.config.restart_policy
-        if container.stopped_by_client or not policy.restarts(container.exit_code,
-                                                              container.restart_count):
-            return False
-        ran = ((container.finished_at - container.started_at).total_seconds()
-               if container.finished_at and container.started_at else 0.0)
-        container.restart_delay = next_restart_delay(container.restart_delay, ran)
-        container.restart_count += 1
-        wait = container.pending_restart = trio.CancelScope()
-        self._spawn(partial(self._restart_after, container, wait))
-        return True
-
-    async def _restart_after(self, container: Container, wait: trio.CancelScope) -> None:
-        try:
-            with wait:
-                await trio.sleep(container.restart_delay)
-                await self._jobs.run((container.id, "start", object()),
-                                     partial(self._automatic_start, container, wait))
-        except (EngineError, kube.KubeError) as error:
-            log.warning("restart of container %s failed: %s", container.short_id, error)
-            if container.status == "created":  # as Docker leaves it: stopped, with the error
-                container.status = "exited"
-        finally:
-            if container.pending_restart is wait:
-                container.pending_restart = None
-            container.notify()
+    # backoff (see `Restarts`).
 
     async def _automatic_start(self, container: Container, wait: trio.CancelScope) -> None:
         async with self._transition(container):
             # A stop may have come between the backoff and this job.
             if container.pending_restart is wait and container.status != "running":
                 await self._start(container)
-
-    def _cancel_restart(self, container: Container) -> bool:
-        """End a pending automatic restart; true if there was one."""
-        wait, container.pending_restart = container.pending_restart, None
-        if wait is None:
-            return False
-        wait.cancel()
-        container.notify()
-        return container.status != "running"
 
     async def stop(self, container: Container, stop_seconds: int | None) -> None:
         await self._jobs.run((container.id, "stop", stop_seconds),
@@ -304,47 +234,10 @@ class Engine:
                       resource_fields: tuple[str, ...]) -> None:
         async with self._transition(container):
             if container.status == "running" and container.pod_name is not None:
-                spec = self._spec(container)
-                resized = attrs.evolve(spec, memory_bytes=config.memory,
-                                       nano_cpus=config.nano_cpus, cpu_shares=config.cpu_shares,
-                                       memory_reservation=config.memory_reservation)
-                resources = kube.main_resources(kube.pod_manifest(resized, self.settings))
-                previous = kube.main_resources(kube.pod_manifest(spec, self.settings))
-                if resources != previous:
-                    await self._resize(container, container.pod_name, resources, previous,
-                                       resource_fields)
+                await self._resizer.update(container, container.pod_name,
+                                           self._specs.build(container), config, resource_fields)
             container.config = config
         self._publish(container, "update")
-
-    async def _resize(self, container: Container, pod: str,
-                      resources: Mapping[str, Mapping[str, str]],
-                      previous: Mapping[str, Mapping[str, str]], fields: tuple[str, ...]
-                      ) -> None:
-        """Resize the pod and wait (a while) for the kubelet to take it, as Docker's update
-        returns once the cgroup has changed; a resize the node cannot fit is undone."""
-        refused = f"Cannot update container {container.id}: {', '.join(fields) or 'resources'}"
-        try:
-            await self.cluster.resize_pod(pod, kube.resize_patch(resources))
-        except kube.Unsupported as error:
-            raise Unsupported(f"{refused}: {error.message}") from None
-        except kube.KubeError as error:
-            if error.status not in (400, 422):
-                raise
-            raise InvalidParameter(f"{refused}: the pod cannot be resized so: "
-                                   f"{error.message}") from None
-        self.usage.forget(container)
-        # The pod watch does not carry resize conditions; the kubelet decides within seconds.
-        with trio.move_on_after(_RESIZE_SECONDS):
-            while True:
-                document = await self.cluster.get_object(kube.PODS, pod)
-                refusal = kube.resize_refusal(document)
-                if refusal is not None:
-                    await self.cluster.resize_pod(pod, kube.resize_patch(previous))
-                    raise InvalidParameter(f"{refused}: the node cannot resize the pod so: "
-                                           f"{refusal}")
-                if kube.resize_seen(document):
-                    return
-                await trio.sleep(_RESIZE_POLL_SECONDS)
 
     async def remove(self, container: Container, *, force: bool) -> None:
         """Remove the container and its pod; with `force` a running container too, and a
@@ -355,7 +248,7 @@ class Engine:
             raise Conflict(f"You cannot remove a restarting container {container.id}. "
                            "Stop the container before attempting removal or force remove")
         if force:
-            self._cancel_restart(container)
+            self._restarts.cancel(container)
             self._jobs.cancel(container.id, ("start", "restart"), Conflict(
                 f"container {container.id} is marked for removal and cannot be started"))
         await self._remove_job(container, force=force)
@@ -375,7 +268,7 @@ class Engine:
         async with self._transition(container):
             if container.restarting:
                 raise NotModified("container already started")
-            _reset_restarts(container)
+            reset_restarts(container)
             await self._start(container)
 
     async def _start(self, container: Container) -> None:
@@ -385,8 +278,8 @@ class Engine:
         await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
-        await self._publish_links(container)
-        spec = self._spec(container)
+        await self._naming.publish_links(container)
+        spec = self._specs.build(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
         container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
@@ -407,86 +300,23 @@ class Engine:
                 # owned by the pod: it goes when the pod does).
                 await self.cluster.create_object(kube.SECRETS, secret)
             await self._until_started(container, pod_name, needs_setup=spec.needs_setup)
-            if _is_running(container):
+            if is_running(container):
                 if self._names == "services":
-                    await publish_services(self.cluster, pod, self._service_names(container),
+                    await publish_services(self.cluster, pod, self._naming.service_names(container),
                                            container.config.ports)
-                await self._expose_ports(container)
-                await self._keep_published(container)
+                await self._exposure.publish(container)
+                await self._exposure.keep_published(container)
         except Exception as failure:
             await self._undo_start(container, failure)
             raise
-        if _is_running(container) and container.config.healthcheck is not None:
-            from ._health import monitor_health
-
-            self._spawn(partial(monitor_health, self, container))
+        if is_running(container):
+            self._monitor_health(container)
         self._publish(container, "start")
 
     async def adopt(self) -> int:
         """Take over the containers of this instance's pods, as a kubedock restarted with the
         same identity finds them; return how many. Call it with the pod watch running."""
-        adopted = 0
-        for pod in await self.cluster.list_objects(kube.PODS, self.label_selector):
-            metadata = pod.get("metadata") or {}
-            try:
-                adoptee = from_pod(pod)
-            except ValueError as error:
-                # Its own, so the reaper would never take it: it goes now.
-                log.warning("deleting pod %s, which cannot be adopted: %s", metadata["name"],
-                            error)
-                await self.cluster.delete_pod(metadata["name"], grace_seconds=0)
-                continue
-            container = adoptee.container
-            if container.id in self._containers or metadata.get("deletionTimestamp"):
-                continue
-            self._containers[container.id] = container
-            self._by_pod[metadata["name"]] = container
-            self.images.add(parse_reference(container.config.image))
-            for network_id, name in adoptee.networks:
-                network = self.networks.restore(network_id, name)
-                config = container.config
-                refs = [ref for ref in config.networks if ref in (name, network_id)
-                        or network_id.startswith(ref)] or [name]
-                self.networks.connect(network, container.id, container.name,
-                                      config.networks.get(refs[0], ()),
-                                      config.network_links.get(refs[0], ()))
-            await self._resume(container, kube.observe(pod), adoptee.published)
-            adopted += 1
-        return adopted
-
-    async def _resume(self, container: Container, observation: kube.ContainerObservation,
-                      published: tuple[PublishedPort, ...]) -> None:
-        container.pod_observed = True
-        self.observe(observation)
-        if container.status == "created":
-            # Its start was cut short: as after a failed start, no pod is left without one.
-            await self._delete_pod_and_wait(container, grace_seconds=0)
-            return
-        container.started_at = observation.started_at or container.started_at
-        if not _is_running(container):
-            return
-        try:
-            await self._expose_ports(container, published)
-            await self._keep_published(container)
-        except StartFailed as error:
-            log.warning("ports of container %s are not published again: %s",
-                        container.short_id, error.message)
-        if container.config.healthcheck is not None:
-            from ._health import monitor_health
-
-            self._spawn(partial(monitor_health, self, container))
-
-    async def _keep_published(self, container: Container) -> None:
-        """Note the host ports on the pod, for a restarted kubedock to publish them again."""
-        if self._expose == "pod-ip" or not container.published or container.pod_name is None:
-            return
-        ports = ports_annotation(container.published)
-        try:
-            await self.cluster.patch_pod(container.pod_name,
-                                         {"metadata": {"annotations": {PORTS: ports}}})
-        except kube.KubeError as error:
-            log.warning("pod %s does not keep its published ports: %s",
-                        container.pod_name, error)
+        return await self._adoption.adopt(self.label_selector)
 
     async def _keep_logs_of_last_run(self, container: Container) -> None:
         """Docker's log of a container spans its runs; each run of kubedock's is a new pod."""
@@ -565,13 +395,13 @@ class Engine:
     async def _stop(self, container: Container, stop_seconds: int | None) -> None:
         async with self._transition(container):
             container.stopped_by_client = True
-            if self._cancel_restart(container):
+            if self._restarts.cancel(container):
                 self._publish(container, "stop")
                 return
             if container.status != "running":
                 raise NotModified("container already stopped")
             exits = container.exits
-            grace = self._grace_seconds(container)
+            grace = grace_seconds(container)
             seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
             stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
             # The kubelet stops containers with SIGTERM; another stop signal is sent from
@@ -579,7 +409,7 @@ class Engine:
             signalled = stop_signal != "SIGTERM"
             if signalled:
                 assert container.pod_name is not None
-                await self._signal_in_container(container, container.pod_name, stop_signal)
+                await self._signaller.deliver(container, container.pod_name, stop_signal)
             else:
                 if seconds != grace:
                     await self._save_logs_and_delete(container, grace_seconds=seconds)
@@ -606,7 +436,7 @@ class Engine:
 
     async def _kill(self, container: Container, name: str) -> None:
         async with self._transition(container):
-            if self._cancel_restart(container):
+            if self._restarts.cancel(container):
                 container.stopped_by_client = True
                 self._publish(container, "kill", signal=str(int(signals.Signals[name])))
                 return
@@ -622,7 +452,7 @@ class Engine:
             # Outside the lifecycle lock: a signal exec that takes long (at most
             # _SIGNAL_SECONDS) must not hold up the exit it may cause, nor an auto-remove.
             assert pod_name is not None
-            await self._signal_in_container(container, pod_name, name)
+            await self._signaller.deliver(container, pod_name, name)
         self._publish(container, "kill", signal=str(int(signals.Signals[name])))
         if name == "SIGKILL":
             # As with Docker, the container is dead when `docker kill` returns.
@@ -634,7 +464,7 @@ class Engine:
         with contextlib.suppress(NotModified):
             await self._stop(container, stop_seconds)
         async with self._transition(container):
-            _reset_restarts(container)
+            reset_restarts(container)
             # Started meanwhile by another request: the restart is done, as with Docker.
             with contextlib.suppress(NotModified):
                 await self._start(container)
@@ -656,13 +486,13 @@ class Engine:
                 container.status = status
                 container.notify()
                 raise
-            linked = self._link_targets(container)
+            linked = self._naming.link_targets(container)
             self._forget(container)
         # The aliases its links gave go with it.
         for target in linked:
             if target.status == "running":
                 try:
-                    await self._republish_names(target)
+                    await self._naming.republish(target)
                 except kube.KubeError as error:
                     log.warning("container %s keeps the names of links to it: %s",
                                 target.short_id, error)
@@ -757,131 +587,18 @@ class Engine:
     # -- networks --------------------------------------------------------------------------
 
     def dns_names(self, container: Container) -> tuple[str, ...]:
-        """What the container's network peers resolve it by: name, aliases, short id.
-
-        Names that cannot be DNS names (``my_db``) are left out, as Docker's resolver does.
-        """
-        candidates = [container.name]
-        for _network, endpoint in self.networks.of(container.id):
-            candidates.extend(endpoint.aliases)
-        candidates.extend(self._link_aliases(container))
-        candidates.append(container.short_id)
-        names = (dns_name(candidate) for candidate in candidates)
-        return tuple(dict.fromkeys(name for name in names if name))
-
-    # Links make the linked container known by the alias too: to every container it shares a
-    # network with, not only to the one that links to it (kubedock's resolver answers by
-    # network). Legacy links (HostConfig.Links) name a container that exists at create and runs
-    # at start; a network's links name a container that may come later, as with Docker.
-
-    def _linked(self, ref: str) -> Container:
-        try:
-            return self.get(ref)
-        except NoSuchContainer:
-            raise InvalidParameter(
-                f"could not get container for {ref}: No such container: {ref}") from None
-
-    def _link_aliases(self, container: Container) -> list[str]:
-        aliases = [alias for linker in self._containers.values()
-                   for target_id, alias in linker.config.links if target_id == container.id]
-        for network, _endpoint in self.networks.of(container.id):
-            aliases.extend(alias for endpoint in network.endpoints.values()
-                           for name, alias in endpoint.links
-                           if name.removeprefix("/") == container.name)
-        return aliases
-
-    def _link_targets(self, container: Container) -> list[Container]:
-        targets = [self._containers[target_id] for target_id, _ in container.config.links
-                   if target_id in self._containers]
-        for network, endpoint in self.networks.of(container.id):
-            for name, _alias in endpoint.links:
-                targets.extend(self._containers[other] for other in network.endpoints
-                               if self._containers[other].name == name.removeprefix("/"))
-        return list(dict.fromkeys(targets))
-
-    async def _publish_links(self, container: Container) -> None:
-        """Refuse a start whose legacy links name a container that does not run, as Docker
-        does, and make the linked containers that run answer to their new aliases."""
-        for target_id, alias in container.config.links:
-            target = self._containers.get(target_id)
-            if target is None or target.status != "running":
-                name = target.name if target is not None else target_id
-                raise EngineError(f"Cannot link to a non running container: /{name} AS "
-                                  f"/{container.name}/{alias}")
-        for target in self._link_targets(container):
-            if target.status == "running":
-                await self._republish_names(target)
+        return self._naming.dns_names(container)
 
     def legacy_links(self, container: Container) -> list[str]:
-        """HostConfig.Links as Docker's inspect shows them: ``/db:/web/database``."""
-        return [f"/{self._containers[target_id].name}:/{container.name}/{alias}"
-                for target_id, alias in container.config.links
-                if target_id in self._containers]
-
-    def _service_names(self, container: Container) -> tuple[str, ...]:
-        hostname = container.config.hostname
-        return (*([hostname] if hostname else ()), *self.dns_names(container))
+        return self._naming.legacy_links(container)
 
     async def connect_network(self, network: Network, container: Container,
                               aliases: tuple[str, ...],
                               links: tuple[tuple[str, str], ...] = ()) -> None:
-        self.networks.connect(network, container.id, container.name, aliases, links)
-        try:
-            await self._republish_names(container)
-            for target in self._link_targets(container):
-                if target.status == "running":
-                    await self._republish_names(target)
-        except BaseException:
-            self.networks.disconnect(network, container.id, container.name)
-            raise
-        self.events.publish("network", "connect", network.id,
-                            {"name": network.name, "type": network.driver,
-                             "container": container.id})
+        await self._naming.connect(network, container, aliases, links)
 
     async def disconnect_network(self, network: Network, container: Container) -> None:
-        self.networks.disconnect(network, container.id, container.name)
-        await self._republish_names(container)
-        self.events.publish("network", "disconnect", network.id,
-                            {"name": network.name, "type": network.driver,
-                             "container": container.id})
-
-    def _requested_networks(
-        self, config: ContainerConfig,
-    ) -> list[tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]]:
-        joined: dict[str, tuple[Network, tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
-        for ref, aliases in (config.networks or {self.networks.bridge.name: ()}).items():
-            network = self.networks.get(ref)
-            if network.name == "host":
-                raise Unsupported(
-                    "network mode 'host' is not supported by kubedock: every pod has its own "
-                    "network namespace on the cluster network"
-                )
-            _, previous, links = joined.get(network.id, (network, (), ()))
-            joined[network.id] = (network, previous + aliases,
-                                  links + tuple(config.network_links.get(ref, ())))
-        if len(joined) > 1 and any(network.name == NONE for network, _, _ in joined.values()):
-            raise InvalidParameter(PRIVATE_NONE)
-        return list(joined.values())
-
-    async def _republish_names(self, container: Container) -> None:
-        """Make a started container's changed names resolvable.
-
-        The DNS role reads them from the pod's annotations. Services are added for new names
-        (and stay until the pod goes). kubedock-dns (mode ``external``) refuses updates.
-        """
-        if container.pod_name is None or self._names == "external":
-            return
-        if self._names == "services":
-            pod = await self.cluster.get_object(kube.PODS, container.pod_name)
-            await publish_services(self.cluster, pod, self._service_names(container),
-                                   container.config.ports)
-            return
-        # The whole map is replaced, so that the keys of a network left behind go away too.
-        manifest = kube.pod_manifest(self._spec(container), self.settings)
-        annotations = manifest["metadata"]["annotations"]
-        await self.cluster.patch_pod(container.pod_name, {
-            "metadata": {"annotations": {"$patch": "replace", **annotations}}
-        })
+        await self._naming.disconnect(network, container)
 
     # -- cluster side ----------------------------------------------------------------------
 
@@ -928,7 +645,7 @@ class Engine:
             container.exposure.cancel()
             container.exposure = None
         container.published = ()
-        restarts = self._schedule_restart(container)
+        restarts = self._restarts.schedule(container)
         self._publish(container, "die", exitCode=str(exit_code))
         if container.config.auto_remove and not restarts:
             self._spawn(partial(self._auto_remove, container))
@@ -974,54 +691,6 @@ class Engine:
                     "to reuse that name."
                 )
 
-    def _spec(self, container: Container) -> kube.ContainerSpec:
-        config = container.config
-        return kube.ContainerSpec(
-            container_id=container.id,
-            name=container.name,
-            image=config.image,
-            entrypoint=config.entrypoint,
-            cmd=config.cmd,
-            env=config.env,
-            working_dir=config.working_dir,
-            user=config.user,
-            labels=config.labels,
-            tty=config.tty,
-            open_stdin=config.open_stdin,
-            stdin_once=config.stdin_once,
-            ports=config.ports,
-            memory_bytes=config.memory,
-            nano_cpus=config.nano_cpus,
-            cpu_shares=config.cpu_shares,
-            memory_reservation=config.memory_reservation,
-            supplemental_groups=config.group_add,
-            drop_capabilities=config.cap_drop,
-            extra_hosts=config.extra_hosts,
-            hostname=config.hostname,
-            stop_grace_seconds=self._grace_seconds(container),
-            dns_names=self.dns_names(container),
-            network_ids=tuple(network.id for network, _ in self.networks.of(container.id)),
-            offline=self._offline(container),
-            mounts=mount_specs(container, self.archives.staged(container),
-                               self.volumes.claim_of),
-            annotations={
-                RECORD: record_annotation(container, [
-                    (network.id, network.name) for network, _ in self.networks.of(container.id)]),
-                **({PORTS: ports_annotation(container.published)}
-                   if container.published and _is_running(container)
-                   and self._expose != "pod-ip" else {}),
-            },
-        )
-
-    def _offline(self, container: Container) -> bool:
-        """Whether the container is on Docker's ``none`` network: loopback only."""
-        return any(network.name == NONE for network, _ in self.networks.of(container.id))
-
-    @staticmethod
-    def _grace_seconds(container: Container) -> int:
-        timeout = container.config.stop_timeout
-        return _DEFAULT_STOP_SECONDS if timeout is None or timeout < 0 else timeout
-
     async def _until(self, container: Container, condition: Callable[[], bool]) -> None:
         while not condition():
             await container.changed.wait()
@@ -1031,25 +700,6 @@ class Engine:
         # then SIGKILL after the grace period) while the pod, its exit code and its logs stay.
         assert container.pod_name is not None
         await self.cluster.patch_pod(container.pod_name, {"spec": {"activeDeadlineSeconds": 1}})
-
-    async def _signal_in_container(self, container: Container, pod_name: str,
-                                   name: str) -> None:
-        """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
-        argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
-        with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
-            try:
-                async with self.cluster.exec(
-                    pod_name, argv, stdin=False, stdout=True, stderr=True, tty=False
-                ) as channel:
-                    while await channel.receive() is not None:
-                        pass
-            except kube.NotFound:  # it exited and went meanwhile
-                raise Conflict(f"Container {container.id} is not running") from None
-        if deadline.cancelled_caught:
-            raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the "
-                           f"container did not finish within {_SIGNAL_SECONDS} s")
-        if channel.exit_code != 0:
-            await self.toolbox.signal(container, int(signals.Signals[name]))
 
     async def _save_logs_and_delete(self, container: Container, *, grace_seconds: int) -> None:
         from ._logs import snapshot_logs
@@ -1073,65 +723,11 @@ class Engine:
         if container.pod_name == pod_name:
             container.pod_name = None
 
-    async def _expose_ports(self, container: Container,
-                            previous: tuple[PublishedPort, ...] = ()) -> None:
-        """Publish the container's ports; on the host ports of `previous` where it has one
-        (re-adopted containers keep their ports)."""
-        ports = container.config.ports
-        if not ports or self._offline(container):  # as with Docker: nothing to reach
-            return
-        if self._expose == "pod-ip":
-            assert container.pod_ip is not None
-            container.published = tuple(
-                PublishedPort(port, container.pod_ip, port.port) for port in ports
-            )
-            return
-        scope = trio.CancelScope()
-        try:
-            published = await self._nursery.start(self._serve_exposure, container, scope,
-                                                  previous)
-        except* StartFailed as failure:
-            raise failure.exceptions[0] from None
-        if _is_running(container):
-            container.exposure, container.published = scope, published
-        else:  # it exited meanwhile
-            scope.cancel()
+    def _monitor_health(self, container: Container) -> None:
+        if container.config.healthcheck is not None:
+            from ._health import monitor_health
 
-    async def _serve_exposure(
-        self, container: Container, scope: trio.CancelScope, previous: tuple[PublishedPort, ...],
-        *, task_status: trio.TaskStatus[tuple[PublishedPort, ...]] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        assert container.pod_name is not None and container.pod_ip is not None
-        # The listeners handle their connections' failures themselves; a listener that fails to
-        # bind fails the start, which is where the client can see it.
-        with scope:
-            async with trio.open_nursery() as nursery:
-                published = []
-                for port in container.config.ports:
-                    bindings = container.config.port_bindings.get(port) or ()
-                    earlier = [p.host_port for p in previous if p.port == port]
-                    for binding in bindings or (None,):
-                        host_ip = (binding.host_ip if binding else "") or self._expose_host
-                        host_port = (binding.host_port if binding else 0) or (
-                            earlier.pop(0) if earlier else 0)
-                        serve: Callable[..., Any]
-                        if self._expose == "port-forward":
-                            serve = partial(serve_port_forward, self.cluster, container.pod_name,
-                                            port.port)
-                        else:
-                            serve = partial(serve_reverse_proxy, container.pod_ip, port.port)
-                        try:
-                            bound = await nursery.start(
-                                partial(serve, host=host_ip, host_port=host_port)
-                            )
-                        except OSError as error:
-                            raise StartFailed(
-                                "driver failed programming external connectivity on endpoint "
-                                f"{container.name}",
-                                f"Bind for {host_ip}:{host_port} failed: {error.strerror}",
-                            ) from error
-                        published.append(PublishedPort(port, host_ip, bound))
-                task_status.started(tuple(published))
+            self._spawn(partial(monitor_health, self, container))
 
     def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
         """Run a background job whose failure must not take the server down with it."""
@@ -1170,34 +766,7 @@ class Engine:
 
 
 
-def _reset_restarts(container: Container) -> None:
-    """A client's start begins the restart policy afresh, as Docker's does."""
-    container.restart_count = 0
-    container.restart_delay = 0.0
-    container.stopped_by_client = False
-
-
 def _first_leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
-
-
-def _is_running(container: Container) -> bool:
-    # A function, not an inline comparison: the status changes across awaits, which type
-    # narrowing cannot see.
-    return container.status == "running"
-
-
-_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
-               "merry", "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zen")
-_NOUNS = ("albatross", "badger", "cheetah", "dolphin", "falcon", "gecko", "heron", "ibis",
-          "jaguar", "koala", "lemur", "marmot", "narwhal", "otter", "panda", "quokka", "raven")
-
-
-def _generated_name(container_id: str) -> str:
-    """A readable, deterministic name for containers created without one, as Docker gives."""
-    number = int(container_id[:8], 16)
-    return (f"{_ADJECTIVES[number % len(_ADJECTIVES)]}_"
-            f"{_NOUNS[(number // len(_ADJECTIVES)) % len(_NOUNS)]}_{container_id[:4]}")
-

@@ -233,3 +233,9 @@ class Container:
 
 def new_id() -> str:
     return secrets.token_hex(32)
+
+
+def is_running(container: Container) -> bool:
+    # A function, not an inline comparison: the status changes across awaits, which type
+    # narrowing cannot see.
+    return container.status == "running"

@@ -2,6 +2,7 @@
 network, the Docker socket sidecar, the toolbox added to running pods, and the code they share
 with the server. Standard library only, so that these roles start fast."""
 
+from . import _buildwire as buildwire
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._buildstep import run_buildstep
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
@@ -24,6 +25,7 @@ __all__ = [
     "ExecUser",
     "ProcError",
     "UserError",
+    "buildwire",
     "extract",
     "open_writer",
     "parse_boot_time",

@@ -1,25 +1,26 @@
-"""`kubedock buildstep`: the work of a build sandbox pod, one command per exec.
+"""`kubedock buildstep STATE serve`: the work of a build sandbox pod, in one exec session.
 
-    buildstep STATE reset             empty the root filesystem STATE/root
-    buildstep STATE apply             unpack the layer tar on stdin onto it (whiteouts honoured)
-    buildstep STATE run JSON          run a build step chrooted in it; JSON holds argv, env
-                                      (pairs), user (Docker's USER) and workdir
-    buildstep STATE snapshot          write a tar of the changes since the last reset, apply or
-                                      snapshot to stdout
+It answers requests on stdin, framed as `kubedock.podside._buildwire` says, until stdin ends:
+
+    reset        empty the root filesystem STATE/root
+    apply        unpack the layer that follows onto it (plain or compressed, whiteouts honoured)
+    run          run a build step chrooted in it (argv, env as pairs, user as Docker's USER,
+                 workdir), sending its output; the status is its exit code
+    snapshot     send a tar of the changes since the last reset, apply or snapshot
 
 STATE also holds the manifest that snapshots compare with. A step runs with the environment
-it is given (plus Docker's defaults for PATH and HOME when it has none), as the user it names,
-with stdin empty and stdout and stderr together on stdout; the exit code is the step's, 127
-when its program does not exist, 126 when it cannot be run. For the step the root gets the
-device nodes of a container's /dev and the pod's /etc/resolv.conf and /etc/hosts; they are
-taken away afterwards unless the step changed them, so snapshots do not see them. There is
-no /proc (mounting it needs CAP_SYS_ADMIN).
+it is given (plus Docker's PATH, HOSTNAME and HOME when it has none), as the user it names,
+with stdin empty and stdout and stderr together as its output; the exit code is the step's, 127
+when its program does not exist, 126 when it cannot be run (with Docker's message). For the
+step the root gets the device nodes of a container's /dev and the pod's /etc/resolv.conf and
+/etc/hosts; they are taken away afterwards unless the step changed them, so snapshots do not
+see them. There is no /proc (mounting it needs CAP_SYS_ADMIN).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import io
 import os
 import select
 import shutil
@@ -28,8 +29,9 @@ import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import IO, Any, cast
 
-from . import _rootfs, _users
+from . import _buildwire, _rootfs, _users
 from ._tar import ArchiveError
 
 CANNOT_RUN = 126
@@ -41,46 +43,113 @@ _DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
             "urandom": (1, 9), "tty": (5, 0)}
 # What the pod's runtime gives the pod, handed to the step.
 _PROVIDED = ("resolv.conf", "hosts")
+# What Docker's classic builder says when a step's process cannot start.
+_RUNTIME_FAILURE = ("failed to create shim task: OCI runtime create failed: runc create failed: "
+                    "unable to start container process: {}: unknown")
+_CHUNK = 256 * 1024
 # After the step ends, how long processes it left behind may hold its output open.
 _DRAIN_SECONDS = 1.0
 
 
 def run_buildstep(argv: Sequence[str]) -> int:
-    if len(argv) < 2:
-        return _usage()
-    state, command, args = argv[0], argv[1], list(argv[2:])
-    root, manifest = os.path.join(state, "root"), os.path.join(state, "manifest.json")
-    os.makedirs(root, exist_ok=True)
-    if command == "reset" and not args:
-        _rootfs.reset(root, manifest)
-        return 0
-    if command == "apply" and not args:
+    if len(argv) != 2 or argv[1] != "serve":
+        print("usage: kubedock buildstep STATE serve", file=sys.stderr)
+        return _USAGE
+    state = argv[0]
+    os.makedirs(os.path.join(state, "root"), exist_ok=True)
+    requests = os.fdopen(0, "rb", closefd=False)
+    reply = _Replies()
+    while line := requests.readline():
+        request = _buildwire.parse_request(line)
+        chunks = _Chunks(requests) if request["op"] == "apply" else None
         try:
-            _rootfs.apply_layer(os.fdopen(0, "rb", buffering=0, closefd=False), root)
-        except ArchiveError as error:
-            print(f"kubedock buildstep: {error}", file=sys.stderr)
-            return 1
+            status = _operate(state, request, chunks, reply)
+        except (ArchiveError, OSError, KeyError, TypeError, ValueError) as error:
+            reply.send(_buildwire.ERROR, f"{request['op']}: {error}".encode())
+            status = 1
+        if chunks is not None:
+            chunks.skip_rest()  # what a failed apply did not read, to find the next request
+        reply.send(_buildwire.END, str(status).encode())
+    return 0
+
+
+def _operate(state: str, request: dict[str, Any], chunks: _Chunks | None,
+             reply: _Replies) -> int:
+    root, manifest = os.path.join(state, "root"), os.path.join(state, "manifest.json")
+    op = request["op"]
+    if op == "reset":
+        _rootfs.reset(root, manifest)
+    elif op == "apply" and chunks is not None:
+        _rootfs.apply_layer(cast(IO[bytes], chunks), root)
         _rootfs.save_manifest(_rootfs.scan(root), manifest)
-        return 0
-    if command == "run" and len(args) == 1:
-        step = json.loads(args[0])
+    elif op == "run":
         with _provided(root, os.path.join(state, "aside")):
-            return _run(root, step["argv"], [tuple(pair) for pair in step["env"]],
-                        step["user"], step["workdir"])
-    if command == "snapshot" and not args:
-        with os.fdopen(1, "wb", closefd=False) as out:
-            _rootfs.snapshot(root, manifest, out)
-        return 0
-    return _usage()
+            return _run(root, request["argv"], [tuple(pair) for pair in request["env"]],
+                        request["user"], request["workdir"], reply)
+    elif op == "snapshot":
+        _rootfs.snapshot(root, manifest, reply.as_file())
+    else:
+        raise ValueError(f"unknown operation {op!r}")
+    return 0
 
 
-def _usage() -> int:
-    print("usage: kubedock buildstep STATE reset|apply|run JSON|snapshot", file=sys.stderr)
-    return _USAGE
+class _Replies:
+    """Frames on stdout."""
+
+    def send(self, kind: bytes, payload: bytes) -> None:
+        _write_all(1, _buildwire.frame(kind, payload))
+
+    def as_file(self) -> IO[bytes]:
+        """A file whose writes go out as output frames (a snapshot's tar)."""
+        return cast(IO[bytes], _OutputFile(self))
+
+
+class _OutputFile(io.RawIOBase):
+    def __init__(self, replies: _Replies) -> None:
+        self._replies = replies
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._replies.send(_buildwire.OUTPUT, bytes(data))
+        return len(data)
+
+
+class _Chunks(io.RawIOBase):
+    """The chunks of a layer that follow an `apply` request, as a file that ends with them."""
+
+    def __init__(self, requests: IO[bytes]) -> None:
+        self._requests = requests
+        self._left = 0
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._left == 0:
+            if self._ended:
+                return 0
+            header = self._requests.read(_buildwire.CHUNK_HEADER_SIZE)
+            if len(header) < _buildwire.CHUNK_HEADER_SIZE:
+                raise _buildwire.SessionError("the session ended inside a layer")
+            self._left = _buildwire.chunk_size(header)
+            self._ended = self._left == 0
+        data = self._requests.read(min(len(buffer), self._left))
+        if not data:
+            raise _buildwire.SessionError("the session ended inside a layer")
+        buffer[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def skip_rest(self) -> None:
+        while self.read(_CHUNK):
+            pass
 
 
 def _run(root: str, argv: list[str], env: list[tuple[str, str]], user: str,
-         workdir: str) -> int:
+         workdir: str, reply: _Replies) -> int:
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child replaces itself or exits
@@ -96,15 +165,15 @@ def _run(root: str, argv: list[str], env: list[tuple[str, str]], user: str,
         finally:
             os._exit(code)
     os.close(writer)
-    status = _forward(reader, pid)
+    status = _forward(reader, pid, reply)
     os.close(reader)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
 
 
-def _forward(reader: int, pid: int) -> int:
-    """Copy the step's output to stdout until it exits; then end its process group and copy
-    what is left. Returns its wait status."""
+def _forward(reader: int, pid: int, reply: _Replies) -> int:
+    """Send the step's output until it exits; then end its process group and send what is
+    left. Returns its wait status."""
     status: int | None = None
     deadline = float("inf")
     while time.monotonic() < deadline:
@@ -118,10 +187,10 @@ def _forward(reader: int, pid: int) -> int:
         ready, _, _ = select.select([reader], [], [], 0.1)
         if not ready:
             continue
-        data = os.read(reader, 65536)
+        data = os.read(reader, _CHUNK)
         if not data:
             break
-        _write_all(1, data)
+        reply.send(_buildwire.OUTPUT, data)
     if status is None:
         _, status = os.waitpid(pid, 0)
     return status
@@ -143,6 +212,7 @@ def _exec(root: str, argv: list[str], env: dict[str, str], user_spec: str,
     except _users.UserError as error:
         return _fail(str(error), CANNOT_RUN)
     env.setdefault("PATH", _DEFAULT_PATH)
+    env.setdefault("HOSTNAME", os.uname().nodename)
     env.setdefault("HOME", user.home)
     try:
         os.makedirs(workdir, 0o755, exist_ok=True)
@@ -151,21 +221,23 @@ def _exec(root: str, argv: list[str], env: dict[str, str], user_spec: str,
         os.setuid(user.uid)
         os.chdir(workdir)
     except OSError as error:
-        return _fail(f'chdir to cwd ("{workdir}") set in config.json failed: {_reason(error)}',
-                     CANNOT_RUN)
+        return _fail(_RUNTIME_FAILURE.format(
+            f'chdir to cwd ("{workdir}") set in config.json failed: {_reason(error)}'),
+            CANNOT_RUN)
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:
         where = f"stat {argv[0]}: no such file or directory" if "/" in argv[0] \
             else "executable file not found in $PATH"
-        return _fail(f'exec: "{argv[0]}": {where}', NOT_FOUND)
+        return _fail(_RUNTIME_FAILURE.format(f'exec: "{argv[0]}": {where}'), NOT_FOUND)
     except OSError as error:
-        return _fail(f'exec: "{argv[0]}": {_reason(error)}', CANNOT_RUN)
+        return _fail(_RUNTIME_FAILURE.format(f'exec: "{argv[0]}": {_reason(error)}'),
+                     CANNOT_RUN)
     return CANNOT_RUN  # not reached: execvpe returns only by raising
 
 
-def _fail(reason: str, code: int) -> int:  # pragma: no cover - runs in the forked child
-    os.write(2, f"unable to start container process: {reason}\n".encode())
+def _fail(message: str, code: int) -> int:  # pragma: no cover - runs in the forked child
+    os.write(2, f"{message}\n".encode())
     return code
 
 

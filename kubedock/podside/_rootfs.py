@@ -10,19 +10,19 @@ hashing. A snapshot is a tar of the changes in the same form, deletions as white
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import IO, NamedTuple
 
 from ._tar import (
     ArchiveError,
     _clear,
     _make_directory,
-    _make_parents,
     _set_metadata,
     _write_entry,
     members,
@@ -32,6 +32,10 @@ from ._tar import (
 )
 
 WHITEOUT_PREFIX = ".wh."
+_XATTR = "SCHILY.xattr."
+# As Linux allows in one path lookup.
+_MAX_SYMLINKS = 40
+_CAPABILITY = "security.capability"
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 256 * 1024
 
@@ -39,7 +43,8 @@ _CHUNK = 256 * 1024
 class Entry(NamedTuple):
     """What the manifest keeps of one path. `inode` makes a file rewritten with the same size
     and mtime a change; ctime is left out, because putting a file back in place (what a build
-    step does with /etc/hosts) changes it."""
+    step does with /etc/hosts) changes it. So a change of extended attributes alone (`setcap`
+    on a file as it is) is not seen."""
 
     kind: str  # one of "d", "f", "l", "c", "b", "p", "s"
     mode: int
@@ -159,6 +164,7 @@ def write_changes(root: str, found: list[Change], after: Mapping[str, Entry],
                 member.type, member.linkname = tarfile.LNKTYPE, linked[entry.inode]
             elif entry.kind == "f":
                 member.size = entry.size
+                member.pax_headers = _capabilities_of(path)
                 content = open(path, "rb")  # noqa: SIM115 - closed below
                 if info.st_nlink > 1:
                     linked[entry.inode] = change.name
@@ -189,8 +195,9 @@ def snapshot(root: str, manifest_path: str, sink: IO[bytes]) -> None:
 
 def apply_layer(source: IO[bytes], root: str) -> int:
     """Unpack one layer (plain or compressed tar) onto `root`; returns how many entries it
-    held. Entries are checked as `kubedock.podside.extract` checks them (no name climbs
-    out, no parent is a symlink); device nodes are made, as the build step's root may."""
+    held. Names are taken as paths in the image: a symlink on the way is followed as the
+    image would follow it, with `root` as `/` (so nothing lands outside), as container
+    runtimes unpack layers. Device nodes are made, as the build step's root may."""
     root = os.path.realpath(root)
     written: set[str] = set()
     directories: list[tuple[str, tarfile.TarInfo]] = []
@@ -201,72 +208,126 @@ def apply_layer(source: IO[bytes], root: str) -> int:
             if not name:
                 continue
             count += 1
-            parent, _, base = name.rpartition("/")
+            base = name.rpartition("/")[2]
             if base.startswith(WHITEOUT_PREFIX):
-                # What lies under a symlink or a missing directory is not ours to delete.
-                if _is_directory(root, parent):
-                    if base == OPAQUE:
-                        _empty(root, parent, written)
-                    else:
-                        _clear(os.path.join(root, parent, base[len(WHITEOUT_PREFIX):]), False)
-            else:
-                _make_parents(root, name)
-                path = os.path.join(root, name)
-                try:
-                    if member.isdir():
-                        _make_directory(path, False)
-                        directories.append((path, member))
-                    else:
-                        _clear(path, False)
-                        if member.ischr() or member.isblk():
-                            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-                            os.mknod(path, kind | 0o600,
-                                     os.makedev(member.devmajor, member.devminor))
-                            _set_metadata(path, member)
-                        else:
-                            _write_entry(archive, member, path, root)
-                except (tarfile.TarError, EOFError) as error:
-                    raise ArchiveError(f"truncated tar archive at {name!r}: {error}") from None
-                written.add(name)
+                path = _in_root(root, name, create=False)
+                if path is None:
+                    continue  # nothing there to hide
+                parent = os.path.dirname(path)
+                if base == OPAQUE:
+                    _empty(parent, written)
+                else:
+                    _clear(os.path.join(parent, base[len(WHITEOUT_PREFIX):]), False)
+                continue
+            path = _in_root(root, name, create=True)
+            assert path is not None
+            try:
+                if member.isdir():
+                    _make_directory(path, False)
+                    directories.append((path, member))
+                else:
+                    _clear(path, False)
+                    _write_member(archive, member, path, root)
+                    _set_attributes(path, member)
+            except (tarfile.TarError, EOFError) as error:
+                raise ArchiveError(f"truncated tar archive at {name!r}: {error}") from None
+            written.add(path)
     # Last, since writing a directory's children changed its mtime.
     for path, member in reversed(directories):
         _set_metadata(path, member)
+        _set_attributes(path, member)
     return count
 
 
-def _is_directory(root: str, name: str) -> bool:
-    """Whether `name` is a directory under `root` reached through directories only."""
-    current = root
-    for part in filter(None, name.split("/")):
-        current = os.path.join(current, part)
-        try:
-            if not stat.S_ISDIR(os.lstat(current).st_mode):
-                return False
-        except FileNotFoundError:
-            return False
-    return True
+def _write_member(archive: tarfile.TarFile, member: tarfile.TarInfo, path: str,
+                  root: str) -> None:
+    if member.islnk():
+        source = _in_root(root, safe_name(member.linkname), create=False)
+        if source is None or not os.path.lexists(source) or os.path.isdir(source):
+            raise ArchiveError(f"hard link {member.name!r} must point at an extracted file")
+        os.link(source, path, follow_symlinks=False)
+    elif member.ischr() or member.isblk():
+        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+        os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+        _set_metadata(path, member)
+    else:
+        _write_entry(archive, member, path, root)
 
 
-def _empty(root: str, directory: str, keep: set[str]) -> None:
-    """Remove what `directory` holds, except the entries this layer wrote (and their
-    parents): an opaque whiteout hides the lower layers only."""
-    prefix = f"{directory}/" if directory else ""
-    kept_parents = {name for kept in keep if kept.startswith(prefix)
-                    for name in _ancestors(kept[len(prefix):])}
-    for name in _listing(os.path.join(root, directory)):
-        relative = prefix + name
-        if relative in keep:
-            continue
-        if name in kept_parents:
-            _empty(root, relative, keep)
-        else:
-            _clear(os.path.join(root, relative), False)
-
-
-def _ancestors(name: str) -> Iterator[str]:
+def _in_root(root: str, name: str, *, create: bool) -> str | None:
+    """Where `name` (a safe relative name) is under `root` once the symlinks among its
+    parents are followed as if `root` were `/`; missing parents are made when `create`,
+    else the answer is None. The last part is not followed."""
     parts = name.split("/")
-    for end in range(1, len(parts)):
-        yield "/".join(parts[:end])
+    pending = list(reversed(parts[:-1]))
+    resolved: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        current = os.path.join(root, *resolved, part)
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            if not create:
+                return None
+            os.mkdir(current, 0o755)
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > _MAX_SYMLINKS:
+                raise ArchiveError(f"entry {name!r}: too many levels of symbolic links")
+            target = os.readlink(current)
+            if target.startswith("/"):
+                resolved = []
+            pending.extend(reversed(target.split("/")))
+        elif stat.S_ISDIR(info.st_mode):
+            resolved.append(part)
+        elif create:
+            raise ArchiveError(f"entry {name!r}: {part!r} is not a directory")
+        else:
+            return None
+    return os.path.join(root, *resolved, parts[-1])
+
+
+def _set_attributes(path: str, member: tarfile.TarInfo) -> None:
+    """The entry's extended attributes (PAX `SCHILY.xattr.*`), set after its owner, since a
+    change of owner clears file capabilities. Those the file system or our rights refuse
+    are left out, as Docker does."""
+    for key, value in member.pax_headers.items():
+        if key.startswith(_XATTR):
+            with contextlib.suppress(OSError):
+                os.setxattr(path, key[len(_XATTR):], value.encode("utf-8", "surrogateescape"),
+                            follow_symlinks=False)
+
+
+def _capabilities_of(path: str) -> dict[str, str]:
+    """A file's capabilities as a PAX record: the one extended attribute Docker's layers
+    keep."""
+    try:
+        value = os.getxattr(path, _CAPABILITY, follow_symlinks=False)
+    except OSError:  # none, or no extended attributes here
+        return {}
+    return {_XATTR + _CAPABILITY: value.decode("utf-8", "surrogateescape")}
+
+
+def _empty(directory: str, keep: set[str]) -> None:
+    """Remove what `directory` holds, except the paths this layer wrote (and their parents):
+    an opaque whiteout hides the lower layers only."""
+    for name in _listing(directory):
+        path = os.path.join(directory, name)
+        if path in keep:
+            continue
+        if any(kept.startswith(path + "/") for kept in keep):
+            _empty(path, keep)
+        else:
+            _clear(path, False)
 
 
 def _listing(path: str) -> list[str]:

@@ -104,6 +104,18 @@ async def test_steps_on_busybox(kube_env: tuple[str, str, str]) -> None:
 
         assert await run(sandbox, "id", user="nobody") == (
             0, b"uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)\n")
+        # A user made by one step is the USER of the next.
+        # (This busybox has no adduser.)
+        assert await run(sandbox, "/bin/sh", "-c",
+                         "echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd"
+                         " && echo app:x:1234: >> /etc/group"
+                         " && mkdir -p /home/app && chown app:app /home/app") == (0, b"")
+        assert await run(sandbox, "/bin/sh", "-c", "id -u; echo $HOME; touch ~/mine",
+                         user="app") == (0, b"1234\n/home/app\n")
+        changes = await layer(sandbox)
+        assert sorted(changes) == ["etc/group", "etc/passwd", "home", "home/app",
+                                   "home/app/mine"]
+        assert changes["home/app/mine"][0].uid == 1234
         assert await run(sandbox, "/bin/sh", "-c", "echo $GREETING $HOME",
                          env=(("GREETING", "hello"),)) == (0, b"hello /root\n")
         assert (await run(sandbox, "/bin/sh", "-c", "echo out; echo err >&2; exit 7"))[0] == 7

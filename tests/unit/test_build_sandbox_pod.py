@@ -3,7 +3,6 @@ operation, deleted when left, also when cancelled."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +11,7 @@ from engine_fake import FakeCluster
 
 from kubedock import kube
 from kubedock.build import SandboxFailed, StepCommand, open_sandbox, sandbox_pod
+from kubedock.podside import buildwire
 
 SETTINGS = kube.PodSettings(namespace="default", instance_id="inst1",
                             init_image="kubedock/kubedock:0.1.0", request_cpu="100m",
@@ -48,10 +48,18 @@ async def test_unused_sandbox_makes_no_pod() -> None:
     assert cluster.called("create_pod") == []
 
 
-async def test_operations_are_execs_and_the_pod_goes_at_the_end() -> None:
+def _replies(*frames: tuple[bytes, bytes]) -> bytes:
+    return b"".join(buildwire.frame(kind, payload) for kind, payload in frames)
+
+
+async def test_one_session_for_all_operations_and_the_pod_goes_at_the_end() -> None:
     cluster = FakeCluster()
-    cluster.exec_exit_code = lambda argv: 3 if argv[3] == "run" else 0
-    cluster.exec_output = lambda argv: b"layer" if argv[3] == "snapshot" else b"hi\n"
+    cluster.exec_output = lambda argv: _replies(
+        (buildwire.END, b"0"),  # apply
+        (buildwire.OUTPUT, b"hi"), (buildwire.OUTPUT, b"\n"), (buildwire.END, b"3"),  # run
+        (buildwire.OUTPUT, b"layer"), (buildwire.END, b"0"),  # snapshot
+        (buildwire.END, b"0"),  # reset
+    )
     output, layer = bytearray(), bytearray()
 
     async def take_output(data: bytes) -> None:
@@ -67,22 +75,33 @@ async def test_operations_are_execs_and_the_pod_goes_at_the_end() -> None:
         await sandbox.reset()
         [pod] = cluster.pods
     assert (bytes(output), bytes(layer)) == (b"hi\n", b"layer")
-    prefix = "/kubedock buildstep /.kubedock/build"
-    step = json.dumps({"argv": list(STEP.argv), "env": [["A", "1"]], "user": "app",
-                       "workdir": "/src"})
-    assert cluster.called("exec") == [f"{prefix} apply", f"{prefix} run {step}",
-                                      f"{prefix} snapshot", f"{prefix} reset"]
+    assert cluster.called("exec") == ["/kubedock buildstep /.kubedock/build serve"]
     assert cluster.called("create_pod") == [pod] and cluster.called("delete_pod") == [pod]
     assert cluster.pods == {}
 
 
 async def test_failed_operation_says_so() -> None:
     cluster = FakeCluster()
-    cluster.exec_exit_code = lambda argv: 1
+    cluster.exec_output = lambda argv: _replies((buildwire.ERROR, b"apply: bad layer"),
+                                                (buildwire.END, b"1"))
     async with open_sandbox(cluster, SETTINGS) as sandbox:
-        with pytest.raises(SandboxFailed, match="apply failed"):
+        with pytest.raises(SandboxFailed, match="apply failed: apply: bad layer"):
             await sandbox.apply_layer(_chunks(b"x"))
     assert cluster.pods == {}
+
+
+async def test_session_that_ends_breaks_the_sandbox() -> None:
+    cluster = FakeCluster()
+    async with open_sandbox(cluster, SETTINGS) as sandbox:
+        with pytest.raises(SandboxFailed, match="session ended"):
+            await sandbox.snapshot(_ignore)
+        with pytest.raises(SandboxFailed, match="session ended"):
+            await sandbox.reset()
+    assert cluster.pods == {}
+
+
+async def _ignore(data: bytes) -> None:
+    pass
 
 
 @pytest.mark.parametrize("state", [{"waiting": {"reason": "InvalidImageName",
@@ -92,23 +111,19 @@ async def test_pod_that_does_not_start(state: dict[str, object] | None,
     cluster = FakeCluster()
     cluster.main_on_create = state
     async with open_sandbox(cluster, SETTINGS) as sandbox:
-        with pytest.raises(SandboxFailed, match="InvalidImageName: bad" if state
-                           else "did not start within 120 s"):
-            await sandbox.apply_layer(_chunks())
-    assert cluster.pods == {}
+        for _ in range(2):  # the second use does not make another pod
+            with pytest.raises(SandboxFailed, match="InvalidImageName: bad" if state
+                               else "did not start within 120 s"):
+                await sandbox.apply_layer(_chunks())
+    assert len(cluster.called("create_pod")) == 1 and cluster.pods == {}
 
 
 async def test_cancelled_build_deletes_the_pod(autojump_clock: trio.testing.MockClock) -> None:
     cluster = FakeCluster()
-    cluster.exec_exit_code = lambda argv: 0
     cluster.exec_stalled = True
-
-    async def ignore(data: bytes) -> None:
-        pass
-
     with trio.move_on_after(1):
         async with open_sandbox(cluster, SETTINGS) as sandbox:
-            await sandbox.run(STEP, ignore)
+            await sandbox.run(STEP, _ignore)
     assert len(cluster.called("delete_pod")) == 1 and cluster.pods == {}
 
 

@@ -25,8 +25,8 @@ from kubedock.engine import (
     RestartPolicy,
     RestartPolicyName,
 )
-from kubedock.engine._engine import next_restart_delay
 from kubedock.engine._logs import send_logs
+from kubedock.engine._restarts import next_restart_delay
 
 LAG = 0.5  # the fake's watch delay
 

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import stat
+import struct
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -115,6 +116,31 @@ def test_whiteout_never_deletes_through_a_symlink(tmp_path: Path) -> None:
     assert (outside / "keep").read_bytes() == b"k"
 
 
+def test_symlinks_among_parents_are_followed_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    apply_layer(_layer(_dir("usr"), _dir("usr/bin"), _link("bin", "usr/bin"),
+                       _link("etc2", "/etc"), _link("up", "../../.."), _link("loop", "loop")),
+                str(root))
+    apply_layer(_layer(_file("bin/app", b"a"), _file("etc2/x", b"x"), _file("up/y", b"y")),
+                str(root))
+    assert (root / "usr/bin/app").read_bytes() == b"a" and (root / "bin").is_symlink()
+    assert (root / "etc/x").read_bytes() == b"x" and (root / "y").read_bytes() == b"y"
+    apply_layer(_layer(_whiteout("bin/.wh.app")), str(root))
+    assert not (root / "usr/bin/app").exists()
+    with pytest.raises(ArchiveError, match="symbolic links"):
+        apply_layer(_layer(_file("loop/z")), str(root))
+
+
+def test_hard_link_never_reaches_outside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(ArchiveError, match="must point at an extracted file"):
+        apply_layer(_layer(_link("evil", "/etc"), _link("h", "evil/passwd", tarfile.LNKTYPE)),
+                    str(root))
+    assert not (root / "h").exists()
+
+
 def test_entry_climbing_out_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError):
         apply_layer(_layer(_file("../x")), str(tmp_path))
@@ -216,3 +242,23 @@ def test_snapshot_applied_onto_the_old_tree_gives_the_new_one(tmp_path: Path) ->
                 for name, entry in scan(str(root)).items()}
 
     assert view(old) == view(new)
+
+
+# cap_net_raw, permitted and effective (VFS_CAP_REVISION_2)
+CAPABILITY = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+
+
+def test_file_capabilities_kept_both_ways(tmp_path: Path) -> None:
+    root, manifest = tmp_path / "root", str(tmp_path / "manifest.json")
+    root.mkdir()
+    record = {"SCHILY.xattr.security.capability": CAPABILITY.decode("utf-8", "surrogateescape")}
+    apply_layer(_layer(_file("ping", b"p", uid=1000, pax_headers=record)), str(root))
+    assert os.getxattr(root / "ping", "security.capability") == CAPABILITY
+    assert (root / "ping").stat().st_uid == 1000
+    save_manifest({}, manifest)
+    out = io.BytesIO()
+    snapshot(str(root), manifest, out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as archive:
+        [member] = archive.getmembers()
+    assert member.pax_headers == record
