@@ -25,6 +25,7 @@ from ..build import (
     LayerCache,
     RegistryImages,
     SandboxFactory,
+    build_credentials,
     open_sandbox,
     parse_dockerfile,
 )
@@ -113,7 +114,8 @@ async def build() -> Response:
     source = engine().images.source
     if not isinstance(source, RegistrySource):
         raise DockerError(501, "docker build needs a registry kubedock can push to")
-    images = RegistryImages(engine().images, source.client)
+    images = RegistryImages(engine().images, source.client, build_credentials(
+        request.headers.get("X-Registry-Config", "")))
     cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
     sandboxes: SandboxFactory = partial(open_sandbox, engine().cluster, engine().settings)
     spool = tempfile.TemporaryFile(prefix="kubedock-context-")  # noqa: SIM115 (body closes it)

@@ -12,7 +12,7 @@ from ._builder import (
 )
 from ._context import BuildContext
 from ._dockerfile import DockerfileError, parse_dockerfile
-from ._images import RegistryImages
+from ._images import RegistryImages, build_credentials
 from ._sandbox import (
     Sandbox,
     SandboxFactory,
@@ -38,6 +38,7 @@ __all__ = [
     "SandboxFactory",
     "SandboxFailed",
     "StepCommand",
+    "build_credentials",
     "open_sandbox",
     "parse_dockerfile",
     "sandbox_pod",

@@ -3,6 +3,7 @@ by its tags, options refused by name."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
@@ -154,3 +155,20 @@ async def test_an_untagged_build_runs_by_its_id(client: httpx.AsyncClient,
     assert lines[-1] == {"stream": f"Successfully built {image_id[7:19]}\n"}
     assert (await client.get(f"/images/{image_id[7:19]}/json")).json()["Id"] == image_id
     assert ("kubedock/untagged", image_id[7:19]) in fake.manifests
+
+
+@pytest.mark.parametrize("credentials", [None, {"username": "user", "password": "pw"}])
+async def test_private_base_images_take_the_build_s_credentials(
+        client: httpx.AsyncClient, fake: FakeRegistry, credentials: dict[str, str] | None
+        ) -> None:
+    fake.add_image("team/secret", "1", {"Cmd": ["s"]})
+    fake.private["team/secret"] = "user:pw"
+    config = base64.urlsafe_b64encode(json.dumps(
+        {"https://index.docker.io/v1/": credentials} if credentials else {}).encode())
+    lines = _lines(await client.post(
+        "/build", content=_context({"Dockerfile": b"FROM team/secret:1\nENV A=1\n"}),
+        headers={"X-Registry-Config": config.decode()}))
+    if credentials:
+        assert "aux" in lines[-2]
+    else:
+        assert str(lines[-1]["error"]).startswith("pull access denied for team/secret")
