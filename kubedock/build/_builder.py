@@ -579,9 +579,9 @@ class Builder:
         if cached is not None:
             await self._emit(" ---> Using cache\n")
             return cached
-        sandbox = await self._prepared_sandbox(stage, state)
         step_id = secrets.token_hex(6)  # Docker names its step container here
         await self._emit(f" ---> Running in {step_id}\n")
+        sandbox = await self._prepared_sandbox(stage, state)
 
         async def output(data: bytes) -> None:
             await self._emit(data.decode("utf-8", "replace"))
