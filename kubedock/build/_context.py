@@ -216,12 +216,14 @@ class FileTree:
                     layer.addfile(info, self._open(source) if source else None)
                 else:
                     layer.addfile(info)
+            written = parents | set(entries)
             for member, directory in archives:
-                self._add_extracted(layer, member, directory)
+                self._add_extracted(layer, member, directory, written)
 
     def _add_extracted(self, layer: tarfile.TarFile, member: tarfile.TarInfo,
-                       directory: str) -> None:
-        """ADD of a local archive: its entries under `directory`, streamed through."""
+                       directory: str, written: set[str]) -> None:
+        """ADD of a local archive: its entries under `directory`, streamed through (with the
+        directories an archive may leave out)."""
         extracted = self._open(member)
         assert extracted is not None
         with tarfile.open(fileobj=extracted, mode="r|*") as archive:
@@ -229,6 +231,17 @@ class FileTree:
                 path = _clean(posixpath.join(directory, info.name))
                 if not path:
                     continue
+                missing = []
+                parent = posixpath.dirname(path)
+                while parent and parent not in written:
+                    missing.append(parent)
+                    parent = posixpath.dirname(parent)
+                for name in reversed(missing):
+                    parent_info = tarfile.TarInfo(name)
+                    parent_info.type, parent_info.mode = tarfile.DIRTYPE, 0o755
+                    layer.addfile(parent_info)
+                written.update(missing)
+                written.add(path)
                 copy = info.replace(name=path, deep=False)
                 if info.islnk():
                     copy.linkname = _clean(posixpath.join(directory, info.linkname))

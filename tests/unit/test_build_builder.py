@@ -319,3 +319,17 @@ async def test_chown_names_are_the_stage_s(harness: Harness, chown: str,
 async def test_chown_of_an_unknown_user_fails(harness: Harness) -> None:
     with pytest.raises(BuildFailed, match="unable to find user nobody"):
         await harness.build("FROM busybox:1.36\nCOPY --chown=nobody a /\n", {"a": b"a"})
+
+
+async def test_add_extracts_a_local_archive_and_copies_other_files(harness: Harness) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as packed:
+        info = tarfile.TarInfo("inner/x")
+        info.size = 1
+        packed.addfile(info, io.BytesIO(b"x"))
+    built, _ = await harness.build("FROM busybox:1.36\nADD pack.tgz plain /opt/\n",
+                                   {"pack.tgz": archive.getvalue(), "plain": b"p"})
+    assert built.layers[1].path is not None
+    with tarfile.open(built.layers[1].path) as layer:
+        assert sorted(m.name for m in layer.getmembers()) == [
+            "opt", "opt/inner", "opt/inner/x", "opt/plain"]
