@@ -29,6 +29,7 @@ import attrs
 import trio
 
 from ..podside._users import UserError, resolve_user
+from ..registry import host_platform_of_this_machine
 from ._context import (
     BuildContext,
     ContextError,
@@ -172,7 +173,9 @@ def _now() -> str:
 
 
 def _scratch() -> dict[str, Any]:
-    return {"architecture": "amd64", "os": "linux", "config": {"Env": [_DEFAULT_PATH]},
+    platform = host_platform_of_this_machine()  # the nodes' (kubedock's own, as for pulls)
+    return {"architecture": platform.architecture, "os": platform.os,
+            "config": {"Env": [_DEFAULT_PATH]},
             "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
 
 
@@ -211,7 +214,10 @@ class Builder:
 
     async def build(self) -> BuiltImage:
         async with self._exit:
-            state = await self._run()
+            try:
+                state = await self._run()
+            except (SubstitutionError, DockerfileError, ContextError) as error:
+                raise BuildFailed(str(error)) from None
         document = state.document
         for name, value in self._options.labels.items():
             document["config"].setdefault("Labels", {})
@@ -272,14 +278,11 @@ class Builder:
             for instruction in stage:
                 step += 1
                 await self._emit(f"Step {step}/{total} : {instruction.original}\n")
-                try:
-                    if instruction.keyword == "from":
-                        state = await self._from(instruction, meta)
-                    else:
-                        assert state is not None
-                        state = await self._step(index, state, instruction, args, escape, meta)
-                except (SubstitutionError, DockerfileError, ContextError) as error:
-                    raise BuildFailed(str(error)) from None
+                if instruction.keyword == "from":
+                    state = await self._from(instruction, meta)
+                else:
+                    assert state is not None
+                    state = await self._step(index, state, instruction, args, escape, meta)
                 await self._emit(f" ---> {_image_id(state.document)[7:19]}\n")
             assert state is not None
             self._stage_list.append(state)

@@ -281,6 +281,7 @@ async def test_entrypoint_resets_an_inherited_cmd(harness: Harness) -> None:
     ("ENV A=1\nFROM x\n", "Please provide a source image with `from` prior to commit"),
     ("FROM nosuch\n", "pull access denied for nosuch"),
     ("FROM x\nENV A=${B-c}\n", "missing ':' in substitution"),
+    ("ARG A=${B-c}\nFROM x\n", "missing ':' in substitution"),
 ])
 async def test_what_cannot_be_built_is_refused_by_name(harness: Harness, dockerfile: str,
                                                        message: str) -> None:
