@@ -344,7 +344,7 @@ class Builder:
                 args[name] = value
             return await self._cached_change(state, instruction, (name, value), lambda c: None)
         if keyword in ("copy", "add"):
-            return await self._copy(stage, state, instruction, scope)
+            return await self._copy(state, instruction, scope)
         if keyword == "run":
             return await self._run_step(stage, state, instruction, args, env)
         change = self._config_change(instruction, scope, escape, config)
@@ -398,10 +398,10 @@ class Builder:
             shell = list(instruction.exec_form)
             return shell, lambda c: c.__setitem__("Shell", shell)
         if keyword == "healthcheck":
-            check = self._healthcheck(instruction, config)
+            check = self._healthcheck(instruction)
             return check, lambda c: c.__setitem__("Healthcheck", check)
         if keyword == "maintainer":
-            return text, lambda c: None
+            return text, lambda c: None  # the image's author, set with the document
         raise BuildFailed(f"{keyword.upper()} is not supported by kubedock's builder")
 
     def _command(self, instruction: Instruction, config: Mapping[str, Any]) -> list[str]:
@@ -409,8 +409,7 @@ class Builder:
             return list(instruction.exec_form)
         return [*(config.get("Shell") or _DEFAULT_SHELL), instruction.text]
 
-    def _healthcheck(self, instruction: Instruction, config: Mapping[str, Any]
-                     ) -> dict[str, Any]:
+    def _healthcheck(self, instruction: Instruction) -> dict[str, Any]:
         text = instruction.text
         word, _, rest = text.partition(" ")
         if word.upper() == "NONE":
@@ -449,13 +448,15 @@ class Builder:
             return cached
         document = copy.deepcopy(state.document)
         apply(document["config"])
+        if instruction.keyword == "maintainer":
+            document["author"] = instruction.text
         _history(document, f"/bin/sh -c #(nop) {instruction.original}", empty=True)
         result = _State(document, state.layers, key)
         self._cache.put(result)
         return result
 
-    async def _copy(self, stage: int, state: _State, instruction: Instruction,
-                    scope: Mapping[str, str]) -> _State:
+    async def _copy(self, state: _State, instruction: Instruction, scope: Mapping[str, str]
+                    ) -> _State:
         keyword = instruction.keyword.upper()
         escape = self._dockerfile.escape
         options = await self._copy_options(instruction, state)

@@ -334,3 +334,8 @@ async def test_add_extracts_a_local_archive_and_copies_other_files(harness: Harn
     with tarfile.open(built.layers[1].path) as layer:
         assert sorted(m.name for m in layer.getmembers()) == [
             "opt", "opt/inner", "opt/inner/x", "opt/plain"]
+
+
+async def test_maintainer_is_the_author(harness: Harness) -> None:
+    built, _ = await harness.build("FROM busybox:1.36\nMAINTAINER Ann <ann@example.org>\n")
+    assert _config(built)["author"] == "Ann <ann@example.org>"
