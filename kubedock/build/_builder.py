@@ -10,6 +10,7 @@ the context gives: a rebuild of an unchanged Dockerfile runs nothing.
 from __future__ import annotations
 
 import atexit
+import codecs
 import contextlib
 import copy
 import hashlib
@@ -587,8 +588,13 @@ class Builder:
         await self._emit(f" ---> Running in {step_id}\n")
         sandbox = await self._prepared_sandbox(stage, state)
 
+        # A character may arrive split across two pieces of output.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
         async def output(data: bytes) -> None:
-            await self._emit(data.decode("utf-8", "replace"))
+            text = decoder.decode(data)
+            if text:
+                await self._emit(text)
 
         code = await sandbox.run(command, output)
         if code != 0:
