@@ -5,6 +5,7 @@ it made in the cluster goes with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -118,14 +119,14 @@ async def build() -> Response:
         request.headers.get("X-Registry-Config", "")))
     cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
     sandboxes: SandboxFactory = partial(open_sandbox, engine().cluster, engine().settings)
-    spool = tempfile.TemporaryFile(prefix="kubedock-context-")  # noqa: SIM115 (body closes it)
+    # The spooled context and its reader live until the build's answer ends.
+    resources = contextlib.ExitStack()
     try:
+        spool = resources.enter_context(
+            tempfile.TemporaryFile(prefix="kubedock-context-"))  # noqa: SIM115 (it is one)
         await _receive_context(spool)
         context = await trio.to_thread.run_sync(_open_context, spool)
-    except BaseException:
-        spool.close()
-        raise
-    try:
+        resources.callback(context.close)
         text = context.read_text(options.dockerfile)
         if text is None:
             raise bad_request(f"Cannot locate specified Dockerfile: {options.dockerfile}")
@@ -141,15 +142,13 @@ async def build() -> Response:
                           emit)
         builder.check()
     except (DockerfileError, BuildFailed) as error:
-        context.close()
-        spool.close()
+        resources.close()
         raise bad_request(str(error)) from None
     except BaseException:
-        context.close()
-        spool.close()
+        resources.close()
         raise
 
-    async def _fail(message: str, code: int) -> None:
+    async def fail(message: str, code: int) -> None:
         await send.send(_line(errorDetail={"code": code, "message": message}, error=message))
 
     async def run() -> None:
@@ -160,11 +159,11 @@ async def build() -> Response:
                 await images.store(built, tags or [parse_reference(
                     f"{UNTAGGED_REPOSITORY}:{built.id[7:19]}")])
             except BuildFailed as error:
-                await _fail(error.message, error.code)
+                await fail(error.message, error.code)
                 return
             except Exception as error:
                 log.exception("build failed")
-                await _fail(docker_error(error).message, 1)
+                await fail(docker_error(error).message, 1)
                 return
             await send.send(_line(aux={"ID": built.id}))
             if quiet:
@@ -182,8 +181,7 @@ async def build() -> Response:
                     async for line in receive:
                         yield line
         finally:
-            context.close()
-            spool.close()
+            resources.close()
 
     return Response(body(), content_type="application/json")
 
