@@ -1,5 +1,6 @@
-"""The build context: the client's tar, spooled to a file, read in place; COPY and ADD layers
-made from it (blocking file work: callers run it in a thread)."""
+"""What COPY and ADD read: the build context (the client's tar, spooled to a file) or a stage's
+or image's layers, read in place; the layers they make (blocking file work: callers run it in a
+thread)."""
 
 from __future__ import annotations
 
