@@ -48,6 +48,9 @@ async def create() -> tuple[Response, int]:
     image = await engine().images.of_container(config.image)
     if image is not None and image.config is not None:
         config = with_image_defaults(config, image.config)
+    if image is not None and image.config is not None and config.image in image.id:
+        # Named by its id (an untagged build): the node pulls it by a reference.
+        config = attrs.evolve(config, image=image.ref.familiar)
     if config.stop_signal:
         from ..engine import signal_name
 

@@ -421,6 +421,7 @@ class Engine:
             # The kubelet stops containers with SIGTERM; another stop signal is sent from
             # inside, and SIGKILL follows when the grace period is over, as in Docker.
             signalled = stop_signal != "SIGTERM"
+            self._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
             if signalled:
                 assert container.pod_name is not None
                 await self._signaller.deliver(container, container.pod_name, stop_signal)
@@ -438,6 +439,7 @@ class Engine:
                 await self._until(container, stopped)
             async with container.lifecycle:
                 if not stopped():
+                    self._publish(container, "kill", signal=str(int(signals.SIGKILL)))
                     await self._save_logs_and_delete(container, grace_seconds=0)
         with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
             await self._until(container, stopped)

@@ -31,6 +31,11 @@ class RegistrySource:
         self._platform = platform
         self._timeout = timeout
 
+    @property
+    def client(self) -> registry.RegistryClient:
+        """The registry client, for what builds read from and push to registries."""
+        return self._client
+
     async def resolve(self, ref: ImageRef, credentials: registry.Credentials | None,
                       known: registry.ResolvedImage | None = None) -> registry.ResolvedImage:
         repository = registry.Repository(ref.registry, ref.path)

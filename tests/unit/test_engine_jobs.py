@@ -274,7 +274,9 @@ async def test_stop_completes_after_its_client_went_away(
     await abandoned(lambda: engine.stop(container, None), after=0.1)
     await settle()
     assert (container.status, container.exit_code) == ("exited", 143)
-    assert actions(engine)[-2:] == ["die", "stop"]
+    assert actions(engine)[-3:] == ["kill", "die", "stop"]
+    assert [event.attributes.get("signal") for event in engine.events.history()
+            if event.action == "kill"] == ["15"]
 
 
 async def test_stop_refused_keeps_the_container_running(
@@ -302,6 +304,10 @@ async def test_stop_signal_ignored_ends_with_sigkill_after_the_timeout(
     assert 7 <= trio.current_time() - began < 9
     assert (container.status, container.exit_code) == ("exited", 137)
     assert ("exec", "kill -s INT 1") in cluster.calls
+    # As Docker reports a stop signal that did not do: the signal, then SIGKILL.
+    assert [event.attributes.get("signal") for event in engine.events.history()
+            if event.action == "kill"] == ["2", "9"]
+    assert actions(engine)[-2:] == ["die", "stop"]
 
 
 async def test_stop_the_watch_never_reports_ends_in_a_clear_error(
