@@ -430,15 +430,15 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
         process, server, instance = launch("--kubeconfig", str(through_proxy), "--port-forward")
         client = docker.DockerClient(base_url=server.host, timeout=60)
         web = client.containers.run(
-            "busybox:1.36", ["sh", "-c", f"mkdir /tmp/in; head -c {BIG} /dev/zero > /tmp/big; "
-                             "exec httpd -f -p 8080 -h /tmp"],
+            "busybox:1.36", ["sh", "-c", "mkdir /tmp/in; echo hello > /tmp/hello; "
+                             f"head -c {BIG} /dev/zero > /tmp/big; exec httpd -f -p 8080 -h /tmp"],
             detach=True, ports={"8080/tcp": None})
         web.reload()
         port = int(web.ports["8080/tcp"][0]["HostPort"])
         until(lambda: _download(port, "/big", BIG, slowly=None) == BIG, seconds=30)
 
         outage_begun = threading.Event()
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=5) as pool:
             execing = subprocess.Popen(
                 ["docker", "exec", str(web.id), "sh", "-c",
                  "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"],
@@ -459,6 +459,9 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
             outage.start()
             time.sleep(0.5)
             outage_begun.set()
+            time.sleep(0.5)
+            # A connection made while the API server is away waits for it.
+            answered = pool.submit(_download, port, "/hello", 6, slowly=None)
 
             received = downloaded.result(timeout=60)
             download_ended = time.monotonic() - cut
@@ -475,11 +478,14 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
                 reader.join()
             exec_ended = time.monotonic() - cut
             outage.join()
+            assert answered.result(timeout=60) == 6
+            answered_after = time.monotonic() - cut
         print(f"API server restart: the download ended after {download_ended:.1f}s "
               f"({received} of {BIG} bytes), the copy out failed after {out_ended:.1f}s "
               f"({type(out_failed.value).__name__}: {out_failed.value}), the copy in after "
               f"{in_ended:.1f}s ({in_failed.value}), the exec after {exec_ended:.1f}s (exit "
-              f"{execing.returncode}, {len(exec_lines)} lines, {exec_err.decode().strip()!r})")
+              f"{execing.returncode}, {len(exec_lines)} lines, {exec_err.decode().strip()!r}); "
+              f"a connection made during the outage was answered after {answered_after:.1f}s")
         assert received < BIG
         assert "Kubernetes API" in str(in_failed.value)
         assert execing.returncode != 0
