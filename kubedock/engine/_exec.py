@@ -192,9 +192,16 @@ async def run_exec(
             log.warning("exec %s in container %s: %s", record.id[:12],
                         record.container.short_id, _BROKE_OFF)
             await _send_line(stream, _BROKE_OFF, tty, to=wire.Stream.STDERR)
-    except BaseException:
+    except BaseException as error:
         if record.exit_code is None:
             record.exit_code = 126
+        lost = _cluster_failure(error) if isinstance(error, Exception) else None
+        if lost is not None and stream is not None:
+            # The answer's status went out with the stream's head: the client reads why here.
+            log.warning("exec %s in container %s failed: %s", record.id[:12],
+                        record.container.short_id, lost)
+            await _send_line(stream, f"kubedock: exec failed: {lost}", tty,
+                             to=wire.Stream.STDERR)
         raise
     finally:
         record.running = False
@@ -203,6 +210,17 @@ async def run_exec(
         if stream is not None:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
+
+
+def _cluster_failure(error: BaseException) -> kube.KubeError | None:
+    """The cluster's failure among `error` and the errors it groups, if any."""
+    if isinstance(error, kube.KubeError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if (found := _cluster_failure(inner)) is not None:
+                return found
+    return None
 
 
 def _session(cluster: kube.ClusterBoundary, toolbox: Toolbox | None, record: Exec, pod: str, *,

@@ -66,6 +66,27 @@ async def test_a_cut_exec_tells_its_client_and_has_no_exit_code_of_the_process(
     assert not record.running
 
 
+async def test_an_exec_the_api_server_refuses_tells_its_client_why(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await running(engine)
+    record = engine.create_exec(container, ExecConfig(cmd=("true",), attach_stdout=True,
+                                                      attach_stderr=True))
+    cluster.fail("exec", kube.ClusterUnreachable("all attempts to connect failed"))
+    client, server = (trio.SocketStream(end) for end in trio.socket.socketpair())
+    async with client:
+        with pytest.RaisesGroup(kube.ClusterUnreachable, allow_unwrapped=True,
+                                flatten_subgroups=True):
+            await engine.start_exec(record, server, tty=False)
+        received = b""
+        while data := await client.receive_some():
+            received += data
+    assert received == wire.frame(
+        wire.Stream.STDERR, b"kubedock: exec failed: all attempts to connect failed\r\n")
+    assert record.exit_code == 126
+    assert not record.running
+
+
 async def test_a_cut_copy_out_fails_rather_than_ending_short(
     autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
 ) -> None:

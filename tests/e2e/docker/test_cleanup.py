@@ -462,6 +462,7 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
             time.sleep(0.5)
             # A connection made while the API server is away waits for it.
             answered = pool.submit(_download, port, "/hello", 6, slowly=None)
+            refused = docker_cli(server, "exec", str(web.id), "echo", "hi", timeout=30)
 
             received = downloaded.result(timeout=60)
             download_ended = time.monotonic() - cut
@@ -491,6 +492,8 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
         assert execing.returncode != 0
         assert exec_err.strip(), "the exec's client is told why it ended"
         assert max(download_ended, out_ended, in_ended, exec_ended) < 40
+        assert refused.returncode == 126, refused
+        assert refused.stderr.startswith(b"kubedock: exec failed: cannot reach the API server")
 
         # Everything works again: the same port, the same container, new containers.
         assert process.poll() is None, server.log.read_text()[-3000:]
