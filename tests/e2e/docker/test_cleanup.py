@@ -438,7 +438,7 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
         until(lambda: _download(port, "/big", BIG, slowly=None) == BIG, seconds=30)
 
         outage_begun = threading.Event()
-        with ThreadPoolExecutor(max_workers=5) as pool:
+        with ThreadPoolExecutor(max_workers=6) as pool:
             execing = subprocess.Popen(
                 ["docker", "exec", str(web.id), "sh", "-c",
                  "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"],
@@ -463,6 +463,8 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
             # A connection made while the API server is away waits for it.
             answered = pool.submit(_download, port, "/hello", 6, slowly=None)
             refused = docker_cli(server, "exec", str(web.id), "echo", "hi", timeout=30)
+            run_meanwhile = pool.submit(docker_cli, server, "run", "-d", "busybox:1.36", "sleep",
+                                        "600", timeout=60)
 
             received = downloaded.result(timeout=60)
             download_ended = time.monotonic() - cut
@@ -481,18 +483,24 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
             outage.join()
             assert answered.result(timeout=60) == 6
             answered_after = time.monotonic() - cut
+            ran = run_meanwhile.result(timeout=60)
+            ran_after = time.monotonic() - cut
         print(f"API server restart: the download ended after {download_ended:.1f}s "
               f"({received} of {BIG} bytes), the copy out failed after {out_ended:.1f}s "
               f"({type(out_failed.value).__name__}: {out_failed.value}), the copy in after "
               f"{in_ended:.1f}s ({in_failed.value}), the exec after {exec_ended:.1f}s (exit "
               f"{execing.returncode}, {len(exec_lines)} lines, {exec_err.decode().strip()!r}); "
-              f"a connection made during the outage was answered after {answered_after:.1f}s")
+              f"a connection made during the outage was answered after {answered_after:.1f}s; "
+              f"a run during the outage ended after {ran_after:.1f}s (exit {ran.returncode}, "
+              f"{ran.stderr.decode().strip()!r})")
         assert received < BIG
         assert "Kubernetes API" in str(in_failed.value)
         assert execing.returncode != 0
         assert exec_err.strip(), "the exec's client is told why it ended"
         assert max(download_ended, out_ended, in_ended, exec_ended) < 40
         assert refused.returncode == 126, refused
+        # A run is refused by the cluster it cannot reach, or done once it is back.
+        assert ran.returncode == 0 or b"Kubernetes API unreachable" in ran.stderr, ran.stderr
         assert refused.stderr.startswith(b"kubedock: exec failed: cannot reach the API server")
 
         # Everything works again: the same port, the same container, new containers.
@@ -504,7 +512,8 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
         assert b"small file" in b"".join(stream)
         again = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
         assert again.stdout == b"ok\n", again.stderr
-        web.remove(force=True)
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
         client.close()
         assert stop_kubedock(process) == 128 + signal.SIGTERM
         assert objects(cluster, namespace, of_instance(instance)) == []
