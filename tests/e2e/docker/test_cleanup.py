@@ -30,7 +30,7 @@ from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
 
 pytestmark = pytest.mark.cluster
 
-KINDS = "pods,services,configmaps,leases,persistentvolumeclaims"
+KINDS = "pods,services,secrets,configmaps,leases,persistentvolumeclaims"
 # Short heartbeats, so that a killed instance is provably gone within seconds.
 HEARTBEAT = 3.0
 REAPER_INTERVAL = 1.0
