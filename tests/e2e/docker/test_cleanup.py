@@ -423,7 +423,9 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
 ) -> None:
     """The API server goes away (connections cut, then refused) and comes back while an exec
     streams, a download crosses a port-forward and files are copied in and out: each ends
-    with an error its client sees, in bounded time, and everything works again afterwards."""
+    with an error its client sees, in bounded time. Meanwhile an exec is refused with the
+    reason, a run too (or done once the API server is back), and a port-forward connection
+    waits for it. Everything works again afterwards."""
     proxy, through_proxy = proxied(kubeconfig, tmp_path)
     client = None
     try:
@@ -499,9 +501,9 @@ def test_api_server_restart_during_exec_port_forward_and_copies(
         assert exec_err.strip(), "the exec's client is told why it ended"
         assert max(download_ended, out_ended, in_ended, exec_ended) < 40
         assert refused.returncode == 126, refused
+        assert refused.stderr.startswith(b"kubedock: exec failed: cannot reach the API server")
         # A run is refused by the cluster it cannot reach, or done once it is back.
         assert ran.returncode == 0 or b"Kubernetes API unreachable" in ran.stderr, ran.stderr
-        assert refused.stderr.startswith(b"kubedock: exec failed: cannot reach the API server")
 
         # Everything works again: the same port, the same container, new containers.
         assert process.poll() is None, server.log.read_text()[-3000:]
