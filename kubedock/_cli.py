@@ -118,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
     )
-    toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
+    toolbox.add_argument("words", nargs=argparse.REMAINDER,
+                         help="idle|archive|exec|signal|ps|udp-relay|echo ...")
+    buildstep = commands.add_parser(
+        "buildstep", help="(inside build sandbox pods) serve a build's requests on stdin: "
+        "apply layers, run build steps, snapshot their changes")
+    buildstep.add_argument("words", nargs=argparse.REMAINDER, help="STATE serve")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",
@@ -181,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .podside import run_toolbox
 
         sys.exit(run_toolbox(args.words))
+    if args.command == "buildstep":
+        from .podside import run_buildstep
+
+        sys.exit(run_buildstep(args.words))
     if args.command == "dind":
         from .podside import run_dind
 

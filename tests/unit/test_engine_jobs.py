@@ -23,6 +23,7 @@ from kubedock.engine import (
     NoSuchContainer,
     StartFailed,
 )
+from kubedock.registry import ImageConfig
 
 START_TIMEOUT = 30
 REDIS = kube.PortSpec(6379, "tcp")
@@ -248,6 +249,20 @@ async def test_name_taken_by_another_service_fails_the_start_and_deletes_the_pod
         await engine.start(container)
     assert_gone(cluster, container)
     assert list(cluster.services) == ["db"]
+
+
+async def test_services_carry_the_ports_the_image_exposes(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
+) -> None:
+    """A compose service such as postgres names no port: peers reach the image's."""
+    engine = await new_engine(nursery, cluster, names="services")
+    image = ImageConfig(id="sha256:" + "0" * 64, os="linux", architecture="amd64", variant="",
+                        created="", author="", diff_ids=(),
+                        defaults={"ExposedPorts": {"5432/tcp": {}, "53/UDP": {}, "x/tcp": {}}})
+    container = engine.create("db", ContainerConfig(image="postgres:16", image_config=image))
+    await engine.start(container)
+    assert [(port["port"], port["protocol"]) for port in cluster.services["db"]["spec"]["ports"]
+            ] == [(5432, "TCP"), (53, "UDP")]
 
 
 # -- stop -------------------------------------------------------------------------------------
