@@ -41,11 +41,14 @@ class _FakeChannel(kube.ExecChannel):
 
     can_close_stdin = True
 
-    def __init__(self, exit_code: int, *, stalled: bool, output: bytes = b"") -> None:
-        self.exit_code = exit_code  # (no websocket under it)
+    def __init__(self, exit_code: int, *, stalled: bool, output: bytes = b"",
+                 cut: bool = False, input_refused: bool = False) -> None:
+        # (no websocket under it) A session that is cut ends without the process's status.
+        self.exit_code = None if cut else exit_code
         self.status_message = None
         self._stalled = stalled
         self._output = output
+        self._input_refused = cut or input_refused
         self.start_failure = None
 
     async def receive(self) -> tuple[int, bytes] | None:
@@ -57,6 +60,8 @@ class _FakeChannel(kube.ExecChannel):
 
     async def send_stdin(self, data: bytes) -> None:
         await trio.lowlevel.checkpoint()
+        if self._input_refused:
+            raise trio.BrokenResourceError("websocket is closed")
 
     async def close_stdin(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -96,6 +101,11 @@ class FakeCluster:
         self.watch_stalled = False
         # Exec sessions that never end (a cluster that stopped answering them).
         self.exec_stalled = False
+        # Exec sessions the API server cuts (it restarts): output ends at once, without the
+        # process's exit status, and input is refused.
+        self.exec_cut = False
+        # Exec processes that end before they read their input (the session refuses it).
+        self.exec_input_refused = False
         # What the kubelet's Summary API reports of each pod's `main`, by pod name: a summary
         # container's "cpu" and "memory" documents (see `sample_usage`); with
         # `samples_new_pods`, a pod that runs is sampled (idle) from its start.
@@ -310,7 +320,8 @@ class FakeCluster:
         async with self._call("exec", " ".join(argv)):
             self._pod(pod)
         yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled,
-                           output=self.exec_output(argv))
+                           output=self.exec_output(argv), cut=self.exec_cut,
+                           input_refused=self.exec_input_refused)
 
     @contextlib.asynccontextmanager
     async def attach(
