@@ -101,3 +101,10 @@ def docker_cli(server: Kubedock, *args: str, input: bytes | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["docker", *args], env=server.env(), input=input,
                           capture_output=True, timeout=timeout, check=False)
+
+
+def docker_ok(server: Kubedock, *args: str, timeout: float = 120) -> str:
+    """The docker CLI's output of a command that must succeed."""
+    result = docker_cli(server, *args, timeout=timeout)
+    assert result.returncode == 0, (args, result.stderr)
+    return result.stdout.decode()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubedock_server import Kubedock, docker_cli, served_by
+from kubedock_server import Kubedock, docker_cli, docker_ok
 
 pytestmark = pytest.mark.cluster
 
@@ -50,33 +50,23 @@ def seeded_image(cluster: Any, kubedock: Kubedock, docker_oracle: str) -> Iterat
         docker_cli(oracle, "rmi", name)
 
 
-@pytest.fixture(params=["kubedock", "docker_oracle"], ids=["kubedock", "docker"])
-def target(request: pytest.FixtureRequest) -> Kubedock:
-    return served_by(request, request.param)
-
-
 def run(target: Kubedock, *args: str) -> subprocess.CompletedProcess[bytes]:
     return docker_cli(target, *args)
-
-
-def _ok(result: subprocess.CompletedProcess[bytes]) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout.decode()
 
 
 def test_an_image_volume_is_anonymous_listed_and_goes_with_rm_v(target: Kubedock,
                                                                 seeded_image: str) -> None:
     name = f"imgvol-{secrets.token_hex(3)}"
-    _ok(run(target, "create", "--name", name, seeded_image, "sleep", "60"))
+    docker_ok(target, "create", "--name", name, seeded_image, "sleep", "60")
     try:
-        (inspected,) = json.loads(_ok(run(target, "inspect", name)))
+        (inspected,) = json.loads(docker_ok(target, "inspect", name))
         (mount,) = inspected["Mounts"]
         assert (mount["Type"], mount["Destination"], mount["Driver"], mount["RW"]) == (
             "volume", "/seed", "local", True)
         assert re.fullmatch("[0-9a-f]{64}", mount["Name"])
-        listed = _ok(run(target, "volume", "ls", "-q", "--filter", "dangling=false")).split()
+        listed = docker_ok(target, "volume", "ls", "-q", "--filter", "dangling=false").split()
         assert mount["Name"] in listed
-        _ok(run(target, "rm", "-v", name))
+        docker_ok(target, "rm", "-v", name)
         gone = run(target, "volume", "inspect", mount["Name"])
         assert gone.returncode != 0
         assert "no such volume" in gone.stderr.decode().lower()
@@ -88,14 +78,14 @@ def test_the_image_s_files_are_copied_into_a_new_named_volume_once(
         target: Kubedock, seeded_image: str) -> None:
     volume = f"seeded-{secrets.token_hex(3)}"
     try:
-        _ok(run(target, "run", "--rm", "-v", f"{volume}:/seed", seeded_image, "true"))
-        listing = _ok(run(target, "run", "--rm", "-v", f"{volume}:/seed", "busybox:1.36", "sh",
-                          "-c", f"{_LISTING}; echo changed > /seed/hello.txt"))
+        docker_ok(target, "run", "--rm", "-v", f"{volume}:/seed", seeded_image, "true")
+        listing = docker_ok(target, "run", "--rm", "-v", f"{volume}:/seed", "busybox:1.36", "sh",
+                          "-c", f"{_LISTING}; echo changed > /seed/hello.txt")
         assert listing.splitlines() == ["hello", "/seed/nested/deeper.txt 600 1000",
                                         "hello.txt", "hello.txt", "link-to-hello", "nested"]
         # The volume has content now: a new container of the image finds it as it was left.
-        again = _ok(run(target, "run", "--rm", "-v", f"{volume}:/seed", seeded_image, "cat",
-                        "/seed/hello.txt"))
+        again = docker_ok(target, "run", "--rm", "-v", f"{volume}:/seed", seeded_image, "cat",
+                        "/seed/hello.txt")
         assert again == "changed\n"
     finally:
         run(target, "volume", "rm", "-f", volume)
@@ -104,8 +94,8 @@ def test_the_image_s_files_are_copied_into_a_new_named_volume_once(
 def test_nocopy_leaves_a_new_volume_empty(target: Kubedock, seeded_image: str) -> None:
     volume = f"nocopy-{secrets.token_hex(3)}"
     try:
-        listing = _ok(run(target, "run", "--rm", "-v", f"{volume}:/seed:nocopy", seeded_image,
-                          "ls", "-A", "/seed"))
+        listing = docker_ok(target, "run", "--rm", "-v", f"{volume}:/seed:nocopy", seeded_image,
+                          "ls", "-A", "/seed")
         assert listing == ""
     finally:
         run(target, "volume", "rm", "-f", volume)
@@ -113,30 +103,30 @@ def test_nocopy_leaves_a_new_volume_empty(target: Kubedock, seeded_image: str) -
 
 def test_an_anonymous_volume_starts_with_the_image_s_files(target: Kubedock,
                                                            seeded_image: str) -> None:
-    listing = _ok(run(target, "run", "--rm", seeded_image, "sh", "-c", _LISTING))
+    listing = docker_ok(target, "run", "--rm", seeded_image, "sh", "-c", _LISTING)
     assert listing.splitlines() == ["hello", "/seed/nested/deeper.txt 600 1000",
                                     "hello.txt", "hello.txt", "link-to-hello", "nested"]
-    empty = _ok(run(target, "run", "--rm", "-v", "/tmp", seeded_image, "ls", "-A", "/tmp"))
+    empty = docker_ok(target, "run", "--rm", "-v", "/tmp", seeded_image, "ls", "-A", "/tmp")
     assert empty == ""  # busybox's /tmp holds nothing
 
 
 def _events(target: Kubedock, since: float, until: float) -> list[dict[str, Any]]:
-    out = _ok(run(target, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
-                  "--filter", "type=volume", "--format", "{{json .}}"))
+    out = docker_ok(target, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+                  "--filter", "type=volume", "--format", "{{json .}}")
     return [json.loads(line) for line in out.splitlines()]
 
 
 def test_volume_events_as_docker_sends_them(target: Kubedock) -> None:
     volume = f"events-{secrets.token_hex(3)}"
     since = time.time() - 1
-    created = _ok(run(target, "run", "-d", "-v", f"{volume}:/data:ro", "-v", "/scratch",
-                      "busybox:1.36", "true")).strip()
+    created = docker_ok(target, "run", "-d", "-v", f"{volume}:/data:ro", "-v", "/scratch",
+                      "busybox:1.36", "true").strip()
     try:
-        _ok(run(target, "wait", created))
-        (inspected,) = json.loads(_ok(run(target, "inspect", created)))
+        docker_ok(target, "wait", created)
+        (inspected,) = json.loads(docker_ok(target, "inspect", created))
         anonymous = next(m["Name"] for m in inspected["Mounts"] if m["Destination"] == "/scratch")
-        _ok(run(target, "rm", "-v", created))
-        _ok(run(target, "volume", "rm", volume))
+        docker_ok(target, "rm", "-v", created)
+        docker_ok(target, "volume", "rm", volume)
         # Other tests' containers may mount and unmount volumes meanwhile.
         seen = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"])
                 for e in _events(target, since, time.time() + 1)

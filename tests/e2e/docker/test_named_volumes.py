@@ -18,11 +18,6 @@ from kubedock_server import Kubedock, docker_cli, served_by
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(params=["kubedock", "docker_oracle"], ids=["kubedock", "docker"])
-def target(request: pytest.FixtureRequest) -> Kubedock:
-    return served_by(request, request.param)
-
-
 def run(target: Kubedock, *args: str) -> subprocess.CompletedProcess[bytes]:
     return docker_cli(target, *args)
 
