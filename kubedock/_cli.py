@@ -5,7 +5,7 @@ A flag given on the command line wins over its environment variable, which wins 
 
 The roles that run inside pods start kubedock for every copy, exec or signal, so this module
 imports the server's configuration (attrs, logging, the settings) only for the commands that
-use it: the pod roles parse their arguments without building the server's options.
+use it: every command but `server` parses its arguments without building the server's options.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._config import Config, Setting
-
-# Subcommands that must start fast: all but `version` run inside pods, for every copy or signal.
-_LIGHT_COMMANDS = frozenset({"init", "offline", "archive", "toolbox", "dind", "version"})
 
 
 def _dns_upstream(text: str) -> tuple[str, int]:
@@ -138,7 +135,12 @@ def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
     )
-    toolbox.add_argument("words", nargs=argparse.REMAINDER, help="idle|archive|exec|signal|ps ...")
+    toolbox.add_argument("words", nargs=argparse.REMAINDER,
+                         help="idle|archive|exec|signal|ps|udp-relay|echo ...")
+    buildstep = commands.add_parser(
+        "buildstep", help="(inside build sandbox pods) serve a build's requests on stdin: "
+        "apply layers, run build steps, snapshot their changes")
+    buildstep.add_argument("words", nargs=argparse.REMAINDER, help="STATE serve")
     dind = commands.add_parser(
         "dind", help="(inside pods) relay a unix socket to kubedock's Docker API",
         description="The sidecar of containers that bind the Docker socket.",
@@ -186,8 +188,7 @@ def _true(text: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else list(argv)
-    light = bool(words) and words[0] in _LIGHT_COMMANDS
-    args = build_parser(server_options=not light).parse_args(words)
+    args = build_parser(server_options=words[:1] == ["server"]).parse_args(words)
     if args.command == "init":
         from .podside import run_init
 
@@ -205,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .podside import run_toolbox
 
         sys.exit(run_toolbox(args.words))
+    if args.command == "buildstep":
+        from .podside import run_buildstep
+
+        sys.exit(run_buildstep(args.words))
     if args.command == "dind":
         from .podside import run_dind
 

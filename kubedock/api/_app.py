@@ -113,6 +113,7 @@ def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
 def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
     from ._archive import blueprint as archive
+    from ._build import blueprint as build
     from ._containers import blueprint as containers
     from ._disk_usage import blueprint as disk_usage
     from ._exec import blueprint as execs
@@ -138,7 +139,7 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     for blueprint in (system, images, containers, execs, networks, volumes, archive, stats,
-                      update, disk_usage):
+                      update, disk_usage, build):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DockerError)

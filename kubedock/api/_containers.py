@@ -18,6 +18,7 @@ from ..engine import (
     NotFound,
     WaitCondition,
     container_top,
+    with_anonymous_volumes,
 )
 from ._app import bind_policy, engine, request_body
 from ._create_body import log_config, parse_create, unsupported, with_image_defaults
@@ -47,6 +48,9 @@ async def create() -> tuple[Response, int]:
     image = await engine().images.of_container(config.image)
     if image is not None and image.config is not None:
         config = with_image_defaults(config, image.config)
+    if image is not None and image.config is not None and config.image in image.id:
+        # Named by its id (an untagged build): the node pulls it by a reference.
+        config = attrs.evolve(config, image=image.ref.familiar)
     if config.stop_signal:
         from ..engine import signal_name
 
@@ -56,7 +60,9 @@ async def create() -> tuple[Response, int]:
     if volumes_from:
         config = attrs.evolve(config, mounts=with_volumes_from(
             config.mounts, volumes_from, _mounts_of))
-    await engine().volumes.ensure(config.mounts)
+    config = attrs.evolve(config, mounts=with_anonymous_volumes(
+        config.mounts, config.image_config.volumes if config.image_config else ()))
+    await engine().volumes.ensure(config.mounts, announce=True)
     container = engine().create(name, config)
     if config.console_size:
         height, width = config.console_size
@@ -153,7 +159,8 @@ async def remove(ref: str) -> Response:
     if query_bool(request.args, "link"):
         raise unsupported("removing links", "a link lasts as long as the linking container")
     container = engine().get(ref)
-    await engine().remove(container, force=query_bool(request.args, "force"))
+    await engine().remove(container, force=query_bool(request.args, "force"),
+                          volumes=query_bool(request.args, "v"))
     return _no_content()
 
 

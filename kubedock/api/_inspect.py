@@ -41,7 +41,7 @@ def _port_key(port: PortSpec) -> str:
 
 
 def _ports_document(container: Container) -> dict[str, Any]:
-    ports: dict[str, Any] = {_port_key(p): None for p in container.config.ports}
+    ports: dict[str, Any] = {_port_key(p): None for p in container.config.ports_with_image}
     for published in container.published:
         key = _port_key(published.port)
         ports[key] = (ports.get(key) or []) + [
@@ -273,18 +273,52 @@ def inspect_document(container: Container) -> dict[str, Any]:
     }
 
 
-def _status_text(container: Container) -> str:
+def status_text(container: Container, now: datetime) -> str:
+    """Docker's list Status: how long ago, in Docker's (go-units') words."""
+    def since(moment: datetime | None) -> str:
+        return human_duration((now - moment).total_seconds() if moment else 0.0)
+
     if container.status == "running":
-        since = container.started_at
-        health = f" ({container.health.status})" if container.health else ""
-        return f"Up since {_timestamp(since)}{health}"
+        health = container.health.status if container.health else None
+        suffix = {None: "", "starting": " (health: starting)"}.get(health, f" ({health})")
+        return f"Up {since(container.started_at)}{suffix}"
     if container.restarting:
-        return f"Restarting ({container.exit_code}) at {_timestamp(container.finished_at)}"
+        return f"Restarting ({container.exit_code}) {since(container.finished_at)} ago"
     if container.status == "exited":
-        return f"Exited ({container.exit_code}) at {_timestamp(container.finished_at)}"
+        return f"Exited ({container.exit_code}) {since(container.finished_at)} ago"
     if container.status == "removing":
         return "Removal In Progress"
     return "Created"
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as Docker's ps words it (go-units HumanDuration)."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds // 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    for limit, unit, hours_each in ((48, "hours", 1), (24 * 7 * 2, "days", 24),
+                                    (24 * 30 * 2, "weeks", 24 * 7),
+                                    (24 * 365 * 2, "months", 24 * 30)):
+        if hours < limit:
+            return f"{hours // hours_each} {unit}"
+    return f"{int(seconds // 3600) // 24 // 365} years"
+
+
+def _listed_command(config: ContainerConfig) -> str:
+    """The list's Command: arguments with a space in single quotes, as Docker shows them."""
+    return " ".join(f"'{word}'" if " " in word and index else word
+                    for index, word in enumerate(_command_line(config)))
 
 
 def summary(container: Container) -> dict[str, Any]:
@@ -294,21 +328,20 @@ def summary(container: Container) -> dict[str, Any]:
                       "PublicPort": published.host_port, "Type": published.port.protocol})
     published_ports = {p.port for p in container.published}
     ports += [{"PrivatePort": p.port, "Type": p.protocol}
-              for p in container.config.ports if p not in published_ports]
+              for p in container.config.ports_with_image if p not in published_ports]
     config = container.config
-    command = " ".join(_command_line(config))
     return {
         "Id": container.id,
         "Names": [f"/{container.name}"],
         "Image": config.image,
         "ImageID": config.image_config.id if config.image_config
         else parse_reference(config.image).image_id,
-        "Command": command,
+        "Command": _listed_command(config),
         "Created": int(container.created.timestamp()),
         "Ports": ports,
         "Labels": dict(config.labels),
         "State": _status(container),
-        "Status": _status_text(container),
+        "Status": status_text(container, datetime.now(UTC)),
         "HostConfig": {"NetworkMode": config.network_mode},
         "NetworkSettings": {"Networks": _network_document(container)},
         "Mounts": mount_documents(container),

@@ -103,7 +103,7 @@ def with_volumes_from(mounts: tuple[Mount, ...], entries: Iterable[str],
         if source is None:
             raise bad_request(f"No such container: {name}")
         for mount in source:
-            if mount.kind == "volume" and not mount.source:
+            if mount.kind == "volume" and (mount.anonymous or not mount.source):
                 raise DockerError(501, f"HostConfig.VolumesFrom is not supported by kubedock for "
                                        f"the anonymous volume {mount.target} of {name}: it "
                                        "lives in that container's pod alone (use a named volume)")
@@ -125,7 +125,7 @@ def _bind(text: str, policy: BindPolicy) -> Mount:
     read_only = "ro" in options
     if source.startswith("/"):
         return _bind_mount(source, target, read_only, policy)
-    return Mount("volume", target, source, read_only)
+    return Mount("volume", target, source, read_only, no_copy="nocopy" in options)
 
 
 def _mount(item: Any, policy: BindPolicy) -> Mount:
@@ -160,7 +160,8 @@ def _volume_mount(source: str, target: str, read_only: bool,
         raise bad_request("invalid mount config: VolumeOptions.Subpath needs a named volume")
     labels = string_map(options, "Labels", where)
     return Mount("volume", target, source, read_only, sub_path=sub_path,
-                 volume_labels=tuple(sorted(labels.items())))
+                 volume_labels=tuple(sorted(labels.items())),
+                 no_copy=bool(field(options, "NoCopy", bool, where)))
 
 
 def _target(target: str) -> str:

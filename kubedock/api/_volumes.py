@@ -43,8 +43,7 @@ def volume_document(volume: Volume) -> dict[str, Any]:
 
 
 def mount_documents(container: Container) -> list[dict[str, Any]]:
-    """`Mounts` of a container's inspect and list entries, as Docker shows them. An anonymous
-    volume (an emptyDir of the pod) has no name."""
+    """`Mounts` of a container's inspect and list entries, as Docker shows them."""
     documents = []
     for mount in container.config.mounts:
         rw = not mount.read_only
@@ -52,7 +51,7 @@ def mount_documents(container: Container) -> list[dict[str, Any]]:
             documents.append({
                 "Type": "volume", "Name": mount.source, "Source": _mountpoint(mount.source),
                 "Destination": mount.target, "Driver": DRIVER,
-                "Mode": "ro" if mount.read_only else ("z" if mount.source else ""),
+                "Mode": "ro" if mount.read_only else ("" if mount.anonymous else "z"),
                 "RW": rw, "Propagation": "",
             })
         elif mount.kind == "tmpfs":

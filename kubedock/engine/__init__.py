@@ -43,7 +43,14 @@ from ._records import (
 from ._signals import signal_name
 from ._stats import Sample, UsageReader, VolumeUsage, follow_usage
 from ._top import container_top
-from ._volumes import ANONYMOUS_LABEL, DRIVER, NoSuchVolume, Volume, VolumeStore
+from ._volumes import (
+    ANONYMOUS_LABEL,
+    DRIVER,
+    NoSuchVolume,
+    Volume,
+    VolumeStore,
+    with_anonymous_volumes,
+)
 
 __all__ = [
     "ANONYMOUS_LABEL",
@@ -109,4 +116,5 @@ __all__ = [
     "serve_reaper",
     "signal_name",
     "stat_path",
+    "with_anonymous_volumes",
 ]

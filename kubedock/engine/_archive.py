@@ -85,7 +85,8 @@ def mount_specs(container: Container, staged: Sequence[StagedArchive],
             specs.append(kube.MountSpec(mount.target, "copy", f"b{index}", mount.read_only))
         elif mount.kind == "volume" and mount.source:
             specs.append(kube.MountSpec(mount.target, "volume", mount.sub_path, mount.read_only,
-                                        claim=claim_of(mount.source)))
+                                        claim=claim_of(mount.source),
+                                        seeded=index in container.seeds))
         else:
             specs.append(kube.MountSpec(mount.target, mount.kind, read_only=mount.read_only))
     # A later archive wins for a path, as it would have overwritten the earlier one.
@@ -105,7 +106,7 @@ async def stage_archive(body: AsyncIterable[bytes], path: str, directory: str | 
     descriptor, file_name = tempfile.mkstemp(prefix="kubedock-archive-", dir=directory)
     try:
         with os.fdopen(descriptor, "wb") as sink:
-            entries = await _through_thread(
+            entries = await through_thread(
                 body, lambda source: podside.relocate(source, sink, prefix)
             )
     except BaseException:
@@ -126,15 +127,18 @@ async def stage_archive(body: AsyncIterable[bytes], path: str, directory: str | 
 
 async def fill_volumes(cluster: kube.ClusterBoundary, pod: str, container: Container,
                        staged: Sequence[StagedArchive]) -> None:
-    """Stream bind sources and staged archives to the running init container of a new pod."""
+    """Stream what the image holds at new volumes' paths, bind sources and staged archives to
+    the running init container of a new pod."""
     binds = [(f"b{index}", mount.source) for index, mount in enumerate(container.config.mounts)
              if mount.kind == "bind"]
+    seeds = [(kube.seed_directory(index), seed) for index, seed in container.seeds.items()]
     errors = bytearray()
     async with cluster.attach(pod, stdin=True, stdout=False, stderr=True,
                               container=kube.SETUP) as channel, trio.open_nursery() as nursery:
         nursery.start_soon(_collect_output, channel, errors)
         await _sending(channel.send_stdin,
-                       lambda sink: _in_thread(_write_volume_stream, sink, binds, staged))
+                       lambda sink: _in_thread(_write_volume_stream, sink, seeds, binds,
+                                               staged))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
         raise kube.KubeError(channel.status_message or f"attach ended ({channel.exit_code})")
@@ -147,9 +151,17 @@ async def _collect_output(channel: kube.ExecChannel, into: bytearray) -> None:
         into.extend(message[1][-4096:])
 
 
-def _write_volume_stream(sink: IO[bytes], binds: Sequence[tuple[str, str]],
+def _write_volume_stream(sink: IO[bytes], seeds: Sequence[tuple[str, str]],
+                         binds: Sequence[tuple[str, str]],
                          staged: Sequence[StagedArchive]) -> None:
     with podside.open_writer(sink) as out:
+        for directory, seed in seeds:
+            with tarfile.open(seed, mode="r|", bufsize=_CHUNK) as entries:
+                for entry in entries:
+                    entry.name = posixpath.normpath(posixpath.join(directory, entry.name))
+                    if entry.islnk():
+                        entry.linkname = posixpath.join(directory, entry.linkname)
+                    out.addfile(entry, entries.extractfile(entry) if entry.isfile() else None)
         for name, source in binds:
             out.add(os.path.realpath(source), arcname=name)
         for archive in staged:
@@ -251,7 +263,7 @@ async def put_archive(engine: Engine, container: Container, path: str,
     errors = bytearray()
     async with session as channel, trio.open_nursery() as nursery:
         nursery.start_soon(_collect_output, channel, errors)
-        await _sending(channel.send_stdin, lambda sink: _through_thread(
+        await _sending(channel.send_stdin, lambda sink: through_thread(
             body, lambda source: podside.relocate(source, sink)))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
@@ -395,7 +407,7 @@ async def _in_thread(work: Callable[..., _T], *args: object) -> _T:
     return await trio.to_thread.run_sync(work, *args, abandon_on_cancel=True)
 
 
-async def _through_thread(body: AsyncIterable[bytes], work: Callable[[IO[bytes]], _T]) -> _T:
+async def through_thread(body: AsyncIterable[bytes], work: Callable[[IO[bytes]], _T]) -> _T:
     """Run `work(file)` in a thread, `file` reading `body` as the client sends it."""
     send, receive = trio.open_memory_channel[bytes](_QUEUE)
     result: list[_T] = []

@@ -43,6 +43,7 @@ from ._networks import Network, NetworkStore
 from ._records import Container, ContainerConfig, is_running, new_id
 from ._resize import Resizer
 from ._restarts import Restarts, reset_restarts
+from ._seeds import SeedStore
 from ._services import publish_services
 from ._signals import Signaller, signal_name
 from ._specs import PodSpecs, grace_seconds
@@ -96,13 +97,15 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
                               self.events, self.get, self._specs.build)
         self._resizer = Resizer(cluster, settings, self.usage)
-        self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline)
+        self._exposure = Exposure(cluster, nursery, expose, expose_host, self._specs.offline,
+                                  self.toolbox.udp_relay)
         self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
                                   self.networks, self._exposure, self.observe,
                                   partial(self._delete_pod_and_wait, grace_seconds=0),
@@ -146,12 +149,13 @@ class Engine:
 
     def create(self, name: str | None, config: ContainerConfig) -> Container:
         image = parse_reference(config.image)
-        if self._expose == "port-forward":
-            udp = [p for p in config.ports if p.protocol != "tcp"]
-            if udp:
+        if self._expose != "pod-ip":
+            sctp = [p for p in config.ports if p.protocol not in ("tcp", "udp")]
+            if sctp:
                 raise Unsupported(
-                    f"port {udp[0].port}/{udp[0].protocol}: Kubernetes port-forward carries TCP "
-                    "only; run kubedock without --port-forward to reach UDP ports on the pod IP"
+                    f"port {sctp[0].port}/{sctp[0].protocol}: kubedock relays TCP and UDP only; "
+                    "run kubedock without --port-forward and --reverse-proxy to reach it on the "
+                    "pod IP"
                 )
         binds_docker_socket = any(mount.kind == "docker-socket" for mount in config.mounts)
         if binds_docker_socket and self.settings.dind_image is None:
@@ -239,9 +243,9 @@ class Engine:
             container.config = config
         self._publish(container, "update")
 
-    async def remove(self, container: Container, *, force: bool) -> None:
+    async def remove(self, container: Container, *, force: bool, volumes: bool = False) -> None:
         """Remove the container and its pod; with `force` a running container too, and a
-        start under way is abandoned."""
+        start under way is abandoned; with `volumes`, its anonymous volumes too."""
         if (container.id, "remove", "") in self._jobs:
             raise Conflict(f"removal of container {container.id} is already in progress")
         if container.restarting and not force:
@@ -251,11 +255,12 @@ class Engine:
             self._restarts.cancel(container)
             self._jobs.cancel(container.id, ("start", "restart"), Conflict(
                 f"container {container.id} is marked for removal and cannot be started"))
-        await self._remove_job(container, force=force)
+        await self._remove_job(container, force=force, volumes=volumes)
 
-    async def _remove_job(self, container: Container, *, force: bool) -> None:
+    async def _remove_job(self, container: Container, *, force: bool,
+                          volumes: bool = False) -> None:
         await self._jobs.run((container.id, "remove", ""),
-                             partial(self._remove, container, force=force))
+                             partial(self._remove, container, force=force, volumes=volumes))
 
     @contextlib.asynccontextmanager
     async def _transition(self, container: Container) -> AsyncIterator[None]:
@@ -279,6 +284,8 @@ class Engine:
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
         await self._naming.publish_links(container)
+        container.seeds = await self.seeds.for_start(self.images, container.config,
+                                                     self.volumes.new)
         spec = self._specs.build(container)
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
@@ -294,6 +301,7 @@ class Engine:
         try:
             container.start_requested_at = datetime.now(UTC)
             pod = await self._create_pod(container, manifest)
+            self.volumes.mounted(container)
             secret = kube.dind_secret(pod, self.settings)
             if secret is not None:
                 # The pod waits for its Secret volume, so the Secret can only follow it (it is
@@ -303,7 +311,7 @@ class Engine:
             if is_running(container):
                 if self._names == "services":
                     await publish_services(self.cluster, pod, self._naming.service_names(container),
-                                           container.config.ports)
+                                           container.config.ports_with_image)
                 await self._exposure.publish(container)
                 await self._exposure.keep_published(container)
         except Exception as failure:
@@ -376,6 +384,7 @@ class Engine:
             # The watch keeps the record true to the pod; a removal deletes it again.
             log.warning("cannot delete pod %s after a failed start: %s",
                         container.pod_name, error)
+        self.volumes.unmounted(container)
         container.exit_code = 128
         container.error = getattr(failure, "message", None) or str(failure)
         if container.config.auto_remove:
@@ -411,6 +420,7 @@ class Engine:
             # that a new one replaces is signalled from inside too, then deleted as soon as its
             # process is gone: the kubelet reports a stop it carries out ~2 s after the kill.
             signalled = stop_signal != "SIGTERM" or replacing
+            self._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
             if signalled:
                 assert container.pod_name is not None
                 try:
@@ -435,6 +445,7 @@ class Engine:
                 await self._until(container, stopped)
             async with container.lifecycle:
                 if not stopped():
+                    self._publish(container, "kill", signal=str(int(signals.SIGKILL)))
                     await self._save_logs_and_delete(container, grace_seconds=0)
         with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
             await self._until(container, stopped)
@@ -481,7 +492,7 @@ class Engine:
                 await self._start(container)
         self._publish(container, "restart")
 
-    async def _remove(self, container: Container, *, force: bool) -> None:
+    async def _remove(self, container: Container, *, force: bool, volumes: bool) -> None:
         async with self._transition(container):
             if container.status == "running" and not force:
                 raise Conflict(
@@ -498,6 +509,8 @@ class Engine:
                 container.notify()
                 raise
             linked = self._naming.link_targets(container)
+            if volumes:
+                await self.volumes.remove_anonymous(container)
             self._forget(container)
         # The aliases its links gave go with it.
         for target in linked:
@@ -658,6 +671,7 @@ class Engine:
         container.published = ()
         restarts = self._restarts.schedule(container)
         self._publish(container, "die", exitCode=str(exit_code))
+        self.volumes.unmounted(container)
         if container.config.auto_remove and not restarts:
             self._spawn(partial(self._auto_remove, container))
 
@@ -684,7 +698,7 @@ class Engine:
 
     async def _remove_unless_gone(self, container: Container) -> None:
         with contextlib.suppress(NoSuchContainer):
-            await self._remove_job(container, force=True)
+            await self._remove_job(container, force=True, volumes=True)
 
     async def shutdown(self) -> None:
         """Delete every object this instance created; return once the API server has no pod

@@ -77,7 +77,15 @@ class Exec:
     @property
     def needs_toolbox(self) -> bool:
         """Kubernetes runs an exec as the container's user; another one takes the toolbox."""
-        return bool(self.config.user) and self.config.user != (self.container.config.user or "")
+        wanted = self.config.user
+        if not wanted:
+            return False
+        config = self.container.config
+        # The pod runs as the request's user, else as the image's (unknown without its config).
+        running = config.user or (config.image_config.user if config.image_config else None)
+        if running is None:
+            return True
+        return wanted != running and not (_is_root(wanted) and _is_root(running))
 
     def toolbox_args(self) -> list[str]:
         config = self.config
@@ -89,6 +97,13 @@ class Exec:
         if self.finished_at is not None and self.read_at is None:
             self.read_at = trio.current_time()
 
+
+
+def _is_root(user: str) -> bool:
+    """Whether a user spec means uid 0 with group 0 (root is uid 0 in every image; a container
+    with no user runs as root). Clients such as the dev containers CLI exec with `-u root`."""
+    name, _, group = user.partition(":")
+    return name in ("", "0", "root") and group in ("", "0", "root")
 
 
 class ExecStore:

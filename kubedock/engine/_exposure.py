@@ -1,10 +1,12 @@
 """Port exposure: a running container's ports published on kubedock's host, by reverse proxy
-or port-forward, or as the pod's own IP and ports."""
+or port-forward (UDP ones through kubedock's relay in the pod), or as the pod's own IP and
+ports."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 
@@ -12,7 +14,7 @@ import trio
 
 from .. import kube
 from .._config import ExposeMode
-from ..expose import serve_port_forward, serve_reverse_proxy
+from ..expose import serve_port_forward, serve_reverse_proxy, serve_udp_proxy, serve_udp_relay
 from ._adopt import PORTS, ports_annotation
 from ._errors import StartFailed
 from ._records import Container, PublishedPort, is_running
@@ -24,12 +26,17 @@ class Exposure:
     """Publishes containers' ports as `mode` says, on `host` unless a binding names another
     address; the listeners run in `nursery` until the container's exposure scope is cancelled.
 
-    `offline` says whether a container has no network to reach its ports through.
+    `offline` says whether a container has no network to reach its ports through;
+    `udp_relay` opens a stream to the relay of a container's UDP port in its pod (port-forward
+    carries TCP only).
     """
 
     def __init__(self, cluster: kube.ClusterBoundary, nursery: trio.Nursery, mode: ExposeMode,
-                 host: str, offline: Callable[[Container], bool]) -> None:
+                 host: str, offline: Callable[[Container], bool],
+                 udp_relay: Callable[[Container, int],
+                                     AbstractAsyncContextManager[trio.abc.Stream]]) -> None:
         self._cluster = cluster
+        self._udp_relay = udp_relay
         self._nursery = nursery
         self._mode = mode
         self._host = host
@@ -76,12 +83,7 @@ class Exposure:
                         host_ip = (binding.host_ip if binding else "") or self._host
                         host_port = (binding.host_port if binding else 0) or (
                             earlier.pop(0) if earlier else 0)
-                        serve: Callable[..., Any]
-                        if self._mode == "port-forward":
-                            serve = partial(serve_port_forward, self._cluster, container.pod_name,
-                                            port.port)
-                        else:
-                            serve = partial(serve_reverse_proxy, container.pod_ip, port.port)
+                        serve = self._server(container, port)
                         try:
                             bound = await nursery.start(
                                 partial(serve, host=host_ip, host_port=host_port)
@@ -94,6 +96,16 @@ class Exposure:
                             ) from error
                         published.append(PublishedPort(port, host_ip, bound))
                 task_status.started(tuple(published))
+
+    def _server(self, container: Container, port: kube.PortSpec) -> Callable[..., Any]:
+        assert container.pod_name is not None and container.pod_ip is not None
+        if self._mode == "port-forward" and port.protocol == "udp":
+            return partial(serve_udp_relay, partial(self._udp_relay, container, port.port))
+        if self._mode == "port-forward":
+            return partial(serve_port_forward, self._cluster, container.pod_name, port.port)
+        if port.protocol == "udp":
+            return partial(serve_udp_proxy, container.pod_ip, port.port)
+        return partial(serve_reverse_proxy, container.pod_ip, port.port)
 
     async def keep_published(self, container: Container) -> None:
         """Note the host ports on the pod, for a restarted kubedock to publish them again."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -105,6 +107,10 @@ class ImageSource(Protocol):
                    credentials: Credentials | None) -> tuple[ResolvedImage, int]:
         """Copies the image into `target`'s repository and tags it; the image as pushed, and
         its manifest's size."""
+
+    def layer(self, image: ResolvedImage, digest: str
+              ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """One of the image's layers, as the registry streams it."""
 
 
 @attrs.define

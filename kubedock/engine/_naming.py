@@ -155,7 +155,7 @@ class Naming:
         if self._mode == "services":
             pod = await self._cluster.get_object(kube.PODS, container.pod_name)
             await publish_services(self._cluster, pod, self.service_names(container),
-                                   container.config.ports)
+                                   container.config.ports_with_image)
             return
         # The whole map is replaced, so that the keys of a network left behind go away too.
         manifest = kube.pod_manifest(self._spec(container), self._settings)

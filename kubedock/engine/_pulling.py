@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import attrs
@@ -22,6 +24,11 @@ class RegistrySource:
         self._client = client
         self._platform = platform
         self._timeout = timeout
+
+    @property
+    def client(self) -> registry.RegistryClient:
+        """The registry client, for what builds read from and push to registries."""
+        return self._client
 
     async def resolve(self, ref: ImageRef, credentials: registry.Credentials | None,
                       known: registry.ResolvedImage | None = None) -> registry.ResolvedImage:
@@ -55,6 +62,14 @@ class RegistrySource:
         except httpx.HTTPError as error:
             raise PullFailed(f"pulling {ref.familiar}: {error}") from None
 
+
+    @contextlib.asynccontextmanager
+    async def layer(self, image: registry.ResolvedImage, digest: str
+                    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A layer of `image`, streamed from its registry; a registry that goes silent for
+        the registry timeout ends it."""
+        async with self._client.blob_stream(image.repository, digest) as chunks:
+            yield _bounded_by_silence(chunks, self._timeout)
 
     async def push(self, image: registry.ResolvedImage, target: ImageRef,
                    credentials: registry.Credentials | None
@@ -112,6 +127,17 @@ class RegistrySource:
             except (registry.RegistryError, registry.Unreachable):
                 pass
         return True  # unknown: the manifest's own error stands
+
+
+async def _bounded_by_silence(chunks: AsyncIterator[bytes], seconds: float
+                              ) -> AsyncIterator[bytes]:
+    while True:
+        with trio.fail_after(seconds):
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+        yield chunk
 
 
 def _docker_pull_error(ref: ImageRef, error: registry.RegistryError) -> Exception:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 Status = Literal["created", "running", "exited", "removing"]
 HealthStatus = Literal["starting", "healthy", "unhealthy"]
+_PROTOCOLS = ("tcp", "udp", "sctp")
 
 
 @attrs.frozen
@@ -49,6 +50,11 @@ class Mount:
     # A named volume: the directory in it to mount, and the labels it gets if created for this.
     sub_path: str = ""
     volume_labels: tuple[tuple[str, str], ...] = ()
+    # A volume of this container alone (``-v /data``, an image's VOLUME): `source` is the
+    # generated name it is listed under, and it goes with the container (``rm -v``, --rm).
+    anonymous: bool = False
+    # Mount option ``nocopy``: the image's files at `target` are not copied into a new volume.
+    no_copy: bool = False
 
 
 RestartPolicyName = Literal["no", "always", "unless-stopped", "on-failure"]
@@ -107,6 +113,9 @@ class ContainerConfig:
     console_size: tuple[int, int] | None = None
     extra_hosts: tuple[tuple[str, str], ...] = ()
     auto_remove: bool = False
+    # Docker's --init: a process that reaps zombies and passes signals on runs as PID 1. In a
+    # pod sharing one process namespace, that is the pause process, and the command its child.
+    init: bool = False
     restart_policy: RestartPolicy = RestartPolicy()
     # HostConfig.Links on the default bridge: (linked container's id, alias).
     links: tuple[tuple[str, str], ...] = ()
@@ -130,6 +139,20 @@ class ContainerConfig:
         """Every port the container exposes: ExposedPorts and the keys of PortBindings."""
         seen = dict.fromkeys(self.exposed_ports)
         seen.update(dict.fromkeys(self.port_bindings))
+        return tuple(seen)
+
+    @property
+    def ports_with_image(self) -> tuple[PortSpec, ...]:
+        """`ports` and those the image exposes, which Docker merges into the container's config
+        at create: inspect and list show them unpublished, and in the Services mode peers reach
+        them (a compose service such as postgres names no port of its own)."""
+        seen = dict.fromkeys(self.ports)
+        for key in self.image_config.exposed_ports if self.image_config else ():
+            number, _, protocol = key.partition("/")
+            protocol = protocol.lower() or "tcp"
+            # A malformed key in the image is left out rather than failing what lists it.
+            if number.isdigit() and 0 < int(number) < 65536 and protocol in _PROTOCOLS:
+                seen.setdefault(PortSpec(int(number), protocol))
         return tuple(seen)
 
 
@@ -189,6 +212,9 @@ class Container:
     # Where the init container left kubedock's own program in the pod; None: a pod without
     # one, where archives go through the image's tar and stat.
     tools: str | None = None
+    # What the image holds at the paths of new volumes, copied into them by the init container
+    # of the next pod: a tar file (see SeedStore) by index of the mount.
+    seeds: Mapping[int, str] = attrs.field(factory=dict)
     published: tuple[PublishedPort, ...] = ()
     restart_count: int = 0
     # Docker's restart manager: the backoff before the next automatic start, the wait for it

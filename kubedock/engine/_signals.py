@@ -8,6 +8,7 @@ import trio
 
 from .. import kube
 from ._errors import Conflict, InvalidParameter, TimedOut
+from ._init import signal_argv
 from ._records import Container
 from ._toolbox import Toolbox
 
@@ -38,7 +39,7 @@ class Signaller:
 
     async def deliver(self, container: Container, pod_name: str, name: str) -> None:
         """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
-        argv = ["kill", "-s", name.removeprefix("SIG"), "1"]
+        argv = signal_argv(container.config, name)
         with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
             try:
                 async with self._cluster.exec(

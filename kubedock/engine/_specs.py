@@ -63,6 +63,7 @@ class PodSpecs:
             dns_names=self._dns_names(container),
             network_ids=tuple(network.id for network, _ in self._networks.of(container.id)),
             offline=self.offline(container),
+            shared_process_namespace=config.init,
             mounts=mount_specs(container, self._archives.staged(container),
                                self._volumes.claim_of),
             annotations={

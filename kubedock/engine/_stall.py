@@ -14,6 +14,9 @@ import trio
 from .. import kube
 from ._records import Container
 
+# The scheduler's words for a pod whose claims are not bound yet.
+_UNBOUND_CLAIMS = "unbound immediate PersistentVolumeClaims"
+
 
 @attrs.frozen
 class Stall:
@@ -23,6 +26,9 @@ class Stall:
     reason: str
     message: str | None
     since: float
+    # A pod waiting for its volume claims to be provisioned is making progress, however slowly
+    # (a loaded provisioner takes seconds): it fails by the start timeout, not by patience.
+    progressing: bool = False
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}" if self.message else self.reason
@@ -34,14 +40,15 @@ def stall_after(previous: Stall | None, observation: kube.ContainerObservation) 
     if not observation.stalled:
         return None
     since = trio.current_time() if previous is None else previous.since
-    return Stall(observation.reason or "Stalled", observation.message, since)
+    progressing = _UNBOUND_CLAIMS in (observation.message or "")
+    return Stall(observation.reason or "Stalled", observation.message, since, progressing)
 
 
 async def fail_when_stalled(container: Container, patience: float) -> None:
     """Fail the start (set `container.error`) once its pod has stayed stalled for `patience`
     seconds without a break."""
     while True:
-        while container.stall is None:
+        while container.stall is None or container.stall.progressing:
             await container.changed.wait()
         since = container.stall.since
         with trio.move_on_at(since + patience) as waited:

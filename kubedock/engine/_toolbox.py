@@ -18,6 +18,7 @@ import trio
 
 from .. import kube
 from ._errors import Conflict, EngineError
+from ._init import refuse_toolbox
 from ._records import Container
 
 # Pulling kubedock's image on a node that has never run it is the longest part.
@@ -57,12 +58,18 @@ class Toolbox:
                 pod, kube.toolbox_container(self._settings))
             with trio.move_on_after(_READY_SECONDS):
                 while True:
+                    # The kubelet starts no container in a pod whose main has ended or that
+                    # is going away: the toolbox would wait there until the pod is gone.
+                    if _run_of(container) != run:
+                        raise Conflict(f"Container {container.id} is not running")
                     try:
                         if kube.toolbox_running(await self._cluster.get_object(kube.PODS, pod)):
                             break
                     except kube.ToolboxFailed as failure:
                         raise ToolboxFailed(f"kubedock's toolbox did not start in pod {pod}: "
                                           f"{failure}") from None
+                    except kube.NotFound:
+                        raise Conflict(f"Container {container.id} is not running") from None
                     await trio.sleep(_POLL_SECONDS)
             if not kube.toolbox_running(await self._cluster.get_object(kube.PODS, pod)):
                 raise ToolboxFailed(f"kubedock's toolbox did not start in pod {pod} within "
@@ -75,6 +82,8 @@ class Toolbox:
                    stdout: bool = True, stderr: bool = True, tty: bool = False,
                    ) -> AsyncIterator[kube.ExecChannel]:
         """An exec session of `kubedock toolbox args...` beside `container`."""
+        if args[0] != "ps":  # a listing of the pod's processes is right with --init too
+            refuse_toolbox(container.config, _WHAT.get(args[0], args[0]))
         pod = await self.ensure(container)
         async with self._cluster.exec(pod, toolbox_argv(*args), stdin=stdin, stdout=stdout,
                                       stderr=stderr, tty=tty, container=kube.TOOLBOX) as channel:
@@ -98,12 +107,38 @@ class Toolbox:
         if code not in (0, -1, _KILLED):
             raise Conflict(f"Cannot kill container: {container.id}: {err.strip()[-500:]}")
 
+    @contextlib.asynccontextmanager
+    async def udp_relay(self, container: Container, port: int) -> AsyncIterator[trio.abc.Stream]:
+        """A stream of datagram frames (`wire`'s) to the relay of UDP `port` in the pod.
+
+        The relay listens on a TCP port of the pod's own choosing, which it writes first;
+        the stream is a port-forward to it, and the relay lives as long as the stream."""
+        pod = await self.ensure(container)
+        async with self._cluster.exec(pod, toolbox_argv("udp-relay", str(port)),
+                                      container=kube.TOOLBOX) as channel:
+            said = b""
+            while not said.endswith(b"\n"):
+                message = await channel.receive()
+                if message is None:
+                    raise ToolboxFailed(f"udp-relay: {said.decode(errors='replace')}"
+                                        f"{channel.status_message or 'ended'}")
+                said += message[1]
+            if not said.strip().isdigit():
+                raise ToolboxFailed(f"udp-relay: {said.decode(errors='replace').strip()}")
+            stream = await self._cluster.open_port_forward(pod, int(said))
+            async with stream:
+                yield stream
+
     async def processes(self, container: Container) -> dict[str, Any]:
         out, err, code = await self.run(container, "ps")
         if code != 0:
             raise ToolboxFailed(f"ps: {err.strip()[-500:] or f'exit code {code}'}")
         result: dict[str, Any] = json.loads(out)
         return result
+
+
+_WHAT = {"archive": "copying files", "exec": "an exec as another user",
+         "signal": "delivering a signal"}
 
 
 def toolbox_argv(*args: str) -> list[str]:

@@ -1,14 +1,20 @@
-"""Named volumes: each one a PersistentVolumeClaim of this instance, which outlives the
+"""Volumes: a named one is a PersistentVolumeClaim of this instance, which outlives the
 containers that mount it and goes when the volume is removed, or with the instance.
 
-Anonymous volumes of containers (``-v /data``) stay emptyDirs of their pod and are not kept
-here; a volume created through the API without a name is a claim like any other, labelled
-anonymous as Docker labels it (a prune removes it without ``all``).
+An anonymous volume of a container (``-v /data``, or a path its image declares a VOLUME) is an
+emptyDir of the container's pod, listed under a generated name as Docker lists it, and removed
+with the container when the client asks (``rm -v``, ``--rm``); no other container can mount it.
+A volume created through the API without a name is a claim like any other, labelled anonymous
+as Docker labels it (a prune removes it without ``all``).
+
+Events follow Docker's: ``create`` when a container that names a volume is created (again for
+one that exists), ``mount`` when its pod is made, ``unmount`` when it exits, ``destroy``.
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +24,7 @@ import attrs
 import trio
 
 from .. import kube
-from ._errors import Conflict, InvalidParameter, NotFound
+from ._errors import Conflict, InvalidParameter, NotFound, Unsupported
 from ._events import EventBus
 from ._records import Container, Mount
 
@@ -41,7 +47,7 @@ class NoSuchVolume(NotFound):
 @attrs.frozen
 class Volume:
     name: str
-    claim: str  # the PersistentVolumeClaim's name
+    claim: str  # the PersistentVolumeClaim's name; "" for an emptyDir of one container's pod
     namespace: str
     created: datetime
     labels: Mapping[str, str] = attrs.field(factory=dict)
@@ -53,12 +59,29 @@ class Volume:
     @property
     def mountpoint(self) -> str:
         """Where the data lives as far as kubedock knows: the claim (the path on a node is the
-        storage provisioner's business)."""
-        return f"pvc://{self.namespace}/{self.claim}"
+        storage provisioner's business); none for an emptyDir."""
+        return f"pvc://{self.namespace}/{self.claim}" if self.claim else ""
 
 
 def named_volumes(mounts: Iterable[Mount]) -> list[Mount]:
+    """The volume mounts that name their volume: named ones, and anonymous ones once the
+    container is created (see `with_anonymous_volumes`)."""
     return [mount for mount in mounts if mount.kind == "volume" and mount.source]
+
+
+def with_anonymous_volumes(mounts: tuple[Mount, ...],
+                           image_volumes: Iterable[str] = ()) -> tuple[Mount, ...]:
+    """`mounts` with a generated name for each anonymous volume, and an anonymous volume at
+    each path the image declares a VOLUME where no mount is (as Docker gives a new container)."""
+    named = tuple(
+        attrs.evolve(mount, source=secrets.token_hex(32), anonymous=True)
+        if mount.kind == "volume" and not mount.source else mount
+        for mount in mounts)
+    targets = {mount.target for mount in mounts}
+    declared = dict.fromkeys(posixpath.normpath(path) for path in image_volumes
+                             if path.startswith("/"))
+    return named + tuple(Mount("volume", path, secrets.token_hex(32), anonymous=True)
+                         for path in declared if path not in targets)
 
 
 class VolumeStore:
@@ -73,6 +96,11 @@ class VolumeStore:
         self._events = events
         self._containers = containers
         self._volumes: dict[str, Volume] = {}
+        # The containers whose volumes were announced mounted, and not unmounted since.
+        self._mounted: set[str] = set()
+        # Named volumes a pod has mounted: no longer new, so the image's files are not copied
+        # into them (Docker copies into an empty volume only; kubedock does not look inside).
+        self._used: set[str] = set()
         # Creations and removals one at a time: two creates of one name make one claim.
         self._lock = trio.Lock()
 
@@ -120,12 +148,65 @@ class VolumeStore:
         self._events.publish("volume", "create", name, {"driver": DRIVER})
         return volume
 
-    async def ensure(self, mounts: Iterable[Mount]) -> None:
-        """Create the named volumes `mounts` name that do not exist yet, as Docker does when
-        a container names one."""
+    async def ensure(self, mounts: Iterable[Mount], *, announce: bool = False) -> None:
+        """Create the volumes `mounts` name that do not exist yet, as Docker does when a
+        container names one; with `announce`, a `create` event for those that exist too (a
+        container's create, as Docker reports it)."""
         for mount in named_volumes(mounts):
-            if mount.source not in self._volumes:
+            existing = self._volumes.get(mount.source)
+            if existing is not None and not existing.claim and not mount.anonymous:
+                raise Unsupported(f"the anonymous volume {mount.source} is an emptyDir of "
+                                  "its container's pod: no other container can mount it "
+                                  "(use a named volume)")
+            if existing is None and mount.anonymous:
+                self._volumes[mount.source] = Volume(
+                    mount.source, "", self._pods.namespace, datetime.now(UTC),
+                    {ANONYMOUS_LABEL: ""})
+                self._events.publish("volume", "create", mount.source, {"driver": DRIVER})
+            elif existing is None:
                 await self.create(mount.source, dict(mount.volume_labels))
+            elif announce:
+                self._events.publish("volume", "create", mount.source, {"driver": DRIVER})
+
+    def new(self, mount: Mount) -> bool:
+        """Whether the volume of `mount` starts empty in the container's next pod: an anonymous
+        one always (an emptyDir of that pod), a named one until a pod has mounted it."""
+        return mount.anonymous or mount.source not in self._used
+
+    def mounted(self, container: Container) -> None:
+        """Announce the container's volumes mounted (its pod is made)."""
+        self._mounted.add(container.id)
+        for mount in named_volumes(container.config.mounts):
+            if not mount.anonymous:
+                self._used.add(mount.source)
+            self._events.publish("volume", "mount", mount.source, {
+                "container": container.id, "destination": mount.target, "driver": DRIVER,
+                "propagation": "", "read/write": "false" if mount.read_only else "true"})
+
+    def unmounted(self, container: Container) -> None:
+        """Announce the container's volumes unmounted (it exited, or its start failed), once
+        for each time they were announced mounted."""
+        if container.id not in self._mounted:
+            return
+        self._mounted.discard(container.id)
+        for mount in named_volumes(container.config.mounts):
+            self._events.publish("volume", "unmount", mount.source,
+                                 {"container": container.id, "driver": DRIVER})
+
+    async def remove_anonymous(self, container: Container) -> None:
+        """Remove the container's anonymous volumes (Docker's ``rm -v``), as it goes."""
+        self._mounted.discard(container.id)
+        for mount in named_volumes(container.config.mounts):
+            volume = self._volumes.get(mount.source)
+            if not mount.anonymous or volume is None:
+                continue
+            if any(user != container.id for user in self.users(volume)):
+                continue
+            async with self._lock:
+                await self._delete(volume)
+            self._events.publish("volume", "destroy", volume.name, {"driver": DRIVER})
+            if volume.claim:
+                await self._until_gone(volume)
 
     async def remove(self, name: str, *, force: bool = False) -> None:
         """Delete the volume and its claim; refused while a container mounts it. With
@@ -139,10 +220,16 @@ class VolumeStore:
             users = self.users(volume)
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-            await self._cluster.delete_object(kube.CLAIMS, volume.claim)
-            del self._volumes[name]
+            await self._delete(volume)
         self._events.publish("volume", "destroy", name, {"driver": DRIVER})
-        await self._until_gone(volume)
+        if volume.claim:
+            await self._until_gone(volume)
+
+    async def _delete(self, volume: Volume) -> None:
+        if volume.claim:
+            await self._cluster.delete_object(kube.CLAIMS, volume.claim)
+        self._volumes.pop(volume.name, None)
+        self._used.discard(volume.name)
 
     async def prune(self, selects: Callable[[Volume], bool]) -> list[Volume]:
         """Remove the volumes no container mounts that `selects` picks; those removed.

@@ -60,6 +60,7 @@ from ._podspec import (
     network_annotations,
     pod_manifest,
     pod_name,
+    seed_directory,
 )
 from ._resize import main_resources, resize_patch, resize_refusal, resize_seen
 from ._summary import (
@@ -139,6 +140,7 @@ __all__ = [
     "resize_patch",
     "resize_refusal",
     "resize_seen",
+    "seed_directory",
     "serve_heartbeat",
     "start_time",
     "toolbox_container",

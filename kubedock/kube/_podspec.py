@@ -118,6 +118,9 @@ class MountSpec:
     sub_path: str = ""
     read_only: bool = False
     claim: str = ""
+    # A volume the init container fills first, with what the image holds at `target`; it
+    # mounts the volume at `seed_directory(index)` of its data directory.
+    seeded: bool = False
 
 
 @attrs.frozen
@@ -151,6 +154,8 @@ class ContainerSpec:
     network_ids: tuple[str, ...] = ()
     # Docker's `--network none`: the pod keeps nothing but its loopback interface.
     offline: bool = False
+    # The pod's containers share one process namespace (Docker's --init: pause is PID 1).
+    shared_process_namespace: bool = False
     mounts: tuple[MountSpec, ...] = ()
     # kubedock's own annotations of the pod (what a restarted kubedock rebuilds the record from).
     annotations: Mapping[str, str] = attrs.field(factory=dict)
@@ -162,7 +167,13 @@ class ContainerSpec:
     @property
     def needs_setup(self) -> bool:
         """Whether the pod has the init container `setup`, which waits for a tar stream."""
-        return any(mount.kind == "copy" for mount in self.mounts)
+        return any(mount.kind == "copy" or mount.seeded for mount in self.mounts)
+
+
+def seed_directory(index: int) -> str:
+    """Where the init container mounts the volume of mount `index` that it fills, within its
+    data directory (also the names of the entries meant for it in the tar stream)."""
+    return f"v{index}"
 
 
 def is_valid_label_key(key: str) -> bool:
@@ -250,6 +261,11 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
         pod_spec["dnsConfig"] = copy.deepcopy(dict(settings.dns_config))
     if spec.hostname and _DNS_LABEL.match(spec.hostname.lower()) and len(spec.hostname) <= 63:
         pod_spec["hostname"] = spec.hostname.lower()
+    elif not spec.hostname:
+        # Docker names a container's host by its short id; the pod name would be Kubernetes'.
+        pod_spec["hostname"] = spec.short_id
+    if spec.shared_process_namespace:
+        pod_spec["shareProcessNamespace"] = True
     if spec.offline:
         pod_spec["initContainers"] = [_offline_container(settings),
                                       *(pod_spec.get("initContainers") or [])]
@@ -494,6 +510,7 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
     main = pod_spec["containers"][0]
     mounts = list(main.get("volumeMounts") or [])
     sidecars: list[dict[str, Any]] = []
+    seeded: list[dict[str, Any]] = []
     for index, mount in enumerate(spec.mounts):
         entry: dict[str, Any] = {"mountPath": mount.target, "readOnly": mount.read_only}
         if mount.kind == "copy":
@@ -517,6 +534,9 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             entry["name"] = f"kd-volume-{index}"
             empty_dir = {"medium": "Memory"} if mount.kind == "tmpfs" else {}
             volumes.append({"name": entry["name"], "emptyDir": empty_dir})
+        if mount.seeded:
+            seeded.append({**{k: v for k, v in entry.items() if k != "readOnly"},
+                           "mountPath": posixpath.join(DATA_DIR, seed_directory(index))})
         mounts.append(entry)
     if spec.needs_setup:
         if not settings.init_image:
@@ -532,7 +552,7 @@ def _add_mounts(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, 
             # kubedock attaches and streams one tar; the program ends at the tar's end.
             "stdin": True,
             "stdinOnce": True,
-            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}, tools],
+            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}, tools, *seeded],
         }
         pull_policy = _pull_policy(settings.pull_policy)
         if pull_policy:

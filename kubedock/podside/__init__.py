@@ -2,7 +2,9 @@
 network, the Docker socket sidecar, the toolbox added to running pods, and the code they share
 with the server. Standard library only, so that these roles start fast."""
 
+from . import _buildwire as buildwire
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
+from ._buildstep import run_buildstep
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
 from ._init import DATA_DIR, run_init
 from ._offline import run_offline
@@ -23,6 +25,7 @@ __all__ = [
     "ExecUser",
     "ProcError",
     "UserError",
+    "buildwire",
     "extract",
     "open_writer",
     "parse_boot_time",
@@ -33,6 +36,7 @@ __all__ = [
     "relocate",
     "resolve_user",
     "run_archive",
+    "run_buildstep",
     "run_dind",
     "run_init",
     "run_offline",

@@ -14,6 +14,9 @@ file system, mounts included. Every command works from there, with no tool of th
                                       ('' = main's), main's environment plus the given one
     toolbox signal NUMBER             deliver a signal to main's process
     toolbox ps                        main's processes as JSON (for `docker top`)
+    toolbox udp-relay PORT            carry the datagrams of UDP port PORT of the pod, framed,
+                                      over a TCP connection to the port it writes (see `_udp`)
+    toolbox echo PORT                 echo UDP datagrams and TCP connections on PORT (tests)
 
 It needs CAP_SYS_PTRACE (to open the root and /proc entries of processes of other users),
 CAP_SYS_CHROOT, CAP_KILL, CAP_SETUID/SETGID and the file capabilities a root copy needs.
@@ -63,11 +66,17 @@ def run_toolbox(argv: Sequence[str]) -> int:
     if command == "ps" and not args:
         print(json.dumps(processes()))
         return 0
+    if command in ("udp-relay", "echo") and len(args) == 1 and args[0].isdecimal():
+        # Imported here: the wire format costs the other commands' start nothing.
+        from ._udp import run_echo, run_udp_relay
+
+        return (run_udp_relay if command == "udp-relay" else run_echo)(int(args[0]))
     return _usage()
 
 
 def _usage() -> int:
-    print("usage: kubedock toolbox idle|archive|exec|signal|ps ...", file=sys.stderr)
+    print("usage: kubedock toolbox idle|archive|exec|signal|ps|udp-relay|echo ...",
+          file=sys.stderr)
     return 64
 
 

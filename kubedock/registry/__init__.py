@@ -29,6 +29,7 @@ from ._manifest import (
     normalise_platform,
     select_from_index,
 )
+from ._subtree import SubtreeMerger
 
 __all__ = [
     "DOCKER_HUB",
@@ -42,6 +43,7 @@ __all__ = [
     "Repository",
     "ResolvedImage",
     "Silent",
+    "SubtreeMerger",
     "Unreachable",
     "credentials_from_config",
     "decode_registry_auth",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import json
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -26,6 +28,9 @@ from ._manifest import (
 )
 
 DOCKER_HUB = "docker.io"
+# Streamed blobs are handed on in pieces of about this size: each piece costs a few hops
+# between tasks and threads downstream, whatever its size.
+_CHUNK = 256 * 1024
 _DOCKER_HUB_API = "https://registry-1.docker.io"
 
 
@@ -132,6 +137,19 @@ class RegistryClient:
         if digest_of(response.content) != digest:
             raise ManifestError(f"blob {digest} arrived with another digest")
         return response.content
+
+    @contextlib.asynccontextmanager
+    async def blob_stream(self, repository: Repository, digest: str, *,
+                          credentials: Credentials | None = None
+                          ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A blob's bytes as they arrive; its last piece is followed by a `ManifestError`
+        when the whole has another digest."""
+        response = await self._request("GET", repository, f"blobs/{digest}", "pull",
+                                       credentials, stream=True)
+        try:
+            yield _checked(response.aiter_bytes(), digest)
+        finally:
+            await response.aclose()
 
     async def has_blob(self, repository: Repository, digest: str, *,
                        credentials: Credentials | None = None) -> bool:
@@ -291,6 +309,24 @@ class RegistryClient:
         except ValueError:
             token = None
         return f"Bearer {token}" if token else None
+
+
+async def _checked(chunks: AsyncIterator[bytes], digest: str) -> AsyncIterator[bytes]:
+    """`chunks` joined into pieces of about `_CHUNK`, hashed on the way."""
+    hashed = hashlib.sha256()
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        hashed.update(chunk)
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+    if f"sha256:{hashed.hexdigest()}" != digest:
+        raise ManifestError(f"blob {digest} arrived with another digest")
 
 
 def _registry_error(response: httpx.Response) -> RegistryError:

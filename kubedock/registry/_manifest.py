@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform as host_platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -137,16 +137,19 @@ def _list(document: Mapping[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def image_manifest(config: bytes, layers: list[tuple[str, int]], media_type: str) -> bytes:
-    """An image manifest for a config and uncompressed layers ((digest, size) each)."""
+def image_manifest(config: bytes, layers: list[tuple[str, int]], media_type: str,
+                   layer_media_types: Sequence[str] | None = None) -> bytes:
+    """An image manifest for a config and layers ((digest, size) each): uncompressed unless
+    `layer_media_types` says otherwise layer by layer."""
     is_oci = media_type == OCI_MANIFEST
+    plain = OCI_LAYER if is_oci else "application/vnd.docker.image.rootfs.diff.tar"
+    types = layer_media_types or [plain] * len(layers)
     document = {
         "schemaVersion": 2,
         "mediaType": media_type,
         "config": {"mediaType": OCI_CONFIG if is_oci else DOCKER_CONFIG,
                    "digest": digest_of(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER if is_oci else
-                    "application/vnd.docker.image.rootfs.diff.tar",
-                    "digest": digest, "size": size} for digest, size in layers],
+        "layers": [{"mediaType": layer_type, "digest": digest, "size": size}
+                   for (digest, size), layer_type in zip(layers, types, strict=True)],
     }
     return json.dumps(document, separators=(",", ":")).encode()

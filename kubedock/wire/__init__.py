@@ -17,6 +17,14 @@ from ._channel import (
     encode_stdin,
     exit_code_from_status,
 )
+from ._datagram import (
+    MAX_DATAGRAM,
+    MAX_PEERS,
+    PEER_IDLE_SECONDS,
+    Datagram,
+    DatagramDecoder,
+    encode_datagram,
+)
 from ._detach import DEFAULT_DETACH_KEYS, DetachScanner, parse_detach_keys
 from ._docker_stream import Stream, StreamDemuxer, frame
 from ._errors import WireFormatError
@@ -59,7 +67,10 @@ from ._websocket import (
 __all__ = [
     "CHANNEL_SUBPROTOCOLS",
     "DEFAULT_DETACH_KEYS",
+    "MAX_DATAGRAM",
+    "MAX_PEERS",
     "PATH_STAT_HEADER",
+    "PEER_IDLE_SECONDS",
     "PORTFORWARD_SUBPROTOCOL",
     "Accepted",
     "Channel",
@@ -67,6 +78,8 @@ __all__ = [
     "ChannelData",
     "ChannelMessage",
     "ClientHandshake",
+    "Datagram",
+    "DatagramDecoder",
     "DetachScanner",
     "ExitStatus",
     "Message",
@@ -89,6 +102,7 @@ __all__ = [
     "decode_pull_line",
     "encode_close",
     "encode_close_stdin",
+    "encode_datagram",
     "encode_frame",
     "encode_path_stat",
     "encode_resize",

@@ -174,6 +174,23 @@ async def test_without_publish_all_only_the_requested_ports(client: httpx.AsyncC
     assert container.config.healthcheck is None
 
 
+async def test_list_and_inspect_show_the_images_ports_unpublished(client: httpx.AsyncClient
+                                                                  ) -> None:
+    """As Docker does, and `docker compose ps` shows: postgres lists 5432/tcp."""
+    created = await client.post("/containers/create", json={
+        "Image": "busybox:1.36", "Cmd": ["sh", "-c", "echo a b"],
+        "ExposedPorts": {"8080/tcp": {}, "7070/tcp": {}}})
+    document = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
+    assert document["NetworkSettings"]["Ports"] == {
+        "8080/tcp": None, "7070/tcp": None, "9090/udp": None}
+    [listed] = (await client.get("/containers/json", params={"all": "1"})).json()
+    assert sorted(listed["Ports"], key=lambda port: port["PrivatePort"]) == [
+        {"PrivatePort": 7070, "Type": "tcp"}, {"PrivatePort": 8080, "Type": "tcp"},
+        {"PrivatePort": 9090, "Type": "udp"}]
+    assert listed["Command"] == "sh -c 'echo a b'"
+    assert listed["Status"] == "Created"
+
+
 async def test_an_unreachable_registry_leaves_the_pull_to_the_node(nursery: trio.Nursery
                                                                    ) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:

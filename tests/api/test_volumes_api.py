@@ -4,6 +4,7 @@ the shapes and statuses the reference engine answers."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
 from functools import partial
@@ -116,15 +117,19 @@ async def test_a_container_creates_its_volume_and_holds_it(served: Served) -> No
             {"Type": "volume", "Source": "logs", "Target": "/logs"}]}})
     assert created.status_code == 201, created.text
     container_id = created.json()["Id"]
-    assert sorted(v["Name"] for v in (await client.get("/volumes")).json()["Volumes"]) == [
-        "cache", "logs"]
     cache = (await client.get("/volumes/cache")).json()
     mounts = (await client.get("/containers/app/json")).json()["Mounts"]
     assert mounts[0] == {"Type": "volume", "Name": "cache", "Source": cache["Mountpoint"],
                          "Destination": "/cache", "Driver": "local", "Mode": "ro", "RW": False,
                          "Propagation": ""}
-    assert (mounts[1]["Type"], mounts[1]["Name"], mounts[1]["Destination"]) == (
-        "volume", "", "/anon")
+    anonymous = mounts[1]["Name"]
+    assert re.fullmatch("[0-9a-f]{64}", anonymous)
+    assert (mounts[1]["Type"], mounts[1]["Destination"], mounts[1]["Mode"]) == (
+        "volume", "/anon", "")
+    assert sorted(v["Name"] for v in (await client.get("/volumes")).json()["Volumes"]) == sorted(
+        [anonymous, "cache", "logs"])
+    assert (await client.get(f"/volumes/{anonymous}")).json()["Labels"] == {
+        "com.docker.volume.anonymous": ""}
     assert (mounts[2]["Name"], mounts[2]["Mode"], mounts[2]["RW"]) == ("logs", "z", True)
     listed = (await client.get("/containers/json", params={"all": "1"})).json()
     assert listed[0]["Mounts"] == mounts
@@ -137,6 +142,8 @@ async def test_a_container_creates_its_volume_and_holds_it(served: Served) -> No
         "message": f"remove cache: volume is in use - [{container_id}]"})
     assert (await client.delete("/containers/app")).status_code == 204
     assert (await client.delete("/volumes/cache")).status_code == 204
+    # Without `v`, the anonymous volume stays (dangling), as with Docker.
+    assert (await client.get(f"/volumes/{anonymous}")).status_code == 200
 
 
 async def test_prune_takes_anonymous_volumes_unless_all_or_an_old_api(served: Served) -> None:

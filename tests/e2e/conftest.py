@@ -98,3 +98,10 @@ def ecosystem_settings() -> Callable[[str], dict[str, str]]:
     """build/ecosystem for a language of tests/ecosystem: fetches its dependencies on first use
     (cached like the cluster) and gives the settings its tools then need to run offline."""
     return functools.cache(lambda language: script_outputs(REPO / "build/ecosystem", language))
+
+
+@pytest.fixture(scope="session")
+def compose_plugins() -> Path:
+    """A directory with `docker compose` as a docker CLI plugin, for a test's own DOCKER_CONFIG
+    (build/compose builds it from its Go module on first use, cached like the cluster)."""
+    return Path(script_outputs(REPO / "build/compose")["CLI_PLUGINS_DIR"])

@@ -11,7 +11,8 @@ from kubedock._cli import build_parser
 
 
 @pytest.mark.parametrize("argv", [["toolbox"], ["archive", "stat", "/"], ["init", "--help"],
-                                  ["offline", "--help"], ["dind", "--help"]])
+                                  ["offline", "--help"], ["dind", "--help"],
+                                  ["buildstep", "--help"]])
 def test_a_pod_role_leaves_the_server_configuration_unimported(argv: list[str]) -> None:
     probe = (
         "import sys\nfrom kubedock._cli import main\n"

@@ -183,7 +183,6 @@ def test_the_docker_cli_defaults_ask_for_nothing() -> None:
 
 
 @pytest.mark.parametrize(("host_config", "status", "text"), [
-    ({"Init": True}, 501, "HostConfig.Init"),
     ({"PidsLimit": 10}, 501, "HostConfig.PidsLimit"),
     ({"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}, 501,
      "HostConfig.DeviceRequests"),

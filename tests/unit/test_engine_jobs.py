@@ -23,6 +23,7 @@ from kubedock.engine import (
     NoSuchContainer,
     StartFailed,
 )
+from kubedock.registry import ImageConfig
 
 START_TIMEOUT = 30
 REDIS = kube.PortSpec(6379, "tcp")
@@ -250,6 +251,20 @@ async def test_name_taken_by_another_service_fails_the_start_and_deletes_the_pod
     assert list(cluster.services) == ["db"]
 
 
+async def test_services_carry_the_ports_the_image_exposes(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
+) -> None:
+    """A compose service such as postgres names no port: peers reach the image's."""
+    engine = await new_engine(nursery, cluster, names="services")
+    image = ImageConfig(id="sha256:" + "0" * 64, os="linux", architecture="amd64", variant="",
+                        created="", author="", diff_ids=(),
+                        defaults={"ExposedPorts": {"5432/tcp": {}, "53/UDP": {}, "x/tcp": {}}})
+    container = engine.create("db", ContainerConfig(image="postgres:16", image_config=image))
+    await engine.start(container)
+    assert [(port["port"], port["protocol"]) for port in cluster.services["db"]["spec"]["ports"]
+            ] == [(5432, "TCP"), (53, "UDP")]
+
+
 # -- stop -------------------------------------------------------------------------------------
 
 async def test_stop_completes_after_its_client_went_away(
@@ -259,7 +274,9 @@ async def test_stop_completes_after_its_client_went_away(
     await abandoned(lambda: engine.stop(container, None), after=0.1)
     await settle()
     assert (container.status, container.exit_code) == ("exited", 143)
-    assert actions(engine)[-2:] == ["die", "stop"]
+    assert actions(engine)[-3:] == ["kill", "die", "stop"]
+    assert [event.attributes.get("signal") for event in engine.events.history()
+            if event.action == "kill"] == ["15"]
 
 
 async def test_stop_refused_keeps_the_container_running(
@@ -287,6 +304,10 @@ async def test_stop_signal_ignored_ends_with_sigkill_after_the_timeout(
     assert 7 <= trio.current_time() - began < 9
     assert (container.status, container.exit_code) == ("exited", 137)
     assert ("exec", "kill -s INT 1") in cluster.calls
+    # As Docker reports a stop signal that did not do: the signal, then SIGKILL.
+    assert [event.attributes.get("signal") for event in engine.events.history()
+            if event.action == "kill"] == ["2", "9"]
+    assert actions(engine)[-2:] == ["die", "stop"]
 
 
 async def test_stop_the_watch_never_reports_ends_in_a_clear_error(

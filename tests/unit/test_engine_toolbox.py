@@ -5,16 +5,25 @@ anyway."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from engine_fake import SLEEP_PROCESSES, FakeCluster
+from engine_fake import SLEEP_PROCESSES, FakeCluster, exited
 
 from kubedock import engine as engines
 from kubedock import kube
-from kubedock.engine import Container, ContainerConfig, Engine, ExecConfig, InvalidParameter
+from kubedock.engine import (
+    Conflict,
+    Container,
+    ContainerConfig,
+    Engine,
+    ExecConfig,
+    InvalidParameter,
+)
 from kubedock.engine._toolbox import ToolboxFailed
+from kubedock.registry import ImageConfig
 
 TOOLBOX = "/kubedock toolbox"
 
@@ -83,6 +92,44 @@ async def test_exec_as_the_containers_own_user_needs_no_toolbox(engine: Engine,
     await record.finished.wait()
     assert calls(cluster, "add_ephemeral_container") == []
     assert calls(cluster, "exec") == ["id"]
+
+
+def image(user: str) -> ImageConfig:
+    return ImageConfig(id="sha256:" + "0" * 64, os="linux", architecture="amd64", variant="",
+                       created="", author="", diff_ids=(), defaults={"User": user})
+
+
+@pytest.mark.parametrize(("config", "user"), [
+    # The dev containers CLI execs with -u root in images that name no user.
+    ({"image_config": image("")}, "root"),
+    ({"image_config": image("")}, "0:0"),
+    ({"user": "root"}, "0"),
+    ({"image_config": image("postgres")}, "postgres"),
+    ({"user": "1000", "image_config": image("postgres")}, "1000"),
+])
+async def test_exec_as_the_user_the_pod_runs_as_needs_no_toolbox(
+        engine: Engine, cluster: FakeCluster, config: dict[str, Any], user: str) -> None:
+    container = await running(engine, **config)
+    record = engine.create_exec(container, ExecConfig(cmd=("id",), user=user))
+    await engine.start_exec(record, None, tty=False)
+    await record.finished.wait()
+    assert calls(cluster, "add_ephemeral_container") == []
+    assert calls(cluster, "exec") == ["id"]
+
+
+@pytest.mark.parametrize(("config", "user"), [
+    ({}, "root"),  # the image's user is unknown
+    ({"image_config": image("postgres")}, "root"),
+    ({"user": "1000", "image_config": image("")}, "root"),
+    ({"image_config": image("")}, "0:1000"),
+])
+async def test_exec_as_another_user_than_the_pods(
+        engine: Engine, cluster: FakeCluster, config: dict[str, Any], user: str) -> None:
+    container = await running(engine, **config)
+    record = engine.create_exec(container, ExecConfig(cmd=("id",), user=user))
+    await engine.start_exec(record, None, tty=False)
+    await record.finished.wait()
+    assert calls(cluster, "add_ephemeral_container") == [container.pod_name]
 
 
 async def test_a_signal_the_image_cannot_send(engine: Engine, cluster: FakeCluster) -> None:
@@ -154,3 +201,29 @@ async def test_a_toolbox_that_does_not_start(autojump_clock: trio.testing.MockCl
     with pytest.raises(ToolboxFailed, match=message):
         await engines.container_top(engine, container, "")
     assert container.status == "running"
+
+
+@pytest.mark.parametrize("ending", ["exits", "is removed"])
+async def test_a_container_that_ends_while_its_toolbox_waits(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, engine: Engine,
+    cluster: FakeCluster, ending: str,
+) -> None:
+    # A signal right at the start of a container that then ends (docker run -it --rm, and the
+    # CLI forwarding SIGWINCH): the pod never runs the toolbox, and the kill must not wait
+    # for it until the pod is gone.
+    cluster.toolbox_on_add = None
+    container = await running(engine, tty=True, open_stdin=True)
+
+    async def end() -> None:
+        await trio.sleep(1)
+        assert container.pod_name is not None
+        if ending == "exits":
+            cluster.set_main(container.pod_name, exited(0), phase="Succeeded")
+        else:
+            await cluster.delete_pod(container.pod_name, grace_seconds=0)
+
+    nursery.start_soon(end)
+    begun = trio.current_time()
+    with pytest.raises(Conflict, match="is not running"):
+        await engine.kill(container, "USR1")
+    assert trio.current_time() - begun < 3

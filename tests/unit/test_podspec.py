@@ -285,6 +285,10 @@ def test_host_aliases_and_hostname() -> None:
     assert pod["hostname"] == "redis1"
 
 
+def test_a_container_without_a_hostname_is_named_by_its_short_id_as_in_docker() -> None:
+    assert pod_manifest(spec(), SETTINGS)["spec"]["hostname"] == CONTAINER_ID[:12]
+
+
 @pytest.mark.parametrize("hostname", ["my.host.example", "under_score", "x" * 64])
 def test_hostname_that_is_no_dns_label_is_left_to_kubernetes(hostname: str) -> None:
     assert "hostname" not in pod_manifest(spec(hostname=hostname), SETTINGS)["spec"]

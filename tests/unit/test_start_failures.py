@@ -46,10 +46,15 @@ def main_waiting(reason: str, message: str) -> dict[str, Any]:
         {"name": "main", "state": {"waiting": {"reason": reason, "message": message}}}]}
 
 
-def unschedulable() -> dict[str, Any]:
+def unschedulable(message: str = "0/1 nodes are available: 1 Insufficient memory."
+                  ) -> dict[str, Any]:
     return {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-         "message": "0/1 nodes are available: 1 Insufficient memory."}]}
+         "message": message}]}
+
+
+CLAIMS_UNBOUND = ("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
+                  "preemption: 0/1 nodes are available: 1 Preemption is not helpful.")
 
 
 def running() -> dict[str, Any]:
@@ -199,3 +204,25 @@ async def test_a_start_timeout_within_the_patience_names_the_stall(
         f"timeout after 60s waiting for pod {cluster.called('create_pod')[0]} "
         "(Unschedulable: 0/1 nodes are available: 1 Insufficient memory.)"
     )
+
+
+async def test_a_pod_waiting_for_its_claims_waits_beyond_the_patience_and_times_out_naming_it(
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
+) -> None:
+    took, failure = await start_while(
+        engine, cluster, [(2, partial(unschedulable, CLAIMS_UNBOUND))])
+    assert took == 60
+    assert failure is not None and failure.message == (
+        f"timeout after 60s waiting for pod {cluster.called('create_pod')[0]} "
+        f"(Unschedulable: {CLAIMS_UNBOUND})"
+    )
+
+
+async def test_a_pod_whose_claims_bind_after_the_patience_starts(
+    engine: Engine, cluster: FakeCluster, autojump_clock: trio.testing.MockClock,
+) -> None:
+    took, failure = await start_while(engine, cluster, [
+        (2, partial(unschedulable, CLAIMS_UNBOUND)),
+        (45, running),
+    ])
+    assert (took, failure) == (45, None)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from engine_fake import FakeCluster
+from engine_fake import FakeCluster, exited
 from test_engine_jobs import new_engine
 
 from kubedock import kube
@@ -23,6 +23,8 @@ from kubedock.engine import (
     InvalidParameter,
     Mount,
     NoSuchVolume,
+    Unsupported,
+    with_anonymous_volumes,
 )
 
 PODS = kube.PodSettings(namespace="ns", instance_id="abc", labels={"team": "a"},
@@ -90,7 +92,7 @@ def test_create_bodies_name_volumes_by_bind_and_by_mount() -> None:
         Mount("volume", "/data", "data", read_only=True),
         Mount("volume", "/anon"),
         Mount("volume", "/logs", "logs", sub_path="app",
-              volume_labels=(("a", "1"), ("b", "2"))),
+              volume_labels=(("a", "1"), ("b", "2")), no_copy=True),
     )
 
 
@@ -253,3 +255,70 @@ async def test_cleanup_deletes_claims_after_pods_and_goes_on_without_the_right()
     assert refused.deleted == ["pods/pod"]
     with pytest.raises(kube.KubeError):
         await kube.delete_instance(_Namespace(500), "abc")  # type: ignore[arg-type]
+
+
+# -- anonymous volumes and volume events ------------------------------------------------------
+
+def test_anonymous_volumes_get_names_and_the_image_s_volumes_where_no_mount_is() -> None:
+    mounts = (Mount("volume", "/anon"), Mount("volume", "/data", "named"),
+              Mount("bind", "/etc/app", "/srv/app"))
+    named = with_anonymous_volumes(mounts, ["/data", "/var/lib/db/", "/etc/app", "relative"])
+    assert [(m.target, m.anonymous) for m in named] == [
+        ("/anon", True), ("/data", False), ("/etc/app", False), ("/var/lib/db", True)]
+    assert named[1:3] == mounts[1:]
+    for mount in (named[0], named[3]):
+        assert len(mount.source) == 64 and int(mount.source, 16) >= 0
+    assert named[0].source != named[3].source
+
+
+async def test_volume_events_follow_docker_s_moments(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
+) -> None:
+    cluster = FakeCluster()
+    engine = await new_engine(nursery, cluster)
+    await engine.volumes.create("data", {})
+    mounts = with_anonymous_volumes((Mount("volume", "/data", "data", read_only=True),),
+                                    ["/cache"])
+    anonymous = mounts[1].source
+    await engine.volumes.ensure(mounts, announce=True)
+    container = engine.create("c", ContainerConfig(image="busybox", mounts=mounts))
+    await engine.start(container)
+    assert container.pod_name is not None
+    # The anonymous volume is an emptyDir of the pod.
+    assert {"name": "kd-volume-1", "emptyDir": {}} in cluster.pods[container.pod_name][
+        "spec"]["volumes"]
+    cluster.set_main(container.pod_name, exited(0), phase="Succeeded")
+    await engine.wait(container, "not-running")
+    await engine.remove(container, force=False, volumes=True)
+    seen = [(e.action, e.actor_id, dict(e.attributes)) for e in engine.events.history()
+            if e.type in ("volume", "container") and e.action in (
+                "create", "mount", "start", "die", "unmount", "destroy")]
+    local = {"driver": "local"}
+    assert seen == [
+        ("create", "data", local),
+        ("create", "data", local),
+        ("create", anonymous, local),
+        ("create", container.id, {"name": "c", "image": "busybox"}),
+        ("mount", "data", {"container": container.id, "destination": "/data",
+                           "driver": "local", "propagation": "", "read/write": "false"}),
+        ("mount", anonymous, {"container": container.id, "destination": "/cache",
+                              "driver": "local", "propagation": "", "read/write": "true"}),
+        ("start", container.id, {"name": "c", "image": "busybox"}),
+        ("die", container.id, {"name": "c", "image": "busybox", "exitCode": "0"}),
+        ("unmount", "data", {"container": container.id, "driver": "local"}),
+        ("unmount", anonymous, {"container": container.id, "driver": "local"}),
+        ("destroy", anonymous, local),
+        ("destroy", container.id, {"name": "c", "image": "busybox"}),
+    ]
+    assert [volume.name for volume in engine.volumes.all()] == ["data"]
+
+
+async def test_another_container_cannot_mount_an_anonymous_volume(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
+) -> None:
+    cluster = FakeCluster()
+    engine = await new_engine(nursery, cluster)
+    mounts = with_anonymous_volumes((Mount("volume", "/anon"),))
+    await engine.volumes.ensure(mounts)
+    with pytest.raises(Unsupported, match="emptyDir of its container's pod"):
+        await engine.volumes.ensure((Mount("volume", "/x", mounts[0].source),))

@@ -95,7 +95,7 @@ def test_options_reach_the_container(target: Kubedock) -> None:
 
 
 def test_options_refused_by_name(kubedock: Kubedock) -> None:
-    for option, name in [("--pids-limit=10", "PidsLimit"), ("--init", "Init"),
+    for option, name in [("--pids-limit=10", "PidsLimit"),
                          ("--gpus=all", "DeviceRequests"), ("--group-add=audio", "GroupAdd"),
                          ("--cpuset-cpus=0", "CpusetCpus")]:
         run = docker_cli(kubedock, "create", option, "busybox:1.36", "true")

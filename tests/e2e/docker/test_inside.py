@@ -212,3 +212,14 @@ def test_run_with_auto_remove_of_a_process_that_ends_at_once(kubedock: Kubedock)
                                          auto_remove=True) == b"hello\n"
     finally:
         client.close()
+
+
+def test_hostname_is_the_short_id_unless_given(client: docker.DockerClient,
+                                               sleeper: Container) -> None:
+    assert sleeper.exec_run(["hostname"]).output == f"{sleeper.id[:12]}\n".encode()
+    named = client.containers.run("busybox:1.36", ["hostname"], hostname="db1", detach=True)
+    try:
+        assert named.wait()["StatusCode"] == 0
+        assert named.logs() == b"db1\n"
+    finally:
+        named.remove(force=True)

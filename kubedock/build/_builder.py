@@ -1,0 +1,681 @@
+"""Docker's classic builder, interpreted by kubedock: each instruction changes the stage's image
+config or adds a layer; only RUN needs the sandbox, opened at the first RUN that the cache does
+not answer.
+
+Every step's result is cached for the life of the kubedock instance under a key made of the
+previous step's key, the instruction as expanded and, for COPY and ADD, the digest of the layer
+the context gives: a rebuild of an unchanged Dockerfile runs nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import codecs
+import contextlib
+import copy
+import hashlib
+import json
+import posixpath
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from ..podside._users import UserError, resolve_user
+from ..registry import host_platform_of_this_machine
+from ._context import (
+    BuildContext,
+    ContextError,
+    CopyOptions,
+    LayerStack,
+    digest_file,
+    file_chunks,
+    is_url,
+)
+from ._dockerfile import KNOWN, Dockerfile, DockerfileError, Instruction, split_pairs
+from ._sandbox import Sandbox, SandboxFactory, StepCommand
+from ._words import SubstitutionError, expand_word, expand_words
+
+UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
+_DEFAULT_SHELL = ("/bin/sh", "-c")
+_DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_NANOSECONDS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+                "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+class BuildFailed(Exception):
+    """A build that stops; `message` is what Docker says, `code` the failing RUN's exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@attrs.frozen
+class Layer:
+    """One layer of an image: in a registry repository (a base image's) or a file kubedock
+    made (uncompressed, its digest is its diff id)."""
+
+    diff_id: str
+    digest: str
+    size: int
+    media_type: str
+    path: Path | None = None
+    repository: Any = None  # where a base layer's blob is (the image source's business)
+
+
+@attrs.frozen
+class BaseImage:
+    id: str
+    config: Mapping[str, Any]  # the whole image config document
+    layers: tuple[Layer, ...]
+
+
+@attrs.frozen
+class BuiltImage:
+    id: str
+    config: bytes
+    layers: tuple[Layer, ...]
+
+
+class ImageAccess(Protocol):
+    async def base(self, name: str, *, pull: bool) -> BaseImage:
+        """The image FROM names (raises BuildFailed with Docker's words when there is none)."""
+
+    def open_layer(self, layer: Layer) -> AbstractAsyncContextManager[AsyncIterable[bytes]]:
+        """A base layer's blob, streamed."""
+
+
+@attrs.frozen
+class BuildOptions:
+    dockerfile: str = "Dockerfile"
+    build_args: Mapping[str, str | None] = attrs.field(factory=dict)
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    target: str = ""
+    no_cache: bool = False
+    pull: bool = False
+
+
+@attrs.define
+class _State:
+    """A stage's image as built so far."""
+
+    document: dict[str, Any]  # the image config document
+    layers: list[Layer]
+    key: str  # the cache key of the step that made it
+
+
+class LayerCache:
+    """Step results by cache key, and the layer files they name: one directory per kubedock
+    instance, made at the first layer and removed when the process exits."""
+
+    def __init__(self) -> None:
+        self._directory: Path | None = None
+        self._steps: dict[str, _State] = {}
+
+    def get(self, key: str) -> _State | None:
+        state = self._steps.get(key)
+        return copy.deepcopy(state) if state is not None else None
+
+    def put(self, state: _State) -> None:
+        self._steps[state.key] = copy.deepcopy(state)
+
+    def new_layer_path(self) -> Path:
+        return Path(tempfile.mkstemp(dir=self._ensure_directory(), suffix=".tar")[1])
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a downloaded base layer is kept."""
+        return self._ensure_directory() / f"blob-{digest.removeprefix('sha256:')}"
+
+    def _ensure_directory(self) -> Path:
+        if self._directory is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="kubedock-build-"))
+            atexit.register(shutil.rmtree, self._directory, True)
+        return self._directory
+
+    def clear(self) -> int:
+        """Forgets every step and removes the layer files; the bytes freed."""
+        freed = 0
+        if self._directory is not None:
+            freed = sum(path.stat().st_size for path in self._directory.iterdir())
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+        self._steps.clear()
+        return freed
+
+
+Emit = Callable[[str], Awaitable[None]]
+
+
+def _image_id(document: Mapping[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(config_bytes(document)).hexdigest()
+
+
+def config_bytes(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _scratch() -> dict[str, Any]:
+    platform = host_platform_of_this_machine()  # the nodes' (kubedock's own, as for pulls)
+    return {"architecture": platform.architecture, "os": platform.os,
+            "config": {"Env": [_DEFAULT_PATH]},
+            "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+
+
+def parse_duration(text: str, flag: str) -> int:
+    """A Go duration (``30s``, ``1m30s``) in nanoseconds."""
+    position, total = 0, 0
+    for match in _DURATION.finditer(text):
+        if match.start() != position:
+            break
+        total += int(float(match.group(1)) * _NANOSECONDS[match.group(2)])
+        position = match.end()
+    if position != len(text) or not text:
+        raise BuildFailed(f"Error parsing {flag}: time: invalid duration \"{text}\"")
+    return total
+
+
+class Builder:
+    def __init__(self, dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
+                 images: ImageAccess, sandboxes: SandboxFactory, cache: LayerCache,
+                 emit: Emit) -> None:
+        self._dockerfile = dockerfile
+        self._context = context
+        self._options = options
+        self._images = images
+        self._sandboxes = sandboxes
+        self._cache = cache
+        self._emit = emit
+        self._stages: dict[str, _State] = {}
+        self._stage_list: list[_State] = []
+        self._sandbox: Sandbox | None = None
+        self._sandbox_holds: tuple[int, int] | None = None  # (stage index, layers applied)
+        self._used_args: set[str] = set()
+        # ENTRYPOINT clears the CMD a stage inherited, not one it set itself (as Docker).
+        self._cmd_set_in_stage = False
+        self._exit = AsyncExitStack()
+
+    async def build(self) -> BuiltImage:
+        async with self._exit:
+            try:
+                state = await self._run()
+            except (SubstitutionError, DockerfileError, ContextError) as error:
+                raise BuildFailed(str(error)) from None
+        document = state.document
+        for name, value in self._options.labels.items():
+            document["config"].setdefault("Labels", {})
+            document["config"]["Labels"] = {**(document["config"]["Labels"] or {}), name: value}
+        unused = sorted(set(self._options.build_args) - self._used_args)
+        if unused:
+            await self._emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
+                             "consumed\n")
+        return BuiltImage(_image_id(document), config_bytes(document), tuple(state.layers))
+
+    def check(self) -> None:
+        """What can be refused before anything is built (Docker answers it as an error
+        response, not in the build's output)."""
+        self._stages_to_build()
+
+    def _stages_to_build(self) -> tuple[list[Instruction], list[list[Instruction]]]:
+        global_args: list[Instruction] = []
+        stages: list[list[Instruction]] = []
+        for instruction in self._dockerfile.instructions:
+            if instruction.keyword not in KNOWN:
+                raise BuildFailed(f"dockerfile parse error line {instruction.line}: unknown "
+                                  f"instruction: {instruction.keyword.upper()}")
+            if instruction.keyword == "from":
+                stages.append([instruction])
+            elif not stages:
+                if instruction.keyword != "arg":
+                    raise BuildFailed("Please provide a source image with `from` prior to "
+                                      "commit")
+                global_args.append(instruction)
+            else:
+                stages[-1].append(instruction)
+        if not stages:
+            raise BuildFailed("failed to parse Dockerfile: file with no instructions")
+        target = self._options.target
+        if target:
+            names = [_stage_name(stage[0]) for stage in stages]
+            if target.lower() not in names:
+                raise BuildFailed(f"failed to reach build target {target} in Dockerfile")
+            stages = stages[:names.index(target.lower()) + 1]
+        return global_args, stages
+
+    async def _run(self) -> _State:
+        global_args, stages = self._stages_to_build()
+        total = len(global_args) + sum(map(len, stages))
+        step = 0
+        meta: dict[str, str] = {}
+        escape = self._dockerfile.escape
+        for instruction in global_args:
+            step += 1
+            await self._emit(f"Step {step}/{total} : {instruction.original}\n")
+            name, value = self._arg(instruction, meta, {})
+            if value is not None:
+                meta[name] = value
+        state: _State | None = None
+        for index, stage in enumerate(stages):
+            args: dict[str, str] = {}
+            self._cmd_set_in_stage = False
+            for instruction in stage:
+                step += 1
+                await self._emit(f"Step {step}/{total} : {instruction.original}\n")
+                if instruction.keyword == "from":
+                    state = await self._from(instruction, meta)
+                else:
+                    assert state is not None
+                    state = await self._step(index, state, instruction, args, escape, meta)
+                await self._emit(f" ---> {_image_id(state.document)[7:19]}\n")
+            assert state is not None
+            self._stage_list.append(state)
+            name = _stage_name(stage[0])
+            if name:
+                self._stages[name] = state
+        assert state is not None
+        return state
+
+    def _arg(self, instruction: Instruction, scope: Mapping[str, str],
+             declared: Mapping[str, str]) -> tuple[str, str | None]:
+        """An ARG's value: the build arg given, else its default expanded in `scope`, else
+        the value `declared` before (a global ARG named again in a stage)."""
+        name, equals, default = instruction.text.partition("=")
+        name = name.strip()
+        if not name or any(char.isspace() for char in name):
+            raise BuildFailed("ARG requires exactly one argument")
+        self._used_args.add(name)
+        given = self._options.build_args.get(name)
+        if given is not None:
+            return name, given
+        if equals:
+            return name, expand_word(default, scope, self._dockerfile.escape)
+        return name, declared.get(name)
+
+    async def _from(self, instruction: Instruction, meta: Mapping[str, str]) -> _State:
+        platform = instruction.flag("platform")
+        if platform:
+            raise BuildFailed("FROM --platform is not supported by kubedock's builder "
+                              "(it builds for the nodes' platform)")
+        words = instruction.text.split()
+        if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
+            raise BuildFailed("FROM requires either one or three arguments")
+        name = expand_word(words[0], meta, self._dockerfile.escape)
+        if name.lower() in self._stages:
+            earlier = self._stages[name.lower()]
+            return _State(copy.deepcopy(earlier.document), list(earlier.layers), earlier.key)
+        if name == "scratch":
+            document = _scratch()
+            return _State(document, [], _key("scratch"))
+        base = await self._images.base(name, pull=self._options.pull)
+        document = copy.deepcopy(dict(base.config))
+        document.setdefault("config", {})
+        document["config"] = dict(document["config"] or {})
+        if document["config"].get("OnBuild"):
+            raise BuildFailed(f"{name}: ONBUILD triggers are not supported by kubedock's "
+                              "builder")
+        return _State(document, list(base.layers), _key("from", base.id))
+
+    async def _step(self, stage: int, state: _State, instruction: Instruction,
+                    args: dict[str, str], escape: str, meta: Mapping[str, str]) -> _State:
+        keyword = instruction.keyword
+        config = state.document["config"]
+        env = _env_map(config.get("Env") or [])
+        scope = {**args, **env}
+        if keyword == "arg":
+            name, value = self._arg(instruction, scope, meta)
+            if value is not None:
+                args[name] = value
+            return await self._cached_change(state, instruction, (name, value), lambda c: None)
+        if keyword in ("copy", "add"):
+            return await self._copy(state, instruction, scope)
+        if keyword == "run":
+            return await self._run_step(stage, state, instruction, args, env)
+        change = self._config_change(instruction, scope, escape, config)
+        return await self._cached_change(state, instruction, change[0], change[1])
+
+    def _config_change(self, instruction: Instruction, scope: Mapping[str, str], escape: str,
+                       config: Mapping[str, Any]
+                       ) -> tuple[object, Callable[[dict[str, Any]], None]]:
+        keyword, text = instruction.keyword, instruction.text
+        if keyword == "env":
+            pairs = [(expand_word(n, scope, escape), expand_word(v, scope, escape))
+                     for n, v in split_pairs(text, escape, keyword)]
+            return pairs, lambda c: c.__setitem__("Env", _set_env(c.get("Env") or [], pairs))
+        if keyword == "label":
+            labels = {expand_word(n, scope, escape): expand_word(v, scope, escape)
+                      for n, v in split_pairs(text, escape, keyword)}
+            return labels, lambda c: c.__setitem__("Labels", {**(c.get("Labels") or {}),
+                                                              **labels})
+        if keyword == "workdir":
+            path = expand_word(text, scope, escape)
+            path = posixpath.normpath(posixpath.join(config.get("WorkingDir") or "/", path))
+            return path, lambda c: c.__setitem__("WorkingDir", path)
+        if keyword == "user":
+            user = expand_word(text, scope, escape)
+            return user, lambda c: c.__setitem__("User", user)
+        if keyword == "stopsignal":
+            signal = expand_word(text, scope, escape)
+            return signal, lambda c: c.__setitem__("StopSignal", signal)
+        if keyword == "expose":
+            ports = [p if "/" in p else f"{p}/tcp" for p in expand_words(text, scope, escape)]
+            return ports, lambda c: c.__setitem__(
+                "ExposedPorts", {**(c.get("ExposedPorts") or {}), **{p: {} for p in ports}})
+        if keyword == "volume":
+            volumes = list(instruction.exec_form or expand_words(text, scope, escape))
+            return volumes, lambda c: c.__setitem__(
+                "Volumes", {**(c.get("Volumes") or {}), **{v: {} for v in volumes}})
+        if keyword in ("cmd", "entrypoint"):
+            command = self._command(instruction, config)
+            field = "Cmd" if keyword == "cmd" else "Entrypoint"
+
+            def set_command(c: dict[str, Any]) -> None:
+                c[field] = command
+                if keyword == "entrypoint" and not self._cmd_set_in_stage:
+                    c["Cmd"] = None
+            if keyword == "cmd":
+                self._cmd_set_in_stage = True
+            return command, set_command
+        if keyword == "shell":
+            if instruction.exec_form is None:
+                raise BuildFailed("SHELL requires the arguments to be in JSON form")
+            shell = list(instruction.exec_form)
+            return shell, lambda c: c.__setitem__("Shell", shell)
+        if keyword == "healthcheck":
+            check = self._healthcheck(instruction)
+            return check, lambda c: c.__setitem__("Healthcheck", check)
+        if keyword == "maintainer":
+            return text, lambda c: None  # the image's author, set with the document
+        raise BuildFailed(f"{keyword.upper()} is not supported by kubedock's builder")
+
+    def _command(self, instruction: Instruction, config: Mapping[str, Any]) -> list[str]:
+        if instruction.exec_form is not None:
+            return list(instruction.exec_form)
+        return [*(config.get("Shell") or _DEFAULT_SHELL), instruction.text]
+
+    def _healthcheck(self, instruction: Instruction) -> dict[str, Any]:
+        text = instruction.text
+        word, _, rest = text.partition(" ")
+        if word.upper() == "NONE":
+            if rest.strip() or instruction.flags:
+                raise BuildFailed("HEALTHCHECK NONE takes no arguments")
+            return {"Test": ["NONE"]}
+        if word.upper() != "CMD":
+            raise BuildFailed(f"Unknown type \"{word}\" in HEALTHCHECK (try CMD)")
+        rest = rest.strip()
+        exec_form = _exec_form(rest)
+        test = ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", rest]
+        check: dict[str, Any] = {"Test": test}
+        for flag, value in instruction.flags:
+            field = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
+                     "start-interval": "StartInterval", "retries": "Retries"}.get(flag)
+            if field is None:
+                raise BuildFailed(f"Unknown flag: {flag}")
+            if value is None:
+                raise BuildFailed(f"Missing a value on flag: {flag}")
+            if field == "Retries":
+                if not value.isdigit() or int(value) < 1:
+                    raise BuildFailed("--retries must be at least 1")
+                check[field] = int(value)
+            else:
+                nanoseconds = parse_duration(value, f"--{flag}")
+                if nanoseconds:
+                    check[field] = nanoseconds
+        return check
+
+    async def _cached_change(self, state: _State, instruction: Instruction, change: object,
+                             apply: Callable[[dict[str, Any]], None]) -> _State:
+        key = _key(state.key, instruction.keyword, change)
+        cached = None if self._options.no_cache else self._cache.get(key)
+        if cached is not None:
+            await self._emit(" ---> Using cache\n")
+            return cached
+        document = copy.deepcopy(state.document)
+        apply(document["config"])
+        if instruction.keyword == "maintainer":
+            document["author"] = instruction.text
+        _history(document, f"/bin/sh -c #(nop) {instruction.original}", empty=True)
+        result = _State(document, state.layers, key)
+        self._cache.put(result)
+        return result
+
+    async def _copy(self, state: _State, instruction: Instruction, scope: Mapping[str, str]
+                    ) -> _State:
+        keyword = instruction.keyword.upper()
+        escape = self._dockerfile.escape
+        options = await self._copy_options(instruction, state)
+        words = list(instruction.exec_form) if instruction.exec_form is not None \
+            else expand_words(instruction.text, scope, escape)
+        if len(words) < 2:
+            raise BuildFailed(f"{keyword} requires at least two arguments, but only one was "
+                              "provided. Destination could not be determined.")
+        *sources, destination = words
+        if any(map(is_url, sources)):
+            if keyword == "ADD":
+                raise BuildFailed("ADD from a URL is not supported by kubedock's builder")
+            raise BuildFailed("source can't be a URL for COPY")
+        workdir = state.document["config"].get("WorkingDir") or "/"
+        directory_known = destination in (".", "./") or posixpath.normpath(
+            posixpath.join(workdir, destination)) == posixpath.normpath(workdir)
+        absolute = posixpath.join(workdir, destination)
+        if destination.endswith("/") and not absolute.endswith("/"):
+            absolute += "/"
+        path = self._cache.new_layer_path()
+        origin = instruction.flag("from")
+        if origin is None:
+            await trio.to_thread.run_sync(self._context.copy_layer, sources, absolute,
+                                          directory_known, options, path)
+        else:
+            stack = await self._stack(expand_word(origin, scope, escape))
+            try:
+                await trio.to_thread.run_sync(stack.copy_layer, sources, absolute,
+                                              directory_known, options, path)
+            finally:
+                stack.close()
+        diff_id = await trio.to_thread.run_sync(digest_file, path)
+        key = _key(state.key, instruction.keyword, options.mode, options.uid, options.gid,
+                   diff_id)
+        cached = None if self._options.no_cache else self._cache.get(key)
+        if cached is not None:
+            path.unlink()
+            await self._emit(" ---> Using cache\n")
+            return cached
+        layer = Layer(diff_id, diff_id, path.stat().st_size, UNCOMPRESSED_LAYER, path=path)
+        document = copy.deepcopy(state.document)
+        document["rootfs"]["diff_ids"].append(diff_id)
+        _history(document, f"/bin/sh -c #(nop) {instruction.original}", empty=False)
+        result = _State(document, [*state.layers, layer], key)
+        self._cache.put(result)
+        return result
+
+    async def _stack(self, origin: str) -> LayerStack:
+        """The files of `COPY --from`: an earlier stage (by name or index), else an image."""
+        if origin.lower() in self._stages:
+            layers = self._stages[origin.lower()].layers
+        elif origin.isdigit() and int(origin) < len(self._stage_list):
+            layers = self._stage_list[int(origin)].layers
+        else:
+            layers = list((await self._images.base(origin, pull=self._options.pull)).layers)
+        return await self._stack_of(layers)
+
+    async def _stack_of(self, layers: Sequence[Layer]) -> LayerStack:
+        paths = [await self._local(layer) for layer in layers]
+        return await trio.to_thread.run_sync(LayerStack, paths)
+
+    async def _local(self, layer: Layer) -> Path:
+        """A layer as a file: a base image's is downloaded once per instance."""
+        if layer.path is not None:
+            return layer.path
+        path = self._cache.blob_path(layer.digest)
+        if not path.exists():
+            partial = self._cache.new_layer_path()
+            async with self._images.open_layer(layer) as content, \
+                    await trio.open_file(partial, "wb") as file:
+                async for chunk in content:
+                    await file.write(chunk)
+            partial.rename(path)
+        return path
+
+    async def _copy_options(self, instruction: Instruction, state: _State) -> CopyOptions:
+        uid = gid = mode = None
+        for flag, value in instruction.flags:
+            if flag == "from" and instruction.keyword == "copy" and value:
+                continue
+            if value is None:
+                raise BuildFailed(f"Missing a value on flag: {flag}")
+            if flag == "chown":
+                uid, gid = await self._owner(value, state)
+            elif flag == "chmod":
+                try:
+                    mode = int(value, 8)
+                except ValueError:
+                    raise BuildFailed(f"invalid chmod parameter: {value}") from None
+            else:
+                raise BuildFailed(f"Unknown flag: {flag}")
+        return CopyOptions(uid, gid, mode, extract_archives=instruction.keyword == "add")
+
+    async def _owner(self, spec: str, state: _State) -> tuple[int, int]:
+        """`--chown` ids; names are looked up in the stage's /etc/passwd and /etc/group.
+        Without a group the gid is the uid, as Docker has it."""
+        user, _, group = spec.partition(":")
+        if user.isdigit() and (not group or group.isdigit()):
+            return int(user), int(group or user)
+        stack = await self._stack_of(state.layers)
+        try:
+            passwd, groups = stack.read_text("etc/passwd"), stack.read_text("etc/group")
+        finally:
+            stack.close()
+        try:
+            resolved = resolve_user(spec, passwd, groups)
+        except UserError as error:
+            raise BuildFailed(f"unable to convert uid/gid chown string to host mapping: "
+                              f"{error}") from None
+        return resolved.uid, resolved.gid if group else resolved.uid
+
+    async def _run_step(self, stage: int, state: _State, instruction: Instruction,
+                        args: Mapping[str, str], env: Mapping[str, str]) -> _State:
+        for flag, _ in instruction.flags:
+            raise BuildFailed(f"RUN --{flag} is not supported by kubedock's builder")
+        config = state.document["config"]
+        argv = list(instruction.exec_form) if instruction.exec_form is not None \
+            else [*(config.get("Shell") or _DEFAULT_SHELL), instruction.text]
+        environment = [*((n, v) for n, v in args.items() if n not in env), *env.items()]
+        command = StepCommand(tuple(argv), tuple(environment), config.get("User") or "",
+                              config.get("WorkingDir") or "/")
+        key = _key(state.key, "run", attrs.asdict(command))
+        cached = None if self._options.no_cache else self._cache.get(key)
+        if cached is not None:
+            await self._emit(" ---> Using cache\n")
+            return cached
+        step_id = secrets.token_hex(6)  # Docker names its step container here
+        await self._emit(f" ---> Running in {step_id}\n")
+        sandbox = await self._prepared_sandbox(stage, state)
+
+        # A character may arrive split across two pieces of output.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+        async def output(data: bytes) -> None:
+            text = decoder.decode(data)
+            if text:
+                await self._emit(text)
+
+        code = await sandbox.run(command, output)
+        if code != 0:
+            raise BuildFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
+                              code)
+        path = self._cache.new_layer_path()
+        async with await trio.open_file(path, "wb") as file:
+
+            async def write(data: bytes) -> None:
+                await file.write(data)
+            await sandbox.snapshot(write)
+        diff_id = await trio.to_thread.run_sync(digest_file, path)
+        layer = Layer(diff_id, diff_id, path.stat().st_size, UNCOMPRESSED_LAYER, path=path)
+        document = copy.deepcopy(state.document)
+        document["rootfs"]["diff_ids"].append(diff_id)
+        shown_by = " ".join(argv) if instruction.exec_form is None else \
+            f"/bin/sh -c #(nop) {instruction.original}"
+        _history(document, shown_by, empty=False)
+        result = _State(document, [*state.layers, layer], key)
+        self._cache.put(result)
+        self._sandbox_holds = (stage, len(result.layers))
+        await self._emit(f"Removing intermediate container {step_id}\n")
+        return result
+
+    async def _prepared_sandbox(self, stage: int, state: _State) -> Sandbox:
+        """The sandbox holding the stage's filesystem as `state` has it."""
+        if self._sandbox is None:
+            self._sandbox = await self._exit.enter_async_context(self._sandboxes())
+        holds = self._sandbox_holds
+        applied = 0
+        if holds is not None and holds[0] == stage and holds[1] <= len(state.layers):
+            applied = holds[1]
+        else:
+            await self._sandbox.reset()
+        for layer in state.layers[applied:]:
+            async with self._layer_content(layer) as content:
+                await self._sandbox.apply_layer(content)
+        self._sandbox_holds = (stage, len(state.layers))
+        return self._sandbox
+
+    def _layer_content(self, layer: Layer) -> AbstractAsyncContextManager[AsyncIterable[bytes]]:
+        if layer.path is None:
+            return self._images.open_layer(layer)
+        return _file_content(layer.path)
+
+
+@contextlib.asynccontextmanager
+async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
+    yield file_chunks(path)
+
+
+def _stage_name(instruction: Instruction) -> str:
+    words = instruction.text.split()
+    return words[2].lower() if len(words) == 3 and words[1].lower() == "as" else ""
+
+
+def _exec_form(text: str) -> list[str] | None:
+    if not text.startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+
+def _env_map(env: Sequence[str]) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in env)
+
+
+def _set_env(env: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[str]:
+    values = _env_map(env)
+    for name, value in pairs:
+        values[name] = value
+    return [f"{name}={value}" for name, value in values.items()]
+
+
+def _history(document: dict[str, Any], created_by: str, *, empty: bool) -> None:
+    created = _now()
+    document["created"] = created
+    entry: dict[str, Any] = {"created": created, "created_by": created_by}
+    if empty:
+        entry["empty_layer"] = True
+    document.setdefault("history", []).append(entry)

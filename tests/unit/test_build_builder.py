@@ -1,0 +1,341 @@
+"""The builder against a fake sandbox and a fake image source: configs, layers, stages, the
+cache and errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubedock.build import (
+    BaseImage,
+    BuildContext,
+    Builder,
+    BuildFailed,
+    BuildOptions,
+    BuiltImage,
+    Layer,
+    LayerCache,
+    StepCommand,
+    parse_dockerfile,
+)
+
+BASE_CONFIG = {"architecture": "amd64", "os": "linux",
+               "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "b" * 64]},
+               "history": [{"created_by": "base"}]}
+BASE_LAYER = Layer("sha256:" + "b" * 64, "sha256:" + "c" * 64, 10,
+                   "application/vnd.oci.image.layer.v1.tar+gzip", repository="library/busybox")
+
+
+def _base_tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in {"etc/os": b"base", "etc/gone": b"x", "bin/tool": b"t",
+                           "etc/passwd": b"app:x:1000:1001::/home/app:/bin/sh\n",
+                           "etc/group": b"staff:x:50:\n"}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+BASE_TAR = _base_tar()
+
+
+class FakeImages:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, bool]] = []
+
+    async def base(self, name: str, *, pull: bool) -> BaseImage:
+        self.asked.append((name, pull))
+        if name.startswith("nosuch"):
+            raise BuildFailed(f"pull access denied for {name}")
+        return BaseImage("sha256:" + "a" * 64, BASE_CONFIG, (BASE_LAYER,))
+
+    @contextlib.asynccontextmanager
+    async def open_layer(self, layer: Layer) -> AsyncIterator[AsyncIterable[bytes]]:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield BASE_TAR
+        yield chunks()
+
+
+class FakeSandbox:
+    def __init__(self, log: list[Any], exit_code: int, extra: dict[str, bytes]) -> None:
+        self.extra = extra
+        self.log = log
+        self.exit_code = exit_code
+        self.runs = 0
+
+    async def reset(self) -> None:
+        self.log.append("reset")
+
+    async def apply_layer(self, source: AsyncIterable[bytes]) -> None:
+        self.log.append(("apply", b"".join([chunk async for chunk in source])[:10]))
+
+    async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
+        self.runs += 1
+        self.log.append(("run", command))
+        await output(b"out of " + command.argv[-1].encode() + b"\n")
+        return self.exit_code
+
+    async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
+        await sink(_tar({f"ran-{self.runs}": b"x", **self.extra}))
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1700000000, 0o640
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.cache = LayerCache()
+        self.images = FakeImages()
+        self.log: list[Any] = []
+        self.opened = 0
+        self.exit_code = 0
+        self.snapshot_extra: dict[str, bytes] = {}
+
+    @contextlib.asynccontextmanager
+    async def sandboxes(self) -> AsyncIterator[FakeSandbox]:
+        self.opened += 1
+        self.log.append("open")
+        try:
+            yield FakeSandbox(self.log, self.exit_code, self.snapshot_extra)
+        finally:
+            self.log.append("close")
+
+    async def build(self, dockerfile: str, files: dict[str, bytes] | None = None,
+                    **options: Any) -> tuple[BuiltImage, str]:
+        context_path = self.tmp_path / "context.tar"
+        context_path.write_bytes(_tar({"Dockerfile": dockerfile.encode(), **(files or {})}))
+        output: list[str] = []
+
+        async def emit(text: str) -> None:
+            output.append(text)
+
+        with context_path.open("rb") as file:
+            context = BuildContext(file)
+            context.use_dockerignore()
+            try:
+                built = await Builder(parse_dockerfile(dockerfile), context,
+                                      BuildOptions(**options), self.images,
+                                      self.sandboxes, self.cache, emit).build()
+            finally:
+                context.close()
+        return built, "".join(output)
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(tmp_path)
+    yield harness
+    harness.cache.clear()
+
+
+def _config(built: BuiltImage) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(built.config)
+    return document
+
+
+DEMO = """\
+ARG BASE=busybox:1.36
+FROM $BASE AS first
+ARG WHO=world
+ENV GREETING="hi ${WHO}" OTHER=${UNSET:-dflt}
+LABEL a=b
+COPY a.txt /app/
+WORKDIR /app
+EXPOSE 8080
+HEALTHCHECK --interval=5s CMD cat /app/a.txt
+CMD ["cat", "/app/a.txt"]
+"""
+
+
+async def test_a_build_without_run_makes_the_config_docker_makes(harness: Harness) -> None:
+    built, output = await harness.build(DEMO, {"a.txt": b"hello\n"},
+                                        build_args={"WHO": "you", "NOPE": "x"})
+    config = _config(built)["config"]
+    # As the reference engine's inspect shows the same build.
+    assert config["Env"] == ["PATH=/bin", "GREETING=hi you", "OTHER=dflt"]
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+    assert config["Cmd"] == ["cat", "/app/a.txt"]
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "cat /app/a.txt"],
+                                     "Interval": 5000000000}
+    assert config["WorkingDir"] == "/app" and config["Labels"] == {"a": "b"}
+    assert harness.images.asked == [("busybox:1.36", False)]
+    assert harness.opened == 0  # no RUN, no sandbox
+    assert output.startswith("Step 1/10 : ARG BASE=busybox:1.36\n"
+                             "Step 2/10 : FROM $BASE AS first\n ---> ")
+    assert output.endswith("[Warning] One or more build-args [NOPE] were not consumed\n")
+    assert built.id.startswith("sha256:")
+    assert built.layers[0] == BASE_LAYER and len(built.layers) == 2
+    diff_ids = _config(built)["rootfs"]["diff_ids"]
+    assert diff_ids == [BASE_LAYER.diff_id, built.layers[1].diff_id]
+
+
+async def test_a_copy_layer_holds_the_files_with_their_parents(harness: Harness) -> None:
+    built, _ = await harness.build("FROM busybox:1.36\nCOPY --chown=5:6 a.txt dir /app/\n"
+                                   "COPY a.txt /renamed\n",
+                                   {"a.txt": b"hello\n", "dir/inner/b": b"b"})
+    first, second = (layer.path for layer in built.layers[1:])
+    assert first is not None and second is not None
+    with tarfile.open(first) as layer:
+        members = {m.name: m for m in layer.getmembers()}
+    assert sorted(members) == ["app", "app/a.txt", "app/inner", "app/inner/b"]
+    assert members["app"].isdir() and members["app"].uid == 0
+    assert (members["app/a.txt"].uid, members["app/a.txt"].gid) == (5, 6)
+    assert members["app/a.txt"].mode == 0o640 and members["app/a.txt"].mtime == 1700000000
+    with tarfile.open(second) as layer:
+        assert [m.name for m in layer.getmembers()] == ["renamed"]
+        extracted = layer.extractfile("renamed")
+        assert extracted is not None and extracted.read() == b"hello\n"
+
+
+async def test_dockerignore_hides_files_from_copy(harness: Harness) -> None:
+    with pytest.raises(BuildFailed, match="file not found in build context"):
+        await harness.build("FROM x\nCOPY secret /\n",
+                            {".dockerignore": b"secret\n", "secret": b"s"})
+
+
+async def test_run_opens_the_sandbox_applies_the_layers_and_keeps_a_snapshot(
+        harness: Harness) -> None:
+    built, output = await harness.build(
+        "FROM busybox:1.36\nARG V=1\nENV E=2\nCOPY a.txt /\nUSER 7\nRUN echo $V\n"
+        "RUN [\"true\"]\n", {"a.txt": b"a"})
+    assert harness.log[:4] == ["open", "reset", ("apply", BASE_TAR[:10]), harness.log[3]]
+    commands = [entry[1] for entry in harness.log if entry[0] == "run"]
+    assert commands[0] == StepCommand(("/bin/sh", "-c", "echo $V"),
+                                      (("V", "1"), ("PATH", "/bin"), ("E", "2")), "7", "/")
+    assert commands[1].argv == ("true",)
+    # The second RUN needs no layer applied again: the sandbox holds the stage.
+    assert [e for e in harness.log if e == "reset"] == ["reset"]
+    assert harness.log[-1] == "close"
+    assert "out of echo $V\n" in output
+    assert len(built.layers) == 4
+
+
+async def test_an_unchanged_rebuild_runs_nothing(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36\nCOPY a.txt /\nRUN make\nCMD [\"x\"]\n"
+    first, _ = await harness.build(dockerfile, {"a.txt": b"a"})
+    second, output = await harness.build(dockerfile, {"a.txt": b"a"})
+    assert second.id == first.id and harness.opened == 1
+    assert output.count(" ---> Using cache\n") == 3
+    changed, _ = await harness.build(dockerfile, {"a.txt": b"b"})
+    assert changed.id != first.id and harness.opened == 2
+    await harness.build(dockerfile, {"a.txt": b"a"}, no_cache=True)
+    assert harness.opened == 3
+
+
+async def test_a_failing_run_fails_the_build_with_its_code(harness: Harness) -> None:
+    harness.exit_code = 3
+    with pytest.raises(BuildFailed) as raised:
+        await harness.build("FROM busybox:1.36\nRUN false\n")
+    assert raised.value.message == "The command '/bin/sh -c false' returned a non-zero code: 3"
+    assert raised.value.code == 3
+    assert harness.log[-1] == "close"
+
+
+async def test_stages_and_target(harness: Harness) -> None:
+    dockerfile = ("FROM busybox:1.36 AS base\nENV STAGE=base\n"
+                  "FROM base AS test\nENV STAGE=test\nCMD [\"test\"]\n"
+                  "FROM scratch AS final\nCMD [\"final\"]\n")
+    built, output = await harness.build(dockerfile, target="test")
+    config = _config(built)["config"]
+    assert config["Env"] == ["PATH=/bin", "STAGE=test"] and config["Cmd"] == ["test"]
+    assert "Step 5/5" in output
+    final, _ = await harness.build(dockerfile)
+    assert _config(final)["config"]["Cmd"] == ["final"] and final.layers == ()
+    with pytest.raises(BuildFailed, match="failed to reach build target nosuch"):
+        await harness.build(dockerfile, target="nosuch")
+
+
+async def test_entrypoint_resets_an_inherited_cmd(harness: Harness) -> None:
+    built, _ = await harness.build("FROM busybox:1.36\nENTRYPOINT [\"/x\"]\n")
+    assert _config(built)["config"]["Cmd"] is None
+    built, _ = await harness.build("FROM busybox:1.36\nCMD [\"a\"]\nENTRYPOINT /x\n")
+    config = _config(built)["config"]
+    assert config["Cmd"] == ["a"] and config["Entrypoint"] == ["/bin/sh", "-c", "/x"]
+
+
+@pytest.mark.parametrize(("dockerfile", "message"), [
+    ("FROM --platform=linux/arm64 x\n", "FROM --platform is not supported"),
+    ("FROM x\nADD http://example.invalid/a /\n", "ADD from a URL is not supported"),
+    ("FROM x\nCOPY --from=nosuch a /\n", "pull access denied for nosuch"),
+    ("FROM x\nADD --from=x a /\n", "Unknown flag: from"),
+    ("FROM x\nRUN --mount=type=cache,target=/c true\n", "RUN --mount is not supported"),
+    ("FROM x\nFOO bar\n", "unknown instruction: FOO"),
+    ("ENV A=1\nFROM x\n", "Please provide a source image with `from` prior to commit"),
+    ("FROM nosuch\n", "pull access denied for nosuch"),
+    ("FROM x\nENV A=${B-c}\n", "missing ':' in substitution"),
+    ("ARG A=${B-c}\nFROM x\n", "missing ':' in substitution"),
+])
+async def test_what_cannot_be_built_is_refused_by_name(harness: Harness, dockerfile: str,
+                                                       message: str) -> None:
+    with pytest.raises(BuildFailed, match=message.replace("(", r"\(")):
+        await harness.build(dockerfile)
+
+
+async def test_copy_from_a_stage_reads_its_layers_whiteouts_applied(harness: Harness) -> None:
+    # The sandbox's snapshot of the first RUN deletes etc/gone and adds ran-1.
+    harness.snapshot_extra = {"etc/.wh.gone": b""}
+    built, _ = await harness.build(
+        "FROM busybox:1.36 AS builder\nRUN make\n"
+        "FROM scratch\nCOPY --from=builder /etc /copied/\nCOPY --from=0 ran-1 /\n"
+        "COPY --from=busybox:1.36 /bin/tool /t\n")
+    layers = [layer.path for layer in built.layers]
+    names = []
+    for path in layers:
+        assert path is not None
+        with tarfile.open(path) as layer:
+            names.append([m.name for m in layer.getmembers()])
+    assert names == [["copied", "copied/group", "copied/os", "copied/passwd"], ["ran-1"], ["t"]]
+
+
+@pytest.mark.parametrize(("chown", "owner"), [("app", (1000, 1000)), ("app:staff", (1000, 50)),
+                                              ("7:staff", (7, 50)), ("7", (7, 7))])
+async def test_chown_names_are_the_stage_s(harness: Harness, chown: str,
+                                           owner: tuple[int, int]) -> None:
+    built, _ = await harness.build(f"FROM busybox:1.36\nCOPY --chown={chown} a /\n",
+                                   {"a": b"a"})
+    assert built.layers[1].path is not None
+    with tarfile.open(built.layers[1].path) as layer:
+        [member] = layer.getmembers()
+    assert (member.uid, member.gid) == owner
+
+
+async def test_chown_of_an_unknown_user_fails(harness: Harness) -> None:
+    with pytest.raises(BuildFailed, match="unable to find user nobody"):
+        await harness.build("FROM busybox:1.36\nCOPY --chown=nobody a /\n", {"a": b"a"})
+
+
+async def test_add_extracts_a_local_archive_and_copies_other_files(harness: Harness) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as packed:
+        info = tarfile.TarInfo("inner/x")
+        info.size = 1
+        packed.addfile(info, io.BytesIO(b"x"))
+    built, _ = await harness.build("FROM busybox:1.36\nADD pack.tgz plain /opt/\n",
+                                   {"pack.tgz": archive.getvalue(), "plain": b"p"})
+    assert built.layers[1].path is not None
+    with tarfile.open(built.layers[1].path) as layer:
+        assert sorted(m.name for m in layer.getmembers()) == [
+            "opt", "opt/inner", "opt/inner/x", "opt/plain"]
+
+
+async def test_maintainer_is_the_author(harness: Harness) -> None:
+    built, _ = await harness.build("FROM busybox:1.36\nMAINTAINER Ann <ann@example.org>\n")
+    assert _config(built)["author"] == "Ann <ann@example.org>"
