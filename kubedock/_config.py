@@ -252,7 +252,8 @@ class Config:
         help="service account of the pods")
     image_pull_secrets: tuple[str, ...] = setting(
         (), "--image-pull-secrets", env="IMAGE_PULL_SECRETS", parse=_names, to="pods",
-        help="comma-separated image pull secret names")
+        help="comma-separated names of image pull secrets put on every pod (kubedock's "
+             "registry client uses them too)")
     request_cpu: str | None = setting(
         None, "--request-cpu", env="K8S_REQUEST_CPU", to="pods",
         help="cpu request[,limit] of pods")
@@ -376,6 +377,10 @@ class Config:
         False, "--disable-dind", env="DISABLE_DIND",
         help="refuse binds of /var/run/docker.sock instead of serving kubedock's API in them "
         "through a sidecar")
+    pre_pull: bool = setting(
+        False, "--pre-pull", env="PRE_PULL",
+        help="have a docker pull also pull the image onto the node the pods go to (a short-lived "
+        "pod of the image, deleted once the node has it), answering when it does")
     ignore_container_memory: bool = setting(
         False, "--ignore-container-memory", to="pods",
         help="do not turn a container's memory limit (HostConfig.Memory) into a pod limit")

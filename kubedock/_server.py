@@ -23,7 +23,15 @@ from ._logging import configure as configure_logging
 from ._metrics import CONTAINERS, serve_metrics
 from ._sidecar_tls import SidecarIdentity, new_sidecar_identity
 from .api import BindPolicy, ServerTLS, create_app, serve_http
-from .engine import Engine, ImageStore, ReaperSettings, RegistrySource, serve_reaper
+from .engine import (
+    Engine,
+    ImageStore,
+    PrePuller,
+    ReaperSettings,
+    RegistrySource,
+    pull_secret_configs,
+    serve_reaper,
+)
 
 log = logging.getLogger("kubedock")
 
@@ -101,8 +109,13 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     expose_host=config.expose_host, **config.settings_for("engine"),
                     claims=kube.ClaimSettings(config.volume_storage_class,
                                               config.volume_access_mode, config.volume_size),
-                    images=ImageStore(_registry_source(config, registry_http)),
+                    images=ImageStore(_registry_source(
+                        config, registry_http, await pull_secret_configs(cluster, settings))),
                 )
+                if config.pre_pull:
+                    engine.pre_puller = PrePuller(cluster, settings, nursery=nursery,
+                                                  timeout=config.timeout,
+                                                  fail_fast_after=config.fail_fast_after)
                 if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
                     log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
                     nursery.cancel_scope.cancel()
@@ -144,10 +157,15 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
     return 128 + signum
 
 
-def _registry_source(config: Config, http: httpx.AsyncClient) -> RegistrySource:
+def _registry_source(config: Config, http: httpx.AsyncClient, pull_secrets: list[Any]
+                     ) -> RegistrySource:
+    """Credentials: a client's own with each request, else the Docker config file's, else
+    those of the pods' pull secrets."""
     client = registry.RegistryClient(
         http, mirrors=config.registry_mirrors,
-        credentials=registry.docker_config_lookup(registry.docker_config_path(os.environ)))
+        credentials=registry.first_credentials(
+            registry.docker_config_lookup(registry.docker_config_path(os.environ)),
+            registry.documents_lookup(pull_secrets)))
     # The nodes are taken to share kubedock's platform (the usual case; kubedock does not read
     # Node objects, which its service account may not see).
     return RegistrySource(client, registry.host_platform_of_this_machine(),

@@ -24,6 +24,11 @@ KUBELET_ROOT=/var/lib/kubelet
 # The image registry (build/registry/up), a mirror of Docker Hub for the node's containerd.
 REGISTRY_ADDR=127.0.0.1:5000
 REGISTRY_DATA=$KD_CACHE/registry-data
+# A second registry that wants credentials (basic auth; test constants, loopback only).
+REGISTRY_AUTH_ADDR=127.0.0.1:5001
+REGISTRY_AUTH_DATA=$KD_CACHE/registry-auth-data
+REGISTRY_AUTH_USER=kubedock
+REGISTRY_AUTH_PASSWORD=kubedock-secret
 # Where containerd reads registry hosts (hosts.toml per registry) at each pull.
 REGISTRY_HOSTS=$STATE/containerd-certs.d
 # Marks the host rules up adds, so down removes exactly those.

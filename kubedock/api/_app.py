@@ -15,7 +15,8 @@ from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from .._metrics import API_LATENCY, API_REQUESTS
-from ..engine import Engine
+from ..engine import Engine, EngineError
+from ..kube import KubeError
 from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
 from ._mounts import BindPolicy
@@ -35,6 +36,7 @@ _ROUTE_KEY = "kubedock.route"
 _VERSION_KEY = "kubedock.api_version"
 # One line per answered request; shown from verbosity 2 on.
 access_log = logging.getLogger("kubedock.access")
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -107,7 +109,8 @@ def error_response(error: DockerError) -> Response:
 def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``; bind sources are checked
     against ``binds`` (default: the off-limits trees of this host)."""
-    return _measured(_strip_version_prefix(cast(ASGIApp, routes_app(engine, binds))))
+    return _measured(_ending_broken_streams(
+        _strip_version_prefix(cast(ASGIApp, routes_app(engine, binds)))))
 
 
 def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
@@ -215,6 +218,24 @@ def _measured(app: ASGIApp) -> ASGIApp:
                             time.monotonic() - started, extra={"route": route})
 
     return measured
+
+
+def _ending_broken_streams(app: ASGIApp) -> ASGIApp:
+    """A streamed answer that breaks off (a copy out whose exec session the API server cut)
+    ends its connection without the body's last chunk, so the client sees a failed transfer
+    rather than a short one that looks whole. Only this request is affected; the reason is
+    logged, as the status is long gone."""
+
+    async def ending(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except* (EngineError, KubeError) as broken:
+            reason: BaseException = broken
+            while isinstance(reason, BaseExceptionGroup):
+                reason = reason.exceptions[0]
+            log.warning("%s %s broke off: %s", scope.get("method"), scope.get("path"), reason)
+
+    return ending
 
 
 def _route(scope: Scope) -> str:

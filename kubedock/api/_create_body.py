@@ -16,9 +16,11 @@ from ..engine import (
     ContainerConfig,
     Healthcheck,
     HostBinding,
+    InvalidParameter,
     RestartPolicy,
     RestartPolicyName,
     parse_reference,
+    signal_name,
 )
 from ..kube import PortSpec
 from ..registry import ImageConfig
@@ -483,8 +485,8 @@ def parse_create(body: Mapping[str, Any], binds: BindPolicy | None = None) -> Co
 
 def with_image_defaults(config: ContainerConfig, image: ImageConfig) -> ContainerConfig:
     """What a container takes from its image beyond what the runtime applies in the pod: the
-    image's healthcheck (field by field under the request's, as Docker merges them) and, with
-    PublishAllPorts, the image's exposed ports."""
+    image's healthcheck (field by field under the request's, as Docker merges them), its stop
+    signal unless the request names one and, with PublishAllPorts, the image's exposed ports."""
     request_check = field(config.raw_config, "Healthcheck", dict) or {}
     healthcheck = config.healthcheck
     if image.healthcheck and request_check.get("Test") != ["NONE"]:
@@ -494,4 +496,14 @@ def with_image_defaults(config: ContainerConfig, image: ImageConfig) -> Containe
     if field(config.raw_host_config, "PublishAllPorts", bool, "HostConfig."):
         exposed = tuple(dict.fromkeys((*exposed, *map(port_spec, image.exposed_ports))))
     return attrs.evolve(config, healthcheck=healthcheck, exposed_ports=exposed,
+                        stop_signal=config.stop_signal or _deliverable(image.stop_signal),
                         image_config=image)
+
+
+def _deliverable(stop_signal: str) -> str | None:
+    """An image's stop signal kubedock can send; another (``SIGRTMIN+3``) leaves the kubelet's
+    SIGTERM, rather than refusing the image."""
+    try:
+        return signal_name(stop_signal) if stop_signal else None
+    except InvalidParameter:
+        return None

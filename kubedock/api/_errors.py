@@ -44,7 +44,9 @@ def docker_error(error: Exception) -> DockerError:
     if isinstance(error, kube.Unsupported):
         return DockerError(501, error.message)
     if isinstance(error, kube.ClusterUnreachable):
-        return DockerError(503, f"Kubernetes API unreachable: {error.message}")
+        # The cluster's requests say so themselves: said once is enough.
+        reason = error.message.removeprefix("Kubernetes API server unreachable: ")
+        return DockerError(503, f"Kubernetes API unreachable: {reason}")
     if isinstance(error, kube.KubeError):
         status = {403: 403, 404: 404, 409: 409, 422: 400}.get(error.status, 500)
         return DockerError(status, f"kubernetes: {error.message}")

@@ -16,8 +16,17 @@ import trio
 from quart import Blueprint, Response, jsonify, request
 
 from .. import registry
-from ..engine import Image, InvalidParameter, NoSuchImage, RegistryUnreachable, parse_reference
-from ..wire import PullProgress, final_status_line, progress_line
+from ..engine import (
+    EngineError,
+    Image,
+    InvalidParameter,
+    NoSuchImage,
+    PrePull,
+    RegistryUnreachable,
+    parse_reference,
+)
+from ..kube import KubeError
+from ..wire import PullFailure, PullProgress, failure_line, final_status_line, progress_line
 from ._app import engine
 from ._errors import DockerError, bad_request
 from ._parse import check_filters, parse_filters, prune_filter, query_bool
@@ -95,16 +104,51 @@ async def pull() -> Response:
         image, downloaded = engine().images.add(ref), False
         lines.append(PullProgress(f"Registry unreachable from kubedock ({error.message}); "
                                   "the node pulls the image when a container starts"))
+    if credentials is not None:
+        try:
+            await engine().pull_secrets.remember(ref, credentials)
+        except KubeError as error:
+            # The pull itself succeeded; the node may still have other means to pull.
+            log.warning("cannot keep the credentials of %s for the nodes: %s", ref.familiar,
+                        error)
+            lines.append(PullProgress("The nodes get no pull secret for these credentials: "
+                                      f"{error}"))
     if image.resolved:
         lines.append(PullProgress(f"Digest: {image.resolved.digest}"))
-    body = b"".join(map(progress_line, lines))
-    body += final_status_line(ref.familiar, downloaded=downloaded)
+    pre_puller = engine().pre_puller
+    pre_pull = pre_puller.start(ref.canonical, image.resolved.digest if image.resolved else None,
+                                engine().pull_secrets.of(ref.canonical)) \
+        if pre_puller is not None else None
 
     async def stream() -> AsyncIterator[bytes]:
-        yield body
+        head = b"".join(map(progress_line, lines))
+        final = final_status_line(ref.familiar, downloaded=downloaded)
+        if pre_pull is None or (pre_pull.done.is_set() and pre_pull.failure is None):
+            yield head + final  # one write: a cached pull stays a single round trip
+            return
+        yield head
+        async for line in _until_pulled_by_the_node(pre_pull):
+            yield line
+        yield final if pre_pull.failure is None else failure_line(PullFailure(pre_pull.failure))
 
     engine().events.publish("image", "pull", ref.familiar, {"name": ref.familiar})
     return Response(stream(), content_type="application/json")
+
+
+_PRE_PULL_HEARTBEAT_SECONDS = 10
+
+
+async def _until_pulled_by_the_node(pull: PrePull) -> AsyncIterator[bytes]:
+    """Progress lines while the node pulls (clients give up on a silent pull)."""
+    waiting = PullProgress("Pulling onto the node", progress_detail={})
+    yield progress_line(waiting)
+    while not pull.done.is_set():
+        with trio.move_on_after(_PRE_PULL_HEARTBEAT_SECONDS):
+            await pull.done.wait()
+        if not pull.done.is_set():
+            yield progress_line(waiting)
+    if pull.failure is None:
+        yield progress_line(PullProgress("Pulled onto the node"))
 
 
 @blueprint.route("/images/json", methods=["GET"])
@@ -215,16 +259,55 @@ async def load_images() -> Response:
         async with await archive.open("wb") as file:
             async for chunk in request.body:
                 await file.write(chunk)
-        images = await engine().images.load(Path(archive))
-    lines = b"".join(json.dumps({"stream": f"Loaded image: {image.ref.familiar}\n"}).encode()
-                     + b"\n" for image in images)
-    for image in images:
-        engine().events.publish("image", "load", image.id, {"name": image.ref.familiar})
+        try:
+            named, by_id = await engine().images.load(Path(archive))
+        except EngineError as error:
+            # Docker answers 200 and says what went wrong in the stream (docker-py raises
+            # ImageLoadError from it).
+            lines = failure_line(PullFailure(error.message))
+        else:
+            lines = b"".join(json.dumps({"stream": text}).encode() + b"\n" for text in [
+                *(f"Loaded image: {image.ref.familiar}\n" for image in named),
+                *(f"Loaded image ID: {image.id}\n" for image in by_id)])
+            for image in named:
+                engine().events.publish("image", "load", image.id, {"name": image.ref.familiar})
 
     async def stream() -> AsyncIterator[bytes]:
         yield lines
 
     return Response(stream(), content_type="application/json")
+
+
+@blueprint.route("/images/<path:name>/get", methods=["GET"])
+async def save_image(name: str) -> Response:
+    return await _save([name])
+
+
+@blueprint.route("/images/get", methods=["GET"])
+async def save_images() -> Response:
+    return await _save(request.args.getlist("names"))
+
+
+async def _save(names: list[str]) -> Response:
+    """The archive streams from the registry as it is written: a failure once it has begun
+    cuts the answer short, which loaders reject as a truncated tar."""
+    try:
+        archive = await engine().images.save(names)
+    except NoSuchImage:
+        raise DockerError(404, "reference does not exist") from None
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in archive:
+                yield chunk
+        except (registry.ManifestError, registry.RegistryError, registry.Unreachable,
+                registry.Silent) as error:
+            log.warning("docker save of %s cut short: %s", ", ".join(names), error)
+            raise
+
+    for name in names:
+        engine().events.publish("image", "save", name, {"name": name})
+    return Response(stream(), content_type="application/x-tar")
 
 
 @blueprint.route("/images/<path:name>", methods=["DELETE"])
@@ -238,7 +321,8 @@ async def remove_image(name: str) -> Response:
             f"(must force) - container {in_use[0].short_id} is using its referenced image "
             f"{image.id[7:19]}"
         ))
-    engine().images.remove(name)
+    credentials = registry.decode_registry_auth(request.headers.get("X-Registry-Auth", ""))
+    await engine().images.delete(name, credentials, force=query_bool(request.args, "force"))
     engine().events.publish("image", "delete", image.id, {"name": image.ref.familiar})
     deleted = [] if any(other.id == image.id for other in engine().images.all()) \
         else [{"Deleted": image.id}]

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from .. import __version__, kube
-from ..kube import PODS, SERVICES, Kind
+from ..kube import PODS, SERVICE_ACCOUNTS, SERVICES, Kind
 from ._role import PORT
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 NAME = "kubedock-dns"
 SELECTOR = {"app.kubernetes.io/name": NAME}
 _LABELS = {**SELECTOR, "app.kubernetes.io/managed-by": "kubedock"}
-SERVICE_ACCOUNTS = Kind("serviceaccounts")
 ROLES = Kind("roles", "rbac.authorization.k8s.io/v1")
 ROLE_BINDINGS = Kind("rolebindings", "rbac.authorization.k8s.io/v1")
 

@@ -27,6 +27,8 @@ from ._images import Image, ImageRef, ImageSource, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
 from ._naming import NameMode
 from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
+from ._pre_pull import PrePull, PrePuller
+from ._pull_secrets import PullSecrets, pull_secret_configs
 from ._pulling import RegistrySource
 from ._reaper import ReaperSettings, serve_reaper
 from ._records import (
@@ -91,8 +93,11 @@ __all__ = [
     "NoSuchVolume",
     "NotFound",
     "NotModified",
+    "PrePull",
+    "PrePuller",
     "PublishedPort",
     "PullFailed",
+    "PullSecrets",
     "ReaperSettings",
     "RegistrySource",
     "RegistryUnreachable",
@@ -113,6 +118,7 @@ __all__ = [
     "follow_usage",
     "get_archive",
     "parse_reference",
+    "pull_secret_configs",
     "serve_reaper",
     "signal_name",
     "stat_path",

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 import attrs
@@ -261,16 +262,32 @@ async def put_archive(engine: Engine, container: Container, path: str,
     else:
         by_image = False
     errors = bytearray()
-    async with session as channel, trio.open_nursery() as nursery:
-        nursery.start_soon(_collect_output, channel, errors)
-        await _sending(channel.send_stdin, lambda sink: through_thread(
-            body, lambda source: podside.relocate(source, sink)))
-        await channel.close_stdin()
+    try:
+        async with session as channel, trio.open_nursery() as nursery:
+            nursery.start_soon(_collect_output, channel, errors)
+            await _sending(partial(_send_upload, channel, path), lambda sink: through_thread(
+                body, lambda source: podside.relocate(source, sink)))
+            await channel.close_stdin()
+    except* trio.BrokenResourceError:
+        if channel.exit_code is None:
+            raise
+        # The process ended before it took all of it: its exit status says why (below).
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
         if not by_image:
             _raise_for_tool(err, channel.exit_code, path)
         _raise_for(err, channel.exit_code, path, "tar")
+
+
+async def _send_upload(channel: kube.ExecChannel, path: str, chunk: bytes) -> None:
+    try:
+        await channel.send_stdin(chunk)
+    except trio.BrokenResourceError as error:
+        if channel.exit_code is not None:
+            raise
+        raise kube.ClusterUnreachable(
+            f"copying into {path} broke off: the exec session ended without a status ({error})"
+        ) from error
 
 
 async def get_archive(engine: Engine, container: Container, path: str
@@ -291,10 +308,11 @@ async def get_archive(engine: Engine, container: Container, path: str
             else:
                 errors.extend(data[-4096:])
     if channel.exit_code is None:
-        # The client sees a truncated tar ("unexpected EOF"); the reason is only known here.
-        log.warning("copying %s out of %s broke off: %s", path, container.id[:12],
-                    channel.status_message or "the exec session ended without a status")
-    elif channel.exit_code != 0:
+        # Raised mid-answer: the client's transfer fails rather than ending short.
+        raise kube.ClusterUnreachable(
+            f"copying {path} out of {container.id[:12]} broke off: "
+            f"{channel.status_message or 'the exec session ended without a status'}")
+    if channel.exit_code != 0:
         log.warning("tar of %s in %s failed: %s", path, container.id[:12], errors.decode(
             errors="replace").strip())
 

@@ -40,6 +40,8 @@ from ._jobs import Jobs
 from ._logs import LogRequest, send_logs
 from ._naming import NameMode, Naming
 from ._networks import Network, NetworkStore
+from ._pre_pull import PrePuller
+from ._pull_secrets import PullSecrets
 from ._records import Container, ContainerConfig, is_running, new_id
 from ._resize import Resizer
 from ._restarts import Restarts, reset_restarts
@@ -97,10 +99,13 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self.pull_secrets = PullSecrets(cluster, settings)
+        # Set by the server with --pre-pull: pulls then have the node pull the image too.
+        self.pre_puller: PrePuller | None = None
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
-                               self.dns_names)
+                               self.dns_names, self.pull_secrets.of)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
                               self.events, self.get, self._specs.build)
         self._resizer = Resizer(cluster, settings, self.usage)

@@ -11,6 +11,7 @@ image.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from contextlib import AbstractAsyncContextManager
 
@@ -22,9 +23,15 @@ from ._errors import Conflict, InvalidParameter, NoSuchExec, Unsupported
 from ._records import Container, TerminalSize
 from ._toolbox import Toolbox
 
+log = logging.getLogger(__name__)
+
 _WORKDIR_SCRIPT = 'cd -- "$0" || exit 126; exec env "$@"'
 # What Docker 20.10 writes when a client detaches from an exec (an error of its own making).
 _DETACHED = "exec attach failed: error on attach stdin: read escape sequence"
+# Said when the API server ends the session without the process's exit status: the client
+# would otherwise take a cut connection for the process's own end.
+_BROKE_OFF = ("kubedock: the exec session broke off (the connection through the Kubernetes "
+              "API server ended); the process's exit code is unknown")
 
 
 @attrs.frozen
@@ -196,9 +203,20 @@ async def run_exec(
         record.exit_code = channel.exit_code if channel.exit_code is not None else -1
         if channel.start_failure is not None and stream is not None:
             await _send_line(stream, channel.start_failure, tty)
-    except BaseException:
+        elif channel.exit_code is None and stream is not None:
+            log.warning("exec %s in container %s: %s", record.id[:12],
+                        record.container.short_id, _BROKE_OFF)
+            await _send_line(stream, _BROKE_OFF, tty, to=wire.Stream.STDERR)
+    except BaseException as error:
         if record.exit_code is None:
             record.exit_code = 126
+        lost = _cluster_failure(error) if isinstance(error, Exception) else None
+        if lost is not None and stream is not None:
+            # The answer's status went out with the stream's head: the client reads why here.
+            log.warning("exec %s in container %s failed: %s", record.id[:12],
+                        record.container.short_id, lost)
+            await _send_line(stream, f"kubedock: exec failed: {lost}", tty,
+                             to=wire.Stream.STDERR)
         raise
     finally:
         record.running = False
@@ -207,6 +225,17 @@ async def run_exec(
         if stream is not None:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await stream.aclose()
+
+
+def _cluster_failure(error: BaseException) -> kube.KubeError | None:
+    """The cluster's failure among `error` and the errors it groups, if any."""
+    if isinstance(error, kube.KubeError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if (found := _cluster_failure(inner)) is not None:
+                return found
+    return None
 
 
 def _session(cluster: kube.ClusterBoundary, toolbox: Toolbox | None, record: Exec, pod: str, *,
@@ -218,12 +247,13 @@ def _session(cluster: kube.ClusterBoundary, toolbox: Toolbox | None, record: Exe
     return cluster.exec(pod, record.argv(), stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
 
 
-async def _send_line(stream: trio.abc.HalfCloseableStream, text: str, tty: bool) -> None:
+async def _send_line(stream: trio.abc.HalfCloseableStream, text: str, tty: bool,
+                     to: wire.Stream = wire.Stream.STDOUT) -> None:
     # Docker writes why a session failed to its stdout, as a terminal line whether or not
     # there is a terminal.
     line = f"{text}\r\n".encode()
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-        await stream.send_all(line if tty else wire.frame(wire.Stream.STDOUT, line))
+        await stream.send_all(line if tty else wire.frame(to, line))
 
 
 async def _stdin_until_detached(stream: trio.abc.HalfCloseableStream, channel: kube.ExecChannel,

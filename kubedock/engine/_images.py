@@ -20,6 +20,7 @@ import attrs
 
 from ..registry import Credentials, ImageConfig, ResolvedImage
 from ._errors import (
+    Conflict,
     ImageUnavailable,
     InvalidParameter,
     NoSuchImage,
@@ -100,13 +101,21 @@ class ImageSource(Protocol):
     async def resolve(self, ref: ImageRef, credentials: Credentials | None,
                       known: ResolvedImage | None = None) -> ResolvedImage: ...
 
-    async def load(self, archive: Path) -> list[ImageRef]:
-        """Pushes an image archive's tagged images to their registries; what was pushed."""
+    async def load(self, archive: Path) -> tuple[list[ImageRef], list[str]]:
+        """Pushes an image archive's tagged images to their registries; what was pushed, and
+        the ids of the images it has no tag for."""
 
     async def push(self, image: ResolvedImage, target: ImageRef,
                    credentials: Credentials | None) -> tuple[ResolvedImage, int]:
         """Copies the image into `target`'s repository and tags it; the image as pushed, and
         its manifest's size."""
+
+    async def save(self, images: list[tuple[ResolvedImage, tuple[str, ...]]]
+                   ) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the images, each under its tags, streamed."""
+
+    async def delete(self, ref: ImageRef, credentials: Credentials | None) -> None:
+        """Deletes a tag in its registry (Conflict when the registry allows no deletes)."""
 
     def layer(self, image: ResolvedImage, digest: str
               ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
@@ -120,6 +129,8 @@ class Image:
     resolved: ResolvedImage | None = None  # None: the registry was not reachable
     # A tag not pushed yet: its content is in the resolved image's repository, not in its own.
     tagged_only: bool = False
+    # A tag kubedock put in its registry (push, load): `docker rmi` deletes it there too.
+    pushed: bool = False
 
     @property
     def id(self) -> str:
@@ -190,15 +201,45 @@ class ImageStore:
         if self.source is None or image.resolved is None:
             raise NoSuchImage(ref.familiar)
         resolved, size = await self.source.push(image.resolved, ref, credentials)
-        pushed = Image(ref, image.created, resolved)
+        pushed = Image(ref, image.created, resolved, pushed=True)
         self._images[ref.canonical] = pushed
         return pushed, size
 
-    async def load(self, archive: Path) -> list[Image]:
-        """The images of a `docker save` archive, pushed to their registries and recorded."""
+    async def load(self, archive: Path) -> tuple[list[Image], list[Image]]:
+        """The images of a `docker save` archive, pushed to their registries and recorded: the
+        tagged ones, and those without a tag, which kubedock must know already (by id, as a
+        `docker save` of an id writes them): an image lives in a registry, under a name."""
         if self.source is None:
             raise Unsupported("docker load needs a registry kubedock can push to")
-        return [(await self.pull(ref, None))[0] for ref in await self.source.load(archive)]
+        refs, untagged = await self.source.load(archive)
+        loaded = [(await self.pull(ref, None))[0] for ref in refs]
+        for image in loaded:
+            image.pushed = True
+        try:
+            by_id = [self.get(image_id) for image_id in untagged]
+        except NoSuchImage as error:
+            raise Unsupported(f"{error.message.removeprefix('No such image: ')} has no tag in "
+                              "the archive: kubedock keeps images in registries, by name "
+                              "(save it by name)") from None
+        return loaded, by_id
+
+    async def save(self, names: list[str]) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the named images, streamed from their registries: a tag
+        is saved under its name, an image named by id under none, an image once."""
+        if self.source is None:
+            raise Unsupported("docker save needs a registry kubedock can read from")
+        chosen: dict[str, tuple[ResolvedImage, list[str]]] = {}
+        for name in names:
+            image = self.get(name)
+            if image.resolved is None:
+                raise Unsupported(f"{name}: kubedock knows this image by name only (no registry "
+                                  "answered for it), so it has no content to save")
+            _, tags = chosen.setdefault(image.id, (image.resolved, []))
+            if not _IMAGE_ID.fullmatch(name) and image.ref.tag and not image.ref.digest \
+                    and image.ref.familiar not in tags:
+                tags.append(image.ref.familiar)
+        return await self.source.save([(resolved, tuple(tags))
+                                       for resolved, tags in chosen.values()])
 
     async def ensure(self, ref: ImageRef, credentials: Credentials | None) -> Image:
         """The image a new container runs: the known one as it is (only a pull asks again),
@@ -245,6 +286,18 @@ class ImageStore:
         image = self.get(name)
         del self._images[image.ref.canonical]
         return image
+
+    async def delete(self, name: str, credentials: Credentials | None, *, force: bool) -> Image:
+        """`docker rmi`: a tag kubedock pushed is deleted in its registry first; with `force`,
+        a registry that refuses leaves it there and the tag is forgotten here all the same."""
+        image = self.get(name)
+        if image.pushed and self.source is not None:
+            try:
+                await self.source.delete(image.ref, credentials)
+            except Conflict:
+                if not force:
+                    raise
+        return self.remove(image.ref.canonical)
 
     def all(self) -> list[Image]:
         return list(self._images.values())

@@ -12,7 +12,13 @@ import httpx
 import trio
 
 from .. import registry
-from ._errors import ImageUnavailable, InvalidParameter, PullFailed, RegistryUnreachable
+from ._errors import (
+    Conflict,
+    ImageUnavailable,
+    InvalidParameter,
+    PullFailed,
+    RegistryUnreachable,
+)
 from ._images import ImageRef, parse_reference
 
 
@@ -95,9 +101,9 @@ class RegistrySource:
             raise PullFailed(f"pushing {target.familiar}: {error}") from None
         return attrs.evolve(image, repository=repository, digest=digest), len(data)
 
-    async def load(self, archive: Path) -> list[ImageRef]:
+    async def load(self, archive: Path) -> tuple[list[ImageRef], list[str]]:
         """Pushes a `docker save` archive's tagged images to their registries (Docker Hub's to
-        its mirror); the references pushed."""
+        its mirror); the references pushed, and the ids of the images without a tag."""
         loaded: list[ImageRef] = []
 
         def target(tag: str) -> tuple[registry.Repository, str] | None:
@@ -110,13 +116,53 @@ class RegistrySource:
         try:
             # Unbounded as a whole (archives may be large): every read and write to the
             # registry is bounded by the client's --registry-timeout instead.
-            await registry.push_archive(self._client, archive, target)
+            untagged = (await registry.push_archive(self._client, archive, target)).untagged
         except (registry.ManifestError, tarfile.TarError, InvalidParameter) as error:
             raise InvalidParameter(f"invalid image archive: {error}") from None
         except (registry.Unreachable, registry.Silent, registry.RegistryError,
                 httpx.HTTPError) as error:
             raise PullFailed(f"loading the archive: {error}") from None
-        return loaded
+        return loaded, untagged
+
+    async def delete(self, ref: ImageRef, credentials: registry.Credentials | None) -> None:
+        """Deletes a tag in its registry; a tag already gone is no failure."""
+        try:
+            with trio.fail_after(self._timeout):
+                await self._client.delete_tag(registry.Repository(ref.registry, ref.path),
+                                              ref.tag or "latest", credentials=credentials)
+        except registry.RegistryError as error:
+            if error.status == 404:
+                return
+            if error.status == 405 or error.code == "UNSUPPORTED":
+                raise Conflict(f"unable to delete {ref.familiar} in its registry: the registry "
+                               f"does not allow deletes ({error}); remove with force to forget "
+                               "the tag here only") from None
+            raise PullFailed(f"deleting {ref.familiar} in its registry: {error}") from None
+        except trio.TooSlowError:
+            raise PullFailed(f"deleting {ref.familiar}: the registry did not answer within "
+                             f"{self._timeout:g}s") from None
+        except (registry.Unreachable, registry.Silent, httpx.HTTPError) as error:
+            raise PullFailed(f"deleting {ref.familiar} in its registry: {error}") from None
+
+    async def save(self, images: list[tuple[registry.ResolvedImage, tuple[str, ...]]]
+                   ) -> AsyncIterator[bytes]:
+        """A `docker save` archive of `images` (each with the tags it is saved under), streamed
+        from their registries. What can fail before the first byte fails here."""
+        try:
+            with trio.fail_after(self._timeout):
+                saved = [registry.SavedImage(
+                    image.repository,
+                    await self._client.blob(image.repository, image.manifest.config.digest),
+                    image.manifest.layers, tags) for image, tags in images]
+            plan = registry.archive_plan(saved)
+            registry.check_layers_savable(plan)
+        except trio.TooSlowError:
+            raise PullFailed(f"saving: the registry did not answer within {self._timeout:g}s"
+                             ) from None
+        except (registry.Unreachable, registry.Silent, registry.RegistryError,
+                registry.ManifestError, httpx.HTTPError) as error:
+            raise PullFailed(f"saving: {error}") from None
+        return registry.stream_archive(self._client, plan)
 
     async def _has_repository(self, ref: ImageRef, credentials: registry.Credentials | None
                               ) -> bool:

@@ -24,16 +24,19 @@ def grace_seconds(container: Container) -> int:
 class PodSpecs:
     """Assembles the pod spec of a container from the stores that hold its parts.
 
-    `dns_names` says what the container's network peers resolve it by.
+    `dns_names` says what the container's network peers resolve it by, `pull_secrets` which
+    pull secrets of its own an image's pods name.
     """
 
     def __init__(self, networks: NetworkStore, archives: ArchiveStore, volumes: VolumeStore,
-                 expose: ExposeMode, dns_names: Callable[[Container], tuple[str, ...]]) -> None:
+                 expose: ExposeMode, dns_names: Callable[[Container], tuple[str, ...]],
+                 pull_secrets: Callable[[str], tuple[str, ...]]) -> None:
         self._networks = networks
         self._archives = archives
         self._volumes = volumes
         self._expose = expose
         self._dns_names = dns_names
+        self._pull_secrets = pull_secrets
 
     def build(self, container: Container) -> kube.ContainerSpec:
         config = container.config
@@ -66,6 +69,7 @@ class PodSpecs:
             shared_process_namespace=config.init,
             mounts=mount_specs(container, self._archives.staged(container),
                                self._volumes.claim_of),
+            pull_secrets=self._pull_secrets(config.image),
             annotations={
                 RECORD: record_annotation(container, [
                     (network.id, network.name) for network, _ in self._networks.of(container.id)]),

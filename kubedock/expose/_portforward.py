@@ -31,8 +31,9 @@ async def serve_port_forward(
 ) -> None:
     """Listen on `host:host_port` and forward every connection to `port` in `pod`.
 
-    Starts with the bound port. A connection made before the pod listens is held open and
-    retried for up to `retry_seconds`, as if the pod had been slow to answer.
+    Starts with the bound port. A connection made before the pod listens, or while the API
+    server cannot be reached, is held open and retried for up to `retry_seconds`, as if the
+    pod had been slow to answer.
     """
     [listener] = await trio.open_tcp_listeners(host_port, host=host)
     bound = listener.socket.getsockname()[1]
@@ -51,7 +52,12 @@ async def _forward(
 
     async def connect() -> trio.abc.Stream:
         deadline = trio.current_time() + retry_seconds
-        return _RetryingUpstream(opener, await opener(), deadline)
+        try:
+            first: trio.abc.Stream = await opener()
+        except KubeError as exc:
+            # The API server restarting as the client connects: retried like a reopen.
+            first = _Failed(exc)
+        return _RetryingUpstream(opener, first, deadline)
 
     await tunnel(client, connect)
 

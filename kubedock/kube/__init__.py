@@ -62,6 +62,14 @@ from ._podspec import (
     pod_name,
     seed_directory,
 )
+from ._pre_pull import PrePullState, pre_pull_manifest, pre_pull_state
+from ._pull_secrets import (
+    SERVICE_ACCOUNTS,
+    docker_config_of_secret,
+    pull_secret_manifest,
+    pull_secret_name,
+    service_account_pull_secrets,
+)
 from ._resize import main_resources, resize_patch, resize_refusal, resize_seen
 from ._summary import (
     ContainerUsage,
@@ -89,6 +97,7 @@ __all__ = [
     "PODS",
     "SECRETS",
     "SERVICES",
+    "SERVICE_ACCOUNTS",
     "SETUP",
     "TOOLBOX",
     "TOOLBOX_PROGRAM",
@@ -115,6 +124,7 @@ __all__ = [
     "PortForwardFailed",
     "PortForwardStream",
     "PortSpec",
+    "PrePullState",
     "ToolboxFailed",
     "Unsupported",
     "WatchHealth",
@@ -123,6 +133,7 @@ __all__ = [
     "container_usage",
     "delete_instance",
     "dind_secret",
+    "docker_config_of_secret",
     "hold_lock",
     "instance_selector",
     "is_valid_label_key",
@@ -135,13 +146,18 @@ __all__ = [
     "parse_quantity",
     "pod_manifest",
     "pod_name",
+    "pre_pull_manifest",
+    "pre_pull_state",
     "prune_all",
+    "pull_secret_manifest",
+    "pull_secret_name",
     "reap_dead_instances",
     "resize_patch",
     "resize_refusal",
     "resize_seen",
     "seed_directory",
     "serve_heartbeat",
+    "service_account_pull_secrets",
     "start_time",
     "toolbox_container",
     "toolbox_running",

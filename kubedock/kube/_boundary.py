@@ -33,6 +33,8 @@ class ClusterBoundary(Protocol):
 
     async def create_object(self, kind: Kind, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
 
+    async def replace_object(self, kind: Kind, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+
     async def delete_object(
         self, kind: Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,

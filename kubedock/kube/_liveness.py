@@ -20,6 +20,7 @@ from ._ownership import (
     LEASES,
     LOCK_LEASE,
     PODS,
+    SECRETS,
     Kind,
     Labelled,
     dead_instances,
@@ -179,9 +180,9 @@ async def _list_labelled(cluster: ClusterBoundary, kind: Kind,
     try:
         return await cluster.list_objects(kind, selector)
     except KubeError as error:
-        # A Role from before named volumes: an instance that may not list claims made none,
-        # and its pods and Services must still be cleaned up.
-        if kind != CLAIMS or error.status != 403:
+        # A Role from before named volumes (or pull secrets): an instance that may not list
+        # claims (secrets) made none, and its pods and Services must still be cleaned up.
+        if kind not in (CLAIMS, SECRETS) or error.status != 403:
             raise
         log.debug("cannot list persistentvolumeclaims: %s", error)
         return []

@@ -30,14 +30,15 @@ class Kind:
 PODS = Kind("pods")
 SERVICES = Kind("services")
 LEASES = Kind("leases", "coordination.k8s.io/v1")
-# Owned by pods, which the API server's garbage collector deletes them with.
+# The Docker socket sidecars' (owned by their pods, which the garbage collector deletes them
+# with) and the image pull secrets made of clients' credentials (labelled only).
 SECRETS = Kind("secrets")
 # Named volumes: not owned by a pod, they outlive containers, and go with their instance.
 CLAIMS = Kind("persistentvolumeclaims")
 # Everything that is labelled with an instance id, dependents before the pods they belong to,
-# claims after the pods that mount them. Leases come last: an instance stays visible until its
-# objects are gone.
-LABELLED_KINDS = (SERVICES, PODS, CLAIMS, LEASES)
+# claims and pull secrets after the pods that use them. Leases come last: an instance stays
+# visible until its objects are gone.
+LABELLED_KINDS = (SERVICES, PODS, CLAIMS, SECRETS, LEASES)
 
 
 @attrs.frozen

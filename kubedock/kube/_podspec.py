@@ -159,6 +159,8 @@ class ContainerSpec:
     mounts: tuple[MountSpec, ...] = ()
     # kubedock's own annotations of the pod (what a restarted kubedock rebuilds the record from).
     annotations: Mapping[str, str] = attrs.field(factory=dict)
+    # Pull secrets of the image's own (made of the credentials a client pulled it with).
+    pull_secrets: tuple[str, ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -233,9 +235,10 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
     service_account = settings.service_account or spec.labels.get(SERVICE_ACCOUNT)
     if service_account:
         pod_spec["serviceAccountName"] = service_account
-    if settings.image_pull_secrets:
+    if settings.image_pull_secrets or spec.pull_secrets:
         secrets = list(pod_spec.get("imagePullSecrets") or [])
-        secrets.extend({"name": name} for name in settings.image_pull_secrets)
+        secrets.extend({"name": name} for name in (*settings.image_pull_secrets,
+                                                   *spec.pull_secrets))
         pod_spec["imagePullSecrets"] = secrets
     node_selector = _node_selector(spec, settings)
     if node_selector:

@@ -6,8 +6,11 @@ from ._auth import (
     Credentials,
     credentials_from_config,
     decode_registry_auth,
+    docker_config_json,
     docker_config_lookup,
     docker_config_path,
+    documents_lookup,
+    first_credentials,
     parse_challenge,
     token_url,
 )
@@ -29,6 +32,7 @@ from ._manifest import (
     normalise_platform,
     select_from_index,
 )
+from ._save import SavedImage, archive_plan, check_layers_savable, stream_archive
 from ._subtree import SubtreeMerger
 
 __all__ = [
@@ -42,14 +46,20 @@ __all__ = [
     "RegistryError",
     "Repository",
     "ResolvedImage",
+    "SavedImage",
     "Silent",
     "SubtreeMerger",
     "Unreachable",
+    "archive_plan",
+    "check_layers_savable",
     "credentials_from_config",
     "decode_registry_auth",
+    "docker_config_json",
     "docker_config_lookup",
     "docker_config_path",
+    "documents_lookup",
     "endpoint",
+    "first_credentials",
     "host_platform_of_this_machine",
     "inspect_config",
     "normalise_platform",
@@ -57,5 +67,6 @@ __all__ = [
     "parse_image_config",
     "push_archive",
     "select_from_index",
+    "stream_archive",
     "token_url",
 ]

@@ -83,15 +83,22 @@ class _Archive:
         return self._file.read(size)
 
 
+@attrs.frozen
+class PushedArchive:
+    pushed: list[tuple[str, str]]  # (tag, manifest digest)
+    untagged: list[str]  # the ids (config digests) of the images the archive names no tag for
+
+
 async def push_archive(client: RegistryClient, path: Path,
                        repository_of: Callable[[str], tuple[Repository, str] | None]
-                       ) -> list[tuple[str, str]]:
+                       ) -> PushedArchive:
     """Pushes every tagged image of a `docker save` archive whose tag `repository_of` maps to a
-    (repository, tag); blobs the registry has are skipped. Returns (tag, manifest digest) pairs.
+    (repository, tag); blobs the registry has are skipped. An image without a tag has no
+    repository to go to: its id is reported instead.
 
     Layers go up uncompressed, as the archive holds them: their digests are the config's
     diff_ids, so pushes need no second read and the registry checks each one."""
-    pushed = []
+    pushed, untagged = [], []
     with path.open("rb") as file:
         archive = await trio.to_thread.run_sync(_Archive, file)
         for image in parse_archive_manifest(archive.read("manifest.json")):
@@ -100,6 +107,8 @@ async def push_archive(client: RegistryClient, path: Path,
             manifest = image_manifest(
                 config, [(d, archive.member(m).size) for d, m in zip(diff_ids, image.layers,
                                                                     strict=True)], OCI_MANIFEST)
+            if not image.repo_tags:
+                untagged.append(digest_of(config))
             for tag in image.repo_tags:
                 target = repository_of(tag)
                 if target is None:
@@ -116,7 +125,7 @@ async def push_archive(client: RegistryClient, path: Path,
                 digest = await client.push_manifest(repository, reference, manifest,
                                                     OCI_MANIFEST)
                 pushed.append((tag, digest))
-    return pushed
+    return PushedArchive(pushed, untagged)
 
 
 def _diff_ids(config: bytes, image: ArchivedImage) -> list[str]:

@@ -125,6 +125,36 @@ def credentials_from_config(document: Any, host: str) -> Credentials | None:
     return None
 
 
+def docker_config_json(host: str, credentials: Credentials) -> bytes:
+    """A Docker config holding one registry's credentials, as `docker login` writes it (the
+    form of a ``.dockerconfigjson`` Secret the kubelet reads)."""
+    entry = {"username": credentials.username, "password": credentials.password,
+             "auth": base64.b64encode(
+                 f"{credentials.username}:{credentials.password}".encode()).decode()}
+    if credentials.identity_token:
+        entry["identitytoken"] = credentials.identity_token
+    return json.dumps({"auths": {registry_key(host): entry}}, separators=(",", ":")).encode()
+
+
+def first_credentials(*lookups: Callable[[str], Credentials | None]
+                      ) -> Callable[[str], Credentials | None]:
+    """A lookup answering with the first of `lookups` that knows the registry."""
+
+    def lookup(host: str) -> Credentials | None:
+        return next((found for found in (each(host) for each in lookups) if found), None)
+
+    return lookup
+
+
+def documents_lookup(documents: list[Any]) -> Callable[[str], Credentials | None]:
+    """Credentials from Docker configs held in memory (the namespace's pull secrets)."""
+    def lookup(host: str) -> Credentials | None:
+        return next((found for found in (credentials_from_config(document, host)
+                                          for document in documents) if found), None)
+
+    return lookup
+
+
 def _host_of(key: str) -> str:
     return re.sub(r"^[a-z]+://", "", key).split("/", 1)[0]
 

@@ -182,6 +182,12 @@ class RegistryClient:
                             credentials, content=data, headers={"Content-Type": media_type})
         return digest_of(data)
 
+    async def delete_tag(self, repository: Repository, tag: str, *,
+                         credentials: Credentials | None = None) -> None:
+        """Deletes a tag alone (a DELETE of the manifest by tag, as Distribution 3 takes it);
+        the manifest and other tags stay."""
+        await self._request("DELETE", repository, f"manifests/{tag}", "delete", credentials)
+
     async def manifest_digest(self, repository: Repository, reference: str, *,
                               credentials: Credentials | None = None) -> str | None:
         """The digest a tag names now, from a HEAD; None when the registry does not know it."""

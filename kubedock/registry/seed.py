@@ -30,7 +30,8 @@ async def seed(url: str, archives: list[Path]) -> None:
     async with httpx.AsyncClient(timeout=60) as http:
         client = RegistryClient(http, mirrors={DOCKER_HUB: url})
         for archive in archives:
-            for tag, digest in await push_archive(client, archive, _docker_hub_repository):
+            for tag, digest in (await push_archive(client, archive,
+                                                   _docker_hub_repository)).pushed:
                 print(f"{tag} {digest}")
 
 

@@ -4,6 +4,7 @@ to the registry client through httpx's mock transport."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 
@@ -21,17 +22,28 @@ class FakeRegistry:
     manifests: dict[tuple[str, str], tuple[bytes, str]] = attrs.field(factory=dict)
     private: dict[str, str] = attrs.field(factory=dict)  # repository → "user:password"
     requests: list[str] = attrs.field(factory=list)
+    deletes: bool = True  # whether tags may be deleted (Distribution's storage.delete)
 
     def add_image(self, repository: str, tag: str, config: dict[str, object],
-                  architecture: str = "amd64") -> str:
-        """Adds a one-layer image; returns its manifest digest."""
-        layer = f"{repository}:{tag}:{architecture}".encode()
+                  architecture: str = "amd64", *, layers: list[bytes] | None = None,
+                  gzipped: bool = False) -> str:
+        """Adds an image (one made-up layer unless `layers` are given, held gzipped if asked);
+        returns its manifest digest."""
+        layers = layers or [f"{repository}:{tag}:{architecture}".encode()]
         config_data = json.dumps({"architecture": architecture, "os": "linux",
-                                  "rootfs": {"type": "layers", "diff_ids": [digest_of(layer)]},
+                                  "created": "2024-05-01T10:00:00Z",
+                                  "rootfs": {"type": "layers",
+                                             "diff_ids": [digest_of(layer) for layer in layers]},
                                   "config": config}).encode()
-        self.blobs[digest_of(layer)] = layer
-        self.blobs[digest_of(config_data)] = config_data
-        manifest = image_manifest(config_data, [(digest_of(layer), len(layer))], OCI_MANIFEST)
+        held = [gzip.compress(layer) if gzipped else layer for layer in layers]
+        for blob in (*held, config_data):
+            self.blobs[digest_of(blob)] = blob
+        document = json.loads(image_manifest(
+            config_data, [(digest_of(blob), len(blob)) for blob in held], OCI_MANIFEST))
+        if gzipped:
+            for layer in document["layers"]:
+                layer["mediaType"] += "+gzip"
+        manifest = json.dumps(document).encode()
         self._put(repository, tag, manifest, OCI_MANIFEST)
         return digest_of(manifest)
 
@@ -87,6 +99,12 @@ class FakeRegistry:
             if not tags:
                 return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
             return httpx.Response(200, json={"name": repository, "tags": tags})
+        if kind == "manifests" and request.method == "DELETE":
+            if not self.deletes:
+                return _error(405, "UNSUPPORTED", "The operation is unsupported.")
+            if self.manifests.pop((repository, reference), None) is None:
+                return _error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+            return httpx.Response(202)
         if kind == "manifests" and request.method == "PUT":
             self._put(repository, reference, await request.aread(),
                       request.headers["content-type"])

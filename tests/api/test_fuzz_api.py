@@ -328,6 +328,8 @@ SHAPES: dict[str, Shape] = {
     "images.tag_image": Shape(_q(repo=st.one_of(images, odd_strings), tag=odd_strings)),
     "images.push_image": Shape(_q(tag=odd_strings)),
     "images.load_images": Shape(_q(quiet=booleans)),
+    "images.save_image": Shape(),
+    "images.save_images": Shape(_q(names=st.one_of(images, odd_strings))),
     "build.build": Shape(_q(t=st.one_of(images, odd_strings), dockerfile=odd_strings,
                             buildargs=odd_strings, labels=odd_strings, target=odd_strings,
                             q=booleans, nocache=booleans, pull=booleans, platform=odd_strings,

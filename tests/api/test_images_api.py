@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 import tarfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,14 +17,17 @@ from clusterless import clusterless_engine
 from fake_registry import FakeRegistry
 
 from kubedock.api import create_app
-from kubedock.engine import Engine, ImageStore, RegistrySource
+from kubedock.engine import Engine, ImageStore, PrePuller, RegistrySource
 from kubedock.registry import DOCKER_HUB, Platform, RegistryClient
 from kubedock.registry._manifest import digest_of
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "unit"))
+from engine_fake import PULL_FAILS, FakeCluster
 
 HEALTHY = {"Test": ["CMD-SHELL", "test -f /ready"], "Interval": 2_000_000_000, "Retries": 4}
 BUSYBOX = {"Env": ["PATH=/bin", "HOME=/root"], "Cmd": ["sh"], "WorkingDir": "/work",
            "User": "1000", "ExposedPorts": {"8080/tcp": {}, "9090/udp": {}},
-           "Healthcheck": HEALTHY, "Labels": {"org.test": "yes"}}
+           "Healthcheck": HEALTHY, "Labels": {"org.test": "yes"}, "StopSignal": "SIGQUIT"}
 
 
 @pytest.fixture
@@ -44,10 +49,16 @@ async def registry_http(fake: FakeRegistry) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def engine(nursery: trio.Nursery, registry_http: httpx.AsyncClient) -> Engine:
+def cluster() -> FakeCluster:
+    return FakeCluster(lag=0)
+
+
+@pytest.fixture
+def engine(nursery: trio.Nursery, registry_http: httpx.AsyncClient,
+           cluster: FakeCluster) -> Engine:
     client = RegistryClient(registry_http, mirrors={DOCKER_HUB: "https://registry.test"})
     images = ImageStore(RegistrySource(client, Platform("linux", "amd64"), timeout=5))
-    engine = clusterless_engine(nursery)
+    engine = clusterless_engine(nursery, cluster)
     engine.images = images
     return engine
 
@@ -128,13 +139,41 @@ async def test_pulls_of_what_the_registry_lacks_fail_as_docker_does(
     assert (response.status_code, response.json()) == (404, {"message": message})
 
 
+def _registry_auth(username: str, password: str) -> dict[str, str]:
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(
+        {"username": username, "password": password, "serveraddress": "docker.io"}).encode()
+    ).decode()}
+
+
 async def test_credentials_from_x_registry_auth(client: httpx.AsyncClient) -> None:
-    auth = base64.urlsafe_b64encode(json.dumps(
-        {"username": "user", "password": "pw", "serveraddress": "docker.io"}).encode())
     response = await client.post("/images/create", params={"fromImage": "team/secret:1"},
-                                 headers={"X-Registry-Auth": auth.decode()})
+                                 headers=_registry_auth("user", "pw"))
     assert response.status_code == 200, response.text
     assert (await client.get("/images/team/secret:1/json")).json()["Config"]["Cmd"] == ["s"]
+
+
+async def test_a_pull_with_credentials_gives_the_pods_of_the_image_a_pull_secret(
+        client: httpx.AsyncClient, engine: Engine, cluster: FakeCluster,
+        nursery: trio.Nursery) -> None:
+    await nursery.start(cluster.watch_pods, engine.label_selector, engine.observe)
+    for _ in range(2):
+        response = await client.post("/images/create", params={"fromImage": "team/secret:1"},
+                                     headers=_registry_auth("user", "pw"))
+        assert response.status_code == 200, response.text
+    [(name, secret)] = cluster.secrets.items()
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["metadata"]["labels"] == {"kubedock": "true", "kubedock.id": "i"}
+    held = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert held["auths"]["https://index.docker.io/v1/"]["username"] == "user"
+    # The same credentials again ask nothing of the cluster.
+    assert [call for call, _ in cluster.calls if call.endswith("_object")] == ["create_object"]
+    with_secret = await client.post("/containers/create", json={"Image": "team/secret:1"})
+    without = await client.post("/containers/create", json={"Image": "busybox:1.36"})
+    for created, expected in ((with_secret, [{"name": name}]), (without, None)):
+        container = engine.get(created.json()["Id"])
+        assert (await client.post(f"/containers/{container.id}/start")).status_code == 204
+        assert container.pod_name is not None
+        assert cluster.pods[container.pod_name]["spec"].get("imagePullSecrets") == expected
 
 
 async def test_create_of_an_image_the_registry_lacks_is_404(client: httpx.AsyncClient) -> None:
@@ -151,6 +190,7 @@ async def test_a_container_takes_the_image_defaults(client: httpx.AsyncClient,
     container = engine.get(created.json()["Id"])
     assert container.config.healthcheck is not None
     assert container.config.healthcheck.test == ("CMD-SHELL", "test -f /ready")
+    assert container.config.stop_signal == "SIGQUIT"
     assert (container.config.healthcheck.interval, container.config.healthcheck.retries) == (2, 4)
     assert {(p.port, p.protocol) for p in container.config.ports} == {(8080, "tcp"),
                                                                      (9090, "udp")}
@@ -304,6 +344,141 @@ async def test_load_of_a_corrupt_archive_pushes_nothing(client: httpx.AsyncClien
     before = dict(fake.manifests)
     for body in (b"not a tar", _saved_archive("team/bad:1", b"x")[:700]):
         response = await client.post("/images/load", content=body)
-        assert response.status_code == 400, response.text
-        assert response.json()["message"].startswith("invalid image archive: ")
+        # As Docker: the answer is 200, the failure its one line.
+        assert response.status_code == 200, response.text
+        [line] = _lines(response)
+        assert str(line["error"]).startswith("invalid image archive: ")
     assert fake.manifests == before
+
+
+async def test_an_untagged_image_loads_when_kubedock_knows_its_id(client: httpx.AsyncClient
+                                                                  ) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    image_id = (await client.get("/images/busybox:1.36/json")).json()["Id"]
+    saved = await client.get(f"/images/{image_id}/get")
+    loaded = await client.post("/images/load", content=saved.content)
+    assert _lines(loaded) == [{"stream": f"Loaded image ID: {image_id}\n"}]
+    assert (await client.delete("/images/busybox:1.36")).status_code == 200
+    unknown = await client.post("/images/load", content=saved.content)
+    assert _lines(unknown)[0]["error"] == (
+        f"{image_id} has no tag in the archive: kubedock keeps images in registries, by name "
+        "(save it by name)")
+
+
+@pytest.mark.parametrize(("image_signal", "requested", "expected"), [
+    ("SIGQUIT", "SIGUSR1", "SIGUSR1"), ("SIGRTMIN+3", None, None), ("", None, None)])
+async def test_the_stop_signal_of_the_request_wins_over_the_image(
+        client: httpx.AsyncClient, engine: Engine, fake: FakeRegistry, image_signal: str,
+        requested: str | None, expected: str | None) -> None:
+    fake.add_image("team/signals", "1", {"Cmd": ["s"], "StopSignal": image_signal})
+    body = {"Image": "team/signals:1", **({"StopSignal": requested} if requested else {})}
+    created = await client.post("/containers/create", json=body)
+    assert created.status_code == 201, created.text
+    assert engine.get(created.json()["Id"]).config.stop_signal == expected
+
+
+def _members(archive: bytes) -> dict[str, bytes | None]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() else None)  # type: ignore[union-attr]
+                for m in tar.getmembers()}
+
+
+async def test_save_writes_the_layout_docker_writes(client: httpx.AsyncClient,
+                                                    fake: FakeRegistry) -> None:
+    base, top = b"base layer", b"top layer"
+    fake.add_image("team/two", "1", {"Cmd": ["two"]}, layers=[base, top], gzipped=True)
+    fake.add_image("team/two", "base", {"Cmd": ["base"]}, layers=[base])
+    for name in ("team/two:1", "team/two:base", "busybox:1.36"):
+        assert (await client.post("/images/create", params={"fromImage": name})).status_code \
+            == 200
+    saved = await client.get("/images/get",
+                             params=[("names", "team/two:1"), ("names", "team/two:base")])
+    assert (saved.status_code, saved.headers["content-type"]) == (200, "application/x-tar")
+    members = _members(saved.content)
+    assert list(members) == sorted(members)
+    manifest = json.loads(members["manifest.json"] or b"")
+    assert [entry["RepoTags"] for entry in manifest] == [["team/two:1"], ["team/two:base"]]
+    [two, one] = [entry["Layers"] for entry in manifest]
+    assert one == two[:1]  # the shared base layer is written once
+    assert (members[two[0]], members[two[1]]) == (base, top)
+    for entry in manifest:
+        config = json.loads(members[entry["Config"]] or b"")
+        assert entry["Config"] == digest_of(members[entry["Config"]] or b"")[7:] + ".json"
+        assert config["rootfs"]["diff_ids"] == [digest_of(members[layer] or b"")
+                                                for layer in entry["Layers"]]
+    assert json.loads(members["repositories"] or b"") == {
+        "team/two": {"1": two[1].split("/")[0], "base": one[0].split("/")[0]}}
+    assert members[two[1].replace("layer.tar", "VERSION")] == b"1.0"
+
+
+async def test_save_by_id_and_of_unknown_names(client: httpx.AsyncClient) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    image_id = (await client.get("/images/busybox:1.36/json")).json()["Id"]
+    saved = await client.get(f"/images/{image_id[7:19]}/get")
+    assert saved.status_code == 200
+    members = _members(saved.content)
+    assert json.loads(members["manifest.json"] or b"")[0]["RepoTags"] is None
+    assert "repositories" not in members
+    missing = await client.get("/images/busybox:9/get")
+    assert (missing.status_code, missing.json()) == (404, {"message": "reference does not exist"})
+
+
+async def test_a_loaded_archive_saves_back_the_same(client: httpx.AsyncClient) -> None:
+    archive = _saved_archive("team/round:1", b"round trip layer")
+    assert (await client.post("/images/load", content=archive)).status_code == 200
+    saved = _members((await client.get("/images/team/round:1/get")).content)
+    original = _members(archive)
+    [entry] = json.loads(saved["manifest.json"] or b"")
+    assert saved[entry["Config"]] == original["c.json"]
+    assert saved[entry["Layers"][0]] == original["l/layer.tar"]
+
+
+async def test_rmi_of_a_pushed_tag_deletes_it_in_the_registry(client: httpx.AsyncClient,
+                                                              fake: FakeRegistry) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    await client.post("/images/busybox:1.36/tag", params={"repo": "team/gone", "tag": "1"})
+    assert (await client.post("/images/team/gone/push", params={"tag": "1"})).status_code == 200
+    removed = await client.delete("/images/team/gone:1")
+    assert removed.status_code == 200, removed.text
+    assert ("team/gone", "1") not in fake.manifests
+    assert ("library/busybox", "1.36") in fake.manifests
+    pulled_only = await client.delete("/images/busybox:1.36")
+    assert pulled_only.status_code == 200
+    assert ("library/busybox", "1.36") in fake.manifests  # never pushed: forgotten here only
+    assert not [r for r in fake.requests if r.startswith("DELETE") and "busybox" in r]
+
+
+async def test_rmi_where_the_registry_refuses_deletes(client: httpx.AsyncClient,
+                                                      fake: FakeRegistry) -> None:
+    fake.deletes = False
+    assert (await client.post("/images/load", content=_saved_archive("team/kept:1", b"k"))
+            ).status_code == 200
+    refused = await client.delete("/images/team/kept:1")
+    assert refused.status_code == 409
+    assert refused.json()["message"].startswith(
+        "unable to delete team/kept:1 in its registry: the registry does not allow deletes")
+    assert (await client.get("/images/team/kept:1/json")).status_code == 200
+    forced = await client.delete("/images/team/kept:1", params={"force": "1"})
+    assert forced.status_code == 200
+    assert (await client.get("/images/team/kept:1/json")).status_code == 404
+    assert ("team/kept", "1") in fake.manifests
+
+
+async def test_with_pre_pull_the_pull_answers_once_the_node_has_the_image(
+        client: httpx.AsyncClient, engine: Engine, cluster: FakeCluster,
+        nursery: trio.Nursery) -> None:
+    engine.pre_puller = PrePuller(cluster, engine.settings, nursery=nursery, timeout=5,
+                                  fail_fast_after=0)
+    pulled = await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    statuses = [line.get("status") for line in _lines(pulled)]
+    assert statuses[-3:] == ["Pulling onto the node", "Pulled onto the node",
+                             "Status: Downloaded newer image for busybox:1.36"]
+    assert len(cluster.called("create_pod")) == 1
+    cluster.main_on_create = PULL_FAILS
+    failed = await client.post("/images/create", params={"fromImage": "team/secret:1"},
+                               headers=_registry_auth("user", "pw"))
+    assert _lines(failed)[-1]["error"] == (  # type: ignore[index]
+        "the node cannot pull docker.io/team/secret:1: ErrImagePull: pull access denied for "
+        "nosuch")
+    await trio.sleep(0.1)
+    assert cluster.called("delete_pod") == cluster.called("create_pod")

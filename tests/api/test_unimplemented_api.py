@@ -23,8 +23,6 @@ MISSING = [
     ("POST", "/build/cancel", "POST /build/cancel"),
     ("POST", "/session", "POST /session"),
     ("GET", "/images/docker.io/library/busybox:1.36/history", "GET /images/{name}/history"),
-    ("GET", "/images/busybox/get", "GET /images/{name}/get"),
-    ("GET", "/images/get", "GET /images/get"),
     ("GET", "/images/search", "GET /images/search"),
     ("POST", "/auth", "POST /auth"),
     ("GET", "/distribution/busybox:1.36/json", "GET /distribution/{name}/json"),

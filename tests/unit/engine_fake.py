@@ -3,7 +3,8 @@
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
 `watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
-end without output. Claims (named volumes) are kept as created and go at once when deleted.
+end without output. Claims (named volumes) and Secrets are kept as created (or replaced) and go
+at once when deleted.
 What it was not scripted for (port-forward, deleting other kinds) raises
 `NotImplementedError`.
 """
@@ -40,11 +41,14 @@ class _FakeChannel(kube.ExecChannel):
 
     can_close_stdin = True
 
-    def __init__(self, exit_code: int, *, stalled: bool, output: bytes = b"") -> None:
-        self.exit_code = exit_code  # (no websocket under it)
+    def __init__(self, exit_code: int, *, stalled: bool, output: bytes = b"",
+                 cut: bool = False, input_refused: bool = False) -> None:
+        # (no websocket under it) A session that is cut ends without the process's status.
+        self.exit_code = None if cut else exit_code
         self.status_message = None
         self._stalled = stalled
         self._output = output
+        self._input_refused = cut or input_refused
         self.start_failure = None
 
     async def receive(self) -> tuple[int, bytes] | None:
@@ -56,6 +60,8 @@ class _FakeChannel(kube.ExecChannel):
 
     async def send_stdin(self, data: bytes) -> None:
         await trio.lowlevel.checkpoint()
+        if self._input_refused:
+            raise trio.BrokenResourceError("websocket is closed")
 
     async def close_stdin(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -89,10 +95,17 @@ class FakeCluster:
         self.pods: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.service_accounts: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.watch_stalled = False
         # Exec sessions that never end (a cluster that stopped answering them).
         self.exec_stalled = False
+        # Exec sessions the API server cuts (it restarts): output ends at once, without the
+        # process's exit status, and input is refused.
+        self.exec_cut = False
+        # Exec processes that end before they read their input (the session refuses it).
+        self.exec_input_refused = False
         # What the kubelet's Summary API reports of each pod's `main`, by pod name: a summary
         # container's "cpu" and "memory" documents (see `sample_usage`); with
         # `samples_new_pods`, a pod that runs is sampled (idle) from its start.
@@ -241,7 +254,7 @@ class FakeCluster:
     async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
         async with self._call("list_objects", kind.plural):
             wanted = dict(term.split("=", 1) for term in label_selector.split(","))
-            objects = self.pods if kind == kube.PODS else self.services
+            objects = {kube.PODS: self.pods, kube.SECRETS: self.secrets}.get(kind, self.services)
             return [copy.deepcopy(item) for item in objects.values()
                     if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
 
@@ -253,7 +266,7 @@ class FakeCluster:
             return copy.deepcopy(objects[name])
 
     async def create_object(self, kind: kube.Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        assert kind in (kube.SERVICES, kube.CLAIMS), kind
+        assert kind in (kube.SERVICES, kube.CLAIMS, kube.SECRETS), kind
         objects = self._objects(kind)
         name = manifest["metadata"]["name"]
         async with self._call("create_object", name):
@@ -262,14 +275,24 @@ class FakeCluster:
             objects[name] = copy.deepcopy(dict(manifest))
             return copy.deepcopy(objects[name])
 
+    async def replace_object(self, kind: kube.Kind, manifest: Mapping[str, Any]
+                             ) -> dict[str, Any]:
+        objects = self._objects(kind)
+        name = manifest["metadata"]["name"]
+        async with self._call("replace_object", name):
+            if name not in objects:
+                raise kube.NotFound(f"{kind.plural} {name!r} not found", status=404)
+            objects[name] = copy.deepcopy(dict(manifest))
+            return copy.deepcopy(objects[name])
+
     async def delete_object(
         self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,
     ) -> None:
-        if kind != kube.CLAIMS:
+        if kind not in (kube.CLAIMS, kube.SECRETS):
             raise NotImplementedError
         async with self._call("delete_object", name):
-            self.claims.pop(name, None)
+            self._objects(kind).pop(name, None)
 
     @contextlib.asynccontextmanager
     async def logs(
@@ -297,7 +320,8 @@ class FakeCluster:
         async with self._call("exec", " ".join(argv)):
             self._pod(pod)
         yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled,
-                           output=self.exec_output(argv))
+                           output=self.exec_output(argv), cut=self.exec_cut,
+                           input_refused=self.exec_input_refused)
 
     @contextlib.asynccontextmanager
     async def attach(
@@ -327,8 +351,8 @@ class FakeCluster:
             raise failure[0]
 
     def _objects(self, kind: kube.Kind) -> dict[str, dict[str, Any]]:
-        return {kube.PODS: self.pods, kube.SERVICES: self.services,
-                kube.CLAIMS: self.claims}[kind]
+        return {kube.PODS: self.pods, kube.SERVICES: self.services, kube.CLAIMS: self.claims,
+                kube.SECRETS: self.secrets, kube.SERVICE_ACCOUNTS: self.service_accounts}[kind]
 
     def _pod(self, name: str) -> dict[str, Any]:
         if name not in self.pods:

@@ -11,3 +11,10 @@ def test_failures_of_tasks_run_side_by_side_answer_with_the_first_cause() -> Non
     error = docker_error(group)
     assert (error.status, error.message) == (
         503, "Kubernetes API unreachable: the API server stopped answering")
+
+
+def test_an_unreachable_api_server_is_named_once() -> None:
+    error = docker_error(kube.ClusterUnreachable(
+        "Kubernetes API server unreachable: all attempts to connect to 127.0.0.1:6443 failed"))
+    assert (error.status, error.message) == (
+        503, "Kubernetes API unreachable: all attempts to connect to 127.0.0.1:6443 failed")

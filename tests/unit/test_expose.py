@@ -185,6 +185,29 @@ async def test_port_forward_replays_what_was_sent_before_the_pod_listened() -> N
     assert opened[-1].sent_log == [b"ping", b"more"]
 
 
+async def test_port_forward_made_while_the_api_server_is_away_waits_for_it() -> None:
+    opened: list[FakeForward] = []
+    refused: list[bool] = []
+
+    async def opener() -> trio.abc.Stream:
+        await trio.lowlevel.checkpoint()
+        if len(refused) < 3:
+            refused.append(True)
+            raise ClusterUnreachable("all attempts to connect to the API server failed")
+        opened.append(FakeForward(refuse=False, sent_log=[]))
+        return opened[-1]
+
+    client, proxy_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_forward, opener, 30.0, proxy_side)
+        await client.send_all(b"ping")
+        with trio.fail_after(10):
+            assert await client.receive_some() == b"PING"
+        await client.aclose()
+    assert len(refused) == 3
+    assert [forward.sent_log for forward in opened] == [[b"ping"]]
+
+
 @pytest.mark.parametrize("retry_seconds", [0.0, 0.5])
 async def test_port_forward_gives_up_after_the_retry_window(retry_seconds: float) -> None:
     opened: list[FakeForward] = []

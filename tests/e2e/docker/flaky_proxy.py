@@ -70,9 +70,15 @@ class FlakyProxy:
                 connection.shutdown(socket.SHUT_RDWR)
             connection.close()
 
+    def _stop_listening(self) -> None:
+        # A close alone leaves the thread blocked in accept() accepting on the socket.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
     def outage(self, seconds: float) -> None:
         """Cut every connection and refuse new ones for `seconds`, then serve again."""
-        self._listener.close()
+        self._stop_listening()
         self._drop_all()
         time.sleep(seconds)
         self._listener = self._listen(self.port)
@@ -86,5 +92,5 @@ class FlakyProxy:
             connection.set()
 
     def close(self) -> None:
-        self._listener.close()
+        self._stop_listening()
         self._drop_all()

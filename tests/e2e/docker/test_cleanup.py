@@ -6,9 +6,12 @@ with kubectl (as the admin), never through kubedock itself.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -21,12 +24,13 @@ from typing import Any
 
 import docker
 import pytest
+import requests
 from flaky_proxy import FlakyProxy
 from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
 
 pytestmark = pytest.mark.cluster
 
-KINDS = "pods,services,configmaps,leases,persistentvolumeclaims"
+KINDS = "pods,services,secrets,configmaps,leases,persistentvolumeclaims"
 # Short heartbeats, so that a killed instance is provably gone within seconds.
 HEARTBEAT = 3.0
 REAPER_INTERVAL = 1.0
@@ -408,3 +412,211 @@ def _tar_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+BIG = 64 * 1024 * 1024  # bytes: a transfer still under way when the API server goes away
+MID_FLIGHT = 2 * 1024 * 1024
+
+
+def test_api_server_restart_during_exec_port_forward_and_copies(
+    cluster: Any, namespace: str, kubeconfig: Path, launch: Any, tmp_path: Path
+) -> None:
+    """The API server goes away (connections cut, then refused) and comes back while an exec
+    streams, a download crosses a port-forward and files are copied in and out: each ends
+    with an error its client sees, in bounded time. Meanwhile an exec is refused with the
+    reason, a run too (or done once the API server is back), and a port-forward connection
+    waits for it. Everything works again afterwards."""
+    proxy, through_proxy = proxied(kubeconfig, tmp_path)
+    client = None
+    try:
+        process, server, instance = launch("--kubeconfig", str(through_proxy), "--port-forward")
+        client = docker.DockerClient(base_url=server.host, timeout=60)
+        web = client.containers.run(
+            "busybox:1.36", ["sh", "-c", "mkdir /tmp/in; echo hello > /tmp/hello; "
+                             f"head -c {BIG} /dev/zero > /tmp/big; exec httpd -f -p 8080 -h /tmp"],
+            detach=True, ports={"8080/tcp": None})
+        web.reload()
+        port = int(web.ports["8080/tcp"][0]["HostPort"])
+        until(lambda: _download(port, "/big", BIG, slowly=None) == BIG, seconds=30)
+
+        outage_begun = threading.Event()
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            execing = subprocess.Popen(
+                ["docker", "exec", str(web.id), "sh", "-c",
+                 "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"],
+                env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            exec_lines: list[str] = []
+            reader = threading.Thread(target=_read_lines, args=(execing, exec_lines),
+                                      daemon=True)
+            reader.start()
+            downloaded = pool.submit(_download, port, "/big", BIG, slowly=outage_begun)
+            copied_out = pool.submit(_copy_out, client, str(web.id), "/tmp/big", outage_begun)
+            copied_in = pool.submit(client.api.put_archive, web.id, "/tmp/in",
+                                    _archive_sent_across(outage_begun))
+            until(lambda: len(exec_lines) > 5, seconds=20)
+            time.sleep(1)  # the download and the copies are under way
+            assert not (downloaded.done() or copied_out.done() or copied_in.done())
+            outage = threading.Thread(target=proxy.outage, args=(6,))
+            cut = time.monotonic()
+            outage.start()
+            time.sleep(0.5)
+            outage_begun.set()
+            time.sleep(0.5)
+            # A connection made while the API server is away waits for it.
+            answered = pool.submit(_download, port, "/hello", 6, slowly=None)
+            refused = docker_cli(server, "exec", str(web.id), "echo", "hi", timeout=30)
+            run_meanwhile = pool.submit(docker_cli, server, "run", "-d", "busybox:1.36", "sleep",
+                                        "600", timeout=60)
+
+            received = downloaded.result(timeout=60)
+            download_ended = time.monotonic() - cut
+            with pytest.raises(requests.exceptions.RequestException) as out_failed:
+                copied_out.result(timeout=60)
+            out_ended = time.monotonic() - cut
+            with pytest.raises(docker.errors.APIError) as in_failed:
+                copied_in.result(timeout=60)
+            in_ended = time.monotonic() - cut
+            try:
+                _, exec_err = execing.communicate(timeout=60)
+            finally:
+                execing.kill()
+                reader.join()
+            exec_ended = time.monotonic() - cut
+            outage.join()
+            assert answered.result(timeout=60) == 6
+            answered_after = time.monotonic() - cut
+            ran = run_meanwhile.result(timeout=60)
+            ran_after = time.monotonic() - cut
+        print(f"API server restart: the download ended after {download_ended:.1f}s "
+              f"({received} of {BIG} bytes), the copy out failed after {out_ended:.1f}s "
+              f"({type(out_failed.value).__name__}: {out_failed.value}), the copy in after "
+              f"{in_ended:.1f}s ({in_failed.value}), the exec after {exec_ended:.1f}s (exit "
+              f"{execing.returncode}, {len(exec_lines)} lines, {exec_err.decode().strip()!r}); "
+              f"a connection made during the outage was answered after {answered_after:.1f}s; "
+              f"a run during the outage ended after {ran_after:.1f}s (exit {ran.returncode}, "
+              f"{ran.stderr.decode().strip()!r})")
+        assert received < BIG
+        assert "Kubernetes API" in str(in_failed.value)
+        assert execing.returncode != 0
+        assert exec_err.strip(), "the exec's client is told why it ended"
+        assert max(download_ended, out_ended, in_ended, exec_ended) < 40
+        assert refused.returncode == 126, refused
+        assert refused.stderr.startswith(b"kubedock: exec failed: cannot reach the API server")
+        # A run is refused by the cluster it cannot reach, or done once it is back.
+        assert ran.returncode == 0 or b"Kubernetes API unreachable" in ran.stderr, ran.stderr
+
+        # Everything works again: the same port, the same container, new containers.
+        assert process.poll() is None, server.log.read_text()[-3000:]
+        until(lambda: _download(port, "/big", BIG, slowly=None) == BIG, seconds=30)
+        assert web.exec_run(["echo", "ok"]).output == b"ok\n"
+        client.api.put_archive(web.id, "/tmp", _small_archive())
+        stream, _ = client.api.get_archive(web.id, "/tmp/small")
+        assert b"small file" in b"".join(stream)
+        again = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
+        assert again.stdout == b"ok\n", again.stderr
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        client.close()
+        assert stop_kubedock(process) == 128 + signal.SIGTERM
+        assert objects(cluster, namespace, of_instance(instance)) == []
+        assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
+    finally:
+        if client is not None:
+            client.close()
+        proxy.close()
+
+
+def _download(port: int, path: str, size: int, slowly: threading.Event | None) -> int:
+    """GET `path` from `port`; the body bytes received before the connection ended. With
+    `slowly`, read at a trickle until it is set, so that the transfer is still under way
+    then."""
+    received = 0
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
+                                                                   timeout=30) as connection:
+        connection.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = connection.recv(65536)
+            if not data:
+                return 0
+            head += data
+        received = len(head.partition(b"\r\n\r\n")[2])
+        while received < size:
+            data = connection.recv(65536)
+            if not data:
+                break
+            received += len(data)
+            if slowly is not None and not slowly.is_set():
+                time.sleep(0.02)
+    return received
+
+
+def _copy_out(client: docker.DockerClient, container_id: str, path: str,
+              outage_begun: threading.Event) -> int:
+    """Read an archive of `path` slowly until the outage has begun; how much came."""
+    stream, _ = client.api.get_archive(container_id, path, chunk_size=65536)
+    received = 0
+    for chunk in stream:
+        received += len(chunk)
+        if not outage_begun.is_set():
+            time.sleep(0.02)
+    return received
+
+
+def _small_archive() -> bytes:
+    content = b"small file\n"
+    info = tarfile.TarInfo("small")
+    info.size = len(content)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def test_a_client_gone_mid_start_leaves_the_container_started_and_published(
+    cluster: Any, namespace: str, launch: Any
+) -> None:
+    """The HTTP connection of a start closes while the pod is being made (a client's read
+    timeout, a killed CI step): as with Docker, the start completes, ports published."""
+    process, server, instance = launch("--port-forward")
+    client = docker.DockerClient(base_url=server.host, timeout=60)
+    try:
+        created = client.api.create_container(
+            "busybox:1.36", ["httpd", "-f", "-p", "8080", "-h", "/tmp"], ports=[8080],
+            host_config=client.api.create_host_config(port_bindings={8080: None}))
+        container_id = created["Id"]
+        since = int(time.time())
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+            connection.sendall(f"POST /v1.45/containers/{container_id}/start HTTP/1.1\r\n"
+                               "Host: docker\r\nContent-Length: 0\r\n\r\n".encode())
+            until(lambda: any(o.startswith("pod/") for o in
+                              objects(cluster, namespace, of_instance(instance))), seconds=30)
+            connection.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                assert connection.recv(1024) == b"", "the start was still under way"
+        gone = time.monotonic()
+
+        def published() -> bool:
+            state = client.api.inspect_container(container_id)
+            return bool(state["State"]["Running"] and state["NetworkSettings"]["Ports"].get(
+                "8080/tcp"))
+
+        until(published, seconds=60)
+        print(f"started and published {time.monotonic() - gone:.1f}s after its client left")
+        ports = client.api.inspect_container(container_id)["NetworkSettings"]["Ports"]
+        port = int(ports["8080/tcp"][0]["HostPort"])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert connection.recv(1024).split(b"\r\n")[0].endswith(b" 404 Not Found")
+        started = client.api.events(since=since, until=int(time.time()) + 1, decode=True,
+                                    filters={"container": container_id, "event": "start"})
+        assert len(list(started)) == 1
+        client.api.remove_container(container_id, force=True)
+        again = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "ok")
+        assert again.stdout == b"ok\n", again.stderr
+        client.close()
+        assert stop_kubedock(process) == 128 + signal.SIGTERM
+        assert objects(cluster, namespace, of_instance(instance)) == []
+        assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
+    finally:
+        client.close()

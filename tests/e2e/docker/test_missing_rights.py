@@ -7,6 +7,7 @@ loses rights test by test, in order.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,16 @@ def test_without_the_watch_right_the_reason_is_logged_once_and_starts_still_work
         done = docker_cli(server, "run", "--rm", "busybox:1.36", "echo", "seen", timeout=150)
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"seen\n"
+        # A start that cannot succeed fails with the pod's reason, seen the same way.
+        began = time.monotonic()
+        failed = docker_cli(server, "run", "--rm", "kubedock.invalid/no:1", timeout=150)
+        took = time.monotonic() - began
+        print(f"without the watch right: a start failed after {took:.1f}s: "
+              f"{failed.stderr.decode().strip()}")
+        assert failed.returncode != 0
+        assert b"ErrImagePull" in failed.stderr or b"ImagePullBackOff" in failed.stderr, \
+            failed.stderr
+        assert took < 60
     finally:
         stop_kubedock(process)
     log = server.log.read_text()
