@@ -2,6 +2,10 @@
 
 Flag and variable names follow the Go kubedock so that existing deployments keep working.
 A flag given on the command line wins over its environment variable, which wins over the default.
+
+The roles that run inside pods start kubedock for every copy, exec or signal, so this module
+imports the server's configuration (attrs, logging, the settings) only for the commands that
+use it: every command but `server` parses its arguments without building the server's options.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._config import Config, Setting, parse_listen_addr, settings, split_host_port
+if TYPE_CHECKING:
+    from ._config import Config, Setting
 
 
 def _dns_upstream(text: str) -> tuple[str, int]:
+    from ._config import split_host_port
+
     if text.count(":") == 1 or text.startswith("["):
         return split_host_port(text)
     return text, 53  # a name, an IPv4 address or a bare IPv6 address
@@ -71,7 +78,14 @@ def _from_environment(declared: Setting, is_switch: bool,
         raise SystemExit(f"kubedock: invalid {declared.env}={text!r}: {error}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _listen_addr(text: str) -> str:
+    from ._config import parse_listen_addr
+
+    return parse_listen_addr(text)
+
+
+def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
+    """kubedock's command line; without `server_options`, `kubedock server` takes no flags."""
     parser = argparse.ArgumentParser(
         prog="kubedock",
         description="A Docker Engine API server that runs every container as a Kubernetes pod.",
@@ -83,15 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the Docker Engine API; every container becomes a pod.",
         epilog="Environment variables named in brackets set an option that is not given as a flag.",
     )
-    for field, declared in settings():
-        _add_setting(server, field.name, field.default, declared)
+    if server_options:
+        from ._config import settings
+
+        for field, declared in settings():
+            _add_setting(server, field.name, field.default, declared)
     commands.add_parser("version", help="print the version, commit and build date")
     dns = commands.add_parser(
         "dns", help="(inside a pod) resolve container names per Docker network",
         description="DNS server answering each pod with the names of its networks' pods.",
     )
     dns.add_argument("--listen-addr", default="0.0.0.0:1053",
-                     type=_argparse_type(parse_listen_addr),
+                     type=_argparse_type(_listen_addr),
                      help="UDP and TCP address (default 0.0.0.0:1053)")
     dns.add_argument("--dns-upstream", type=_argparse_type(_dns_upstream), metavar="HOST[:PORT]",
                      help="server for every other name (default: resolv.conf's first)")
@@ -142,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     """The configuration the given flags (see `build_parser`) and environment describe."""
+    from ._config import Config, settings
+
     given = vars(args)
     values: dict[str, Any] = {}
     for field, declared in settings():
@@ -168,7 +187,8 @@ def _true(text: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(server_options=words[:1] == ["server"]).parse_args(words)
     if args.command == "init":
         from .podside import run_init
 
@@ -196,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run_dind(args.unix_socket, args.kubedock_url, wait=args.wait,
                           tls_dir=args.tls_dir))
     if args.command == "dns":
+        from ._config import split_host_port
         from .dns import run_dns
 
         host, port = split_host_port(args.listen_addr)

@@ -406,7 +406,9 @@ class Engine:
             container.error = f"CopyFailed: copying files into the pod failed: {error}"
             container.notify()
 
-    async def _stop(self, container: Container, stop_seconds: int | None) -> None:
+    async def _stop(self, container: Container, stop_seconds: int | None, *,
+                    replacing: bool = False) -> None:
+        """Stop as `docker stop` does; `replacing` when a new pod follows (a restart)."""
         async with self._transition(container):
             container.stopped_by_client = True
             if self._restarts.cancel(container):
@@ -419,12 +421,21 @@ class Engine:
             seconds = grace if stop_seconds is None or stop_seconds < 0 else stop_seconds
             stop_signal = signal_name(container.config.stop_signal or "SIGTERM")
             # The kubelet stops containers with SIGTERM; another stop signal is sent from
-            # inside, and SIGKILL follows when the grace period is over, as in Docker.
-            signalled = stop_signal != "SIGTERM"
+            # inside, and SIGKILL follows when the grace period is over, as in Docker. A pod
+            # that a new one replaces is signalled from inside too, then deleted as soon as its
+            # process is gone: the kubelet reports a stop it carries out ~2 s after the kill.
+            signalled = stop_signal != "SIGTERM" or replacing
             self._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
             if signalled:
                 assert container.pod_name is not None
-                await self._signaller.deliver(container, container.pod_name, stop_signal)
+                try:
+                    await self._signaller.deliver(container, container.pod_name, stop_signal)
+                except (Conflict, TimedOut):
+                    if stop_signal != "SIGTERM":
+                        raise
+                    # Neither the image nor the toolbox can signal it: the kubelet stops it.
+                    signalled = False
+                    await self._save_logs_and_delete(container, grace_seconds=seconds)
             else:
                 if seconds != grace:
                     await self._save_logs_and_delete(container, grace_seconds=seconds)
@@ -478,7 +489,7 @@ class Engine:
 
     async def _restart(self, container: Container, stop_seconds: int | None) -> None:
         with contextlib.suppress(NotModified):
-            await self._stop(container, stop_seconds)
+            await self._stop(container, stop_seconds, replacing=True)
         async with self._transition(container):
             reset_restarts(container)
             # Started meanwhile by another request: the restart is done, as with Docker.

@@ -4,9 +4,11 @@
 
 Start time is from exec to the first `GET /_ping` that answers OK, for `python -m kubedock`
 (the baseline), the one-file program and the one-folder program, interleaved so that all three
-see the same machine; medians and ratios to the baseline are printed. The server runs against
-the local cluster (build/cluster/up) and starts no pods. Build time is `build/binary` on a copy
-of the tree into an empty cache (cold), then again (warm). Not a test.
+see the same machine; medians and ratios to the baseline are printed, with the server's idle
+RSS (after `--idle` seconds). The server runs against the local cluster (build/cluster/up) and
+starts no pods. The roles that run inside pods are timed from exec to exit, each in the same
+three forms, against `python -c pass` (the interpreter's own start). Build time is
+`build/binary` on a copy of the tree into an empty cache (cold), then again (warm). Not a test.
 """
 
 from __future__ import annotations
@@ -53,7 +55,15 @@ def pings(port: int) -> bool:
         return False
 
 
-def seconds_to_ping(program: Sequence[str], config: str) -> float:
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def seconds_to_ping(program: Sequence[str], config: str, idle: float = 0) -> tuple[float, float]:
+    """Seconds from exec to the first `/_ping` answered, and the RSS `idle` seconds later."""
     port = free_port()
     # No DNS role: its pod would be part of the start and is not what is measured here.
     command = [*program, "server", "--listen-addr", f"127.0.0.1:{port}", "-n", "default",
@@ -69,7 +79,11 @@ def seconds_to_ping(program: Sequence[str], config: str) -> float:
             if time.perf_counter() - started > 60:
                 raise SystemExit(f"{command[0]} did not answer /_ping within 60 s")
             time.sleep(0.005)
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        time.sleep(idle)
+        # The one-file program is a bootloader whose child is the server.
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        return seconds, max(rss_mib(int(pid)) for pid in [process.pid, *children])
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -107,6 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-build", action="store_true", help="skip the build timing (~40 s)")
+    parser.add_argument("--idle", type=float, default=5,
+                        help="seconds of idling before the server's RSS is read (default 5)")
     args = parser.parse_args()
 
     if not args.no_build:
@@ -125,15 +141,53 @@ def main() -> None:
         "one-folder": [str(onedir)],
     }
     samples: dict[str, list[float]] = {name: [] for name in programs}
+    rss: dict[str, list[float]] = {name: [] for name in programs}
     for _ in range(args.runs):
         for name, program in programs.items():
-            samples[name].append(seconds_to_ping(program, config))
+            seconds, mib = seconds_to_ping(program, config, args.idle)
+            samples[name].append(seconds)
+            rss[name].append(mib)
     baseline = statistics.median(samples["venv (python -m kubedock)"])
     print(f"exec to /_ping, median of {args.runs}:")
     for name, times in samples.items():
         median = statistics.median(times)
         print(f"  {name:28} {median:.3f} s  x{median / baseline:.2f}  "
-              f"(min {min(times):.3f}, max {max(times):.3f})")  # fmt: skip
+              f"(min {min(times):.3f}, max {max(times):.3f})  "
+              f"idle RSS {statistics.median(rss[name]):.0f} MiB")  # fmt: skip
+    pod_roles(programs, args.runs)
+
+
+# Each role as a pod starts it, with arguments that make it return at once.
+_ROLES = {
+    "toolbox (usage)": ["toolbox"],
+    "archive stat /": ["archive", "stat", "/"],
+    "init --help": ["init", "--help"],
+    "offline --help": ["offline", "--help"],
+    "dind --help": ["dind", "--help"],
+    "dns --help": ["dns", "--help"],
+}
+
+
+def pod_roles(programs: dict[str, list[str]], runs: int) -> None:
+    """Exec-to-exit of the roles that run inside pods, against `python -c pass`."""
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(runs):
+        samples.setdefault(("python -c pass", ""), []).append(
+            exit_seconds([sys.executable, "-c", "pass"]))
+        for role, argv in _ROLES.items():
+            for name, program in programs.items():
+                samples.setdefault((role, name), []).append(exit_seconds([*program, *argv]))
+    floor = statistics.median(samples.pop(("python -c pass", "")))
+    print(f"pod roles, exec to exit, median of {runs} (python -c pass: {floor:.3f} s):")
+    for (role, name), times in samples.items():
+        print(f"  {role:16} {name:28} {statistics.median(times):.3f} s  "
+              f"(min {min(times):.3f})")
+
+
+def exit_seconds(command: Sequence[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ its caller gone mid-way, must end in a record that tells the truth and no pod le
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -413,6 +413,47 @@ async def test_restart_completes_after_its_client_went_away(
     assert container.status == "running" and container.published
     assert list(cluster.pods) == [container.pod_name]
     assert actions(engine)[-4:] == ["die", "stop", "start", "restart"]
+
+
+def died_with(engine: Engine) -> list[str]:
+    return [event.attributes["exitCode"] for event in engine.events.history()
+            if event.type == "container" and event.action == "die"]
+
+
+async def test_restart_signals_from_inside_and_replaces_the_pod_once_the_process_ends(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await started(engine)
+    old_pod = container.pod_name
+    assert old_pod is not None
+
+    def kill(argv: Sequence[str]) -> int:  # the process ends on SIGTERM
+        if list(argv) == ["kill", "-s", "TERM", "1"]:
+            cluster.set_main(old_pod, exited(0), phase="Succeeded")
+        return 0
+
+    cluster.exec_exit_code = kill
+    began = trio.current_time()
+    await engine.restart(container, None)
+    # No wait for a grace period or for the kubelet's report of a stop it carries out.
+    assert trio.current_time() - began < 5
+    assert "patch_pod" not in [method for method, _ in cluster.calls]
+    assert container.status == "running" and list(cluster.pods) == [container.pod_name]
+    assert actions(engine)[-4:] == ["die", "stop", "start", "restart"]
+    assert died_with(engine) == ["0"]
+
+
+async def test_restart_kills_a_process_that_ignores_the_stop_signal_after_the_timeout(
+    autojump_clock: trio.testing.MockClock, engine: Engine, cluster: FakeCluster,
+) -> None:
+    container = await started(engine)
+    cluster.exec_exit_code = lambda argv: 0  # `kill -s TERM 1` works, and is ignored
+    began = trio.current_time()
+    await engine.restart(container, 1)
+    assert 1 <= trio.current_time() - began < 3
+    assert container.status == "running"
+    assert actions(engine)[-4:] == ["die", "stop", "start", "restart"]
+    assert died_with(engine) == ["137"]
 
 
 async def test_concurrent_restarts_each_restart(
