@@ -148,8 +148,10 @@ async def build() -> Response:
         resources.close()
         raise
 
-    async def fail(message: str, code: int) -> None:
-        await send.send(_line(errorDetail={"code": code, "message": message}, error=message))
+    async def fail(message: str, code: int | None) -> None:
+        # Docker gives a code only for a RUN that exited non-zero.
+        detail = {"message": message} if code is None else {"code": code, "message": message}
+        await send.send(_line(errorDetail=detail, error=message))
 
     async def run() -> None:
         async with send:
@@ -163,7 +165,7 @@ async def build() -> Response:
                 return
             except Exception as error:
                 log.exception("build failed")
-                await fail(docker_error(error).message, 1)
+                await fail(docker_error(error).message, None)
                 return
             await send.send(_line(aux={"ID": built.id}))
             if quiet:

@@ -18,6 +18,7 @@ from ._sandbox import (
     SandboxFactory,
     SandboxFailed,
     StepCommand,
+    StepNotStarted,
     open_sandbox,
     sandbox_pod,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "SandboxFactory",
     "SandboxFailed",
     "StepCommand",
+    "StepNotStarted",
     "build_credentials",
     "open_sandbox",
     "parse_dockerfile",

@@ -40,8 +40,15 @@ from ._context import (
     file_chunks,
     is_url,
 )
-from ._dockerfile import KNOWN, Dockerfile, DockerfileError, Instruction, split_pairs
-from ._sandbox import Sandbox, SandboxFactory, StepCommand
+from ._dockerfile import (
+    KNOWN,
+    Dockerfile,
+    DockerfileError,
+    Instruction,
+    parse_dockerfile,
+    split_pairs,
+)
+from ._sandbox import Sandbox, SandboxFactory, StepCommand, StepNotStarted
 from ._words import SubstitutionError, expand_word, expand_words
 
 UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -53,9 +60,10 @@ _NANOSECONDS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_
 
 
 class BuildFailed(Exception):
-    """A build that stops; `message` is what Docker says, `code` the failing RUN's exit code."""
+    """A build that stops; `message` is what Docker says, `code` the failing RUN's exit code
+    (None for every other failure, as Docker gives none)."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -241,6 +249,8 @@ class Builder:
             if instruction.keyword not in KNOWN:
                 raise BuildFailed(f"dockerfile parse error line {instruction.line}: unknown "
                                   f"instruction: {instruction.keyword.upper()}")
+            if instruction.keyword == "onbuild":
+                _check_trigger(instruction)
             if instruction.keyword == "from":
                 stages.append([instruction])
             elif not stages:
@@ -268,7 +278,7 @@ class Builder:
         escape = self._dockerfile.escape
         for instruction in global_args:
             step += 1
-            await self._emit(f"Step {step}/{total} : {instruction.original}\n")
+            await self._emit_step(step, total, instruction)
             name, value = self._arg(instruction, meta, {})
             if value is not None:
                 meta[name] = value
@@ -278,13 +288,14 @@ class Builder:
             self._cmd_set_in_stage = False
             for instruction in stage:
                 step += 1
-                await self._emit(f"Step {step}/{total} : {instruction.original}\n")
+                await self._emit_step(step, total, instruction)
                 if instruction.keyword == "from":
-                    state = await self._from(instruction, meta)
+                    state, shown_id = await self._from(index, instruction, args, meta)
                 else:
                     assert state is not None
                     state = await self._step(index, state, instruction, args, escape, meta)
-                await self._emit(f" ---> {_image_id(state.document)[7:19]}\n")
+                    shown_id = _image_id(state.document)
+                await self._emit(f" ---> {shown_id[7:19]}\n")
             assert state is not None
             self._stage_list.append(state)
             name = _stage_name(stage[0])
@@ -292,6 +303,11 @@ class Builder:
                 self._stages[name] = state
         assert state is not None
         return state
+
+    async def _emit_step(self, step: int, total: int, instruction: Instruction) -> None:
+        # Docker sends the line's end as a message of its own.
+        await self._emit(f"Step {step}/{total} : {instruction.original}")
+        await self._emit("\n")
 
     def _arg(self, instruction: Instruction, scope: Mapping[str, str],
              declared: Mapping[str, str]) -> tuple[str, str | None]:
@@ -309,7 +325,27 @@ class Builder:
             return name, expand_word(default, scope, self._dockerfile.escape)
         return name, declared.get(name)
 
-    async def _from(self, instruction: Instruction, meta: Mapping[str, str]) -> _State:
+    async def _from(self, stage: int, instruction: Instruction, args: dict[str, str],
+                    meta: Mapping[str, str]) -> tuple[_State, str]:
+        """The stage's start, its base's ONBUILD triggers run, and the image id Docker shows
+        for it (none for scratch)."""
+        state, base_id = await self._base(instruction, meta)
+        triggers = state.document["config"].get("OnBuild") or []
+        if not triggers:
+            return state, base_id
+        # Triggers run once: the stage's image does not pass them on.
+        state.document["config"]["OnBuild"] = None
+        plural = "s" if len(triggers) != 1 else ""
+        for text in ("# Executing ", f"{len(triggers)} build trigger", plural, "\n"):
+            await self._emit(text)  # as Docker sends them, piece by piece
+        for trigger in triggers:
+            instruction = _trigger_instruction(trigger)
+            state = await self._step(stage, state, instruction, args, self._dockerfile.escape,
+                                     meta)
+        return state, _image_id(state.document)
+
+    async def _base(self, instruction: Instruction, meta: Mapping[str, str]
+                    ) -> tuple[_State, str]:
         platform = instruction.flag("platform")
         if platform:
             raise BuildFailed("FROM --platform is not supported by kubedock's builder "
@@ -320,18 +356,16 @@ class Builder:
         name = expand_word(words[0], meta, self._dockerfile.escape)
         if name.lower() in self._stages:
             earlier = self._stages[name.lower()]
-            return _State(copy.deepcopy(earlier.document), list(earlier.layers), earlier.key)
+            return (_State(copy.deepcopy(earlier.document), list(earlier.layers), earlier.key),
+                    _image_id(earlier.document))
         if name == "scratch":
             document = _scratch()
-            return _State(document, [], _key("scratch"))
+            return _State(document, [], _key("scratch")), ""
         base = await self._images.base(name, pull=self._options.pull)
         document = copy.deepcopy(dict(base.config))
         document.setdefault("config", {})
         document["config"] = dict(document["config"] or {})
-        if document["config"].get("OnBuild"):
-            raise BuildFailed(f"{name}: ONBUILD triggers are not supported by kubedock's "
-                              "builder")
-        return _State(document, list(base.layers), _key("from", base.id))
+        return _State(document, list(base.layers), _key("from", base.id)), base.id
 
     async def _step(self, stage: int, state: _State, instruction: Instruction,
                     args: dict[str, str], escape: str, meta: Mapping[str, str]) -> _State:
@@ -403,6 +437,8 @@ class Builder:
             return check, lambda c: c.__setitem__("Healthcheck", check)
         if keyword == "maintainer":
             return text, lambda c: None  # the image's author, set with the document
+        if keyword == "onbuild":
+            return text, lambda c: c.__setitem__("OnBuild", [*(c.get("OnBuild") or []), text])
         raise BuildFailed(f"{keyword.upper()} is not supported by kubedock's builder")
 
     def _command(self, instruction: Instruction, config: Mapping[str, Any]) -> list[str]:
@@ -447,6 +483,9 @@ class Builder:
         if cached is not None:
             await self._emit(" ---> Using cache\n")
             return cached
+        # Docker commits a config change through a container it makes and removes.
+        step_id = secrets.token_hex(6)
+        await self._emit(f" ---> Running in {step_id}\n")
         document = copy.deepcopy(state.document)
         apply(document["config"])
         if instruction.keyword == "maintainer":
@@ -454,6 +493,7 @@ class Builder:
         _history(document, f"/bin/sh -c #(nop) {instruction.original}", empty=True)
         result = _State(document, state.layers, key)
         self._cache.put(result)
+        await self._emit(f"Removing intermediate container {step_id}\n")
         return result
 
     async def _copy(self, state: _State, instruction: Instruction, scope: Mapping[str, str]
@@ -591,12 +631,16 @@ class Builder:
         # A character may arrive split across two pieces of output.
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
-        async def output(data: bytes) -> None:
-            text = decoder.decode(data)
+        async def output(data: bytes, *, final: bool = False) -> None:
+            text = decoder.decode(data, final)
             if text:
                 await self._emit(text)
 
-        code = await sandbox.run(command, output)
+        try:
+            code = await sandbox.run(command, output)
+        except StepNotStarted as error:
+            raise BuildFailed(error.message) from None
+        await output(b"", final=True)  # a character the step left unfinished
         if code != 0:
             raise BuildFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
                               code)
@@ -649,6 +693,28 @@ async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
 def _stage_name(instruction: Instruction) -> str:
     words = instruction.text.split()
     return words[2].lower() if len(words) == 3 and words[1].lower() == "as" else ""
+
+
+def _check_trigger(instruction: Instruction) -> None:
+    """What Docker refuses in an ONBUILD when it parses the Dockerfile."""
+    where = f"dockerfile parse error line {instruction.line}"
+    if not instruction.text:
+        raise BuildFailed(f"{where}: ONBUILD requires at least one argument")
+    keyword = instruction.text.split()[0].upper()
+    if keyword == "ONBUILD":
+        raise BuildFailed(f"{where}: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if keyword in ("FROM", "MAINTAINER"):
+        raise BuildFailed(f"{where}: {keyword} isn't allowed as an ONBUILD trigger")
+
+
+def _trigger_instruction(trigger: str) -> Instruction:
+    """A base image's ONBUILD trigger as the instruction it is (checked only now: the base
+    may come from any builder)."""
+    instructions = parse_dockerfile(trigger).instructions
+    if len(instructions) != 1 or instructions[0].keyword not in KNOWN - {"from", "onbuild"}:
+        keyword = instructions[0].keyword.upper() if instructions else trigger
+        raise BuildFailed(f"unknown instruction: {keyword}")
+    return instructions[0]
 
 
 def _exec_form(text: str) -> list[str] | None:

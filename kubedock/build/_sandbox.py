@@ -54,7 +54,7 @@ class Sandbox(Protocol):
 
     async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
         """Run the command; its stdout and stderr go to `output` as produced. Returns the
-        exit code: 126 when the program cannot be executed, 127 when it does not exist."""
+        exit code; raises `StepNotStarted` when the program cannot be started."""
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
         """Write a plain tar of every change since the last `apply_layer`, `snapshot` or
@@ -63,6 +63,15 @@ class Sandbox(Protocol):
 
 
 SandboxFactory = Callable[[], AbstractAsyncContextManager[Sandbox]]
+
+
+class StepNotStarted(Exception):
+    """A step's program did not start (not found, not executable, no such user or working
+    directory); `message` is what Docker's runtime says then."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class SandboxFailed(EngineError):
@@ -77,6 +86,11 @@ _DELETE_SECONDS = 30
 _STATE_DIR = "/.kubedock/build"
 # Enough of kubedock's own error output to say why an operation failed.
 _ERROR_TAIL = 4096
+# `kubedock buildstep` says a step's program did not start in Docker's runtime's words, as the
+# step's only output line, and exits 126 or 127.
+_NOT_STARTED = b"failed to create shim task: OCI runtime create failed: "
+_NOT_STARTED_CODES = (126, 127)
+_NOT_STARTED_MAX = 4096
 
 
 @contextlib.asynccontextmanager
@@ -130,8 +144,11 @@ class _PodSandbox:
         await self._operate("apply", layer=source)
 
     async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
-        return await self._operate("run", sink=output, argv=command.argv, env=command.env,
+        watch = _StartWatch(output)
+        code = await self._operate("run", sink=watch.feed, argv=command.argv, env=command.env,
                                    user=command.user, workdir=command.workdir)
+        await watch.end(code)
+        return code
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
         await self._operate("snapshot", sink=sink)
@@ -238,3 +255,35 @@ class _PodSandbox:
         waiting = observation.reason if observation is not None else None
         raise SandboxFailed(f"build sandbox pod {pod} did not start within {_START_SECONDS} s"
                             + (f" ({waiting})" if waiting else ""))
+
+
+class _StartWatch:
+    """A step's output, held back while it may still be the line that says the program did
+    not start: Docker shows that line as the build's error, not as output."""
+
+    def __init__(self, output: Callable[[bytes], Awaitable[None]]) -> None:
+        self._output = output
+        self._held: bytearray | None = bytearray()
+
+    async def feed(self, data: bytes) -> None:
+        if self._held is None:
+            await self._output(data)
+            return
+        self._held += data
+        line, _, rest = self._held.partition(b"\n")
+        if (rest or len(self._held) > _NOT_STARTED_MAX
+                or not line.startswith(_NOT_STARTED[:len(line)])):
+            await self._release()
+
+    async def end(self, code: int) -> None:
+        """Raises `StepNotStarted` when the output was that line alone."""
+        held = self._held
+        if (held is not None and code in _NOT_STARTED_CODES and held.startswith(_NOT_STARTED)
+                and held.endswith(b"\n")):
+            raise StepNotStarted(held[:-1].decode(errors="replace"))
+        await self._release()
+
+    async def _release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            await self._output(bytes(held))

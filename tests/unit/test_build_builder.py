@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from kubedock.build import (
     Layer,
     LayerCache,
     StepCommand,
+    StepNotStarted,
     parse_dockerfile,
 )
 
@@ -52,12 +54,15 @@ BASE_TAR = _base_tar()
 class FakeImages:
     def __init__(self) -> None:
         self.asked: list[tuple[str, bool]] = []
+        self.triggers: list[str] = []  # the base image's OnBuild
 
     async def base(self, name: str, *, pull: bool) -> BaseImage:
         self.asked.append((name, pull))
         if name.startswith("nosuch"):
             raise BuildFailed(f"pull access denied for {name}")
-        return BaseImage("sha256:" + "a" * 64, BASE_CONFIG, (BASE_LAYER,))
+        config = {**BASE_CONFIG, "config": {**BASE_CONFIG["config"],  # type: ignore[dict-item]
+                                            "OnBuild": self.triggers or None}}
+        return BaseImage("sha256:" + "a" * 64, config, (BASE_LAYER,))
 
     @contextlib.asynccontextmanager
     async def open_layer(self, layer: Layer) -> AsyncIterator[AsyncIterable[bytes]]:
@@ -67,10 +72,13 @@ class FakeImages:
 
 
 class FakeSandbox:
-    def __init__(self, log: list[Any], exit_code: int, extra: dict[str, bytes]) -> None:
+    def __init__(self, log: list[Any], exit_code: int, extra: dict[str, bytes],
+                 output: list[bytes] | None, not_started: str | None) -> None:
         self.extra = extra
         self.log = log
         self.exit_code = exit_code
+        self.output = output
+        self.not_started = not_started
         self.runs = 0
 
     async def reset(self) -> None:
@@ -82,7 +90,10 @@ class FakeSandbox:
     async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
         self.runs += 1
         self.log.append(("run", command))
-        await output(b"out of " + command.argv[-1].encode() + b"\n")
+        if self.not_started is not None:
+            raise StepNotStarted(self.not_started)
+        for piece in self.output or [b"out of " + command.argv[-1].encode() + b"\n"]:
+            await output(piece)
         return self.exit_code
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
@@ -108,13 +119,17 @@ class Harness:
         self.opened = 0
         self.exit_code = 0
         self.snapshot_extra: dict[str, bytes] = {}
+        self.run_output: list[bytes] | None = None  # what each RUN prints, piece by piece
+        self.not_started: str | None = None  # why a RUN's program does not start
+        self.messages: list[str] = []  # the last build's output, message by message
 
     @contextlib.asynccontextmanager
     async def sandboxes(self) -> AsyncIterator[FakeSandbox]:
         self.opened += 1
         self.log.append("open")
         try:
-            yield FakeSandbox(self.log, self.exit_code, self.snapshot_extra)
+            yield FakeSandbox(self.log, self.exit_code, self.snapshot_extra, self.run_output,
+                              self.not_started)
         finally:
             self.log.append("close")
 
@@ -123,6 +138,7 @@ class Harness:
         context_path = self.tmp_path / "context.tar"
         context_path.write_bytes(_tar({"Dockerfile": dockerfile.encode(), **(files or {})}))
         output: list[str] = []
+        self.messages = output
 
         async def emit(text: str) -> None:
             output.append(text)
@@ -339,3 +355,136 @@ async def test_add_extracts_a_local_archive_and_copies_other_files(harness: Harn
 async def test_maintainer_is_the_author(harness: Harness) -> None:
     built, _ = await harness.build("FROM busybox:1.36\nMAINTAINER Ann <ann@example.org>\n")
     assert _config(built)["author"] == "Ann <ann@example.org>"
+
+
+def _shape(messages: list[str]) -> list[str]:
+    """The messages with the step containers' and images' ids as placeholders (one id per
+    step container, checked to be the same in its two lines)."""
+    shaped, containers = [], {}
+    for message in messages:
+        message = re.sub(r"^ ---> [0-9a-f]{12}\n$", " ---> <image>\n", message)
+        match = re.match(r"^( ---> Running in |Removing intermediate container )([0-9a-f]{12})\n$",
+                         message)
+        if match:
+            number = containers.setdefault(match.group(2), len(containers))
+            message = f"{match.group(1)}<c{number}>\n"
+        shaped.append(message)
+    return shaped
+
+
+async def test_each_kind_of_step_says_what_the_reference_engine_says(harness: Harness) -> None:
+    dockerfile = ("ARG B=busybox:1.36\nFROM $B\nENV A=1\nCOPY a.txt /\nRUN make\n"
+                  "FROM scratch\nLABEL l=1\n")
+    await harness.build(dockerfile, {"a.txt": b"a"})
+    # As the reference engine's classic builder sent it, bar the stage's `aux` id.
+    assert _shape(harness.messages) == [
+        "Step 1/7 : ARG B=busybox:1.36", "\n",
+        "Step 2/7 : FROM $B", "\n", " ---> <image>\n",
+        "Step 3/7 : ENV A=1", "\n", " ---> Running in <c0>\n",
+        "Removing intermediate container <c0>\n", " ---> <image>\n",
+        "Step 4/7 : COPY a.txt /", "\n", " ---> <image>\n",
+        "Step 5/7 : RUN make", "\n", " ---> Running in <c1>\n", "out of make\n",
+        "Removing intermediate container <c1>\n", " ---> <image>\n",
+        "Step 6/7 : FROM scratch", "\n", " ---> \n",
+        "Step 7/7 : LABEL l=1", "\n", " ---> Running in <c2>\n",
+        "Removing intermediate container <c2>\n", " ---> <image>\n"]
+    assert harness.messages[4] == " ---> aaaaaaaaaaaa\n"  # the base image's id
+    await harness.build(dockerfile, {"a.txt": b"a"})
+    assert _shape(harness.messages)[5:] == [
+        "Step 3/7 : ENV A=1", "\n", " ---> Using cache\n", " ---> <image>\n",
+        "Step 4/7 : COPY a.txt /", "\n", " ---> Using cache\n", " ---> <image>\n",
+        "Step 5/7 : RUN make", "\n", " ---> Using cache\n", " ---> <image>\n",
+        "Step 6/7 : FROM scratch", "\n", " ---> \n",
+        "Step 7/7 : LABEL l=1", "\n", " ---> Using cache\n", " ---> <image>\n"]
+
+
+async def test_run_output_is_decoded_across_its_pieces(harness: Harness) -> None:
+    # "é" is two bytes; the second piece starts with the second.
+    harness.run_output = [b"h\xc3", b"\xa9llo \xff\n", b"\xe2\x82"]
+    await harness.build("FROM busybox:1.36\nRUN printf x\n")
+    assert "".join(harness.messages).count("héllo \ufffd\n\ufffd") == 1
+
+
+async def test_a_failing_run_says_nothing_more(harness: Harness) -> None:
+    harness.exit_code = 2
+    with pytest.raises(BuildFailed):
+        await harness.build("FROM busybox:1.36\nRUN [\"false\"]\n")
+    assert _shape(harness.messages)[-2:] == [" ---> Running in <c0>\n", "out of false\n"]
+
+
+async def test_a_run_whose_program_does_not_start_is_a_plain_error(harness: Harness) -> None:
+    harness.not_started = 'failed to create shim task: ... exec: "nosuch": ...: unknown'
+    with pytest.raises(BuildFailed) as raised:
+        await harness.build("FROM busybox:1.36\nRUN [\"nosuch\"]\n")
+    assert (raised.value.message, raised.value.code) == (harness.not_started, None)
+    assert harness.log[-1] == "close"
+
+
+async def test_onbuild_keeps_its_trigger_as_written(harness: Harness) -> None:
+    built, _ = await harness.build("FROM busybox:1.36\nONBUILD RUN make\n"
+                                   "ONBUILD   run  echo  \"x\"  $T\n")
+    assert _config(built)["config"]["OnBuild"] == ["RUN make", 'run  echo  "x"  $T']
+    assert harness.opened == 0
+
+
+async def test_a_base_image_s_triggers_run_after_from(harness: Harness) -> None:
+    harness.images.triggers = ["ENV T=1", "COPY a.txt /f", "run  echo  $T"]
+    dockerfile = "FROM busybox:1.36\nLABEL l=1\n"
+    built, _ = await harness.build(dockerfile, {"a.txt": b"a"})
+    config = _config(built)["config"]
+    assert config["OnBuild"] is None and config["Env"] == ["PATH=/bin", "T=1"]
+    assert [e[1].argv for e in harness.log if e[0] == "run"] == [("/bin/sh", "-c", "echo  $T")]
+    assert len(built.layers) == 3  # COPY's and RUN's
+    # As the reference engine sent it: the triggers' steps, one image id after them all.
+    assert _shape(harness.messages)[:14] == [
+        "Step 1/2 : FROM busybox:1.36", "\n", "# Executing ", "3 build trigger", "s", "\n",
+        " ---> Running in <c0>\n", "Removing intermediate container <c0>\n",
+        " ---> Running in <c1>\n", "out of echo  $T\n", "Removing intermediate container <c1>\n",
+        " ---> <image>\n", "Step 2/2 : LABEL l=1", "\n"]
+    again, _ = await harness.build(dockerfile, {"a.txt": b"a"})
+    assert again.id == built.id
+    assert _shape(harness.messages)[6:10] == [" ---> Using cache\n"] * 3 + [" ---> <image>\n"]
+
+
+async def test_a_stage_s_triggers_run_in_the_stage_from_it(harness: Harness) -> None:
+    built, _ = await harness.build("FROM busybox:1.36 AS base\nONBUILD ENV T=1\n"
+                                   "FROM base\nCMD [\"x\"]\n")
+    config = _config(built)["config"]
+    assert config["Env"] == ["PATH=/bin", "T=1"] and config["OnBuild"] is None
+    assert "3 build trigger" not in harness.messages and "1 build trigger" in harness.messages
+
+
+async def test_a_trigger_that_is_no_instruction_fails_the_build(harness: Harness) -> None:
+    harness.images.triggers = ["NOPE x"]
+    with pytest.raises(BuildFailed) as raised:
+        await harness.build("FROM busybox:1.36\n")
+    assert (raised.value.message, raised.value.code) == ("unknown instruction: NOPE", None)
+
+
+@pytest.mark.parametrize(("trigger", "message"), [
+    ("ONBUILD ONBUILD RUN x", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+    ("ONBUILD from x", "FROM isn't allowed as an ONBUILD trigger"),
+    ("ONBUILD MAINTAINER x", "MAINTAINER isn't allowed as an ONBUILD trigger"),
+    ("ONBUILD", "ONBUILD requires at least one argument"),
+])
+async def test_onbuild_refuses_what_docker_refuses_before_building(
+        harness: Harness, trigger: str, message: str) -> None:
+    # Docker answers these with a 400, as for unknown instructions.
+    dockerfile = f"FROM busybox:1.36\n{trigger}\n"
+    with pytest.raises(BuildFailed) as raised:
+        Builder(parse_dockerfile(dockerfile), None, BuildOptions(), harness.images,  # type: ignore[arg-type]
+                harness.sandboxes, harness.cache, _no_output).check()
+    assert raised.value.message == f"dockerfile parse error line 2: {message}"
+
+
+async def test_heredocs_are_refused_as_the_classic_builder_does(harness: Harness) -> None:
+    # The classic builder knows no heredocs: their first line is an unknown instruction.
+    dockerfile = "FROM busybox:1.36\nRUN <<EOF\necho hi\nEOF\n"
+    with pytest.raises(BuildFailed) as raised:
+        Builder(parse_dockerfile(dockerfile), None, BuildOptions(), harness.images,  # type: ignore[arg-type]
+                harness.sandboxes, harness.cache, _no_output).check()
+    assert raised.value.message == "dockerfile parse error line 3: unknown instruction: ECHO"
+
+
+async def _no_output(text: str) -> None:
+    raise AssertionError(f"unexpected output {text!r}")

@@ -10,7 +10,13 @@ import trio
 from engine_fake import FakeCluster
 
 from kubedock import kube
-from kubedock.build import SandboxFailed, StepCommand, open_sandbox, sandbox_pod
+from kubedock.build import (
+    SandboxFailed,
+    StepCommand,
+    StepNotStarted,
+    open_sandbox,
+    sandbox_pod,
+)
 from kubedock.podside import buildwire
 
 SETTINGS = kube.PodSettings(namespace="default", instance_id="inst1",
@@ -78,6 +84,46 @@ async def test_one_session_for_all_operations_and_the_pod_goes_at_the_end() -> N
     assert cluster.called("exec") == ["/kubedock buildstep /.kubedock/build serve"]
     assert cluster.called("create_pod") == [pod] and cluster.called("delete_pod") == [pod]
     assert cluster.pods == {}
+
+
+NOT_FOUND = (b'failed to create shim task: OCI runtime create failed: runc create failed: '
+             b'unable to start container process: exec: "nosuch": executable file not found '
+             b'in $PATH: unknown\n')
+
+
+async def _run_replying(*frames: tuple[bytes, bytes]) -> tuple[int | str, bytes]:
+    """The step's exit code, or the message of its not starting, and its output."""
+    cluster = FakeCluster()
+    cluster.exec_output = lambda argv: _replies(*frames)
+    output = bytearray()
+
+    async def take_output(data: bytes) -> None:
+        output.extend(data)
+
+    async with open_sandbox(cluster, SETTINGS) as sandbox:
+        try:
+            return await sandbox.run(STEP, take_output), bytes(output)
+        except StepNotStarted as error:
+            return error.message, bytes(output)
+
+
+async def test_a_program_that_does_not_start_is_no_output_but_an_error() -> None:
+    # The pod's line arrives in pieces.
+    result = await _run_replying((buildwire.OUTPUT, NOT_FOUND[:20]),
+                                 (buildwire.OUTPUT, NOT_FOUND[20:]), (buildwire.END, b"127"))
+    assert result == (NOT_FOUND[:-1].decode(), b"")
+
+
+@pytest.mark.parametrize(("output", "code"), [
+    (NOT_FOUND, b"0"),  # a step may print it and succeed
+    (NOT_FOUND + b"more\n", b"127"),  # ... or say more
+    (b"failed to create shim task: x", b"127"),  # ... or not end its line
+    (b"fail\n", b"126"),
+    (b"", b"127"),
+])
+async def test_output_that_only_looks_like_it_is_output(output: bytes, code: bytes) -> None:
+    frames = [(buildwire.OUTPUT, output[:10]), (buildwire.OUTPUT, output[10:])]
+    assert await _run_replying(*frames, (buildwire.END, code)) == (int(code), output)
 
 
 async def test_failed_operation_says_so() -> None:
