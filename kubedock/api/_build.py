@@ -97,6 +97,8 @@ def _options() -> BuildOptions:
         target=request.args.get("target", ""),
         no_cache=query_bool(request.args, "nocache"),
         pull=query_bool(request.args, "pull"),
+        remove=query_bool(request.args, "rm", default=True),
+        force_remove=query_bool(request.args, "forcerm"),
     )
 
 

@@ -112,6 +112,10 @@ class BuildOptions:
     target: str = ""
     no_cache: bool = False
     pull: bool = False
+    # Docker's `rm` and `forcerm`: whether the output says a step's container is removed
+    # after a step that succeeded, and also after one that failed.
+    remove: bool = True
+    force_remove: bool = False
 
 
 @attrs.define
@@ -336,7 +340,7 @@ class Builder:
         # Triggers run once: the stage's image does not pass them on.
         state.document["config"]["OnBuild"] = None
         plural = "s" if len(triggers) != 1 else ""
-        for text in ("# Executing ", f"{len(triggers)} build trigger", plural, "\n"):
+        for text in (f"# Executing {len(triggers)} build trigger", plural, "\n"):
             await self._emit(text)  # as Docker sends them, piece by piece
         for trigger in triggers:
             instruction = _trigger_instruction(trigger)
@@ -493,7 +497,7 @@ class Builder:
         _history(document, f"/bin/sh -c #(nop) {instruction.original}", empty=True)
         result = _State(document, state.layers, key)
         self._cache.put(result)
-        await self._emit(f"Removing intermediate container {step_id}\n")
+        await self._removed(step_id, succeeded=True)
         return result
 
     async def _copy(self, state: _State, instruction: Instruction, scope: Mapping[str, str]
@@ -639,9 +643,11 @@ class Builder:
         try:
             code = await sandbox.run(command, output)
         except StepNotStarted as error:
+            await self._removed(step_id, succeeded=False)
             raise BuildFailed(error.message) from None
         await output(b"", final=True)  # a character the step left unfinished
         if code != 0:
+            await self._removed(step_id, succeeded=False)
             raise BuildFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
                               code)
         path = self._cache.new_layer_path()
@@ -660,8 +666,12 @@ class Builder:
         result = _State(document, [*state.layers, layer], key)
         self._cache.put(result)
         self._sandbox_holds = (stage, len(result.layers))
-        await self._emit(f"Removing intermediate container {step_id}\n")
+        await self._removed(step_id, succeeded=True)
         return result
+
+    async def _removed(self, step_id: str, *, succeeded: bool) -> None:
+        if self._options.force_remove or (succeeded and self._options.remove):
+            await self._emit(f"Removing intermediate container {step_id}\n")
 
     async def _prepared_sandbox(self, stage: int, state: _State) -> Sandbox:
         """The sandbox holding the stage's filesystem as `state` has it."""

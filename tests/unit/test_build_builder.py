@@ -436,14 +436,14 @@ async def test_a_base_image_s_triggers_run_after_from(harness: Harness) -> None:
     assert [e[1].argv for e in harness.log if e[0] == "run"] == [("/bin/sh", "-c", "echo  $T")]
     assert len(built.layers) == 3  # COPY's and RUN's
     # As the reference engine sent it: the triggers' steps, one image id after them all.
-    assert _shape(harness.messages)[:14] == [
-        "Step 1/2 : FROM busybox:1.36", "\n", "# Executing ", "3 build trigger", "s", "\n",
+    assert _shape(harness.messages)[:13] == [
+        "Step 1/2 : FROM busybox:1.36", "\n", "# Executing 3 build trigger", "s", "\n",
         " ---> Running in <c0>\n", "Removing intermediate container <c0>\n",
         " ---> Running in <c1>\n", "out of echo  $T\n", "Removing intermediate container <c1>\n",
         " ---> <image>\n", "Step 2/2 : LABEL l=1", "\n"]
     again, _ = await harness.build(dockerfile, {"a.txt": b"a"})
     assert again.id == built.id
-    assert _shape(harness.messages)[6:10] == [" ---> Using cache\n"] * 3 + [" ---> <image>\n"]
+    assert _shape(harness.messages)[5:9] == [" ---> Using cache\n"] * 3 + [" ---> <image>\n"]
 
 
 async def test_a_stage_s_triggers_run_in_the_stage_from_it(harness: Harness) -> None:
@@ -451,7 +451,7 @@ async def test_a_stage_s_triggers_run_in_the_stage_from_it(harness: Harness) -> 
                                    "FROM base\nCMD [\"x\"]\n")
     config = _config(built)["config"]
     assert config["Env"] == ["PATH=/bin", "T=1"] and config["OnBuild"] is None
-    assert "3 build trigger" not in harness.messages and "1 build trigger" in harness.messages
+    assert "# Executing 1 build trigger" in harness.messages and "s" not in harness.messages
 
 
 async def test_a_trigger_that_is_no_instruction_fails_the_build(harness: Harness) -> None:
@@ -488,3 +488,21 @@ async def test_heredocs_are_refused_as_the_classic_builder_does(harness: Harness
 
 async def _no_output(text: str) -> None:
     raise AssertionError(f"unexpected output {text!r}")
+
+
+@pytest.mark.parametrize(("options", "removed"), [
+    ({}, [True, False, False]),
+    ({"remove": False}, [False, False, False]),
+    ({"remove": False, "force_remove": True}, [True, True, True]),
+])
+async def test_removing_step_containers_is_said_as_rm_and_forcerm_ask(
+        harness: Harness, options: dict[str, bool], removed: list[bool]) -> None:
+    said = []
+    harness.exit_code = 1
+    for dockerfile, not_started in (("ENV A=1", None), ("RUN make", None),
+                                    ("RUN [\"x\"]", "failed to create shim task: ...")):
+        harness.not_started = not_started
+        with contextlib.suppress(BuildFailed):  # the RUN steps fail
+            await harness.build(f"FROM busybox:1.36\n{dockerfile}\n", **options)
+        said.append("Removing intermediate container <c0>\n" in _shape(harness.messages))
+    assert said == removed

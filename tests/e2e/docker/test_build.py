@@ -5,6 +5,7 @@ builder as the spec of the image config."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -237,3 +238,48 @@ def test_a_client_that_goes_away_leaves_no_pod(kubedock: Kubedock, cluster: Any,
     while _sandbox_pods(kubedock, cluster) and time.monotonic() < deadline:
         time.sleep(1)
     assert _sandbox_pods(kubedock, cluster) == []
+
+
+ONBUILD_PARENT = """\
+FROM busybox:1.36
+ONBUILD ENV T=1
+ONBUILD RUN echo "trigger $T"
+CMD ["true"]
+"""
+ONBUILD_CHILD = """\
+FROM onbuild-parent:1
+LABEL l=1
+RUN printf 'h\\303\\251llo\\n'
+RUN ["nosuchbinary"]
+"""
+
+
+def _stream(server: str, path: Path) -> list[Any]:
+    """docker-py's raw build JSON, ids as placeholders (a step container's and an image's
+    ids are 12 hex digits; `aux` has the whole image id)."""
+    api = docker.APIClient(base_url=server, timeout=120)
+    try:
+        lines = list(api.build(path=str(path), nocache=True, decode=True))
+    finally:
+        api.close()
+    text = re.sub(r"sha256:[0-9a-f]{64}", "<id>", json.dumps(lines))
+    return json.loads(re.sub(r"\b[0-9a-f]{12}\b", "<short>", text))  # type: ignore[no-any-return]
+
+
+def test_onbuild_triggers_and_step_lines_stream_as_the_reference_engine_s(
+        client: docker.DockerClient, kubedock: Kubedock, docker_oracle: str,
+        tmp_path: Path) -> None:
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    for path, dockerfile in ((parent, ONBUILD_PARENT), (child, ONBUILD_CHILD)):
+        path.mkdir()
+        _context(path, dockerfile, {})
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    for server in (kubedock, oracle):
+        code, output = _build(server, "-t", "onbuild-parent:1", str(parent))
+        assert code == 0, output
+    assert _config(kubedock, "onbuild-parent:1") == _config(oracle, "onbuild-parent:1")
+    expected = _stream(docker_oracle, child)
+    streamed = _stream(kubedock.host, child)
+    assert streamed == expected
+    assert {"stream": "trigger 1\n"} in streamed and {"stream": "h\u00e9llo\n"} in streamed
+    assert "executable file not found" in streamed[-1]["error"]
