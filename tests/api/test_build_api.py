@@ -172,3 +172,14 @@ async def test_private_base_images_take_the_build_s_credentials(
         assert "aux" in lines[-2]
     else:
         assert str(lines[-1]["error"]).startswith("pull access denied for team/secret")
+
+
+async def test_rmi_of_a_built_tag_deletes_it_in_the_registry(client: httpx.AsyncClient,
+                                                             fake: FakeRegistry) -> None:
+    # As `docker compose down --rmi local` removes the images it built.
+    await client.post("/build", params={"t": "project-app"}, content=_context(
+        {"Dockerfile": b"FROM busybox:1.36\nENV A=1\n"}))
+    assert ("library/project-app", "latest") in fake.manifests
+    assert (await client.delete("/images/project-app:latest")).status_code == 200
+    assert ("library/project-app", "latest") not in fake.manifests
+    assert (await client.get("/images/project-app/json")).status_code == 404
