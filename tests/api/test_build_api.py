@@ -200,3 +200,10 @@ async def test_a_local_name_is_pushed_under_one_of_its_own_and_runs_by_it(
     inspected = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
     assert inspected["Config"]["Image"] == f"kubedock/untagged:{image_id[7:19]}"
     assert inspected["Config"]["Env"][-1] == "A=1"
+    # So does another name made here (`docker tag`).
+    tagged = await client.post("/images/localhost/tc/built:1/tag",
+                               params={"repo": "team/renamed", "tag": "2"})
+    assert tagged.status_code == 201
+    created = await client.post("/containers/create", json={"Image": "team/renamed:2"})
+    inspected = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
+    assert inspected["Config"]["Image"] == f"kubedock/untagged:{image_id[7:19]}"
