@@ -30,7 +30,7 @@ from ..build import (
     open_sandbox,
     parse_dockerfile,
 )
-from ..engine import InvalidParameter, RegistrySource, parse_reference
+from ..engine import ImageRef, InvalidParameter, RegistrySource, parse_reference
 from ._app import engine
 from ._errors import DockerError, bad_request, docker_error
 from ._parse import query_bool
@@ -102,6 +102,14 @@ def _options() -> BuildOptions:
     )
 
 
+def _pushed_as(tags: list[ImageRef], image_id: str) -> list[ImageRef]:
+    """The names a build is pushed under: its tags, less those on `localhost` (a name Docker
+    keeps local and Testcontainers gives the images it builds: no node could pull it), else a
+    name of its own (nodes pull an image run by its id, or by a local name, by that)."""
+    in_registries = [tag for tag in tags if tag.registry != "localhost"]
+    return in_registries or [parse_reference(f"{UNTAGGED_REPOSITORY}:{image_id[7:19]}")]
+
+
 def _line(**document: Any) -> bytes:
     return json.dumps(document).encode() + b"\n"
 
@@ -114,10 +122,11 @@ async def build() -> Response:
     except InvalidParameter as error:
         raise bad_request(error.message) from None
     events = engine().events
-    source = engine().images.source
+    image_store = engine().images
+    source = image_store.source
     if not isinstance(source, RegistrySource):
         raise DockerError(501, "docker build needs a registry kubedock can push to")
-    images = RegistryImages(engine().images, source.client, build_credentials(
+    images = RegistryImages(image_store, source.client, build_credentials(
         request.headers.get("X-Registry-Config", "")))
     cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
     sandboxes: SandboxFactory = partial(open_sandbox, engine().cluster, engine().settings)
@@ -159,9 +168,11 @@ async def build() -> Response:
         async with send:
             try:
                 built = await builder.build()
-                # An untagged image is run by its id: the nodes pull it by a name of its own.
-                await images.store(built, tags or [parse_reference(
-                    f"{UNTAGGED_REPOSITORY}:{built.id[7:19]}")])
+                pushed = _pushed_as(tags, built.id)
+                await images.store(built, pushed)
+                for tag in tags:
+                    if tag not in pushed:
+                        image_store.tag(pushed[0].familiar, tag)
             except BuildFailed as error:
                 await fail(error.message, error.code)
                 return

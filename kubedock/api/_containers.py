@@ -48,9 +48,12 @@ async def create() -> tuple[Response, int]:
     image = await engine().images.of_container(config.image)
     if image is not None and image.config is not None:
         config = with_image_defaults(config, image.config)
-    if image is not None and image.config is not None and config.image in image.id:
-        # Named by its id (an untagged build): the node pulls it by a reference.
-        config = attrs.evolve(config, image=image.ref.familiar)
+        # A name no registry has (a tag made here only, an untagged build's id): the node
+        # pulls the image by one that has it.
+        if pulled_as := engine().images.node_reference(image):
+            config = attrs.evolve(config, image=pulled_as)
+        elif config.image in image.id:
+            config = attrs.evolve(config, image=image.ref.familiar)
     if config.stop_signal:
         from ..engine import signal_name
 

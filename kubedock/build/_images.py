@@ -91,7 +91,8 @@ class RegistryImages:
 
     async def store(self, image: BuiltImage, tags: Sequence[ImageRef]) -> None:
         """Pushes the image under each tag (blobs the repository has are not sent again) and
-        records it as pulled."""
+        records it as pulled and pushed: `docker rmi` (`compose down --rmi`) deletes the tag in
+        the registry too."""
         for ref in tags:
             repository = registry.Repository(ref.registry, ref.path)
             credentials = self._credentials(ref.registry)
@@ -118,7 +119,8 @@ class RegistryImages:
                     OCI_MANIFEST, [layer.media_type for layer in image.layers])
                 await self._client.push_manifest(repository, ref.tag or "latest", manifest,
                                                  OCI_MANIFEST, credentials=credentials)
-                await self._store.pull(ref, credentials)
+                recorded, _ = await self._store.pull(ref, credentials)
+                recorded.pushed = True
             except _REGISTRY_FAILURES as error:
                 raise BuildFailed(f"pushing {ref.familiar}: {error}") from None
             except EngineError as error:

@@ -282,6 +282,20 @@ class ImageStore:
         except KeyError:
             raise NoSuchImage(name) from None
 
+    def node_reference(self, image: Image) -> str | None:
+        """What a node pulls to run a tag made here only (`docker tag`, a build's local name):
+        a tag of the image in the repository that holds it, else that repository by digest;
+        None for an image nodes pull as it is named."""
+        resolved = image.resolved
+        if not image.tagged_only or resolved is None:
+            return None
+        for other in self._images.values():
+            if not other.tagged_only and other.resolved is not None \
+                    and (other.resolved.repository, other.resolved.digest) \
+                    == (resolved.repository, resolved.digest):
+                return other.ref.familiar
+        return f"{resolved.repository.familiar}@{resolved.digest}"
+
     def remove(self, name: str) -> Image:
         image = self.get(name)
         del self._images[image.ref.canonical]

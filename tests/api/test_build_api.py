@@ -176,3 +176,38 @@ async def test_private_base_images_take_the_build_s_credentials(
         assert "aux" in lines[-2]
     else:
         assert str(lines[-1]["error"]).startswith("pull access denied for team/secret")
+
+
+async def test_rmi_of_a_built_tag_deletes_it_in_the_registry(client: httpx.AsyncClient,
+                                                             fake: FakeRegistry) -> None:
+    # As `docker compose down --rmi local` removes the images it built.
+    await client.post("/build", params={"t": "project-app"}, content=_context(
+        {"Dockerfile": b"FROM busybox:1.36\nENV A=1\n"}))
+    assert ("library/project-app", "latest") in fake.manifests
+    assert (await client.delete("/images/project-app:latest")).status_code == 200
+    assert ("library/project-app", "latest") not in fake.manifests
+    assert (await client.get("/images/project-app/json")).status_code == 404
+
+
+async def test_a_local_name_is_pushed_under_one_of_its_own_and_runs_by_it(
+        client: httpx.AsyncClient, fake: FakeRegistry) -> None:
+    # Testcontainers (Java, Node) tag what they build `localhost/...`: a name no node can pull.
+    lines = _lines(await client.post("/build", params={"t": "localhost/tc/built:1"},
+                                     content=_context({"Dockerfile": b"FROM busybox:1.36\n"
+                                                                     b"ENV A=1\n"})))
+    image_id = lines[-3]["aux"]["ID"]  # type: ignore[index]
+    assert lines[-1] == {"stream": "Successfully tagged localhost/tc/built:1\n"}
+    assert ("kubedock/untagged", image_id[7:19]) in fake.manifests
+    assert not [request for request in fake.requests if "/tc/built/" in request]
+    assert (await client.get("/images/localhost/tc/built:1/json")).json()["Id"] == image_id
+    created = await client.post("/containers/create", json={"Image": "localhost/tc/built:1"})
+    inspected = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
+    assert inspected["Config"]["Image"] == f"kubedock/untagged:{image_id[7:19]}"
+    assert inspected["Config"]["Env"][-1] == "A=1"
+    # So does another name made here (`docker tag`).
+    tagged = await client.post("/images/localhost/tc/built:1/tag",
+                               params={"repo": "team/renamed", "tag": "2"})
+    assert tagged.status_code == 201
+    created = await client.post("/containers/create", json={"Image": "team/renamed:2"})
+    inspected = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
+    assert inspected["Config"]["Image"] == f"kubedock/untagged:{image_id[7:19]}"

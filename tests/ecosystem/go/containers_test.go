@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	_ "github.com/lib/pq"
 	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
@@ -207,5 +210,46 @@ func TestPostgresModule(t *testing.T) {
 	var answer int
 	if err := db.QueryRowContext(ctx, "select 40 + 2").Scan(&answer); err != nil || answer != 42 {
 		t.Fatal(fmt.Errorf("select: %d %w", answer, err))
+	}
+}
+
+func TestFromDockerfile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	files := map[string]string{
+		"Dockerfile": "FROM busybox:1.36\nARG GREETING\nCOPY greet.sh /app/\n" +
+			"RUN echo \"built with $GREETING\" > /app/built.txt\n" +
+			"CMD [\"sh\", \"-c\", \"sh /app/greet.sh; exec sleep 300\"]\n",
+		"greet.sh": "echo greetings from go\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	greeting := "a build arg"
+	var buildLog bytes.Buffer
+	ctr := run(t, "", testcontainers.WithDockerfile(testcontainers.FromDockerfile{
+		Context: dir, BuildArgs: map[string]*string{"GREETING": &greeting}, BuildLogWriter: &buildLog,
+	}), testcontainers.WithWaitStrategy(wait.ForLog("greetings from go").WithStartupTimeout(startupTimeout)))
+	if !strings.Contains(buildLog.String(), "Successfully built") {
+		t.Fatalf("build log: %q", buildLog.String())
+	}
+	code, output := execute(t, ctr, []string{"cat", "/app/built.txt"})
+	if code != 0 || output != "built with a build arg\n" {
+		t.Fatalf("built file: %d %q", code, output)
+	}
+	// Terminating the container removes the image built for it.
+	image := ctr.Image
+	if err := ctr.Terminate(ctx, testcontainers.StopTimeout(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	docker, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer docker.Close()
+	if _, err := docker.ImageInspect(ctx, image); !errdefs.IsNotFound(err) {
+		t.Fatalf("image %s after terminate: %v", image, err)
 	}
 }

@@ -3,6 +3,9 @@
 "use strict";
 
 const assert = require("node:assert/strict");
+const { mkdtemp, rm, writeFile } = require("node:fs/promises");
+const os = require("node:os");
+const path = require("node:path");
 const { test } = require("node:test");
 const { Client } = require("pg");
 const { PostgreSqlContainer } = require("@testcontainers/postgresql");
@@ -153,5 +156,26 @@ test("the postgres module", TIMEOUT, async () => {
     } finally {
       await client.end();
     }
+  });
+});
+
+test("an image built from a Dockerfile", TIMEOUT, async () => {
+  const context = await mkdtemp(path.join(os.tmpdir(), "kubedock-build-"));
+  let built;
+  try {
+    await writeFile(path.join(context, "Dockerfile"), [
+      "FROM busybox:1.36", "ARG GREETING", "COPY greet.sh /app/",
+      'RUN echo "built with $GREETING" > /app/built.txt',
+      'CMD ["sh", "-c", "sh /app/greet.sh; exec sleep 300"]', "",
+    ].join("\n"));
+    await writeFile(path.join(context, "greet.sh"), "echo greetings from node\n");
+    built = await GenericContainer.fromDockerfile(context)
+      .withBuildArgs({ GREETING: "a build arg" }).build();
+  } finally {
+    await rm(context, { recursive: true });
+  }
+  await withContainer(built.withWaitStrategy(Wait.forLogMessage("greetings from node")), async (container) => {
+    const result = await container.exec(["cat", "/app/built.txt"]);
+    assert.deepEqual([result.exitCode, result.stdout], [0, "built with a build arg\n"]);
   });
 });

@@ -21,6 +21,7 @@ import org.testcontainers.containers.Network;
 import org.testcontainers.containers.output.OutputFrame.OutputType;
 import org.testcontainers.containers.startupcheck.OneShotStartupCheckStrategy;
 import org.testcontainers.containers.wait.strategy.Wait;
+import org.testcontainers.images.builder.ImageFromDockerfile;
 import org.testcontainers.images.builder.Transferable;
 import org.testcontainers.postgresql.PostgreSQLContainer;
 
@@ -123,6 +124,23 @@ class ContainersTest {
                     .exec().getState().getExitCodeLong());
             assertEquals("to-stdout\n", container.getLogs(OutputType.STDOUT));
             assertEquals("to-stderr\n", container.getLogs(OutputType.STDERR));
+        }
+    }
+
+    @Test
+    void imageFromDockerfile() throws Exception {
+        ImageFromDockerfile image = new ImageFromDockerfile()
+                .withFileFromString("Dockerfile", String.join("\n", "FROM busybox:1.36", "ARG GREETING",
+                        "COPY greet.sh /app/", "RUN echo \"built with $GREETING\" > /app/built.txt",
+                        "CMD [\"sh\", \"-c\", \"sh /app/greet.sh; exec sleep 300\"]", ""))
+                .withFileFromString("greet.sh", "echo greetings from java\n")
+                .withBuildArg("GREETING", "a build arg");
+        try (GenericContainer<?> container = new GenericContainer<>(image)
+                .waitingFor(Wait.forLogMessage(".*greetings from java.*\\n", 1).withStartupTimeout(STARTUP))) {
+            container.start();
+            ExecResult built = container.execInContainer("cat", "/app/built.txt");
+            assertEquals(0, built.getExitCode(), built.getStderr());
+            assertEquals("built with a build arg\n", built.getStdout());
         }
     }
 
