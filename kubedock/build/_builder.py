@@ -45,6 +45,7 @@ from ._dockerfile import (
     Dockerfile,
     DockerfileError,
     Instruction,
+    exec_form_of,
     parse_dockerfile,
     split_pairs,
 )
@@ -460,7 +461,7 @@ class Builder:
         if word.upper() != "CMD":
             raise BuildFailed(f"Unknown type \"{word}\" in HEALTHCHECK (try CMD)")
         rest = rest.strip()
-        exec_form = _exec_form(rest)
+        exec_form = exec_form_of(rest)
         test = ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", rest]
         check: dict[str, Any] = {"Test": test}
         for flag, value in instruction.flags:
@@ -725,16 +726,6 @@ def _trigger_instruction(trigger: str) -> Instruction:
         keyword = instructions[0].keyword.upper() if instructions else trigger
         raise BuildFailed(f"unknown instruction: {keyword}")
     return instructions[0]
-
-
-def _exec_form(text: str) -> list[str] | None:
-    if not text.startswith("["):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
 
 def _env_map(env: Sequence[str]) -> dict[str, str]:

@@ -109,11 +109,12 @@ def _instruction(text: str, line: int) -> Instruction:
                 raise DockerfileError(f"Dockerfile line {line}: bad flag {word!r}")
             flags.append((match.group(1), match.group(2)))
             rest = after.strip()
-    exec_form = _json_array(rest) if keyword in _JSON_FORMS else None
+    exec_form = exec_form_of(rest) if keyword in _JSON_FORMS else None
     return Instruction(keyword, rest, tuple(flags), exec_form, line, original)
 
 
-def _json_array(text: str) -> tuple[str, ...] | None:
+def exec_form_of(text: str) -> tuple[str, ...] | None:
+    """The words of a JSON array of strings (an instruction's exec form), else None."""
     if not text.startswith("["):
         return None
     try:
