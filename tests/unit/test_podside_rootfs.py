@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tar_members import Member, archive
+from tar_members import file as _file
+from tar_members import link as _link
 
 from kubedock.podside import ArchiveError
 from kubedock.podside._rootfs import (
@@ -26,33 +29,14 @@ from kubedock.podside._rootfs import (
     snapshot,
 )
 
-Member = tuple[str, bytes | None, dict[str, object]]
-
 
 def _layer(*members: Member, compress: Callable[[bytes], bytes] = lambda data: data) -> io.BytesIO:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, content, fields in members:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1_600_000_000
-            for key, value in fields.items():
-                setattr(info, key, value)
-            if content is not None:
-                info.size = len(content)
-            archive.addfile(info, io.BytesIO(content) if content is not None else None)
-    return io.BytesIO(compress(buffer.getvalue()))
-
-
-def _file(name: str, content: bytes = b"data", **fields: object) -> Member:
-    return name, content, {"mode": 0o644, **fields}
+    return archive(*members, compress=compress, mtime=1_600_000_000)
 
 
 def _dir(name: str, **fields: object) -> Member:
     return name, None, {"type": tarfile.DIRTYPE, "mode": 0o755, **fields}
 
-
-def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> Member:
-    return name, None, {"type": kind, "linkname": target}
 
 
 def _whiteout(name: str) -> Member:

@@ -13,32 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tar_members import archive as _tar
+from tar_members import file as _file
+from tar_members import link as _link
 
 from kubedock.podside import ArchiveError, extract, relocate, safe_name
-
-Entry = tuple[str, bytes | None, dict[str, object]]
-
-
-def _tar(*entries: Entry,
-         compress: Callable[[bytes], bytes] = lambda data: data) -> io.BytesIO:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, content, fields in entries:
-            info = tarfile.TarInfo(name)
-            for key, value in fields.items():
-                setattr(info, key, value)
-            if content is not None:
-                info.size = len(content)
-            archive.addfile(info, io.BytesIO(content) if content is not None else None)
-    return io.BytesIO(compress(buffer.getvalue()))
-
-
-def _file(name: str, content: bytes = b"data", **fields: object) -> Entry:
-    return name, content, {"mode": 0o644, **fields}
-
-
-def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> Entry:
-    return name, None, {"type": kind, "linkname": target}
 
 
 @pytest.mark.parametrize(("name", "expected"), [
