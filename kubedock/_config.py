@@ -15,12 +15,15 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from . import __version__
 from ._logging import LOG_FORMATS, LogFormat
+
+if TYPE_CHECKING:
+    from .engine import OwnRegistry
 
 ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
 # How containers resolve each other's names (see engine.NameMode).
@@ -133,6 +136,12 @@ def _registry_mirror(text: str) -> tuple[str, str]:
     if not url.startswith(("http://", "https://")):
         raise ValueError("want REGISTRY=http(s)://host[:port]")
     return registry, url
+
+
+def _own_registry(text: str) -> OwnRegistry:
+    from .engine import parse_own_registry
+
+    return parse_own_registry(text)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -408,6 +417,13 @@ class Config:
         metavar="REGISTRY=URL",
         help="ask URL for REGISTRY's images, e.g. docker.io=http://127.0.0.1:5000 (repeatable; "
         "comma-separated in the variable)")
+    # Docker keeps what it builds and loads on its host; kubedock keeps it here, for the nodes.
+    own_registry: OwnRegistry | None = setting(
+        None, "--registry", env="REGISTRY", parse=_own_registry,
+        metavar="[http://]HOST[:PORT][/PREFIX]",
+        help="registry where kubedock keeps the images it builds and loads, under names of its "
+        "own below PREFIX (clients see theirs), for the nodes to pull; http:// for plain http "
+        "off loopback (default: none, they go to the registry their name says)")
     # How long one registry question (manifest, config) may take before a pull fails.
     registry_timeout: float = setting(
         30.0, "--registry-timeout", env="REGISTRY_TIMEOUT", parse=parse_duration,

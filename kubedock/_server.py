@@ -110,7 +110,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     claims=kube.ClaimSettings(config.volume_storage_class,
                                               config.volume_access_mode, config.volume_size),
                     images=ImageStore(_registry_source(
-                        config, registry_http, await pull_secret_configs(cluster, settings))),
+                        config, registry_http, await pull_secret_configs(cluster, settings)),
+                        config.own_registry),
                 )
                 if config.pre_pull:
                     engine.pre_puller = PrePuller(cluster, settings, nursery=nursery,
@@ -161,8 +162,10 @@ def _registry_source(config: Config, http: httpx.AsyncClient, pull_secrets: list
                      ) -> RegistrySource:
     """Credentials: a client's own with each request, else the Docker config file's, else
     those of the pods' pull secrets."""
+    own = config.own_registry
     client = registry.RegistryClient(
-        http, mirrors=config.registry_mirrors,
+        http, mirrors={**config.registry_mirrors, **({own.host: own.url} if own and own.url
+                                                      else {})},
         credentials=registry.first_credentials(
             registry.docker_config_lookup(registry.docker_config_path(os.environ)),
             registry.documents_lookup(pull_secrets)))

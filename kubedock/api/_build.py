@@ -102,12 +102,13 @@ def _options() -> BuildOptions:
     )
 
 
-def _pushed_as(tags: list[ImageRef], image_id: str) -> list[ImageRef]:
-    """The names a build is pushed under: its tags, less those on `localhost` (a name Docker
-    keeps local and Testcontainers gives the images it builds: no node could pull it), else a
-    name of its own (nodes pull an image run by its id, or by a local name, by that)."""
-    in_registries = [tag for tag in tags if tag.registry != "localhost"]
-    return in_registries or [parse_reference(f"{UNTAGGED_REPOSITORY}:{image_id[7:19]}")]
+def _pushed_as(tags: list[ImageRef], image_id: str, *, own_registry: bool) -> list[ImageRef]:
+    """The names a build is pushed under: its tags (all of them into kubedock's own registry,
+    when it has one; else less those on `localhost`, a name Docker keeps local and
+    Testcontainers gives the images it builds: no node could pull it), else a name of its own
+    (nodes pull an image run by its id, or by a local name, by that)."""
+    kept = tags if own_registry else [tag for tag in tags if tag.registry != "localhost"]
+    return kept or [parse_reference(f"{UNTAGGED_REPOSITORY}:{image_id[7:19]}")]
 
 
 def _line(**document: Any) -> bytes:
@@ -168,7 +169,8 @@ async def build() -> Response:
         async with send:
             try:
                 built = await builder.build()
-                pushed = _pushed_as(tags, built.id)
+                pushed = _pushed_as(tags, built.id,
+                                    own_registry=image_store.own_registry is not None)
                 await images.store(built, pushed)
                 for tag in tags:
                     if tag not in pushed:

@@ -48,12 +48,12 @@ async def create() -> tuple[Response, int]:
     image = await engine().images.of_container(config.image)
     if image is not None and image.config is not None:
         config = with_image_defaults(config, image.config)
-        # A name no registry has (a tag made here only, an untagged build's id): the node
-        # pulls the image by one that has it.
-        if pulled_as := engine().images.node_reference(image):
-            config = attrs.evolve(config, image=pulled_as)
-        elif config.image in image.id:
+        if config.image in image.id:
             config = attrs.evolve(config, image=image.ref.familiar)
+        # A name no registry has (a tag made here only, an image kept in kubedock's registry):
+        # the node pulls the image by one that has it; clients keep seeing theirs.
+        if pulled_as := engine().images.node_reference(image):
+            config = attrs.evolve(config, pulled_as=pulled_as)
     if config.stop_signal:
         from ..engine import signal_name
 

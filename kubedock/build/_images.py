@@ -90,12 +90,13 @@ class RegistryImages:
                                         credentials=self._credentials(layer.repository.registry))
 
     async def store(self, image: BuiltImage, tags: Sequence[ImageRef]) -> None:
-        """Pushes the image under each tag (blobs the repository has are not sent again) and
-        records it as pulled and pushed: `docker rmi` (`compose down --rmi`) deletes the tag in
-        the registry too."""
+        """Pushes the image under each tag, where the image store keeps what kubedock makes
+        (blobs the repository has are not sent again), and records it there: `docker rmi`
+        (`compose down --rmi`) deletes the tag in the registry too."""
         for ref in tags:
-            repository = registry.Repository(ref.registry, ref.path)
-            credentials = self._credentials(ref.registry)
+            stored = self._store.storage(ref)
+            repository = registry.Repository(stored.registry, stored.path)
+            credentials = self._credentials(stored.registry)
             try:
                 for layer in image.layers:
                     if layer.path is not None:
@@ -119,8 +120,7 @@ class RegistryImages:
                     OCI_MANIFEST, [layer.media_type for layer in image.layers])
                 await self._client.push_manifest(repository, ref.tag or "latest", manifest,
                                                  OCI_MANIFEST, credentials=credentials)
-                recorded, _ = await self._store.pull(ref, credentials)
-                recorded.pushed = True
+                await self._store.record_made(ref, credentials)
             except _REGISTRY_FAILURES as error:
                 raise BuildFailed(f"pushing {ref.familiar}: {error}") from None
             except EngineError as error:

@@ -27,6 +27,7 @@ from ._images import Image, ImageRef, ImageSource, ImageStore, parse_reference
 from ._logs import STDERR, STDOUT, LogRequest
 from ._naming import NameMode
 from ._networks import PREDEFINED, Endpoint, Network, NetworkStore, dns_name
+from ._own_registry import OwnRegistry, parse_own_registry, stored_reference
 from ._pre_pull import PrePull, PrePuller
 from ._pull_secrets import PullSecrets, pull_secret_configs
 from ._pulling import RegistrySource
@@ -93,6 +94,7 @@ __all__ = [
     "NoSuchVolume",
     "NotFound",
     "NotModified",
+    "OwnRegistry",
     "PrePull",
     "PrePuller",
     "PublishedPort",
@@ -117,10 +119,12 @@ __all__ = [
     "dns_name",
     "follow_usage",
     "get_archive",
+    "parse_own_registry",
     "parse_reference",
     "pull_secret_configs",
     "serve_reaper",
     "signal_name",
     "stat_path",
+    "stored_reference",
     "with_anonymous_volumes",
 ]

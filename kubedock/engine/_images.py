@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +27,7 @@ from ._errors import (
     RegistryUnreachable,
     Unsupported,
 )
+from ._own_registry import OwnRegistry, stored_reference
 
 _DEFAULT_REGISTRY = "docker.io"
 # A lowercase path of components, an optional registry host, tag or digest.
@@ -101,9 +102,10 @@ class ImageSource(Protocol):
     async def resolve(self, ref: ImageRef, credentials: Credentials | None,
                       known: ResolvedImage | None = None) -> ResolvedImage: ...
 
-    async def load(self, archive: Path) -> tuple[list[ImageRef], list[str]]:
-        """Pushes an image archive's tagged images to their registries; what was pushed, and
-        the ids of the images it has no tag for."""
+    async def load(self, archive: Path, storage: Callable[[ImageRef], ImageRef]
+                   ) -> tuple[list[ImageRef], list[str]]:
+        """Pushes an image archive's tagged images, each where `storage` says its name goes;
+        the names pushed, and the ids of the images it has no tag for."""
 
     async def push(self, image: ResolvedImage, target: ImageRef,
                    credentials: Credentials | None) -> tuple[ResolvedImage, int]:
@@ -131,6 +133,9 @@ class Image:
     tagged_only: bool = False
     # A tag kubedock put in its registry (push, load): `docker rmi` deletes it there too.
     pushed: bool = False
+    # Where kubedock keeps an image it made (build, load) in its own registry (--registry), when
+    # not under its own name: the nodes pull it from there.
+    stored: ImageRef | None = None
 
     @property
     def id(self) -> str:
@@ -142,7 +147,7 @@ class Image:
 
     @property
     def repo_digest(self) -> str | None:
-        if self.tagged_only:
+        if self.tagged_only or self.stored:
             return None
         if self.resolved:
             return f"{self.ref.familiar_repository}@{self.resolved.digest}"
@@ -161,9 +166,27 @@ class ImageStore:
     its tag is pulled again (each pull asks the registry what the tag names now); creating a
     container from a known reference uses the entry as it is, as Docker uses its local image."""
 
-    def __init__(self, source: ImageSource | None = None) -> None:
+    def __init__(self, source: ImageSource | None = None,
+                 own_registry: OwnRegistry | None = None) -> None:
         self._images: dict[str, Image] = {}
         self.source = source
+        self.own_registry = own_registry
+
+    def storage(self, ref: ImageRef) -> ImageRef:
+        """Where an image kubedock makes under the name `ref` goes: into its own registry when
+        it has one, else into the registry the name says."""
+        return stored_reference(ref, self.own_registry) if self.own_registry else ref
+
+    async def record_made(self, ref: ImageRef, credentials: Credentials | None) -> Image:
+        """Records the image just pushed to `storage(ref)` under the client's name `ref`:
+        `docker rmi` deletes it there."""
+        if self.source is None:
+            raise Unsupported("images kubedock makes need a registry kubedock can push to")
+        stored = self.storage(ref)
+        image = Image(ref, time.time(), await self.source.resolve(stored, credentials),
+                      pushed=True, stored=stored if stored != ref else None)
+        self._images[ref.canonical] = image
+        return image
 
     def add(self, ref: ImageRef) -> Image:
         return self._images.setdefault(ref.canonical, Image(ref, time.time()))
@@ -211,10 +234,8 @@ class ImageStore:
         `docker save` of an id writes them): an image lives in a registry, under a name."""
         if self.source is None:
             raise Unsupported("docker load needs a registry kubedock can push to")
-        refs, untagged = await self.source.load(archive)
-        loaded = [(await self.pull(ref, None))[0] for ref in refs]
-        for image in loaded:
-            image.pushed = True
+        refs, untagged = await self.source.load(archive, self.storage)
+        loaded = [await self.record_made(ref, None) for ref in refs]
         try:
             by_id = [self.get(image_id) for image_id in untagged]
         except NoSuchImage as error:
@@ -283,14 +304,15 @@ class ImageStore:
             raise NoSuchImage(name) from None
 
     def node_reference(self, image: Image) -> str | None:
-        """What a node pulls to run a tag made here only (`docker tag`, a build's local name):
-        a tag of the image in the repository that holds it, else that repository by digest;
-        None for an image nodes pull as it is named."""
+        """What a node pulls to run an image not in a registry under its name (a `docker tag`,
+        a build's or load's name kept in kubedock's registry): a tag of the image in the
+        repository that holds it, else that repository by digest (a tag there may be built
+        anew); None for an image nodes pull as it is named."""
         resolved = image.resolved
-        if not image.tagged_only or resolved is None:
+        if _pulled_as_named(image) or resolved is None:
             return None
         for other in self._images.values():
-            if not other.tagged_only and other.resolved is not None \
+            if _pulled_as_named(other) and other.resolved is not None \
                     and (other.resolved.repository, other.resolved.digest) \
                     == (resolved.repository, resolved.digest):
                 return other.ref.familiar
@@ -307,7 +329,7 @@ class ImageStore:
         image = self.get(name)
         if image.pushed and self.source is not None:
             try:
-                await self.source.delete(image.ref, credentials)
+                await self.source.delete(image.stored or image.ref, credentials)
             except Conflict:
                 if not force:
                     raise
@@ -315,3 +337,7 @@ class ImageStore:
 
     def all(self) -> list[Image]:
         return list(self._images.values())
+
+
+def _pulled_as_named(image: Image) -> bool:
+    return not (image.tagged_only or image.stored)

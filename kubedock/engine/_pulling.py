@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import attrs
@@ -101,9 +101,11 @@ class RegistrySource:
             raise PullFailed(f"pushing {target.familiar}: {error}") from None
         return attrs.evolve(image, repository=repository, digest=digest), len(data)
 
-    async def load(self, archive: Path) -> tuple[list[ImageRef], list[str]]:
-        """Pushes a `docker save` archive's tagged images to their registries (Docker Hub's to
-        its mirror); the references pushed, and the ids of the images without a tag."""
+    async def load(self, archive: Path, storage: Callable[[ImageRef], ImageRef]
+                   ) -> tuple[list[ImageRef], list[str]]:
+        """Pushes a `docker save` archive's tagged images where `storage` says each name goes
+        (Docker Hub's registry is its mirror); the names pushed, and the ids of the images
+        without a tag."""
         loaded: list[ImageRef] = []
 
         def target(tag: str) -> tuple[registry.Repository, str] | None:
@@ -111,7 +113,8 @@ class RegistrySource:
             if ref.tag is None:
                 return None
             loaded.append(ref)
-            return registry.Repository(ref.registry, ref.path), ref.tag
+            stored = storage(ref)
+            return registry.Repository(stored.registry, stored.path), ref.tag
 
         try:
             # Unbounded as a whole (archives may be large): every read and write to the

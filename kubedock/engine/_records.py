@@ -130,6 +130,9 @@ class ContainerConfig:
     # The image's own defaults, as its registry gave them (None: not known to kubedock). The
     # runtime applies them in the pod; inspect shows them merged as Docker does.
     image_config: ImageConfig | None = None
+    # What the node pulls when `image`, the client's name, is in no registry (a `docker tag`, an
+    # image kubedock keeps in its own registry): see `ImageStore.node_reference`.
+    pulled_as: str | None = None
     # The request's own documents, echoed by inspect as Docker does.
     raw_config: Mapping[str, Any] = attrs.field(factory=dict)
     raw_host_config: Mapping[str, Any] = attrs.field(factory=dict)

@@ -43,7 +43,7 @@ class PodSpecs:
         return kube.ContainerSpec(
             container_id=container.id,
             name=container.name,
-            image=config.image,
+            image=config.pulled_as or config.image,
             entrypoint=config.entrypoint,
             cmd=config.cmd,
             env=config.env,
@@ -69,7 +69,7 @@ class PodSpecs:
             shared_process_namespace=config.init,
             mounts=mount_specs(container, self._archives.staged(container),
                                self._volumes.claim_of),
-            pull_secrets=self._pull_secrets(config.image),
+            pull_secrets=self._pull_secrets(config.pulled_as or config.image),
             annotations={
                 RECORD: record_annotation(container, [
                     (network.id, network.name) for network, _ in self._networks.of(container.id)]),

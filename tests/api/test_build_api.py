@@ -37,15 +37,20 @@ def fake() -> FakeRegistry:
 
 
 @pytest.fixture
-async def client(nursery: trio.Nursery, fake: FakeRegistry) -> AsyncIterator[httpx.AsyncClient]:
+async def engine(nursery: trio.Nursery, fake: FakeRegistry) -> AsyncIterator[Engine]:
     async with httpx.AsyncClient(transport=fake.transport()) as registry_http:
         registry = RegistryClient(registry_http, mirrors={DOCKER_HUB: "https://registry.test"})
         engine: Engine = clusterless_engine(nursery)
         engine.images = ImageStore(RegistrySource(registry, Platform("linux", "amd64"),
                                                   timeout=5))
-        transport = httpx.ASGITransport(app=create_app(engine))
-        async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
-            yield http
+        yield engine
+
+
+@pytest.fixture
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://docker") as http:
+        yield http
 
 
 def _context(files: dict[str, bytes]) -> bytes:
@@ -190,7 +195,7 @@ async def test_rmi_of_a_built_tag_deletes_it_in_the_registry(client: httpx.Async
 
 
 async def test_a_local_name_is_pushed_under_one_of_its_own_and_runs_by_it(
-        client: httpx.AsyncClient, fake: FakeRegistry) -> None:
+        client: httpx.AsyncClient, engine: Engine, fake: FakeRegistry) -> None:
     # Testcontainers (Java, Node) tag what they build `localhost/...`: a name no node can pull.
     lines = _lines(await client.post("/build", params={"t": "localhost/tc/built:1"},
                                      content=_context({"Dockerfile": b"FROM busybox:1.36\n"
@@ -202,7 +207,9 @@ async def test_a_local_name_is_pushed_under_one_of_its_own_and_runs_by_it(
     assert (await client.get("/images/localhost/tc/built:1/json")).json()["Id"] == image_id
     created = await client.post("/containers/create", json={"Image": "localhost/tc/built:1"})
     inspected = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
-    assert inspected["Config"]["Image"] == f"kubedock/untagged:{image_id[7:19]}"
+    assert inspected["Config"]["Image"] == "localhost/tc/built:1"
+    assert engine.get(created.json()["Id"]).config.pulled_as \
+        == f"kubedock/untagged:{image_id[7:19]}"
     assert inspected["Config"]["Env"][-1] == "A=1"
     # So does another name made here (`docker tag`).
     tagged = await client.post("/images/localhost/tc/built:1/tag",
@@ -210,4 +217,6 @@ async def test_a_local_name_is_pushed_under_one_of_its_own_and_runs_by_it(
     assert tagged.status_code == 201
     created = await client.post("/containers/create", json={"Image": "team/renamed:2"})
     inspected = (await client.get(f"/containers/{created.json()['Id']}/json")).json()
-    assert inspected["Config"]["Image"] == f"kubedock/untagged:{image_id[7:19]}"
+    assert inspected["Config"]["Image"] == "team/renamed:2"
+    assert engine.get(created.json()["Id"]).config.pulled_as \
+        == f"kubedock/untagged:{image_id[7:19]}"
