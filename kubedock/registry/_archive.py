@@ -44,12 +44,22 @@ def parse_archive_manifest(data: bytes) -> list[ArchivedImage]:
 
 
 @attrs.frozen
+class ImageParts:
+    """What a registry holds of an archived image: its config, the OCI manifest over it, and
+    each layer as (diff id, archive member)."""
+
+    config: bytes
+    manifest: bytes
+    layers: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
 class _Member:
     offset: int
     size: int
 
 
-class _Archive:
+class ImageArchive:
     """A seekable, uncompressed tar: members are read in place, never extracted."""
 
     def __init__(self, file: BinaryIO) -> None:
@@ -63,6 +73,13 @@ class _Archive:
             return self._members[name]
         except KeyError:
             raise ManifestError(f"the archive has no {name}") from None
+
+    def parts(self, image: ArchivedImage) -> ImageParts:
+        config = self.read(image.config)
+        layers = tuple(zip(_diff_ids(config, image), image.layers, strict=True))
+        manifest = image_manifest(config, [(d, self.member(m).size) for d, m in layers],
+                                  OCI_MANIFEST)
+        return ImageParts(config, manifest, layers)
 
     def read(self, name: str) -> bytes:
         member = self.member(name)
@@ -100,32 +117,33 @@ async def push_archive(client: RegistryClient, path: Path,
     diff_ids, so pushes need no second read and the registry checks each one."""
     pushed, untagged = [], []
     with path.open("rb") as file:
-        archive = await trio.to_thread.run_sync(_Archive, file)
+        archive = await trio.to_thread.run_sync(ImageArchive, file)
         for image in parse_archive_manifest(archive.read("manifest.json")):
-            config = archive.read(image.config)
-            diff_ids = _diff_ids(config, image)
-            manifest = image_manifest(
-                config, [(d, archive.member(m).size) for d, m in zip(diff_ids, image.layers,
-                                                                    strict=True)], OCI_MANIFEST)
+            parts = archive.parts(image)
             if not image.repo_tags:
-                untagged.append(digest_of(config))
+                untagged.append(digest_of(parts.config))
             for tag in image.repo_tags:
                 target = repository_of(tag)
                 if target is None:
                     continue
                 repository, reference = target
-                for digest, member in zip(diff_ids, image.layers, strict=True):
-                    if not await client.has_blob(repository, digest):
-                        await client.push_blob(repository, digest, archive.member(member).size,
-                                               archive.stream(member))
-                config_digest = digest_of(config)
-                if not await client.has_blob(repository, config_digest):
-                    await client.push_blob(repository, config_digest, len(config),
-                                           _once(config))
-                digest = await client.push_manifest(repository, reference, manifest,
-                                                    OCI_MANIFEST)
+                digest = await push_image(client, repository, reference, archive, parts)
                 pushed.append((tag, digest))
     return PushedArchive(pushed, untagged)
+
+
+async def push_image(client: RegistryClient, repository: Repository, reference: str,
+                     archive: ImageArchive, parts: ImageParts) -> str:
+    """Pushes the blobs the registry lacks, then the manifest under `reference` (a tag, or the
+    manifest's digest); answers the manifest's digest."""
+    for digest, member in parts.layers:
+        if not await client.has_blob(repository, digest):
+            await client.push_blob(repository, digest, archive.member(member).size,
+                                   archive.stream(member))
+    config_digest = digest_of(parts.config)
+    if not await client.has_blob(repository, config_digest):
+        await client.push_blob(repository, config_digest, len(parts.config), _once(parts.config))
+    return await client.push_manifest(repository, reference, parts.manifest, OCI_MANIFEST)
 
 
 def _diff_ids(config: bytes, image: ArchivedImage) -> list[str]:
