@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -86,13 +86,18 @@ class ImageArchive:
         self._file.seek(member.offset)
         return self._file.read(member.size)
 
-    async def stream(self, name: str) -> AsyncIterator[bytes]:
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """A member's bytes in pieces, read here (blocking): for work in a thread."""
         member = self.member(name)
         position, end = member.offset, member.offset + member.size
         while position < end:
-            chunk = await trio.to_thread.run_sync(self._read_at, position,
-                                                  min(_CHUNK, end - position))
+            chunk = self._read_at(position, min(_CHUNK, end - position))
             position += len(chunk)
+            yield chunk
+
+    async def stream(self, name: str) -> AsyncIterator[bytes]:
+        pieces = self.chunks(name)
+        while (chunk := await trio.to_thread.run_sync(next, pieces, None)) is not None:
             yield chunk
 
     def _read_at(self, position: int, size: int) -> bytes:
@@ -127,23 +132,27 @@ async def push_archive(client: RegistryClient, path: Path,
                 if target is None:
                     continue
                 repository, reference = target
-                digest = await push_image(client, repository, reference, archive, parts)
+                digest = await _push_image(client, repository, reference, archive, parts)
                 pushed.append((tag, digest))
     return PushedArchive(pushed, untagged)
 
 
-async def push_image(client: RegistryClient, repository: Repository, reference: str,
-                     archive: ImageArchive, parts: ImageParts) -> str:
+async def _push_image(client: RegistryClient, repository: Repository, reference: str,
+                      archive: ImageArchive, parts: ImageParts) -> str:
     """Pushes the blobs the registry lacks, then the manifest under `reference` (a tag, or the
     manifest's digest); answers the manifest's digest."""
     for digest, member in parts.layers:
         if not await client.has_blob(repository, digest):
             await client.push_blob(repository, digest, archive.member(member).size,
                                    archive.stream(member))
-    config_digest = digest_of(parts.config)
-    if not await client.has_blob(repository, config_digest):
-        await client.push_blob(repository, config_digest, len(parts.config), _once(parts.config))
+    await push_config(client, repository, parts.config)
     return await client.push_manifest(repository, reference, parts.manifest, OCI_MANIFEST)
+
+
+async def push_config(client: RegistryClient, repository: Repository, config: bytes) -> None:
+    digest = digest_of(config)
+    if not await client.has_blob(repository, digest):
+        await client.push_blob(repository, digest, len(config), _once(config))
 
 
 def _diff_ids(config: bytes, image: ArchivedImage) -> list[str]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,15 @@ async def test_both_architectures_read_back_from_the_index(
         resolved = {architecture: await client.resolve(
             repository, __version__, registry.Platform("linux", architecture))
             for architecture in ("amd64", "arm64")}
+        # Each layer went up gzip-compressed: it unpacks to the layer the config names.
+        [layer] = resolved["amd64"].manifest.layers
+        assert layer.media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
+        unpacked = hashlib.sha256()
+        inflate = zlib.decompressobj(wbits=31)
+        async with client.blob_stream(repository, layer.digest) as chunks:
+            async for chunk in chunks:
+                unpacked.update(inflate.decompress(chunk))
+        assert [f"sha256:{unpacked.hexdigest()}"] == list(resolved["amd64"].config.diff_ids)
     for architecture, image in resolved.items():
         assert image.digest == index_digest
         assert image.manifest.digest == printed[f"linux/{architecture}"]
