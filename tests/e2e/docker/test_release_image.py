@@ -29,12 +29,13 @@ PUBLISH = ROOT / "build" / "release" / "publish-image"
 
 
 @pytest.fixture(scope="module")
-def kubedock_archive(cluster: Any) -> Path:
-    """kubedock's image as build/images/build writes it (for this machine: amd64)."""
-    images = os.environ.get("KD_IMAGES_DIR") or subprocess.run(
-        [str(ROOT / "build" / "images" / "build")], capture_output=True, text=True, check=True,
-        timeout=900).stdout.splitlines()[-1]
-    return Path(images) / "kubedock.tar"
+def kubedock_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """kubedock's image for this machine (amd64), as a release builds it: the one-folder
+    program build/binary made for the cluster's images already, written into an archive."""
+    out = tmp_path_factory.mktemp("release") / "kubedock-image-linux-x86_64.tar"
+    subprocess.run([str(ROOT / "build" / "images" / "build"), "--kubedock-image", str(out)],
+                   capture_output=True, check=True, timeout=900)
+    return out
 
 
 def with_architecture(archive: Path, architecture: str, out: Path) -> Path:
