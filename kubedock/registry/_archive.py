@@ -132,21 +132,15 @@ async def push_archive(client: RegistryClient, path: Path,
                 if target is None:
                     continue
                 repository, reference = target
-                digest = await _push_image(client, repository, reference, archive, parts)
+                for digest, member in parts.layers:
+                    if not await client.has_blob(repository, digest):
+                        await client.push_blob(repository, digest, archive.member(member).size,
+                                               archive.stream(member))
+                await push_config(client, repository, parts.config)
+                digest = await client.push_manifest(repository, reference, parts.manifest,
+                                                    OCI_MANIFEST)
                 pushed.append((tag, digest))
     return PushedArchive(pushed, untagged)
-
-
-async def _push_image(client: RegistryClient, repository: Repository, reference: str,
-                      archive: ImageArchive, parts: ImageParts) -> str:
-    """Pushes the blobs the registry lacks, then the manifest under `reference` (a tag, or the
-    manifest's digest); answers the manifest's digest."""
-    for digest, member in parts.layers:
-        if not await client.has_blob(repository, digest):
-            await client.push_blob(repository, digest, archive.member(member).size,
-                                   archive.stream(member))
-    await push_config(client, repository, parts.config)
-    return await client.push_manifest(repository, reference, parts.manifest, OCI_MANIFEST)
 
 
 async def push_config(client: RegistryClient, repository: Repository, config: bytes) -> None:

@@ -107,11 +107,9 @@ async def _push_compressed(client: RegistryClient, repository: Repository,
     layers = []
     for diff_id, member in parts.layers:
         compressed = scratch / diff_id.removeprefix("sha256:")
-        if compressed.exists():  # the same layer in an earlier platform's image
-            digest, size = await trio.to_thread.run_sync(_digest_and_size, compressed)
-        else:
+        if not compressed.exists():  # else the same layer of an earlier platform's image
             await trio.to_thread.run_sync(_gzip, archive, member, compressed)
-            digest, size = await trio.to_thread.run_sync(_digest_and_size, compressed)
+        digest, size = await trio.to_thread.run_sync(_digest_and_size, compressed)
         if not await client.has_blob(repository, digest):
             await client.push_blob(repository, digest, size, _file_chunks(compressed))
         layers.append((digest, size))
