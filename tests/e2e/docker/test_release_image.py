@@ -148,6 +148,10 @@ def test_refusals_push_nothing(private_registry: PrivateRegistry,
     anonymous = publish(reference, amd64, registry_=None)
     assert anonymous.returncode == 1
     assert anonymous.stderr.startswith("publish-image: "), anonymous.stderr
+    repository, _, tag = reference.partition("/")[2].rpartition(":")
+    tagged = httpx.head(f"http://{private_registry.address}/v2/{repository}/manifests/{tag}",
+                        auth=(private_registry.username, private_registry.password))
+    assert tagged.status_code == 404
     assert publish(f"{private_registry.address}/kd-release/refused@sha256:{'0' * 64}", amd64,
                    registry_=private_registry).returncode == 1
 
