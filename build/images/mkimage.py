@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +30,10 @@ from typing import IO, Any
 EPOCH = "1970-01-01T00:00:00Z"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CHUNK = 1 << 20
+# The programs in an image are the host's (or Debian's for the host): Go's name of its machine.
+HOST_ARCHITECTURE = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+    platform.machine(), platform.machine()
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +141,7 @@ def write_layer(rootfs: Path, sink: IO[bytes], owners: Mapping[str, tuple[int, i
 
 def image_config_json(config: ImageConfig, diff_id: str) -> bytes:
     document = {
-        "architecture": "amd64",
+        "architecture": HOST_ARCHITECTURE,
         "os": "linux",
         "created": EPOCH,
         "config": config.to_json(),

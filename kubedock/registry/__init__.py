@@ -25,6 +25,7 @@ from ._client import (
     endpoint,
 )
 from ._image import ImageConfig, inspect_config, parse_image_config
+from ._index import PlatformManifest, PushedIndex, image_index, push_index
 from ._manifest import (
     ManifestError,
     Platform,
@@ -42,6 +43,8 @@ __all__ = [
     "ImageConfig",
     "ManifestError",
     "Platform",
+    "PlatformManifest",
+    "PushedIndex",
     "RegistryClient",
     "RegistryError",
     "Repository",
@@ -61,11 +64,13 @@ __all__ = [
     "endpoint",
     "first_credentials",
     "host_platform_of_this_machine",
+    "image_index",
     "inspect_config",
     "normalise_platform",
     "parse_challenge",
     "parse_image_config",
     "push_archive",
+    "push_index",
     "select_from_index",
     "stream_archive",
     "token_url",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -44,12 +44,22 @@ def parse_archive_manifest(data: bytes) -> list[ArchivedImage]:
 
 
 @attrs.frozen
+class ImageParts:
+    """What a registry holds of an archived image: its config, the OCI manifest over it, and
+    each layer as (diff id, archive member)."""
+
+    config: bytes
+    manifest: bytes
+    layers: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
 class _Member:
     offset: int
     size: int
 
 
-class _Archive:
+class ImageArchive:
     """A seekable, uncompressed tar: members are read in place, never extracted."""
 
     def __init__(self, file: BinaryIO) -> None:
@@ -64,18 +74,30 @@ class _Archive:
         except KeyError:
             raise ManifestError(f"the archive has no {name}") from None
 
+    def parts(self, image: ArchivedImage) -> ImageParts:
+        config = self.read(image.config)
+        layers = tuple(zip(_diff_ids(config, image), image.layers, strict=True))
+        manifest = image_manifest(config, [(d, self.member(m).size) for d, m in layers],
+                                  OCI_MANIFEST)
+        return ImageParts(config, manifest, layers)
+
     def read(self, name: str) -> bytes:
         member = self.member(name)
         self._file.seek(member.offset)
         return self._file.read(member.size)
 
-    async def stream(self, name: str) -> AsyncIterator[bytes]:
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """A member's bytes in pieces, read here (blocking): for work in a thread."""
         member = self.member(name)
         position, end = member.offset, member.offset + member.size
         while position < end:
-            chunk = await trio.to_thread.run_sync(self._read_at, position,
-                                                  min(_CHUNK, end - position))
+            chunk = self._read_at(position, min(_CHUNK, end - position))
             position += len(chunk)
+            yield chunk
+
+    async def stream(self, name: str) -> AsyncIterator[bytes]:
+        pieces = self.chunks(name)
+        while (chunk := await trio.to_thread.run_sync(next, pieces, None)) is not None:
             yield chunk
 
     def _read_at(self, position: int, size: int) -> bytes:
@@ -100,32 +122,31 @@ async def push_archive(client: RegistryClient, path: Path,
     diff_ids, so pushes need no second read and the registry checks each one."""
     pushed, untagged = [], []
     with path.open("rb") as file:
-        archive = await trio.to_thread.run_sync(_Archive, file)
+        archive = await trio.to_thread.run_sync(ImageArchive, file)
         for image in parse_archive_manifest(archive.read("manifest.json")):
-            config = archive.read(image.config)
-            diff_ids = _diff_ids(config, image)
-            manifest = image_manifest(
-                config, [(d, archive.member(m).size) for d, m in zip(diff_ids, image.layers,
-                                                                    strict=True)], OCI_MANIFEST)
+            parts = archive.parts(image)
             if not image.repo_tags:
-                untagged.append(digest_of(config))
+                untagged.append(digest_of(parts.config))
             for tag in image.repo_tags:
                 target = repository_of(tag)
                 if target is None:
                     continue
                 repository, reference = target
-                for digest, member in zip(diff_ids, image.layers, strict=True):
+                for digest, member in parts.layers:
                     if not await client.has_blob(repository, digest):
                         await client.push_blob(repository, digest, archive.member(member).size,
                                                archive.stream(member))
-                config_digest = digest_of(config)
-                if not await client.has_blob(repository, config_digest):
-                    await client.push_blob(repository, config_digest, len(config),
-                                           _once(config))
-                digest = await client.push_manifest(repository, reference, manifest,
+                await push_config(client, repository, parts.config)
+                digest = await client.push_manifest(repository, reference, parts.manifest,
                                                     OCI_MANIFEST)
                 pushed.append((tag, digest))
     return PushedArchive(pushed, untagged)
+
+
+async def push_config(client: RegistryClient, repository: Repository, config: bytes) -> None:
+    digest = digest_of(config)
+    if not await client.has_blob(repository, digest):
+        await client.push_blob(repository, digest, len(config), _once(config))
 
 
 def _diff_ids(config: bytes, image: ArchivedImage) -> list[str]:

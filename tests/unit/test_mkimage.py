@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from kubedock.registry import host_platform_of_this_machine
+
 MKIMAGE_PATH = Path(__file__).resolve().parents[2] / "build" / "images" / "mkimage.py"
 
 
@@ -120,7 +122,9 @@ def test_config_carries_runtime_settings(tmp_path: Path, rootfs: Path) -> None:
     written = mkimage.write_image(tmp_path / "image.tar", rootfs, ["app:1"], CONFIG)
     files = _members(tmp_path / "image.tar")
     document = json.loads(files[written.image_id.removeprefix("sha256:") + ".json"])
-    assert (document["architecture"], document["os"]) == ("amd64", "linux")
+    # The host's programs go into images: the host's architecture, in Go's name for it.
+    machine = host_platform_of_this_machine()
+    assert (document["architecture"], document["os"]) == (machine.architecture, "linux")
     assert document["config"] == {
         "Entrypoint": ["/entry"],
         "Cmd": ["serve", "--port", "80"],

@@ -16,6 +16,7 @@ from kubedock_server import (
     start_kubedock,
     stop_kubedock,
 )
+from private_registry import PrivateRegistry, start_private_registry
 from restricted import remove_cluster_rbac, restricted_kubeconfig
 
 
@@ -68,3 +69,7 @@ def client(kubedock: Kubedock) -> Iterator[docker.DockerClient]:
     result.close()
 
 
+@pytest.fixture(scope="module")
+def private_registry(cluster: Any) -> PrivateRegistry:
+    """The registry that wants credentials (127.0.0.1:5001) and its test credentials."""
+    return start_private_registry()

@@ -4,54 +4,32 @@ the node pulls with the pull secrets kubedock puts on the pods."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
-from kubedock_server import ROOT, Kubedock, docker_cli, start_kubedock, stop_kubedock
+from kubedock_server import Kubedock, docker_cli
+from private_registry import (
+    PrivateRegistry,
+    own_kubedock,
+    write_logged_in_config,
+)
 
 pytestmark = pytest.mark.cluster
-
-
-@attrs.frozen
-class PrivateRegistry:
-    address: str
-    username: str
-    password: str
-
-
-@pytest.fixture(scope="module")
-def private_registry(cluster: Any) -> PrivateRegistry:
-    """Started by build/registry/up (idempotent), also on a cluster started before it had one."""
-    done = subprocess.run([str(ROOT / "build" / "registry" / "up")], capture_output=True,
-                          text=True, timeout=300, check=True)
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("REGISTRY_AUTH=")]
-    credentials, _, address = line.removeprefix("REGISTRY_AUTH=").rpartition("@")
-    username, _, password = credentials.partition(":")
-    return PrivateRegistry(address, username, password)
 
 
 @pytest.fixture
 def docker_configs(tmp_path: Path, private_registry: PrivateRegistry) -> Iterator[
         tuple[str, str]]:
-    """DOCKER_CONFIG directories of the CLI: logged in to the private registry (as `docker
-    login` writes it), and anonymous."""
-    logged_in, anonymous = tmp_path / "logged-in", tmp_path / "anonymous"
-    for directory in (logged_in, anonymous):
-        directory.mkdir()
-    auth = base64.b64encode(f"{private_registry.username}:{private_registry.password}".encode())
-    (logged_in / "config.json").write_text(json.dumps(
-        {"auths": {private_registry.address: {"auth": auth.decode()}}}))
+    """DOCKER_CONFIG directories of the CLI: logged in to the private registry, and anonymous."""
+    anonymous = tmp_path / "anonymous"
+    anonymous.mkdir()
     (anonymous / "config.json").write_text("{}")
-    yield str(logged_in), str(anonymous)
+    yield write_logged_in_config(tmp_path / "logged-in", private_registry), str(anonymous)
 
 
 def _docker(server: Kubedock, config: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -68,30 +46,14 @@ def _push_private(server: Kubedock, config: str, registry: PrivateRegistry) -> s
     return name
 
 
-@contextlib.contextmanager
-def _own_kubedock(cluster: Any, namespace: str, kubeconfig: Path, tmp: Path, *extra: str,
-                  docker_config: str) -> Iterator[Kubedock]:
-    """A kubedock of the test's own, with deploy/rbac.yaml's rights and `docker_config` as its
-    Docker config. Its starts may wait out a failed pull: under load the kubelet may ask the
-    registry before it can read a pod's new pull secret (the node authorizer has not linked
-    them yet), and it pulls again 10 s later."""
-    process, server = start_kubedock(
-        cluster, namespace, tmp, "--port-forward", "--kubeconfig", str(kubeconfig),
-        "--fail-fast-after", "60s", *extra, env={**os.environ, "DOCKER_CONFIG": docker_config})
-    try:
-        yield server
-    finally:
-        assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
-
-
 def test_a_pull_with_credentials_lets_the_node_pull(
         cluster: Any, namespace: str, rbac_kubeconfig: Path, kubedock: Kubedock,
         private_registry: PrivateRegistry, docker_configs: tuple[str, str],
         tmp_path: Path) -> None:
     logged_in, anonymous = docker_configs
     name = _push_private(kubedock, logged_in, private_registry)
-    with _own_kubedock(cluster, namespace, rbac_kubeconfig, tmp_path,
-                       docker_config=anonymous) as server:
+    with own_kubedock(cluster, namespace, rbac_kubeconfig, tmp_path,
+                      docker_config=anonymous) as server:
         refused = _docker(server, anonymous, "pull", name)
         assert refused.returncode == 1
         assert b"may require 'docker login'" in refused.stderr, refused.stderr
@@ -119,8 +81,8 @@ def test_the_pull_secrets_of_the_flag_serve_kubedock_and_the_nodes(
                     f"--docker-password={private_registry.password}")
     # Its own Docker config knows no registry: only the pull secret can give its registry
     # client credentials.
-    with _own_kubedock(cluster, namespace, rbac_kubeconfig, tmp_path, "--image-pull-secrets",
-                       "regcred", docker_config=anonymous) as flagged:
+    with own_kubedock(cluster, namespace, rbac_kubeconfig, tmp_path, "--image-pull-secrets",
+                      "regcred", docker_config=anonymous) as flagged:
         pulled = _docker(flagged, anonymous, "pull", name)
         assert pulled.returncode == 0, pulled.stderr
         ran = _docker(flagged, anonymous, "run", "--rm", name, "echo", "with the flag's secret")
