@@ -130,6 +130,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
 
 
 def _load_the_cluster_stack() -> None:
+    from ._deferred import UNUSED_BY_THE_SERVER, defer_import
+
+    for name in UNUSED_BY_THE_SERVER:
+        defer_import(name)
     from .api import load_routes  # the routes import the engine, the gateway and kr8s
 
     load_routes()
