@@ -67,10 +67,27 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system time the processes have used: unlike wall time, the same on a busy
+    machine."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    # The one-file program is a bootloader whose child is the server.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return [process.pid, *map(int, children)]
+
+
 def seconds_to_ping(program: Sequence[str], config: str, idle: float = 0
-                    ) -> tuple[float, float, float]:
-    """Seconds from exec to the first `/_ping` answered and to the first `/containers/json`
-    (which waits until the cluster part has started), and the RSS `idle` seconds later."""
+                    ) -> tuple[float, float, float, float]:
+    """Seconds from exec to the first `/_ping` answered, the CPU seconds used until then, the
+    seconds to the first `/containers/json` (which waits until the cluster part has started),
+    and the RSS `idle` seconds later."""
     port = free_port()
     # No DNS role: its pod would be part of the start and is not what is measured here.
     command = [*program, "server", "--listen-addr", f"127.0.0.1:{port}", "-n", "default",
@@ -87,13 +104,12 @@ def seconds_to_ping(program: Sequence[str], config: str, idle: float = 0
                 raise SystemExit(f"{command[0]} did not answer /_ping within 60 s")
             time.sleep(0.005)
         seconds = time.perf_counter() - started
+        cpu = cpu_seconds(server_pids(process))
         if not answers(port, "/containers/json", timeout=60):
             raise SystemExit(f"{command[0]} did not become ready")
         ready = time.perf_counter() - started
         time.sleep(idle)
-        # The one-file program is a bootloader whose child is the server.
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        return seconds, ready, max(rss_mib(int(pid)) for pid in [process.pid, *children])
+        return seconds, cpu, ready, max(rss_mib(pid) for pid in server_pids(process))
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -151,12 +167,14 @@ def main() -> None:
         "one-folder": [str(onedir)],
     }
     samples: dict[str, list[float]] = {name: [] for name in programs}
+    cpu: dict[str, list[float]] = {name: [] for name in programs}
     readiness: dict[str, list[float]] = {name: [] for name in programs}
     rss: dict[str, list[float]] = {name: [] for name in programs}
     for _ in range(args.runs):
         for name, program in programs.items():
-            seconds, ready, mib = seconds_to_ping(program, config, args.idle)
+            seconds, cpu_used, ready, mib = seconds_to_ping(program, config, args.idle)
             samples[name].append(seconds)
+            cpu[name].append(cpu_used)
             readiness[name].append(ready)
             rss[name].append(mib)
     baseline = statistics.median(samples["venv (python -m kubedock)"])
@@ -167,6 +185,10 @@ def main() -> None:
         print(f"  {name:28} {median:.3f} s  x{median / baseline:.2f}  "
               f"(min {min(times):.3f}, max {max(times):.3f}; {_against(median, PING_TARGET)})  "
               f"idle RSS {mib:.0f} MiB ({_against(mib, RSS_TARGET)})")  # fmt: skip
+    print(f"CPU time (user + system) from exec to /_ping, median of {args.runs}:")
+    for name, times in cpu.items():
+        median = statistics.median(times)
+        print(f"  {name:28} {median:.3f} s  ({_against(median, PING_TARGET)})")
     print(f"exec to ready (/containers/json answered), median of {args.runs}:")
     for name, times in readiness.items():
         print(f"  {name:28} {statistics.median(times):.3f} s  "
