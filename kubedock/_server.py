@@ -88,7 +88,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
     with trio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
         instance_id = config.instance_id or secrets.token_hex(6)
         sidecar = _sidecar_identity(config, instance_id)
-        gate = StartGate(config.timeout, "loading")
+        gate = StartGate(config.timeout, "loading its modules")
         received: list[int] = []
         watchdogs: list[threading.Timer] = []
         engine: Engine | None = None
