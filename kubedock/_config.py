@@ -244,7 +244,8 @@ class Config:
         help="kubeconfig file (default: ~/.kube/config, else the in-cluster config)")
     timeout: float = setting(
         60.0, "-t", "--timeout", env="TIME_OUT", parse=parse_duration, to="engine.start_timeout",
-        help="how long a container start may take (Go duration, default 1m)")
+        help="how long a container start may take, and a request may wait for kubedock's own "
+        "start (Go duration, default 1m)")
     # How long a start may stay held up by what can clear by itself (a failing image pull, no
     # node for the pod) before it fails: short enough for CI, long enough for a rate-limited
     # registry or an autoscaler adding a node.

@@ -1,8 +1,13 @@
-"""``kubedock server``: one trio nursery runs the API listeners, the pod watch and all streams."""
+"""``kubedock server``: one trio nursery runs the API listeners, the pod watch and all streams.
+
+The listeners start first, with only what answering `/_ping` needs imported; the cluster stack
+(kr8s, httpx, Quart, the engine) loads meanwhile, off the event loop.
+"""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import secrets
@@ -11,27 +16,21 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 import trio
 
-from . import kube, registry
 from ._config import Config, split_host_port
 from ._logging import configure as configure_logging
-from ._metrics import CONTAINERS, serve_metrics
-from ._sidecar_tls import SidecarIdentity, new_sidecar_identity
-from .api import BindPolicy, ServerTLS, create_app, serve_http
-from .engine import (
-    Engine,
-    ImageStore,
-    PrePuller,
-    ReaperSettings,
-    RegistrySource,
-    pull_secret_configs,
-    serve_reaper,
-)
+from .api import ServerTLS, StartGate, front_door, serve_http
+
+if TYPE_CHECKING:
+    import httpx
+
+    from . import kube
+    from ._sidecar_tls import SidecarIdentity
+    from .engine import Engine, RegistrySource
 
 log = logging.getLogger("kubedock")
 
@@ -42,6 +41,8 @@ _CLOSE_SECONDS = 5.0
 
 def pod_settings(config: Config, namespace: str, instance_id: str,
                  sidecar: SidecarIdentity | None = None) -> kube.PodSettings:
+    from . import kube
+
     template: dict[str, Any] | None = None
     if config.pod_template:
         template = _load_pod_template(config.pod_template)
@@ -75,93 +76,156 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 = trio.TASK_STATUS_IGNORED) -> int:
     """Serve until a shutdown signal; return the process exit code (128 + signal).
 
+    The listeners come first and answer `/_ping` and `/version` at once; every other request
+    waits (for at most --timeout) until the cluster part has started: connect, prune, lock, pod
+    watch, adoption. `task_status` reports the bound addresses once all of that is done, and
+    a failure on the way ends the process as it would without the listeners.
     The first signal stops the listeners and streams and deletes what this instance created;
     a second one, while that runs, ends the process at once.
     """
     for note in config.notes:
         log.info("%s", note)
     with trio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
-        cluster = await kube.Cluster.connect(
-            kubeconfig=config.kubeconfig, namespace=config.namespace,
-            qps=config.kube_api_qps, burst=config.kube_api_burst,
-        )
         instance_id = config.instance_id or secrets.token_hex(6)
-        sidecar = (new_sidecar_identity(instance_id, config.tls_cert_file)
-                   if config.tls_enable and config.tls_cert_file else None)
-        settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
+        sidecar = _sidecar_identity(config, instance_id)
+        gate = StartGate(config.timeout, "loading its modules")
         received: list[int] = []
         watchdogs: list[threading.Timer] = []
-        # A pull is bounded as a whole by --registry-timeout (RegistrySource); pushes and loads
-        # of any size by silence: no byte read or written for that long.
-        registry_http = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.registry_timeout, connect=10), follow_redirects=True)
+        engine: Engine | None = None
         # Listeners and streams end at once; cleanup has --shutdown-timeout, then a margin.
         limit = config.shutdown_timeout + _SHUTDOWN_MARGIN
+        closing = contextlib.AsyncExitStack()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, received,
                                    watchdogs, limit)
-                if config.network_names == "dns":
-                    settings = attrs.evolve(settings,
-                                            dns_config=await _dns_config(config, cluster))
-                engine = Engine(
-                    cluster, settings, nursery=nursery, expose=config.expose,
-                    expose_host=config.expose_host, **config.settings_for("engine"),
-                    claims=kube.ClaimSettings(config.volume_storage_class,
-                                              config.volume_access_mode, config.volume_size),
-                    images=ImageStore(_registry_source(
-                        config, registry_http, await pull_secret_configs(cluster, settings)),
-                        config.own_registry),
-                )
-                if config.pre_pull:
-                    engine.pre_puller = PrePuller(cluster, settings, nursery=nursery,
-                                                  timeout=config.timeout,
-                                                  fail_fast_after=config.fail_fast_after)
-                if config.lock and not await _take_lock(config, cluster, instance_id, nursery):
-                    log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
+                bound = await nursery.start(serve_http, front_door(gate), config.binds,
+                                            _server_tls(config, sidecar))
+                # An import holds the event loop; in a thread, it leaves the listeners free.
+                await trio.to_thread.run_sync(_load_the_cluster_stack)
+                engine = await _start_engine(config, instance_id, sidecar, gate, nursery,
+                                             closing)
+                if engine is None:
                     nursery.cancel_scope.cancel()
                     return 1
-                await _prune_at_start(config, cluster, instance_id)
-                await nursery.start(kube.serve_heartbeat, cluster, instance_id, config.heartbeat)
-                engine.pod_watch = await nursery.start(
-                    cluster.watch_pods, engine.label_selector, engine.observe
-                )
-                adopted = await engine.adopt()
-                if adopted:
-                    log.info("took over %d containers of the previous kubedock %s", adopted,
-                             instance_id)
-                await nursery.start(serve_reaper, engine,
-                                    ReaperSettings(**config.settings_for("reaper")))
-                CONTAINERS.source = lambda: collections.Counter(
-                    (container.status,) for container in engine.containers())
-                if config.metrics_addr:
-                    host, port = split_host_port(config.metrics_addr)
-                    metrics_port = await nursery.start(serve_metrics, host, port)
-                    log.info("metrics at http://%s:%d/metrics", host, metrics_port)
+                from .api import BindPolicy, docker_routes
+
                 bind_policy = BindPolicy.on_this_host(config.own_secrets, config.bind_roots)
-                bound = await nursery.start(serve_http, create_app(engine, bind_policy),
-                                            config.binds, _server_tls(config, sidecar))
+                gate.open(docker_routes(engine, bind_policy))
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
-                         ", ".join(bound), cluster.namespace)
+                         ", ".join(bound), engine.settings.namespace)
                 task_status.started(bound)
             signum = received[0]
-            async with trio.open_nursery() as cleanup:
-                cleanup.start_soon(_exit_on_second_signal, signals)
-                await _clean_up(config, engine)
-                cleanup.cancel_scope.cancel()
+            if engine is not None:
+                async with trio.open_nursery() as cleanup:
+                    cleanup.start_soon(_exit_on_second_signal, signals)
+                    await _clean_up(config, engine)
+                    cleanup.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_SECONDS):
-                await cluster.aclose()
-                await registry_http.aclose()
+                await closing.aclose()
             for watchdog in watchdogs:
                 watchdog.cancel()
     return 128 + signum
+
+
+def _load_the_cluster_stack() -> None:
+    from ._deferred import UNUSED_BY_THE_SERVER, defer_import
+
+    for name in UNUSED_BY_THE_SERVER:
+        defer_import(name)
+    from .api import load_routes  # the routes import the engine, the gateway and kr8s
+
+    load_routes()
+
+
+async def _start_engine(config: Config, instance_id: str, sidecar: SidecarIdentity | None,
+                        gate: StartGate, nursery: trio.Nursery,
+                        closing: contextlib.AsyncExitStack) -> Engine | None:
+    """The cluster part of the start, `gate.step` telling where it is; None when the lock is
+    not acquired in time."""
+    import httpx
+
+    from . import kube
+    from ._metrics import CONTAINERS, serve_metrics
+    from .engine import (
+        Engine,
+        ImageStore,
+        PrePuller,
+        ReaperSettings,
+        pull_secret_configs,
+        serve_reaper,
+    )
+
+    gate.step = "connecting to the Kubernetes API server"
+    cluster = await kube.Cluster.connect(
+        kubeconfig=config.kubeconfig, namespace=config.namespace,
+        qps=config.kube_api_qps, burst=config.kube_api_burst,
+    )
+    closing.push_async_callback(cluster.aclose)
+    settings = pod_settings(config, cluster.namespace, instance_id, sidecar)
+    # A pull is bounded as a whole by --registry-timeout (RegistrySource); pushes and loads
+    # of any size by silence: no byte read or written for that long.
+    registry_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(config.registry_timeout, connect=10), follow_redirects=True)
+    closing.push_async_callback(registry_http.aclose)
+    if config.network_names == "dns":
+        gate.step = "starting kubedock's DNS"
+        settings = attrs.evolve(settings, dns_config=await _dns_config(config, cluster))
+    gate.step = "reading the cluster"
+    engine = Engine(
+        cluster, settings, nursery=nursery, expose=config.expose,
+        expose_host=config.expose_host, **config.settings_for("engine"),
+        claims=kube.ClaimSettings(config.volume_storage_class,
+                                  config.volume_access_mode, config.volume_size),
+        images=ImageStore(_registry_source(
+            config, registry_http, await pull_secret_configs(cluster, settings)),
+            config.own_registry),
+    )
+    if config.pre_pull:
+        engine.pre_puller = PrePuller(cluster, settings, nursery=nursery,
+                                      timeout=config.timeout,
+                                      fail_fast_after=config.fail_fast_after)
+    if config.lock:
+        gate.step = "waiting for the lock kubedock-lock"
+        if not await _take_lock(config, cluster, instance_id, nursery):
+            log.error("lock kubedock-lock not acquired within %gs", config.lock_timeout)
+            return None
+    gate.step = "pruning and adopting what earlier instances left"
+    await _prune_at_start(config, cluster, instance_id)
+    await nursery.start(kube.serve_heartbeat, cluster, instance_id, config.heartbeat)
+    engine.pod_watch = await nursery.start(
+        cluster.watch_pods, engine.label_selector, engine.observe
+    )
+    adopted = await engine.adopt()
+    if adopted:
+        log.info("took over %d containers of the previous kubedock %s", adopted,
+                 instance_id)
+    await nursery.start(serve_reaper, engine, ReaperSettings(**config.settings_for("reaper")))
+    CONTAINERS.source = lambda: collections.Counter(
+        (container.status,) for container in engine.containers())
+    if config.metrics_addr:
+        host, port = split_host_port(config.metrics_addr)
+        metrics_port = await nursery.start(serve_metrics, host, port)
+        log.info("metrics at http://%s:%d/metrics", host, metrics_port)
+    return engine
+
+
+def _sidecar_identity(config: Config, instance_id: str) -> SidecarIdentity | None:
+    if not (config.tls_enable and config.tls_cert_file):
+        return None
+    from ._sidecar_tls import new_sidecar_identity
+
+    return new_sidecar_identity(instance_id, config.tls_cert_file)
 
 
 def _registry_source(config: Config, http: httpx.AsyncClient, pull_secrets: list[Any]
                      ) -> RegistrySource:
     """Credentials: a client's own with each request, else the Docker config file's, else
     those of the pods' pull secrets."""
+    from . import registry
+    from .engine import RegistrySource
+
     own = config.own_registry
     client = registry.RegistryClient(
         http, mirrors={**config.registry_mirrors, **({own.host: own.url} if own and own.url
@@ -184,6 +248,7 @@ def _server_tls(config: Config, sidecar: SidecarIdentity | None) -> ServerTLS | 
 
 
 async def _dns_config(config: Config, cluster: kube.Cluster) -> dict[str, Any]:
+    from . import kube
     from .dns import default_image, ensure_dns, pod_dns_config
 
     image = config.dns_image or default_image()
@@ -230,6 +295,8 @@ def _exit_if_stuck(seconds: float, signum: int) -> threading.Timer:
 
 async def _take_lock(config: Config, cluster: kube.Cluster, instance_id: str,
                      nursery: trio.Nursery) -> bool:
+    from . import kube
+
     with trio.move_on_after(config.lock_timeout):
         await nursery.start(kube.hold_lock, cluster, instance_id)
         return True
@@ -237,6 +304,8 @@ async def _take_lock(config: Config, cluster: kube.Cluster, instance_id: str,
 
 
 async def _prune_at_start(config: Config, cluster: kube.Cluster, instance_id: str) -> None:
+    from . import kube
+
     if config.prune_start_all:
         await kube.prune_all(cluster, instance_id)
     elif config.prune_start:
@@ -244,6 +313,8 @@ async def _prune_at_start(config: Config, cluster: kube.Cluster, instance_id: st
 
 
 async def _clean_up(config: Config, engine: Engine) -> None:
+    from . import kube
+
     started = trio.current_time()
     with trio.move_on_after(config.shutdown_timeout) as bound:
         try:
@@ -276,15 +347,13 @@ def run(config: Config) -> int:
         return trio.run(serve, config)
     except KeyboardInterrupt:
         return 130
-    except kube.KubeError as error:
-        log.error("%s", error)
-        return 1
-    except BaseExceptionGroup as group:
-        # A refusal of the API server while starting (RBAC, quota) arrives through the nursery.
-        refusals, rest = group.split(kube.KubeError)
-        if refusals is None or rest is not None:
+    except BaseException as error:
+        # A refusal of the API server while starting (RBAC, quota), raised on its own or
+        # through the nursery.
+        refusals = _refusals_only(error)
+        if not refusals:
             raise
-        for refusal in _leaves(refusals):
+        for refusal in refusals:
             log.error("%s", refusal)
         return 1
     finally:
@@ -292,6 +361,15 @@ def run(config: Config) -> int:
             Path(config.unix_socket).unlink(missing_ok=True)
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    return [leaf for member in group.exceptions
-            for leaf in (_leaves(member) if isinstance(member, BaseExceptionGroup) else [member])]
+def _refusals_only(error: BaseException) -> list[BaseException]:
+    """The Kubernetes errors `error` holds, or none if it holds anything else."""
+    from .kube import KubeError
+
+    leaves = _leaves(error)
+    return leaves if all(isinstance(leaf, KubeError) for leaf in leaves) else []
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if not isinstance(error, BaseExceptionGroup):
+        return [error]
+    return [leaf for member in error.exceptions for leaf in _leaves(member)]

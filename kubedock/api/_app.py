@@ -3,45 +3,33 @@
 from __future__ import annotations
 
 import logging
-import re
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, cast
+from typing import cast
 
 import trio
-from quart import Response, current_app, has_request_context, jsonify, request, websocket
+from quart import Blueprint, Response, current_app, has_request_context, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .. import __version__
-from .._metrics import API_LATENCY, API_REQUESTS
 from ..engine import Engine, EngineError
 from ..kube import KubeError
 from ._body import BoundedHTTPConnection, BoundedRequest
 from ._errors import DockerError, docker_error
+from ._front import (
+    API_VERSION,
+    DOCKER_HEADERS,
+    ROUTE_KEY,
+    VERSION_KEY,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    front_door,
+    parse_version,
+)
 from ._mounts import BindPolicy
 from ._unimplemented import unimplemented
 
-API_VERSION = "1.45"
-MIN_API_VERSION = "1.24"
-# Sent on every answer, as Docker does; clients read Api-Version to pick their API version.
-DOCKER_HEADERS = (
-    ("Api-Version", API_VERSION),
-    ("Ostype", "linux"),
-    ("Docker-Experimental", "false"),
-    ("Server", f"Docker/{__version__} (linux) kubedock"),
-)
-_VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
-_ROUTE_KEY = "kubedock.route"
-_VERSION_KEY = "kubedock.api_version"
-# One line per answered request; shown from verbosity 2 on.
-access_log = logging.getLogger("kubedock.access")
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def engine() -> Engine:
@@ -52,13 +40,8 @@ def engine() -> Engine:
 def api_version() -> tuple[int, int]:
     """The API version the request's path names; unversioned paths get the newest, as with
     Docker."""
-    version = cast(Scope, request.scope).get(_VERSION_KEY)
-    return version if isinstance(version, tuple) else _parse_version(API_VERSION)
-
-
-def _parse_version(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor)
+    version = cast(Scope, request.scope).get(VERSION_KEY)
+    return version if isinstance(version, tuple) else parse_version(API_VERSION)
 
 
 def bind_policy() -> BindPolicy:
@@ -109,24 +92,22 @@ def error_response(error: DockerError) -> Response:
 def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``; bind sources are checked
     against ``binds`` (default: the off-limits trees of this host)."""
-    return _measured(_ending_broken_streams(
-        _strip_version_prefix(cast(ASGIApp, routes_app(engine, binds)))))
+    return front_door(docker_routes(engine, binds))
+
+
+def docker_routes(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
+    """The routes behind the front door (`front_door`, or a `StartGate` behind it)."""
+    return _ending_broken_streams(cast(ASGIApp, routes_app(engine, binds)))
+
+
+def load_routes() -> None:
+    """Import every module the routes use, ahead of `routes_app` (e.g. in a worker thread, as
+    the server does while its listeners answer)."""
+    _blueprints()
 
 
 def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
-    from ._archive import blueprint as archive
-    from ._build import blueprint as build
-    from ._containers import blueprint as containers
-    from ._disk_usage import blueprint as disk_usage
-    from ._exec import blueprint as execs
-    from ._images import blueprint as images
-    from ._networks import blueprint as networks
-    from ._stats import blueprint as stats
-    from ._system import blueprint as system
-    from ._update import blueprint as update
-    from ._volumes import blueprint as volumes
-
     app = QuartTrio("kubedock", static_folder=None)
     # Bodies (archives) are read as they arrive, no faster than a route consumes them.
     app.asgi_http_class = BoundedHTTPConnection
@@ -141,8 +122,7 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in (system, images, containers, execs, networks, volumes, archive, stats,
-                      update, disk_usage, build):
+    for blueprint in _blueprints():
         app.register_blueprint(blueprint)
 
     @app.errorhandler(DockerError)
@@ -173,7 +153,7 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     async def name_the_route() -> None:
         # For metrics and the access log, which see the request after routing is done.
         if request.url_rule is not None:
-            cast(Scope, request.scope)[_ROUTE_KEY] = request.url_rule.rule
+            cast(Scope, request.scope)[ROUTE_KEY] = request.url_rule.rule
 
     @app.after_request
     async def read_unread_body(response: Response) -> Response:
@@ -191,33 +171,22 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     return app
 
 
-def _measured(app: ASGIApp) -> ASGIApp:
-    """Count every answer by route and status, time it to its head, and log it (access log)."""
+def _blueprints() -> tuple[Blueprint, ...]:
+    # Imported here: the blueprints import this module.
+    from ._archive import blueprint as archive
+    from ._build import blueprint as build
+    from ._containers import blueprint as containers
+    from ._disk_usage import blueprint as disk_usage
+    from ._exec import blueprint as execs
+    from ._images import blueprint as images
+    from ._networks import blueprint as networks
+    from ._stats import blueprint as stats
+    from ._system import blueprint as system
+    from ._update import blueprint as update
+    from ._volumes import blueprint as volumes
 
-    async def measured(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = time.monotonic()
-        path = scope["path"]
-        status = 500  # what the server answers when the app fails before its head
-
-        async def send_and_note(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                API_LATENCY.observe(time.monotonic() - started, scope["method"], _route(scope))
-            await send(message)
-
-        try:
-            await app(scope, receive, send_and_note)
-        finally:
-            route = _route(scope)
-            API_REQUESTS.inc(scope["method"], route, str(status))
-            access_log.info("%s %s %d %.3fs", scope["method"], path, status,
-                            time.monotonic() - started, extra={"route": route})
-
-    return measured
+    return (system, images, containers, execs, networks, volumes, archive, stats, update,
+            disk_usage, build)
 
 
 def _ending_broken_streams(app: ASGIApp) -> ASGIApp:
@@ -236,45 +205,3 @@ def _ending_broken_streams(app: ASGIApp) -> ASGIApp:
             log.warning("%s %s broke off: %s", scope.get("method"), scope.get("path"), reason)
 
     return ending
-
-
-def _route(scope: Scope) -> str:
-    route: str = scope.get(_ROUTE_KEY, "unmatched")
-    return route
-
-
-def _strip_version_prefix(app: ASGIApp) -> ASGIApp:
-    """Serve every route also under ``/v1.NN``; refuse versions below the minimum."""
-    minimum = _parse_version(MIN_API_VERSION)
-
-    async def versioned(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            match = _VERSION_PREFIX.match(scope["path"])
-            if match:
-                version = (int(match.group(1)), int(match.group(2)))
-                if version < minimum and scope["type"] == "http":
-                    await _send_json_error(send, 400, (
-                        f"client version {version[0]}.{version[1]} is too old. "
-                        f"Minimum supported API version is {MIN_API_VERSION}, "
-                        "please upgrade your client to a newer version"
-                    ))
-                    return
-                scope[_VERSION_KEY] = version
-                prefix = match.group(0)
-                # In place: the measuring wrapper outside reads what routing wrote into it.
-                scope["path"] = scope["path"][len(prefix):]
-                scope["raw_path"] = scope.get("raw_path", b"")[len(prefix):]
-        await app(scope, receive, send)
-
-    return versioned
-
-
-async def _send_json_error(send: Send, status: int, message: str) -> None:
-    import json
-
-    body = json.dumps({"message": message}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"api-version", API_VERSION.encode()),
-    ]})
-    await send({"type": "http.response.body", "body": body})

@@ -5,8 +5,9 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from ..engine import AttachRequest, ExecConfig
-from ._app import DOCKER_HEADERS, engine, request_body
+from ._app import engine, request_body
 from ._errors import bad_request
+from ._front import DOCKER_HEADERS
 from ._hijack import HIJACK_EXTENSION, Hijack
 from ._parse import field, json_object, query_bool, query_int, string_list
 

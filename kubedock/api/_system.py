@@ -1,4 +1,4 @@
-"""System endpoints: ping, version, info, events."""
+"""System endpoints: info, events (`/_ping` and `/version` are answered by `_front`)."""
 
 from __future__ import annotations
 
@@ -11,52 +11,12 @@ from collections.abc import AsyncIterator, Callable
 import trio
 from quart import Blueprint, Response, jsonify, request
 
-from .. import __version__
 from ..engine import Event
-from ._app import API_VERSION, MIN_API_VERSION, engine
+from ._app import engine
+from ._front import ENGINE_VERSION
 from ._parse import check_filters, parse_filters, query_float
 
 blueprint = Blueprint("system", __name__)
-
-# What kubedock reports as its "Docker version": high enough for clients that check a minimum.
-ENGINE_VERSION = "27.0.0"
-
-
-@blueprint.route("/_ping", methods=["GET", "HEAD"])
-async def ping() -> Response:
-    response = Response(b"OK" if request.method == "GET" else b"", content_type="text/plain")
-    response.headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
-    response.headers["Pragma"] = "no-cache"
-    response.headers["Builder-Version"] = "1"
-    response.headers["Swarm"] = "inactive"
-    return response
-
-
-@blueprint.route("/version", methods=["GET"])
-async def version() -> Response:
-    return jsonify({
-        "Platform": {"Name": "kubedock"},
-        "Components": [{
-            "Name": "Engine", "Version": ENGINE_VERSION,
-            "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-                        "Os": "linux", "Arch": _arch(), "KubedockVersion": __version__},
-        }],
-        "Version": ENGINE_VERSION,
-        "ApiVersion": API_VERSION,
-        "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "kubedock",
-        "GoVersion": f"python{platform.python_version()}",
-        "Os": "linux",
-        "Arch": _arch(),
-        "KernelVersion": platform.release(),
-        "BuildTime": "",
-    })
-
-
-def _arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-
 
 def _mem_total() -> int:
     try:

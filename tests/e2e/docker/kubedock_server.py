@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 MODULE = (sys.executable, "-m", "kubedock")
 # What the frozen program runs with: nothing of the venv or of this process can leak into it.
 CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
+# The line a server logs once it is ready (plain or JSON log format).
+_READY = re.compile(r"kubedock \S+ serving ")
 
 
 @attrs.frozen
@@ -65,7 +68,8 @@ def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
                    program: Sequence[str] = MODULE, env: Mapping[str, str] | None = None,
                    host: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], Kubedock]:
     """Start ``program server`` (the venv's kubedock unless told otherwise) with ``env``
-    (this process's environment unless told otherwise), listening on ``host``."""
+    (this process's environment unless told otherwise), listening on ``host``; return once it
+    has logged that it serves (it listens earlier, while its cluster part starts)."""
     port = _free_port(host)
     log = tmp / f"kubedock-{port}.log"
     command = [*program, "server", "--listen-addr", f"{host}:{port}",
@@ -79,11 +83,9 @@ def start_kubedock(cluster: Any, namespace: str, tmp: Path, *extra: str,
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"kubedock exited: {log.read_text()}")
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return process, server
-        except OSError:
-            time.sleep(0.1)
+        if _READY.search(log.read_text()):
+            return process, server
+        time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"kubedock did not start: {log.read_text()}")
 
