@@ -149,8 +149,12 @@ async def build() -> Response:
             if not quiet:
                 await send.send(_line(stream=text))
 
+        async def emit_id(image_id: str) -> None:
+            if not quiet:
+                await send.send(_line(aux={"ID": image_id}))
+
         builder = Builder(parse_dockerfile(text), context, options, images, sandboxes, cache,
-                          emit)
+                          emit, emit_id=emit_id)
         builder.check()
     except (DockerfileError, BuildFailed) as error:
         resources.close()
@@ -180,7 +184,6 @@ async def build() -> Response:
                 log.exception("build failed")
                 await fail(docker_error(error).message, None)
                 return
-            await send.send(_line(aux={"ID": built.id}))
             if quiet:
                 await send.send(_line(stream=f"{built.id}\n"))
             await emit(f"Successfully built {built.id[7:19]}\n")

@@ -55,6 +55,8 @@ from ._words import SubstitutionError, expand_word, expand_words
 UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# What Docker's classic builder puts around each piece of a RUN's stderr.
+_STDERR_COLOUR = ("\x1b[91m", "\x1b[0m")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _NANOSECONDS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
                 "m": 60_000_000_000, "h": 3_600_000_000_000}
@@ -209,7 +211,9 @@ def parse_duration(text: str, flag: str) -> int:
 class Builder:
     def __init__(self, dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
                  images: ImageAccess, sandboxes: SandboxFactory, cache: LayerCache,
-                 emit: Emit) -> None:
+                 emit: Emit, *, emit_id: Emit | None = None) -> None:
+        """`emit` takes the build's output text; `emit_id` the image id each stage ends with
+        (Docker's `aux` messages)."""
         self._dockerfile = dockerfile
         self._context = context
         self._options = options
@@ -217,6 +221,7 @@ class Builder:
         self._sandboxes = sandboxes
         self._cache = cache
         self._emit = emit
+        self._emit_id = emit_id
         self._stages: dict[str, _State] = {}
         self._stage_list: list[_State] = []
         self._sandbox: Sandbox | None = None
@@ -233,9 +238,6 @@ class Builder:
             except (SubstitutionError, DockerfileError, ContextError) as error:
                 raise BuildFailed(str(error)) from None
         document = state.document
-        for name, value in self._options.labels.items():
-            document["config"].setdefault("Labels", {})
-            document["config"]["Labels"] = {**(document["config"]["Labels"] or {}), name: value}
         unused = sorted(set(self._options.build_args) - self._used_args)
         if unused:
             await self._emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
@@ -277,7 +279,11 @@ class Builder:
 
     async def _run(self) -> _State:
         global_args, stages = self._stages_to_build()
-        total = len(global_args) + sum(map(len, stages))
+        # As Docker: the build's labels are LABEL steps of their own at the end of the last
+        # stage built, in name order, their values taken as they are.
+        labels = {_build_label(name, value): (name, value)
+                  for name, value in sorted(self._options.labels.items())}
+        total = len(global_args) + sum(map(len, stages)) + len(labels)
         step = 0
         meta: dict[str, str] = {}
         escape = self._dockerfile.escape
@@ -291,17 +297,26 @@ class Builder:
         for index, stage in enumerate(stages):
             args: dict[str, str] = {}
             self._cmd_set_in_stage = False
-            for instruction in stage:
+            last = index == len(stages) - 1
+            for instruction in [*stage, *(labels if last else [])]:
                 step += 1
                 await self._emit_step(step, total, instruction)
                 if instruction.keyword == "from":
                     state, shown_id = await self._from(index, instruction, args, meta)
+                elif instruction in labels:
+                    assert state is not None
+                    label = labels[instruction]
+                    state = await self._cached_change(state, instruction, dict([label]),
+                                                      _labelled(label))
+                    shown_id = _image_id(state.document)
                 else:
                     assert state is not None
                     state = await self._step(index, state, instruction, args, escape, meta)
                     shown_id = _image_id(state.document)
                 await self._emit(f" ---> {shown_id[7:19]}\n")
             assert state is not None
+            if shown_id and self._emit_id is not None:  # a stage of scratch alone has none
+                await self._emit_id(shown_id)
             self._stage_list.append(state)
             name = _stage_name(stage[0])
             if name:
@@ -401,8 +416,7 @@ class Builder:
         if keyword == "label":
             labels = {expand_word(n, scope, escape): expand_word(v, scope, escape)
                       for n, v in split_pairs(text, escape, keyword)}
-            return labels, lambda c: c.__setitem__("Labels", {**(c.get("Labels") or {}),
-                                                              **labels})
+            return labels, _labelled(*labels.items())
         if keyword == "workdir":
             path = expand_word(text, scope, escape)
             path = posixpath.normpath(posixpath.join(config.get("WorkingDir") or "/", path))
@@ -633,20 +647,14 @@ class Builder:
         await self._emit(f" ---> Running in {step_id}\n")
         sandbox = await self._prepared_sandbox(stage, state)
 
-        # A character may arrive split across two pieces of output.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-        async def output(data: bytes, *, final: bool = False) -> None:
-            text = decoder.decode(data, final)
-            if text:
-                await self._emit(text)
-
+        stdout, stderr = _StepOutput(self._emit), _StepOutput(self._emit, _STDERR_COLOUR)
         try:
-            code = await sandbox.run(command, output)
+            code = await sandbox.run(command, stdout.write, stderr.write)
         except StepNotStarted as error:
             await self._removed(step_id, succeeded=False)
             raise BuildFailed(error.message) from None
-        await output(b"", final=True)  # a character the step left unfinished
+        await stdout.close()
+        await stderr.close()
         if code != 0:
             await self._removed(step_id, succeeded=False)
             raise BuildFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
@@ -696,9 +704,44 @@ class Builder:
         return _file_content(layer.path)
 
 
+class _StepOutput:
+    """One of a RUN's output streams as build messages: decoded as UTF-8 across its pieces (a
+    character may arrive split), each piece wrapped as Docker's classic builder wraps the
+    stream's (stderr in red)."""
+
+    def __init__(self, emit: Emit, colour: tuple[str, str] = ("", "")) -> None:
+        self._emit = emit
+        self._colour = colour
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    async def write(self, data: bytes) -> None:
+        await self._send(self._decoder.decode(data))
+
+    async def close(self) -> None:
+        """Sends a character the step left unfinished."""
+        await self._send(self._decoder.decode(b"", True))
+
+    async def _send(self, text: str) -> None:
+        if text:
+            start, end = self._colour
+            await self._emit(f"{start}{text}{end}")
+
+
 @contextlib.asynccontextmanager
 async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
     yield file_chunks(path)
+
+
+def _build_label(name: str, value: str) -> Instruction:
+    """A label of the build's options as the LABEL step Docker adds for it (line 0: not in the
+    Dockerfile)."""
+    return Instruction("label", f"{name}={value}", (), None, 0, f"LABEL {name}={value}")
+
+
+def _labelled(*labels: tuple[str, str]) -> Callable[[dict[str, Any]], None]:
+    def apply(config: dict[str, Any]) -> None:
+        config["Labels"] = {**(config.get("Labels") or {}), **dict(labels)}
+    return apply
 
 
 def _stage_name(instruction: Instruction) -> str:

@@ -87,13 +87,15 @@ class FakeSandbox:
     async def apply_layer(self, source: AsyncIterable[bytes]) -> None:
         self.log.append(("apply", b"".join([chunk async for chunk in source])[:10]))
 
-    async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
+    async def run(self, command: StepCommand, stdout: Callable[[bytes], Awaitable[None]],
+                  stderr: Callable[[bytes], Awaitable[None]]) -> int:
         self.runs += 1
         self.log.append(("run", command))
         if self.not_started is not None:
             raise StepNotStarted(self.not_started)
         for piece in self.output or [b"out of " + command.argv[-1].encode() + b"\n"]:
-            await output(piece)
+            # b"E:" marks a piece of stderr.
+            await (stderr(piece[2:]) if piece.startswith(b"E:") else stdout(piece))
         return self.exit_code
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
@@ -121,7 +123,8 @@ class Harness:
         self.snapshot_extra: dict[str, bytes] = {}
         self.run_output: list[bytes] | None = None  # what each RUN prints, piece by piece
         self.not_started: str | None = None  # why a RUN's program does not start
-        self.messages: list[str] = []  # the last build's output, message by message
+        # The last build's output, message by message, and the ids it announced as `<aux id>`.
+        self.messages: list[str] = []
 
     @contextlib.asynccontextmanager
     async def sandboxes(self) -> AsyncIterator[FakeSandbox]:
@@ -138,10 +141,14 @@ class Harness:
         context_path = self.tmp_path / "context.tar"
         context_path.write_bytes(_tar({"Dockerfile": dockerfile.encode(), **(files or {})}))
         output: list[str] = []
-        self.messages = output
+        self.messages = []
 
         async def emit(text: str) -> None:
             output.append(text)
+            self.messages.append(text)
+
+        async def emit_id(image_id: str) -> None:
+            self.messages.append(f"<aux {image_id}>")
 
         with context_path.open("rb") as file:
             context = BuildContext(file)
@@ -149,7 +156,8 @@ class Harness:
             try:
                 built = await Builder(parse_dockerfile(dockerfile), context,
                                       BuildOptions(**options), self.images,
-                                      self.sandboxes, self.cache, emit).build()
+                                      self.sandboxes, self.cache, emit,
+                                      emit_id=emit_id).build()
             finally:
                 context.close()
         return built, "".join(output)
@@ -360,8 +368,12 @@ async def test_maintainer_is_the_author(harness: Harness) -> None:
 def _shape(messages: list[str]) -> list[str]:
     """The messages with the step containers' and images' ids as placeholders (one id per
     step container, checked to be the same in its two lines)."""
-    shaped, containers = [], {}
+    shaped, containers, shown = [], {}, ""
     for message in messages:
+        if message.startswith("<aux "):
+            assert message[12:24] == shown  # a stage's id is the one its last step showed
+            message = "<aux>"
+        shown = message[6:18]
         message = re.sub(r"^ ---> [0-9a-f]{12}\n$", " ---> <image>\n", message)
         match = re.match(r"^( ---> Running in |Removing intermediate container )([0-9a-f]{12})\n$",
                          message)
@@ -376,7 +388,7 @@ async def test_each_kind_of_step_says_what_the_reference_engine_says(harness: Ha
     dockerfile = ("ARG B=busybox:1.36\nFROM $B\nENV A=1\nCOPY a.txt /\nRUN make\n"
                   "FROM scratch\nLABEL l=1\n")
     await harness.build(dockerfile, {"a.txt": b"a"})
-    # As the reference engine's classic builder sent it, bar the stage's `aux` id.
+    # As the reference engine's classic builder sent it.
     assert _shape(harness.messages) == [
         "Step 1/7 : ARG B=busybox:1.36", "\n",
         "Step 2/7 : FROM $B", "\n", " ---> <image>\n",
@@ -384,18 +396,39 @@ async def test_each_kind_of_step_says_what_the_reference_engine_says(harness: Ha
         "Removing intermediate container <c0>\n", " ---> <image>\n",
         "Step 4/7 : COPY a.txt /", "\n", " ---> <image>\n",
         "Step 5/7 : RUN make", "\n", " ---> Running in <c1>\n", "out of make\n",
-        "Removing intermediate container <c1>\n", " ---> <image>\n",
+        "Removing intermediate container <c1>\n", " ---> <image>\n", "<aux>",
         "Step 6/7 : FROM scratch", "\n", " ---> \n",
         "Step 7/7 : LABEL l=1", "\n", " ---> Running in <c2>\n",
-        "Removing intermediate container <c2>\n", " ---> <image>\n"]
+        "Removing intermediate container <c2>\n", " ---> <image>\n", "<aux>"]
     assert harness.messages[4] == " ---> aaaaaaaaaaaa\n"  # the base image's id
     await harness.build(dockerfile, {"a.txt": b"a"})
     assert _shape(harness.messages)[5:] == [
         "Step 3/7 : ENV A=1", "\n", " ---> Using cache\n", " ---> <image>\n",
         "Step 4/7 : COPY a.txt /", "\n", " ---> Using cache\n", " ---> <image>\n",
-        "Step 5/7 : RUN make", "\n", " ---> Using cache\n", " ---> <image>\n",
+        "Step 5/7 : RUN make", "\n", " ---> Using cache\n", " ---> <image>\n", "<aux>",
         "Step 6/7 : FROM scratch", "\n", " ---> \n",
-        "Step 7/7 : LABEL l=1", "\n", " ---> Using cache\n", " ---> <image>\n"]
+        "Step 7/7 : LABEL l=1", "\n", " ---> Using cache\n", " ---> <image>\n", "<aux>"]
+
+
+async def test_build_labels_are_steps_at_the_end_of_the_target_stage(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36 AS one\nENV A=1\nFROM one AS two\nFROM scratch\n"
+    built, _ = await harness.build(dockerfile, target="two",
+                                   labels={"z": "$A", "k 1": 'v "q"', "e": ""})
+    # As the reference engine sent it: name order, values as they are.
+    assert _shape(harness.messages)[-19:] == [
+        "Step 3/6 : FROM one AS two", "\n", " ---> <image>\n",
+        "Step 4/6 : LABEL e=", "\n", " ---> Running in <c1>\n",
+        "Removing intermediate container <c1>\n", " ---> <image>\n",
+        "Step 5/6 : LABEL k 1=v \"q\"", "\n", " ---> Running in <c2>\n",
+        "Removing intermediate container <c2>\n", " ---> <image>\n",
+        "Step 6/6 : LABEL z=$A", "\n", " ---> Running in <c3>\n",
+        "Removing intermediate container <c3>\n", " ---> <image>\n", "<aux>"]
+    document = _config(built)
+    assert document["config"]["Labels"] == {"e": "", "k 1": 'v "q"', "z": "$A"}
+    assert [entry["created_by"] for entry in document["history"][-3:]] == [
+        "/bin/sh -c #(nop) LABEL e=", '/bin/sh -c #(nop) LABEL k 1=v "q"',
+        "/bin/sh -c #(nop) LABEL z=$A"]
+    assert harness.messages[-1] == f"<aux {built.id}>"
 
 
 async def test_run_output_is_decoded_across_its_pieces(harness: Harness) -> None:
@@ -403,6 +436,13 @@ async def test_run_output_is_decoded_across_its_pieces(harness: Harness) -> None
     harness.run_output = [b"h\xc3", b"\xa9llo \xff\n", b"\xe2\x82"]
     await harness.build("FROM busybox:1.36\nRUN printf x\n")
     assert "".join(harness.messages).count("héllo \ufffd\n\ufffd") == 1
+
+
+async def test_run_stderr_comes_in_red_piece_by_piece(harness: Harness) -> None:
+    harness.run_output = [b"out\n", b"E:err \xc3", b"E:\xa9\n", b"E:\xe2", b"more\n"]
+    await harness.build("FROM busybox:1.36\nRUN printf x\n")
+    assert harness.messages[6:11] == ["out\n", "\x1b[91merr \x1b[0m", "\x1b[91m\u00e9\n\x1b[0m",
+                                     "more\n", "\x1b[91m\ufffd\x1b[0m"]
 
 
 async def test_a_failing_run_says_nothing_more(harness: Harness) -> None:

@@ -96,6 +96,20 @@ def test_output_and_exit_code(state: Path) -> None:
     assert (code, output) == (3, b"out\nerr\n")
 
 
+def test_stderr_apart_when_asked(state: Path) -> None:
+    request = buildwire.request("run", argv=["/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+                                env=[], user="", workdir="/", stderr_apart=True)
+    done = subprocess.run([sys.executable, "-m", "kubedock", "buildstep", str(state), "serve"],
+                          input=request, capture_output=True, check=True, timeout=60)
+    frames = buildwire.FrameReader()
+    frames.feed(done.stdout)
+    kinds: dict[bytes, bytes] = {}
+    while (frame := frames.next()) is not None:
+        kinds[frame[0]] = kinds.get(frame[0], b"") + frame[1]
+    assert kinds == {buildwire.OUTPUT: b"out\n", buildwire.STDERR: b"err\n",
+                     buildwire.END: b"3"}
+
+
 def test_programs_missing_or_not_executable(state: Path) -> None:
     (state / "root/bin/plain").write_text("not a program")
     runtime = (b"failed to create shim task: OCI runtime create failed: runc create failed: "
