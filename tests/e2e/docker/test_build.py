@@ -254,12 +254,12 @@ RUN ["nosuchbinary"]
 """
 
 
-def _stream(server: str, path: Path) -> list[Any]:
+def _stream(server: str, path: Path, **options: Any) -> list[Any]:
     """docker-py's raw build JSON, ids as placeholders (a step container's and an image's
     ids are 12 hex digits; `aux` has the whole image id)."""
     api = docker.APIClient(base_url=server, timeout=120)
     try:
-        lines = list(api.build(path=str(path), nocache=True, decode=True))
+        lines = list(api.build(path=str(path), nocache=True, decode=True, **options))
     finally:
         api.close()
     text = re.sub(r"sha256:[0-9a-f]{64}", "<id>", json.dumps(lines))
@@ -283,3 +283,34 @@ def test_onbuild_triggers_and_step_lines_stream_as_the_reference_engine_s(
     assert streamed == expected
     assert {"stream": "trigger 1\n"} in streamed and {"stream": "h\u00e9llo\n"} in streamed
     assert "executable file not found" in streamed[-1]["error"]
+
+
+STAGES = """\
+FROM busybox:1.36 AS base
+RUN echo out; sleep 0.5; echo err >&2; sleep 0.5; printf 'h\\303\\251\\n' >&2
+FROM base AS test
+LABEL a=b
+RUN echo test >> /stage
+FROM scratch AS empty
+FROM busybox:1.36 AS final
+CMD ["echo", "final"]
+"""
+
+
+def test_stages_labels_and_stderr_stream_as_the_reference_engine_s(
+        client: docker.DockerClient, kubedock: Kubedock, docker_oracle: str,
+        tmp_path: Path) -> None:
+    _context(tmp_path, STAGES, {})
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    labelled = {"tag": "staged-labels:1", "target": "test",
+                "labels": {"z": "$A", "k 1": 'v "q"', "e": ""}}
+    expected = _stream(docker_oracle, tmp_path, **labelled)
+    streamed = _stream(kubedock.host, tmp_path, **labelled)
+    assert streamed == expected
+    # The label steps, and stderr in red piece by piece, each stage's id as `aux`.
+    assert {"stream": "Step 7/8 : LABEL k 1=v \"q\""} in streamed
+    assert {"stream": "\x1b[91merr\n\x1b[0m"} in streamed
+    assert {"stream": "\x1b[91mh\u00e9\n\x1b[0m"} in streamed
+    assert sum("aux" in line for line in streamed) == 2
+    assert _config(kubedock, "staged-labels:1") == _config(oracle, "staged-labels:1")
+    assert _stream(kubedock.host, tmp_path) == _stream(docker_oracle, tmp_path)
