@@ -23,6 +23,7 @@ from ._logging import configure as configure_logging
 from ._metrics import CONTAINERS, serve_metrics
 from ._sidecar_tls import SidecarIdentity, new_sidecar_identity
 from .api import BindPolicy, ServerTLS, create_app, serve_http
+from .build import LayerCache
 from .engine import (
     Engine,
     ImageStore,
@@ -138,8 +139,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                     metrics_port = await nursery.start(serve_metrics, host, port)
                     log.info("metrics at http://%s:%d/metrics", host, metrics_port)
                 bind_policy = BindPolicy.on_this_host(config.own_secrets, config.bind_roots)
-                bound = await nursery.start(serve_http, create_app(engine, bind_policy),
-                                            config.binds, _server_tls(config, sidecar))
+                app = create_app(engine, bind_policy,
+                                 build_cache=LayerCache(config.build_cache_size))
+                bound = await nursery.start(serve_http, app, config.binds,
+                                            _server_tls(config, sidecar))
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), cluster.namespace)
                 task_status.started(bound)

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from .._metrics import API_LATENCY, API_REQUESTS
+from ..build import LayerCache
 from ..engine import Engine, EngineError
 from ..kube import KubeError
 from ._body import BoundedHTTPConnection, BoundedRequest
@@ -106,14 +107,17 @@ def error_response(error: DockerError) -> Response:
     return response
 
 
-def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
+def create_app(engine: Engine, binds: BindPolicy | None = None, *,
+               build_cache: LayerCache | None = None) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``; bind sources are checked
-    against ``binds`` (default: the off-limits trees of this host)."""
+    against ``binds`` (default: the off-limits trees of this host); ``docker build`` keeps its
+    layers in ``build_cache`` (default: one without a size cap)."""
     return _measured(_ending_broken_streams(
-        _strip_version_prefix(cast(ASGIApp, routes_app(engine, binds)))))
+        _strip_version_prefix(cast(ASGIApp, routes_app(engine, binds, build_cache)))))
 
 
-def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
+def routes_app(engine: Engine, binds: BindPolicy | None = None,
+               build_cache: LayerCache | None = None) -> QuartTrio:
     """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
     from ._archive import blueprint as archive
     from ._build import blueprint as build
@@ -134,6 +138,7 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     app.config.update(
         KUBEDOCK_ENGINE=engine,
         KUBEDOCK_BIND_POLICY=binds or BindPolicy.on_this_host(),
+        KUBEDOCK_BUILD_CACHE=build_cache or LayerCache(),
         # Streams (logs, events, pulls) and long uploads end when they end, not on a timer.
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=None,

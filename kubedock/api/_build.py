@@ -128,7 +128,7 @@ async def build() -> Response:
         raise DockerError(501, "docker build needs a registry kubedock can push to")
     images = RegistryImages(image_store, source.client, build_credentials(
         request.headers.get("X-Registry-Config", "")))
-    cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
+    cache: LayerCache = current_app.config[_CACHE_KEY]
     sandboxes: SandboxFactory = partial(open_sandbox, engine().cluster, engine().settings)
     # The spooled context and its reader live until the build's answer ends.
     resources = contextlib.ExitStack()
@@ -171,9 +171,10 @@ async def build() -> Response:
     async def run() -> None:
         async with send:
             try:
-                built = await builder.build()
-                pushed = _pushed_as(tags, built.id)
-                await images.store(built, pushed)
+                with cache.hold():  # the layers stay until pushed
+                    built = await builder.build()
+                    pushed = _pushed_as(tags, built.id)
+                    await images.store(built, pushed)
                 for tag in tags:
                     if tag not in pushed:
                         image_store.tag(pushed[0].familiar, tag)
@@ -219,6 +220,6 @@ def _open_context(spool: BinaryIO) -> BuildContext:
 
 @blueprint.route("/build/prune", methods=["POST"])
 async def prune() -> Response:
-    cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
+    cache: LayerCache = current_app.config[_CACHE_KEY]
     freed = await trio.to_thread.run_sync(cache.clear)
     return jsonify({"CachesDeleted": None, "SpaceReclaimed": freed})

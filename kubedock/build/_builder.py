@@ -14,13 +14,22 @@ import codecs
 import contextlib
 import copy
 import hashlib
+import itertools
 import json
 import posixpath
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,17 +141,29 @@ class _State:
 
 class LayerCache:
     """Step results by cache key, and the layer files they name: one directory per kubedock
-    instance, made at the first layer and removed when the process exits."""
+    instance, made at the first layer and removed when the process exits.
 
-    def __init__(self) -> None:
+    The files take at most `max_bytes` between builds: when the last build in progress ends
+    (see `hold`), the least recently used go, and with them the steps that name them (a file
+    no step names, such as one of a failed build, goes first)."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
         self._directory: Path | None = None
         self._steps: dict[str, _State] = {}
+        self._max_bytes = max_bytes
+        self._clock = itertools.count(1)
+        self._last_used: dict[Path, int] = {}
+        self._holds = 0
 
     def get(self, key: str) -> _State | None:
         state = self._steps.get(key)
-        return copy.deepcopy(state) if state is not None else None
+        if state is None:
+            return None
+        self._use(*state.layers)
+        return copy.deepcopy(state)
 
     def put(self, state: _State) -> None:
+        self._use(*state.layers)
         self._steps[state.key] = copy.deepcopy(state)
 
     def new_layer_path(self) -> Path:
@@ -150,7 +171,52 @@ class LayerCache:
 
     def blob_path(self, digest: str) -> Path:
         """Where a downloaded base layer is kept."""
-        return self._ensure_directory() / f"blob-{digest.removeprefix('sha256:')}"
+        path = self._ensure_directory() / f"blob-{digest.removeprefix('sha256:')}"
+        self._last_used[path] = next(self._clock)
+        return path
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No file goes while a build holds the cache (it reads its layers until they are
+        pushed); the last one to let go evicts what is over the cap."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0:
+                self.evict()
+
+    def evict(self) -> int:
+        """Removes the least recently used files until the rest fit the cap; the bytes freed."""
+        if self._max_bytes is None or self._directory is None:
+            return 0
+        sizes = {path: path.stat().st_size for path in self._directory.iterdir()}
+        named = {layer.path for state in self._steps.values() for layer in state.layers}
+        total, freed = sum(sizes.values()), 0
+        gone: set[Path] = set()
+        for path in sorted(sizes, key=lambda path: self._last_used.get(path, 0)
+                           if path in named or path.name.startswith("blob-") else 0):
+            if total - freed <= self._max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            self._last_used.pop(path, None)
+            freed += sizes[path]
+            gone.add(path)
+        if gone:
+            self._steps = {key: state for key, state in self._steps.items()
+                           if not any(layer.path in gone for layer in state.layers)}
+        # Paths handed out that never became files (a download that failed).
+        self._last_used = {path: tick for path, tick in self._last_used.items()
+                           if path in sizes and path not in gone}
+        return freed
+
+    def _use(self, *layers: Layer) -> None:
+        """The layers' files are the most recently used."""
+        tick = next(self._clock)
+        for layer in layers:
+            if layer.path is not None:
+                self._last_used[layer.path] = tick
 
     def _ensure_directory(self) -> Path:
         if self._directory is None:
@@ -166,6 +232,7 @@ class LayerCache:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
         self._steps.clear()
+        self._last_used.clear()
         return freed
 
 

@@ -546,3 +546,61 @@ async def test_removing_step_containers_is_said_as_rm_and_forcerm_ask(
             await harness.build(f"FROM busybox:1.36\n{dockerfile}\n", **options)
         said.append("Removing intermediate container <c0>\n" in _shape(harness.messages))
     assert said == removed
+
+
+COPY_A = "FROM busybox:1.36\nCOPY a.txt /\n"
+COPY_B = "FROM busybox:1.36\nCOPY b.txt /\n"
+
+
+async def _capped(harness: Harness, layers: float) -> None:
+    """Gives the harness a cache with room for this many COPY layers."""
+    built, _ = await harness.build(COPY_A, {"a.txt": b"a" * 100})
+    layer = built.layers[-1]
+    assert layer.path is not None
+    harness.cache.clear()
+    harness.cache = LayerCache(max_bytes=int(layer.size * layers))
+
+
+def _directory(built: BuiltImage) -> Path:
+    path = built.layers[-1].path
+    assert path is not None
+    return path.parent
+
+
+async def _cached_steps(harness: Harness, dockerfile: str, name: str) -> int:
+    _, output = await harness.build(dockerfile, {name: b"a" * 100})
+    return output.count("Using cache")
+
+
+async def test_the_least_recently_used_layers_go_over_the_cap(harness: Harness) -> None:
+    await _capped(harness, 1.5)
+    with harness.cache.hold():
+        built, _ = await harness.build(COPY_A, {"a.txt": b"a" * 100})
+    directory = _directory(built)
+    with harness.cache.hold():
+        await harness.build(COPY_B, {"b.txt": b"a" * 100})
+        assert len(list(directory.iterdir())) == 2  # nothing goes during a build
+    assert len(list(directory.iterdir())) == 1
+    assert await _cached_steps(harness, COPY_B, "b.txt") == 1
+    # A's layer went, and the step that names it.
+    assert await _cached_steps(harness, COPY_A, "a.txt") == 0
+
+
+async def test_a_layer_a_cache_hit_used_stays(harness: Harness) -> None:
+    await _capped(harness, 2.5)
+    for dockerfile, name in ((COPY_A, "a.txt"), (COPY_B, "b.txt"), (COPY_A, "a.txt"),
+                             ("FROM busybox:1.36\nCOPY c.txt /\n", "c.txt")):
+        with harness.cache.hold():
+            await _cached_steps(harness, dockerfile, name)
+    assert await _cached_steps(harness, COPY_A, "a.txt") == 1  # B went, not A, used after it
+    assert await _cached_steps(harness, COPY_B, "b.txt") == 0
+
+
+async def test_files_no_step_names_go_first(harness: Harness) -> None:
+    await _capped(harness, 1.5)
+    with harness.cache.hold():
+        built, _ = await harness.build(COPY_A, {"a.txt": b"a" * 100})
+        directory = _directory(built)
+        harness.cache.new_layer_path().write_bytes(b"x" * 10_000)  # as a failed build leaves
+    assert len(list(directory.iterdir())) == 1
+    assert await _cached_steps(harness, COPY_A, "a.txt") == 1
