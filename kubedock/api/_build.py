@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # them when not set): any other value is refused by name.
 _NEUTRAL: Mapping[str, tuple[str, ...]] = {
     "remote": ("",), "extrahosts": ("",), "squash": ("", "0", "false"),
-    "cachefrom": ("", "[]", "null"), "memory": ("", "0"), "memswap": ("", "0", "-1"),
+    "memory": ("", "0"), "memswap": ("", "0", "-1"),
     "cpushares": ("", "0"), "cpusetcpus": ("",), "cpusetmems": ("",), "cpuperiod": ("", "0"),
     "cpuquota": ("", "0"), "shmsize": ("", "0"), "cgroupparent": ("",),
     "networkmode": ("", "default", "bridge"), "ulimits": ("", "null", "[]"),
@@ -50,7 +50,7 @@ _NEUTRAL: Mapping[str, tuple[str, ...]] = {
     "buildid": ("",), "version": ("", "1"),
 }
 _HANDLED = frozenset({"dockerfile", "t", "q", "nocache", "rm", "forcerm", "pull", "buildargs",
-                      "labels", "target", "platform"})
+                      "labels", "target", "platform", "cachefrom"})
 _NODES = registry.host_platform_of_this_machine()
 _CACHE_KEY = "KUBEDOCK_BUILD_CACHE"
 UNTAGGED_REPOSITORY = "kubedock/untagged"
@@ -70,6 +70,19 @@ def _json_object(name: str) -> dict[str, Any]:
             isinstance(v, str) or v is None for v in value.values()):
         raise bad_request(f"invalid {name}: want a JSON object of strings")
     return value
+
+
+def _json_names(name: str) -> tuple[str, ...]:
+    text = request.args.get(name, "")
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        raise bad_request(f"invalid {name}: {text!r} is not JSON") from None
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad_request(f"invalid {name}: want a JSON array of strings")
+    return tuple(value)
 
 
 def _options() -> BuildOptions:
@@ -96,6 +109,7 @@ def _options() -> BuildOptions:
         labels={k: v or "" for k, v in _json_object("labels").items()},
         target=request.args.get("target", ""),
         no_cache=query_bool(request.args, "nocache"),
+        cache_from=_json_names("cachefrom"),
         pull=query_bool(request.args, "pull"),
         remove=query_bool(request.args, "rm", default=True),
         force_remove=query_bool(request.args, "forcerm"),

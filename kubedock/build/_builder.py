@@ -64,6 +64,8 @@ from ._words import SubstitutionError, expand_word, expand_words
 UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# How many results of one step the cache keeps (rebuilds with --no-cache add one each).
+_RESULTS_PER_STEP = 4
 # What Docker's classic builder puts around each piece of a RUN's stderr.
 _STDERR_COLOUR = ("\x1b[91m", "\x1b[0m")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -115,6 +117,10 @@ class ImageAccess(Protocol):
     def open_layer(self, layer: Layer) -> AbstractAsyncContextManager[AsyncIterable[bytes]]:
         """A base layer's blob, streamed."""
 
+    async def known_config(self, name: str) -> Mapping[str, Any] | None:
+        """The config document of an image known here by `name` (no pull), None when none
+        is."""
+
 
 @attrs.frozen
 class BuildOptions:
@@ -123,6 +129,9 @@ class BuildOptions:
     labels: Mapping[str, str] = attrs.field(factory=dict)
     target: str = ""
     no_cache: bool = False
+    # Docker's --cache-from: a step's cached result is used only when it is in the chain of
+    # one of these images.
+    cache_from: tuple[str, ...] = ()
     pull: bool = False
     # Docker's `rm` and `forcerm`: whether the output says a step's container is removed
     # after a step that succeeded, and also after one that failed.
@@ -149,22 +158,28 @@ class LayerCache:
 
     def __init__(self, max_bytes: int | None = None) -> None:
         self._directory: Path | None = None
-        self._steps: dict[str, _State] = {}
+        # The latest results of each step, newest last (with --cache-from an older one may be
+        # the one in the chain of the image given).
+        self._steps: dict[str, list[_State]] = {}
         self._max_bytes = max_bytes
         self._clock = itertools.count(1)
         self._last_used: dict[Path, int] = {}
         self._holds = 0
 
-    def get(self, key: str) -> _State | None:
-        state = self._steps.get(key)
-        if state is None:
-            return None
-        self._use(*state.layers)
-        return copy.deepcopy(state)
+    def get(self, key: str, accept: Callable[[_State], bool] = lambda state: True
+            ) -> _State | None:
+        """The newest result of the step that `accept` takes."""
+        for state in reversed(self._steps.get(key, [])):
+            if accept(state):
+                self._use(*state.layers)
+                return copy.deepcopy(state)
+        return None
 
     def put(self, state: _State) -> None:
         self._use(*state.layers)
-        self._steps[state.key] = copy.deepcopy(state)
+        results = self._steps.setdefault(state.key, [])
+        results.append(copy.deepcopy(state))
+        del results[:-_RESULTS_PER_STEP]
 
     def new_layer_path(self) -> Path:
         return Path(tempfile.mkstemp(dir=self._ensure_directory(), suffix=".tar")[1])
@@ -192,7 +207,8 @@ class LayerCache:
         if self._max_bytes is None or self._directory is None:
             return 0
         sizes = {path: path.stat().st_size for path in self._directory.iterdir()}
-        named = {layer.path for state in self._steps.values() for layer in state.layers}
+        named = {layer.path for results in self._steps.values() for state in results
+                 for layer in state.layers}
         total, freed = sum(sizes.values()), 0
         gone: set[Path] = set()
         for path in sorted(sizes, key=lambda path: self._last_used.get(path, 0)
@@ -204,8 +220,10 @@ class LayerCache:
             freed += sizes[path]
             gone.add(path)
         if gone:
-            self._steps = {key: state for key, state in self._steps.items()
-                           if not any(layer.path in gone for layer in state.layers)}
+            kept = {key: [state for state in results
+                          if not any(layer.path in gone for layer in state.layers)]
+                    for key, results in self._steps.items()}
+            self._steps = {key: results for key, results in kept.items() if results}
         # Paths handed out that never became files (a download that failed).
         self._last_used = {path: tick for path, tick in self._last_used.items()
                            if path in sizes and path not in gone}
@@ -297,8 +315,14 @@ class Builder:
         # ENTRYPOINT clears the CMD a stage inherited, not one it set itself (as Docker).
         self._cmd_set_in_stage = False
         self._exit = AsyncExitStack()
+        self._cache_sources: list[Mapping[str, Any]] = []
 
     async def build(self) -> BuiltImage:
+        for name in self._options.cache_from:
+            # As Docker: an image not known here is no source (and no error).
+            source = await self._images.known_config(name)
+            if source is not None:
+                self._cache_sources.append(source)
         async with self._exit:
             try:
                 state = await self._run()
@@ -390,6 +414,14 @@ class Builder:
                 self._stages[name] = state
         assert state is not None
         return state
+
+    def _cached(self, key: str) -> _State | None:
+        if self._options.no_cache:
+            return None
+        if not self._options.cache_from:
+            return self._cache.get(key)
+        return self._cache.get(key, lambda state: any(
+            _in_chain(state.document, source) for source in self._cache_sources))
 
     async def _emit_step(self, step: int, total: int, instruction: Instruction) -> None:
         # Docker sends the line's end as a message of its own.
@@ -565,7 +597,7 @@ class Builder:
     async def _cached_change(self, state: _State, instruction: Instruction, change: object,
                              apply: Callable[[dict[str, Any]], None]) -> _State:
         key = _key(state.key, instruction.keyword, change)
-        cached = None if self._options.no_cache else self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
             await self._emit(" ---> Using cache\n")
             return cached
@@ -618,7 +650,7 @@ class Builder:
         diff_id = await trio.to_thread.run_sync(digest_file, path)
         key = _key(state.key, instruction.keyword, options.mode, options.uid, options.gid,
                    diff_id)
-        cached = None if self._options.no_cache else self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
             path.unlink()
             await self._emit(" ---> Using cache\n")
@@ -706,7 +738,7 @@ class Builder:
         command = StepCommand(tuple(argv), tuple(environment), config.get("User") or "",
                               config.get("WorkingDir") or "/")
         key = _key(state.key, "run", attrs.asdict(command))
-        cached = None if self._options.no_cache else self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
             await self._emit(" ---> Using cache\n")
             return cached
@@ -797,6 +829,15 @@ class _StepOutput:
 @contextlib.asynccontextmanager
 async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
     yield file_chunks(path)
+
+
+def _in_chain(document: Mapping[str, Any], image: Mapping[str, Any]) -> bool:
+    """Whether `image` was built on the image of `document` (its history and layers go on
+    from there: the history's times make that exact)."""
+    history, layers = document.get("history") or [], document["rootfs"]["diff_ids"]
+    image_layers = (image.get("rootfs") or {}).get("diff_ids") or []
+    return ((image.get("history") or [])[:len(history)] == history
+            and image_layers[:len(layers)] == layers)
 
 
 def _build_label(name: str, value: str) -> Instruction:

@@ -117,7 +117,8 @@ async def test_a_run_without_a_sandbox_fails_in_the_stream(client: httpx.AsyncCl
     ({"remote": "https://example.invalid/repo.git"}, 501,
      "build option remote=https://example.invalid/repo.git is not supported"),
     ({"memory": "1000000"}, 501, "build option memory=1000000 is not supported"),
-    ({"cachefrom": '["a"]'}, 501, "build option cachefrom=[\"a\"] is not supported"),
+    ({"cachefrom": '["a"'}, 400, "invalid cachefrom"),
+    ({"cachefrom": '"a"'}, 400, "invalid cachefrom: want a JSON array of strings"),
     ({"version": "2"}, 501, "BuildKit (version=2) is not supported by kubedock"),
     ({"platform": "linux/s390x"}, 501, "build option platform=linux/s390x is not supported"),
     ({"dockerfile": "Nope"}, 400, "Cannot locate specified Dockerfile: Nope"),
@@ -145,6 +146,15 @@ async def test_neutral_values_of_unsupported_options_are_accepted(
     answer = await client.post("/build", params=params, content=_context(
         {"Dockerfile": b"FROM busybox:1.36\n"}))
     assert "aux" in _lines(answer)[-2]
+
+
+async def test_cache_from_takes_the_steps_of_the_images_named(client: httpx.AsyncClient) -> None:
+    context = _context({"Dockerfile": b"FROM busybox:1.36\nENV A=1\nCOPY a /\n", "a": b"a"})
+    await client.post("/build", params={"t": "cf:1"}, content=context)
+    for cache_from, cached in (('["cf:1"]', 2), ('["nosuchtag"]', 0), ('["Not A Name"]', 0)):
+        lines = _lines(await client.post("/build", params={"cachefrom": cache_from},
+                                         content=context))
+        assert lines.count({"stream": " ---> Using cache\n"}) == cached, cache_from
 
 
 async def test_prune_forgets_the_cache(client: httpx.AsyncClient) -> None:

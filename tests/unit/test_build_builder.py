@@ -55,6 +55,7 @@ class FakeImages:
     def __init__(self) -> None:
         self.asked: list[tuple[str, bool]] = []
         self.triggers: list[str] = []  # the base image's OnBuild
+        self.known: dict[str, Any] = {}  # config documents of images known by name
 
     async def base(self, name: str, *, pull: bool) -> BaseImage:
         self.asked.append((name, pull))
@@ -69,6 +70,9 @@ class FakeImages:
         async def chunks() -> AsyncIterator[bytes]:
             yield BASE_TAR
         yield chunks()
+
+    async def known_config(self, name: str) -> Any:
+        return self.known.get(name)
 
 
 class FakeSandbox:
@@ -604,3 +608,21 @@ async def test_files_no_step_names_go_first(harness: Harness) -> None:
         harness.cache.new_layer_path().write_bytes(b"x" * 10_000)  # as a failed build leaves
     assert len(list(directory.iterdir())) == 1
     assert await _cached_steps(harness, COPY_A, "a.txt") == 1
+
+
+async def test_cache_from_uses_only_steps_in_the_given_images_chains(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36\nENV FOO=bar\nRUN touch baz\nCOPY a.txt /\n"
+    files = {"a.txt": b"a"}
+    built, _ = await harness.build(dockerfile, files)
+    harness.images.known = {"built:1": _config(built), "busybox:1.36": BASE_CONFIG}
+    # As the reference engine: the steps of the image given are used, an image not known is
+    # no source, nor one that only shares the base.
+    for cache_from, cached in ((["built:1"], 3), (["nosuchtag"], 0), (["busybox:1.36"], 0),
+                               (["nosuchtag", "built:1"], 3)):
+        _, output = await harness.build(dockerfile, files, cache_from=tuple(cache_from))
+        assert output.count("Using cache") == cached, cache_from
+    partial, _ = await harness.build(dockerfile.replace("COPY a.txt", "COPY b.txt"),
+                                     {**files, "b.txt": b"b"})
+    harness.images.known["partial:1"] = _config(partial)
+    _, output = await harness.build(dockerfile, files, cache_from=("partial:1",))
+    assert output.count("Using cache") == 2  # ENV and RUN, which partial:1 was built on
