@@ -6,6 +6,7 @@ it made in the cluster goes with it."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import tempfile
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 # Options kubedock's builder does not do, with the values that ask for nothing (as clients send
 # them when not set): any other value is refused by name.
 _NEUTRAL: Mapping[str, tuple[str, ...]] = {
-    "remote": ("",), "extrahosts": ("",), "squash": ("", "0", "false"),
+    "remote": ("",), "squash": ("", "0", "false"),
     "memory": ("", "0"), "memswap": ("", "0", "-1"),
     "cpushares": ("", "0"), "cpusetcpus": ("",), "cpusetmems": ("",), "cpuperiod": ("", "0"),
     "cpuquota": ("", "0"), "shmsize": ("", "0"), "cgroupparent": ("",),
@@ -50,7 +51,7 @@ _NEUTRAL: Mapping[str, tuple[str, ...]] = {
     "buildid": ("",), "version": ("", "1"),
 }
 _HANDLED = frozenset({"dockerfile", "t", "q", "nocache", "rm", "forcerm", "pull", "buildargs",
-                      "labels", "target", "platform", "cachefrom"})
+                      "labels", "target", "platform", "cachefrom", "extrahosts"})
 _NODES = registry.host_platform_of_this_machine()
 _CACHE_KEY = "KUBEDOCK_BUILD_CACHE"
 UNTAGGED_REPOSITORY = "kubedock/untagged"
@@ -85,6 +86,26 @@ def _json_names(name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _extra_hosts() -> tuple[tuple[str, str], ...]:
+    """`--add-host name:ip`, as Docker reads them (the name ends at the first colon)."""
+    hosts = []
+    for entry in request.args.getlist("extrahosts"):
+        if not entry:
+            continue
+        name, _, address = entry.partition(":")
+        if address == "host-gateway":
+            raise DockerError(501, "build option extrahosts=name:host-gateway is not supported "
+                              "by kubedock's builder: a build step runs in a pod")
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise bad_request(f'invalid IP address in add-host: "{address}"') from None
+        if not name:
+            raise bad_request(f"bad format for add-host: {entry!r}")
+        hosts.append((name, address.strip("[]")))
+    return tuple(hosts)
+
+
 def _options() -> BuildOptions:
     for name, value in request.args.items(multi=True):
         if name in _HANDLED:
@@ -110,6 +131,7 @@ def _options() -> BuildOptions:
         target=request.args.get("target", ""),
         no_cache=query_bool(request.args, "nocache"),
         cache_from=_json_names("cachefrom"),
+        extra_hosts=_extra_hosts(),
         pull=query_bool(request.args, "pull"),
         remove=query_bool(request.args, "rm", default=True),
         force_remove=query_bool(request.args, "forcerm"),

@@ -132,6 +132,8 @@ class BuildOptions:
     # Docker's --cache-from: a step's cached result is used only when it is in the chain of
     # one of these images.
     cache_from: tuple[str, ...] = ()
+    # Names and addresses a RUN finds in /etc/hosts (not part of the cache key, as in Docker).
+    extra_hosts: tuple[tuple[str, str], ...] = ()
     pull: bool = False
     # Docker's `rm` and `forcerm`: whether the output says a step's container is removed
     # after a step that succeeded, and also after one that failed.
@@ -738,6 +740,7 @@ class Builder:
         command = StepCommand(tuple(argv), tuple(environment), config.get("User") or "",
                               config.get("WorkingDir") or "/")
         key = _key(state.key, "run", attrs.asdict(command))
+        command = attrs.evolve(command, extra_hosts=self._options.extra_hosts)
         cached = self._cached(key)
         if cached is not None:
             await self._emit(" ---> Using cache\n")

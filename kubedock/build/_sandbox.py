@@ -45,6 +45,8 @@ class StepCommand:
     user: str
     # Absolute; created when missing.
     workdir: str
+    # Names and addresses added to the step's /etc/hosts (Docker's --add-host).
+    extra_hosts: tuple[tuple[str, str], ...] = ()
 
 
 class Sandbox(Protocol):
@@ -151,7 +153,8 @@ class _PodSandbox:
         watch = _StartWatch(stdout, stderr)
         code = await self._operate("run", sink=watch.stdout, errors=watch.stderr,
                                    argv=command.argv, env=command.env, user=command.user,
-                                   workdir=command.workdir, stderr_apart=True)
+                                   workdir=command.workdir, stderr_apart=True,
+                                   extra_hosts=command.extra_hosts)
         await watch.end(code)
         return code
 

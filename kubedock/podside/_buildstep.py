@@ -5,8 +5,8 @@ It answers requests on stdin, framed as `kubedock.podside._buildwire` says, unti
     reset        empty the root filesystem STATE/root
     apply        unpack the layer that follows onto it (plain or compressed, whiteouts honoured)
     run          run a build step chrooted in it (argv, env as pairs, user as Docker's USER,
-                 workdir), sending its output (stderr apart when `stderr_apart`); the status
-                 is its exit code
+                 workdir, `extra_hosts` as [name, ip] pairs for its /etc/hosts), sending its
+                 output (stderr apart when `stderr_apart`); the status is its exit code
     snapshot     send a tar of the changes since the last reset, apply or snapshot
 
 STATE also holds the manifest that snapshots compare with. A step runs with the environment
@@ -85,7 +85,8 @@ def _operate(state: str, request: dict[str, Any], chunks: _Chunks | None,
         _rootfs.apply_layer(cast(IO[bytes], chunks), root)
         _rootfs.save_manifest(_rootfs.scan(root), manifest)
     elif op == "run":
-        with _provided(root, os.path.join(state, "aside")):
+        extra_hosts = "".join(f"{ip}\t{name}\n" for name, ip in request.get("extra_hosts", ()))
+        with _provided(root, os.path.join(state, "aside"), extra_hosts.encode()):
             return _run(root, request["argv"], [tuple(pair) for pair in request["env"]],
                         request["user"], request["workdir"], reply,
                         stderr_apart=bool(request.get("stderr_apart")))
@@ -264,14 +265,15 @@ def _read(path: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _provided(root: str, aside: str) -> Iterator[None]:
-    """The step's /dev nodes and the pod's name files in `root`, and afterwards what was
-    there before, where the step left them alone."""
+def _provided(root: str, aside: str, extra_hosts: bytes) -> Iterator[None]:
+    """The step's /dev nodes and the pod's name files in `root` (/etc/hosts ending with
+    `extra_hosts`), and afterwards what was there before, where the step left them alone."""
     dev, etc = os.path.join(root, "dev"), os.path.join(root, "etc")
     dev_before, etc_before = _open_directory(dev), _open_directory(etc)
     made = [_make_device(dev, name, *numbers) for name, numbers in _DEVICES.items()]
     os.makedirs(aside, exist_ok=True)
-    placed = [_place(etc, name, aside) for name in _PROVIDED]
+    placed = [_place(etc, name, aside, extra_hosts if name == "hosts" else b"")
+              for name in _PROVIDED]
     dev_ready, etc_ready = _mtime(dev), _mtime(etc)
     try:
         yield
@@ -328,12 +330,14 @@ def _make_device(directory: str, name: str, major: int, minor: int) -> str | Non
     return path
 
 
-def _place(etc: str, name: str, aside: str) -> tuple[int, bytes] | None:
-    """Put the pod's /etc/`name` in the root (the root's own moved aside): its inode and
-    content, or None when there is nothing to give or nowhere to put it."""
+def _place(etc: str, name: str, aside: str, extra: bytes) -> tuple[int, bytes] | None:
+    """Put the pod's /etc/`name`, `extra` added, in the root (the root's own moved aside): its
+    inode and content, or None when there is nothing to give or nowhere to put it."""
     content = _read_bytes(os.path.join("/etc", name))
     if content is None or not _is_directory(etc):
         return None
+    if extra:
+        content += (b"" if content.endswith(b"\n") or not content else b"\n") + extra
     target, saved = os.path.join(etc, name), os.path.join(aside, name)
     if os.path.lexists(target):
         os.rename(target, saved)

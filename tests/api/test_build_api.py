@@ -117,6 +117,8 @@ async def test_a_run_without_a_sandbox_fails_in_the_stream(client: httpx.AsyncCl
     ({"remote": "https://example.invalid/repo.git"}, 501,
      "build option remote=https://example.invalid/repo.git is not supported"),
     ({"memory": "1000000"}, 501, "build option memory=1000000 is not supported"),
+    ({"extrahosts": "a.test:nope"}, 400, 'invalid IP address in add-host: "nope"'),
+    ({"extrahosts": "a.test:host-gateway"}, 501, "build option extrahosts=name:host-gateway"),
     ({"cachefrom": '["a"'}, 400, "invalid cachefrom"),
     ({"cachefrom": '"a"'}, 400, "invalid cachefrom: want a JSON array of strings"),
     ({"version": "2"}, 501, "BuildKit (version=2) is not supported by kubedock"),

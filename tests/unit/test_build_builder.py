@@ -626,3 +626,12 @@ async def test_cache_from_uses_only_steps_in_the_given_images_chains(harness: Ha
     harness.images.known["partial:1"] = _config(partial)
     _, output = await harness.build(dockerfile, files, cache_from=("partial:1",))
     assert output.count("Using cache") == 2  # ENV and RUN, which partial:1 was built on
+
+
+async def test_extra_hosts_go_to_each_run_and_not_into_the_cache_key(harness: Harness) -> None:
+    hosts = (("a.test", "127.0.0.1"),)
+    await harness.build("FROM busybox:1.36\nRUN make\n", extra_hosts=hosts)
+    [command] = [entry[1] for entry in harness.log if entry[0] == "run"]
+    assert command.extra_hosts == hosts
+    _, output = await harness.build("FROM busybox:1.36\nRUN make\n")
+    assert output.count("Using cache") == 1  # as Docker: the hosts are not the step's config

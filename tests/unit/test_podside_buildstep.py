@@ -150,6 +150,17 @@ def test_devices_and_name_files_only_during_the_step(state: Path) -> None:
     assert _snapshot(state) == []
 
 
+def test_extra_hosts_end_the_step_s_hosts_file(state: Path) -> None:
+    request = buildwire.request("run", argv=["/bin/sh", "-c", "cat /etc/hosts"], env=[],
+                                user="", workdir="/",
+                                extra_hosts=[["a.test", "::1"], ["b.test", "127.0.0.1"]])
+    [(code, output, _)] = _session(state, request)
+    assert code == 0 and output.startswith(Path("/etc/hosts").read_bytes().rstrip(b"\n"))
+    assert output.endswith(b"\n::1\ta.test\n127.0.0.1\tb.test\n")
+    assert (state / "root/etc/hosts").read_text() == "127.0.0.1 image-own\n"
+    assert _snapshot(state) == []
+
+
 def test_snapshot_after_a_step(state: Path) -> None:
     assert _run(state, "/bin/sh", "-c", "echo hi > /x; rm /bin/true; echo 1 > /etc/hosts")[0] == 0
     assert _snapshot(state) == ["bin", "bin/.wh.true", "etc/hosts", "x"]
