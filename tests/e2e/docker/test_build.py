@@ -314,3 +314,21 @@ def test_stages_labels_and_stderr_stream_as_the_reference_engine_s(
     assert sum("aux" in line for line in streamed) == 2
     assert _config(kubedock, "staged-labels:1") == _config(oracle, "staged-labels:1")
     assert _stream(kubedock.host, tmp_path) == _stream(docker_oracle, tmp_path)
+
+
+def test_add_host_entries_end_a_run_s_hosts_file(kubedock: Kubedock, docker_oracle: str,
+                                                 tmp_path: Path) -> None:
+    context = _context(tmp_path, "FROM busybox:1.36\n"
+                       "RUN ping -c1 extra.test && cp /etc/hosts /hosts-file\n"
+                       'CMD ["cat", "/hosts-file"]\n', {})
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    for server in (kubedock, oracle):
+        code, output = _build(server, "-t", "added-hosts:1", "--no-cache", "--add-host",
+                              "extra.test:127.0.0.1", "--add-host", "six.test:::1", str(context))
+        assert code == 0, output
+    ran = docker_cli(kubedock, "run", "--rm", "added-hosts:1")
+    assert ran.returncode == 0, ran.stderr
+    expected = docker_cli(oracle, "run", "--rm", "added-hosts:1").stdout
+    # Docker's own name line follows the added ones; the pod's comes before them.
+    assert expected.splitlines()[-3:-1] == ran.stdout.splitlines()[-2:] == [
+        b"127.0.0.1\textra.test", b"::1\tsix.test"]
