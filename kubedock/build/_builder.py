@@ -64,6 +64,9 @@ from ._words import SubstitutionError, expand_word, expand_words
 UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Build args every RUN gets without an ARG (Docker's built-in ones).
+_PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+                        "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
 # How many results of one step the cache keeps (rebuilds with --no-cache add one each).
 _RESULTS_PER_STEP = 4
 # What Docker's classic builder puts around each piece of a RUN's stderr.
@@ -331,7 +334,7 @@ class Builder:
             except (SubstitutionError, DockerfileError, ContextError) as error:
                 raise BuildFailed(str(error)) from None
         document = state.document
-        unused = sorted(set(self._options.build_args) - self._used_args)
+        unused = sorted(set(self._options.build_args) - self._used_args - _PROXY_ARGS)
         if unused:
             await self._emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
                              "consumed\n")
@@ -740,7 +743,13 @@ class Builder:
         command = StepCommand(tuple(argv), tuple(environment), config.get("User") or "",
                               config.get("WorkingDir") or "/")
         key = _key(state.key, "run", attrs.asdict(command))
-        command = attrs.evolve(command, extra_hosts=self._options.extra_hosts)
+        # As Docker: proxy settings given as build args reach every RUN, declared or not,
+        # and leave the cache key alone (an image does not depend on the proxy it came by).
+        proxies = [(name, value) for name, value in self._options.build_args.items()
+                   if name in _PROXY_ARGS and value is not None and name not in args
+                   and name not in env]
+        command = attrs.evolve(command, env=(*command.env, *proxies),
+                               extra_hosts=self._options.extra_hosts)
         cached = self._cached(key)
         if cached is not None:
             await self._emit(" ---> Using cache\n")

@@ -635,3 +635,19 @@ async def test_extra_hosts_go_to_each_run_and_not_into_the_cache_key(harness: Ha
     assert command.extra_hosts == hosts
     _, output = await harness.build("FROM busybox:1.36\nRUN make\n")
     assert output.count("Using cache") == 1  # as Docker: the hosts are not the step's config
+
+
+async def test_proxy_build_args_reach_every_run_undeclared(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36\nARG http_proxy\nENV NO_PROXY=env\nRUN make\n"
+    _, output = await harness.build(dockerfile, build_args={
+        "HTTP_PROXY": "http://p", "http_proxy": "http://declared", "NO_PROXY": "arg",
+        "FOO": "1"})
+    [command] = [entry[1] for entry in harness.log if entry[0] == "run"]
+    # Declared, an ARG as any other; given but not declared, at the end; ENV wins.
+    assert command.env == (("http_proxy", "http://declared"), ("PATH", "/bin"),
+                           ("NO_PROXY", "env"), ("HTTP_PROXY", "http://p"))
+    # As Docker: no warning for them, and no part of the cache key.
+    assert output.endswith("[Warning] One or more build-args [FOO] were not consumed\n")
+    _, output = await harness.build(dockerfile, build_args={
+        "HTTP_PROXY": "http://other", "http_proxy": "http://declared"})
+    assert output.count("Using cache") == 3
