@@ -20,6 +20,7 @@ import posixpath
 import re
 import secrets
 import shutil
+import tarfile
 import tempfile
 from collections.abc import (
     AsyncIterable,
@@ -776,14 +777,21 @@ class Builder:
             async def write(data: bytes) -> None:
                 await file.write(data)
             await sandbox.snapshot(write)
-        diff_id = await trio.to_thread.run_sync(digest_file, path)
-        layer = Layer(diff_id, diff_id, path.stat().st_size, UNCOMPRESSED_LAYER, path=path)
         document = copy.deepcopy(state.document)
-        document["rootfs"]["diff_ids"].append(diff_id)
+        layers = list(state.layers)
+        # As Docker: a step that changed nothing adds no layer, only its history entry.
+        empty = await trio.to_thread.run_sync(_holds_nothing, path)
+        if empty:
+            path.unlink()
+        else:
+            diff_id = await trio.to_thread.run_sync(digest_file, path)
+            layers.append(Layer(diff_id, diff_id, path.stat().st_size, UNCOMPRESSED_LAYER,
+                                path=path))
+            document["rootfs"]["diff_ids"].append(diff_id)
         shown_by = " ".join(argv) if instruction.exec_form is None else \
             f"/bin/sh -c #(nop) {instruction.original}"
-        _history(document, shown_by, empty=False)
-        result = _State(document, [*state.layers, layer], key)
+        _history(document, shown_by, empty=empty)
+        result = _State(document, layers, key)
         self._cache.put(result)
         self._sandbox_holds = (stage, len(result.layers))
         await self._removed(step_id, succeeded=True)
@@ -841,6 +849,11 @@ class _StepOutput:
 @contextlib.asynccontextmanager
 async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
     yield file_chunks(path)
+
+
+def _holds_nothing(path: Path) -> bool:
+    with tarfile.open(path) as archive:
+        return archive.next() is None
 
 
 def _in_chain(document: Mapping[str, Any], image: Mapping[str, Any]) -> bool:

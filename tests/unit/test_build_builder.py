@@ -84,6 +84,7 @@ class FakeSandbox:
         self.output = output
         self.not_started = not_started
         self.runs = 0
+        self.changes = True  # whether a RUN changes the filesystem
 
     async def reset(self) -> None:
         self.log.append("reset")
@@ -103,7 +104,7 @@ class FakeSandbox:
         return self.exit_code
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        await sink(_tar({f"ran-{self.runs}": b"x", **self.extra}))
+        await sink(_tar({f"ran-{self.runs}": b"x", **self.extra} if self.changes else {}))
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -127,6 +128,7 @@ class Harness:
         self.snapshot_extra: dict[str, bytes] = {}
         self.run_output: list[bytes] | None = None  # what each RUN prints, piece by piece
         self.not_started: str | None = None  # why a RUN's program does not start
+        self.run_changes = True  # whether a RUN changes the filesystem
         # The last build's output, message by message, and the ids it announced as `<aux id>`.
         self.messages: list[str] = []
 
@@ -134,9 +136,11 @@ class Harness:
     async def sandboxes(self) -> AsyncIterator[FakeSandbox]:
         self.opened += 1
         self.log.append("open")
-        try:
-            yield FakeSandbox(self.log, self.exit_code, self.snapshot_extra, self.run_output,
+        sandbox = FakeSandbox(self.log, self.exit_code, self.snapshot_extra, self.run_output,
                               self.not_started)
+        sandbox.changes = self.run_changes
+        try:
+            yield sandbox
         finally:
             self.log.append("close")
 
@@ -651,3 +655,13 @@ async def test_proxy_build_args_reach_every_run_undeclared(harness: Harness) -> 
     _, output = await harness.build(dockerfile, build_args={
         "HTTP_PROXY": "http://other", "http_proxy": "http://declared"})
     assert output.count("Using cache") == 3
+
+
+async def test_a_run_that_changes_nothing_adds_no_layer(harness: Harness) -> None:
+    harness.run_changes = False
+    built, _ = await harness.build("FROM busybox:1.36\nRUN true\n")
+    document = _config(built)
+    # As Docker: the history says so, the layers stay the base's.
+    assert document["rootfs"]["diff_ids"] == BASE_CONFIG["rootfs"]["diff_ids"]  # type: ignore[index]
+    assert document["history"][-1]["empty_layer"] is True
+    assert built.layers == (BASE_LAYER,)

@@ -84,6 +84,12 @@ def _config(server: Kubedock, image: str) -> dict[str, Any]:
     return {key: config.get(key) for key in COMPARED}
 
 
+def _layer_count(server: Kubedock, image: str) -> int:
+    done = docker_cli(server, "image", "inspect", "--format", "{{len .RootFS.Layers}}", image)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
 def test_cli_build_without_run_gives_the_config_docker_gives_and_runs(
         kubedock: Kubedock, docker_oracle: str, tmp_path: Path) -> None:
     oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
@@ -313,6 +319,8 @@ def test_stages_labels_and_stderr_stream_as_the_reference_engine_s(
     assert {"stream": "\x1b[91mh\u00e9\n\x1b[0m"} in streamed
     assert sum("aux" in line for line in streamed) == 2
     assert _config(kubedock, "staged-labels:1") == _config(oracle, "staged-labels:1")
+    # The first RUN changes nothing: no layer, as with Docker.
+    assert _layer_count(kubedock, "staged-labels:1") == _layer_count(oracle, "staged-labels:1")
     assert _stream(kubedock.host, tmp_path) == _stream(docker_oracle, tmp_path)
 
 
