@@ -180,14 +180,20 @@ async def build() -> Response:
         context.use_dockerignore()
         send, receive = trio.open_memory_channel[bytes](64)
         quiet = query_bool(request.args, "q")
+        # What -q holds back: Docker sends it after all when the build fails.
+        held: list[bytes] = []
+
+        async def out(line: bytes) -> None:
+            if quiet:
+                held.append(line)
+            else:
+                await send.send(line)
 
         async def emit(text: str) -> None:
-            if not quiet:
-                await send.send(_line(stream=text))
+            await out(_line(stream=text))
 
         async def emit_id(image_id: str) -> None:
-            if not quiet:
-                await send.send(_line(aux={"ID": image_id}))
+            await out(_line(aux={"ID": image_id}))
 
         builder = Builder(parse_dockerfile(text), context, options, images, sandboxes, cache,
                           emit, emit_id=emit_id)
@@ -200,6 +206,8 @@ async def build() -> Response:
         raise
 
     async def fail(message: str, code: int | None) -> None:
+        for line in held:
+            await send.send(line)
         # Docker gives a code only for a RUN that exited non-zero.
         detail = {"message": message} if code is None else {"code": code, "message": message}
         await send.send(_line(errorDetail=detail, error=message))

@@ -105,6 +105,17 @@ async def test_quiet_prints_the_id_only(client: httpx.AsyncClient) -> None:
     assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", line["stream"])  # type: ignore[arg-type]
 
 
+async def test_quiet_sends_what_it_held_back_when_the_build_fails(
+        client: httpx.AsyncClient) -> None:
+    context = _context({"Dockerfile": b"FROM busybox:1.36 AS a\nENV A=1\nFROM a\nRUN true\n"})
+    quiet = _lines(await client.post("/build", params={"q": "1", "nocache": "1"},
+                                     content=context))
+    loud = _lines(await client.post("/build", params={"nocache": "1"}, content=context))
+    # As Docker: the whole output, `aux` included, then the error.
+    assert [line.keys() for line in quiet] == [line.keys() for line in loud]
+    assert sum("aux" in line for line in quiet) == 1 and "error" in quiet[-1]
+
+
 async def test_a_run_without_a_sandbox_fails_in_the_stream(client: httpx.AsyncClient) -> None:
     lines = _lines(await client.post("/build", content=_context(
         {"Dockerfile": b"FROM busybox:1.36\nRUN true\n"})))

@@ -340,3 +340,13 @@ def test_add_host_entries_end_a_run_s_hosts_file(kubedock: Kubedock, docker_orac
     # Docker's own name line follows the added ones; the pod's comes before them.
     assert expected.splitlines()[-3:-1] == ran.stdout.splitlines()[-2:] == [
         b"127.0.0.1\textra.test", b"::1\tsix.test"]
+
+
+def test_quiet_failing_build_streams_as_the_reference_engine_s(
+        client: docker.DockerClient, kubedock: Kubedock, docker_oracle: str,
+        tmp_path: Path) -> None:
+    _context(tmp_path, "FROM busybox:1.36 AS a\nRUN echo a > /a\nFROM a\nRUN exit 2\n", {})
+    # -q holds the output back, and sends it all the same when the build fails.
+    streamed = _stream(kubedock.host, tmp_path, quiet=True)
+    assert streamed == _stream(docker_oracle, tmp_path, quiet=True)
+    assert {"aux": {"ID": "<id>"}} in streamed and streamed[-1]["errorDetail"]["code"] == 2
