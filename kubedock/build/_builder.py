@@ -314,6 +314,8 @@ class Builder:
         self._emit = emit
         self._emit_id = emit_id
         self._stages: dict[str, _State] = {}
+        # The id each named stage ended with, as shown (a stage of FROM alone: its base's).
+        self._stage_ids: dict[str, str] = {}
         self._stage_list: list[_State] = []
         self._sandbox: Sandbox | None = None
         self._sandbox_holds: tuple[int, int] | None = None  # (stage index, layers applied)
@@ -418,6 +420,7 @@ class Builder:
             name = _stage_name(stage[0])
             if name:
                 self._stages[name] = state
+                self._stage_ids[name] = shown_id
         assert state is not None
         return state
 
@@ -482,7 +485,7 @@ class Builder:
         if name.lower() in self._stages:
             earlier = self._stages[name.lower()]
             return (_State(copy.deepcopy(earlier.document), list(earlier.layers), earlier.key),
-                    _image_id(earlier.document))
+                    self._stage_ids[name.lower()])
         if name == "scratch":
             document = _scratch()
             return _State(document, [], _key("scratch")), ""

@@ -665,3 +665,12 @@ async def test_a_run_that_changes_nothing_adds_no_layer(harness: Harness) -> Non
     assert document["rootfs"]["diff_ids"] == BASE_CONFIG["rootfs"]["diff_ids"]  # type: ignore[index]
     assert document["history"][-1]["empty_layer"] is True
     assert built.layers == (BASE_LAYER,)
+
+
+async def test_a_stage_of_from_alone_is_its_base_s_id(harness: Harness) -> None:
+    await harness.build("FROM busybox:1.36 AS a\nFROM a\nENV X=1\n")
+    # As Docker: the base's own id (its config as the registry has it), not a digest of ours.
+    assert harness.messages[:8] == [
+        "Step 1/3 : FROM busybox:1.36 AS a", "\n", " ---> aaaaaaaaaaaa\n",
+        f"<aux sha256:{'a' * 64}>", "Step 2/3 : FROM a", "\n", " ---> aaaaaaaaaaaa\n",
+        "Step 3/3 : ENV X=1"]
