@@ -262,10 +262,12 @@ RUN ["nosuchbinary"]
 
 def _stream(server: str, path: Path, **options: Any) -> list[Any]:
     """docker-py's raw build JSON, ids as placeholders (a step container's and an image's
-    ids are 12 hex digits; `aux` has the whole image id)."""
+    ids are 12 hex digits; `aux` has the whole image id). The step containers are removed
+    (docker-py keeps them by default), so that the reference engine keeps none."""
     api = docker.APIClient(base_url=server, timeout=120)
     try:
-        lines = list(api.build(path=str(path), nocache=True, decode=True, **options))
+        lines = list(api.build(path=str(path), nocache=True, decode=True,
+                               **{"forcerm": True, **options}))
     finally:
         api.close()
     text = re.sub(r"sha256:[0-9a-f]{64}", "<id>", json.dumps(lines))
