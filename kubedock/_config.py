@@ -131,6 +131,19 @@ def _quantity(text: str) -> str:
     return text
 
 
+_BYTES = re.compile(r"^(\d+)([KMGT]i|[kMGT])?$")
+_BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes written as a Kubernetes quantity (``500Mi``, ``2G``, ``1024``)."""
+    match = _BYTES.match(text.strip())
+    if match is None:
+        raise ValueError("want a size such as 4Gi, 500Mi or a number of bytes")
+    return int(match.group(1)) * _BYTE_UNITS[match.group(2) or ""]
+
+
 def _registry_mirror(text: str) -> tuple[str, str]:
     registry, url = key_value(text.strip())
     if not url.startswith(("http://", "https://")):
@@ -455,6 +468,10 @@ class Config:
     volume_size: str = setting(
         "1Gi", "--volume-size", env="VOLUME_SIZE", parse=_quantity,
         help="storage each named volume's claim requests (default 1Gi)")
+    build_cache_size: int = setting(
+        4 * 2**30, "--build-cache-size", env="BUILD_CACHE_SIZE", parse=byte_size,
+        help="most disk space docker build's layer cache keeps between builds, least recently "
+        "used layers going first (default 4Gi)")
 
     def __attrs_post_init__(self) -> None:
         if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):

@@ -111,7 +111,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[list[str]]
                 from .api import BindPolicy, docker_routes
 
                 bind_policy = BindPolicy.on_this_host(config.own_secrets, config.bind_roots)
-                gate.open(docker_routes(engine, bind_policy))
+                from .build import LayerCache
+
+                gate.open(docker_routes(engine, bind_policy,
+                                        build_cache=LayerCache(config.build_cache_size)))
                 log.info("kubedock %s serving %s in namespace %s", instance_id,
                          ", ".join(bound), engine.settings.namespace)
                 task_status.started(bound)

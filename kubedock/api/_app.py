@@ -10,6 +10,7 @@ from quart import Blueprint, Response, current_app, has_request_context, jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from ..build import LayerCache
 from ..engine import Engine, EngineError
 from ..kube import KubeError
 from ._body import BoundedHTTPConnection, BoundedRequest
@@ -89,15 +90,18 @@ def error_response(error: DockerError) -> Response:
     return response
 
 
-def create_app(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
+def create_app(engine: Engine, binds: BindPolicy | None = None, *,
+               build_cache: LayerCache | None = None) -> ASGIApp:
     """The Docker API as an ASGI application serving ``engine``; bind sources are checked
-    against ``binds`` (default: the off-limits trees of this host)."""
-    return front_door(docker_routes(engine, binds))
+    against ``binds`` (default: the off-limits trees of this host); ``docker build`` keeps its
+    layers in ``build_cache`` (default: one without a size cap)."""
+    return front_door(docker_routes(engine, binds, build_cache=build_cache))
 
 
-def docker_routes(engine: Engine, binds: BindPolicy | None = None) -> ASGIApp:
+def docker_routes(engine: Engine, binds: BindPolicy | None = None, *,
+                  build_cache: LayerCache | None = None) -> ASGIApp:
     """The routes behind the front door (`front_door`, or a `StartGate` behind it)."""
-    return _ending_broken_streams(cast(ASGIApp, routes_app(engine, binds)))
+    return _ending_broken_streams(cast(ASGIApp, routes_app(engine, binds, build_cache)))
 
 
 def load_routes() -> None:
@@ -106,7 +110,8 @@ def load_routes() -> None:
     _blueprints()
 
 
-def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
+def routes_app(engine: Engine, binds: BindPolicy | None = None,
+               build_cache: LayerCache | None = None) -> QuartTrio:
     """The Quart application under `create_app`'s wrappers: its `url_map` lists every route."""
     app = QuartTrio("kubedock", static_folder=None)
     # Bodies (archives) are read as they arrive, no faster than a route consumes them.
@@ -115,6 +120,7 @@ def routes_app(engine: Engine, binds: BindPolicy | None = None) -> QuartTrio:
     app.config.update(
         KUBEDOCK_ENGINE=engine,
         KUBEDOCK_BIND_POLICY=binds or BindPolicy.on_this_host(),
+        KUBEDOCK_BUILD_CACHE=build_cache or LayerCache(),
         # Streams (logs, events, pulls) and long uploads end when they end, not on a timer.
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=None,

@@ -6,6 +6,7 @@ it made in the cluster goes with it."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import tempfile
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 # Options kubedock's builder does not do, with the values that ask for nothing (as clients send
 # them when not set): any other value is refused by name.
 _NEUTRAL: Mapping[str, tuple[str, ...]] = {
-    "remote": ("",), "extrahosts": ("",), "squash": ("", "0", "false"),
-    "cachefrom": ("", "[]", "null"), "memory": ("", "0"), "memswap": ("", "0", "-1"),
+    "remote": ("",), "squash": ("", "0", "false"),
+    "memory": ("", "0"), "memswap": ("", "0", "-1"),
     "cpushares": ("", "0"), "cpusetcpus": ("",), "cpusetmems": ("",), "cpuperiod": ("", "0"),
     "cpuquota": ("", "0"), "shmsize": ("", "0"), "cgroupparent": ("",),
     "networkmode": ("", "default", "bridge"), "ulimits": ("", "null", "[]"),
@@ -50,7 +51,7 @@ _NEUTRAL: Mapping[str, tuple[str, ...]] = {
     "buildid": ("",), "version": ("", "1"),
 }
 _HANDLED = frozenset({"dockerfile", "t", "q", "nocache", "rm", "forcerm", "pull", "buildargs",
-                      "labels", "target", "platform"})
+                      "labels", "target", "platform", "cachefrom", "extrahosts"})
 _NODES = registry.host_platform_of_this_machine()
 _CACHE_KEY = "KUBEDOCK_BUILD_CACHE"
 UNTAGGED_REPOSITORY = "kubedock/untagged"
@@ -70,6 +71,39 @@ def _json_object(name: str) -> dict[str, Any]:
             isinstance(v, str) or v is None for v in value.values()):
         raise bad_request(f"invalid {name}: want a JSON object of strings")
     return value
+
+
+def _json_names(name: str) -> tuple[str, ...]:
+    text = request.args.get(name, "")
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        raise bad_request(f"invalid {name}: {text!r} is not JSON") from None
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad_request(f"invalid {name}: want a JSON array of strings")
+    return tuple(value)
+
+
+def _extra_hosts() -> tuple[tuple[str, str], ...]:
+    """`--add-host name:ip`, as Docker reads them (the name ends at the first colon)."""
+    hosts = []
+    for entry in request.args.getlist("extrahosts"):
+        if not entry:
+            continue
+        name, _, address = entry.partition(":")
+        if address == "host-gateway":
+            raise DockerError(501, "build option extrahosts=name:host-gateway is not supported "
+                              "by kubedock's builder: a build step runs in a pod")
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise bad_request(f'invalid IP address in add-host: "{address}"') from None
+        if not name:
+            raise bad_request(f"bad format for add-host: {entry!r}")
+        hosts.append((name, address.strip("[]")))
+    return tuple(hosts)
 
 
 def _options() -> BuildOptions:
@@ -96,6 +130,8 @@ def _options() -> BuildOptions:
         labels={k: v or "" for k, v in _json_object("labels").items()},
         target=request.args.get("target", ""),
         no_cache=query_bool(request.args, "nocache"),
+        cache_from=_json_names("cachefrom"),
+        extra_hosts=_extra_hosts(),
         pull=query_bool(request.args, "pull"),
         remove=query_bool(request.args, "rm", default=True),
         force_remove=query_bool(request.args, "forcerm"),
@@ -129,7 +165,7 @@ async def build() -> Response:
         raise DockerError(501, "docker build needs a registry kubedock can push to")
     images = RegistryImages(image_store, source.client, build_credentials(
         request.headers.get("X-Registry-Config", "")))
-    cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
+    cache: LayerCache = current_app.config[_CACHE_KEY]
     sandboxes: SandboxFactory = partial(open_sandbox, engine().cluster, engine().settings)
     # The spooled context and its reader live until the build's answer ends.
     resources = contextlib.ExitStack()
@@ -145,13 +181,23 @@ async def build() -> Response:
         context.use_dockerignore()
         send, receive = trio.open_memory_channel[bytes](64)
         quiet = query_bool(request.args, "q")
+        # What -q holds back: Docker sends it after all when the build fails.
+        held: list[bytes] = []
+
+        async def out(line: bytes) -> None:
+            if quiet:
+                held.append(line)
+            else:
+                await send.send(line)
 
         async def emit(text: str) -> None:
-            if not quiet:
-                await send.send(_line(stream=text))
+            await out(_line(stream=text))
+
+        async def emit_id(image_id: str) -> None:
+            await out(_line(aux={"ID": image_id}))
 
         builder = Builder(parse_dockerfile(text), context, options, images, sandboxes, cache,
-                          emit)
+                          emit, emit_id=emit_id)
         builder.check()
     except (DockerfileError, BuildFailed) as error:
         resources.close()
@@ -161,6 +207,8 @@ async def build() -> Response:
         raise
 
     async def fail(message: str, code: int | None) -> None:
+        for line in held:
+            await send.send(line)
         # Docker gives a code only for a RUN that exited non-zero.
         detail = {"message": message} if code is None else {"code": code, "message": message}
         await send.send(_line(errorDetail=detail, error=message))
@@ -168,10 +216,11 @@ async def build() -> Response:
     async def run() -> None:
         async with send:
             try:
-                built = await builder.build()
-                pushed = _pushed_as(tags, built.id,
-                                    own_registry=image_store.own_registry is not None)
-                await images.store(built, pushed)
+                with cache.hold():  # the layers stay until pushed
+                    built = await builder.build()
+                    pushed = _pushed_as(tags, built.id,
+                                        own_registry=image_store.own_registry is not None)
+                    await images.store(built, pushed)
                 for tag in tags:
                     if tag not in pushed:
                         image_store.tag(pushed[0].familiar, tag)
@@ -182,7 +231,6 @@ async def build() -> Response:
                 log.exception("build failed")
                 await fail(docker_error(error).message, None)
                 return
-            await send.send(_line(aux={"ID": built.id}))
             if quiet:
                 await send.send(_line(stream=f"{built.id}\n"))
             await emit(f"Successfully built {built.id[7:19]}\n")
@@ -218,6 +266,6 @@ def _open_context(spool: BinaryIO) -> BuildContext:
 
 @blueprint.route("/build/prune", methods=["POST"])
 async def prune() -> Response:
-    cache: LayerCache = current_app.config.setdefault(_CACHE_KEY, LayerCache())
+    cache: LayerCache = current_app.config[_CACHE_KEY]
     freed = await trio.to_thread.run_sync(cache.clear)
     return jsonify({"CachesDeleted": None, "SpaceReclaimed": freed})

@@ -14,13 +14,23 @@ import codecs
 import contextlib
 import copy
 import hashlib
+import itertools
 import json
 import posixpath
 import re
 import secrets
 import shutil
+import tarfile
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +65,13 @@ from ._words import SubstitutionError, expand_word, expand_words
 UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Build args every RUN gets without an ARG (Docker's built-in ones).
+_PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+                        "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
+# How many results of one step the cache keeps (rebuilds with --no-cache add one each).
+_RESULTS_PER_STEP = 4
+# What Docker's classic builder puts around each piece of a RUN's stderr.
+_STDERR_COLOUR = ("\x1b[91m", "\x1b[0m")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _NANOSECONDS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
                 "m": 60_000_000_000, "h": 3_600_000_000_000}
@@ -104,6 +121,10 @@ class ImageAccess(Protocol):
     def open_layer(self, layer: Layer) -> AbstractAsyncContextManager[AsyncIterable[bytes]]:
         """A base layer's blob, streamed."""
 
+    async def known_config(self, name: str) -> Mapping[str, Any] | None:
+        """The config document of an image known here by `name` (no pull), None when none
+        is."""
+
 
 @attrs.frozen
 class BuildOptions:
@@ -112,6 +133,11 @@ class BuildOptions:
     labels: Mapping[str, str] = attrs.field(factory=dict)
     target: str = ""
     no_cache: bool = False
+    # Docker's --cache-from: a step's cached result is used only when it is in the chain of
+    # one of these images.
+    cache_from: tuple[str, ...] = ()
+    # Names and addresses a RUN finds in /etc/hosts (not part of the cache key, as in Docker).
+    extra_hosts: tuple[tuple[str, str], ...] = ()
     pull: bool = False
     # Docker's `rm` and `forcerm`: whether the output says a step's container is removed
     # after a step that succeeded, and also after one that failed.
@@ -130,25 +156,91 @@ class _State:
 
 class LayerCache:
     """Step results by cache key, and the layer files they name: one directory per kubedock
-    instance, made at the first layer and removed when the process exits."""
+    instance, made at the first layer and removed when the process exits.
 
-    def __init__(self) -> None:
+    The files take at most `max_bytes` between builds: when the last build in progress ends
+    (see `hold`), the least recently used go, and with them the steps that name them (a file
+    no step names, such as one of a failed build, goes first)."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
         self._directory: Path | None = None
-        self._steps: dict[str, _State] = {}
+        # The latest results of each step, newest last (with --cache-from an older one may be
+        # the one in the chain of the image given).
+        self._steps: dict[str, list[_State]] = {}
+        self._max_bytes = max_bytes
+        self._clock = itertools.count(1)
+        self._last_used: dict[Path, int] = {}
+        self._holds = 0
 
-    def get(self, key: str) -> _State | None:
-        state = self._steps.get(key)
-        return copy.deepcopy(state) if state is not None else None
+    def get(self, key: str, accept: Callable[[_State], bool] = lambda state: True
+            ) -> _State | None:
+        """The newest result of the step that `accept` takes."""
+        for state in reversed(self._steps.get(key, [])):
+            if accept(state):
+                self._use(*state.layers)
+                return copy.deepcopy(state)
+        return None
 
     def put(self, state: _State) -> None:
-        self._steps[state.key] = copy.deepcopy(state)
+        self._use(*state.layers)
+        results = self._steps.setdefault(state.key, [])
+        results.append(copy.deepcopy(state))
+        del results[:-_RESULTS_PER_STEP]
 
     def new_layer_path(self) -> Path:
         return Path(tempfile.mkstemp(dir=self._ensure_directory(), suffix=".tar")[1])
 
     def blob_path(self, digest: str) -> Path:
         """Where a downloaded base layer is kept."""
-        return self._ensure_directory() / f"blob-{digest.removeprefix('sha256:')}"
+        path = self._ensure_directory() / f"blob-{digest.removeprefix('sha256:')}"
+        self._last_used[path] = next(self._clock)
+        return path
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No file goes while a build holds the cache (it reads its layers until they are
+        pushed); the last one to let go evicts what is over the cap."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0:
+                self.evict()
+
+    def evict(self) -> int:
+        """Removes the least recently used files until the rest fit the cap; the bytes freed."""
+        if self._max_bytes is None or self._directory is None:
+            return 0
+        sizes = {path: path.stat().st_size for path in self._directory.iterdir()}
+        named = {layer.path for results in self._steps.values() for state in results
+                 for layer in state.layers}
+        total, freed = sum(sizes.values()), 0
+        gone: set[Path] = set()
+        for path in sorted(sizes, key=lambda path: self._last_used.get(path, 0)
+                           if path in named or path.name.startswith("blob-") else 0):
+            if total - freed <= self._max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            self._last_used.pop(path, None)
+            freed += sizes[path]
+            gone.add(path)
+        if gone:
+            kept = {key: [state for state in results
+                          if not any(layer.path in gone for layer in state.layers)]
+                    for key, results in self._steps.items()}
+            self._steps = {key: results for key, results in kept.items() if results}
+        # Paths handed out that never became files (a download that failed).
+        self._last_used = {path: tick for path, tick in self._last_used.items()
+                           if path in sizes and path not in gone}
+        return freed
+
+    def _use(self, *layers: Layer) -> None:
+        """The layers' files are the most recently used."""
+        tick = next(self._clock)
+        for layer in layers:
+            if layer.path is not None:
+                self._last_used[layer.path] = tick
 
     def _ensure_directory(self) -> Path:
         if self._directory is None:
@@ -164,6 +256,7 @@ class LayerCache:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
         self._steps.clear()
+        self._last_used.clear()
         return freed
 
 
@@ -209,7 +302,9 @@ def parse_duration(text: str, flag: str) -> int:
 class Builder:
     def __init__(self, dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
                  images: ImageAccess, sandboxes: SandboxFactory, cache: LayerCache,
-                 emit: Emit) -> None:
+                 emit: Emit, *, emit_id: Emit | None = None) -> None:
+        """`emit` takes the build's output text; `emit_id` the image id each stage ends with
+        (Docker's `aux` messages)."""
         self._dockerfile = dockerfile
         self._context = context
         self._options = options
@@ -217,7 +312,10 @@ class Builder:
         self._sandboxes = sandboxes
         self._cache = cache
         self._emit = emit
+        self._emit_id = emit_id
         self._stages: dict[str, _State] = {}
+        # The id each named stage ended with, as shown (a stage of FROM alone: its base's).
+        self._stage_ids: dict[str, str] = {}
         self._stage_list: list[_State] = []
         self._sandbox: Sandbox | None = None
         self._sandbox_holds: tuple[int, int] | None = None  # (stage index, layers applied)
@@ -225,18 +323,21 @@ class Builder:
         # ENTRYPOINT clears the CMD a stage inherited, not one it set itself (as Docker).
         self._cmd_set_in_stage = False
         self._exit = AsyncExitStack()
+        self._cache_sources: list[Mapping[str, Any]] = []
 
     async def build(self) -> BuiltImage:
+        for name in self._options.cache_from:
+            # As Docker: an image not known here is no source (and no error).
+            source = await self._images.known_config(name)
+            if source is not None:
+                self._cache_sources.append(source)
         async with self._exit:
             try:
                 state = await self._run()
             except (SubstitutionError, DockerfileError, ContextError) as error:
                 raise BuildFailed(str(error)) from None
         document = state.document
-        for name, value in self._options.labels.items():
-            document["config"].setdefault("Labels", {})
-            document["config"]["Labels"] = {**(document["config"]["Labels"] or {}), name: value}
-        unused = sorted(set(self._options.build_args) - self._used_args)
+        unused = sorted(set(self._options.build_args) - self._used_args - _PROXY_ARGS)
         if unused:
             await self._emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
                              "consumed\n")
@@ -277,7 +378,11 @@ class Builder:
 
     async def _run(self) -> _State:
         global_args, stages = self._stages_to_build()
-        total = len(global_args) + sum(map(len, stages))
+        # As Docker: the build's labels are LABEL steps of their own at the end of the last
+        # stage built, in name order, their values taken as they are.
+        labels = {_build_label(name, value): (name, value)
+                  for name, value in sorted(self._options.labels.items())}
+        total = len(global_args) + sum(map(len, stages)) + len(labels)
         step = 0
         meta: dict[str, str] = {}
         escape = self._dockerfile.escape
@@ -291,23 +396,41 @@ class Builder:
         for index, stage in enumerate(stages):
             args: dict[str, str] = {}
             self._cmd_set_in_stage = False
-            for instruction in stage:
+            last = index == len(stages) - 1
+            for instruction in [*stage, *(labels if last else [])]:
                 step += 1
                 await self._emit_step(step, total, instruction)
                 if instruction.keyword == "from":
                     state, shown_id = await self._from(index, instruction, args, meta)
+                elif instruction in labels:
+                    assert state is not None
+                    label = labels[instruction]
+                    state = await self._cached_change(state, instruction, dict([label]),
+                                                      _labelled(label))
+                    shown_id = _image_id(state.document)
                 else:
                     assert state is not None
                     state = await self._step(index, state, instruction, args, escape, meta)
                     shown_id = _image_id(state.document)
                 await self._emit(f" ---> {shown_id[7:19]}\n")
             assert state is not None
+            if shown_id and self._emit_id is not None:  # a stage of scratch alone has none
+                await self._emit_id(shown_id)
             self._stage_list.append(state)
             name = _stage_name(stage[0])
             if name:
                 self._stages[name] = state
+                self._stage_ids[name] = shown_id
         assert state is not None
         return state
+
+    def _cached(self, key: str) -> _State | None:
+        if self._options.no_cache:
+            return None
+        if not self._options.cache_from:
+            return self._cache.get(key)
+        return self._cache.get(key, lambda state: any(
+            _in_chain(state.document, source) for source in self._cache_sources))
 
     async def _emit_step(self, step: int, total: int, instruction: Instruction) -> None:
         # Docker sends the line's end as a message of its own.
@@ -362,7 +485,7 @@ class Builder:
         if name.lower() in self._stages:
             earlier = self._stages[name.lower()]
             return (_State(copy.deepcopy(earlier.document), list(earlier.layers), earlier.key),
-                    _image_id(earlier.document))
+                    self._stage_ids[name.lower()])
         if name == "scratch":
             document = _scratch()
             return _State(document, [], _key("scratch")), ""
@@ -401,8 +524,7 @@ class Builder:
         if keyword == "label":
             labels = {expand_word(n, scope, escape): expand_word(v, scope, escape)
                       for n, v in split_pairs(text, escape, keyword)}
-            return labels, lambda c: c.__setitem__("Labels", {**(c.get("Labels") or {}),
-                                                              **labels})
+            return labels, _labelled(*labels.items())
         if keyword == "workdir":
             path = expand_word(text, scope, escape)
             path = posixpath.normpath(posixpath.join(config.get("WorkingDir") or "/", path))
@@ -484,7 +606,7 @@ class Builder:
     async def _cached_change(self, state: _State, instruction: Instruction, change: object,
                              apply: Callable[[dict[str, Any]], None]) -> _State:
         key = _key(state.key, instruction.keyword, change)
-        cached = None if self._options.no_cache else self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
             await self._emit(" ---> Using cache\n")
             return cached
@@ -537,7 +659,7 @@ class Builder:
         diff_id = await trio.to_thread.run_sync(digest_file, path)
         key = _key(state.key, instruction.keyword, options.mode, options.uid, options.gid,
                    diff_id)
-        cached = None if self._options.no_cache else self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
             path.unlink()
             await self._emit(" ---> Using cache\n")
@@ -625,7 +747,14 @@ class Builder:
         command = StepCommand(tuple(argv), tuple(environment), config.get("User") or "",
                               config.get("WorkingDir") or "/")
         key = _key(state.key, "run", attrs.asdict(command))
-        cached = None if self._options.no_cache else self._cache.get(key)
+        # As Docker: proxy settings given as build args reach every RUN, declared or not,
+        # and leave the cache key alone (an image does not depend on the proxy it came by).
+        proxies = [(name, value) for name, value in self._options.build_args.items()
+                   if name in _PROXY_ARGS and value is not None and name not in args
+                   and name not in env]
+        command = attrs.evolve(command, env=(*command.env, *proxies),
+                               extra_hosts=self._options.extra_hosts)
+        cached = self._cached(key)
         if cached is not None:
             await self._emit(" ---> Using cache\n")
             return cached
@@ -633,20 +762,14 @@ class Builder:
         await self._emit(f" ---> Running in {step_id}\n")
         sandbox = await self._prepared_sandbox(stage, state)
 
-        # A character may arrive split across two pieces of output.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-        async def output(data: bytes, *, final: bool = False) -> None:
-            text = decoder.decode(data, final)
-            if text:
-                await self._emit(text)
-
+        stdout, stderr = _StepOutput(self._emit), _StepOutput(self._emit, _STDERR_COLOUR)
         try:
-            code = await sandbox.run(command, output)
+            code = await sandbox.run(command, stdout.write, stderr.write)
         except StepNotStarted as error:
             await self._removed(step_id, succeeded=False)
             raise BuildFailed(error.message) from None
-        await output(b"", final=True)  # a character the step left unfinished
+        await stdout.close()
+        await stderr.close()
         if code != 0:
             await self._removed(step_id, succeeded=False)
             raise BuildFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
@@ -657,14 +780,21 @@ class Builder:
             async def write(data: bytes) -> None:
                 await file.write(data)
             await sandbox.snapshot(write)
-        diff_id = await trio.to_thread.run_sync(digest_file, path)
-        layer = Layer(diff_id, diff_id, path.stat().st_size, UNCOMPRESSED_LAYER, path=path)
         document = copy.deepcopy(state.document)
-        document["rootfs"]["diff_ids"].append(diff_id)
+        layers = list(state.layers)
+        # As Docker: a step that changed nothing adds no layer, only its history entry.
+        empty = await trio.to_thread.run_sync(_holds_nothing, path)
+        if empty:
+            path.unlink()
+        else:
+            diff_id = await trio.to_thread.run_sync(digest_file, path)
+            layers.append(Layer(diff_id, diff_id, path.stat().st_size, UNCOMPRESSED_LAYER,
+                                path=path))
+            document["rootfs"]["diff_ids"].append(diff_id)
         shown_by = " ".join(argv) if instruction.exec_form is None else \
             f"/bin/sh -c #(nop) {instruction.original}"
-        _history(document, shown_by, empty=False)
-        result = _State(document, [*state.layers, layer], key)
+        _history(document, shown_by, empty=empty)
+        result = _State(document, layers, key)
         self._cache.put(result)
         self._sandbox_holds = (stage, len(result.layers))
         await self._removed(step_id, succeeded=True)
@@ -696,9 +826,58 @@ class Builder:
         return _file_content(layer.path)
 
 
+class _StepOutput:
+    """One of a RUN's output streams as build messages: decoded as UTF-8 across its pieces (a
+    character may arrive split), each piece wrapped as Docker's classic builder wraps the
+    stream's (stderr in red)."""
+
+    def __init__(self, emit: Emit, colour: tuple[str, str] = ("", "")) -> None:
+        self._emit = emit
+        self._colour = colour
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    async def write(self, data: bytes) -> None:
+        await self._send(self._decoder.decode(data))
+
+    async def close(self) -> None:
+        """Sends a character the step left unfinished."""
+        await self._send(self._decoder.decode(b"", True))
+
+    async def _send(self, text: str) -> None:
+        if text:
+            start, end = self._colour
+            await self._emit(f"{start}{text}{end}")
+
+
 @contextlib.asynccontextmanager
 async def _file_content(path: Path) -> AsyncIterator[AsyncIterable[bytes]]:
     yield file_chunks(path)
+
+
+def _holds_nothing(path: Path) -> bool:
+    with tarfile.open(path) as archive:
+        return archive.next() is None
+
+
+def _in_chain(document: Mapping[str, Any], image: Mapping[str, Any]) -> bool:
+    """Whether `image` was built on the image of `document` (its history and layers go on
+    from there: the history's times make that exact)."""
+    history, layers = document.get("history") or [], document["rootfs"]["diff_ids"]
+    image_layers = (image.get("rootfs") or {}).get("diff_ids") or []
+    return ((image.get("history") or [])[:len(history)] == history
+            and image_layers[:len(layers)] == layers)
+
+
+def _build_label(name: str, value: str) -> Instruction:
+    """A label of the build's options as the LABEL step Docker adds for it (line 0: not in the
+    Dockerfile)."""
+    return Instruction("label", f"{name}={value}", (), None, 0, f"LABEL {name}={value}")
+
+
+def _labelled(*labels: tuple[str, str]) -> Callable[[dict[str, Any]], None]:
+    def apply(config: dict[str, Any]) -> None:
+        config["Labels"] = {**(config.get("Labels") or {}), **dict(labels)}
+    return apply
 
 
 def _stage_name(instruction: Instruction) -> str:

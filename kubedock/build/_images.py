@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import httpx
 
@@ -77,6 +78,22 @@ class RegistryImages:
                        for diff_id, blob in zip(resolved.config.diff_ids,
                                                 resolved.manifest.layers, strict=True))
         return BaseImage(resolved.config.id, parse_json(config, f"{name}'s config"), layers)
+
+    async def known_config(self, name: str) -> Mapping[str, Any] | None:
+        try:
+            image = self._known(name)
+        except EngineError:  # not a name at all
+            return None
+        if image is None or image.resolved is None:
+            return None
+        resolved = image.resolved
+        try:
+            config = await self._client.blob(
+                resolved.repository, resolved.manifest.config.digest,
+                credentials=self._credentials(resolved.repository.registry))
+            return parse_json(config, f"{name}'s config")
+        except _REGISTRY_FAILURES:
+            return None  # as an image that is not there
 
     def _known(self, name: str) -> Image | None:
         try:

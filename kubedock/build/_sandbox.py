@@ -28,6 +28,9 @@ from ..podside import buildwire
 log = logging.getLogger(__name__)
 
 
+Output = Callable[[bytes], Awaitable[None]]
+
+
 @attrs.frozen
 class StepCommand:
     """One `RUN`, resolved: nothing in it is interpreted further by the sandbox."""
@@ -42,6 +45,8 @@ class StepCommand:
     user: str
     # Absolute; created when missing.
     workdir: str
+    # Names and addresses added to the step's /etc/hosts (Docker's --add-host).
+    extra_hosts: tuple[tuple[str, str], ...] = ()
 
 
 class Sandbox(Protocol):
@@ -52,9 +57,10 @@ class Sandbox(Protocol):
         """Unpack one layer tar (plain or gzip, told by its first bytes), honouring the OCI
         whiteouts `.wh.<name>` and `.wh..wh..opq`."""
 
-    async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
-        """Run the command; its stdout and stderr go to `output` as produced. Returns the
-        exit code; raises `StepNotStarted` when the program cannot be started."""
+    async def run(self, command: StepCommand, stdout: Output, stderr: Output) -> int:
+        """Run the command; its stdout and stderr go to `stdout` and `stderr` as produced
+        (both to `stdout` from a pod of a kubedock before the two were kept apart). Returns
+        the exit code; raises `StepNotStarted` when the program cannot be started."""
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
         """Write a plain tar of every change since the last `apply_layer`, `snapshot` or
@@ -143,10 +149,12 @@ class _PodSandbox:
     async def apply_layer(self, source: AsyncIterable[bytes]) -> None:
         await self._operate("apply", layer=source)
 
-    async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
-        watch = _StartWatch(output)
-        code = await self._operate("run", sink=watch.feed, argv=command.argv, env=command.env,
-                                   user=command.user, workdir=command.workdir)
+    async def run(self, command: StepCommand, stdout: Output, stderr: Output) -> int:
+        watch = _StartWatch(stdout, stderr)
+        code = await self._operate("run", sink=watch.stdout, errors=watch.stderr,
+                                   argv=command.argv, env=command.env, user=command.user,
+                                   workdir=command.workdir, stderr_apart=True,
+                                   extra_hosts=command.extra_hosts)
         await watch.end(code)
         return code
 
@@ -169,10 +177,11 @@ class _PodSandbox:
             log.warning("could not delete build sandbox pod %s: %s", pod, error)
 
     async def _operate(self, op: str, *, layer: AsyncIterable[bytes] | None = None,
-                       sink: Callable[[bytes], Awaitable[None]] | None = None,
+                       sink: Output | None = None, errors: Output | None = None,
                        **fields: Any) -> int:
         """One request of the session, followed by `layer` in chunks; `sink` takes the
-        output. The step's exit code for `run`; a failure of any other is `SandboxFailed`."""
+        output, `errors` a step's stderr. The step's exit code for `run`; a failure of any
+        other is `SandboxFailed`."""
         async with self._lock:
             if self._broken is not None:
                 raise SandboxFailed(self._broken)
@@ -193,14 +202,14 @@ class _PodSandbox:
                         if data:
                             await session.send_stdin(buildwire.chunk(data))
                     await session.send_stdin(buildwire.END_OF_CHUNKS)
-            status, failure = await self._reply(session, sink)
+            status, failure = await self._reply(session, sink, errors)
             self._broken = None
         if op != "run" and status != 0:
             raise SandboxFailed(f"build sandbox {op} failed: {failure or f'status {status}'}")
         return status
 
-    async def _reply(self, session: kube.ExecChannel,
-                     sink: Callable[[bytes], Awaitable[None]] | None) -> tuple[int, str]:
+    async def _reply(self, session: kube.ExecChannel, sink: Output | None,
+                     errors: Output | None) -> tuple[int, str]:
         failure = bytearray()
         while True:
             try:
@@ -224,6 +233,8 @@ class _PodSandbox:
             kind, payload = frame
             if kind == buildwire.OUTPUT and sink is not None:
                 await sink(payload)
+            elif kind == buildwire.STDERR and errors is not None:
+                await errors(payload)
             elif kind == buildwire.ERROR:
                 failure.extend(payload)
             elif kind == buildwire.END:
@@ -259,31 +270,41 @@ class _PodSandbox:
 
 class _StartWatch:
     """A step's output, held back while it may still be the line that says the program did
-    not start: Docker shows that line as the build's error, not as output."""
+    not start: Docker shows that line as the build's error, not as output. The line comes on
+    stderr (on stdout from a pod of an earlier kubedock), so what is held is both streams'
+    pieces, in the order they came."""
 
-    def __init__(self, output: Callable[[bytes], Awaitable[None]]) -> None:
-        self._output = output
-        self._held: bytearray | None = bytearray()
+    def __init__(self, stdout: Output, stderr: Output) -> None:
+        self._sinks = (stdout, stderr)
+        self._held: list[tuple[int, bytes]] | None = []
+        self._text = bytearray()
 
-    async def feed(self, data: bytes) -> None:
+    async def stdout(self, data: bytes) -> None:
+        await self._feed(0, data)
+
+    async def stderr(self, data: bytes) -> None:
+        await self._feed(1, data)
+
+    async def _feed(self, stream: int, data: bytes) -> None:
         if self._held is None:
-            await self._output(data)
+            await self._sinks[stream](data)
             return
-        self._held += data
-        line, _, rest = self._held.partition(b"\n")
-        if (rest or len(self._held) > _NOT_STARTED_MAX
+        self._held.append((stream, data))
+        self._text += data
+        line, _, rest = self._text.partition(b"\n")
+        if (rest or len(self._text) > _NOT_STARTED_MAX
                 or not line.startswith(_NOT_STARTED[:len(line)])):
             await self._release()
 
     async def end(self, code: int) -> None:
         """Raises `StepNotStarted` when the output was that line alone."""
-        held = self._held
-        if (held is not None and code in _NOT_STARTED_CODES and held.startswith(_NOT_STARTED)
-                and held.endswith(b"\n")):
-            raise StepNotStarted(held[:-1].decode(errors="replace"))
+        text = self._text
+        if (self._held is not None and code in _NOT_STARTED_CODES
+                and text.startswith(_NOT_STARTED) and text.endswith(b"\n")):
+            raise StepNotStarted(text[:-1].decode(errors="replace"))
         await self._release()
 
     async def _release(self) -> None:
-        held, self._held = self._held, None
-        if held:
-            await self._output(bytes(held))
+        held, self._held = self._held or [], None
+        for stream, data in held:
+            await self._sinks[stream](data)

@@ -5,13 +5,15 @@ It answers requests on stdin, framed as `kubedock.podside._buildwire` says, unti
     reset        empty the root filesystem STATE/root
     apply        unpack the layer that follows onto it (plain or compressed, whiteouts honoured)
     run          run a build step chrooted in it (argv, env as pairs, user as Docker's USER,
-                 workdir), sending its output; the status is its exit code
+                 workdir, `extra_hosts` as [name, ip] pairs for its /etc/hosts), sending its
+                 output (stderr apart when `stderr_apart`); the status is its exit code
     snapshot     send a tar of the changes since the last reset, apply or snapshot
 
 STATE also holds the manifest that snapshots compare with. A step runs with the environment
 it is given (plus Docker's PATH, HOSTNAME and HOME when it has none), as the user it names,
-with stdin empty and stdout and stderr together as its output; the exit code is the step's, 127
-when its program does not exist, 126 when it cannot be run (with Docker's message). For the
+with stdin empty and stdout and stderr as its output (together, unless asked apart, as Docker's
+classic builder shows stderr in colour); the exit code is the step's, 127 when its program does
+not exist, 126 when it cannot be run (with Docker's message on stderr). For the
 step the root gets the device nodes of a container's /dev and the pod's /etc/resolv.conf and
 /etc/hosts; they are taken away afterwards unless the step changed them, so snapshots do not
 see them. There is no /proc (mounting it needs CAP_SYS_ADMIN).
@@ -83,9 +85,11 @@ def _operate(state: str, request: dict[str, Any], chunks: _Chunks | None,
         _rootfs.apply_layer(cast(IO[bytes], chunks), root)
         _rootfs.save_manifest(_rootfs.scan(root), manifest)
     elif op == "run":
-        with _provided(root, os.path.join(state, "aside")):
+        extra_hosts = "".join(f"{ip}\t{name}\n" for name, ip in request.get("extra_hosts", ()))
+        with _provided(root, os.path.join(state, "aside"), extra_hosts.encode()):
             return _run(root, request["argv"], [tuple(pair) for pair in request["env"]],
-                        request["user"], request["workdir"], reply)
+                        request["user"], request["workdir"], reply,
+                        stderr_apart=bool(request.get("stderr_apart")))
     elif op == "snapshot":
         _rootfs.snapshot(root, manifest, reply.as_file())
     else:
@@ -149,8 +153,9 @@ class _Chunks(io.RawIOBase):
 
 
 def _run(root: str, argv: list[str], env: list[tuple[str, str]], user: str,
-         workdir: str, reply: _Replies) -> int:
-    reader, writer = os.pipe()
+         workdir: str, reply: _Replies, *, stderr_apart: bool) -> int:
+    out_reader, out_writer = os.pipe()
+    err_reader, err_writer = os.pipe() if stderr_apart else (None, out_writer)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child replaces itself or exits
         code = CANNOT_RUN
@@ -158,25 +163,31 @@ def _run(root: str, argv: list[str], env: list[tuple[str, str]], user: str,
             os.setsid()  # its own process group: what it leaves behind can be killed
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
-            os.dup2(writer, 1)
-            os.dup2(writer, 2)
+            os.dup2(out_writer, 1)
+            os.dup2(err_writer, 2)
             os.closerange(3, 1024)
             code = _exec(root, argv, dict(env), user, workdir)
         finally:
             os._exit(code)
-    os.close(writer)
-    status = _forward(reader, pid, reply)
-    os.close(reader)
+    readers = {out_reader: _buildwire.OUTPUT}
+    os.close(out_writer)
+    if err_reader is not None:
+        readers[err_reader] = _buildwire.STDERR
+        os.close(err_writer)
+    status = _forward(readers, pid, reply)
+    for reader in readers:
+        os.close(reader)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
 
 
-def _forward(reader: int, pid: int, reply: _Replies) -> int:
-    """Send the step's output until it exits; then end its process group and send what is
-    left. Returns its wait status."""
+def _forward(readers: dict[int, bytes], pid: int, reply: _Replies) -> int:
+    """Send the step's output, each pipe's in frames of its kind, until it exits; then end its
+    process group and send what is left. Returns its wait status."""
     status: int | None = None
     deadline = float("inf")
-    while time.monotonic() < deadline:
+    open_readers = list(readers)
+    while open_readers and time.monotonic() < deadline:
         if status is None:
             done, waited = os.waitpid(pid, os.WNOHANG)
             if done:
@@ -184,13 +195,13 @@ def _forward(reader: int, pid: int, reply: _Replies) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
                 deadline = time.monotonic() + _DRAIN_SECONDS
-        ready, _, _ = select.select([reader], [], [], 0.1)
-        if not ready:
-            continue
-        data = os.read(reader, _CHUNK)
-        if not data:
-            break
-        reply.send(_buildwire.OUTPUT, data)
+        ready, _, _ = select.select(open_readers, [], [], 0.1)
+        for reader in ready:
+            data = os.read(reader, _CHUNK)
+            if data:
+                reply.send(readers[reader], data)
+            else:
+                open_readers.remove(reader)
     if status is None:
         _, status = os.waitpid(pid, 0)
     return status
@@ -254,14 +265,15 @@ def _read(path: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _provided(root: str, aside: str) -> Iterator[None]:
-    """The step's /dev nodes and the pod's name files in `root`, and afterwards what was
-    there before, where the step left them alone."""
+def _provided(root: str, aside: str, extra_hosts: bytes) -> Iterator[None]:
+    """The step's /dev nodes and the pod's name files in `root` (/etc/hosts ending with
+    `extra_hosts`), and afterwards what was there before, where the step left them alone."""
     dev, etc = os.path.join(root, "dev"), os.path.join(root, "etc")
     dev_before, etc_before = _open_directory(dev), _open_directory(etc)
     made = [_make_device(dev, name, *numbers) for name, numbers in _DEVICES.items()]
     os.makedirs(aside, exist_ok=True)
-    placed = [_place(etc, name, aside) for name in _PROVIDED]
+    placed = [_place(etc, name, aside, extra_hosts if name == "hosts" else b"")
+              for name in _PROVIDED]
     dev_ready, etc_ready = _mtime(dev), _mtime(etc)
     try:
         yield
@@ -318,12 +330,14 @@ def _make_device(directory: str, name: str, major: int, minor: int) -> str | Non
     return path
 
 
-def _place(etc: str, name: str, aside: str) -> tuple[int, bytes] | None:
-    """Put the pod's /etc/`name` in the root (the root's own moved aside): its inode and
-    content, or None when there is nothing to give or nowhere to put it."""
+def _place(etc: str, name: str, aside: str, extra: bytes) -> tuple[int, bytes] | None:
+    """Put the pod's /etc/`name`, `extra` added, in the root (the root's own moved aside): its
+    inode and content, or None when there is nothing to give or nowhere to put it."""
     content = _read_bytes(os.path.join("/etc", name))
     if content is None or not _is_directory(etc):
         return None
+    if extra:
+        content += (b"" if content.endswith(b"\n") or not content else b"\n") + extra
     target, saved = os.path.join(etc, name), os.path.join(aside, name)
     if os.path.lexists(target):
         os.rename(target, saved)

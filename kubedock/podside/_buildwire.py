@@ -9,9 +9,11 @@ fields); `apply` follows it with the layer as chunks, each a 4-byte big-endian l
 that many bytes, ended by a zero length.
 
 pod → kubedock (stdout): frames of a 1-byte kind, a 4-byte big-endian length and the payload:
-`o` output (a step's stdout and stderr, or a snapshot's tar), `e` why the operation failed,
-`x` the end of the operation, its status as decimal digits (a step's exit code; 0 for the
-others when they succeeded).
+`o` output (a step's stdout, or a snapshot's tar), `s` a step's stderr, `e` why the operation
+failed, `x` the end of the operation, its status as decimal digits (a step's exit code; 0 for
+the others when they succeeded). A step's stderr comes apart only when its request says
+`"stderr_apart": true`; otherwise it is in the `o` frames with its stdout, as a pod of an
+earlier kubedock sends it (which ignores the field).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import struct
 from typing import Any
 
 OUTPUT = b"o"
+STDERR = b"s"
 ERROR = b"e"
 END = b"x"
 END_OF_CHUNKS = struct.pack(">I", 0)
@@ -57,7 +60,6 @@ def chunk_size(header: bytes) -> int:
     return size
 
 
-
 def frame(kind: bytes, payload: bytes) -> bytes:
     return _HEADER.pack(kind, len(payload)) + payload
 
@@ -75,7 +77,7 @@ class FrameReader:
         if len(self._buffer) < _HEADER.size:
             return None
         kind, size = _HEADER.unpack_from(self._buffer)
-        if kind not in (OUTPUT, ERROR, END):
+        if kind not in (OUTPUT, STDERR, ERROR, END):
             raise SessionError(f"unknown frame kind {kind!r}")
         end = _HEADER.size + size
         if len(self._buffer) < end:

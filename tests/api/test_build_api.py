@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import tarfile
 from collections.abc import AsyncIterator
 
@@ -78,8 +79,10 @@ async def test_a_build_streams_docker_json_and_its_tags_run(client: httpx.AsyncC
     lines = _lines(answer)
     # Docker sends a step line's end apart, and ` ---> ` with the base image's id.
     base_id = (await client.get("/images/busybox:1.36/json")).json()["Id"]
-    assert lines[:3] == [{"stream": "Step 1/6 : FROM busybox:1.36"}, {"stream": "\n"},
+    assert lines[:3] == [{"stream": "Step 1/7 : FROM busybox:1.36"}, {"stream": "\n"},
                          {"stream": f" ---> {base_id[7:19]}\n"}]
+    # The build's labels: a step of their own at the end, as Docker's classic builder has it.
+    assert {"stream": "Step 7/7 : LABEL built=yes"} in lines
     image_id = lines[-4]["aux"]["ID"]  # type: ignore[index]
     assert lines[-3:] == [{"stream": f"Successfully built {image_id[7:19]}\n"},
                           {"stream": "Successfully tagged demo:1\n"},
@@ -102,7 +105,20 @@ async def test_a_build_streams_docker_json_and_its_tags_run(client: httpx.AsyncC
 async def test_quiet_prints_the_id_only(client: httpx.AsyncClient) -> None:
     lines = _lines(await client.post("/build", params={"q": "1"}, content=_context(
         {"Dockerfile": b"FROM busybox:1.36\nENV A=1\n"})))
-    assert len(lines) == 2 and lines[1]["stream"] == f"{lines[0]['aux']['ID']}\n"  # type: ignore[index]
+    # As Docker: no `aux`, the id alone.
+    [line] = lines
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", line["stream"])  # type: ignore[arg-type]
+
+
+async def test_quiet_sends_what_it_held_back_when_the_build_fails(
+        client: httpx.AsyncClient) -> None:
+    context = _context({"Dockerfile": b"FROM busybox:1.36 AS a\nENV A=1\nFROM a\nRUN true\n"})
+    quiet = _lines(await client.post("/build", params={"q": "1", "nocache": "1"},
+                                     content=context))
+    loud = _lines(await client.post("/build", params={"nocache": "1"}, content=context))
+    # As Docker: the whole output, `aux` included, then the error.
+    assert [line.keys() for line in quiet] == [line.keys() for line in loud]
+    assert sum("aux" in line for line in quiet) == 1 and "error" in quiet[-1]
 
 
 async def test_a_run_without_a_sandbox_fails_in_the_stream(client: httpx.AsyncClient) -> None:
@@ -117,7 +133,10 @@ async def test_a_run_without_a_sandbox_fails_in_the_stream(client: httpx.AsyncCl
     ({"remote": "https://example.invalid/repo.git"}, 501,
      "build option remote=https://example.invalid/repo.git is not supported"),
     ({"memory": "1000000"}, 501, "build option memory=1000000 is not supported"),
-    ({"cachefrom": '["a"]'}, 501, "build option cachefrom=[\"a\"] is not supported"),
+    ({"extrahosts": "a.test:nope"}, 400, 'invalid IP address in add-host: "nope"'),
+    ({"extrahosts": "a.test:host-gateway"}, 501, "build option extrahosts=name:host-gateway"),
+    ({"cachefrom": '["a"'}, 400, "invalid cachefrom"),
+    ({"cachefrom": '"a"'}, 400, "invalid cachefrom: want a JSON array of strings"),
     ({"version": "2"}, 501, "BuildKit (version=2) is not supported by kubedock"),
     ({"platform": "linux/s390x"}, 501, "build option platform=linux/s390x is not supported"),
     ({"dockerfile": "Nope"}, 400, "Cannot locate specified Dockerfile: Nope"),
@@ -145,6 +164,15 @@ async def test_neutral_values_of_unsupported_options_are_accepted(
     answer = await client.post("/build", params=params, content=_context(
         {"Dockerfile": b"FROM busybox:1.36\n"}))
     assert "aux" in _lines(answer)[-2]
+
+
+async def test_cache_from_takes_the_steps_of_the_images_named(client: httpx.AsyncClient) -> None:
+    context = _context({"Dockerfile": b"FROM busybox:1.36\nENV A=1\nCOPY a /\n", "a": b"a"})
+    await client.post("/build", params={"t": "cf:1"}, content=context)
+    for cache_from, cached in (('["cf:1"]', 2), ('["nosuchtag"]', 0), ('["Not A Name"]', 0)):
+        lines = _lines(await client.post("/build", params={"cachefrom": cache_from},
+                                         content=context))
+        assert lines.count({"stream": " ---> Using cache\n"}) == cached, cache_from
 
 
 async def test_prune_forgets_the_cache(client: httpx.AsyncClient) -> None:

@@ -102,7 +102,7 @@ async def _apply_all(sandbox: Sandbox, blobs: list[bytes]) -> None:
 
 
 async def _checked(sandbox: Sandbox, *argv: str) -> None:
-    code = await sandbox.run(_step(*argv), _drop)
+    code = await sandbox.run(_step(*argv), _drop, _drop)
     assert code == 0, (argv, code)
 
 

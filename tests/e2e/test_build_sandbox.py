@@ -64,7 +64,8 @@ async def run(sandbox: Sandbox, *argv: str, user: str = "",
     async def take(data: bytes) -> None:
         output.extend(data)
 
-    code = await sandbox.run(StepCommand(argv=argv, env=env, user=user, workdir="/"), take)
+    code = await sandbox.run(StepCommand(argv=argv, env=env, user=user, workdir="/"), take,
+                             take)
     return code, bytes(output)
 
 
@@ -146,7 +147,7 @@ async def test_cancelled_step_leaves_no_pod(kube_env: tuple[str, str, str]) -> N
             during = await sandbox_pods(kube_env)
             cancelled.deadline = trio.current_time() + 2  # cut the step short
             await sandbox.run(StepCommand(argv=("sleep", "600"), env=(), user="", workdir="/"),
-                              ignore)
+                              ignore, ignore)
     assert cancelled.cancelled_caught and len(during) == 1
     for _ in range(150):
         if not await sandbox_pods(kube_env):

@@ -55,6 +55,7 @@ class FakeImages:
     def __init__(self) -> None:
         self.asked: list[tuple[str, bool]] = []
         self.triggers: list[str] = []  # the base image's OnBuild
+        self.known: dict[str, Any] = {}  # config documents of images known by name
 
     async def base(self, name: str, *, pull: bool) -> BaseImage:
         self.asked.append((name, pull))
@@ -70,6 +71,9 @@ class FakeImages:
             yield BASE_TAR
         yield chunks()
 
+    async def known_config(self, name: str) -> Any:
+        return self.known.get(name)
+
 
 class FakeSandbox:
     def __init__(self, log: list[Any], exit_code: int, extra: dict[str, bytes],
@@ -80,6 +84,7 @@ class FakeSandbox:
         self.output = output
         self.not_started = not_started
         self.runs = 0
+        self.changes = True  # whether a RUN changes the filesystem
 
     async def reset(self) -> None:
         self.log.append("reset")
@@ -87,17 +92,19 @@ class FakeSandbox:
     async def apply_layer(self, source: AsyncIterable[bytes]) -> None:
         self.log.append(("apply", b"".join([chunk async for chunk in source])[:10]))
 
-    async def run(self, command: StepCommand, output: Callable[[bytes], Awaitable[None]]) -> int:
+    async def run(self, command: StepCommand, stdout: Callable[[bytes], Awaitable[None]],
+                  stderr: Callable[[bytes], Awaitable[None]]) -> int:
         self.runs += 1
         self.log.append(("run", command))
         if self.not_started is not None:
             raise StepNotStarted(self.not_started)
         for piece in self.output or [b"out of " + command.argv[-1].encode() + b"\n"]:
-            await output(piece)
+            # b"E:" marks a piece of stderr.
+            await (stderr(piece[2:]) if piece.startswith(b"E:") else stdout(piece))
         return self.exit_code
 
     async def snapshot(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
-        await sink(_tar({f"ran-{self.runs}": b"x", **self.extra}))
+        await sink(_tar({f"ran-{self.runs}": b"x", **self.extra} if self.changes else {}))
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -121,15 +128,19 @@ class Harness:
         self.snapshot_extra: dict[str, bytes] = {}
         self.run_output: list[bytes] | None = None  # what each RUN prints, piece by piece
         self.not_started: str | None = None  # why a RUN's program does not start
-        self.messages: list[str] = []  # the last build's output, message by message
+        self.run_changes = True  # whether a RUN changes the filesystem
+        # The last build's output, message by message, and the ids it announced as `<aux id>`.
+        self.messages: list[str] = []
 
     @contextlib.asynccontextmanager
     async def sandboxes(self) -> AsyncIterator[FakeSandbox]:
         self.opened += 1
         self.log.append("open")
-        try:
-            yield FakeSandbox(self.log, self.exit_code, self.snapshot_extra, self.run_output,
+        sandbox = FakeSandbox(self.log, self.exit_code, self.snapshot_extra, self.run_output,
                               self.not_started)
+        sandbox.changes = self.run_changes
+        try:
+            yield sandbox
         finally:
             self.log.append("close")
 
@@ -138,10 +149,14 @@ class Harness:
         context_path = self.tmp_path / "context.tar"
         context_path.write_bytes(_tar({"Dockerfile": dockerfile.encode(), **(files or {})}))
         output: list[str] = []
-        self.messages = output
+        self.messages = []
 
         async def emit(text: str) -> None:
             output.append(text)
+            self.messages.append(text)
+
+        async def emit_id(image_id: str) -> None:
+            self.messages.append(f"<aux {image_id}>")
 
         with context_path.open("rb") as file:
             context = BuildContext(file)
@@ -149,7 +164,8 @@ class Harness:
             try:
                 built = await Builder(parse_dockerfile(dockerfile), context,
                                       BuildOptions(**options), self.images,
-                                      self.sandboxes, self.cache, emit).build()
+                                      self.sandboxes, self.cache, emit,
+                                      emit_id=emit_id).build()
             finally:
                 context.close()
         return built, "".join(output)
@@ -360,8 +376,12 @@ async def test_maintainer_is_the_author(harness: Harness) -> None:
 def _shape(messages: list[str]) -> list[str]:
     """The messages with the step containers' and images' ids as placeholders (one id per
     step container, checked to be the same in its two lines)."""
-    shaped, containers = [], {}
+    shaped, containers, shown = [], {}, ""
     for message in messages:
+        if message.startswith("<aux "):
+            assert message[12:24] == shown  # a stage's id is the one its last step showed
+            message = "<aux>"
+        shown = message[6:18]
         message = re.sub(r"^ ---> [0-9a-f]{12}\n$", " ---> <image>\n", message)
         match = re.match(r"^( ---> Running in |Removing intermediate container )([0-9a-f]{12})\n$",
                          message)
@@ -376,7 +396,7 @@ async def test_each_kind_of_step_says_what_the_reference_engine_says(harness: Ha
     dockerfile = ("ARG B=busybox:1.36\nFROM $B\nENV A=1\nCOPY a.txt /\nRUN make\n"
                   "FROM scratch\nLABEL l=1\n")
     await harness.build(dockerfile, {"a.txt": b"a"})
-    # As the reference engine's classic builder sent it, bar the stage's `aux` id.
+    # As the reference engine's classic builder sent it.
     assert _shape(harness.messages) == [
         "Step 1/7 : ARG B=busybox:1.36", "\n",
         "Step 2/7 : FROM $B", "\n", " ---> <image>\n",
@@ -384,18 +404,39 @@ async def test_each_kind_of_step_says_what_the_reference_engine_says(harness: Ha
         "Removing intermediate container <c0>\n", " ---> <image>\n",
         "Step 4/7 : COPY a.txt /", "\n", " ---> <image>\n",
         "Step 5/7 : RUN make", "\n", " ---> Running in <c1>\n", "out of make\n",
-        "Removing intermediate container <c1>\n", " ---> <image>\n",
+        "Removing intermediate container <c1>\n", " ---> <image>\n", "<aux>",
         "Step 6/7 : FROM scratch", "\n", " ---> \n",
         "Step 7/7 : LABEL l=1", "\n", " ---> Running in <c2>\n",
-        "Removing intermediate container <c2>\n", " ---> <image>\n"]
+        "Removing intermediate container <c2>\n", " ---> <image>\n", "<aux>"]
     assert harness.messages[4] == " ---> aaaaaaaaaaaa\n"  # the base image's id
     await harness.build(dockerfile, {"a.txt": b"a"})
     assert _shape(harness.messages)[5:] == [
         "Step 3/7 : ENV A=1", "\n", " ---> Using cache\n", " ---> <image>\n",
         "Step 4/7 : COPY a.txt /", "\n", " ---> Using cache\n", " ---> <image>\n",
-        "Step 5/7 : RUN make", "\n", " ---> Using cache\n", " ---> <image>\n",
+        "Step 5/7 : RUN make", "\n", " ---> Using cache\n", " ---> <image>\n", "<aux>",
         "Step 6/7 : FROM scratch", "\n", " ---> \n",
-        "Step 7/7 : LABEL l=1", "\n", " ---> Using cache\n", " ---> <image>\n"]
+        "Step 7/7 : LABEL l=1", "\n", " ---> Using cache\n", " ---> <image>\n", "<aux>"]
+
+
+async def test_build_labels_are_steps_at_the_end_of_the_target_stage(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36 AS one\nENV A=1\nFROM one AS two\nFROM scratch\n"
+    built, _ = await harness.build(dockerfile, target="two",
+                                   labels={"z": "$A", "k 1": 'v "q"', "e": ""})
+    # As the reference engine sent it: name order, values as they are.
+    assert _shape(harness.messages)[-19:] == [
+        "Step 3/6 : FROM one AS two", "\n", " ---> <image>\n",
+        "Step 4/6 : LABEL e=", "\n", " ---> Running in <c1>\n",
+        "Removing intermediate container <c1>\n", " ---> <image>\n",
+        "Step 5/6 : LABEL k 1=v \"q\"", "\n", " ---> Running in <c2>\n",
+        "Removing intermediate container <c2>\n", " ---> <image>\n",
+        "Step 6/6 : LABEL z=$A", "\n", " ---> Running in <c3>\n",
+        "Removing intermediate container <c3>\n", " ---> <image>\n", "<aux>"]
+    document = _config(built)
+    assert document["config"]["Labels"] == {"e": "", "k 1": 'v "q"', "z": "$A"}
+    assert [entry["created_by"] for entry in document["history"][-3:]] == [
+        "/bin/sh -c #(nop) LABEL e=", '/bin/sh -c #(nop) LABEL k 1=v "q"',
+        "/bin/sh -c #(nop) LABEL z=$A"]
+    assert harness.messages[-1] == f"<aux {built.id}>"
 
 
 async def test_run_output_is_decoded_across_its_pieces(harness: Harness) -> None:
@@ -403,6 +444,13 @@ async def test_run_output_is_decoded_across_its_pieces(harness: Harness) -> None
     harness.run_output = [b"h\xc3", b"\xa9llo \xff\n", b"\xe2\x82"]
     await harness.build("FROM busybox:1.36\nRUN printf x\n")
     assert "".join(harness.messages).count("héllo \ufffd\n\ufffd") == 1
+
+
+async def test_run_stderr_comes_in_red_piece_by_piece(harness: Harness) -> None:
+    harness.run_output = [b"out\n", b"E:err \xc3", b"E:\xa9\n", b"E:\xe2", b"more\n"]
+    await harness.build("FROM busybox:1.36\nRUN printf x\n")
+    assert harness.messages[6:11] == ["out\n", "\x1b[91merr \x1b[0m", "\x1b[91m\u00e9\n\x1b[0m",
+                                     "more\n", "\x1b[91m\ufffd\x1b[0m"]
 
 
 async def test_a_failing_run_says_nothing_more(harness: Harness) -> None:
@@ -506,3 +554,123 @@ async def test_removing_step_containers_is_said_as_rm_and_forcerm_ask(
             await harness.build(f"FROM busybox:1.36\n{dockerfile}\n", **options)
         said.append("Removing intermediate container <c0>\n" in _shape(harness.messages))
     assert said == removed
+
+
+COPY_A = "FROM busybox:1.36\nCOPY a.txt /\n"
+COPY_B = "FROM busybox:1.36\nCOPY b.txt /\n"
+
+
+async def _capped(harness: Harness, layers: float) -> None:
+    """Gives the harness a cache with room for this many COPY layers."""
+    built, _ = await harness.build(COPY_A, {"a.txt": b"a" * 100})
+    layer = built.layers[-1]
+    assert layer.path is not None
+    harness.cache.clear()
+    harness.cache = LayerCache(max_bytes=int(layer.size * layers))
+
+
+def _directory(built: BuiltImage) -> Path:
+    path = built.layers[-1].path
+    assert path is not None
+    return path.parent
+
+
+async def _cached_steps(harness: Harness, dockerfile: str, name: str) -> int:
+    _, output = await harness.build(dockerfile, {name: b"a" * 100})
+    return output.count("Using cache")
+
+
+async def test_the_least_recently_used_layers_go_over_the_cap(harness: Harness) -> None:
+    await _capped(harness, 1.5)
+    with harness.cache.hold():
+        built, _ = await harness.build(COPY_A, {"a.txt": b"a" * 100})
+    directory = _directory(built)
+    with harness.cache.hold():
+        await harness.build(COPY_B, {"b.txt": b"a" * 100})
+        assert len(list(directory.iterdir())) == 2  # nothing goes during a build
+    assert len(list(directory.iterdir())) == 1
+    assert await _cached_steps(harness, COPY_B, "b.txt") == 1
+    # A's layer went, and the step that names it.
+    assert await _cached_steps(harness, COPY_A, "a.txt") == 0
+
+
+async def test_a_layer_a_cache_hit_used_stays(harness: Harness) -> None:
+    await _capped(harness, 2.5)
+    for dockerfile, name in ((COPY_A, "a.txt"), (COPY_B, "b.txt"), (COPY_A, "a.txt"),
+                             ("FROM busybox:1.36\nCOPY c.txt /\n", "c.txt")):
+        with harness.cache.hold():
+            await _cached_steps(harness, dockerfile, name)
+    assert await _cached_steps(harness, COPY_A, "a.txt") == 1  # B went, not A, used after it
+    assert await _cached_steps(harness, COPY_B, "b.txt") == 0
+
+
+async def test_files_no_step_names_go_first(harness: Harness) -> None:
+    await _capped(harness, 1.5)
+    with harness.cache.hold():
+        built, _ = await harness.build(COPY_A, {"a.txt": b"a" * 100})
+        directory = _directory(built)
+        harness.cache.new_layer_path().write_bytes(b"x" * 10_000)  # as a failed build leaves
+    assert len(list(directory.iterdir())) == 1
+    assert await _cached_steps(harness, COPY_A, "a.txt") == 1
+
+
+async def test_cache_from_uses_only_steps_in_the_given_images_chains(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36\nENV FOO=bar\nRUN touch baz\nCOPY a.txt /\n"
+    files = {"a.txt": b"a"}
+    built, _ = await harness.build(dockerfile, files)
+    harness.images.known = {"built:1": _config(built), "busybox:1.36": BASE_CONFIG}
+    # As the reference engine: the steps of the image given are used, an image not known is
+    # no source, nor one that only shares the base.
+    for cache_from, cached in ((["built:1"], 3), (["nosuchtag"], 0), (["busybox:1.36"], 0),
+                               (["nosuchtag", "built:1"], 3)):
+        _, output = await harness.build(dockerfile, files, cache_from=tuple(cache_from))
+        assert output.count("Using cache") == cached, cache_from
+    partial, _ = await harness.build(dockerfile.replace("COPY a.txt", "COPY b.txt"),
+                                     {**files, "b.txt": b"b"})
+    harness.images.known["partial:1"] = _config(partial)
+    _, output = await harness.build(dockerfile, files, cache_from=("partial:1",))
+    assert output.count("Using cache") == 2  # ENV and RUN, which partial:1 was built on
+
+
+async def test_extra_hosts_go_to_each_run_and_not_into_the_cache_key(harness: Harness) -> None:
+    hosts = (("a.test", "127.0.0.1"),)
+    await harness.build("FROM busybox:1.36\nRUN make\n", extra_hosts=hosts)
+    [command] = [entry[1] for entry in harness.log if entry[0] == "run"]
+    assert command.extra_hosts == hosts
+    _, output = await harness.build("FROM busybox:1.36\nRUN make\n")
+    assert output.count("Using cache") == 1  # as Docker: the hosts are not the step's config
+
+
+async def test_proxy_build_args_reach_every_run_undeclared(harness: Harness) -> None:
+    dockerfile = "FROM busybox:1.36\nARG http_proxy\nENV NO_PROXY=env\nRUN make\n"
+    _, output = await harness.build(dockerfile, build_args={
+        "HTTP_PROXY": "http://p", "http_proxy": "http://declared", "NO_PROXY": "arg",
+        "FOO": "1"})
+    [command] = [entry[1] for entry in harness.log if entry[0] == "run"]
+    # Declared, an ARG as any other; given but not declared, at the end; ENV wins.
+    assert command.env == (("http_proxy", "http://declared"), ("PATH", "/bin"),
+                           ("NO_PROXY", "env"), ("HTTP_PROXY", "http://p"))
+    # As Docker: no warning for them, and no part of the cache key.
+    assert output.endswith("[Warning] One or more build-args [FOO] were not consumed\n")
+    _, output = await harness.build(dockerfile, build_args={
+        "HTTP_PROXY": "http://other", "http_proxy": "http://declared"})
+    assert output.count("Using cache") == 3
+
+
+async def test_a_run_that_changes_nothing_adds_no_layer(harness: Harness) -> None:
+    harness.run_changes = False
+    built, _ = await harness.build("FROM busybox:1.36\nRUN true\n")
+    document = _config(built)
+    # As Docker: the history says so, the layers stay the base's.
+    assert document["rootfs"]["diff_ids"] == BASE_CONFIG["rootfs"]["diff_ids"]  # type: ignore[index]
+    assert document["history"][-1]["empty_layer"] is True
+    assert built.layers == (BASE_LAYER,)
+
+
+async def test_a_stage_of_from_alone_is_its_base_s_id(harness: Harness) -> None:
+    await harness.build("FROM busybox:1.36 AS a\nFROM a\nENV X=1\n")
+    # As Docker: the base's own id (its config as the registry has it), not a digest of ours.
+    assert harness.messages[:8] == [
+        "Step 1/3 : FROM busybox:1.36 AS a", "\n", " ---> aaaaaaaaaaaa\n",
+        f"<aux sha256:{'a' * 64}>", "Step 2/3 : FROM a", "\n", " ---> aaaaaaaaaaaa\n",
+        "Step 3/3 : ENV X=1"]

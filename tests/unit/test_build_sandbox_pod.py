@@ -62,25 +62,29 @@ async def test_one_session_for_all_operations_and_the_pod_goes_at_the_end() -> N
     cluster = FakeCluster()
     cluster.exec_output = lambda argv: _replies(
         (buildwire.END, b"0"),  # apply
-        (buildwire.OUTPUT, b"hi"), (buildwire.OUTPUT, b"\n"), (buildwire.END, b"3"),  # run
+        (buildwire.OUTPUT, b"hi"), (buildwire.STDERR, b"oops\n"), (buildwire.OUTPUT, b"\n"),
+        (buildwire.END, b"3"),  # run
         (buildwire.OUTPUT, b"layer"), (buildwire.END, b"0"),  # snapshot
         (buildwire.END, b"0"),  # reset
     )
-    output, layer = bytearray(), bytearray()
+    output, errors, layer = bytearray(), bytearray(), bytearray()
 
     async def take_output(data: bytes) -> None:
         output.extend(data)
+
+    async def take_errors(data: bytes) -> None:
+        errors.extend(data)
 
     async def take_layer(data: bytes) -> None:
         layer.extend(data)
 
     async with open_sandbox(cluster, SETTINGS) as sandbox:
         await sandbox.apply_layer(_chunks(b"a", b"b"))
-        assert await sandbox.run(STEP, take_output) == 3
+        assert await sandbox.run(STEP, take_output, take_errors) == 3
         await sandbox.snapshot(take_layer)
         await sandbox.reset()
         [pod] = cluster.pods
-    assert (bytes(output), bytes(layer)) == (b"hi\n", b"layer")
+    assert (bytes(output), bytes(errors), bytes(layer)) == (b"hi\n", b"oops\n", b"layer")
     assert cluster.called("exec") == ["/kubedock buildstep /.kubedock/build serve"]
     assert cluster.called("create_pod") == [pod] and cluster.called("delete_pod") == [pod]
     assert cluster.pods == {}
@@ -92,7 +96,8 @@ NOT_FOUND = (b'failed to create shim task: OCI runtime create failed: runc creat
 
 
 async def _run_replying(*frames: tuple[bytes, bytes]) -> tuple[int | str, bytes]:
-    """The step's exit code, or the message of its not starting, and its output."""
+    """The step's exit code, or the message of its not starting, and its output (stderr
+    marked `E:`)."""
     cluster = FakeCluster()
     cluster.exec_output = lambda argv: _replies(*frames)
     output = bytearray()
@@ -100,18 +105,28 @@ async def _run_replying(*frames: tuple[bytes, bytes]) -> tuple[int | str, bytes]
     async def take_output(data: bytes) -> None:
         output.extend(data)
 
+    async def take_errors(data: bytes) -> None:
+        output.extend(b"E:" + data)
+
     async with open_sandbox(cluster, SETTINGS) as sandbox:
         try:
-            return await sandbox.run(STEP, take_output), bytes(output)
+            return await sandbox.run(STEP, take_output, take_errors), bytes(output)
         except StepNotStarted as error:
             return error.message, bytes(output)
 
 
-async def test_a_program_that_does_not_start_is_no_output_but_an_error() -> None:
+@pytest.mark.parametrize("kind", [buildwire.STDERR, buildwire.OUTPUT])  # OUTPUT: an older pod
+async def test_a_program_that_does_not_start_is_no_output_but_an_error(kind: bytes) -> None:
     # The pod's line arrives in pieces.
-    result = await _run_replying((buildwire.OUTPUT, NOT_FOUND[:20]),
-                                 (buildwire.OUTPUT, NOT_FOUND[20:]), (buildwire.END, b"127"))
+    result = await _run_replying((kind, NOT_FOUND[:20]), (kind, NOT_FOUND[20:]),
+                                 (buildwire.END, b"127"))
     assert result == (NOT_FOUND[:-1].decode(), b"")
+
+
+async def test_held_output_is_released_stream_by_stream_in_order() -> None:
+    result = await _run_replying((buildwire.STDERR, NOT_FOUND[:20]), (buildwire.OUTPUT, b"x\n"),
+                                 (buildwire.STDERR, b"y\n"), (buildwire.END, b"127"))
+    assert result == (127, b"E:" + NOT_FOUND[:20] + b"x\nE:y\n")
 
 
 @pytest.mark.parametrize(("output", "code"), [
@@ -169,7 +184,7 @@ async def test_cancelled_build_deletes_the_pod(autojump_clock: trio.testing.Mock
     cluster.exec_stalled = True
     with trio.move_on_after(1):
         async with open_sandbox(cluster, SETTINGS) as sandbox:
-            await sandbox.run(STEP, _ignore)
+            await sandbox.run(STEP, _ignore, _ignore)
     assert len(cluster.called("delete_pod")) == 1 and cluster.pods == {}
 
 

@@ -268,7 +268,7 @@ OPTIONS_AND_VARIABLES = {
     "--annotation": "K8S_ANNOTATION_<KEY>",
     "--volume-storage-class": "VOLUME_STORAGE_CLASS", "--volume-access-mode": "VOLUME_ACCESS_MODE",
     "--volume-size": "VOLUME_SIZE", "--registry-mirror": "REGISTRY_MIRRORS",
-    "--registry-timeout": "REGISTRY_TIMEOUT",
+    "--registry-timeout": "REGISTRY_TIMEOUT", "--build-cache-size": "BUILD_CACHE_SIZE",
 }
 
 
@@ -338,3 +338,13 @@ def test_volume_claims_are_configurable() -> None:
     for bad in (["--volume-access-mode", "rwo"], ["--volume-size", "1GB"]):
         with pytest.raises(SystemExit):
             config(bad)
+
+
+def test_build_cache_size_in_bytes() -> None:
+    assert config([]).build_cache_size == 4 * 2**30
+    assert config(["--build-cache-size", "500Mi"]).build_cache_size == 500 * 2**20
+    assert config([], {"BUILD_CACHE_SIZE": "2G"}).build_cache_size == 2 * 10**9
+    assert config(["--build-cache-size", "1024"]).build_cache_size == 1024
+    for bad in ("1GB", "-1", "1.5Gi"):
+        with pytest.raises(SystemExit):
+            config(["--build-cache-size", bad])

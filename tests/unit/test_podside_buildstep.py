@@ -96,6 +96,20 @@ def test_output_and_exit_code(state: Path) -> None:
     assert (code, output) == (3, b"out\nerr\n")
 
 
+def test_stderr_apart_when_asked(state: Path) -> None:
+    request = buildwire.request("run", argv=["/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+                                env=[], user="", workdir="/", stderr_apart=True)
+    done = subprocess.run([sys.executable, "-m", "kubedock", "buildstep", str(state), "serve"],
+                          input=request, capture_output=True, check=True, timeout=60)
+    frames = buildwire.FrameReader()
+    frames.feed(done.stdout)
+    kinds: dict[bytes, bytes] = {}
+    while (frame := frames.next()) is not None:
+        kinds[frame[0]] = kinds.get(frame[0], b"") + frame[1]
+    assert kinds == {buildwire.OUTPUT: b"out\n", buildwire.STDERR: b"err\n",
+                     buildwire.END: b"3"}
+
+
 def test_programs_missing_or_not_executable(state: Path) -> None:
     (state / "root/bin/plain").write_text("not a program")
     runtime = (b"failed to create shim task: OCI runtime create failed: runc create failed: "
@@ -133,6 +147,17 @@ def test_devices_and_name_files_only_during_the_step(state: Path) -> None:
     assert b"image-own" not in output
     assert (state / "root/etc/hosts").read_text() == "127.0.0.1 image-own\n"
     assert not (state / "root/dev").exists()
+    assert _snapshot(state) == []
+
+
+def test_extra_hosts_end_the_step_s_hosts_file(state: Path) -> None:
+    request = buildwire.request("run", argv=["/bin/sh", "-c", "cat /etc/hosts"], env=[],
+                                user="", workdir="/",
+                                extra_hosts=[["a.test", "::1"], ["b.test", "127.0.0.1"]])
+    [(code, output, _)] = _session(state, request)
+    assert code == 0 and output.startswith(Path("/etc/hosts").read_bytes().rstrip(b"\n"))
+    assert output.endswith(b"\n::1\ta.test\n127.0.0.1\tb.test\n")
+    assert (state / "root/etc/hosts").read_text() == "127.0.0.1 image-own\n"
     assert _snapshot(state) == []
 
 

@@ -84,6 +84,12 @@ def _config(server: Kubedock, image: str) -> dict[str, Any]:
     return {key: config.get(key) for key in COMPARED}
 
 
+def _layer_count(server: Kubedock, image: str) -> int:
+    done = docker_cli(server, "image", "inspect", "--format", "{{len .RootFS.Layers}}", image)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
 def test_cli_build_without_run_gives_the_config_docker_gives_and_runs(
         kubedock: Kubedock, docker_oracle: str, tmp_path: Path) -> None:
     oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
@@ -254,12 +260,14 @@ RUN ["nosuchbinary"]
 """
 
 
-def _stream(server: str, path: Path) -> list[Any]:
+def _stream(server: str, path: Path, **options: Any) -> list[Any]:
     """docker-py's raw build JSON, ids as placeholders (a step container's and an image's
-    ids are 12 hex digits; `aux` has the whole image id)."""
+    ids are 12 hex digits; `aux` has the whole image id). The step containers are removed
+    (docker-py keeps them by default), so that the reference engine keeps none."""
     api = docker.APIClient(base_url=server, timeout=120)
     try:
-        lines = list(api.build(path=str(path), nocache=True, decode=True))
+        lines = list(api.build(path=str(path), nocache=True, decode=True,
+                               **{"forcerm": True, **options}))
     finally:
         api.close()
     text = re.sub(r"sha256:[0-9a-f]{64}", "<id>", json.dumps(lines))
@@ -283,3 +291,64 @@ def test_onbuild_triggers_and_step_lines_stream_as_the_reference_engine_s(
     assert streamed == expected
     assert {"stream": "trigger 1\n"} in streamed and {"stream": "h\u00e9llo\n"} in streamed
     assert "executable file not found" in streamed[-1]["error"]
+
+
+STAGES = """\
+FROM busybox:1.36 AS base
+RUN echo out; sleep 0.5; echo err >&2; sleep 0.5; printf 'h\\303\\251\\n' >&2
+FROM base AS test
+LABEL a=b
+RUN echo test >> /stage
+FROM scratch AS empty
+FROM busybox:1.36 AS final
+CMD ["echo", "final"]
+"""
+
+
+def test_stages_labels_and_stderr_stream_as_the_reference_engine_s(
+        client: docker.DockerClient, kubedock: Kubedock, docker_oracle: str,
+        tmp_path: Path) -> None:
+    _context(tmp_path, STAGES, {})
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    labelled = {"tag": "staged-labels:1", "target": "test",
+                "labels": {"z": "$A", "k 1": 'v "q"', "e": ""}}
+    expected = _stream(docker_oracle, tmp_path, **labelled)
+    streamed = _stream(kubedock.host, tmp_path, **labelled)
+    assert streamed == expected
+    # The label steps, and stderr in red piece by piece, each stage's id as `aux`.
+    assert {"stream": "Step 7/8 : LABEL k 1=v \"q\""} in streamed
+    assert {"stream": "\x1b[91merr\n\x1b[0m"} in streamed
+    assert {"stream": "\x1b[91mh\u00e9\n\x1b[0m"} in streamed
+    assert sum("aux" in line for line in streamed) == 2
+    assert _config(kubedock, "staged-labels:1") == _config(oracle, "staged-labels:1")
+    # The first RUN changes nothing: no layer, as with Docker.
+    assert _layer_count(kubedock, "staged-labels:1") == _layer_count(oracle, "staged-labels:1")
+    assert _stream(kubedock.host, tmp_path) == _stream(docker_oracle, tmp_path)
+
+
+def test_add_host_entries_end_a_run_s_hosts_file(kubedock: Kubedock, docker_oracle: str,
+                                                 tmp_path: Path) -> None:
+    context = _context(tmp_path, "FROM busybox:1.36\n"
+                       "RUN ping -c1 extra.test && cp /etc/hosts /hosts-file\n"
+                       'CMD ["cat", "/hosts-file"]\n', {})
+    oracle = Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)
+    for server in (kubedock, oracle):
+        code, output = _build(server, "-t", "added-hosts:1", "--no-cache", "--add-host",
+                              "extra.test:127.0.0.1", "--add-host", "six.test:::1", str(context))
+        assert code == 0, output
+    ran = docker_cli(kubedock, "run", "--rm", "added-hosts:1")
+    assert ran.returncode == 0, ran.stderr
+    expected = docker_cli(oracle, "run", "--rm", "added-hosts:1").stdout
+    # Docker's own name line follows the added ones; the pod's comes before them.
+    assert expected.splitlines()[-3:-1] == ran.stdout.splitlines()[-2:] == [
+        b"127.0.0.1\textra.test", b"::1\tsix.test"]
+
+
+def test_quiet_failing_build_streams_as_the_reference_engine_s(
+        client: docker.DockerClient, kubedock: Kubedock, docker_oracle: str,
+        tmp_path: Path) -> None:
+    _context(tmp_path, "FROM busybox:1.36 AS a\nRUN echo a > /a\nFROM a\nRUN exit 2\n", {})
+    # -q holds the output back, and sends it all the same when the build fails.
+    streamed = _stream(kubedock.host, tmp_path, quiet=True)
+    assert streamed == _stream(docker_oracle, tmp_path, quiet=True)
+    assert {"aux": {"ID": "<id>"}} in streamed and streamed[-1]["errorDetail"]["code"] == 2
