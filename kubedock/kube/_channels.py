@@ -9,6 +9,7 @@ import trio
 from kubedock import wire
 
 from ._errors import KubeError, PortForwardFailed
+from ._spdy import SpdyExec
 from ._websocket import WebSocket
 
 # Large writes are split so one message never monopolises the API server's buffers.
@@ -20,7 +21,7 @@ _COALESCE = 256 * 1024
 class ExecChannel:
     """One exec or attach session: `receive()` output until None, then read `exit_code`."""
 
-    def __init__(self, socket: WebSocket) -> None:
+    def __init__(self, socket: WebSocket | SpdyExec) -> None:
         self._socket = socket
         self.exit_code: int | None = None
         """Set by the session's final status; None if it ended without one (attach, lost link)."""

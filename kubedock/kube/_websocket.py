@@ -18,8 +18,8 @@ import logging
 import os
 import ssl
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import attrs
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _RECEIVE_SIZE = 256 * 1024
 _DATA = (wire.Opcode.BINARY, wire.Opcode.TEXT)
 _HANDSHAKE_SECONDS = 30
+_Switched = TypeVar("_Switched", covariant=True)
 
 
 @attrs.frozen
@@ -253,27 +254,48 @@ async def connect(
     keepalive: KeepalivePolicy = KEEPALIVE,
 ) -> WebSocket:
     """Open `path` (below the API server URL) as a websocket, with kr8s's `KubeAuth`."""
+    def handshake(host: str, target: str, headers: list[tuple[bytes, bytes]]
+                  ) -> wire.ClientHandshake:
+        return wire.ClientHandshake(host=host, target=target, subprotocols=subprotocols,
+                                    headers=headers, key=os.urandom(16))
+
+    stream, accepted = await upgraded(auth, path, params, handshake)
+    return WebSocket(stream, accepted.subprotocol, accepted.trailing, keepalive)
+
+
+class _Handshake(Protocol[_Switched]):
+    request: bytes
+
+    def receive(self, data: bytes) -> _Switched | wire.Rejected | None: ...
+
+
+async def upgraded(
+    auth: Any,
+    path: str,
+    params: Sequence[tuple[str, str]],
+    handshake: Callable[[str, str, list[tuple[bytes, bytes]]], _Handshake[_Switched]],
+) -> tuple[trio.abc.Stream, _Switched]:
+    """A connection to the API server upgraded to another protocol by `handshake(host,
+    target, credential headers)`, and the handshake's outcome; rejections are raised."""
     url = httpx.URL(auth.server)
     secure = url.scheme == "https"
     port = url.port or (443 if secure else 80)
     host_header = f"[{url.host}]:{port}" if ":" in url.host else f"{url.host}:{port}"
-    handshake = wire.ClientHandshake(
-        host=host_header,
-        target=url.path.rstrip("/") + path + ("?" + urlencode(params) if params else ""),
-        subprotocols=subprotocols,
-        headers=[(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else [],
-        key=os.urandom(16),
+    opening = handshake(
+        host_header,
+        url.path.rstrip("/") + path + ("?" + urlencode(params) if params else ""),
+        [(b"authorization", f"Bearer {auth.token}".encode())] if auth.token else [],
     )
     try:
         with trio.fail_after(_HANDSHAKE_SECONDS):
             stream = await _open_stream(auth, url.host, port, secure)
             try:
-                return await _handshake(stream, handshake, keepalive)
+                return stream, await _handshake(stream, opening)
             except BaseException:
                 await trio.aclose_forcefully(stream)
                 raise
     except trio.TooSlowError as exc:
-        raise ClusterUnreachable(f"no websocket answer from {auth.server}") from exc
+        raise ClusterUnreachable(f"no streaming answer from {auth.server}") from exc
 
 
 async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.abc.Stream:
@@ -297,20 +319,18 @@ async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.ab
     return tls
 
 
-async def _handshake(
-    stream: trio.abc.Stream, handshake: wire.ClientHandshake, keepalive: KeepalivePolicy
-) -> WebSocket:
+async def _handshake(stream: trio.abc.Stream, handshake: _Handshake[_Switched]) -> _Switched:
     await stream.send_all(handshake.request)
     while True:
         try:
             data = await stream.receive_some(_RECEIVE_SIZE)
         except (trio.BrokenResourceError, ssl.SSLError) as exc:
-            raise ClusterUnreachable(f"websocket handshake broke: {exc}") from exc
+            raise ClusterUnreachable(f"streaming handshake broke: {exc}") from exc
         try:
             outcome = handshake.receive(bytes(data))
         except wire.WireFormatError as exc:
-            raise KubeError(f"websocket handshake with the API server failed: {exc}") from exc
-        if isinstance(outcome, wire.Accepted):
-            return WebSocket(stream, outcome.subprotocol, outcome.trailing, keepalive)
+            raise KubeError(f"streaming handshake with the API server failed: {exc}") from exc
         if isinstance(outcome, wire.Rejected):
             raise error_from_status(outcome.status, outcome.body)
+        if outcome is not None:
+            return outcome
