@@ -131,6 +131,7 @@ class PortForwardStream(trio.abc.Stream):
             while (sum(map(len, parts)) < _COALESCE and self._failure is None
                    and (message := self._socket.receive_buffered()) is not None):
                 self._take(message, parts)
+            # The one copy of the data on its way here: the channel byte goes in passing.
             self._buffer = b"".join(parts)
         if max_bytes is None or max_bytes >= len(self._buffer):
             data, self._buffer = self._buffer, b""
@@ -138,7 +139,8 @@ class PortForwardStream(trio.abc.Stream):
             data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
         return data
 
-    def _take(self, message: bytes, parts: list[bytes]) -> list[bytes]:
+    def _take(self, message: bytes, parts: list[bytes | memoryview]
+              ) -> list[bytes | memoryview]:
         try:
             event = self._channels.receive(message)
         except wire.WireFormatError as exc:

@@ -290,12 +290,16 @@ async def upgraded(
         with trio.fail_after(_HANDSHAKE_SECONDS):
             stream = await _open_stream(auth, url.host, port, secure)
             try:
-                return stream, await _handshake(stream, opening)
+                outcome = await _handshake(stream, opening)
             except BaseException:
                 await trio.aclose_forcefully(stream)
                 raise
     except trio.TooSlowError as exc:
         raise ClusterUnreachable(f"no streaming answer from {auth.server}") from exc
+    # By the answer, a TLS 1.3 server has sent its session ticket too.
+    if isinstance(stream, TlsStream) and stream.session is not None:
+        _sessions[stream.context] = stream.session
+    return stream, outcome
 
 
 async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.abc.Stream:
@@ -306,10 +310,9 @@ async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.ab
     if not secure:
         return tcp
     try:
-        context = await auth.ssl_context()
-        if not isinstance(context, ssl.SSLContext):
-            context = ssl.create_default_context()
-        tls = TlsStream(tcp, context, server_hostname=auth.tls_server_name or host)
+        context = await _tls_context(auth)
+        tls = TlsStream(tcp, context, server_hostname=auth.tls_server_name or host,
+                        session=_sessions.get(context))
         await tls.do_handshake()
     except BaseException as exc:
         await trio.aclose_forcefully(tcp)
@@ -317,6 +320,40 @@ async def _open_stream(auth: Any, host: str, port: int, secure: bool) -> trio.ab
             raise ClusterUnreachable(f"TLS with {auth.server} failed: {exc}") from exc
         raise
     return tls
+
+
+_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
+# The last session of each context: a connection that resumes one skips the certificates'
+# exchange and checks (CPU on both sides), which short port-forward connections add up.
+_sessions: dict[ssl.SSLContext, ssl.SSLSession] = {}
+
+
+async def _tls_context(auth: Any) -> ssl.SSLContext:
+    """kr8s's TLS settings as a context, made once for as long as they stay the same.
+
+    kr8s builds a new context per call, loading the key and certificates from disk: about
+    a millisecond each, which many short port-forward connections paid again and again.
+    Rewritten files (rotated credentials) make a new one.
+    """
+    files = [getattr(auth, name, None)
+             for name in ("client_cert_file", "client_key_file", "server_ca_file")]
+    key = (id(auth), getattr(auth, "_insecure_skip_tls_verify", None),
+           *((path, _modified(path)) for path in files))
+    context = _contexts.get(key)
+    if context is None:
+        made = await auth.ssl_context()
+        context = made if isinstance(made, ssl.SSLContext) else ssl.create_default_context()
+        _contexts.clear()  # one server's settings at a time
+        _sessions.clear()
+        _contexts[key] = context
+    return context
+
+
+def _modified(path: object) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns if path else None  # type: ignore[arg-type]
+    except OSError:
+        return None
 
 
 async def _handshake(stream: trio.abc.Stream, handshake: _Handshake[_Switched]) -> _Switched:

@@ -98,9 +98,13 @@ class MessageDecoder:
 
     def receive(self, data: bytes | bytearray | memoryview) -> list[Message]:
         """Every message completed by `data`."""
-        self._buffer += data
+        # Frames are read where they are: from `data` itself when nothing is left over
+        # from before (the usual case), so only an unfinished frame is copied to the buffer.
+        buffered = bool(self._buffer)
+        if buffered:
+            self._buffer += data
+        buffer = self._buffer if buffered else data
         messages: list[Message] = []
-        buffer = self._buffer
         start, end = 0, len(buffer)
         with memoryview(buffer) as view:
             while end - start >= 2:
@@ -126,7 +130,10 @@ class MessageDecoder:
                 message = self._frame(Opcode(opcode), bool(first & 0x80), payload)
                 if message is not None:
                     messages.append(message)
-        del buffer[:start]
+            if not buffered:
+                self._buffer += view[start:]
+        if buffered:
+            del self._buffer[:start]
         return messages
 
     def _check(self, opcode: int, final: bool, length: int) -> None:
