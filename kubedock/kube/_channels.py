@@ -9,7 +9,7 @@ import trio
 from kubedock import wire
 
 from ._errors import KubeError, PortForwardFailed
-from ._spdy import SpdyExec
+from ._spdy import SpdyChannels
 from ._websocket import WebSocket
 
 # Large writes are split so one message never monopolises the API server's buffers.
@@ -21,7 +21,7 @@ _COALESCE = 256 * 1024
 class ExecChannel:
     """One exec or attach session: `receive()` output until None, then read `exit_code`."""
 
-    def __init__(self, socket: WebSocket | SpdyExec) -> None:
+    def __init__(self, socket: WebSocket | SpdyChannels) -> None:
         self._socket = socket
         self.exit_code: int | None = None
         """Set by the session's final status; None if it ended without one (attach, lost link)."""
@@ -110,7 +110,7 @@ class PortForwardStream(trio.abc.Stream):
     nothing listens on the port (yet).
     """
 
-    def __init__(self, socket: WebSocket, port: int) -> None:
+    def __init__(self, socket: WebSocket | SpdyChannels, port: int) -> None:
         self.port = port
         self._socket = socket
         self._channels = wire.PortForwardChannels([port])

@@ -31,7 +31,7 @@ from ._errors import (
 from ._observe import ContainerObservation, observe
 from ._ownership import PODS, Kind
 from ._podspec import MAIN
-from ._spdy import SpdyExec, connect_exec
+from ._spdy import SpdyChannels, connect_exec, connect_port_forward
 from ._watch import PodCallback, WatchHealth, follow, pod_name_of, report, watch_failure
 from ._websocket import WebSocket, connect
 
@@ -405,7 +405,7 @@ class Cluster:
         params = [*_stream_params(stdin, stdout, stderr, tty, container)]
         params.extend(("command", arg) for arg in argv)
         resource = f"pods/{pod}/exec"
-        socket: WebSocket | SpdyExec
+        socket: WebSocket | SpdyChannels
         if tty:
             socket = await self._websocket(resource, params, wire.CHANNEL_SUBPROTOCOLS)
         else:
@@ -439,9 +439,11 @@ class Cluster:
 
     async def open_port_forward(self, pod: str, port: int) -> PortForwardStream:
         """A stream to `port` inside the pod; the caller closes it."""
-        socket = await self._websocket(
-            f"pods/{pod}/portforward", [("ports", str(port))], (wire.PORTFORWARD_SUBPROTOCOL,)
-        )
+        resource = f"pods/{pod}/portforward"
+        socket = await self._over_spdy(
+            partial(connect_port_forward, path=self._path(resource), port=port),
+            partial(self._websocket, resource, [("ports", str(port))],
+                    (wire.PORTFORWARD_SUBPROTOCOL,)))
         return PortForwardStream(socket, port)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -465,20 +467,26 @@ class Cluster:
             partial(connect, path=self._path(resource), params=params, subprotocols=subprotocols))
 
     async def _spdy_exec(self, resource: str, params: list[tuple[str, str]], stdin: bool,
-                         stdout: bool, stderr: bool) -> WebSocket | SpdyExec:
-        """An exec over SPDY (faster, see `kube._spdy`), else over a websocket where
+                         stdout: bool, stderr: bool) -> WebSocket | SpdyChannels:
+        return await self._over_spdy(
+            partial(connect_exec, path=self._path(resource), params=params, stdin=stdin,
+                    stdout=stdout, stderr=stderr),
+            partial(self._websocket, resource, params, wire.CHANNEL_SUBPROTOCOLS))
+
+    async def _over_spdy(self, connect: Callable[[Any], Awaitable[SpdyChannels]],
+                         fallback: Callable[[], Awaitable[WebSocket]]
+                         ) -> WebSocket | SpdyChannels:
+        """A session over SPDY (faster, see `kube._spdy`), else over a websocket where
         something between kubedock and the API server does not pass SPDY on."""
         try:
-            return await self._streaming(partial(
-                connect_exec, path=self._path(resource), params=params, stdin=stdin,
-                stdout=stdout, stderr=stderr))
+            return await self._streaming(connect)
         except (ClusterUnreachable, NotFound):
             raise
         except KubeError as exc:
             if exc.status not in _NO_SPDY:
                 raise
-            log.info("exec over SPDY refused (%s), using a websocket", exc)
-        return await self._websocket(resource, params, wire.CHANNEL_SUBPROTOCOLS)
+            log.info("SPDY refused (%s), using a websocket", exc)
+        return await fallback()
 
     async def _streaming(self, connect: Callable[[Any], Awaitable[_Session]]) -> _Session:
         if self._limiter is not None:

@@ -14,8 +14,8 @@ import trio.testing
 from test_kube_websocket import FakeAuth
 
 from kubedock import wire
-from kubedock.kube import ClusterUnreachable, ExecChannel
-from kubedock.kube._spdy import SpdyExec, connect_exec
+from kubedock.kube import ClusterUnreachable, ExecChannel, PortForwardFailed, PortForwardStream
+from kubedock.kube._spdy import SpdyChannels, connect_exec, connect_port_forward
 from kubedock.kube._websocket import KeepalivePolicy
 
 
@@ -53,11 +53,15 @@ class Kubelet:
             assert (kind, frame_type) == ("control", 1)
             stream_id = struct.unpack_from("!I", body)[0]
             block = self._headers.decompress(body[10:])
-            assert block[:4] == b"\x00\x00\x00\x01"
-            name_length = struct.unpack_from("!I", block, 4)[0]
-            assert block[8:8 + name_length] == b"streamtype"
-            value = block[12 + name_length:].decode()
-            self.streams[value] = stream_id
+            (count,), offset, headers = struct.unpack_from("!I", block), 4, {}
+            for _ in range(count):
+                fields = []
+                for _ in range(2):
+                    (length,) = struct.unpack_from("!I", block, offset)
+                    fields.append(block[offset + 4:offset + 4 + length].decode())
+                    offset += 4 + length
+                headers[fields[0]] = fields[1]
+            self.streams[headers["streamtype"]] = stream_id
             reply = struct.pack("!I", stream_id) + b"\x78\x01"
             await self.stream.send_all(control(2, 0, reply))
 
@@ -95,7 +99,8 @@ async def run(scenario: Callable[[Kubelet], Awaitable[None]],
             return
         await stream.send_all(connection.send(h11.InformationalResponse(status_code=101, headers=[
             (b"connection", b"Upgrade"), (b"upgrade", b"SPDY/3.1"),
-            (b"x-stream-protocol-version", b"v4.channel.k8s.io")])))
+            (b"x-stream-protocol-version", dict(requests[0].headers)[b"x-stream-protocol-version"]),
+        ])))
         trailing, _ = connection.trailing_data
         await scenario(Kubelet(stream, bytes(trailing)))
 
@@ -214,9 +219,59 @@ async def test_a_refused_upgrade_raises_the_status() -> None:
 async def test_a_silent_server_is_pinged_then_given_up(
         autojump_clock: trio.testing.MockClock) -> None:
     client_end, server_end = trio.testing.memory_stream_pair()
-    session = SpdyExec(client_end, {1: wire.Channel.ERROR, 3: wire.Channel.STDOUT}, b"",
-                       KeepalivePolicy(interval=1, timeout=1))
+    session = SpdyChannels(client_end, [wire.Channel.ERROR, wire.Channel.STDOUT], b"",
+                           subprotocol="v5.channel.k8s.io",
+                           keepalive=KeepalivePolicy(interval=1, timeout=1))
     with pytest.raises(ClusterUnreachable, match="stopped answering"):
         await session.receive()
     assert trio.current_time() == pytest.approx(2)
     assert await server_end.receive_some() == control(6, 0, struct.pack("!I", 1))
+
+
+async def test_port_forward_round_trip_and_end() -> None:
+    data = os.urandom(600_000)
+
+    async def scenario(kubelet: Kubelet) -> None:
+        await kubelet.accept_streams(2)
+        assert list(kubelet.streams) == ["error", "data"]
+        received = bytearray()
+        while len(received) < len(data):
+            kind, stream_id, _, body = await kubelet.frame()
+            assert (kind, stream_id) == ("data", kubelet.streams["data"])
+            received += body
+        for start in range(0, len(received), 32 * 1024):
+            await kubelet.send("data", bytes(received[start:start + 32 * 1024]))
+        await kubelet.send("data", b"", fin=True)
+        await kubelet.send("error", b"", fin=True)
+        await trio.sleep_forever()  # the session ends with its streams, not the connection
+
+    echoed = bytearray()
+
+    async def client(auth: FakeAuth) -> None:
+        stream = PortForwardStream(await connect_port_forward(auth, "/portforward", 5432), 5432)
+        await stream.send_all(data)
+        while chunk := await stream.receive_some():
+            echoed.extend(chunk)
+        await stream.aclose()
+
+    request = await run(scenario, client)
+    assert dict(request.headers)[b"x-stream-protocol-version"] == b"portforward.k8s.io"
+    assert echoed == data
+
+
+async def test_port_forward_refused_after_the_data_stream_ended() -> None:
+    async def scenario(kubelet: Kubelet) -> None:
+        await kubelet.accept_streams(2)
+        await kubelet.send("data", b"", fin=True)
+        await trio.sleep(0.05)  # the kubelet's words come later
+        await kubelet.send("error", b"connection refused")
+        await kubelet.send("error", b"", fin=True)
+        await trio.sleep_forever()
+
+    async def client(auth: FakeAuth) -> None:
+        stream = PortForwardStream(await connect_port_forward(auth, "/portforward", 80), 80)
+        with pytest.raises(PortForwardFailed, match="connection refused"):
+            await stream.receive_some()
+        await stream.aclose()
+
+    await run(scenario, client)
