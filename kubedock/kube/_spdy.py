@@ -226,7 +226,7 @@ class SpdyChannels:
                 self._pings.append(event.ping_id)
             # A GOAWAY is followed by the end of the connection, which ends the session.
 
-    def _message(self, channel: int, data: bytes) -> bytes:
+    def _message(self, channel: int, data: bytes | memoryview) -> bytes:
         if self._announce is not None and channel in self._unannounced:
             self._unannounced.discard(channel)
             return b"".join((bytes([channel]), self._announce, data))

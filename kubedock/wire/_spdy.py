@@ -46,7 +46,7 @@ class StreamData:
     """Bytes on a stream; `fin` when the server sent its last on it."""
 
     stream_id: int
-    data: bytes
+    data: bytes | memoryview
     fin: bool
 
 
@@ -122,33 +122,39 @@ class SpdyFrameDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def receive(self, data: bytes | bytearray | memoryview) -> list[SpdyEvent]:
-        """Every event completed by `data`."""
-        self._buffer += data
-        buffer = self._buffer
+    def receive(self, data: bytes) -> list[SpdyEvent]:
+        """Every event completed by `data`.
+
+        A frame that lies whole in `data` comes out as a view of it (no copy: `data` is
+        immutable); only what continues a frame from an earlier read is gathered and copied.
+        """
+        if self._buffer:
+            self._buffer += data
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        view = memoryview(data)
         events: list[SpdyEvent] = []
-        start, end = 0, len(buffer)
-        with memoryview(buffer) as view:
-            while end - start >= 8:
-                first, second = struct.unpack_from("!II", buffer, start)
-                flags, length = second >> 24, second & 0xFFFFFF
-                control = bool(first & 0x80000000)
-                if control and length > _CONTROL_LIMIT:
-                    raise WireFormatError(f"a control frame of {length} bytes")
-                if end - start < 8 + length:
-                    break
-                body = bytes(view[start + 8:start + 8 + length])
-                start += 8 + length
-                if not control:
-                    events.append(StreamData(first & 0x7FFFFFFF, body, bool(flags & FLAG_FIN)))
-                    continue
-                version, kind = (first >> 16) & 0x7FFF, first & 0xFFFF
-                if version != _VERSION:
-                    raise WireFormatError(f"a SPDY/{version} frame")
-                event = _control_event(kind, flags, body)
-                if event is not None:
-                    events.append(event)
-        del buffer[:start]
+        start, end = 0, len(data)
+        while end - start >= 8:
+            first, second = struct.unpack_from("!II", data, start)
+            flags, length = second >> 24, second & 0xFFFFFF
+            control = bool(first & 0x80000000)
+            if control and length > _CONTROL_LIMIT:
+                raise WireFormatError(f"a control frame of {length} bytes")
+            if end - start < 8 + length:
+                break
+            body = view[start + 8:start + 8 + length]
+            start += 8 + length
+            if not control:
+                events.append(StreamData(first & 0x7FFFFFFF, body, bool(flags & FLAG_FIN)))
+                continue
+            version, kind = (first >> 16) & 0x7FFF, first & 0xFFFF
+            if version != _VERSION:
+                raise WireFormatError(f"a SPDY/{version} frame")
+            event = _control_event(kind, flags, bytes(body))
+            if event is not None:
+                events.append(event)
+        self._buffer += view[start:]
         return events
 
 
