@@ -134,7 +134,7 @@ def test_files_of_every_boundary_size_round_trip_byte_exact(client: docker.Docke
     through tarfile; both come back as they went in, also to a slow reader."""
     contents = {f"d/size-{size}": os.urandom(size) for size in _SIZES}
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
         for name, data in contents.items():
             info = tarfile.TarInfo(name if "513" not in name else f"./{name}")
             info.size = len(data)
@@ -202,7 +202,7 @@ def test_bad_archives_are_refused_and_write_nothing_outside(client: docker.Docke
 
 def _one_file_tar(name: str, content: bytes, mode: str = "w") -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
         info = tarfile.TarInfo(name)
         info.size = len(content)
         archive.addfile(info, io.BytesIO(content))
