@@ -51,8 +51,9 @@ _RETRY_FIRST, _RETRY_MAX = 0.5, 10.0
 _FOLLOW_SILENCE_SECONDS = 60.0
 # A pod name no one can create (it ends with '-'): probing its logs costs no object.
 _PROBE_POD = "kubedock-capability-probe-"
-# Answers to a SPDY upgrade from something that does not pass SPDY on (0: a non-SPDY switch).
-_NO_SPDY = frozenset({0, 400, 405, 426, 501})
+# Answers to a SPDY upgrade from something that does not pass SPDY on (0: a non-SPDY switch),
+# and 403: a role granting "get" alone lets a websocket through on clusters before 1.30.
+_NO_SPDY = frozenset({0, 400, 403, 405, 426, 501})
 _Session = TypeVar("_Session")
 
 LogStream = Literal["Stdout", "Stderr"]
