@@ -5,6 +5,9 @@ import os
 import struct
 import zlib
 from collections.abc import Awaitable, Callable
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
 
 import h11
 import pytest
@@ -14,7 +17,14 @@ import trio.testing
 from test_kube_websocket import FakeAuth
 
 from kubedock import wire
-from kubedock.kube import ClusterUnreachable, ExecChannel, PortForwardFailed, PortForwardStream
+from kubedock.kube import (
+    ClusterUnreachable,
+    ExecChannel,
+    KubeError,
+    PortForwardFailed,
+    PortForwardStream,
+)
+from kubedock.kube._cluster import Cluster
 from kubedock.kube._spdy import SpdyChannels, connect_exec, connect_port_forward
 from kubedock.kube._websocket import KeepalivePolicy
 
@@ -275,3 +285,30 @@ async def test_port_forward_refused_after_the_data_stream_ended() -> None:
         await stream.aclose()
 
     await run(scenario, client)
+
+
+@pytest.mark.parametrize(("status", "falls_back"), [(400, True), (403, True), (501, True),
+                                                     (404, False), (500, False)])
+async def test_a_refused_spdy_upgrade_falls_back_to_the_websocket(status: int,
+                                                                  falls_back: bool) -> None:
+    fallbacks: list[str] = []
+
+    async def websocket() -> Any:
+        fallbacks.append("websocket")
+        return "websocket session"
+
+    async def client(auth: FakeAuth) -> None:
+        cluster = Cluster(SimpleNamespace(auth=auth), "ns", None)
+        connect = partial(connect_exec, path="/exec", params=[], stdin=False, stdout=True,
+                          stderr=True)
+        if falls_back:
+            assert await cluster._over_spdy(connect, websocket) == "websocket session"
+        else:
+            with pytest.raises(KubeError):
+                await cluster._over_spdy(connect, websocket)
+
+    async def never_reached(kubelet: Kubelet) -> None:
+        raise AssertionError("no upgrade")
+
+    await run(never_reached, client, status=status)
+    assert fallbacks == (["websocket"] if falls_back else [])
