@@ -12,7 +12,6 @@ server has been silent for a while, and a connection that stays silent is given 
 
 from __future__ import annotations
 
-import logging
 import ssl
 from collections import deque
 from functools import partial
@@ -23,9 +22,7 @@ import trio
 from kubedock import wire
 
 from ._errors import ClusterUnreachable, KubeError
-from ._websocket import KEEPALIVE, Keepalive, KeepalivePolicy, upgraded
-
-log = logging.getLogger(__name__)
+from ._websocket import KEEPALIVE, KeepalivePolicy, KeptAliveSession, upgraded
 
 _RECEIVE_SIZE = 256 * 1024
 _EXEC_PROTOCOL = "v4.channel.k8s.io"  # exec's protocol over SPDY; v5 is websocket-only
@@ -106,7 +103,7 @@ async def connect_port_forward(auth: Any, path: str, port: int,
                         keepalive=keepalive)
 
 
-class SpdyChannels:
+class SpdyChannels(KeptAliveSession):
     """One SPDY connection whose streams are the channels of the websocket protocols.
 
     It offers what `ExecChannel` and `PortForwardStream` use of a `WebSocket`: a stream's
@@ -117,13 +114,15 @@ class SpdyChannels:
     connection, or once the streams of all `ends_with` channels have ended.
     """
 
+    _kind = "SPDY"
+
     def __init__(self, stream: trio.abc.Stream, channels: list[int], trailing: bytes, *,
                  subprotocol: str, gathered: int | None = None, announce: bytes | None = None,
                  ends_with: set[int] | None = None, keepalive: KeepalivePolicy = KEEPALIVE
                  ) -> None:
         """`channels` are in the order of their streams (ids 1, 3, 5...)."""
+        super().__init__(stream, keepalive)
         self.subprotocol = subprotocol
-        self._stream = stream
         self._channels = {2 * index + 1: channel for index, channel in enumerate(channels)}
         self._streams = {channel: stream_id for stream_id, channel in self._channels.items()}
         self._gathered = gathered
@@ -137,11 +136,7 @@ class SpdyChannels:
         self._status = bytearray()
         self._status_given = False
         self._finished: set[int] = set()  # channels we ended
-        self._send_lock = trio.StrictFIFOLock()
-        self._ended = False
-        self._dead: str | None = None
         self._next_ping = 1
-        self._keepalive = Keepalive(keepalive, trio.current_time())
         if trailing:
             self._take(trailing)
 
@@ -157,13 +152,7 @@ class SpdyChannels:
                 frame = self._data_frame(view[1], b"", fin=True)
             else:
                 frame = self._data_frame(view[0], view[1:])
-        policy = self._keepalive.policy
-        with trio.move_on_after(policy.interval + policy.timeout):
-            await self._send_raw(frame)
-            return
-        reason = f"the API server took nothing for {policy.interval + policy.timeout:.0f} s"
-        await self._give_up(reason)
-        raise trio.BrokenResourceError(reason)
+        await self._send_in_time(frame)
 
     def _data_frame(self, channel: int, data: bytes | memoryview, *, fin: bool = False) -> bytes:
         stream_id = self._streams.get(channel)
@@ -189,7 +178,6 @@ class SpdyChannels:
             data = await self._receive_or_keep_alive()
             if data is None:
                 continue
-            self._keepalive.heard(trio.current_time())
             if data:
                 self._take(data)
             else:
@@ -237,35 +225,9 @@ class SpdyChannels:
             self._messages.append(self._message(self._gathered, bytes(self._status)))
         self._status_given = True
 
-    async def _receive_or_keep_alive(self) -> bytes | None:
-        """Bytes from the server (b"" at its end), or None when there is none yet."""
-        with trio.move_on_at(self._keepalive.deadline()):
-            try:
-                return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
-            except (trio.BrokenResourceError, ssl.SSLError) as exc:
-                raise ClusterUnreachable(f"connection to the API server broke: {exc}") from exc
-            except trio.ClosedResourceError:
-                if self._dead is None:
-                    raise
-                return None  # given up meanwhile (a stuck send)
-        now = trio.current_time()
-        if self._keepalive.due(now) == "ping":
-            self._keepalive.pinged(now)
-            with trio.move_on_at(self._keepalive.deadline()):
-                ping_id, self._next_ping = self._next_ping, self._next_ping + 2
-                await self._send_quietly(wire.encode_ping(ping_id))
-            now = trio.current_time()
-        if self._keepalive.due(now) == "dead" and self._dead is None:
-            await self._give_up(
-                f"the API server stopped answering: nothing heard for "
-                f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping")
-        return None
-
-    async def _give_up(self, reason: str) -> None:
-        log.warning("gave up a SPDY session: %s", reason)
-        self._dead = reason
-        self._ended = True
-        await trio.aclose_forcefully(self._stream)
+    def _ping_frame(self) -> bytes:
+        ping_id, self._next_ping = self._next_ping, self._next_ping + 2  # ours are odd
+        return wire.encode_ping(ping_id)
 
     async def aclose(self) -> None:
         try:
@@ -275,16 +237,3 @@ class SpdyChannels:
         finally:
             self._ended = True
             await trio.aclose_forcefully(self._stream)
-
-    async def _send_quietly(self, frame: bytes) -> None:
-        try:
-            await self._send_raw(frame)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._ended = True
-
-    async def _send_raw(self, data: bytes) -> None:
-        async with self._send_lock:
-            try:
-                await self._stream.send_all(data)
-            except ssl.SSLError as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc

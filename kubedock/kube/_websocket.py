@@ -84,12 +84,95 @@ class Keepalive:
         return now - self._heard
 
 
-class WebSocket:
+class KeptAliveSession:
+    """What a websocket and a SPDY session share: one stream to the API server, sends in
+    order, and the keepalive (`KeepalivePolicy`) of a task that waits for the server."""
+
+    _kind = "streaming"  # for the log
+
+    def __init__(self, stream: trio.abc.Stream, keepalive: KeepalivePolicy) -> None:
+        self._stream = stream
+        self._send_lock = trio.StrictFIFOLock()
+        self._ended = False
+        self._dead: str | None = None  # why the connection was given up
+        self._keepalive = Keepalive(keepalive, trio.current_time())
+
+    def _ping_frame(self) -> bytes | None:
+        """A ping to send now; None when the session no longer takes one."""
+        raise NotImplementedError
+
+    async def _send_in_time(self, frame: bytes) -> None:
+        """Send `frame`; raises `trio.BrokenResourceError` when the API server takes nothing
+        for as long as a connection may stay silent."""
+        policy = self._keepalive.policy
+        with trio.move_on_after(policy.interval + policy.timeout):
+            await self._send_raw(frame)
+            return
+        # Dead, or a process that does not read its input: either way a reader's pings could
+        # not get through any more.
+        reason = f"the API server took nothing for {policy.interval + policy.timeout:.0f} s"
+        await self._give_up(reason)
+        raise trio.BrokenResourceError(reason)
+
+    async def _receive_or_keep_alive(self) -> bytes | None:
+        """Bytes from the server (b"" at its end), or None when there is none yet."""
+        # Cancelling a read is safe (for TLS too, once the handshake is done); nothing is lost.
+        with trio.move_on_at(self._keepalive.deadline()):
+            try:
+                data = bytes(await self._stream.receive_some(_RECEIVE_SIZE))
+            except (trio.BrokenResourceError, ssl.SSLError) as exc:
+                raise ClusterUnreachable(f"connection to the API server broke: {exc}") from exc
+            except trio.ClosedResourceError:
+                if self._dead is None:
+                    raise
+                return None  # given up meanwhile (a stuck send)
+            self._keepalive.heard(trio.current_time())
+            return data
+        now = trio.current_time()
+        if self._keepalive.due(now) == "ping" and (ping := self._ping_frame()) is not None:
+            self._keepalive.pinged(now)
+            # A send stuck behind a full, unacknowledged buffer is a sign of death too.
+            with trio.move_on_at(self._keepalive.deadline()):
+                try:
+                    await self._send_raw(ping)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    if self._dead is None:
+                        await self._give_up(f"connection to the API server broke: {exc}")
+            now = trio.current_time()
+        if self._keepalive.due(now) == "dead" and self._dead is None:
+            await self._give_up(
+                f"the API server stopped answering: nothing heard for "
+                f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping")
+        return None
+
+    async def _give_up(self, reason: str) -> None:
+        log.warning("gave up a %s session: %s", self._kind, reason)
+        self._dead = reason
+        self._ended = True
+        await trio.aclose_forcefully(self._stream)
+
+    async def _send_quietly(self, frame: bytes) -> None:
+        try:
+            await self._send_raw(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._ended = True
+
+    async def _send_raw(self, data: bytes) -> None:
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(data)
+            except ssl.SSLError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+
+
+class WebSocket(KeptAliveSession):
     """One open websocket. Messages are whole binary messages; `None` means closed.
 
     The connection is watched (`KeepalivePolicy`) while a task waits in `receive`: a dead
     one raises `ClusterUnreachable` there.
     """
+
+    _kind = "websocket"
 
     def __init__(
         self,
@@ -98,15 +181,11 @@ class WebSocket:
         trailing: bytes = b"",
         keepalive: KeepalivePolicy = KEEPALIVE,
     ) -> None:
+        super().__init__(stream, keepalive)
         self.subprotocol = subprotocol
-        self._stream = stream
         self._decoder = wire.MessageDecoder()
         self._messages: deque[wire.Message] = deque()
-        self._send_lock = trio.StrictFIFOLock()
         self._close_sent = False
-        self._ended = False
-        self._dead: str | None = None  # why the connection was given up
-        self._keepalive = Keepalive(keepalive, trio.current_time())
         if trailing:
             self._messages.extend(self._decode(trailing))
 
@@ -117,15 +196,7 @@ class WebSocket:
         server takes nothing for as long as a connection may stay silent."""
         if self._close_sent or self._ended:
             raise trio.BrokenResourceError("websocket is closed")
-        policy = self._keepalive.policy
-        with trio.move_on_after(policy.interval + policy.timeout):
-            await self._send_raw(wire.encode_frame(wire.Opcode.BINARY, data, os.urandom(4)))
-            return
-        # Dead, or a process that does not read its input: either way a reader's pings could
-        # not get through any more.
-        reason = f"the API server took nothing for {policy.interval + policy.timeout:.0f} s"
-        await self._give_up(reason)
-        raise trio.BrokenResourceError(reason)
+        await self._send_in_time(wire.encode_frame(wire.Opcode.BINARY, data, os.urandom(4)))
 
     async def receive(self) -> bytes | None:
         """The next message; None when the session is over. Raises `ClusterUnreachable`
@@ -142,7 +213,6 @@ class WebSocket:
             data = await self._receive_or_keep_alive()
             if data is None:
                 continue
-            self._keepalive.heard(trio.current_time())
             if not data:
                 self._ended = True
             else:
@@ -160,41 +230,9 @@ class WebSocket:
         except wire.WireFormatError as exc:
             raise KubeError(f"malformed websocket data from the API server: {exc}") from exc
 
-    async def _receive_or_keep_alive(self) -> bytes | None:
-        """Bytes from the server (b"" at its end), or None when there is none yet."""
-        # Cancelling a read is safe (for TLS too, once the handshake is done); nothing is lost.
-        with trio.move_on_at(self._keepalive.deadline()):
-            try:
-                return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
-            except (trio.BrokenResourceError, ssl.SSLError) as exc:
-                raise ClusterUnreachable(f"connection to the API server broke: {exc}") from exc
-            except trio.ClosedResourceError:
-                if self._dead is None:
-                    raise
-                return None  # given up meanwhile (a stuck send)
-        now = trio.current_time()
-        if self._keepalive.due(now) == "ping" and not self._close_sent:
-            self._keepalive.pinged(now)
-            # A send stuck behind a full, unacknowledged buffer is a sign of death too.
-            with trio.move_on_at(self._keepalive.deadline()):
-                try:
-                    await self._send_raw(
-                        wire.encode_frame(wire.Opcode.PING, b"", os.urandom(4)))
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    if self._dead is None:
-                        await self._give_up(f"connection to the API server broke: {exc}")
-            now = trio.current_time()
-        if self._keepalive.due(now) == "dead" and self._dead is None:
-            await self._give_up(
-                f"the API server stopped answering: nothing heard for "
-                f"{self._keepalive.silence(now):.0f} s, not even an answer to a ping")
-        return None
-
-    async def _give_up(self, reason: str) -> None:
-        log.warning("gave up a websocket session: %s", reason)
-        self._dead = reason
-        self._ended = True
-        await trio.aclose_forcefully(self._stream)
+    def _ping_frame(self) -> bytes | None:
+        return None if self._close_sent else wire.encode_frame(wire.Opcode.PING, b"",
+                                                              os.urandom(4))
 
     async def aclose(self) -> None:
         try:
@@ -231,19 +269,6 @@ class WebSocket:
     async def _send_close(self, payload: bytes) -> None:
         self._close_sent = True
         await self._send_quietly(wire.encode_frame(wire.Opcode.CLOSE, payload, os.urandom(4)))
-
-    async def _send_quietly(self, frame: bytes) -> None:
-        try:
-            await self._send_raw(frame)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._ended = True
-
-    async def _send_raw(self, data: bytes) -> None:
-        async with self._send_lock:
-            try:
-                await self._stream.send_all(data)
-            except ssl.SSLError as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc
 
 
 async def connect(
