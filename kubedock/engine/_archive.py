@@ -14,6 +14,7 @@ not grow with their size.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -22,7 +23,14 @@ import posixpath
 import stat
 import tarfile
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import IO, TYPE_CHECKING, TypeVar, cast
@@ -33,6 +41,8 @@ import trio
 from .. import kube, podside, wire
 from ._errors import Conflict, InvalidParameter, NotFound, Unsupported
 from ._records import Container
+from ._tar_relay import State as RelayState
+from ._tar_relay import TarRelay
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -138,8 +148,8 @@ async def fill_volumes(cluster: kube.ClusterBoundary, pod: str, container: Conta
                               container=kube.SETUP) as channel, trio.open_nursery() as nursery:
         nursery.start_soon(_collect_output, channel, errors)
         await _sending(channel.send_stdin,
-                       lambda sink: _in_thread(_write_volume_stream, sink, seeds, binds,
-                                               staged))
+                       lambda send: _in_thread(_write_volume_stream, _ToChannel(send), seeds,
+                                               binds, staged))
         await channel.close_stdin()
     if channel.exit_code not in (0, None):
         raise kube.KubeError(channel.status_message or f"attach ended ({channel.exit_code})")
@@ -265,8 +275,7 @@ async def put_archive(engine: Engine, container: Container, path: str,
     try:
         async with session as channel, trio.open_nursery() as nursery:
             nursery.start_soon(_collect_output, channel, errors)
-            await _sending(partial(_send_upload, channel, path), lambda sink: through_thread(
-                body, lambda source: podside.relocate(source, sink)))
+            await _sending(partial(_send_upload, channel, path), partial(_relay, body))
             await channel.close_stdin()
     except* trio.BrokenResourceError:
         if channel.exit_code is None:
@@ -277,6 +286,51 @@ async def put_archive(engine: Engine, container: Container, path: str,
         if not by_image:
             _raise_for_tool(err, channel.exit_code, path)
         _raise_for(err, channel.exit_code, path, "tar")
+
+
+async def _relay(body: AsyncIterable[bytes], send: Callable[[bytes], Awaitable[object]]
+                 ) -> None:
+    """Send on a client's archive: plain tars through `TarRelay`, the rest (from where the
+    relay hands over) through `relocate` in a worker thread."""
+    chunks = aiter(body)
+    try:
+        await _relay_chunks(chunks, send)
+    finally:
+        # Left early at the end-of-archive marker, or on a failure.
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()
+
+
+async def _relay_chunks(chunks: AsyncIterator[bytes],
+                        send: Callable[[bytes], Awaitable[object]]) -> None:
+    relay = TarRelay()
+    pieces: list[bytes | memoryview] = []
+    size = 0
+    try:
+        async for chunk in chunks:
+            for piece in relay.feed(bytes(chunk)):
+                pieces.append(piece)
+                size += len(piece)
+            if relay.state is not RelayState.READING:
+                break
+            if size >= _CHUNK:
+                await send(b"".join(pieces))
+                pieces, size = [], 0
+        else:
+            pieces.extend(relay.finish())
+    except podside.ArchiveError as error:
+        raise InvalidParameter(str(error)) from None
+    if pieces:
+        await send(b"".join(pieces))
+    if relay.state is RelayState.HANDED_OVER:
+        async def rest() -> AsyncGenerator[bytes]:
+            yield relay.rest
+            async for chunk in chunks:
+                yield chunk
+
+        sink = cast(IO[bytes], _ToChannel(send))
+        async with contextlib.aclosing(rest()) as remaining:
+            await through_thread(remaining, lambda source: podside.relocate(source, sink))
 
 
 async def _send_upload(channel: kube.ExecChannel, path: str, chunk: bytes) -> None:
@@ -396,11 +450,11 @@ class _ToChannel:
 
 
 async def _sending(send: Callable[[bytes], Awaitable[object]],
-                   run: Callable[[IO[bytes]], Awaitable[_T]]) -> _T:
-    """`run(file)`, a task of the loop sending what is written to `file`, a few chunks behind.
+                   run: Callable[[Callable[[bytes], Awaitable[object]]], Awaitable[_T]]) -> _T:
+    """`run(produce)`, a task of the loop sending what `produce` is given, a few chunks behind.
 
-    The worker thread that writes goes on producing while the loop sends; the queue between
-    them is bounded, so a slow receiver still holds the writer back.
+    The producer (a task, or a worker thread through `_ToChannel`) goes on while the loop
+    sends; the queue between them is bounded, so a slow receiver still holds it back.
     """
     into, out = trio.open_memory_channel[bytes](_QUEUE)
 
@@ -412,7 +466,7 @@ async def _sending(send: Callable[[bytes], Awaitable[object]],
     async with trio.open_nursery() as nursery:
         nursery.start_soon(forward)
         with into:
-            result = await run(cast(IO[bytes], _ToChannel(into.send)))
+            result = await run(into.send)
     return result
 
 

@@ -9,6 +9,7 @@ import trio
 from kubedock import wire
 
 from ._errors import KubeError, PortForwardFailed
+from ._spdy import SpdyChannels
 from ._websocket import WebSocket
 
 # Large writes are split so one message never monopolises the API server's buffers.
@@ -20,7 +21,7 @@ _COALESCE = 256 * 1024
 class ExecChannel:
     """One exec or attach session: `receive()` output until None, then read `exit_code`."""
 
-    def __init__(self, socket: WebSocket) -> None:
+    def __init__(self, socket: WebSocket | SpdyChannels) -> None:
         self._socket = socket
         self.exit_code: int | None = None
         """Set by the session's final status; None if it ended without one (attach, lost link)."""
@@ -109,7 +110,7 @@ class PortForwardStream(trio.abc.Stream):
     nothing listens on the port (yet).
     """
 
-    def __init__(self, socket: WebSocket, port: int) -> None:
+    def __init__(self, socket: WebSocket | SpdyChannels, port: int) -> None:
         self.port = port
         self._socket = socket
         self._channels = wire.PortForwardChannels([port])
@@ -130,6 +131,7 @@ class PortForwardStream(trio.abc.Stream):
             while (sum(map(len, parts)) < _COALESCE and self._failure is None
                    and (message := self._socket.receive_buffered()) is not None):
                 self._take(message, parts)
+            # The one copy of the data on its way here: the channel byte goes in passing.
             self._buffer = b"".join(parts)
         if max_bytes is None or max_bytes >= len(self._buffer):
             data, self._buffer = self._buffer, b""
@@ -137,7 +139,8 @@ class PortForwardStream(trio.abc.Stream):
             data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
         return data
 
-    def _take(self, message: bytes, parts: list[bytes]) -> list[bytes]:
+    def _take(self, message: bytes, parts: list[bytes | memoryview]
+              ) -> list[bytes | memoryview]:
         try:
             event = self._channels.receive(message)
         except wire.WireFormatError as exc:

@@ -7,9 +7,10 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import httpx
 import kr8s
@@ -30,6 +31,7 @@ from ._errors import (
 from ._observe import ContainerObservation, observe
 from ._ownership import PODS, Kind
 from ._podspec import MAIN
+from ._spdy import SpdyChannels, connect_exec, connect_port_forward
 from ._watch import PodCallback, WatchHealth, follow, pod_name_of, report, watch_failure
 from ._websocket import WebSocket, connect
 
@@ -49,6 +51,10 @@ _RETRY_FIRST, _RETRY_MAX = 0.5, 10.0
 _FOLLOW_SILENCE_SECONDS = 60.0
 # A pod name no one can create (it ends with '-'): probing its logs costs no object.
 _PROBE_POD = "kubedock-capability-probe-"
+# Answers to a SPDY upgrade from something that does not pass SPDY on (0: a non-SPDY switch),
+# and 403: a role granting "get" alone lets a websocket through on clusters before 1.30.
+_NO_SPDY = frozenset({0, 400, 403, 405, 426, 501})
+_Session = TypeVar("_Session")
 
 LogStream = Literal["Stdout", "Stderr"]
 
@@ -399,7 +405,12 @@ class Cluster:
             raise Unsupported("exec needs a command")
         params = [*_stream_params(stdin, stdout, stderr, tty, container)]
         params.extend(("command", arg) for arg in argv)
-        socket = await self._websocket(f"pods/{pod}/exec", params, wire.CHANNEL_SUBPROTOCOLS)
+        resource = f"pods/{pod}/exec"
+        socket: WebSocket | SpdyChannels
+        if tty:
+            socket = await self._websocket(resource, params, wire.CHANNEL_SUBPROTOCOLS)
+        else:
+            socket = await self._spdy_exec(resource, params, stdin, stdout, stderr)
         channel = ExecChannel(socket)
         try:
             yield channel
@@ -429,9 +440,11 @@ class Cluster:
 
     async def open_port_forward(self, pod: str, port: int) -> PortForwardStream:
         """A stream to `port` inside the pod; the caller closes it."""
-        socket = await self._websocket(
-            f"pods/{pod}/portforward", [("ports", str(port))], (wire.PORTFORWARD_SUBPROTOCOL,)
-        )
+        resource = f"pods/{pod}/portforward"
+        socket = await self._over_spdy(
+            partial(connect_port_forward, path=self._path(resource), port=port),
+            partial(self._websocket, resource, [("ports", str(port))],
+                    (wire.PORTFORWARD_SUBPROTOCOL,)))
         return PortForwardStream(socket, port)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -451,16 +464,42 @@ class Cluster:
     async def _websocket(
         self, resource: str, params: Sequence[tuple[str, str]], subprotocols: Sequence[str]
     ) -> WebSocket:
+        return await self._streaming(
+            partial(connect, path=self._path(resource), params=params, subprotocols=subprotocols))
+
+    async def _spdy_exec(self, resource: str, params: list[tuple[str, str]], stdin: bool,
+                         stdout: bool, stderr: bool) -> WebSocket | SpdyChannels:
+        return await self._over_spdy(
+            partial(connect_exec, path=self._path(resource), params=params, stdin=stdin,
+                    stdout=stdout, stderr=stderr),
+            partial(self._websocket, resource, params, wire.CHANNEL_SUBPROTOCOLS))
+
+    async def _over_spdy(self, connect: Callable[[Any], Awaitable[SpdyChannels]],
+                         fallback: Callable[[], Awaitable[WebSocket]]
+                         ) -> WebSocket | SpdyChannels:
+        """A session over SPDY (faster, see `kube._spdy`), else over a websocket where
+        something between kubedock and the API server does not pass SPDY on."""
+        try:
+            return await self._streaming(connect)
+        except (ClusterUnreachable, NotFound):
+            raise
+        except KubeError as exc:
+            if exc.status not in _NO_SPDY:
+                raise
+            log.info("SPDY refused (%s), using a websocket", exc)
+        return await fallback()
+
+    async def _streaming(self, connect: Callable[[Any], Awaitable[_Session]]) -> _Session:
         if self._limiter is not None:
             await self._limiter.acquire()
         try:
-            return await connect(self._api.auth, self._path(resource), params, subprotocols)
+            return await connect(self._api.auth)
         except KubeError as exc:
             if exc.status != 401:
                 raise
         # Short-lived credentials (exec plugins, projected tokens) may just have expired.
         await self._api.auth.reauthenticate()
-        return await connect(self._api.auth, self._path(resource), params, subprotocols)
+        return await connect(self._api.auth)
 
     @contextlib.asynccontextmanager
     async def _request(

@@ -19,15 +19,25 @@ _READ = 1024 * 1024
 
 class TlsStream(trio.abc.Stream):
     def __init__(self, transport: trio.SocketStream, context: ssl.SSLContext,
-                 server_hostname: str) -> None:
+                 server_hostname: str, session: ssl.SSLSession | None = None) -> None:
+        """`session`: one of an earlier connection to the same server, to resume."""
         self._transport = transport
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing,
-                                     server_hostname=server_hostname)
+                                     server_hostname=server_hostname, session=session)
         self._send_lock = trio.StrictFIFOLock()
         self._pending = b""  # decrypted, beyond a reader's max_bytes
         self._eof = False
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        return self._ssl.context
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """What a later connection can resume (TLS 1.3 sends it after the handshake)."""
+        return self._ssl.session
 
     async def do_handshake(self) -> None:
         """Raises `trio.BrokenResourceError` or `ssl.SSLError` when it fails."""

@@ -16,7 +16,7 @@ PORTFORWARD_SUBPROTOCOL = "v4.channel.k8s.io"
 @attrs.frozen
 class PortData:
     port: int
-    data: bytes
+    data: memoryview  # of the message, without the channel's prefix; compares like bytes
 
 
 @attrs.frozen
@@ -48,7 +48,7 @@ class PortForwardChannels:
         """Decode one binary message from the server; None when it carried nothing."""
         if not message:
             raise WireFormatError("empty port-forward message")
-        channel, payload = message[0], message[1:]
+        channel, payload = message[0], memoryview(message)[1:]
         if channel >= len(self._announced):
             raise WireFormatError(f"unexpected port-forward channel {channel}")
         port = self._ports[channel // 2]
@@ -60,7 +60,7 @@ class PortForwardChannels:
         if not payload:
             return None
         if channel % 2:
-            return PortError(port, payload.decode(errors="replace"))
+            return PortError(port, bytes(payload).decode(errors="replace"))
         return PortData(port, payload)
 
     def encode(self, port: int, data: bytes | bytearray | memoryview) -> bytes:

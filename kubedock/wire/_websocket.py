@@ -16,14 +16,13 @@ import struct
 from collections.abc import Sequence
 
 import attrs
-import h11
 
 from ._errors import WireFormatError
+from ._upgrade import Rejected, Switched, Upgrade
 
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _XOR_TABLES = [bytes(value ^ key for value in range(256)) for key in range(256)]
 _MAX_CONTROL_PAYLOAD = 125
-_REJECTION_BODY_LIMIT = 64 * 1024
 
 
 class Opcode(enum.IntEnum):
@@ -99,9 +98,13 @@ class MessageDecoder:
 
     def receive(self, data: bytes | bytearray | memoryview) -> list[Message]:
         """Every message completed by `data`."""
-        self._buffer += data
+        # Frames are read where they are: from `data` itself when nothing is left over
+        # from before (the usual case), so only an unfinished frame is copied to the buffer.
+        buffered = bool(self._buffer)
+        if buffered:
+            self._buffer += data
+        buffer = self._buffer if buffered else data
         messages: list[Message] = []
-        buffer = self._buffer
         start, end = 0, len(buffer)
         with memoryview(buffer) as view:
             while end - start >= 2:
@@ -127,7 +130,10 @@ class MessageDecoder:
                 message = self._frame(Opcode(opcode), bool(first & 0x80), payload)
                 if message is not None:
                     messages.append(message)
-        del buffer[:start]
+            if not buffered:
+                self._buffer += view[start:]
+        if buffered:
+            del self._buffer[:start]
         return messages
 
     def _check(self, opcode: int, final: bool, length: int) -> None:
@@ -171,25 +177,15 @@ class Accepted:
     trailing: bytes
 
 
-@attrs.frozen
-class Rejected:
-    """The server answered with an ordinary HTTP response."""
-
-    status: int
-    body: bytes
-
-
 class ClientHandshake:
-    """The client's half of the opening handshake (an HTTP/1.1 upgrade), over h11."""
+    """The client's half of the opening handshake (an HTTP/1.1 upgrade)."""
 
     def __init__(self, host: str, target: str, subprotocols: Sequence[str],
                  headers: Sequence[tuple[bytes, bytes]], key: bytes) -> None:
         """`key` is 16 random bytes; `host` is the Host header."""
         self._key = base64.b64encode(key)
         self._subprotocols = tuple(subprotocols)
-        self._connection = h11.Connection(h11.CLIENT)
         request_headers = [
-            (b"host", host.encode()),
             (b"upgrade", b"websocket"),
             (b"connection", b"Upgrade"),
             (b"sec-websocket-key", self._key),
@@ -199,38 +195,18 @@ class ClientHandshake:
         if self._subprotocols:
             request_headers.append(
                 (b"sec-websocket-protocol", ", ".join(self._subprotocols).encode()))
-        self.request = self._connection.send(
-            h11.Request(method="GET", target=target, headers=request_headers)
-        ) or b""
-        self.request += self._connection.send(h11.EndOfMessage()) or b""
-        self._rejected: int | None = None
-        self._body = bytearray()
+        self._upgrade = Upgrade("GET", host, target, request_headers)
+        self.request = self._upgrade.request
 
     def receive(self, data: bytes) -> Accepted | Rejected | None:
         """Feed what the server sent (b"" at its end); the outcome once it is known."""
-        self._connection.receive_data(data)
-        while True:
-            try:
-                event = self._connection.next_event()
-            except h11.RemoteProtocolError as error:
-                raise WireFormatError(f"bad handshake answer: {error}") from None
-            if event is h11.NEED_DATA:
-                if not data:
-                    raise WireFormatError("the server closed the connection in the handshake")
-                return None
-            if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
-                return self._accepted(event)
-            if isinstance(event, h11.Response):
-                self._rejected = event.status_code
-            elif isinstance(event, h11.Data):
-                self._body += event.data[:_REJECTION_BODY_LIMIT - len(self._body)]
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                if self._rejected is None:
-                    raise WireFormatError("the handshake ended without an answer")
-                return Rejected(self._rejected, bytes(self._body))
+        outcome = self._upgrade.receive(data)
+        if isinstance(outcome, Switched):
+            return self._accepted(outcome)
+        return outcome
 
-    def _accepted(self, response: h11.InformationalResponse) -> Accepted:
-        headers = {name.lower(): value for name, value in response.headers}
+    def _accepted(self, switched: Switched) -> Accepted:
+        headers = switched.headers
         if headers.get(b"upgrade", b"").lower() != b"websocket":
             raise WireFormatError("the server switched to a protocol other than websocket")
         expected = base64.b64encode(hashlib.sha1(self._key + _ACCEPT_GUID).digest())
@@ -240,5 +216,4 @@ class ClientHandshake:
             b"sec-websocket-protocol" in headers) else None
         if subprotocol is not None and subprotocol not in self._subprotocols:
             raise WireFormatError(f"the server chose a subprotocol not offered: {subprotocol}")
-        trailing, _ = self._connection.trailing_data
-        return Accepted(subprotocol, bytes(trailing))
+        return Accepted(subprotocol, switched.trailing)

@@ -1,5 +1,6 @@
 """kubedock.kube and kubedock.expose against the real local cluster."""
 
+import hashlib
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -187,6 +188,29 @@ async def test_port_forward(kube_env: tuple[str, str], web_pod: str) -> None:
                 response = await http_get(port)
                 assert response.startswith(b"HTTP/1.")
                 assert response.endswith(b"hello from the pod\n")
+        nursery.cancel_scope.cancel()
+
+
+async def test_port_forward_carries_bytes_exactly_to_a_slow_reader(
+    kube_env: tuple[str, str], web_pod: str
+) -> None:
+    async with connected(kube_env) as kube, trio.open_nursery() as nursery:
+        code, out, _ = await run_exec(kube, web_pod, [
+            "sh", "-c", "head -c 5000007 /dev/urandom > /www/random && md5sum < /www/random"])
+        assert code == 0
+        port = await nursery.start(serve_port_forward, kube, web_pod, 8080)
+        with trio.fail_after(60):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(b"GET /random HTTP/1.0\r\n\r\n")
+                response = bytearray()
+                while data := await stream.receive_some(64 * 1024):
+                    response += data
+                    if len(response) < 1024 * 1024:
+                        await trio.sleep(0.05)
+        body = bytes(response).split(b"\r\n\r\n", 1)[1]
+        assert len(body) == 5000007
+        assert hashlib.md5(body).hexdigest() == out.split()[0].decode()
         nursery.cancel_scope.cancel()
 
 

@@ -120,3 +120,33 @@ async def test_an_untrusted_server_fails_the_handshake(tls_files: Any) -> None:
 
     with pytest.RaisesGroup(ssl.SSLError, flatten_subgroups=True):
         await with_server(tls_files, serve, client, trusted=False)
+
+
+async def test_a_second_connection_resumes_the_first_ones_session(tls_files: Any) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    client_context = ssl.create_default_context(cafile=str(tls_files.ca))
+
+    async def handler(stream: trio.SocketStream) -> None:
+        tls = trio.SSLStream(stream, server_context, server_side=True)
+        with contextlib.suppress(trio.BrokenResourceError, ssl.SSLError):
+            await tls.send_all(b"hello")
+            await tls.aclose()
+
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    resumed = []
+    async with listener, trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handler, [listener])
+        session = None
+        for _ in range(2):
+            tls = TlsStream(await trio.open_tcp_stream("127.0.0.1", port), client_context,
+                            "localhost", session=session)
+            await tls.do_handshake()
+            assert await read_all(tls) == b"hello"
+            assert tls.context is client_context
+            session = tls.session
+            resumed.append(tls._ssl.session_reused)
+            await tls.aclose()
+        nursery.cancel_scope.cancel()
+    assert resumed == [False, True]
