@@ -221,10 +221,32 @@ async def _send_logs(
             await send.send((stream, data))
         if not request.follow:
             return
+    if container.supervisor is None:
+        async with trio.open_nursery() as nursery:
+            for source in sources:
+                nursery.start_soon(partial(_pump, cluster, pod, source, request, send,
+                                           position=positions[source], line_end=line_end))
+        return
+    # A supervised pod outlives the program, and so does its log stream: the follow ends when
+    # the program has, after reading what the log holds up to then.
     async with trio.open_nursery() as nursery:
-        for source in sources:
-            nursery.start_soon(partial(_pump, cluster, pod, source, request, send,
-                                       position=positions[source], line_end=line_end))
+        nursery.start_soon(cancel_at_exit, container, pod, nursery.cancel_scope)
+        async with trio.open_nursery() as pumps:
+            for source in sources:
+                pumps.start_soon(partial(_pump, cluster, pod, source, request, send,
+                                         position=positions[source], line_end=line_end))
+        nursery.cancel_scope.cancel()
+    rest = attrs.evolve(request, follow=False)
+    for source in sources:
+        await _pump(cluster, pod, source, rest, send, position=positions[source],
+                    line_end=line_end)
+
+
+async def cancel_at_exit(container: Container, pod: str, scope: trio.CancelScope) -> None:
+    """Cancel `scope` once the container no longer runs in `pod`."""
+    while container.status == "running" and container.pod_name == pod:
+        await container.changed.wait()
+    scope.cancel()
 
 
 def _tail(items: list[T], tail: int | None) -> list[T]:
