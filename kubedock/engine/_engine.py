@@ -685,13 +685,13 @@ class Engine:
         record = await await_exit(self.cluster, container, pod_name, supervisor)
         if record is None:
             return
+        # kubedock's clock when it learnt of the end, as for an end the watch reports.
+        finished_at = kube.transition_time(record.finished_at, datetime.now(UTC))
         from ._writeback import write_back_binds
 
         await write_back_binds(self, container)
         if container.pod_name == pod_name and container.status == "running":
             container.files_kept = True
-            # The node's clock, to the nanosecond; never before the start kubedock reported.
-            finished_at = max(record.finished_at, container.started_at or record.finished_at)
             self._exited(container, record.exit_code, oom_killed=record.oom_killed,
                          finished_at=finished_at)
             container.notify()

@@ -170,6 +170,7 @@ async def test_the_exit_comes_from_the_supervisors_record(
     cluster.end_program()
     await engine.wait(container, "not-running")
     assert (container.status, container.exit_code, container.oom_killed) == ("exited", 3, True)
+    # The record's time, being later than when kubedock learnt of the end.
     assert container.finished_at == datetime.fromtimestamp(FINISHED // 1_000_000_000, UTC
                                                            ).replace(microsecond=207950)
     assert [event.action for event in engine.events.history()[before:]] == ["die"]

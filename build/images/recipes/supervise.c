@@ -10,11 +10,11 @@
  * Kubernetes drops a container's root filesystem (and a finished pod's volumes) once its main
  * process ends, while Docker keeps them until the container is removed. `run` keeps the container
  * alive past its program: it starts the program with the same argv, environment, user, working
- * directory and standard streams, forwards every signal it can catch to it, reaps, and when the
- * program has ended writes STATE_DIR/exit (one JSON line: exit code as Docker gives it, the end
- * time in nanoseconds since the epoch, whether the kernel OOM-killed a process of the container)
- * and stays up, holding the files, until SIGTERM or SIGINT, which end it at once with the
- * program's exit code. kubedock learns of the end through `wait`, which it runs by exec.
+ * directory and standard streams, forwards every signal it can catch to it (those the program
+ * handles, as the kernel does for a PID 1), reaps, and when the program has ended writes
+ * STATE_DIR/exit (one JSON line: exit code as Docker gives it, the end time in nanoseconds
+ * since the epoch, whether the kernel OOM-killed a process of the container) and stays up,
+ * holding the files, until SIGTERM or SIGINT, which end it at once with the program's exit code. kubedock learns of the end through `wait`, which it runs by exec.
  * `install` and `idle` deliver the program into pods whose init container does not (the
  * first container of the pod copies it into a shared volume in its postStart hook).
  *
@@ -34,7 +34,11 @@
 #include <unistd.h>
 
 #define RECORD "exit"
-#define OOM_EVENTS "/sys/fs/cgroup/memory.events"
+/* Where a container sees its OOM kill count: cgroup v2, else v1 (both "oom_kill N" lines). */
+static const char *const OOM_COUNTERS[] = {
+    "/sys/fs/cgroup/memory.events",
+    "/sys/fs/cgroup/memory/memory.oom_control",
+};
 #define TERMINATION_LOG "/dev/termination-log"
 /* How kubedock recognises, in the termination message, a program that never ran. */
 #define NEVER_RAN "kubedock-supervise: "
@@ -45,9 +49,12 @@ static int usage(void) {
     return 64;
 }
 
-/* The cgroup v2 count of OOM kills in this container's cgroup; -1 where there is none. */
+/* The count of OOM kills in this container's cgroup; -1 where there is none. */
 static long oom_kills(void) {
-    FILE *events = fopen(OOM_EVENTS, "r");
+    FILE *events = NULL;
+    for (size_t i = 0; events == NULL && i < sizeof OOM_COUNTERS / sizeof *OOM_COUNTERS; i++) {
+        events = fopen(OOM_COUNTERS[i], "r");
+    }
     if (events == NULL) {
         return -1;
     }
@@ -94,6 +101,27 @@ static void release_streams(void) {
     if (null > 2) {
         close(null);
     }
+}
+
+/* Whether `pid` has a handler for `signo`. The kernel gives a container's PID 1 only the
+ * signals it handles (SIGKILL aside), so that a program that ignores SIGTERM by default, such
+ * as `sleep`, outlives `docker stop` until the kill; the program, no longer PID 1, gets the
+ * same treatment from here. */
+static int handles(pid_t pid, int signo) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *status = fopen(path, "r");
+    if (status == NULL) {
+        return 1;
+    }
+    unsigned long long caught = ~0ULL;
+    while (fgets(line, sizeof line, status) != NULL) {
+        if (sscanf(line, "SigCgt: %llx", &caught) == 1) {
+            break;
+        }
+    }
+    fclose(status);
+    return signo < 1 || signo > 64 || (caught >> (signo - 1)) & 1;
 }
 
 /* A program that cannot be executed fails the container's start, as the runtime's own exec
@@ -180,7 +208,9 @@ static int run(const char *state, char **argv) {
                 child = 0;
             }
         } else if (child > 0) {
-            kill(child, signo);
+            if (handles(child, signo)) {
+                kill(child, signo);
+            }
         } else if (signo == SIGTERM || signo == SIGINT) {
             return code;
         }
