@@ -5,6 +5,7 @@ their own or binds are supervised by default) and the Docker engine."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 from kubedock_server import Kubedock
 
@@ -36,10 +38,8 @@ def created(client: docker.DockerClient) -> Iterator[list[str]]:
     ids: list[str] = []
     yield ids
     for container_id in ids:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def _create(client: docker.DockerClient, created: list[str], command: Any,
