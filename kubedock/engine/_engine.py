@@ -116,7 +116,7 @@ class Engine:
         self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
                                   self.networks, self._exposure, self.observe,
                                   partial(self._delete_pod_and_wait, grace_seconds=0),
-                                  self._monitor_health)
+                                  self._monitor_health, self._supervise_adopted)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -695,6 +695,11 @@ class Engine:
             self._exited(container, record.exit_code, oom_killed=record.oom_killed,
                          finished_at=finished_at)
             container.notify()
+
+    def _supervise_adopted(self, container: Container) -> None:
+        assert container.pod_name is not None and container.supervisor is not None
+        self._spawn(partial(self._supervise, container, container.pod_name,
+                            container.supervisor))
 
     def _exited(self, container: Container, exit_code: int, *, oom_killed: bool,
                 finished_at: datetime) -> None:

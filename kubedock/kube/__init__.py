@@ -79,7 +79,13 @@ from ._summary import (
     node_capacity,
     parse_quantity,
 )
-from ._supervision import INSTALLER, STATE_DIR, supervisor_path, supervisor_wait_argv
+from ._supervision import (
+    INSTALLER,
+    STATE_DIR,
+    supervisor_of,
+    supervisor_path,
+    supervisor_wait_argv,
+)
 from ._toolbox import (
     TOOLBOX,
     TOOLBOX_PROGRAM,
@@ -162,6 +168,7 @@ __all__ = [
     "serve_heartbeat",
     "service_account_pull_secrets",
     "start_time",
+    "supervisor_of",
     "supervisor_path",
     "supervisor_wait_argv",
     "toolbox_container",

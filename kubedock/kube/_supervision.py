@@ -12,6 +12,7 @@ writes the program's end to `STATE_DIR/exit`, which `supervisor_wait_argv` waits
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 from ._podspec import (
@@ -44,6 +45,15 @@ def supervisor_path(spec: ContainerSpec) -> str:
 def supervisor_wait_argv(supervisor: str) -> list[str]:
     """The exec that blocks until the supervised program has ended and prints its record."""
     return [supervisor, "wait", STATE_DIR]
+
+
+def supervisor_of(pod: Mapping[str, Any]) -> str | None:
+    """Where `main` of `pod` has the supervisor, if it runs under one (an adopted pod)."""
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        command = container.get("command") or []
+        if container.get("name") == MAIN and command[1:3] == ["run", STATE_DIR]:
+            return str(command[0])
+    return None
 
 
 def supervise(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, Any]) -> None:

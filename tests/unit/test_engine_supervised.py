@@ -335,3 +335,22 @@ def test_mirror_replaces_what_differs_only(tmp_path: Path) -> None:
     (tmp_path / "bound").write_text("old")
     mirror(str(tmp_path / "one"), str(tmp_path / "bound"))
     assert (tmp_path / "bound").read_text() == "new"
+
+
+async def test_a_restarted_kubedock_learns_the_end_of_an_adopted_program(
+    autojump_clock: trio.testing.MockClock, cluster: SupervisedCluster,
+) -> None:
+    async with trio.open_nursery() as first:  # ends without cleanup, as after kill -9
+        engine = await new_engine(first, cluster, "always")
+        await started(engine)
+        first.cancel_scope.cancel()
+    cluster.end_program()
+    async with trio.open_nursery() as second:
+        engine = await new_engine(second, cluster, "always")
+        assert await engine.adopt() == 1
+        (container,) = engine.containers()
+        assert container.supervisor == f"{kube.TOOLS_DIR}/supervise"
+        await engine.wait(container, "not-running")
+        assert (container.status, container.exit_code, container.files_kept) == (
+            "exited", 3, True)
+        second.cancel_scope.cancel()
