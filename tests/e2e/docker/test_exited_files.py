@@ -152,3 +152,16 @@ def test_an_oom_kill_is_reported(client: docker.DockerClient, created: list[str]
     client.api.start(container_id)
     assert client.api.wait(container_id, timeout=120)["StatusCode"] == 137
     assert client.api.inspect_container(container_id)["State"]["OOMKilled"] is True
+
+
+def test_files_of_an_exited_container_of_an_image_without_tools(
+    client: docker.DockerClient, created: list[str]
+) -> None:
+    """No shell, tar or stat in the image: kubedock's toolbox copies out of the exited one."""
+    container_id: str = client.api.create_container("kubedock/noshell:1",
+                                                    volumes=["/vol1"])["Id"]
+    created.append(container_id)
+    client.api.start(container_id)
+    client.api.stop(container_id, timeout=30)
+    assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 0
+    assert _read(client, container_id, "/data/hello.txt") == b"hello from the no-shell image\n"
