@@ -164,6 +164,18 @@ async def test_the_exit_comes_from_the_supervisors_record(
     assert main_of(cluster, container)["command"] == [
         supervisor, "run", kube.STATE_DIR, "sh", "-c", "exit 3"]
     assert "args" not in main_of(cluster, container)
+    pod_spec = cluster.pods[container.pod_name or ""]["spec"]
+    # No init container: a first container copies the supervisor in before `main` starts.
+    installer, _ = pod_spec["containers"]
+    assert installer == {
+        "name": kube.INSTALLER, "image": "kubedock/kubedock:0.1.0",
+        "command": ["/opt/kubedock/supervise", "idle"],
+        "lifecycle": {"postStart": {"exec": {"command": [
+            "/opt/kubedock/supervise", "install", supervisor]}}},
+        "volumeMounts": [{"name": "kubedock-tools", "mountPath": kube.TOOLS_DIR}]}
+    assert {"name": "kubedock-state", "mountPath": kube.STATE_DIR} in main_of(
+        cluster, container)["volumeMounts"]
+    assert "initContainers" not in pod_spec
     before = len(engine.events.history())
     await trio.sleep(5)
     assert container.status == "running"  # the pod's main runs on: only the record tells
@@ -354,3 +366,56 @@ async def test_a_restarted_kubedock_learns_the_end_of_an_adopted_program(
         assert (container.status, container.exit_code, container.files_kept) == (
             "exited", 3, True)
         second.cancel_scope.cancel()
+
+
+class _EndlessLogs:
+    """A supervised pod's log: a follow never ends (the pod runs on); a line the follow has
+    not delivered yet is there for the read that comes after."""
+
+    def __init__(self) -> None:
+        self.lines = [b"2026-11-30T00:49:01.000000001Z first\n"]
+        self.follows = 0
+
+    async def split_streams_supported(self) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def logs(self, pod: str, *, follow: bool = False, **_: Any
+                   ) -> AsyncIterator[AsyncIterator[bytes]]:
+        served = list(self.lines)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for line in served:
+                yield line
+            if follow:
+                self.follows += 1
+                await trio.sleep_forever()
+
+        yield chunks()
+
+
+async def test_a_followed_log_ends_with_the_supervised_program(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from kubedock.engine._logs import LogRequest, send_logs
+
+    logs = _EndlessLogs()
+    container = Container(id="c" * 64, name="app", created=datetime.now(UTC),
+                          config=ContainerConfig(image="busybox"), status="running",
+                          pod_name="pod", supervisor="/s")
+    send, receive = trio.open_memory_channel[tuple[int, bytes]](10)
+    received: list[bytes] = []
+
+    async def read() -> None:
+        async for _, data in receive:
+            received.append(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        nursery.start_soon(send_logs, logs, container, LogRequest(follow=True), send)
+        await trio.sleep(5)
+        assert (logs.follows, received) == (1, [b"first\n"])
+        logs.lines.append(b"2026-11-30T00:49:02.000000001Z last\n")
+        container.status, container.files_kept = "exited", True
+        container.notify()
+    assert received == [b"first\n", b"last\n"]
