@@ -91,6 +91,5 @@ class Adoption:
             log.warning("ports of container %s are not published again: %s",
                         container.short_id, error.message)
         self._monitor_health(container)
-        if container.supervisor is not None:
-            # Its program may have ended meanwhile: the record says so at once.
-            self._supervise(container)
+        # A supervised program may have ended meanwhile: its record says so at once.
+        self._supervise(container)

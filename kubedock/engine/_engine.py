@@ -116,7 +116,7 @@ class Engine:
         self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
                                   self.networks, self._exposure, self.observe,
                                   partial(self._delete_pod_and_wait, grace_seconds=0),
-                                  self._monitor_health, self._supervise_adopted)
+                                  self._monitor_health, self._watch_supervised)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -328,8 +328,7 @@ class Engine:
             raise
         if is_running(container):
             self._monitor_health(container)
-            if container.supervisor is not None:
-                self._spawn(partial(self._supervise, container, pod_name, container.supervisor))
+            self._watch_supervised(container)
         self._publish(container, "start")
 
     async def adopt(self) -> int:
@@ -646,10 +645,7 @@ class Engine:
             del self._by_pod[observation.pod_name]
             container.pod_name = None
             if container.status == "running":
-                self._exited(container, observation.exit_code or 137,
-                             oom_killed=observation.reason == "OOMKilled",
-                             finished_at=kube.transition_time(observation.finished_at,
-                                                              datetime.now(UTC)))
+                self._ended_in_pod(container, observation.exit_code or 137, observation)
             container.files_kept = False
             container.notify()
             return
@@ -672,11 +668,13 @@ class Engine:
         if observation.state == "terminated":
             container.files_kept = False
             if container.status == "running":
-                self._exited(container, observation.exit_code or 0,
-                             oom_killed=observation.reason == "OOMKilled",
-                             finished_at=kube.transition_time(observation.finished_at,
-                                                              datetime.now(UTC)))
+                self._ended_in_pod(container, observation.exit_code or 0, observation)
         container.notify()
+
+    def _ended_in_pod(self, container: Container, exit_code: int,
+                      observation: kube.ContainerObservation) -> None:
+        self._exited(container, exit_code, oom_killed=observation.reason == "OOMKilled",
+                     finished_at=kube.transition_time(observation.finished_at, datetime.now(UTC)))
 
     async def _supervise(self, container: Container, pod_name: str, supervisor: str) -> None:
         """Report the end of a supervised container's program (see `_supervision`): its
@@ -696,10 +694,11 @@ class Engine:
                          finished_at=finished_at)
             container.notify()
 
-    def _supervise_adopted(self, container: Container) -> None:
-        assert container.pod_name is not None and container.supervisor is not None
-        self._spawn(partial(self._supervise, container, container.pod_name,
-                            container.supervisor))
+    def _watch_supervised(self, container: Container) -> None:
+        """Learn the end of the program of a running container, if it is supervised."""
+        if container.supervisor is not None and container.pod_name is not None:
+            self._spawn(partial(self._supervise, container, container.pod_name,
+                                container.supervisor))
 
     def _exited(self, container: Container, exit_code: int, *, oom_killed: bool,
                 finished_at: datetime) -> None:
