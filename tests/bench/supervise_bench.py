@@ -8,20 +8,22 @@ default ``auto``; each case runs on both, one run after the other. "start" is cr
 until the start returns, "run" is create+start+wait of ``true`` (a one-shot container until
 its exit is reported). Cases: a plain container (supervised by neither), one with an anonymous
 volume of its own (``auto`` adds the installing container), one with a bind (both have the
-init container; ``auto`` adds the wait and the write-back). Prints medians; not a test.
+init container; ``auto`` adds the wait and the write-back). Every measurement starts once the
+pods of the one before are gone. Prints medians; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 import docker
-from bench_server import kubedock_server
+from bench_server import BenchServer, kubedock_server
 
 CASES: dict[str, Callable[[str], dict[str, Any]]] = {
     "plain": lambda _: {},
@@ -29,6 +31,16 @@ CASES: dict[str, Callable[[str], dict[str, Any]]] = {
     "bind": lambda source: {"volumes": ["/mnt"], "host_config_binds": {
         source: {"bind": "/mnt", "mode": "rw"}}},
 }
+
+
+def _settled(server: BenchServer) -> None:
+    """Until the pods of the removed containers are gone and the node has had a moment:
+    a start that competes with another pod's teardown measures the teardown."""
+    while subprocess.run([*server.kubectl, "-n", server.namespace, "get", "pods", "-o", "name",
+                          "-l", "kubedock.containerid"],
+                         capture_output=True, text=True, check=True).stdout.strip():
+        time.sleep(0.2)
+    time.sleep(1)
 
 
 def _once(client: docker.DockerClient, options: dict[str, Any], *, wait: bool) -> float:
@@ -53,9 +65,10 @@ def main() -> None:
     source = tempfile.mkdtemp(prefix="supervise-bench-")
     with kubedock_server("--keep-exited-files", "never") as never, \
             kubedock_server("--keep-exited-files", "auto") as auto:
+        servers = {"never": never, "auto": auto}
         clients = {name: docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}",
                                              timeout=120)
-                   for name, server in (("never", never), ("auto", auto))}
+                   for name, server in servers.items()}
         results: dict[tuple[str, str, str], list[float]] = {}
         for client in clients.values():  # warm-up
             _once(client, CASES["volume"](source), wait=True)
@@ -63,6 +76,7 @@ def main() -> None:
             for case, options in CASES.items():
                 for wait, what in ((False, "start"), (True, "run")):
                     for name, client in clients.items():
+                        _settled(servers[name])
                         results.setdefault((case, what, name), []).append(
                             _once(client, options(source), wait=wait))
         print(f"{args.runs} runs, medians (never | auto | difference)")
