@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from engine_fake import FakeCluster
+from engine_fake import SLEEP_PROCESSES, FakeCluster
 
 from kubedock import engine as engines
 from kubedock import kube
@@ -419,3 +419,25 @@ async def test_a_followed_log_ends_with_the_supervised_program(
         container.status, container.files_kept = "exited", True
         container.notify()
     assert received == [b"first\n", b"last\n"]
+
+
+async def test_top_shows_the_program_not_the_supervisor(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    import json
+
+    from kubedock.engine._top import container_top
+
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "60"))
+    supervisor = container.supervisor or ""
+    process = json.loads(SLEEP_PROCESSES)["processes"][0]
+    listing = json.loads(SLEEP_PROCESSES)
+    listing["processes"] = [
+        {**process, "pid": 1, "args": [supervisor, "run", kube.STATE_DIR, "sleep", "60"]},
+        {**process, "pid": 7, "ppid": 1, "args": ["sleep", "60"]},
+        {**process, "pid": 8, "args": [supervisor, "wait", kube.STATE_DIR]},
+    ]
+    cluster.exec_output = lambda argv: json.dumps(listing).encode()
+    titles, processes = await container_top(engine, container, "")
+    assert [row[titles.index("PID")] for row in processes] == ["7"]
