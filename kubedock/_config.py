@@ -30,6 +30,10 @@ ExposeMode = Literal["pod-ip", "port-forward", "reverse-proxy"]
 NetworkNames = Literal["dns", "services", "external"]
 NETWORK_NAMES = ("dns", "services", "external")
 
+# Which containers are supervised (see engine._supervision).
+KeepExitedFiles = Literal["auto", "always", "never"]
+KEEP_EXITED_FILES = ("auto", "always", "never")
+
 PULL_POLICIES = ("ifnotpresent", "notpresent", "default", "always", "allways", "never")
 
 # The components whose settings are filled from `Config` (see `Config.settings_for`):
@@ -472,6 +476,14 @@ class Config:
         4 * 2**30, "--build-cache-size", env="BUILD_CACHE_SIZE", parse=byte_size,
         help="most disk space docker build's layer cache keeps between builds, least recently "
         "used layers going first (default 4Gi)")
+    # Which containers run under kubedock's supervisor, whose pod outlives the program so that
+    # its files stay readable (docker cp) and its read-write binds are written back.
+    keep_exited_files: KeepExitedFiles = setting(
+        "auto", "--keep-exited-files", env="KEEP_EXITED_FILES",
+        parse=_one_of(KEEP_EXITED_FILES), to="engine",
+        help="keep a container's files readable after its process ends, and write its "
+        "read-write binds back to their sources: 'auto' (containers with binds, copies "
+        "before start or volumes of the request's own; default), 'always' or 'never'")
 
     def __attrs_post_init__(self) -> None:
         if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):

@@ -20,14 +20,16 @@ log = logging.getLogger(__name__)
 class Adoption:
     """Adds adopted containers to the engine's records (`containers`, by id, and `by_pod`, by
     pod name), and resumes them: `observe` folds in their pod's state, `delete_pod` removes a
-    pod whose start was cut short, and `monitor_health` watches a running one.
+    pod whose start was cut short, `monitor_health` watches a running one, and `supervise`
+    waits for the end of a supervised one's program.
     """
 
     def __init__(self, cluster: kube.ClusterBoundary, containers: dict[str, Container],
                  by_pod: dict[str, Container], images: ImageStore, networks: NetworkStore,
                  exposure: Exposure, observe: Callable[[kube.ContainerObservation], None],
                  delete_pod: Callable[[Container], Awaitable[None]],
-                 monitor_health: Callable[[Container], None]) -> None:
+                 monitor_health: Callable[[Container], None],
+                 supervise: Callable[[Container], None]) -> None:
         self._cluster = cluster
         self._containers = containers
         self._by_pod = by_pod
@@ -37,6 +39,7 @@ class Adoption:
         self._observe = observe
         self._delete_pod = delete_pod
         self._monitor_health = monitor_health
+        self._supervise = supervise
 
     async def adopt(self, selector: str) -> int:
         """Take over the containers of the pods that `selector` selects; return how many."""
@@ -65,6 +68,7 @@ class Adoption:
                 self._networks.connect(network, container.id, container.name,
                                        config.networks.get(refs[0], ()),
                                        config.network_links.get(refs[0], ()))
+            container.supervisor = kube.supervisor_of(pod)
             await self._resume(container, kube.observe(pod), adoptee.published)
             adopted += 1
         return adopted
@@ -87,3 +91,5 @@ class Adoption:
             log.warning("ports of container %s are not published again: %s",
                         container.short_id, error.message)
         self._monitor_health(container)
+        # A supervised program may have ended meanwhile: its record says so at once.
+        self._supervise(container)

@@ -40,7 +40,7 @@ import trio
 
 from .. import kube, podside, wire
 from ._errors import Conflict, InvalidParameter, NotFound, Unsupported
-from ._records import Container
+from ._records import Container, files_reachable
 from ._tar_relay import State as RelayState
 from ._tar_relay import TarRelay
 
@@ -372,11 +372,14 @@ async def get_archive(engine: Engine, container: Container, path: str
 
 
 def _running_pod(container: Container) -> str:
-    if container.pod_name is None or container.status != "running":
+    if not files_reachable(container):
         raise Conflict(
             f"container {container.id[:12]} is not running: kubedock can copy files into a "
-            "created container (before start) or out of and into a running one"
+            "created container (before start), out of and into a running one, and out of and "
+            "into one that ran supervised (see --keep-exited-files) until it is started again "
+            "or removed"
         )
+    assert container.pod_name is not None
     return container.pod_name
 
 

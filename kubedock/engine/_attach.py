@@ -16,7 +16,7 @@ import trio
 
 from .. import kube, wire
 from ._exec import detach_sequence, pump_stdin
-from ._logs import LogRequest, send_logs
+from ._logs import LogRequest, cancel_at_exit, send_logs
 from ._records import Container
 
 
@@ -136,6 +136,9 @@ async def _attach_terminal(
         nursery.start_soon(container.terminal.follow, channel)
         nursery.start_soon(_stdin_until_detached, stream, channel,
                            detach_sequence(request.detach_keys, "detach"), nursery.cancel_scope)
+        if container.supervisor is not None:  # the session outlives a supervised program
+            nursery.start_soon(cancel_at_exit, container, container.pod_name,
+                               nursery.cancel_scope)
         while (message := await channel.receive()) is not None:
             try:
                 await stream.send_all(message[1])

@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from .. import kube
-from .._config import ExposeMode
+from .._config import ExposeMode, KeepExitedFiles
 from ._adoption import Adoption
 from ._archive import ArchiveStore, fill_volumes
 from ._attach import AttachRequest, attach
@@ -51,6 +51,7 @@ from ._signals import Signaller, signal_name
 from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
+from ._supervision import await_exit
 from ._toolbox import Toolbox
 from ._volumes import VolumeStore
 
@@ -79,6 +80,7 @@ class Engine:
         names: NameMode = "external",
         claims: kube.ClaimSettings | None = None,
         images: ImageStore | None = None,
+        keep_exited_files: KeepExitedFiles = "never",
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -105,7 +107,7 @@ class Engine:
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
-                               self.dns_names, self.pull_secrets.of)
+                               self.dns_names, self.pull_secrets.of, keep_exited_files)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
                               self.events, self.get, self._specs.build)
         self._resizer = Resizer(cluster, settings, self.usage)
@@ -114,7 +116,7 @@ class Engine:
         self._adoption = Adoption(cluster, self._containers, self._by_pod, self.images,
                                   self.networks, self._exposure, self.observe,
                                   partial(self._delete_pod_and_wait, grace_seconds=0),
-                                  self._monitor_health)
+                                  self._monitor_health, self._watch_supervised)
         self._names = names
         # Set by the server once the pod watch runs: a start that times out says why it may have.
         self.pod_watch: kube.WatchHealth | None = None
@@ -297,6 +299,8 @@ class Engine:
         container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
         container.setup_running = False
         container.tools = kube.TOOLS_DIR if spec.needs_setup else None
+        container.supervisor = kube.supervisor_path(spec) if spec.supervised_argv else None
+        container.files_kept = False
         container.status, container.published, container.health = "created", (), None
         container.error, container.exit_code, container.oom_killed = "", 0, False
         container.stall = None
@@ -324,6 +328,7 @@ class Engine:
             raise
         if is_running(container):
             self._monitor_health(container)
+            self._watch_supervised(container)
         self._publish(container, "start")
 
     async def adopt(self) -> int:
@@ -424,7 +429,7 @@ class Engine:
             # inside, and SIGKILL follows when the grace period is over, as in Docker. A pod
             # that a new one replaces is signalled from inside too, then deleted as soon as its
             # process is gone: the kubelet reports a stop it carries out ~2 s after the kill.
-            signalled = stop_signal != "SIGTERM" or replacing
+            signalled = stop_signal != "SIGTERM" or replacing or container.supervisor is not None
             self._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
             if signalled:
                 assert container.pod_name is not None
@@ -640,7 +645,8 @@ class Engine:
             del self._by_pod[observation.pod_name]
             container.pod_name = None
             if container.status == "running":
-                self._exited(container, observation.exit_code or 137, observation)
+                self._ended_in_pod(container, observation.exit_code or 137, observation)
+            container.files_kept = False
             container.notify()
             return
         container.pod_observed = True
@@ -659,16 +665,47 @@ class Engine:
                     from ._records import Health
 
                     container.health = Health()
-        if container.status == "running" and observation.state == "terminated":
-            self._exited(container, observation.exit_code or 0, observation)
+        if observation.state == "terminated":
+            container.files_kept = False
+            if container.status == "running":
+                self._ended_in_pod(container, observation.exit_code or 0, observation)
         container.notify()
 
-    def _exited(self, container: Container, exit_code: int,
-                observation: kube.ContainerObservation) -> None:
+    def _ended_in_pod(self, container: Container, exit_code: int,
+                      observation: kube.ContainerObservation) -> None:
+        self._exited(container, exit_code, oom_killed=observation.reason == "OOMKilled",
+                     finished_at=kube.transition_time(observation.finished_at, datetime.now(UTC)))
+
+    async def _supervise(self, container: Container, pod_name: str, supervisor: str) -> None:
+        """Report the end of a supervised container's program (see `_supervision`): its
+        read-write binds are written back first, so that a client whose wait returns finds
+        them in their sources; the pod stays, holding the container's files."""
+        record = await await_exit(self.cluster, container, pod_name, supervisor)
+        if record is None:
+            return
+        # kubedock's clock when it learnt of the end, as for an end the watch reports.
+        finished_at = kube.transition_time(record.finished_at, datetime.now(UTC))
+        from ._writeback import write_back_binds
+
+        await write_back_binds(self, container)
+        if container.pod_name == pod_name and container.status == "running":
+            container.files_kept = True
+            self._exited(container, record.exit_code, oom_killed=record.oom_killed,
+                         finished_at=finished_at)
+            container.notify()
+
+    def _watch_supervised(self, container: Container) -> None:
+        """Learn the end of the program of a running container, if it is supervised."""
+        if container.supervisor is not None and container.pod_name is not None:
+            self._spawn(partial(self._supervise, container, container.pod_name,
+                                container.supervisor))
+
+    def _exited(self, container: Container, exit_code: int, *, oom_killed: bool,
+                finished_at: datetime) -> None:
         container.status = "exited"
         container.exit_code = exit_code
-        container.oom_killed = observation.reason == "OOMKilled"
-        container.finished_at = kube.transition_time(observation.finished_at, datetime.now(UTC))
+        container.oom_killed = oom_killed
+        container.finished_at = finished_at
         container.exits += 1
         if container.exposure is not None:
             container.exposure.cancel()

@@ -200,7 +200,8 @@ async def _send_logs(
         if STDOUT not in streams and not container.config.tty:
             return
         if not earlier:  # the API server tails the one stream
-            await _pump(cluster, pod, None, request, send, tail=request.tail, line_end=line_end)
+            await _pump_each(cluster, container, pod, [None], request, send,
+                             {None: _Position()}, line_end, tail=request.tail)
             return
         sources = [None]
     # Kubernetes cannot tail one stream of a log, so history is read whole, merged in time order
@@ -221,10 +222,39 @@ async def _send_logs(
             await send.send((stream, data))
         if not request.follow:
             return
+    await _pump_each(cluster, container, pod, sources, request, send, positions, line_end)
+
+
+async def _pump_each(
+    cluster: kube.ClusterBoundary, container: Container, pod: str, sources: list[int | None],
+    request: LogRequest, send: trio.MemorySendChannel[tuple[int, bytes]],
+    positions: dict[int | None, _Position], line_end: bytes, *, tail: int | None = None,
+) -> None:
+    """`_pump` each source at once, from its position."""
     async with trio.open_nursery() as nursery:
-        for source in sources:
-            nursery.start_soon(partial(_pump, cluster, pod, source, request, send,
-                                       position=positions[source], line_end=line_end))
+        if request.follow and container.supervisor is not None:
+            # A supervised pod outlives the program, and so does its log stream: the follow
+            # ends when the program has, and what the log holds up to then is read after.
+            nursery.start_soon(cancel_at_exit, container, pod, nursery.cancel_scope)
+        async with trio.open_nursery() as pumps:
+            for source in sources:
+                pumps.start_soon(partial(_pump, cluster, pod, source, request, send, tail=tail,
+                                         position=positions[source], line_end=line_end))
+        nursery.cancel_scope.cancel()
+    if not (request.follow and container.supervisor is not None):
+        return
+    rest = attrs.evolve(request, follow=False)
+    for source in sources:
+        position = positions[source]
+        await _pump(cluster, pod, source, rest, send, position=position, line_end=line_end,
+                    tail=tail if position.at < 0 else None)
+
+
+async def cancel_at_exit(container: Container, pod: str, scope: trio.CancelScope) -> None:
+    """Cancel `scope` once the container no longer runs in `pod`."""
+    while container.status == "running" and container.pod_name == pod:
+        await container.changed.wait()
+    scope.cancel()
 
 
 def _tail(items: list[T], tail: int | None) -> list[T]:

@@ -215,6 +215,11 @@ class Container:
     # Where the init container left kubedock's own program in the pod; None: a pod without
     # one, where archives go through the image's tar and stat.
     tools: str | None = None
+    # Where `main` finds kubedock's supervisor, in a supervised pod (see `_supervision`).
+    supervisor: str | None = None
+    # The program has ended, and its supervised pod still holds the container's files: they
+    # can be copied out (and in) as from a running container, until the next start or removal.
+    files_kept: bool = False
     # What the image holds at the paths of new volumes, copied into them by the init container
     # of the next pod: a tar file (see SeedStore) by index of the mount.
     seeds: Mapping[int, str] = attrs.field(factory=dict)
@@ -262,6 +267,12 @@ class Container:
 
 def new_id() -> str:
     return secrets.token_hex(32)
+
+
+def files_reachable(container: Container) -> bool:
+    """Whether the container's files can be read in its pod: it runs, or it ran supervised."""
+    return container.pod_name is not None and (container.status == "running"
+                                                or container.files_kept)
 
 
 def is_running(container: Container) -> bool:

@@ -39,7 +39,10 @@ class Signaller:
 
     async def deliver(self, container: Container, pod_name: str, name: str) -> None:
         """Deliver a signal with the image's `kill`, else with kubedock's toolbox."""
-        argv = signal_argv(container.config, name)
+        number = int(signals.Signals[name])
+        # A supervised program gets it from the supervisor, its parent, whatever the image has.
+        argv = ([container.supervisor, "kill", str(number)] if container.supervisor is not None
+                else signal_argv(container.config, name))
         with trio.move_on_after(_SIGNAL_SECONDS) as deadline:
             try:
                 async with self._cluster.exec(
@@ -53,4 +56,4 @@ class Signaller:
             raise TimedOut(f"cannot kill container: {container.id}: sending {name} in the "
                            f"container did not finish within {_SIGNAL_SECONDS} s")
         if channel.exit_code != 0:
-            await self._toolbox.signal(container, int(signals.Signals[name]))
+            await self._toolbox.signal(container, number)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
+
 from .. import kube
-from .._config import ExposeMode
+from .._config import ExposeMode, KeepExitedFiles
 from ._adopt import PORTS, RECORD, ports_annotation, record_annotation
 from ._archive import ArchiveStore, mount_specs
 from ._networks import NONE, NetworkStore
 from ._records import Container, is_running
+from ._supervision import supervised_argv
 from ._volumes import VolumeStore
 
 _DEFAULT_STOP_SECONDS = 10
@@ -30,17 +33,19 @@ class PodSpecs:
 
     def __init__(self, networks: NetworkStore, archives: ArchiveStore, volumes: VolumeStore,
                  expose: ExposeMode, dns_names: Callable[[Container], tuple[str, ...]],
-                 pull_secrets: Callable[[str], tuple[str, ...]]) -> None:
+                 pull_secrets: Callable[[str], tuple[str, ...]],
+                 keep_exited_files: KeepExitedFiles = "never") -> None:
         self._networks = networks
         self._archives = archives
         self._volumes = volumes
         self._expose = expose
         self._dns_names = dns_names
         self._pull_secrets = pull_secrets
+        self._keep_exited_files = keep_exited_files
 
     def build(self, container: Container) -> kube.ContainerSpec:
         config = container.config
-        return kube.ContainerSpec(
+        spec = kube.ContainerSpec(
             container_id=container.id,
             name=container.name,
             image=config.pulled_as or config.image,
@@ -78,6 +83,8 @@ class PodSpecs:
                    and self._expose != "pod-ip" else {}),
             },
         )
+        return attrs.evolve(spec, supervised_argv=supervised_argv(
+            config, self._keep_exited_files, spec.needs_setup))
 
     def offline(self, container: Container) -> bool:
         """Whether the container is on Docker's ``none`` network: loopback only."""

@@ -19,7 +19,7 @@ import trio
 from .. import kube
 from ._errors import Conflict, EngineError
 from ._init import refuse_toolbox
-from ._records import Container
+from ._records import Container, files_reachable
 
 # Pulling kubedock's image on a node that has never run it is the longest part.
 _READY_SECONDS = 120
@@ -146,6 +146,7 @@ def toolbox_argv(*args: str) -> list[str]:
 
 
 def _run_of(container: Container) -> tuple[str, datetime | None]:
-    if container.pod_name is None or container.status != "running":
+    if not files_reachable(container):
         raise Conflict(f"Container {container.id} is not running")
+    assert container.pod_name is not None
     return container.pod_name, container.start_requested_at

@@ -252,7 +252,12 @@ async def container_top(engine: Engine, container: Container, ps_args: str
     if container.status != "running":
         raise Conflict(f"Container {container.id} is not running")
     _columns(ps_args or "-ef")  # refused arguments leave no toolbox behind
-    return top(ps_args, await engine.toolbox.processes(container))
+    listing = await engine.toolbox.processes(container)
+    if container.supervisor is not None:
+        # kubedock's own: the supervisor (PID 1) and its `wait`; Docker shows the program.
+        listing["processes"] = [process for process in listing["processes"]
+                                if process["args"][:1] != [container.supervisor]]
+    return top(ps_args, listing)
 
 
 def top(ps_args: str, listing: Facts) -> tuple[list[str], list[list[str]]]:

@@ -79,6 +79,13 @@ from ._summary import (
     node_capacity,
     parse_quantity,
 )
+from ._supervision import (
+    INSTALLER,
+    STATE_DIR,
+    supervisor_of,
+    supervisor_path,
+    supervisor_wait_argv,
+)
 from ._toolbox import (
     TOOLBOX,
     TOOLBOX_PROGRAM,
@@ -92,6 +99,7 @@ __all__ = [
     "ACCESS_MODES",
     "CLAIMS",
     "HOST_ALIAS_PREFIX",
+    "INSTALLER",
     "MAIN",
     "NETWORK_PREFIX",
     "PODS",
@@ -99,6 +107,7 @@ __all__ = [
     "SERVICES",
     "SERVICE_ACCOUNTS",
     "SETUP",
+    "STATE_DIR",
     "TOOLBOX",
     "TOOLBOX_PROGRAM",
     "TOOLS_DIR",
@@ -159,6 +168,9 @@ __all__ = [
     "serve_heartbeat",
     "service_account_pull_secrets",
     "start_time",
+    "supervisor_of",
+    "supervisor_path",
+    "supervisor_wait_argv",
     "toolbox_container",
     "toolbox_running",
     "transition_time",

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from ._podspec import MAIN, SETUP
+from ._supervision import NEVER_RAN_MARKER
 
 ContainerState = Literal["waiting", "running", "terminated"]
 
@@ -67,6 +68,9 @@ def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObserv
     stalled = state_name == "waiting" and reason in _STALLED_WAITING
     if state_name == "terminated" and reason in _NEVER_RAN:
         fatal = True
+    if state_name == "terminated" and message and message.startswith(NEVER_RAN_MARKER):
+        # kubedock's supervisor could not execute the program: it never ran.
+        fatal, reason, message = True, "StartError", message.removeprefix(NEVER_RAN_MARKER)
 
     if state_name == "waiting":
         blocker = _init_failure(status.get("initContainerStatuses")) or _unschedulable(status)

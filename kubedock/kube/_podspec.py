@@ -161,6 +161,9 @@ class ContainerSpec:
     annotations: Mapping[str, str] = attrs.field(factory=dict)
     # Pull secrets of the image's own (made of the credentials a client pulled it with).
     pull_secrets: tuple[str, ...] = ()
+    # The program (entrypoint and cmd, resolved) that kubedock's supervisor runs as the child
+    # of `main`'s PID 1, so that the container outlives it (see `_supervision`); empty: none.
+    supervised_argv: tuple[str, ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -274,6 +277,10 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
                                       *(pod_spec.get("initContainers") or [])]
     if spec.mounts:
         _add_mounts(spec, settings, pod_spec, metadata["name"])
+    if spec.supervised_argv:
+        from ._supervision import supervise
+
+        supervise(spec, settings, pod_spec)
 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 

@@ -1,0 +1,89 @@
+"""A supervised `main`: kubedock's supervisor runs as its PID 1 and the container's program as
+its child, so that the container (its root filesystem, its volumes) outlives the program, as
+a Docker container's files outlive its process until it is removed.
+
+The supervisor (`build/images/recipes/supervise.c`, a static program in the init image beside
+kubedock) reaches the pod in one of two ways: pods with the init container `setup` get it with
+kubedock's own folder; others get a first container, `kubedock-tools`, whose postStart hook
+copies it into the tools volume (the kubelet starts `main` only once that hook is done). It
+writes the program's end to `STATE_DIR/exit`, which `supervisor_wait_argv` waits for.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+from ._podspec import (
+    MAIN,
+    TOOLS_DIR,
+    TOOLS_VOLUME,
+    ContainerSpec,
+    PodSettings,
+    _pull_policy,
+)
+
+# Where the init image keeps the supervisor, beside kubedock's program.
+SUPERVISOR_PROGRAM = "/opt/kubedock/supervise"
+INSTALLER = "kubedock-tools"
+STATE_VOLUME = "kubedock-state"
+STATE_DIR = "/.kubedock/state"
+# What the supervisor puts before its termination message when the program could not be
+# executed: the start fails, as the runtime's own exec failure would fail it.
+NEVER_RAN_MARKER = "kubedock-supervise: "
+
+
+def supervisor_path(spec: ContainerSpec) -> str:
+    """Where `main` finds the supervisor: in kubedock's folder, which the init container
+    copies, or where the installer's hook puts it."""
+    if spec.needs_setup:
+        return posixpath.join(TOOLS_DIR, "kubedock", "supervise")
+    return posixpath.join(TOOLS_DIR, "supervise")
+
+
+def supervisor_wait_argv(supervisor: str) -> list[str]:
+    """The exec that blocks until the supervised program has ended and prints its record."""
+    return [supervisor, "wait", STATE_DIR]
+
+
+def supervisor_of(pod: Mapping[str, Any]) -> str | None:
+    """Where `main` of `pod` has the supervisor, if it runs under one (an adopted pod)."""
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        command = container.get("command") or []
+        if container.get("name") == MAIN and command[1:3] == ["run", STATE_DIR]:
+            return str(command[0])
+    return None
+
+
+def supervise(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, Any]) -> None:
+    """Make `main` of `pod_spec` run `spec.supervised_argv` under the supervisor."""
+    main = next(c for c in pod_spec["containers"] if c["name"] == MAIN)
+    supervisor = supervisor_path(spec)
+    main.pop("args", None)
+    main["command"] = [supervisor, "run", STATE_DIR, *spec.supervised_argv]
+    volumes = list(pod_spec.get("volumes") or [])
+    mounts = list(main.get("volumeMounts") or [])
+    volumes.append({"name": STATE_VOLUME, "emptyDir": {}})
+    mounts.append({"name": STATE_VOLUME, "mountPath": STATE_DIR})
+    if not spec.needs_setup:
+        volumes.append({"name": TOOLS_VOLUME, "emptyDir": {}})
+        mounts.append({"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR, "readOnly": True})
+        pod_spec["containers"] = [_installer(settings, supervisor), *pod_spec["containers"]]
+    main["volumeMounts"] = mounts
+    pod_spec["volumes"] = volumes
+
+
+def _installer(settings: PodSettings, supervisor: str) -> dict[str, Any]:
+    installer: dict[str, Any] = {
+        "name": INSTALLER,
+        "image": settings.init_image,
+        "command": [SUPERVISOR_PROGRAM, "idle"],
+        "lifecycle": {"postStart": {"exec": {"command": [
+            SUPERVISOR_PROGRAM, "install", supervisor]}}},
+        "volumeMounts": [{"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR}],
+    }
+    pull_policy = _pull_policy(settings.pull_policy)
+    if pull_policy:
+        installer["imagePullPolicy"] = pull_policy
+    return installer

@@ -1,0 +1,167 @@
+"""Files outlive the process, as with Docker (issue 10 item 2): copying out of (and into) an
+exited container, binds written by one container and read by the next, and an exit, a stop,
+a kill and an OOM kill reported as before, against kubedock (whose containers with volumes of
+their own or binds are supervised by default) and the Docker engine."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from kubedock_server import Kubedock
+
+pytestmark = pytest.mark.cluster
+
+BUSYBOX = "busybox:1.36"
+
+
+@pytest.fixture
+def client(target: Kubedock) -> Iterator[docker.DockerClient]:
+    result = docker.DockerClient(base_url=target.host, timeout=120)
+    yield result
+    result.close()
+
+
+@pytest.fixture
+def created(client: docker.DockerClient) -> Iterator[list[str]]:
+    """Ids of containers to remove at the end."""
+    ids: list[str] = []
+    yield ids
+    for container_id in ids:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(container_id, force=True, v=True)
+
+
+def _create(client: docker.DockerClient, created: list[str], command: Any,
+            **options: Any) -> str:
+    container_id: str = client.api.create_container(BUSYBOX, command, **options)["Id"]
+    created.append(container_id)
+    return container_id
+
+
+def _read(client: docker.DockerClient, container_id: str, path: str) -> bytes:
+    stream, stat = client.api.get_archive(container_id, path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.extractfile(os.path.basename(path))
+        assert member is not None
+        content = member.read()
+    assert stat["name"] == os.path.basename(path) and stat["size"] == len(content)
+    return content
+
+
+def _moment(text: str) -> datetime:
+    head, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
+
+
+def test_files_of_an_exited_container_are_copied_out_and_in(
+    client: docker.DockerClient, created: list[str]
+) -> None:
+    container_id = _create(
+        client, created, ["sh", "-c", "echo in-volume > /vol1/data.txt; echo report > "
+                          "/report.txt; sleep 0.3; exit 3"], volumes=["/vol1"])
+    client.api.start(container_id)
+    assert client.api.wait(container_id, timeout=120)["StatusCode"] == 3
+    assert _read(client, container_id, "/vol1/data.txt") == b"in-volume\n"
+    assert _read(client, container_id, "/report.txt") == b"report\n"
+    with pytest.raises(docker.errors.NotFound):
+        client.api.get_archive(container_id, "/no/such/file")
+    upload = io.BytesIO()
+    with tarfile.open(fileobj=upload, mode="w") as archive:
+        info = tarfile.TarInfo("added.txt")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"added"))
+    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
+    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+    state = client.api.inspect_container(container_id)["State"]
+    assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 3, False)
+    ran = (_moment(state["FinishedAt"]) - _moment(state["StartedAt"])).total_seconds()
+    # kubedock's clock when it saw each transition (never earlier than the pod's record).
+    assert 0 < ran < 5, state
+    client.api.remove_container(container_id)
+    with pytest.raises(docker.errors.NotFound):
+        client.api.get_archive(container_id, "/report.txt")
+
+
+def test_a_bind_written_by_one_container_is_read_by_the_next(
+    client: docker.DockerClient, created: list[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "shared"
+    source.mkdir()
+    (source / "old.txt").write_text("old\n")
+    (source / "kept.txt").write_text("kept\n")
+    binds = {str(source): {"bind": "/mnt", "mode": "rw"}}
+    writer = _create(
+        client, created, ["sh", "-c", "touch /mnt/shared.txt && mkdir /mnt/sub && echo deep > "
+                          "/mnt/sub/deep.txt && rm /mnt/old.txt"], volumes=["/mnt"],
+        host_config=client.api.create_host_config(binds=binds))
+    client.api.start(writer)
+    assert client.api.wait(writer, timeout=120)["StatusCode"] == 0
+    # The wait returns once the bind's source has what the container left.
+    assert sorted(os.listdir(source)) == ["kept.txt", "shared.txt", "sub"]
+    assert (source / "sub" / "deep.txt").read_text() == "deep\n"
+    reader = _create(client, created, ["sh", "-c", "ls /mnt; cat /mnt/sub/deep.txt"],
+                     volumes=["/mnt"], host_config=client.api.create_host_config(
+                         binds={str(source): {"bind": "/mnt", "mode": "ro"}}))
+    client.api.start(reader)
+    assert client.api.wait(reader, timeout=120)["StatusCode"] == 0
+    assert client.api.logs(reader) == b"kept.txt\nshared.txt\nsub\ndeep\n"
+
+
+def test_stop_and_kill_reach_the_program(client: docker.DockerClient,
+                                         created: list[str]) -> None:
+    # `sleep` handles no signal: as PID 1 under Docker it outlives SIGTERM until the kill.
+    sleeper = _create(client, created, ["sleep", "300"], volumes=["/vol1"])
+    client.api.start(sleeper)
+    began = time.monotonic()
+    client.api.stop(sleeper, timeout=2)
+    assert time.monotonic() - began >= 2
+    assert client.api.inspect_container(sleeper)["State"]["ExitCode"] == 137
+    trapping = _create(client, created, ["sh", "-c", "trap 'exit 7' TERM; trap 'exit 5' USR1; "
+                                         "sleep 300 & wait"], volumes=["/vol1"])
+    client.api.start(trapping)
+    time.sleep(1)
+    client.api.kill(trapping, signal="SIGUSR1")
+    assert client.api.wait(trapping, timeout=60)["StatusCode"] == 5
+    client.api.start(trapping)
+    time.sleep(1)
+    began = time.monotonic()
+    client.api.stop(trapping, timeout=30)
+    assert time.monotonic() - began < 10
+    assert client.api.inspect_container(trapping)["State"]["ExitCode"] == 7
+    client.api.start(trapping)
+    client.api.kill(trapping)
+    assert client.api.inspect_container(trapping)["State"]["ExitCode"] == 137
+
+
+def test_an_oom_kill_is_reported(client: docker.DockerClient, created: list[str]) -> None:
+    container_id = _create(
+        client, created, ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=256M count=1"],
+        volumes=["/vol1"], host_config=client.api.create_host_config(
+            mem_limit="64m", memswap_limit="64m"))
+    client.api.start(container_id)
+    assert client.api.wait(container_id, timeout=120)["StatusCode"] == 137
+    assert client.api.inspect_container(container_id)["State"]["OOMKilled"] is True
+
+
+def test_files_of_an_exited_container_of_an_image_without_tools(
+    client: docker.DockerClient, created: list[str]
+) -> None:
+    """No shell, tar or stat in the image: kubedock's toolbox copies out of the exited one."""
+    container_id: str = client.api.create_container("kubedock/noshell:1",
+                                                    volumes=["/vol1"])["Id"]
+    created.append(container_id)
+    client.api.start(container_id)
+    client.api.stop(container_id, timeout=30)
+    assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 0
+    assert _read(client, container_id, "/data/hello.txt") == b"hello from the no-shell image\n"
