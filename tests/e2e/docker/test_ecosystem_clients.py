@@ -3,8 +3,10 @@
 Each language's suite lives in tests/ecosystem/<lang> and covers the same scenarios: an exposed
 port with a port and a log wait strategy, exec (exit code, stdout, stderr), copies in and out, a
 network alias reached from another container, a one-shot container's exit code and its stdout and
-stderr logs, the library's postgres module, and an image the library builds from a Dockerfile
-(and, in Go, removes). build/ecosystem fetches their dependencies once (cached under
+stderr logs, the library's postgres module, an image the library builds from a Dockerfile
+(and, in Go, removes), a report copied out of a one-shot container after its exit, a copy into
+and out of a running container of the no-shell image, and a named volume written by one
+container and read by the next. build/ecosystem fetches their dependencies once (cached under
 ~/.cache/kubedock-dev); the tools then run offline.
 """
 
@@ -22,7 +24,7 @@ from kubedock_server import ROOT, Kubedock
 pytestmark = pytest.mark.cluster
 
 SUITE_TIMEOUT = 900  # about 100 s against kubedock on an idle machine
-SCENARIOS = 9  # tests in each language's suite
+SCENARIOS = 12  # tests in each language's suite
 
 
 def _command(language: str, settings: dict[str, str], project: Path) -> list[str]:

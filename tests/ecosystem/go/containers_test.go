@@ -18,6 +18,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	_ "github.com/lib/pq"
+	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
@@ -251,5 +252,76 @@ func TestFromDockerfile(t *testing.T) {
 	defer docker.Close()
 	if _, err := docker.ImageInspect(ctx, image); !errdefs.IsNotFound(err) {
 		t.Fatalf("image %s after terminate: %v", image, err)
+	}
+}
+
+// readFile copies one file out of ctr.
+func readFile(t *testing.T, ctr testcontainers.Container, path string) string {
+	t.Helper()
+	reader, err := ctr.CopyFileFromContainer(context.Background(), path)
+	if err != nil {
+		t.Fatalf("copy %s out: %v", path, err)
+	}
+	defer reader.Close()
+	content, err := io.ReadAll(reader)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return string(content)
+}
+
+func TestReportOfAnExitedContainer(t *testing.T) {
+	// The file copied in before start is what keeps the exited container's files with kubedock.
+	ctr := run(t, "busybox:1.36",
+		testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader: strings.NewReader("suite go\n"), ContainerFilePath: "/input/suite.txt", FileMode: 0o644,
+		}),
+		testcontainers.WithCmd("sh", "-c", "mkdir /reports; cat /input/suite.txt > /reports/report.txt; echo passed >> /reports/report.txt"),
+		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(startupTimeout)))
+	if state, err := ctr.State(context.Background()); err != nil || state.Status != "exited" || state.ExitCode != 0 {
+		t.Fatalf("state: %+v %v", state, err)
+	}
+	if report := readFile(t, ctr, "/reports/report.txt"); report != "suite go\npassed\n" {
+		t.Fatalf("report: %q", report)
+	}
+}
+
+func TestCopyInAndOutOfARunningNoShellContainer(t *testing.T) {
+	ctr := run(t, "kubedock/noshell:1")
+	if err := ctr.CopyToContainer(context.Background(), []byte("into a running no-shell container\n"), "/data/in.txt", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if copied := readFile(t, ctr, "/data/in.txt"); copied != "into a running no-shell container\n" {
+		t.Fatalf("copied out: %q", copied)
+	}
+	if hello := readFile(t, ctr, "/data/hello.txt"); hello != "hello from the no-shell image\n" {
+		t.Fatalf("image's file: %q", hello)
+	}
+}
+
+func TestNamedVolumeFromOneContainerToTheNext(t *testing.T) {
+	ctx := context.Background()
+	name := fmt.Sprintf("kubedock-eco-go-%d", time.Now().UnixNano())
+	docker, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs after the containers' cleanups.
+	t.Cleanup(func() {
+		defer docker.Close()
+		if _, err := docker.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove volume %s: %v", name, err)
+		}
+	})
+	volume := testcontainers.WithMounts(testcontainers.VolumeMount(name, "/vol"))
+	writer := run(t, "busybox:1.36", volume, testcontainers.WithCmd("sh", "-c", "echo from the writer > /vol/note.txt"),
+		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(startupTimeout)))
+	if state, err := writer.State(ctx); err != nil || state.ExitCode != 0 {
+		t.Fatalf("writer: %+v %v", state, err)
+	}
+	reader := run(t, "busybox:1.36", volume, testcontainers.WithCmd("sleep", "300"))
+	code, output := execute(t, reader, []string{"cat", "/vol/note.txt"})
+	if code != 0 || output != "from the writer\n" {
+		t.Fatalf("reader: %d %q", code, output)
 	}
 }

@@ -179,3 +179,47 @@ test("an image built from a Dockerfile", TIMEOUT, async () => {
     assert.deepEqual([result.exitCode, result.stdout], [0, "built with a build arg\n"]);
   });
 });
+
+test("a report copied out of a container that exited", TIMEOUT, async () => {
+  // The file copied in before start is what keeps the exited container's files with kubedock.
+  const oneShot = new GenericContainer("busybox:1.36")
+    .withCopyContentToContainer([{ content: "suite node\n", target: "/input/suite.txt" }])
+    .withCommand(["sh", "-c", "mkdir /reports; cat /input/suite.txt > /reports/report.txt; echo passed >> /reports/report.txt"])
+    .withWaitStrategy(Wait.forOneShotStartup());
+  await withContainer(oneShot, async (container) => {
+    const client = await getContainerRuntimeClient();
+    const { State } = await client.container.getById(container.getId()).inspect();
+    assert.deepEqual([State.Status, State.ExitCode], ["exited", 0]);
+    const files = untar(await readAll(await container.copyArchiveFromContainer("/reports/report.txt")));
+    assert.equal(files.get("report.txt").toString(), "suite node\npassed\n");
+  });
+});
+
+test("copy a file into and out of a running no-shell container", TIMEOUT, async () => {
+  await withContainer(new GenericContainer("kubedock/noshell:1"), async (container) => {
+    await container.copyContentToContainer([{ content: "into a running no-shell container\n", target: "/data/in.txt" }]);
+    const copied = untar(await readAll(await container.copyArchiveFromContainer("/data/in.txt")));
+    assert.equal(copied.get("in.txt").toString(), "into a running no-shell container\n");
+    const hello = untar(await readAll(await container.copyArchiveFromContainer("/data/hello.txt")));
+    assert.equal(hello.get("hello.txt").toString(), "hello from the no-shell image\n");
+  });
+});
+
+test("a named volume written by one container and read by the next", TIMEOUT, async () => {
+  // The library has no named-volume option; a bind whose source is a name is a volume to Docker.
+  const volume = [{ source: `kubedock-eco-node-${Date.now()}`, target: "/vol" }];
+  try {
+    const writer = new GenericContainer("busybox:1.36").withBindMounts(volume)
+      .withCommand(["sh", "-c", "echo from the writer > /vol/note.txt"])
+      .withWaitStrategy(Wait.forOneShotStartup());
+    await withContainer(writer, async () => {});
+    const reader = new GenericContainer("busybox:1.36").withBindMounts(volume).withCommand(["sleep", "300"]);
+    await withContainer(reader, async (container) => {
+      const note = await container.exec(["cat", "/vol/note.txt"]);
+      assert.deepEqual([note.exitCode, note.stdout], [0, "from the writer\n"]);
+    });
+  } finally {
+    const client = await getContainerRuntimeClient();
+    await client.container.dockerode.getVolume(volume[0].source).remove();
+  }
+});

@@ -14,7 +14,13 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.time.Duration;
+import java.util.UUID;
+import java.util.function.Consumer;
+import com.github.dockerjava.api.command.CreateContainerCmd;
+import com.github.dockerjava.api.model.Bind;
+import com.github.dockerjava.api.model.Volume;
 import org.junit.jupiter.api.Test;
+import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.Container.ExecResult;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.Network;
@@ -154,6 +160,60 @@ class ContainersTest {
                 assertTrue(result.next());
                 assertEquals(42, result.getInt(1));
             }
+        }
+    }
+
+    private static String readFile(GenericContainer<?> container, String path) {
+        return container.copyFileFromContainer(path, in -> new String(in.readAllBytes(), StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void reportOfAnExitedContainer() {
+        // The file copied in before start is what keeps the exited container's files with kubedock.
+        try (GenericContainer<?> container = new GenericContainer<>("busybox:1.36")
+                .withCopyToContainer(Transferable.of("suite java\n"), "/input/suite.txt")
+                .withCommand("sh", "-c",
+                        "mkdir /reports; cat /input/suite.txt > /reports/report.txt; echo passed >> /reports/report.txt")
+                .withStartupCheckStrategy(new OneShotStartupCheckStrategy().withTimeout(STARTUP))) {
+            container.start();
+            assertEquals("exited", container.getCurrentContainerInfo().getState().getStatus());
+            assertEquals("suite java\npassed\n", readFile(container, "/reports/report.txt"));
+        }
+    }
+
+    @Test
+    void copyInAndOutOfARunningNoShellContainer() {
+        try (GenericContainer<?> container = new GenericContainer<>("kubedock/noshell:1")) {
+            container.start();
+            container.copyFileToContainer(Transferable.of("into a running no-shell container\n"), "/data/in.txt");
+            assertEquals("into a running no-shell container\n", readFile(container, "/data/in.txt"));
+            assertEquals("hello from the no-shell image\n", readFile(container, "/data/hello.txt"));
+        }
+    }
+
+    private static Consumer<CreateContainerCmd> volumeAt(String path, String volume) {
+        return cmd -> cmd.getHostConfig().withBinds(new Bind(volume, new Volume(path)));
+    }
+
+    @Test
+    void namedVolumeFromOneContainerToTheNext() throws Exception {
+        String name = "kubedock-eco-java-" + UUID.randomUUID().toString().substring(0, 8);
+        try {
+            try (GenericContainer<?> writer = new GenericContainer<>("busybox:1.36")
+                    .withCreateContainerCmdModifier(volumeAt("/vol", name))
+                    .withCommand("sh", "-c", "echo from the writer > /vol/note.txt")
+                    .withStartupCheckStrategy(new OneShotStartupCheckStrategy().withTimeout(STARTUP))) {
+                writer.start();
+            }
+            try (GenericContainer<?> reader = busybox()
+                    .withCreateContainerCmdModifier(volumeAt("/vol", name))) {
+                reader.start();
+                ExecResult note = reader.execInContainer("cat", "/vol/note.txt");
+                assertEquals(0, note.getExitCode(), note.getStderr());
+                assertEquals("from the writer\n", note.getStdout());
+            }
+        } finally {
+            DockerClientFactory.instance().client().removeVolumeCmd(name).exec();
         }
     }
 }
