@@ -37,7 +37,7 @@ async def info() -> Response:
         "ContainersRunning": count["running"],
         "ContainersPaused": 0,
         "ContainersStopped": count["exited"] + count["created"],
-        "Images": len(engine().images.all()),
+        "Images": len({image.id for image in engine().images.all()}),
         "Driver": "kubernetes",
         "DriverStatus": [["Namespace", settings.namespace]],
         "MemoryLimit": True,

@@ -300,6 +300,14 @@ async def test_tag_then_push_copies_the_image(client: httpx.AsyncClient,
     assert again["RepoDigests"] == [f"busybox@{digest}", f"team/copy@{digest}"]
 
 
+async def test_info_counts_images_not_their_tags(client: httpx.AsyncClient) -> None:
+    await client.post("/images/create", params={"fromImage": "busybox:1.36"})
+    await client.post("/images/busybox:1.36/tag", params={"repo": "team/copy", "tag": "2"})
+    listed = (await client.get("/images/json")).json()
+    info = (await client.get("/info")).json()
+    assert info["Images"] == len(listed) == 1
+
+
 async def test_push_of_an_unknown_tag(client: httpx.AsyncClient) -> None:
     response = await client.post("/images/team/none/push", params={"tag": "1"})
     assert (response.status_code, response.json()) == (404, {
