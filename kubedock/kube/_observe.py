@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import attrs
@@ -101,6 +101,10 @@ def observe(pod: Mapping[str, Any], *, deleted: bool = False) -> ContainerObserv
     )
 
 
+# The pod records its transitions with whole seconds, truncated.
+_RECORD_RESOLUTION = timedelta(seconds=1)
+
+
 def transition_time(recorded: datetime | None, seen: datetime) -> datetime:
     """When a transition happened, as Docker's StartedAt and FinishedAt tell it.
 
@@ -117,11 +121,16 @@ def start_time(observation: ContainerObservation, *, seen: datetime,
 
     A process first seen running started when the watch saw it (`seen`). One first seen already
     ended (a short process, between two status updates of the kubelet) started at a moment the
-    watch missed: the latest known bound is when kubedock asked for the pod (`requested`).
+    watch missed, after kubedock asked for the pod (`requested`), within the whole second the
+    pod records, and before `seen`: the middle of what those bounds leave, so that StartedAt
+    keeps Docker's sub-second precision and stays before FinishedAt.
     """
-    if observation.state != "running" and requested is not None:
-        seen = requested
-    return transition_time(observation.started_at, seen)
+    if observation.state == "running" or requested is None:
+        return transition_time(observation.started_at, seen)
+    recorded = observation.started_at
+    earliest = requested if recorded is None else max(recorded, requested)
+    latest = seen if recorded is None else min(recorded + _RECORD_RESOLUTION, seen)
+    return earliest + (latest - earliest) / 2 if latest > earliest else earliest
 
 
 def _container_status(statuses: Any, name: str) -> Mapping[str, Any]:

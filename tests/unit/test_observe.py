@@ -259,7 +259,7 @@ def test_a_process_seen_running_started_when_the_watch_saw_it() -> None:
     assert start_time(running, seen=seen, requested=requested) == seen
 
 
-def test_a_process_first_seen_ended_started_after_kubedock_asked_for_its_pod() -> None:
+def test_a_process_first_seen_ended_started_within_what_the_bounds_leave() -> None:
     state = {"terminated": {"exitCode": 0, "reason": "Completed",
                             "startedAt": "2026-11-25T10:00:02Z",
                             "finishedAt": "2026-11-25T10:00:02Z"}}
@@ -268,8 +268,19 @@ def test_a_process_first_seen_ended_started_after_kubedock_asked_for_its_pod() -
     seen = SECOND.replace(microsecond=900_000)
     started = start_time(ended, seen=seen, requested=requested)
     finished = transition_time(ended.finished_at, seen)
-    # The pod's record (whole seconds) is the better bound here, and the two times differ.
-    assert (started, finished) == (SECOND, seen)
+    # Between the pod's record (whole seconds) and the watch, with a fraction, as Docker's.
+    assert (started, finished) == (SECOND.replace(microsecond=450_000), seen)
     later_request = SECOND.replace(microsecond=100_000)
-    assert start_time(ended, seen=seen, requested=later_request) == later_request
+    assert start_time(ended, seen=seen, requested=later_request) == SECOND.replace(
+        microsecond=500_000)
+    seen_later = SECOND.replace(second=5)
+    assert start_time(ended, seen=seen_later, requested=requested) == SECOND.replace(
+        microsecond=500_000)
     assert start_time(ended, seen=seen, requested=None) == seen
+
+
+def test_a_process_first_seen_ended_without_a_record_started_between_request_and_watch() -> None:
+    ended = observe(with_main_state({"terminated": {"exitCode": 0}}, "Succeeded"))
+    requested = SECOND.replace(microsecond=100_000)
+    started = start_time(ended, seen=SECOND.replace(microsecond=300_000), requested=requested)
+    assert started == SECOND.replace(microsecond=200_000)
