@@ -52,6 +52,7 @@ from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
 from ._supervision import await_exit
+from ._supervisor_delivery import SupervisorDelivery
 from ._toolbox import Toolbox
 from ._volumes import VolumeStore
 
@@ -106,6 +107,7 @@ class Engine:
         self.pre_puller: PrePuller | None = None
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
+        self._supervisor = SupervisorDelivery(cluster, settings)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names, self.pull_secrets.of, keep_exited_files)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
@@ -294,6 +296,9 @@ class Engine:
         container.seeds = await self.seeds.for_start(self.images, container.config,
                                                      self.volumes.new)
         spec = self._specs.build(container)
+        installs_supervisor = bool(spec.supervised_argv) and not spec.needs_setup
+        if installs_supervisor:
+            spec = attrs.evolve(spec, supervisor_config_map=await self._supervisor.config_map())
         manifest = kube.pod_manifest(spec, self.settings)
         pod_name = manifest["metadata"]["name"]
         container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
@@ -329,6 +334,8 @@ class Engine:
         if is_running(container):
             self._monitor_health(container)
             self._watch_supervised(container)
+            if installs_supervisor and not spec.supervisor_config_map:
+                self._spawn(partial(self._supervisor.copy_from, pod_name))
         self._publish(container, "start")
 
     async def adopt(self) -> int:

@@ -1,0 +1,71 @@
+"""How kubedock's supervisor gets into the supervised pods that have no init container.
+
+Measured on raw pods (tests/bench/delivery_bench.py, README): the installer container (a first
+container whose postStart hook copies the supervisor) starts the program about 0.5 s later
+than a pod without it, a ConfigMap volume about 0.25 s later (the kubelet's wait for a pod's
+volumes, which a pod with any volume makes anyway). So each instance keeps the supervisor in a
+ConfigMap of its own, made once from the copy that the installer container of its first such
+pod holds; until then (and if that fails), pods get the installer container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Literal
+
+import trio
+
+from .. import kube
+
+log = logging.getLogger(__name__)
+
+
+class SupervisorDelivery:
+    def __init__(self, cluster: kube.ClusterBoundary, settings: kube.PodSettings) -> None:
+        self._cluster = cluster
+        self._settings = settings
+        self._name = kube.supervisor_config_map_name(settings)
+        # unknown: not asked yet (a restarted instance may have made it); absent: made from the
+        # next pod with the installer; failed: not to be made (the installer goes on).
+        self._state: Literal["unknown", "absent", "copying", "present", "failed"] = "unknown"
+
+    async def config_map(self) -> str:
+        """The ConfigMap that a new supervised pod mounts the supervisor from; "" while there
+        is none (the pod gets the installer container)."""
+        if self._state == "unknown":
+            try:
+                await self._cluster.get_object(kube.CONFIG_MAPS, self._name)
+            except kube.NotFound:
+                self._state = "absent"
+            except kube.KubeError as error:
+                log.debug("cannot tell whether ConfigMap %s exists: %s", self._name, error)
+            else:
+                self._state = "present"
+        return self._name if self._state == "present" else ""
+
+    async def copy_from(self, pod: str) -> None:
+        """Make the ConfigMap of the supervisor that the installer container of `pod` (which
+        runs) holds, unless it exists or is being made."""
+        if self._state != "absent":
+            return
+        self._state = "copying"
+        archive = bytearray()
+        try:
+            async with self._cluster.exec(pod, kube.supervisor_copy_argv(), stderr=False,
+                                          container=kube.INSTALLER) as channel:
+                while (message := await channel.receive()) is not None:
+                    archive.extend(message[1])
+            manifest = (kube.supervisor_config_map(self._settings, bytes(archive))
+                        if channel.exit_code == 0 else None)
+            if manifest is None:
+                raise kube.KubeError(f"the copy ended with exit code {channel.exit_code}")
+            with contextlib.suppress(kube.Conflict):
+                await self._cluster.create_object(kube.CONFIG_MAPS, manifest)
+        except (kube.KubeError, trio.BrokenResourceError) as error:
+            # Not tried again: the installer container still delivers it, at its cost.
+            log.warning("kubedock's supervisor stays delivered by a container in each pod: "
+                        "no ConfigMap %s of it (%s)", self._name, error)
+            self._state = "failed"
+        else:
+            self._state = "present"
