@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tarfile
 import time
@@ -165,3 +166,29 @@ def test_files_of_an_exited_container_of_an_image_without_tools(
     client.api.stop(container_id, timeout=30)
     assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 0
     assert _read(client, container_id, "/data/hello.txt") == b"hello from the no-shell image\n"
+
+
+def test_the_supervisor_comes_from_a_config_map_after_the_first_pod(
+    kubedock: Kubedock, cluster: Any, created: list[str]
+) -> None:
+    """The first supervised pod without an init container gets the installer container, whose
+    copy of the supervisor becomes the instance's ConfigMap; the next pods mount that instead,
+    and the files of their exited containers are still read."""
+    client = docker.DockerClient(base_url=kubedock.host, timeout=120)
+    for _ in range(2):
+        container_id = _create(client, created, ["sh", "-c", "echo report > /report.txt"],
+                               volumes=["/vol1"])
+        client.api.start(container_id)
+        assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+        assert _read(client, container_id, "/report.txt") == b"report\n"
+        deadline = time.monotonic() + 60
+        while not cluster.kubectl("-n", kubedock.namespace, "get", "configmaps", "-o", "name",
+                                  "-l", "kubedock=true").stdout.strip():
+            assert time.monotonic() < deadline, "no ConfigMap of the supervisor"
+            time.sleep(0.5)
+    pod = json.loads(cluster.kubectl("-n", kubedock.namespace, "get", "pods", "-o", "json", "-l",
+                                     f"kubedock.containerid={container_id[:12]}").stdout)
+    (spec,) = [item["spec"] for item in pod["items"]]
+    assert [container["name"] for container in spec["containers"]] == ["main"]
+    assert any("configMap" in volume for volume in spec["volumes"])
+    client.close()
