@@ -9,9 +9,9 @@ runs the container's program and stays up after it. The pod watch then never see
 kubedock learns it from one long exec of the supervisor's ``wait`` per run, which prints the
 exit record (code, end time, OOM kill) once the program has ended.
 
-``--keep-exited-files``: ``auto`` supervises the pods that have the init container anyway
-(binds, archives copied in before start; no cost) and those with a volume the create request
-asked for (one more container, measured in the README); ``always`` every pod; ``never`` none.
+``--keep-exited-files``: ``always`` (the default) supervises every pod (what it costs is
+measured in the README); ``auto`` the pods that have the init container anyway (binds, archives
+copied in before start) and those with a volume the create request asked for; ``never`` none.
 """
 
 from __future__ import annotations

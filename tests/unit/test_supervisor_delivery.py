@@ -85,18 +85,30 @@ async def test_the_first_installers_copy_serves_the_next_pods_from_a_config_map(
     assert cluster.copies == [kube.INSTALLER]
 
 
-async def test_a_failed_copy_leaves_the_installer_in_place_and_is_not_tried_again(
+async def test_a_failed_copy_is_tried_again_with_the_next_pods_then_given_up(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
 ) -> None:
     cluster = CopyingCluster(b"not a tar")
     engine = await new_engine(nursery, cluster, "always")
-    await started(engine, cmd=("true",))
-    await trio.sleep(1)
-    second = await start_another(engine, "second")
-    await trio.sleep(1)
-    assert containers_of(cluster, second) == [kube.INSTALLER, kube.MAIN]
-    assert cluster.copies == [kube.INSTALLER]
+    for name in ("first", "second", "third", "fourth"):
+        container = await start_another(engine, name)
+        await trio.sleep(1)
+        assert containers_of(cluster, container) == [kube.INSTALLER, kube.MAIN]
+    assert cluster.copies == [kube.INSTALLER] * 3
     assert cluster.config_maps == {}
+
+
+async def test_a_config_map_the_cluster_refuses_is_not_tried_again(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery,
+) -> None:
+    cluster = CopyingCluster(_tar({"supervise": PROGRAM}))
+    cluster.fail("create_object", kube.KubeError("configmaps is forbidden", status=403))
+    engine = await new_engine(nursery, cluster, "always")
+    for name in ("first", "second"):
+        container = await start_another(engine, name)
+        await trio.sleep(1)
+        assert containers_of(cluster, container) == [kube.INSTALLER, kube.MAIN]
+    assert cluster.copies == [kube.INSTALLER]
 
 
 async def test_a_restarted_instance_mounts_its_config_map_at_once(
