@@ -45,7 +45,7 @@ NEVER_RAN_MARKER = "kubedock-supervise: "
 
 def supervisor_path(spec: ContainerSpec) -> str:
     """Where `main` finds the supervisor: in kubedock's folder, which the init container
-    copies, or where the installer's hook puts it."""
+    copies, or where the ConfigMap's volume or the installer's hook puts it."""
     if spec.needs_setup:
         return posixpath.join(TOOLS_DIR, "kubedock", "supervise")
     return posixpath.join(TOOLS_DIR, "supervise")

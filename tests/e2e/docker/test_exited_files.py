@@ -1,7 +1,7 @@
 """Files outlive the process, as with Docker (issue 10 item 2): copying out of (and into) an
 exited container, binds written by one container and read by the next, and an exit, a stop,
-a kill and an OOM kill reported as before, against kubedock (whose containers with volumes of
-their own or binds are supervised by default) and the Docker engine."""
+a kill and an OOM kill reported as before, against kubedock (whose containers are all
+supervised by default) and the Docker engine."""
 
 from __future__ import annotations
 
@@ -92,6 +92,16 @@ def test_files_of_an_exited_container_are_copied_out_and_in(
     client.api.remove_container(container_id)
     with pytest.raises(docker.errors.NotFound):
         client.api.get_archive(container_id, "/report.txt")
+
+
+def test_a_report_is_copied_out_of_a_plain_one_shot_container(
+    client: docker.DockerClient, created: list[str]
+) -> None:
+    """No volume, no bind: as a CI job collects a report (supervised by default)."""
+    container_id = _create(client, created, ["sh", "-c", "echo passed > /report.xml"])
+    client.api.start(container_id)
+    assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+    assert _read(client, container_id, "/report.xml") == b"passed\n"
 
 
 def test_a_bind_written_by_one_container_is_read_by_the_next(
