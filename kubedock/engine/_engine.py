@@ -51,7 +51,7 @@ from ._signals import Signaller, signal_name
 from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
-from ._supervision import await_exit
+from ._supervision import await_exit, end_program
 from ._toolbox import Toolbox
 from ._volumes import VolumeStore
 
@@ -456,7 +456,7 @@ class Engine:
             async with container.lifecycle:
                 if not stopped():
                     self._publish(container, "kill", signal=str(int(signals.SIGKILL)))
-                    await self._save_logs_and_delete(container, grace_seconds=0)
+                    await self._kill_now(container)
         with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
             await self._until(container, stopped)
         if not stopped():
@@ -478,19 +478,35 @@ class Engine:
             # As Docker's: a container a client killed is not restarted by its policy.
             container.stopped_by_client = True
             pod_name = container.pod_name
+            by_supervisor = name == "SIGKILL" and container.supervisor is not None
+            if by_supervisor:
+                # Its end may be reported as soon as the supervisor has killed it: the kill
+                # event comes first, as with Docker.
+                self._publish(container, "kill", signal=str(int(signals.SIGKILL)))
             if name == "SIGKILL":
-                await self._save_logs_and_delete(container, grace_seconds=0)
+                await self._kill_now(container)
         if name != "SIGKILL":
             # Outside the lifecycle lock: a signal exec that takes long (at most
             # _SIGNAL_SECONDS) must not hold up the exit it may cause, nor an auto-remove.
             assert pod_name is not None
             await self._signaller.deliver(container, pod_name, name)
-        self._publish(container, "kill", signal=str(int(signals.Signals[name])))
+        if not by_supervisor:
+            self._publish(container, "kill", signal=str(int(signals.Signals[name])))
         if name == "SIGKILL":
             # As with Docker, the container is dead when `docker kill` returns.
             with trio.move_on_after(_KILL_WAIT_SECONDS):
                 await self._until(container, lambda: container.status != "running"
                                   or container.exits != exits)
+
+    async def _kill_now(self, container: Container) -> None:
+        """SIGKILL the container's process. A supervised one's supervisor kills it and the pod
+        stays with the files, the end reported from its record as any other; without one,
+        or when it cannot be reached, the pod is deleted."""
+        assert container.pod_name is not None
+        if container.supervisor is not None and await end_program(
+                self.cluster, container, container.pod_name, container.supervisor):
+            return
+        await self._save_logs_and_delete(container, grace_seconds=0)
 
     async def _restart(self, container: Container, stop_seconds: int | None) -> None:
         with contextlib.suppress(NotModified):
