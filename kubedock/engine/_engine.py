@@ -431,7 +431,10 @@ class Engine:
             # process is gone: the kubelet reports a stop it carries out ~2 s after the kill.
             signalled = stop_signal != "SIGTERM" or replacing or container.supervisor is not None
             self._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
-            if signalled:
+            if stop_signal == "SIGKILL" and container.supervisor is not None:
+                # The supervisor cannot pass on what it cannot catch: it kills the program.
+                await self._kill_now(container)
+            elif signalled:
                 assert container.pod_name is not None
                 try:
                     await self._signaller.deliver(container, container.pod_name, stop_signal)

@@ -324,6 +324,19 @@ async def test_a_stop_past_its_timeout_ends_the_program_through_the_supervisor(
     assert cluster.called("delete_pod") == []
 
 
+async def test_a_stop_signal_sigkill_ends_the_program_at_once(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "300"), stop_signal="SIGKILL")
+    before = len(engine.events.history())
+    began = trio.current_time()
+    await engine.stop(container, 30)
+    assert trio.current_time() - began < 5
+    assert (container.exit_code, container.files_kept) == (137, True)
+    assert actions(engine, before) == ["kill 9", "die 137", "stop"]
+
+
 @pytest.mark.parametrize("end", ["usage", "stalls", "refused"])
 async def test_a_supervisor_that_cannot_kill_leaves_it_to_the_pods_deletion(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
