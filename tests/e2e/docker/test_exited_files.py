@@ -186,20 +186,24 @@ def test_files_of_an_exited_container_of_an_image_without_tools(
     assert _read(client, container_id, "/data/hello.txt") == b"hello from the no-shell image\n"
 
 
-@pytest.mark.parametrize("how", ["kill", "stop"])
+_KILLS = {"kill": ["kill"], "stop": ["stop", "-t", "1"], "stop-signal": ["stop", "-t", "60"]}
+
+
+@pytest.mark.parametrize("how", list(_KILLS))
 def test_files_of_a_killed_container_are_copied_out(
     target: Kubedock, client: docker.DockerClient, created: list[str], tmp_path: Path, how: str
 ) -> None:
-    """`docker kill`, and `docker stop` once its timeout is over (`sleep` takes no SIGTERM as
-    PID 1), end the program with SIGKILL; what it wrote can still be copied out, and in."""
+    """`docker kill`, `docker stop` once its timeout is over (`sleep` takes no SIGTERM as PID
+    1), and a stop whose stop signal is SIGKILL end the program with SIGKILL; what it wrote
+    can still be copied out, and in."""
     container_id = _create(client, created, [
         "sh", "-c", "echo in-volume > /vol1/data.txt; echo report > /report.txt; exec sleep 300"],
-        volumes=["/vol1"])
+        volumes=["/vol1"], stop_signal="SIGKILL" if how == "stop-signal" else None)
     client.api.start(container_id)
     _until_readable(client, container_id, "/report.txt")
     since = int(time.time())
     began = time.monotonic()
-    docker_ok(target, *(["kill"] if how == "kill" else ["stop", "-t", "1"]), container_id)
+    docker_ok(target, *_KILLS[how], container_id)
     assert time.monotonic() - began < 20
     state = client.api.inspect_container(container_id)["State"]
     assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 137, False)
@@ -217,8 +221,9 @@ def test_files_of_a_killed_container_are_copied_out(
               for event in client.api.events(since=since, until=int(time.time()) + 1,
                                              filters={"container": container_id}, decode=True)
               if event["Action"] in ("kill", "die", "stop")]
-    assert events == ([("kill", "9"), ("die", "137")] if how == "kill" else
-                      [("kill", "15"), ("kill", "9"), ("die", "137"), ("stop", None)])
+    assert events == {"kill": [("kill", "9"), ("die", "137")],
+                      "stop": [("kill", "15"), ("kill", "9"), ("die", "137"), ("stop", None)],
+                      "stop-signal": [("kill", "9"), ("die", "137"), ("stop", None)]}[how]
     docker_ok(target, "rm", container_id)
     with pytest.raises(docker.errors.NotFound):
         client.api.get_archive(container_id, "/report.txt")
