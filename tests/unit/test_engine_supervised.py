@@ -324,6 +324,24 @@ async def test_a_stop_past_its_timeout_ends_the_program_through_the_supervisor(
     assert cluster.called("delete_pod") == []
 
 
+async def test_a_restart_past_its_timeout_runs_the_program_in_a_new_pod(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "300"))
+    pod = container.pod_name
+
+    async def next_run() -> None:
+        await engine.wait(container, "next-exit")
+        cluster.run_again()
+
+    nursery.start_soon(next_run)
+    await engine.restart(container, 1)
+    assert (container.status, container.exits, cluster.called("delete_pod")) == (
+        "running", 1, [pod])
+    assert f"{kube.TOOLS_DIR}/supervise end {kube.STATE_DIR}" in cluster.called("exec")
+
+
 async def test_a_stop_signal_sigkill_ends_the_program_at_once(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
 ) -> None:
