@@ -47,6 +47,7 @@ from ._seeds import SeedStore
 from ._signals import Signaller, signal_name
 from ._specs import PodSpecs
 from ._stats import UsageReader, VolumeUsage
+from ._supervisor_delivery import SupervisorDelivery
 from ._toolbox import Toolbox
 from ._volumes import VolumeStore
 
@@ -96,6 +97,7 @@ class Engine:
         self.pre_puller: PrePuller | None = None
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
+        self._supervisor = SupervisorDelivery(cluster, settings)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names, self.pull_secrets.of, keep_exited_files)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,

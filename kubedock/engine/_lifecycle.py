@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from .. import kube
@@ -80,6 +81,9 @@ async def _start(engine: Engine, container: Container) -> None:
     container.seeds = await engine.seeds.for_start(engine.images, container.config,
                                                    engine.volumes.new)
     spec = engine._specs.build(container)
+    installs_supervisor = bool(spec.supervised_argv) and not spec.needs_setup
+    if installs_supervisor:
+        spec = attrs.evolve(spec, supervisor_config_map=await engine._supervisor.config_map())
     manifest = kube.pod_manifest(spec, engine.settings)
     pod_name = manifest["metadata"]["name"]
     container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
@@ -116,6 +120,8 @@ async def _start(engine: Engine, container: Container) -> None:
     if is_running(container):
         engine._monitor_health(container)
         engine._watch_supervised(container)
+        if installs_supervisor and not spec.supervisor_config_map:
+            engine._spawn(partial(engine._supervisor.copy_from, pod_name))
     engine._publish(container, "start")
 
 

@@ -164,6 +164,9 @@ class ContainerSpec:
     # The program (entrypoint and cmd, resolved) that kubedock's supervisor runs as the child
     # of `main`'s PID 1, so that the container outlives it (see `_supervision`); empty: none.
     supervised_argv: tuple[str, ...] = ()
+    # The ConfigMap that holds the supervisor for a pod without the init container; empty:
+    # the installer container copies it (see `_supervision`).
+    supervisor_config_map: str = ""
 
     @property
     def short_id(self) -> str:

@@ -96,6 +96,7 @@ class FakeCluster:
         self.services: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}
         self.secrets: dict[str, dict[str, Any]] = {}
+        self.config_maps: dict[str, dict[str, Any]] = {}
         self.service_accounts: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.watch_stalled = False
@@ -254,7 +255,8 @@ class FakeCluster:
     async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
         async with self._call("list_objects", kind.plural):
             wanted = dict(term.split("=", 1) for term in label_selector.split(","))
-            objects = {kube.PODS: self.pods, kube.SECRETS: self.secrets}.get(kind, self.services)
+            objects = {kube.PODS: self.pods, kube.SECRETS: self.secrets,
+                       kube.CONFIG_MAPS: self.config_maps}.get(kind, self.services)
             return [copy.deepcopy(item) for item in objects.values()
                     if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
 
@@ -266,7 +268,7 @@ class FakeCluster:
             return copy.deepcopy(objects[name])
 
     async def create_object(self, kind: kube.Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        assert kind in (kube.SERVICES, kube.CLAIMS, kube.SECRETS), kind
+        assert kind in (kube.SERVICES, kube.CLAIMS, kube.SECRETS, kube.CONFIG_MAPS), kind
         objects = self._objects(kind)
         name = manifest["metadata"]["name"]
         async with self._call("create_object", name):
@@ -289,7 +291,7 @@ class FakeCluster:
         self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,
     ) -> None:
-        if kind not in (kube.CLAIMS, kube.SECRETS):
+        if kind not in (kube.CLAIMS, kube.SECRETS, kube.CONFIG_MAPS):
             raise NotImplementedError
         async with self._call("delete_object", name):
             self._objects(kind).pop(name, None)
@@ -352,7 +354,8 @@ class FakeCluster:
 
     def _objects(self, kind: kube.Kind) -> dict[str, dict[str, Any]]:
         return {kube.PODS: self.pods, kube.SERVICES: self.services, kube.CLAIMS: self.claims,
-                kube.SECRETS: self.secrets, kube.SERVICE_ACCOUNTS: self.service_accounts}[kind]
+                kube.SECRETS: self.secrets, kube.SERVICE_ACCOUNTS: self.service_accounts,
+                kube.CONFIG_MAPS: self.config_maps}[kind]
 
     def _pod(self, name: str) -> dict[str, Any]:
         if name not in self.pods:

@@ -1,13 +1,14 @@
 """Files outlive the process, as with Docker (issue 10 item 2): copying out of (and into) an
 exited container, binds written by one container and read by the next, and an exit, a stop,
 a kill and an OOM kill reported as before, and the files of a killed container (a kill, a stop
-past its timeout), against kubedock (whose containers with volumes of their own or binds are
-supervised by default) and the Docker engine."""
+past its timeout), against kubedock (whose containers are all supervised by default) and the
+Docker engine."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tarfile
 import time
@@ -119,6 +120,16 @@ def test_files_of_an_exited_container_are_copied_out_and_in(
     client.api.remove_container(container_id)
     with pytest.raises(docker.errors.NotFound):
         client.api.get_archive(container_id, "/report.txt")
+
+
+def test_a_report_is_copied_out_of_a_plain_one_shot_container(
+    client: docker.DockerClient, created: list[str]
+) -> None:
+    """No volume, no bind: as a CI job collects a report (supervised by default)."""
+    container_id = _create(client, created, ["sh", "-c", "echo passed > /report.xml"])
+    client.api.start(container_id)
+    assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+    assert _read(client, container_id, "/report.xml") == b"passed\n"
 
 
 def test_a_bind_written_by_one_container_is_read_by_the_next(
@@ -249,3 +260,29 @@ def test_files_of_a_killed_container_of_an_image_without_tools(
     assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 137
     assert _copied_out(target, container_id, "/data/hello.txt", tmp_path) == (
         b"hello from the no-shell image\n")
+
+
+def test_the_supervisor_comes_from_a_config_map_after_the_first_pod(
+    kubedock: Kubedock, cluster: Any, created: list[str]
+) -> None:
+    """The first supervised pod without an init container gets the installer container, whose
+    copy of the supervisor becomes the instance's ConfigMap; the next pods mount that instead,
+    and the files of their exited containers are still read."""
+    client = docker.DockerClient(base_url=kubedock.host, timeout=120)
+    for _ in range(2):
+        container_id = _create(client, created, ["sh", "-c", "echo report > /report.txt"],
+                               volumes=["/vol1"])
+        client.api.start(container_id)
+        assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+        assert _read(client, container_id, "/report.txt") == b"report\n"
+        deadline = time.monotonic() + 60
+        while not cluster.kubectl("-n", kubedock.namespace, "get", "configmaps", "-o", "name",
+                                  "-l", "kubedock=true").stdout.strip():
+            assert time.monotonic() < deadline, "no ConfigMap of the supervisor"
+            time.sleep(0.5)
+    pod = json.loads(cluster.kubectl("-n", kubedock.namespace, "get", "pods", "-o", "json", "-l",
+                                     f"kubedock.containerid={container_id[:12]}").stdout)
+    (spec,) = [item["spec"] for item in pod["items"]]
+    assert [container["name"] for container in spec["containers"]] == ["main"]
+    assert any("configMap" in volume for volume in spec["volumes"])
+    client.close()
