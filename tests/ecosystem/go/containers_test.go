@@ -1,5 +1,6 @@
 // Testcontainers for Go against the Docker API in DOCKER_HOST (kubedock, or Docker for
-// comparison), with the project's offline images. Run by tests/e2e/docker/test_ecosystem_clients.py.
+// comparison), with the project's offline images (KUBEDOCK_IMAGE names kubedock's own). Run by
+// tests/e2e/docker/test_ecosystem_clients.py.
 package ecosystem
 
 import (
