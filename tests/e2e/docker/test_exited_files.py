@@ -74,7 +74,8 @@ def _until_readable(client: docker.DockerClient, container_id: str, path: str) -
     deadline = time.monotonic() + 60
     while True:
         try:
-            client.api.get_archive(container_id, path)
+            stream, _ = client.api.get_archive(container_id, path)
+            b"".join(stream)  # read whole, or the client's connection stays open until GC
             return
         except docker.errors.NotFound:
             if time.monotonic() > deadline:
