@@ -25,6 +25,7 @@ from ._attach import AttachRequest, attach
 from ._container_names import checked_name, generated_name
 from ._errors import (
     Conflict,
+    EngineError,
     InvalidParameter,
     NoSuchContainer,
     NotModified,
@@ -43,11 +44,12 @@ from ._networks import Network, NetworkStore
 from ._pre_pull import PrePuller
 from ._pull_secrets import PullSecrets
 from ._records import Container, ContainerConfig, is_running, new_id
+from ._replacement import Replacement, Replacements, prepared
 from ._resize import Resizer
 from ._restarts import Restarts, reset_restarts
 from ._seeds import SeedStore
 from ._services import publish_services
-from ._signals import Signaller, signal_name
+from ._signals import Signaller, Stay, signal_and_stay, signal_name
 from ._specs import PodSpecs, grace_seconds
 from ._stall import fail_when_stalled, stall_after, start_timeout_error
 from ._stats import UsageReader, VolumeUsage
@@ -106,6 +108,7 @@ class Engine:
         self.pre_puller: PrePuller | None = None
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
+        self._replacements = Replacements(cluster, nursery)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names, self.pull_secrets.of, keep_exited_files)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
@@ -283,18 +286,22 @@ class Engine:
             reset_restarts(container)
             await self._start(container)
 
-    async def _start(self, container: Container) -> None:
+    async def _start(self, container: Container, ahead: Replacement | None = None) -> None:
+        """Start the container in a new pod; `ahead`: that pod, made ahead by a restart."""
         if container.status == "running":
             raise NotModified("container already started")
         await self.volumes.ensure(container.config.mounts)
         await self._keep_logs_of_last_run(container)
         if container.pod_name is not None:
             await self._delete_pod_and_wait(container, grace_seconds=0)
-        await self._naming.publish_links(container)
-        container.seeds = await self.seeds.for_start(self.images, container.config,
-                                                     self.volumes.new)
-        spec = self._specs.build(container)
-        manifest = kube.pod_manifest(spec, self.settings)
+        if ahead is None:
+            await self._naming.publish_links(container)
+            container.seeds = await self.seeds.for_start(self.images, container.config,
+                                                         self.volumes.new)
+            spec = self._specs.build(container)
+            manifest = kube.pod_manifest(spec, self.settings)
+        else:
+            spec, manifest = ahead.spec, ahead.manifest
         pod_name = manifest["metadata"]["name"]
         container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
         container.setup_running = False
@@ -308,8 +315,9 @@ class Engine:
         container.finished_at = None
         self._by_pod[pod_name] = container
         try:
-            container.start_requested_at = datetime.now(UTC)
-            pod = await self._create_pod(container, manifest)
+            container.start_requested_at = (ahead.requested_at if ahead is not None
+                                            else datetime.now(UTC))
+            pod = await self._create_pod(container, manifest, ahead)
             self.volumes.mounted(container)
             secret = kube.dind_secret(pod, self.settings)
             if secret is not None:
@@ -348,10 +356,15 @@ class Engine:
                 log.debug("no logs kept of pod %s: %s", container.pod_name, failure)
         container.earlier_logs = bounded((*container.earlier_logs, *(logs or ())))
 
-    async def _create_pod(self, container: Container,
-                          manifest: Mapping[str, Any]) -> dict[str, Any]:
+    async def _create_pod(self, container: Container, manifest: Mapping[str, Any],
+                          ahead: Replacement | None) -> dict[str, Any]:
         try:
-            return await self.cluster.create_pod(manifest)
+            if ahead is None:
+                return await self.cluster.create_pod(manifest)
+            pod, news = await self._replacements.take(ahead)
+            if news is not None:
+                self.observe(news)
+            return pod
         except kube.KubeError as error:
             if 400 <= error.status < 500:
                 # Refused: there is no pod, so nothing to delete or wait for later.
@@ -412,8 +425,10 @@ class Engine:
             container.notify()
 
     async def _stop(self, container: Container, stop_seconds: int | None, *,
-                    replacing: bool = False) -> None:
-        """Stop as `docker stop` does; `replacing` when a new pod follows (a restart)."""
+                    replacing: bool = False, replacement: Replacement | None = None) -> None:
+        """Stop as `docker stop` does; `replacing` when a new pod follows (a restart), and
+        `replacement` is that pod, created as soon as the process is known to have ended."""
+        stay: Stay | None = None
         async with self._transition(container):
             container.stopped_by_client = True
             if self._restarts.cancel(container):
@@ -432,9 +447,8 @@ class Engine:
             signalled = stop_signal != "SIGTERM" or replacing or container.supervisor is not None
             self._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
             if signalled:
-                assert container.pod_name is not None
                 try:
-                    await self._signaller.deliver(container, container.pod_name, stop_signal)
+                    stay = await self._deliver_stop_signal(container, stop_signal, replacement)
                 except (Conflict, TimedOut):
                     if stop_signal != "SIGTERM":
                         raise
@@ -450,21 +464,44 @@ class Engine:
         def stopped() -> bool:
             return container.status != "running" or container.exits != exits
 
-        if signalled:
-            with trio.move_on_after(seconds):
+        def ended() -> bool:  # before Kubernetes says so
+            return stay is not None and stay.ended
+
+        try:
+            if signalled:
+                with trio.move_on_after(seconds):
+                    await self._until(container, lambda: stopped() or ended())
+                if replacement is not None and ended() and not stopped():
+                    # Its pod starts while the kubelet gets round to report this end.
+                    self._replacements.create_soon(replacement)
+                async with container.lifecycle:
+                    if not stopped() and not ended():
+                        self._publish(container, "kill", signal=str(int(signals.SIGKILL)))
+                        await self._save_logs_and_delete(container, grace_seconds=0)
+            with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
                 await self._until(container, stopped)
-            async with container.lifecycle:
-                if not stopped():
-                    self._publish(container, "kill", signal=str(int(signals.SIGKILL)))
-                    await self._save_logs_and_delete(container, grace_seconds=0)
-        with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
-            await self._until(container, stopped)
+        finally:
+            if stay is not None:
+                stay.close()
         if not stopped():
             raise TimedOut(
                 f"cannot stop container: {container.id}: tried to stop the container, but "
                 f"Kubernetes did not report it stopped within {seconds + _STOP_REPORT_SECONDS} s"
             )
         self._publish(container, "stop")
+
+    async def _deliver_stop_signal(self, container: Container, name: str,
+                                   replacement: Replacement | None) -> Stay | None:
+        """Deliver the stop signal from inside; for a `replacement` to follow, from a shell
+        that stays to tell the end of the process, if the image has one."""
+        assert container.pod_name is not None
+        if replacement is not None:
+            stay = await signal_and_stay(self.cluster, self._nursery, container,
+                                         container.pod_name, name)
+            if stay is not None:
+                return stay
+        await self._signaller.deliver(container, container.pod_name, name)
+        return None
 
     async def _kill(self, container: Container, name: str) -> None:
         async with self._transition(container):
@@ -493,14 +530,39 @@ class Engine:
                                   or container.exits != exits)
 
     async def _restart(self, container: Container, stop_seconds: int | None) -> None:
-        with contextlib.suppress(NotModified):
-            await self._stop(container, stop_seconds, replacing=True)
-        async with self._transition(container):
-            reset_restarts(container)
-            # Started meanwhile by another request: the restart is done, as with Docker.
+        replacement = await self._replacement(container)
+        try:
             with contextlib.suppress(NotModified):
-                await self._start(container)
+                await self._stop(container, stop_seconds, replacing=True,
+                                 replacement=replacement)
+            ahead = replacement if replacement and replacement.requested_at else None
+            async with self._transition(container):
+                reset_restarts(container)
+                # Started meanwhile by another request: the restart is done, as with Docker.
+                with contextlib.suppress(NotModified):
+                    await self._start(container, ahead)
+        finally:
+            if replacement is not None:
+                self._replacements.discard_soon(replacement)
         self._publish(container, "restart")
+
+    async def _replacement(self, container: Container) -> Replacement | None:
+        """The next pod of a running container, prepared for a restart (see `_replacement`);
+        None when the end of its process cannot be learnt at once (its PID 1 is kubedock's
+        supervisor or, with --init, pause) or the preparation fails: the start after the
+        stop then makes its pod, failing as it does."""
+        if (container.status != "running" or container.pod_name is None
+                or container.supervisor is not None or container.config.init):
+            return None
+        try:
+            await self.volumes.ensure(container.config.mounts)
+            await self._naming.publish_links(container)
+            seeds = await self.seeds.for_start(self.images, container.config,
+                                               self.volumes.new)
+        except (EngineError, kube.KubeError):
+            return None
+        container.seeds = seeds
+        return prepared(self._specs.build(container), self.settings)
 
     async def _remove(self, container: Container, *, force: bool, volumes: bool) -> None:
         async with self._transition(container):
@@ -638,6 +700,8 @@ class Engine:
 
     def observe(self, observation: kube.ContainerObservation) -> None:
         """Fold one pod event into its container's record (called by the pod watch)."""
+        if self._replacements.hold(observation):
+            return
         container = self._by_pod.get(observation.pod_name)
         if container is None or container.pod_name != observation.pod_name:
             return
