@@ -57,13 +57,20 @@ async def publish_services(cluster: kube.ClusterBoundary, pod: Mapping[str, Any]
         log.info("pod %s exposes no ports: no Service for its names", pod["metadata"]["name"])
         return
     for name in service_names(names):
+        manifest = service_manifest(name, pod, ports)
         try:
-            await cluster.create_object(kube.SERVICES, service_manifest(name, pod, ports))
+            await cluster.create_object(kube.SERVICES, manifest)
         except kube.Conflict:
             existing = await cluster.get_object(kube.SERVICES, name)
             owners = existing["metadata"].get("ownerReferences") or ()
             if any(owner.get("uid") == pod["metadata"]["uid"] for owner in owners):
                 continue  # published for this pod already (a name given on two networks)
+            if (existing.get("spec") or {}).get("selector") == manifest["spec"]["selector"]:
+                # An earlier run's (a restart's last pod), which the garbage collector has yet
+                # to delete with its pod.
+                await cluster.delete_object(kube.SERVICES, name)
+                await cluster.create_object(kube.SERVICES, manifest)
+                continue
             raise Conflict(
                 f"the name {name!r} is already a Service in namespace "
                 f"{pod['metadata']['namespace']}: with --network-names services a name is "

@@ -307,7 +307,7 @@ class FakeCluster:
         self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,
     ) -> None:
-        if kind not in (kube.CLAIMS, kube.SECRETS):
+        if kind not in (kube.CLAIMS, kube.SECRETS, kube.SERVICES):
             raise NotImplementedError
         async with self._call("delete_object", name):
             self._objects(kind).pop(name, None)
