@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import heapq
+import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from .. import kube
 from ._records import Container
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 STDOUT, STDERR = 1, 2
 _STREAM_NAMES: dict[int, Literal["Stdout", "Stderr"]] = {STDOUT: "Stdout", STDERR: "Stderr"}
@@ -328,3 +331,46 @@ def bounded(chunks: Iterable[tuple[int, bytes]]) -> tuple[tuple[int, bytes], ...
         while size > _SNAPSHOT_LIMIT:
             size -= len(kept.popleft()[1])
     return tuple(kept)
+
+
+async def stream_logs(
+    cluster: kube.ClusterBoundary, nursery: trio.Nursery, container: Container,
+    request: LogRequest,
+) -> AsyncIterator[tuple[int, bytes]]:
+    """Yield ``(stream, bytes)`` log chunks.
+
+    The reader runs in `nursery` (the engine's) under its own cancel scope, so a client that
+    goes away mid-stream (the generator is closed) also closes the Kubernetes log stream.
+    """
+    send, receive = trio.open_memory_channel[tuple[int, bytes]](64)
+    scope = trio.CancelScope()
+    failures: list[Exception] = []
+
+    async def produce() -> None:
+        with scope:
+            try:
+                await send_logs(cluster, container, request, send)
+            except Exception as error:  # handed to the reader, which owns the request
+                failures.append(error)
+
+    nursery.start_soon(produce)
+    try:
+        async with receive:
+            async for item in receive:
+                yield item
+    finally:
+        scope.cancel()
+    if failures:
+        # The response is already under way, so a refusal or a lost API server can only
+        # end the stream; other failures are bugs and surface as such.
+        _lost, rest = ExceptionGroup("logs", failures).split(kube.KubeError)
+        if rest is not None:
+            raise failures[0]
+        log.warning("log stream of container %s ended: %s", container.short_id,
+                    _first_leaf(failures[0]))
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from kubedock.kube import Cluster, ContainerObservation, KubeError, WatchHealth
-from kubedock.kube._cluster import _RateLimiter
+from kubedock.kube._transport import RateLimiter
 
 
 def pod(name: str, version: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class ScriptedApi:
     @asynccontextmanager
     async def call_api(self, method: str, **kwargs: Any) -> AsyncIterator[Any]:
         assert (method, kwargs["url"], kwargs["namespace"]) == ("GET", "pods", "ns")
-        assert kwargs["raise_for_status"] is False  # see Cluster._request
+        assert kwargs["raise_for_status"] is False  # see Transport.request
         self.calls.append(kwargs["params"])
         self.times.append(trio.current_time())
         if not self.script:
@@ -256,7 +256,7 @@ async def test_a_refused_first_listing_is_raised_with_the_reason() -> None:
 async def test_rate_limiter_allows_a_burst_then_the_rate(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    limiter = _RateLimiter(qps=2, burst=3)
+    limiter = RateLimiter(qps=2, burst=3)
     start = trio.current_time()
     times = []
     for _ in range(6):

@@ -24,8 +24,8 @@ from kubedock.kube import (
     PortForwardFailed,
     PortForwardStream,
 )
-from kubedock.kube._cluster import Cluster
 from kubedock.kube._spdy import SpdyChannels, connect_exec, connect_port_forward
+from kubedock.kube._transport import Transport
 from kubedock.kube._websocket import KeepalivePolicy
 
 
@@ -298,14 +298,14 @@ async def test_a_refused_spdy_upgrade_falls_back_to_the_websocket(status: int,
         return "websocket session"
 
     async def client(auth: FakeAuth) -> None:
-        cluster = Cluster(SimpleNamespace(auth=auth), "ns", None)
+        transport = Transport(SimpleNamespace(auth=auth), "ns", None)
         connect = partial(connect_exec, path="/exec", params=[], stdin=False, stdout=True,
                           stderr=True)
         if falls_back:
-            assert await cluster._over_spdy(connect, websocket) == "websocket session"
+            assert await transport.over_spdy(connect, websocket) == "websocket session"
         else:
             with pytest.raises(KubeError):
-                await cluster._over_spdy(connect, websocket)
+                await transport.over_spdy(connect, websocket)
 
     async def never_reached(kubelet: Kubelet) -> None:
         raise AssertionError("no upgrade")
