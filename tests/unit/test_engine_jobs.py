@@ -266,6 +266,16 @@ async def test_a_service_left_by_an_earlier_run_is_taken_over(
     assert owner["uid"] == cluster.pods[container.pod_name]["metadata"]["uid"]
 
 
+async def test_a_service_the_garbage_collector_deletes_meanwhile_is_made_again(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, names="services")
+    container = create(engine)
+    cluster.fail("create_object", kube.Conflict('services "db" already exists', status=409))
+    await engine.start(container)
+    assert container.status == "running" and "db" in cluster.services
+
+
 async def test_services_carry_the_ports_the_image_exposes(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
 ) -> None:
