@@ -110,7 +110,7 @@ async def _stay(cluster: kube.ClusterBoundary, container: Container, pod_name: s
                     task_status.started(True)
                     while await channel.receive() is not None:
                         pass
-        except (kube.KubeError, trio.BrokenResourceError) as error:
+        except (kube.KubeError, trio.BrokenResourceError, OSError) as error:
             if b"\n" in said:  # delivered: only the news of the end is lost
                 log.debug("signal session in pod %s ended: %s", pod_name, error)
                 return
