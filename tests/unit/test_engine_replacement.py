@@ -113,8 +113,11 @@ async def test_news_of_the_next_pod_wait_for_the_end_of_the_last_run(
         await trio.sleep(3 * LAG)
         cluster.set_main(pod, exited(5), phase="Failed")
 
-    with_shell(cluster, lambda pod: (cluster.end_main(pod),
-                                     nursery.start_soon(report_later, pod)))
+    def ends_reported_late(pod: str) -> None:
+        cluster.end_main(pod)
+        nursery.start_soon(report_later, pod)
+
+    with_shell(cluster, ends_reported_late)
     container = await started(engine)
     old_pod = container.pod_name
     seen: list[tuple[str, str | None]] = []
@@ -222,7 +225,7 @@ async def test_a_forced_removal_during_the_restart_leaves_no_pod(
     with_shell(cluster, cluster.end_main)  # ended; reported never
     container = await started(engine)
     async with trio.open_nursery() as clients:
-        clients.start_soon(_restart_refused, engine, container)
+        clients.start_soon(_restart_cut_by_removal, engine, container)
         await trio.sleep(2 * LAG)
         assert len(cluster.pods) == 2  # the next one is there already
         await engine.remove(container, force=True)
@@ -230,7 +233,7 @@ async def test_a_forced_removal_during_the_restart_leaves_no_pod(
     assert container.removed and cluster.pods == {}
 
 
-async def _restart_refused(engine: Engine, container: Container) -> None:
+async def _restart_cut_by_removal(engine: Engine, container: Container) -> None:
     with pytest.raises(Exception, match="marked for removal"):
         await engine.restart(container, None)
 
