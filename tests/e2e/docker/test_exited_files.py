@@ -50,6 +50,15 @@ def _create(client: docker.DockerClient, created: list[str], command: Any,
     return container_id
 
 
+def _until_ready(client: docker.DockerClient, container_id: str, *, runs: int) -> None:
+    """Wait until the container's script has said `ready` in each of its `runs` (its log spans
+    them): its traps are set."""
+    deadline = time.monotonic() + 60
+    while client.api.logs(container_id).count(b"ready\n") < runs:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def _read(client: docker.DockerClient, container_id: str, path: str) -> bytes:
     stream, stat = client.api.get_archive(container_id, path)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
@@ -147,13 +156,13 @@ def test_stop_and_kill_reach_the_program(client: docker.DockerClient,
     assert time.monotonic() - began >= 2
     assert client.api.inspect_container(sleeper)["State"]["ExitCode"] == 137
     trapping = _create(client, created, ["sh", "-c", "trap 'exit 7' TERM; trap 'exit 5' USR1; "
-                                         "sleep 300 & wait"], volumes=["/vol1"])
+                                         "echo ready; sleep 300 & wait"], volumes=["/vol1"])
     client.api.start(trapping)
-    time.sleep(1)
+    _until_ready(client, trapping, runs=1)
     client.api.kill(trapping, signal="SIGUSR1")
     assert client.api.wait(trapping, timeout=60)["StatusCode"] == 5
     client.api.start(trapping)
-    time.sleep(1)
+    _until_ready(client, trapping, runs=2)
     began = time.monotonic()
     client.api.stop(trapping, timeout=30)
     assert time.monotonic() - began < 10
