@@ -41,6 +41,7 @@ from ._networks import Network, NetworkStore
 from ._pre_pull import PrePuller
 from ._pull_secrets import PullSecrets
 from ._records import Container, ContainerConfig, new_id
+from ._replacement import Replacements
 from ._resize import Resizer
 from ._restarts import Restarts
 from ._seeds import SeedStore
@@ -98,6 +99,7 @@ class Engine:
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
         self._supervisor = SupervisorDelivery(cluster, settings)
+        self._replacements = Replacements(cluster, nursery)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names, self.pull_secrets.of, keep_exited_files)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,
