@@ -70,6 +70,16 @@ def _read(client: docker.DockerClient, container_id: str, path: str) -> bytes:
     return content
 
 
+def _put_and_read_back(client: docker.DockerClient, container_id: str) -> None:
+    upload = io.BytesIO()
+    with tarfile.open(fileobj=upload, mode="w") as archive:
+        info = tarfile.TarInfo("added.txt")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"added"))
+    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
+    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+
+
 def _until_readable(client: docker.DockerClient, container_id: str, path: str) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -106,13 +116,7 @@ def test_files_of_an_exited_container_are_copied_out_and_in(
     assert _read(client, container_id, "/report.txt") == b"report\n"
     with pytest.raises(docker.errors.NotFound):
         client.api.get_archive(container_id, "/no/such/file")
-    upload = io.BytesIO()
-    with tarfile.open(fileobj=upload, mode="w") as archive:
-        info = tarfile.TarInfo("added.txt")
-        info.size = 5
-        archive.addfile(info, io.BytesIO(b"added"))
-    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
-    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+    _put_and_read_back(client, container_id)
     state = client.api.inspect_container(container_id)["State"]
     assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 3, False)
     ran = (_moment(state["FinishedAt"]) - _moment(state["StartedAt"])).total_seconds()
@@ -230,13 +234,7 @@ def test_files_of_a_killed_container_are_copied_out(
     assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 137, False)
     assert _copied_out(target, container_id, "/report.txt", tmp_path) == b"report\n"
     assert _copied_out(target, container_id, "/vol1/data.txt", tmp_path) == b"in-volume\n"
-    upload = io.BytesIO()
-    with tarfile.open(fileobj=upload, mode="w") as archive:
-        info = tarfile.TarInfo("added.txt")
-        info.size = 5
-        archive.addfile(info, io.BytesIO(b"added"))
-    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
-    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+    _put_and_read_back(client, container_id)
     events = [(event["Action"], event["Actor"]["Attributes"].get("signal")
                or event["Actor"]["Attributes"].get("exitCode"))
               for event in client.api.events(since=since, until=int(time.time()) + 1,
