@@ -10,6 +10,7 @@ from kubedock import wire
 
 from ._errors import KubeError, PortForwardFailed
 from ._spdy import SpdyChannels
+from ._spdy_mux import MuxedForward
 from ._websocket import WebSocket
 
 # Large writes are split so one message never monopolises the API server's buffers.
@@ -110,7 +111,7 @@ class PortForwardStream(trio.abc.Stream):
     nothing listens on the port (yet).
     """
 
-    def __init__(self, socket: WebSocket | SpdyChannels, port: int) -> None:
+    def __init__(self, socket: WebSocket | SpdyChannels | MuxedForward, port: int) -> None:
         self.port = port
         self._socket = socket
         self._channels = wire.PortForwardChannels([port])

@@ -31,7 +31,8 @@ from ._errors import (
 from ._observe import ContainerObservation, observe
 from ._ownership import PODS, Kind
 from ._podspec import MAIN
-from ._spdy import SpdyChannels, connect_exec, connect_port_forward
+from ._spdy import SpdyChannels, connect_exec, connect_port_forwards
+from ._spdy_mux import MuxedForward, SpdySessions
 from ._transport import RateLimiter, Transport, describe, unwind
 from ._watch import PodCallback, WatchHealth
 from ._websocket import WebSocket
@@ -54,6 +55,7 @@ class Cluster:
 
     def __init__(self, api: Any, namespace: str, limiter: RateLimiter | None) -> None:
         self._transport = Transport(api, namespace, limiter)
+        self._spdy_forwards = SpdySessions()  # one connection per pod for its port-forwards
         self.namespace = namespace
         self._split_streams: bool | None = None
 
@@ -88,6 +90,7 @@ class Cluster:
         return cls(api, api.namespace, limiter)
 
     async def aclose(self) -> None:
+        await self._spdy_forwards.aclose()
         await self._transport.aclose()
 
     # -- pods -------------------------------------------------------------------------------
@@ -353,8 +356,14 @@ class Cluster:
         """A stream to `port` inside the pod; the caller closes it."""
         resource = f"pods/{pod}/portforward"
         transport = self._transport
+        path = transport.path(resource)
+
+        async def forward(auth: Any) -> MuxedForward:
+            return await self._spdy_forwards.open_forward(
+                path, port, partial(connect_port_forwards, auth, path))
+
         socket = await transport.over_spdy(
-            partial(connect_port_forward, path=transport.path(resource), port=port),
+            forward,
             partial(transport.websocket, resource, [("ports", str(port))],
                     (wire.PORTFORWARD_SUBPROTOCOL,)))
         return PortForwardStream(socket, port)

@@ -103,6 +103,12 @@ async def connect_port_forward(auth: Any, path: str, port: int,
                         keepalive=keepalive)
 
 
+async def connect_port_forwards(auth: Any, path: str) -> tuple[trio.abc.Stream, bytes]:
+    """A SPDY connection for the port-forwards to the pod at `path`, no stream open yet
+    (`kube._spdy_mux` opens them), and what arrived after the switch."""
+    return await _open(auth, path, [], _PORTFORWARD_PROTOCOL, [])
+
+
 class SpdyChannels(KeptAliveSession):
     """One SPDY connection whose streams are the channels of the websocket protocols.
 

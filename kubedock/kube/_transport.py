@@ -20,6 +20,7 @@ from kubedock._metrics import KUBE_API_ERRORS
 
 from ._errors import ClusterUnreachable, KubeError, NotFound, error_from_status
 from ._spdy import SpdyChannels
+from ._spdy_mux import MuxedForward
 from ._websocket import WebSocket, connect
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ _REQUEST_TIMEOUT = httpx.Timeout(30.0)
 # and 403: a role granting "get" alone lets a websocket through on clusters before 1.30.
 _NO_SPDY = frozenset({0, 400, 403, 405, 426, 501})
 _Session = TypeVar("_Session")
+_Spdy = TypeVar("_Spdy", SpdyChannels, MuxedForward)
 
 
 class Transport:
@@ -62,9 +64,9 @@ class Transport:
         return await self._streaming(
             partial(connect, path=self.path(resource), params=params, subprotocols=subprotocols))
 
-    async def over_spdy(self, connect: Callable[[Any], Awaitable[SpdyChannels]],
+    async def over_spdy(self, connect: Callable[[Any], Awaitable[_Spdy]],
                         fallback: Callable[[], Awaitable[WebSocket]]
-                        ) -> WebSocket | SpdyChannels:
+                        ) -> WebSocket | _Spdy:
         """A session over SPDY (faster, see `kube._spdy`), else over a websocket where
         something between kubedock and the API server does not pass SPDY on."""
         try:

@@ -63,7 +63,10 @@ from ._spdy import (
     encode_data_head,
     encode_goaway,
     encode_ping,
+    encode_rst_stream,
+    encode_settings,
     encode_syn_stream,
+    encode_window_update,
 )
 from ._upgrade import Rejected, Switched, Upgrade
 from ._websocket import (
@@ -133,8 +136,11 @@ __all__ = [
     "encode_path_stat",
     "encode_ping",
     "encode_resize",
+    "encode_rst_stream",
+    "encode_settings",
     "encode_stdin",
     "encode_syn_stream",
+    "encode_window_update",
     "exit_code_from_status",
     "failure_line",
     "final_status_line",

@@ -8,7 +8,10 @@ Each of the exec's streams (error, stdin, stdout, stderr) is a SPDY stream the c
 with a `streamtype` header. Header blocks are zlib streams; kubedock compresses its own
 without SPDY's preset dictionary (a reader only needs the dictionary when the stream says it
 used one) and never needs to read the server's: what it wants from a reply is the stream id.
-The kubelet's SPDY does no flow control, so WINDOW_UPDATE and SETTINGS are ignored.
+The kubelet's SPDY does no flow control: it sends without waiting for WINDOW_UPDATE and
+ignores the ones it gets, so kubedock ignores the server's windows too. It does announce its
+own receive windows (`encode_settings`, `encode_window_update`): a peer that keeps to them
+stops only the stream whose reader is slow (see `kube._spdy_mux`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ _CONTROL = 0x8000
 FLAG_FIN = 0x01
 MAX_DATA = (1 << 24) - 1
 _CONTROL_LIMIT = 1 << 20  # header blocks of the few streams of an exec are small
+_SETTINGS_INITIAL_WINDOW = 7
+STATUS_CANCEL = 5  # RST_STREAM: the stream is no longer needed
+STATUS_REFUSED = 3  # RST_STREAM: the peer will not take the stream
 
 
 class FrameType(enum.IntEnum):
@@ -100,6 +106,25 @@ def encode_data_head(stream_id: int, length: int, *, fin: bool = False) -> bytes
     if not 0 <= length <= MAX_DATA:
         raise ValueError(f"a data frame holds at most {MAX_DATA} bytes")
     return struct.pack("!II", stream_id & 0x7FFFFFFF, (FLAG_FIN if fin else 0) << 24 | length)
+
+
+def encode_rst_stream(stream_id: int, status: int = STATUS_CANCEL) -> bytes:
+    """End stream `stream_id` in both directions at once."""
+    return _control(FrameType.RST_STREAM, 0, struct.pack("!II", stream_id & 0x7FFFFFFF, status))
+
+
+def encode_settings(initial_window: int) -> bytes:
+    """SETTINGS: each new stream may receive `initial_window` bytes before a WINDOW_UPDATE."""
+    entry = struct.pack("!II", _SETTINGS_INITIAL_WINDOW, initial_window & 0x7FFFFFFF)
+    return _control(FrameType.SETTINGS, 0, struct.pack("!I", 1) + entry)
+
+
+def encode_window_update(stream_id: int, delta: int) -> bytes:
+    """The receiver took `delta` more bytes of stream `stream_id` (0: of the whole session)."""
+    if not 0 < delta < 1 << 31:
+        raise ValueError("a window grows by 1 to 2**31 - 1 bytes")
+    return _control(FrameType.WINDOW_UPDATE, 0,
+                    struct.pack("!II", stream_id & 0x7FFFFFFF, delta))
 
 
 def encode_ping(ping_id: int) -> bytes:

@@ -56,6 +56,19 @@ def test_ping_and_goaway_layout() -> None:
     assert wire.encode_goaway() == control(7, 0, struct.pack("!II", 0, 0))
 
 
+def test_rst_stream_settings_and_window_update_layout() -> None:
+    assert wire.encode_rst_stream(3) == control(3, 0, struct.pack("!II", 3, 5))
+    assert wire.encode_rst_stream(5, 3) == control(3, 0, struct.pack("!II", 5, 3))
+    # One entry: flags 0, id 7 (INITIAL_WINDOW_SIZE), then the value.
+    assert wire.encode_settings(1 << 20) == control(
+        4, 0, struct.pack("!I", 1) + b"\x00\x00\x00\x07" + struct.pack("!I", 1 << 20))
+    assert wire.encode_window_update(0, 65536) == control(9, 0, struct.pack("!II", 0, 65536))
+    assert wire.encode_window_update(7, 1) == control(9, 0, struct.pack("!II", 7, 1))
+    for delta in (0, 1 << 31):
+        with pytest.raises(ValueError):
+            wire.encode_window_update(1, delta)
+
+
 def test_control_frames_become_events() -> None:
     decoder = wire.SpdyFrameDecoder()
     stream = b"".join((
