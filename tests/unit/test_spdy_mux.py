@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from kubedock import wire
-from kubedock.kube import ClusterUnreachable, PortForwardStream
+from kubedock.kube import ClusterUnreachable, PortForwardFailed, PortForwardStream
 from kubedock.kube._spdy_mux import RefusedSecondForward, SpdySession, SpdySessions
 
 PORT = 80
@@ -53,6 +53,7 @@ class Peer:
         self._inboxes: dict[int, trio.MemorySendChannel[bytes]] = {}
         self.data_streams: list[int] = []
         self.resets: list[int] = []
+        self.ended = trio.Event()  # kubedock closed the connection
 
     async def serve(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -60,6 +61,7 @@ class Peer:
                 await self._serve(nursery)
             for inbox in self._inboxes.values():
                 inbox.close()
+        self.ended.set()
 
     async def _serve(self, nursery: trio.Nursery) -> None:
         buffer = b""
@@ -87,6 +89,7 @@ class Peer:
             stream_id = struct.unpack_from("!I", body)[0]
             headers = _headers(self._inflate.decompress(body[10:]))
             assert headers[b"port"] == str(PORT).encode()
+            self._windows[stream_id] = self._initial_window
             if headers[b"streamtype"] != b"data":
                 return
             self.data_streams.append(stream_id)
@@ -94,7 +97,6 @@ class Peer:
                 await self._send(wire.encode_rst_stream(stream_id - 2, _REFUSED)
                                  + wire.encode_rst_stream(stream_id, _REFUSED))
                 return
-            self._windows[stream_id] = self._initial_window
             send, receive = trio.open_memory_channel[bytes](1000)
             self._inboxes[stream_id] = send
             nursery.start_soon(self._handler, self, stream_id, receive)
@@ -306,7 +308,7 @@ async def test_idle_connections_close_and_new_ones_open_on_demand(
         assert len(await download("pod-a")) == 1000  # the idle ones closed, a new one opened
         assert len(peers) == 3
         for closed in peers[:2]:
-            assert await closed.stream.receive_some() == b""
+            await closed.ended.wait()
         await sessions.aclose()
         nursery.cancel_scope.cancel()
 
@@ -333,5 +335,35 @@ async def test_a_server_that_refuses_a_second_pair_gets_a_connection_per_forward
             await again.aclose()
         assert len(peers) == 3
         await first.aclose()
+        await sessions.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_refused_port_retires_the_connection() -> None:
+    async with trio.open_nursery() as nursery:
+        peers: list[Peer] = []
+
+        async def refusing(peer: Peer, stream_id: int,
+                           inbox: trio.MemoryReceiveChannel[bytes]) -> None:
+            # What the kubelet does when nothing listens: a line on the error stream; it
+            # reads the data stream no more.
+            await peer.send(stream_id - 2, b"connection refused", fin=False)
+
+        async def connect() -> tuple[trio.abc.Stream, bytes]:
+            ours, theirs = trio.testing.memory_stream_pair()
+            peers.append(Peer(theirs, refusing if not peers else serving(100)))
+            nursery.start_soon(peers[-1].serve)
+            return ours, b""
+
+        sessions = SpdySessions()
+        refused = PortForwardStream(await sessions.open_forward("pod", PORT, connect), PORT)
+        with pytest.raises(PortForwardFailed, match="connection refused"):
+            await refused.receive_some()
+        await refused.aclose()
+        await peers[0].ended.wait()  # closed with its last forward
+        again = PortForwardStream(await sessions.open_forward("pod", PORT, connect), PORT)
+        assert len(await read_all(again)) == 100
+        assert len(peers) == 2
+        await again.aclose()
         await sessions.aclose()
         nursery.cancel_scope.cancel()
