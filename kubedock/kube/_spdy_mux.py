@@ -342,6 +342,7 @@ class MuxedForward:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
+        self.wake.set()  # a receive waiting in another task ends
         await self._session.close_forward(self)
 
 
