@@ -34,7 +34,9 @@ from ._errors import ClusterUnreachable, KubeError
 from ._websocket import KEEPALIVE, KeepalivePolicy, KeptAliveSession
 
 _RECEIVE_SIZE = 256 * 1024
-_WINDOW = 1024 * 1024  # per stream; granted again once half of it has been read
+# Per stream, granted again once half of it has been read: each grant is a write of its own
+# (1 MiB windows cost 8% of the CPU of 16 downloads at once, for nothing against the kubelet).
+WINDOW = 4 * 1024 * 1024
 _SESSION_WINDOW = 1 << 30  # SPDY/3.1's session window: never the limit
 _INBOX_LIMIT = 8 * 1024 * 1024  # for peers that ignore the window
 _LAST_STREAM_ID = (1 << 31) - 1
@@ -53,8 +55,9 @@ class SpdySession(KeptAliveSession):
     _kind = "SPDY"
 
     def __init__(self, stream: trio.abc.Stream, trailing: bytes,
-                 keepalive: KeepalivePolicy = KEEPALIVE) -> None:
+                 keepalive: KeepalivePolicy = KEEPALIVE, window: int = WINDOW) -> None:
         super().__init__(stream, keepalive)
+        self.window = window
         self._decoder = wire.SpdyFrameDecoder()
         self._headers = wire.HeaderEncoder()
         self._open_lock = trio.Lock()  # header blocks share one zlib stream: sent in order
@@ -97,7 +100,7 @@ class SpdySession(KeptAliveSession):
             request = str(self._next_request)
             self._next_request += 1
             forward = MuxedForward(self, error_id, data_id, port, shared=self.opened > 0)
-            frames = [wire.encode_settings(_WINDOW),
+            frames = [wire.encode_settings(self.window),
                       wire.encode_window_update(0, _SESSION_WINDOW)] if self.opened == 0 else []
             for stream_id, kind in ((error_id, "error"), (data_id, "data")):
                 block = self._headers.encode(
@@ -300,7 +303,7 @@ class MuxedForward:
         """The next message; None once the pod's side is over. Raises `ClusterUnreachable`
         when the connection broke, `RefusedSecondForward` when the server refused this pair."""
         while True:
-            if self._unacked >= _WINDOW // 2:
+            if self._unacked >= self._session.window // 2:
                 update, self._unacked = self._unacked, 0
                 with contextlib.suppress(trio.BrokenResourceError):
                     await self._session.send_frame(

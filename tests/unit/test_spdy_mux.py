@@ -16,7 +16,7 @@ import trio.testing
 
 from kubedock import wire
 from kubedock.kube import ClusterUnreachable, PortForwardFailed, PortForwardStream
-from kubedock.kube._spdy_mux import RefusedSecondForward, SpdySession, SpdySessions
+from kubedock.kube._spdy_mux import WINDOW, RefusedSecondForward, SpdySession, SpdySessions
 
 PORT = 80
 _SYN_STREAM, _RST_STREAM, _SETTINGS, _WINDOW_UPDATE = 1, 3, 4, 9
@@ -162,12 +162,12 @@ def _pattern(stream_id: int, size: int) -> bytes:
     return random.Random(stream_id).randbytes(size)
 
 
-def session_with(nursery: trio.Nursery, handler: Handler, **options: int | None
+def session_with(nursery: trio.Nursery, handler: Handler, window: int = WINDOW
                  ) -> tuple[SpdySession, Peer]:
     ours, theirs = trio.testing.memory_stream_pair()
-    peer = Peer(theirs, handler, **options)
+    peer = Peer(theirs, handler)
     nursery.start_soon(peer.serve)
-    return SpdySession(ours, b""), peer
+    return SpdySession(ours, b"", window=window), peer
 
 
 async def read_all(stream: PortForwardStream) -> bytes:
@@ -238,7 +238,7 @@ async def test_one_forward_reset_or_closed_leaves_the_others() -> None:
 async def test_a_slow_reader_holds_back_its_own_stream_only() -> None:
     size = 8_000_000
     async with trio.open_nursery() as nursery:
-        session, peer = session_with(nursery, serving(size))
+        session, peer = session_with(nursery, serving(size), window=1024 * 1024)
         slow = PortForwardStream(await session.open_forward(PORT), PORT)
         fast = PortForwardStream(await session.open_forward(PORT), PORT)
         first = await slow.receive_some(10)
