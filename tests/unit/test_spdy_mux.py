@@ -16,6 +16,7 @@ import trio.testing
 
 from kubedock import wire
 from kubedock.kube import ClusterUnreachable, PortForwardFailed, PortForwardStream
+from kubedock.kube._channels import HalfClosingPortForwardStream
 from kubedock.kube._spdy_mux import WINDOW, RefusedSecondForward, SpdySession, SpdySessions
 
 PORT = 80
@@ -184,12 +185,11 @@ async def test_many_forwards_at_once_are_byte_exact_both_ways() -> None:
         payloads = {index: os.urandom(300_000 + 977 * index) for index in range(16)}
 
         async def one(index: int) -> None:
-            forward = await session.open_forward(PORT)
-            stream = PortForwardStream(forward, PORT)
+            stream = HalfClosingPortForwardStream(await session.open_forward(PORT), PORT)
 
             async def upload() -> None:
                 await stream.send_all(payloads[index])
-                await forward.send(bytes([wire.Channel.CLOSE, 0]))
+                await stream.send_eof()  # the peer answers in full, then ends too
 
             async with trio.open_nursery() as inner:
                 inner.start_soon(upload)
