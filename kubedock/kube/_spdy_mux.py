@@ -395,6 +395,8 @@ class SpdySessions:
             if (not session.usable and session.forwards == 0) or (
                     idle is not None and now - idle >= self._idle_seconds):
                 del self._sessions[key]
+                if not self._opening[key].locked():
+                    del self._opening[key]
                 await session.aclose()
 
     async def aclose(self) -> None:
