@@ -111,7 +111,7 @@ class PortForwardStream(trio.abc.Stream):
     nothing listens on the port (yet).
     """
 
-    def __init__(self, socket: WebSocket | SpdyChannels | MuxedForward, port: int) -> None:
+    def __init__(self, socket: WebSocket | MuxedForward, port: int) -> None:
         self.port = port
         self._socket = socket
         self._channels = wire.PortForwardChannels([port])

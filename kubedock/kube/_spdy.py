@@ -1,10 +1,11 @@
-"""Exec and port-forward sessions over SPDY/3.1, the API server's faster transport.
+"""Exec sessions and port-forward connections over SPDY/3.1, the API server's faster transport.
 
 A websocket exec is translated into SPDY by the API server on its way to the kubelet; a
 SPDY exec is passed through as it is (see `wire._spdy` for what that saves). A port-forward
-over SPDY delivered its data about twice as fast as the kubelet's own websocket did.
-`SpdyChannels` offers what `ExecChannel` and `PortForwardStream` use of a `WebSocket`, in
-the messages of the websocket protocols, so both work on either transport.
+over SPDY delivered its data about twice as fast as the kubelet's own websocket did; the
+forwards to one pod share a connection (`kube._spdy_mux`). `SpdyChannels` offers what
+`ExecChannel` uses of a `WebSocket`, in the messages of the websocket protocols, so it works
+on either transport.
 
 The connection is watched like a websocket's (`KeepalivePolicy`): pings go out when the
 server has been silent for a while, and a connection that stays silent is given up.
@@ -91,18 +92,6 @@ async def connect_exec(
                         keepalive=keepalive)
 
 
-async def connect_port_forward(auth: Any, path: str, port: int,
-                               keepalive: KeepalivePolicy = KEEPALIVE) -> SpdyChannels:
-    """Open a forward to `port` of the pod at `path`: an error and a data stream."""
-    stream, trailing = await _open(auth, path, [], _PORTFORWARD_PROTOCOL, [
-        [("streamtype", kind), ("port", str(port)), ("requestid", "0")]
-        for kind in ("error", "data")])
-    # The kubelet ends the data stream before it reports on the error stream why.
-    return SpdyChannels(stream, [1, 0], trailing, subprotocol=wire.PORTFORWARD_SUBPROTOCOL,
-                        announce=port.to_bytes(2, "little"), ends_with={0, 1},
-                        keepalive=keepalive)
-
-
 async def connect_port_forwards(auth: Any, path: str) -> tuple[trio.abc.Stream, bytes]:
     """A SPDY connection for the port-forwards to the pod at `path`, no stream open yet
     (`kube._spdy_mux` opens them), and what arrived after the switch."""
@@ -112,30 +101,23 @@ async def connect_port_forwards(auth: Any, path: str) -> tuple[trio.abc.Stream, 
 class SpdyChannels(KeptAliveSession):
     """One SPDY connection whose streams are the channels of the websocket protocols.
 
-    It offers what `ExecChannel` and `PortForwardStream` use of a `WebSocket`: a stream's
-    data comes out as a message led by its channel's number (after `announce` on the first
-    of each, as the port-forward websocket announces its port), the `gathered` channel's
-    data as one message once its stream ended (the exec's status), and messages in are data
-    for a channel's stream, or the end of it (`Channel.CLOSE`). The session ends with the
-    connection, or once the streams of all `ends_with` channels have ended.
+    It offers what `ExecChannel` uses of a `WebSocket`: a stream's data comes out as a
+    message led by its channel's number, the `gathered` channel's data as one message once
+    its stream ended (the exec's status), and messages in are data for a channel's stream,
+    or the end of it (`Channel.CLOSE`). The session ends with the connection.
     """
 
     _kind = "SPDY"
 
     def __init__(self, stream: trio.abc.Stream, channels: list[int], trailing: bytes, *,
-                 subprotocol: str, gathered: int | None = None, announce: bytes | None = None,
-                 ends_with: set[int] | None = None, keepalive: KeepalivePolicy = KEEPALIVE
-                 ) -> None:
+                 subprotocol: str, gathered: int | None = None,
+                 keepalive: KeepalivePolicy = KEEPALIVE) -> None:
         """`channels` are in the order of their streams (ids 1, 3, 5...)."""
         super().__init__(stream, keepalive)
         self.subprotocol = subprotocol
         self._channels = {2 * index + 1: channel for index, channel in enumerate(channels)}
         self._streams = {channel: stream_id for stream_id, channel in self._channels.items()}
         self._gathered = gathered
-        self._announce = announce
-        self._ends_with = ends_with or set()
-        self._remote_ended: set[int] = set()
-        self._unannounced = set(channels)
         self._decoder = wire.SpdyFrameDecoder()
         self._messages: deque[bytes] = deque()
         self._pings: list[int] = []  # the server's, to answer
@@ -210,9 +192,6 @@ class SpdyChannels(KeptAliveSession):
                         self._give_status()
                 elif event.data:
                     self._messages.append(self._message(channel, event.data))
-                if event.fin and channel in self._ends_with:
-                    self._remote_ended.add(channel)
-                    self._ended = self._remote_ended == self._ends_with
             elif isinstance(event, wire.StreamReset):
                 if self._channels.get(event.stream_id) == self._gathered:
                     self._give_status()
@@ -221,9 +200,6 @@ class SpdyChannels(KeptAliveSession):
             # A GOAWAY is followed by the end of the connection, which ends the session.
 
     def _message(self, channel: int, data: bytes | memoryview) -> bytes:
-        if self._announce is not None and channel in self._unannounced:
-            self._unannounced.discard(channel)
-            return b"".join((bytes([channel]), self._announce, data))
         return b"".join((bytes([channel]), data))
 
     def _give_status(self) -> None:

@@ -24,7 +24,8 @@ from kubedock.kube import (
     PortForwardFailed,
     PortForwardStream,
 )
-from kubedock.kube._spdy import SpdyChannels, connect_exec, connect_port_forward
+from kubedock.kube._spdy import SpdyChannels, connect_exec, connect_port_forwards
+from kubedock.kube._spdy_mux import SpdySessions
 from kubedock.kube._transport import Transport
 from kubedock.kube._websocket import KeepalivePolicy
 
@@ -60,6 +61,8 @@ class Kubelet:
     async def accept_streams(self, count: int) -> None:
         for _ in range(count):
             kind, frame_type, _, body = await self.frame()
+            while (kind, frame_type) in (("control", 4), ("control", 9)):  # windows
+                kind, frame_type, _, body = await self.frame()
             assert (kind, frame_type) == ("control", 1)
             stream_id = struct.unpack_from("!I", body)[0]
             block = self._headers.decompress(body[10:])
@@ -238,6 +241,13 @@ async def test_a_silent_server_is_pinged_then_given_up(
     assert await server_end.receive_some() == control(6, 0, struct.pack("!I", 1))
 
 
+async def open_port_forward(auth: FakeAuth, port: int, forwards: SpdySessions
+                            ) -> PortForwardStream:
+    forward = await forwards.open_forward(
+        "/portforward", port, partial(connect_port_forwards, auth, "/portforward"))
+    return PortForwardStream(forward, port)
+
+
 async def test_port_forward_round_trip_and_end() -> None:
     data = os.urandom(600_000)
 
@@ -258,11 +268,13 @@ async def test_port_forward_round_trip_and_end() -> None:
     echoed = bytearray()
 
     async def client(auth: FakeAuth) -> None:
-        stream = PortForwardStream(await connect_port_forward(auth, "/portforward", 5432), 5432)
+        forwards = SpdySessions()
+        stream = await open_port_forward(auth, 5432, forwards)
         await stream.send_all(data)
         while chunk := await stream.receive_some():
             echoed.extend(chunk)
         await stream.aclose()
+        await forwards.aclose()
 
     request = await run(scenario, client)
     assert dict(request.headers)[b"x-stream-protocol-version"] == b"portforward.k8s.io"
@@ -279,10 +291,10 @@ async def test_port_forward_refused_after_the_data_stream_ended() -> None:
         await trio.sleep_forever()
 
     async def client(auth: FakeAuth) -> None:
-        stream = PortForwardStream(await connect_port_forward(auth, "/portforward", 80), 80)
+        stream = await open_port_forward(auth, 80, SpdySessions())
         with pytest.raises(PortForwardFailed, match="connection refused"):
             await stream.receive_some()
-        await stream.aclose()
+        await stream.aclose()  # and its connection, which takes no more forwards
 
     await run(scenario, client)
 
