@@ -367,3 +367,30 @@ async def test_a_refused_port_retires_the_connection() -> None:
         await again.aclose()
         await sessions.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_after_a_broken_connection_the_next_forward_opens_a_new_one() -> None:
+    async with trio.open_nursery() as nursery:
+        peers: list[Peer] = []
+
+        async def connect() -> tuple[trio.abc.Stream, bytes]:
+            ours, theirs = trio.testing.memory_stream_pair()
+            peers.append(Peer(theirs, echo))
+            nursery.start_soon(peers[-1].serve)
+            return ours, b""
+
+        sessions = SpdySessions()
+        first = PortForwardStream(await sessions.open_forward("pod", PORT, connect), PORT)
+        await first.send_all(b"one")
+        assert await first.receive_some() == b"one"
+        await peers[0].stream.aclose()
+        with pytest.raises(ClusterUnreachable):
+            await first.receive_some()
+        second = PortForwardStream(await sessions.open_forward("pod", PORT, connect), PORT)
+        await second.send_all(b"two")
+        assert await second.receive_some() == b"two"
+        assert len(peers) == 2
+        await first.aclose()
+        await second.aclose()
+        await sessions.aclose()
+        nursery.cancel_scope.cancel()
