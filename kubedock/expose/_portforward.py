@@ -62,15 +62,13 @@ async def _forward(
     await tunnel(client, connect)
 
 
-class _RetryingUpstream(trio.abc.HalfCloseableStream):
+class _RetryingUpstream(trio.abc.Stream):
     """A port-forward that is reopened while the pod refuses the connection.
 
     The kubelet reports a refused connection only after the websocket is open, so until
     the pod has sent its first byte, what the client sent is kept and replayed into each
     new forward (a failure to reopen, say while the API server restarts, is retried the
-    same way), and so is the end of it. After the first byte, or past the deadline, errors
-    reach the caller. The client's half-close reaches the pod where the forward can carry
-    one (SPDY); elsewhere it ends the connection, as it always did.
+    same way). After the first byte, or past the deadline, errors reach the caller.
     """
 
     def __init__(
@@ -83,7 +81,6 @@ class _RetryingUpstream(trio.abc.HalfCloseableStream):
         self._current = first
         self._deadline = deadline
         self._replay: bytearray | None = bytearray()  # None: settled, no more retries
-        self._eof = False  # the client ended its side
         self._lock = trio.Lock()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -102,15 +99,6 @@ class _RetryingUpstream(trio.abc.HalfCloseableStream):
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._current.wait_send_all_might_not_block()
-
-    async def send_eof(self) -> None:
-        async with self._lock:
-            self._eof = True
-            if isinstance(self._current, trio.abc.HalfCloseableStream):
-                await self._current.send_eof()
-            elif not (isinstance(self._current, _Failed) and self._replay is not None):
-                raise trio.BrokenResourceError("this port-forward cannot end one way")
-            # A forward being retried: the end goes with the replay.
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         delay = _RETRY_FIRST
@@ -136,15 +124,10 @@ class _RetryingUpstream(trio.abc.HalfCloseableStream):
             except KubeError as exc:
                 self._current = _Failed(exc)
                 return
-            # A forward refused at once may be closed already: receive_some tells.
-            current = self._current
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                if self._replay:
-                    await current.send_all(bytes(self._replay))
-                if self._eof and isinstance(current, trio.abc.HalfCloseableStream):
-                    await current.send_eof()
-            if self._eof and not isinstance(current, trio.abc.HalfCloseableStream):
-                raise trio.BrokenResourceError("this port-forward cannot end one way")
+            if self._replay:
+                # A forward refused at once may be closed already: receive_some tells.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._current.send_all(bytes(self._replay))
 
     async def aclose(self) -> None:
         await self._current.aclose()

@@ -169,13 +169,3 @@ class PortForwardStream(trio.abc.Stream):
     async def aclose(self) -> None:
         self._closed = True
         await self._socket.aclose()
-
-
-class HalfClosingPortForwardStream(PortForwardStream, trio.abc.HalfCloseableStream):
-    """A port-forward over a shared SPDY connection, whose data stream can end one way: the
-    pod reads the end of its input while its answer still comes (a SPDY stream's FIN)."""
-
-    async def send_eof(self) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError
-        await self._socket.send(bytes([wire.Channel.CLOSE, 0]))

@@ -21,7 +21,7 @@ import trio
 from kubedock import wire
 
 from . import _pod_watch
-from ._channels import ExecChannel, HalfClosingPortForwardStream, PortForwardStream
+from ._channels import ExecChannel, PortForwardStream
 from ._errors import (
     ClusterUnreachable,
     KubeError,
@@ -366,8 +366,6 @@ class Cluster:
             forward,
             partial(transport.websocket, resource, [("ports", str(port))],
                     (wire.PORTFORWARD_SUBPROTOCOL,)))
-        if isinstance(socket, MuxedForward):
-            return HalfClosingPortForwardStream(socket, port)
         return PortForwardStream(socket, port)
 
     async def _spdy_exec(self, resource: str, params: list[tuple[str, str]], stdin: bool,

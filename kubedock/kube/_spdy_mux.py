@@ -259,7 +259,6 @@ class MuxedForward:
         self._heard = False
         self._failure: KubeError | None = None
         self._unacked = 0  # data read since the last window update
-        self._finished = False  # our side of the data stream
         self._closed = False
 
     # -- fed by the session's reader ------------------------------------------------------
@@ -329,15 +328,14 @@ class MuxedForward:
         return message
 
     async def send(self, message: bytes | bytearray | memoryview) -> None:
-        """Data for the pod's port (channel 0), or the end of it (`Channel.CLOSE`, 0)."""
-        if self._closed or self._finished:
-            raise trio.BrokenResourceError("this forward's sending side is over")
+        """Data for the pod's port: a message of channel 0.
+
+        The end of the client's side is not passed on (no FIN): the container runtime ends
+        a forward a second after its input ended, and would cut a longer answer short."""
+        if self._closed:
+            raise trio.BrokenResourceError("this forward is closed")
         with memoryview(message) as view:
-            if view[0] == wire.Channel.CLOSE and len(view) == 2:
-                self._finished = True
-                frame = wire.encode_data_head(self.data_id, 0, fin=True)
-            else:
-                frame = b"".join((wire.encode_data_head(self.data_id, len(view) - 1), view[1:]))
+            frame = b"".join((wire.encode_data_head(self.data_id, len(view) - 1), view[1:]))
         await self._session.send_frame(frame)
 
     async def aclose(self) -> None:

@@ -185,50 +185,6 @@ async def test_port_forward_replays_what_was_sent_before_the_pod_listened() -> N
     assert opened[-1].sent_log == [b"ping", b"more"]
 
 
-class HalfClosingFakeForward(FakeForward, trio.abc.HalfCloseableStream):
-    """A SPDY port-forward whose pod answers, in upper case, once its input has ended."""
-
-    def __init__(self, refuse: bool, sent_log: list[bytes]) -> None:
-        super().__init__(refuse, sent_log)
-        self.ended = self.answered = False
-
-    async def send_eof(self) -> None:
-        self.ended = True
-        self.arrived.set()
-        await trio.lowlevel.checkpoint()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self.refuse:
-            return await super().receive_some(max_bytes)
-        while not self.ended:
-            await self.arrived.wait()
-            self.arrived = trio.Event()
-        await trio.lowlevel.checkpoint()
-        if self.answered:
-            return b""
-        self.answered = True
-        return bytes(self.incoming).upper()
-
-
-async def test_port_forward_passes_a_half_close_on_also_when_replayed() -> None:
-    opened: list[HalfClosingFakeForward] = []
-
-    async def opener() -> trio.abc.Stream:
-        await trio.lowlevel.checkpoint()
-        opened.append(HalfClosingFakeForward(refuse=len(opened) < 1, sent_log=[]))
-        return opened[-1]
-
-    client, proxy_side = trio.testing.memory_stream_pair()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_forward, opener, 30.0, proxy_side)
-        await client.send_all(b"ping")
-        await client.send_eof()
-        with trio.fail_after(10):
-            assert await read_all(client) == b"PING"
-    assert len(opened) == 2
-    assert opened[-1].sent_log == [b"ping"] and opened[-1].ended
-
-
 async def test_port_forward_made_while_the_api_server_is_away_waits_for_it() -> None:
     opened: list[FakeForward] = []
     refused: list[bool] = []

@@ -16,7 +16,6 @@ import trio.testing
 
 from kubedock import wire
 from kubedock.kube import ClusterUnreachable, PortForwardFailed, PortForwardStream
-from kubedock.kube._channels import HalfClosingPortForwardStream
 from kubedock.kube._spdy_mux import WINDOW, RefusedSecondForward, SpdySession, SpdySessions
 
 PORT = 80
@@ -144,11 +143,8 @@ class Peer:
 
 
 async def echo(peer: Peer, stream_id: int, inbox: trio.MemoryReceiveChannel[bytes]) -> None:
-    """Sends back what comes, and ends once kubedock's side ended."""
+    """Sends back what comes, until kubedock resets the stream."""
     async for data in inbox:
-        if not data:
-            await peer.send(stream_id, b"", fin=True)
-            return
         await peer.send(stream_id, data)
 
 
@@ -185,15 +181,18 @@ async def test_many_forwards_at_once_are_byte_exact_both_ways() -> None:
         payloads = {index: os.urandom(300_000 + 977 * index) for index in range(16)}
 
         async def one(index: int) -> None:
-            stream = HalfClosingPortForwardStream(await session.open_forward(PORT), PORT)
+            forward = await session.open_forward(PORT)
+            stream = PortForwardStream(forward, PORT)
 
-            async def upload() -> None:
-                await stream.send_all(payloads[index])
-                await stream.send_eof()  # the peer answers in full, then ends too
+            async def download() -> None:
+                received = bytearray()
+                while len(received) < len(payloads[index]):
+                    received += await stream.receive_some()
+                results[index] = bytes(received)
 
             async with trio.open_nursery() as inner:
-                inner.start_soon(upload)
-                results[index] = await read_all(stream)
+                inner.start_soon(download)
+                await stream.send_all(payloads[index])
             await stream.aclose()
 
         async with trio.open_nursery() as clients:
