@@ -332,8 +332,10 @@ class MuxedForward:
 
         The end of the client's side is not passed on (no FIN): the container runtime ends
         a forward a second after its input ended, and would cut a longer answer short."""
-        if self._closed:
-            raise trio.BrokenResourceError("this forward is closed")
+        if self._closed or self.data_id in self._remote_ended:
+            # Past the pod's end nobody reads the data stream, and a frame left unread there
+            # would hold up the kubelet's side of the connection.
+            raise trio.BrokenResourceError("this forward is over")
         with memoryview(message) as view:
             frame = b"".join((wire.encode_data_head(self.data_id, len(view) - 1), view[1:]))
         await self._session.send_frame(frame)

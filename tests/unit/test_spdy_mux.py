@@ -224,6 +224,8 @@ async def test_one_forward_reset_or_closed_leaves_the_others() -> None:
         assert await streams[1].receive_some(1000) == b"a" * 1000
         reset_now.set()
         assert await read_all(streams[1]) == b""  # the reset ends it
+        with pytest.raises(trio.BrokenResourceError):  # nothing more is sent on it
+            await streams[1].send_all(b"late")
         await streams[2].receive_some(10)
         await streams[2].aclose()  # the client leaves mid-stream: its streams are reset
         for index in (0, 3):
