@@ -11,7 +11,7 @@ nothing is read while nobody wants anything, and each forward's inbox is bounded
 announces a window per stream (SPDY/3.1 flow control) and grants more as that forward's
 reader takes the data, so a peer that keeps to the windows stops only the slow stream. The
 kubelet keeps to none; against it, reading pauses for every stream of the connection while
-one inbox holds more than `_INBOX_LIMIT` bytes, as kubectl's forwards do.
+one inbox holds more than `_INBOX_LIMIT` bytes (kubectl's forwards share such pauses too).
 
 A broken connection fails only the forwards on it; the next forward opens a new one. A
 connection without forwards is closed once it has been idle for `idle_seconds` (checked
@@ -240,8 +240,8 @@ class SpdySession(KeptAliveSession):
 
 
 class MuxedForward:
-    """One forwarded connection on a `SpdySession`, in the messages of the port-forward
-    websocket protocol, as `SpdyChannels` offers them to `PortForwardStream`."""
+    """One forwarded connection on a `SpdySession`, offering `PortForwardStream` the
+    messages of the port-forward websocket protocol (so it works on either transport)."""
 
     subprotocol = wire.PORTFORWARD_SUBPROTOCOL
 
