@@ -131,6 +131,8 @@ def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
     archive.add_argument("path")
     archive.add_argument("--no-overwrite-dir-non-dir", action="store_true",
                          help="put: fail rather than replace a directory by a file or the reverse")
+    archive.add_argument("--serve", action="store_true",
+                         help="get, put: carry the tar over one connection to a port it announces")
     toolbox = commands.add_parser(
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
@@ -201,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .podside import run_archive
 
         sys.exit(run_archive([args.action, args.path],
-                             no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir))
+                             no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir,
+                             serve=args.serve))
     if args.command == "toolbox":
         from .podside import run_toolbox
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import AsyncIterator
 
 from quart import Blueprint, Response, request
@@ -32,7 +33,8 @@ async def put_archive(ref: str) -> Response:
     container = engine().get(ref)
     # copyUIDGID is not honoured: owners come from the tar, as Docker does without it.
     await engines.copy_in(engine(), container, _path(), _body(),
-                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"))
+                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"),
+                          size=request.content_length)
     # docker-py and dockerode accept exactly 200 with an empty body.
     return Response(b"", status=200)
 
@@ -52,7 +54,8 @@ async def get_archive(ref: str) -> Response:
     path = _path()
     path_stat = await engines.stat_path(engine(), container, path)
     response = Response(
-        engines.get_archive(engine(), container, path),
+        engines.get_archive(engine(), container, path,
+                            size=None if stat.S_ISDIR(path_stat.mode) else path_stat.size),
         status=200, content_type="application/x-tar",
     )
     response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)

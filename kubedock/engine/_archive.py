@@ -39,6 +39,7 @@ import attrs
 import trio
 
 from .. import kube, podside, wire
+from . import _served_archive as served_archive
 from ._errors import Conflict, InvalidParameter, NotFound, Unsupported
 from ._records import Container, files_reachable
 from ._tar_relay import State as RelayState
@@ -157,6 +158,12 @@ async def fill_volumes(cluster: kube.ClusterBoundary, pod: str, container: Conta
         log.info("init container of %s: %s", pod, errors.decode(errors="replace").strip())
 
 
+async def _collected_errors(channel: kube.ExecChannel) -> str:
+    errors = bytearray()
+    await _collect_output(channel, errors)
+    return errors.decode(errors="replace").strip()
+
+
 async def _collect_output(channel: kube.ExecChannel, into: bytearray) -> None:
     while (message := await channel.receive()) is not None:
         into.extend(message[1][-4096:])
@@ -234,7 +241,8 @@ def _own_archive(engine: Engine, container: Container, *args: str, stdin: bool =
 
 
 async def copy_in(engine: Engine, container: Container, path: str,
-                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False) -> None:
+                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
+                  size: int | None = None) -> None:
     """PUT archive: staged for the init container before start, else extracted in `main`.
 
     A staged archive lands in volumes of its own, where nothing of the image is overwritten.
@@ -243,19 +251,20 @@ async def copy_in(engine: Engine, container: Container, path: str,
         engine.archives.add(container, await stage_archive(body, path))
     else:
         await put_archive(engine, container, path, body,
-                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, size=size)
 
 
 async def put_archive(engine: Engine, container: Container, path: str,
-                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
-                      ) -> None:
+                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
+                      size: int | None = None) -> None:
     """Extract a client's archive into a directory of a running container.
 
     kubedock validates and decompresses the archive on its side, so the program in the pod
     only ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
     `no_overwrite_dir_non_dir` holds with kubedock's program; the image's tar does what it
     does (busybox and GNU tar refuse a file over a directory, and replace or keep a file that
-    a directory would overwrite).
+    a directory would overwrite). Archives of `size` bytes or more (or of a size not known)
+    go over a direct connection to kubedock's program where it takes one (`_served_archive`).
     """
     own = ["put", path, *(["--no-overwrite-dir-non-dir"] if no_overwrite_dir_non_dir else [])]
     session = _own_archive(engine, container, *own, stdin=True)
@@ -272,6 +281,17 @@ async def put_archive(engine: Engine, container: Container, path: str,
     else:
         by_image = False
     errors = bytearray()
+    if not by_image and served_archive.worth_serving(size):
+        served = _own_archive(engine, container, *own, "--serve")
+        assert served is not None  # as `session`
+        async with served_archive.served(engine.cluster, _running_pod(container),
+                                         served) as connection:
+            if connection is not None:
+                await served_archive.send(connection,
+                                          lambda send: _sending(send, partial(_relay, body)),
+                                          errors)
+                _check_put(connection.channel, errors, path, by_image)
+                return
     try:
         async with session as channel, trio.open_nursery() as nursery:
             nursery.start_soon(_collect_output, channel, errors)
@@ -281,6 +301,11 @@ async def put_archive(engine: Engine, container: Container, path: str,
         if channel.exit_code is None:
             raise
         # The process ended before it took all of it: its exit status says why (below).
+    _check_put(channel, errors, path, by_image)
+
+
+def _check_put(channel: kube.ExecChannel, errors: bytearray, path: str, by_image: bool
+               ) -> None:
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
         if not by_image:
@@ -344,9 +369,23 @@ async def _send_upload(channel: kube.ExecChannel, path: str, chunk: bytes) -> No
         ) from error
 
 
-async def get_archive(engine: Engine, container: Container, path: str
-                      ) -> AsyncIterator[bytes]:
-    """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`."""
+async def get_archive(engine: Engine, container: Container, path: str, *,
+                      size: int | None = None) -> AsyncIterator[bytes]:
+    """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`;
+    one of `size` bytes or more (None: not known) over a direct connection to kubedock's
+    program where it takes one (`_served_archive`)."""
+    if served_archive.worth_serving(size) and (
+            served := _own_archive(engine, container, "get", path, "--serve")) is not None:
+        async with served_archive.served(engine.cluster, _running_pod(container),
+                                         served) as connection:
+            if connection is not None:
+                async for piece in served_archive.receive(connection):
+                    yield piece
+                said = await _collected_errors(connection.channel)
+                if connection.channel.exit_code != 0:
+                    log.warning("tar of %s in %s failed: %s", path, container.id[:12],
+                                said or connection.channel.status_message)
+                return
     session = _own_archive(engine, container, "get", path)
     if session is None:
         directory, base = posixpath.split(path.rstrip("/") or "/")

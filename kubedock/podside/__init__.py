@@ -3,6 +3,7 @@ network, the Docker socket sidecar, the toolbox added to running pods, and the c
 with the server. Standard library only, so that these roles start fast."""
 
 from . import _buildwire as buildwire
+from . import _chunks as chunks
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._buildstep import run_buildstep
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
@@ -26,6 +27,7 @@ __all__ = [
     "ProcError",
     "UserError",
     "buildwire",
+    "chunks",
     "extract",
     "open_writer",
     "parse_boot_time",

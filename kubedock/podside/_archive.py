@@ -9,6 +9,9 @@ library travelling with the program, since the image may have none.
     archive get PATH    a plain tar of PATH (its basename as the top entry) on stdout
     archive put DIR     extract the plain tar on stdin into the directory DIR
 
+With `--serve`, get and put carry the tar over a connection of kubedock's instead (see
+`_chunks`), once the path has been checked.
+
 Exit status: 0 done, 1 a malformed archive or an I/O failure, 2 no such path, 3 not a
 directory; the reason is on stderr.
 """
@@ -23,7 +26,9 @@ import shutil
 import stat
 import sys
 from collections.abc import Sequence
+from typing import IO, cast
 
+from . import _chunks
 from ._tar import ArchiveError, extract, open_writer
 
 NOT_FOUND = 2
@@ -81,9 +86,10 @@ def _mapped_libraries(home: str) -> set[str]:
             and path.startswith("/") and not path.startswith(home + "/")}
 
 
-def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) -> int:
+def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
+                serve: bool = False) -> int:
     if len(argv) != 2 or argv[0] not in ("stat", "get", "put"):
-        print("usage: kubedock archive stat|get|put PATH", file=sys.stderr)
+        print("usage: kubedock archive stat|get|put PATH [--serve]", file=sys.stderr)
         return 64
     action, path = argv
     try:
@@ -94,14 +100,24 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) 
                 "linkTarget": os.readlink(path) if stat.S_ISLNK(info.st_mode) else "",
             }))
         elif action == "get":
-            _write_tar(path)
+            os.lstat(path)
+            if serve:
+                _chunks.serve(lambda connection: _write_tar(path, _chunks.ChunkWriter(connection)))
+            else:
+                with open(1, "wb", closefd=False) as stdout:
+                    _write_tar(path, stdout)
         else:
             if not os.path.isdir(path):
                 os.stat(path)  # a missing path is NOT_FOUND, an existing one not a directory
                 print(f"not a directory: {path}", file=sys.stderr)
                 return NOT_A_DIRECTORY
-            with open(0, "rb", buffering=0, closefd=False) as stdin:
-                extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+            if serve:
+                _chunks.serve(lambda connection: extract(
+                    cast(IO[bytes], _chunks.ChunkReader(connection)), path,
+                    no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
+            else:
+                with open(0, "rb", buffering=0, closefd=False) as stdin:
+                    extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
     except FileNotFoundError as error:
         print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
         return NOT_FOUND
@@ -111,8 +127,8 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) 
     return 0
 
 
-def _write_tar(path: str) -> None:
-    os.lstat(path)
+def _write_tar(path: str, sink: IO[bytes] | _chunks.ChunkWriter) -> None:
     name = posixpath.basename(path.rstrip("/")) or "."
-    with open(1, "wb", closefd=False) as stdout, open_writer(stdout) as archive:
+    with open_writer(cast(IO[bytes], sink)) as archive:
         archive.add(path, arcname=name)
+    sink.close()
