@@ -21,6 +21,7 @@ import hmac
 import secrets
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 
 MAX_CHUNK = 16 * 1024 * 1024
@@ -117,15 +118,18 @@ class ChunkReader:
     def __init__(self, connection: socket.socket) -> None:
         self._connection = connection
         self._decoder = ChunkDecoder()
-        self._buffer = memoryview(b"")
+        self._pieces: deque[memoryview] = deque()
 
     def read(self, size: int = -1) -> bytes:
-        while not self._buffer and not self._decoder.ended:
+        while not self._pieces and not self._decoder.ended:
             data = self._connection.recv(_RECEIVE)
             if not data:
                 raise ConnectionResetError("the connection ended inside the archive")
-            self._buffer = memoryview(b"".join(self._decoder.receive(data)))
-        if size < 0:
-            size = len(self._buffer)
-        data, self._buffer = bytes(self._buffer[:size]), self._buffer[size:]
-        return data
+            self._pieces.extend(self._decoder.receive(data))
+        if not self._pieces:
+            return b""
+        piece = self._pieces.popleft()
+        if 0 <= size < len(piece):
+            self._pieces.appendleft(piece[size:])
+            piece = piece[:size]
+        return bytes(piece)
