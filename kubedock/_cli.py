@@ -132,7 +132,7 @@ def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
     archive.add_argument("--no-overwrite-dir-non-dir", action="store_true",
                          help="put: fail rather than replace a directory by a file or the reverse")
     archive.add_argument("--serve", action="store_true",
-                         help="get, put: carry the tar over one connection to a port it announces")
+                         help="get: write the tar on one connection to a port it announces")
     toolbox = commands.add_parser(
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",

@@ -241,8 +241,7 @@ def _own_archive(engine: Engine, container: Container, *args: str, stdin: bool =
 
 
 async def copy_in(engine: Engine, container: Container, path: str,
-                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
-                  size: int | None = None) -> None:
+                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False) -> None:
     """PUT archive: staged for the init container before start, else extracted in `main`.
 
     A staged archive lands in volumes of its own, where nothing of the image is overwritten.
@@ -251,20 +250,19 @@ async def copy_in(engine: Engine, container: Container, path: str,
         engine.archives.add(container, await stage_archive(body, path))
     else:
         await put_archive(engine, container, path, body,
-                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, size=size)
+                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
 
 
 async def put_archive(engine: Engine, container: Container, path: str,
-                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
-                      size: int | None = None) -> None:
+                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
+                      ) -> None:
     """Extract a client's archive into a directory of a running container.
 
     kubedock validates and decompresses the archive on its side, so the program in the pod
     only ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
     `no_overwrite_dir_non_dir` holds with kubedock's program; the image's tar does what it
     does (busybox and GNU tar refuse a file over a directory, and replace or keep a file that
-    a directory would overwrite). Archives of `size` bytes or more (or of a size not known)
-    go over a direct connection to kubedock's program where it takes one (`_served_archive`).
+    a directory would overwrite).
     """
     own = ["put", path, *(["--no-overwrite-dir-non-dir"] if no_overwrite_dir_non_dir else [])]
     session = _own_archive(engine, container, *own, stdin=True)
@@ -281,17 +279,6 @@ async def put_archive(engine: Engine, container: Container, path: str,
     else:
         by_image = False
     errors = bytearray()
-    if not by_image and served_archive.worth_serving(size):
-        served = _own_archive(engine, container, *own, "--serve")
-        assert served is not None  # as `session`
-        async with served_archive.served(engine.cluster, _running_pod(container),
-                                         served) as connection:
-            if connection is not None:
-                await served_archive.send(connection,
-                                          lambda send: _sending(send, partial(_relay, body)),
-                                          errors)
-                _check_put(connection.channel, errors, path, by_image)
-                return
     try:
         async with session as channel, trio.open_nursery() as nursery:
             nursery.start_soon(_collect_output, channel, errors)
@@ -301,11 +288,6 @@ async def put_archive(engine: Engine, container: Container, path: str,
         if channel.exit_code is None:
             raise
         # The process ended before it took all of it: its exit status says why (below).
-    _check_put(channel, errors, path, by_image)
-
-
-def _check_put(channel: kube.ExecChannel, errors: bytearray, path: str, by_image: bool
-               ) -> None:
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
         if not by_image:

@@ -1,18 +1,19 @@
-"""Archives over a direct connection to kubedock's program in a pod.
+"""Archives out of a pod over a direct connection to kubedock's program there.
 
-`kubedock archive get|put PATH --serve` listens on the pod's loopback and announces a port
-and a one-time token on its stdout (`podside.chunks`); kubedock reaches that port through a
-port-forward, which the kubelet relays faster than an exec's stdin and stdout (see the
-README's byte paths), and the exec session only reports the result. Whatever stands in the
-way before the first byte of the archive (a program from before `--serve`, a port-forward
-refused) leaves the caller to copy the usual way, over the exec session.
+`kubedock archive get PATH --serve` listens on the pod's loopback and announces a port and a
+one-time token on its stdout (`podside.chunks`); kubedock reaches that port through a
+port-forward, which brings the tar faster than an exec's stdout (see the README's byte
+paths), and the exec session only reports the result. Whatever stands in the way before the
+first byte of the archive (a program from before `--serve`, a port-forward refused) leaves
+the caller to copy the usual way, over the exec session. Archives into a pod gained nothing
+measurable this way and keep the exec's stdin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 import attrs
@@ -35,7 +36,8 @@ class Connection:
 
 
 def worth_serving(size: int | None) -> bool:
-    """Whether an archive of `size` bytes (None: not known) goes over a connection."""
+    """Whether an archive of `size` bytes (None: not known, a directory) goes over a
+    connection."""
     return size is None or size >= SERVED_FROM
 
 
@@ -75,41 +77,6 @@ async def receive(connection: Connection) -> AsyncIterator[bytes]:
             raise kube.KubeError(f"malformed archive from the pod: {error}") from None
         if pieces:
             yield b"".join(pieces)
-
-
-async def send(connection: Connection,
-               produce: Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]],
-               errors: bytearray) -> None:
-    """`produce(send)`, each piece going to the program, then the end of the archive; and
-    the program's stderr into `errors` until it ends. The program may end first: having
-    read the tar to its end, or failing."""
-    async def send_chunks(data: bytes) -> None:
-        with memoryview(data) as view:
-            for start in range(0, len(view), chunks.MAX_CHUNK):
-                piece = view[start : start + chunks.MAX_CHUNK]
-                await connection.stream.send_all(b"".join((chunks.chunk_head(len(piece)),
-                                                           piece)))
-
-    async def collect(sending: trio.CancelScope) -> None:
-        while (message := await connection.channel.receive()) is not None:
-            errors.extend(message[1][-4096:])
-        sending.cancel()
-
-    async with trio.open_nursery() as nursery:
-        with trio.CancelScope() as sending:
-            nursery.start_soon(collect, sending)
-            try:
-                await produce(send_chunks)
-                await connection.stream.send_all(chunks.END_OF_CHUNKS)
-            except (trio.BrokenResourceError, kube.KubeError):
-                # The connection broke: the program's exit status, collected next, says why.
-                if connection.channel.exit_code is None:
-                    raise
-            await trio.sleep_forever()
-    if connection.channel.exit_code is None:
-        raise kube.ClusterUnreachable(
-            "copying into the container broke off: the exec session ended without a status "
-            f"({connection.channel.status_message or 'no reason given'})")
 
 
 class _Refused(Exception):

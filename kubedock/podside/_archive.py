@@ -9,8 +9,8 @@ library travelling with the program, since the image may have none.
     archive get PATH    a plain tar of PATH (its basename as the top entry) on stdout
     archive put DIR     extract the plain tar on stdin into the directory DIR
 
-With `--serve`, get and put carry the tar over a connection of kubedock's instead (see
-`_chunks`), once the path has been checked.
+With `--serve`, get writes the tar on a connection of kubedock's instead (see `_chunks`),
+once the path has been checked.
 
 Exit status: 0 done, 1 a malformed archive or an I/O failure, 2 no such path, 3 not a
 directory; the reason is on stderr.
@@ -89,7 +89,7 @@ def _mapped_libraries(home: str) -> set[str]:
 def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
                 serve: bool = False) -> int:
     if len(argv) != 2 or argv[0] not in ("stat", "get", "put"):
-        print("usage: kubedock archive stat|get|put PATH [--serve]", file=sys.stderr)
+        print("usage: kubedock archive stat|get|put PATH", file=sys.stderr)
         return 64
     action, path = argv
     try:
@@ -111,13 +111,8 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
                 os.stat(path)  # a missing path is NOT_FOUND, an existing one not a directory
                 print(f"not a directory: {path}", file=sys.stderr)
                 return NOT_A_DIRECTORY
-            if serve:
-                _chunks.serve(lambda connection: extract(
-                    cast(IO[bytes], _chunks.ChunkReader(connection)), path,
-                    no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
-            else:
-                with open(0, "rb", buffering=0, closefd=False) as stdin:
-                    extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+            with open(0, "rb", buffering=0, closefd=False) as stdin:
+                extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
     except FileNotFoundError as error:
         print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
         return NOT_FOUND

@@ -1,18 +1,18 @@
-"""An archive on kubedock's direct connection to its program in a pod: the framing and both
-ends of the connection in the pod (`kubedock archive get|put PATH --serve`).
+"""An archive on kubedock's direct connection to its program in a pod: the framing, and the
+pod's end of the connection (`kubedock archive get PATH --serve`).
 
-A port-forward to a listener in the pod carries bytes faster than an exec's stdin and
-stdout, which also pass the container runtime's pipes (see the README's byte paths). The
-program listens on 127.0.0.1, on a port of the system's choosing, and writes `PORT TOKEN`
-on stdout, which only kubedock reads. It accepts one connection and closes the listener; the
-connection must open with the token and a newline (else nothing is read or written), is
-answered with one newline, and then carries the archive. Nothing waiting longer than
-`IDLE_SECONDS` ends the program.
+A port-forward to a listener in the pod brings bytes faster than an exec's stdout, which
+also passes the container runtime's pipes (see the README's byte paths). The program
+listens on 127.0.0.1, on a port of the system's choosing, and writes `PORT TOKEN` on
+stdout, which only kubedock reads. It accepts one connection and closes the listener; the
+connection must open with the token and a newline (else nothing is written), is answered
+with one newline, and then carries the archive. Nothing happening for `IDLE_SECONDS` ends
+the program.
 
-A tar stream carries no length, and neither end of a port-forward learns promptly that the
-other has closed (the kubelet ends a forwarded connection about a second late), so the
-sending side says where its data ends: every chunk goes as a 4-byte big-endian length and
-that many bytes, and a chunk of length zero ends the stream. Standard library only.
+A tar stream carries no length, and kubedock would learn late that the pod's side has
+closed (the kubelet ends a forwarded connection about a second after), so the program says
+where its data ends: every chunk goes as a 4-byte big-endian length and that many bytes,
+and a chunk of length zero ends the stream. Standard library only.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import hmac
 import secrets
 import socket
 import struct
-from collections import deque
 from collections.abc import Callable
 
 MAX_CHUNK = 16 * 1024 * 1024
@@ -30,7 +29,6 @@ READY = b"\n"
 ACCEPT_SECONDS = 10
 IDLE_SECONDS = 60
 _HEAD = struct.Struct(">I")
-_RECEIVE = 1024 * 1024
 
 
 class FramingError(Exception):
@@ -110,26 +108,3 @@ class ChunkWriter:
 
     def close(self) -> None:
         self._connection.sendall(END_OF_CHUNKS)
-
-
-class ChunkReader:
-    """A blocking file reading the data of the chunks a connection brings."""
-
-    def __init__(self, connection: socket.socket) -> None:
-        self._connection = connection
-        self._decoder = ChunkDecoder()
-        self._pieces: deque[memoryview] = deque()
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._pieces and not self._decoder.ended:
-            data = self._connection.recv(_RECEIVE)
-            if not data:
-                raise ConnectionResetError("the connection ended inside the archive")
-            self._pieces.extend(self._decoder.receive(data))
-        if not self._pieces:
-            return b""
-        piece = self._pieces.popleft()
-        if 0 <= size < len(piece):
-            self._pieces.appendleft(piece[size:])
-            piece = piece[:size]
-        return bytes(piece)

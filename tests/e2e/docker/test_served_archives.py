@@ -1,5 +1,5 @@
-"""Archives over the direct connection to kubedock's program in the pod (issue 16): byte-exact
-both ways at every size, and nothing left in the pod when the client goes away mid-copy."""
+"""Archives out of a pod over the direct connection to kubedock's program there (issue 16):
+byte-exact at every size, and nothing left in the pod when the client goes away mid-copy."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _listeners(container: Container) -> list[str]:
 def test_files_round_trip_byte_exact(tooled: Container, size: int) -> None:
     data = os.urandom(size)
     others = {f"many/{index}": os.urandom(index * 997) for index in range(5)}
-    # The size sent decides the path: one that is known and small goes over the exec.
+    # The size decides the path: a file of less than 1 MiB comes over the exec.
     assert tooled.put_archive("/tmp", _tar({"blob": data, **others}))
     chunks, stat = tooled.get_archive("/tmp/blob", chunk_size=MB)
     assert stat["size"] == size
@@ -78,13 +78,13 @@ def test_files_round_trip_byte_exact(tooled: Container, size: int) -> None:
 
 def test_a_large_copy_uses_the_connection_and_a_slow_reader_gets_everything(
         tooled: Container) -> None:
-    data = os.urandom(20 * MB)
+    data = os.urandom(80 * MB)  # more than every buffer on the way holds
     assert tooled.put_archive("/tmp", _tar({"slow": data}))
     chunks, _ = tooled.get_archive("/tmp/slow", chunk_size=256 * 1024)
     back = bytearray()
     for index, chunk in enumerate(chunks):
         back += chunk
-        if index == 2:
+        if index == 0:
             assert "archive get /tmp/slow --serve" in _processes(tooled)
             time.sleep(1)
     with tarfile.open(fileobj=io.BytesIO(bytes(back))) as archive:
@@ -92,9 +92,9 @@ def test_a_large_copy_uses_the_connection_and_a_slow_reader_gets_everything(
         assert member is not None and member.read() == data
 
 
-def _request(kubedock: Kubedock, head: str, body: bytes = b"") -> socket.socket:
+def _request(kubedock: Kubedock, head: str) -> socket.socket:
     connection = socket.create_connection(("127.0.0.1", kubedock.port), timeout=60)
-    connection.sendall(head.encode() + body)
+    connection.sendall(head.encode())
     return connection
 
 
@@ -116,17 +116,6 @@ def test_client_leaving_mid_copy_leaves_nothing_in_the_pod(kubedock: Kubedock,
     connection.close()
     _settled(tooled)
 
-    body = _tar({"partial": os.urandom(30 * MB)})
-    connection = _request(
-        kubedock, f"PUT /containers/{tooled.id}/archive?path=/tmp HTTP/1.1\r\n"
-        f"Host: kubedock\r\nContent-Type: application/x-tar\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n", body[: 10 * MB])
-    deadline = time.monotonic() + 30
-    while "archive put /tmp --serve" not in _processes(tooled):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    connection.close()
-    _settled(tooled)
     # The container is as usable as before.
     assert tooled.put_archive("/tmp", _tar({"after": b"after\n" * MB}))
     chunks, _ = tooled.get_archive("/tmp/after")
