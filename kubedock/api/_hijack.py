@@ -295,11 +295,29 @@ class _Connection(TCPServer):
         # the server; here it ends that connection only.
         try:
             with self._lifetime:
-                await super().run()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._close_once_ended)
+                    await super().run()
+                    nursery.cancel_scope.cancel()
         except Exception:
             log.exception("HTTP connection failed")
         finally:
             await self.stream.aclose()  # also when a lingering close was cut short
+
+    async def _close_once_ended(self) -> None:
+        """Close the connection's socket as soon as the connection is cancelled (the server
+        stops, a lingering close runs out).
+
+        hypercorn writes under a cancel shield, as does the end of a response (see
+        `_call_app`): a client that reads nothing (stalled, or gone without a word) would
+        hold such a write, and with it the server's shutdown, forever. A closed socket ends
+        the write at once.
+        """
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
 
     async def _close(self) -> None:
         """Close; lingering when the answer went out before the request body was read.

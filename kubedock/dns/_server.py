@@ -126,6 +126,9 @@ async def _bind(host: str, port: int
             # The port UDP got may be taken for TCP; another free one will do.
             if port != 0 or error.errno != errno.EADDRINUSE:
                 raise
+        except BaseException:
+            udp.close()  # cancelled: no socket left for the garbage collector to warn about
+            raise
     raise OSError(errno.EADDRINUSE, f"no port free for both UDP and TCP on {host}")
 
 

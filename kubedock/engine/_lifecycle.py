@@ -22,6 +22,7 @@ from ._services import publish_services
 from ._signals import signal_name
 from ._specs import grace_seconds
 from ._stall import fail_when_stalled, start_timeout_error
+from ._supervision import end_program
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -218,7 +219,10 @@ async def stop(engine: Engine, container: Container, stop_seconds: int | None, *
         # process is gone: the kubelet reports a stop it carries out ~2 s after the kill.
         signalled = stop_signal != "SIGTERM" or replacing or container.supervisor is not None
         engine._publish(container, "kill", signal=str(int(signals.Signals[stop_signal])))
-        if signalled:
+        if stop_signal == "SIGKILL" and container.supervisor is not None:
+            # The supervisor cannot pass on what it cannot catch: it kills the program.
+            await _kill_now(engine, container)
+        elif signalled:
             assert container.pod_name is not None
             try:
                 await engine._signaller.deliver(container, container.pod_name, stop_signal)
@@ -243,7 +247,7 @@ async def stop(engine: Engine, container: Container, stop_seconds: int | None, *
         async with container.lifecycle:
             if not stopped():
                 engine._publish(container, "kill", signal=str(int(signals.SIGKILL)))
-                await _save_logs_and_delete(engine, container, grace_seconds=0)
+                await _kill_now(engine, container)
     with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
         await engine._until(container, stopped)
     if not stopped():
@@ -266,19 +270,36 @@ async def kill(engine: Engine, container: Container, name: str) -> None:
         # As Docker's: a container a client killed is not restarted by its policy.
         container.stopped_by_client = True
         pod_name = container.pod_name
+        by_supervisor = name == "SIGKILL" and container.supervisor is not None
+        if by_supervisor:
+            # Its end may be reported as soon as the supervisor has killed it: the kill
+            # event comes first, as with Docker.
+            engine._publish(container, "kill", signal=str(int(signals.SIGKILL)))
         if name == "SIGKILL":
-            await _save_logs_and_delete(engine, container, grace_seconds=0)
+            await _kill_now(engine, container)
     if name != "SIGKILL":
         # Outside the lifecycle lock: a signal exec that takes long (at most
         # _SIGNAL_SECONDS) must not hold up the exit it may cause, nor an auto-remove.
         assert pod_name is not None
         await engine._signaller.deliver(container, pod_name, name)
-    engine._publish(container, "kill", signal=str(int(signals.Signals[name])))
+    if not by_supervisor:
+        engine._publish(container, "kill", signal=str(int(signals.Signals[name])))
     if name == "SIGKILL":
         # As with Docker, the container is dead when `docker kill` returns.
         with trio.move_on_after(_KILL_WAIT_SECONDS):
             await engine._until(container, lambda: container.status != "running"
                                 or container.exits != exits)
+
+
+async def _kill_now(engine: Engine, container: Container) -> None:
+    """SIGKILL the container's process. A supervised one's supervisor kills it and the pod
+    stays with the files, the end reported from its record as any other; without one, or
+    when it cannot be reached, the pod is deleted."""
+    assert container.pod_name is not None
+    if container.supervisor is not None and await end_program(
+            engine.cluster, container, container.pod_name, container.supervisor):
+        return
+    await _save_logs_and_delete(engine, container, grace_seconds=0)
 
 
 async def restart(engine: Engine, container: Container, stop_seconds: int | None) -> None:

@@ -7,7 +7,9 @@ one-shot container; a bind that one container writes and the next reads). A supe
 container's pod runs kubedock's supervisor as `main`'s PID 1 (see `kube._supervision`), which
 runs the container's program and stays up after it. The pod watch then never sees the end:
 kubedock learns it from one long exec of the supervisor's ``wait`` per run, which prints the
-exit record (code, end time, OOM kill) once the program has ended.
+exit record (code, end time, OOM kill) once the program has ended. A SIGKILL (``docker kill``,
+a stop past its timeout) comes from the supervisor's ``end`` too, so that the files stay; only
+a supervisor that cannot be reached leaves kubedock deleting the pod, as for others.
 
 ``--keep-exited-files``: ``auto`` supervises the pods that have the init container anyway
 (binds, archives copied in before start; no cost) and those with a volume the create request
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # A broken wait (an API server restart, a dropped connection) is issued again after this.
 _REISSUE_SECONDS = 0.5
+# The supervisor's `end` answers once the program is gone, in well under a second; longer
+# means the pod does not answer (or the program hangs in the kernel).
+_END_SECONDS = 10
 
 
 @attrs.frozen
@@ -104,3 +109,24 @@ async def await_exit(cluster: kube.ClusterBoundary, container: Container, pod: s
                 return record
         await trio.sleep(_REISSUE_SECONDS)
     return None
+
+
+async def end_program(cluster: kube.ClusterBoundary, container: Container, pod: str,
+                      supervisor: str) -> bool:
+    """SIGKILL the program in `pod` through its supervisor; whether the supervisor recorded
+    its end (`await_exit` reports it). False when it cannot say so in time: the exec refused
+    or cut, a supervisor without `end` (a pod of an older kubedock)."""
+    with trio.move_on_after(_END_SECONDS):
+        try:
+            async with cluster.exec(pod, kube.supervisor_end_argv(supervisor), stdin=False,
+                                    stdout=True, stderr=True) as channel:
+                while await channel.receive() is not None:
+                    pass
+        except (kube.KubeError, trio.BrokenResourceError) as error:
+            log.info("the supervisor of %s in pod %s cannot kill it: %s", container.short_id,
+                     pod, error)
+            return False
+        return channel.exit_code == 0
+    log.info("the supervisor of %s in pod %s did not kill it within %s s", container.short_id,
+             pod, _END_SECONDS)
+    return False

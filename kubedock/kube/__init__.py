@@ -82,6 +82,7 @@ from ._summary import (
 from ._supervision import (
     INSTALLER,
     STATE_DIR,
+    supervisor_end_argv,
     supervisor_of,
     supervisor_path,
     supervisor_wait_argv,
@@ -168,6 +169,7 @@ __all__ = [
     "serve_heartbeat",
     "service_account_pull_secrets",
     "start_time",
+    "supervisor_end_argv",
     "supervisor_of",
     "supervisor_path",
     "supervisor_wait_argv",

@@ -47,6 +47,12 @@ def supervisor_wait_argv(supervisor: str) -> list[str]:
     return [supervisor, "wait", STATE_DIR]
 
 
+def supervisor_end_argv(supervisor: str) -> list[str]:
+    """The exec that SIGKILLs the supervised program (the kernel drops a SIGKILL sent to
+    PID 1 from inside its container) and prints its record once the supervisor wrote it."""
+    return [supervisor, "end", STATE_DIR]
+
+
 def supervisor_of(pod: Mapping[str, Any]) -> str | None:
     """Where `main` of `pod` has the supervisor, if it runs under one (an adopted pod)."""
     for container in (pod.get("spec") or {}).get("containers") or ():

@@ -1,5 +1,5 @@
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +24,7 @@ EXEC_REQUEST = (
 )
 UPGRADE = b"Connection: Upgrade\r\nUpgrade: tcp\r\n"
 FRAMES = frame(Stream.STDOUT, b"out\n") + frame(Stream.STDERR, b"err\n")
+BIG_ANSWER = b"x" * (16 * 1024 * 1024)  # more than the sockets' buffers take
 UPGRADED_HEAD = (
     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
     b"Api-Version: 1.41\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
@@ -79,6 +80,10 @@ def make_app(recorder: Recorder) -> QuartTrio:
                 yield chunk
 
         return chunks(), 200
+
+    @app.get("/big")
+    async def big() -> bytes:
+        return BIG_ANSWER
 
     @app.get("/paced/<int:chunks>")
     async def paced(chunks: int) -> tuple[AsyncIterator[bytes], int]:
@@ -347,6 +352,46 @@ async def test_shutdown_trigger_drains_and_runs_the_lifespan(recorder: Recorder)
     assert not recorder.served
     with pytest.raises(OSError):
         await trio.open_tcp_stream(host, int(port))
+
+
+async def seconds_to_stop_beside_a_client_reading_nothing(
+    serving: Callable[..., Awaitable[None]],
+    connect: Callable[[str, int], Awaitable[trio.abc.Stream]],
+) -> float:
+    """How long `serving` takes to stop while a client has asked for a big answer and reads
+    none of it (a stalled client, or one gone without a word); the client leaves after 5 s."""
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as nursery:
+            (bound,) = await nursery.start(serving)
+            host, port = bound.rsplit(":", 1)
+            client = await connect(host, int(port))
+            await client.send_all(b"GET /big HTTP/1.1\r\nHost: docker\r\n\r\n")
+
+            async def leave_later() -> None:
+                await trio.sleep(5)
+                await trio.aclose_forcefully(client)
+
+            outer.start_soon(leave_later)
+            await trio.sleep(0.5)  # the answer fills the buffers
+            stopping = trio.current_time()
+            nursery.cancel_scope.cancel()
+        stopped = trio.current_time() - stopping
+        outer.cancel_scope.cancel()
+    await client.aclose()
+    return stopped
+
+
+async def connect_with_a_small_buffer(host: str, port: int) -> trio.SocketStream:
+    stream = await trio.open_tcp_stream(host, port)
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return stream
+
+
+async def test_a_client_reading_nothing_holds_no_shutdown(recorder: Recorder) -> None:
+    # hypercorn writes under a cancel shield, which the server's end must get through.
+    stopped = await seconds_to_stop_beside_a_client_reading_nothing(
+        partial(serve, make_app(recorder), ["127.0.0.1:0"]), connect_with_a_small_buffer)
+    assert stopped < 2
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,16 @@ import httpx
 import pytest
 import trio
 from clusterless import clusterless_engine
-from test_hijack import EXEC_REQUEST, FRAMES, UPGRADE, UPGRADED_HEAD, Recorder, make_app
+from test_hijack import (
+    EXEC_REQUEST,
+    FRAMES,
+    UPGRADE,
+    UPGRADED_HEAD,
+    Recorder,
+    connect_with_a_small_buffer,
+    make_app,
+    seconds_to_stop_beside_a_client_reading_nothing,
+)
 
 from kubedock._sidecar_tls import new_sidecar_identity
 from kubedock.api import ServerTLS, create_app, serve_http
@@ -98,6 +107,21 @@ async def test_a_raw_stream_is_taken_over_tls(nursery: trio.Nursery, tls_files: 
             while data := await client.receive_some():
                 received += data
     assert received == UPGRADED_HEAD + FRAMES
+
+
+async def test_a_tls_client_reading_nothing_holds_no_shutdown(tls_files: Any) -> None:
+    tls = ServerTLS(str(tls_files.server_cert), str(tls_files.server_key), str(tls_files.ca))
+    context = client_context(tls_files, tls_files.client_cert, tls_files.client_key)
+
+    async def connect(host: str, port: int) -> trio.SSLStream[trio.SocketStream]:
+        stream = trio.SSLStream(await connect_with_a_small_buffer(host, port), context,
+                                server_hostname=host)
+        await stream.do_handshake()
+        return stream
+
+    stopped = await seconds_to_stop_beside_a_client_reading_nothing(
+        partial(serve_http, make_app(Recorder()), ["127.0.0.1:0"], tls), connect)
+    assert stopped < 2
 
 
 async def test_kubedocks_own_sidecars_are_clients_too(nursery: trio.Nursery, tls_files: Any,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections.abc import AsyncIterator
 from functools import partial
@@ -221,3 +222,33 @@ async def test_waiting_queries_are_few(monkeypatch: pytest.MonkeyPatch) -> None:
             assert addresses(await ask(port, "db.", source=OTHER)) == ["192.0.2.7"]
         assert not answers
         nursery.cancel_scope.cancel()
+
+
+async def test_a_port_whose_tcp_side_is_taken_is_given_up_for_another(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The UDP port the kernel picks may be in use for TCP (here: by a listener taken on purpose,
+    # under load: by any of the machine's outgoing connections).
+    open_tcp_listeners = trio.open_tcp_listeners
+    taken: list[trio.socket.SocketType] = []
+
+    async def taken_once(port: int, *, host: str) -> list[trio.SocketListener]:
+        if not taken:
+            taken.append(trio.socket.socket())
+            await taken[0].bind((host, port))
+            taken[0].listen()
+        return await open_tcp_listeners(port, host=host)
+
+    monkeypatch.setattr(trio, "open_tcp_listeners", taken_once)
+    udp, listeners = await server._bind("127.0.0.1", 0)
+    with udp, taken[0]:
+        ports = {listener.socket.getsockname()[1] for listener in listeners}
+        assert ports == {udp.getsockname()[1]} != {taken[0].getsockname()[1]}
+        for listener in listeners:
+            await listener.aclose()
+
+
+async def test_a_bind_cancelled_half_way_leaves_no_socket_open() -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await server._bind("127.0.0.1", 0)
+    gc.collect()  # an unclosed socket would warn now, failing the test

@@ -1,7 +1,7 @@
 """Supervised containers against a scripted cluster: the end of the program comes from the
 supervisor's record (not the pod watch), read-write binds are written back before a wait
-returns, a broken wait is issued again, and signals reach the program through the
-supervisor."""
+returns, a broken wait is issued again, signals reach the program through the supervisor,
+and so does a SIGKILL (kill, a stop past its timeout), which leaves the pod and its files."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from kubedock.registry import ImageConfig
 # An end an hour from now, to the nanosecond: kubedock's clock saw the start before it.
 FINISHED = int(datetime.now(UTC).timestamp() + 3600) * 1_000_000_000 + 207950152
 RECORD = b'{"exitCode": 3, "finishedAt": %d, "oomKilled": true}\n' % FINISHED
+KILLED = b'{"exitCode": 137, "finishedAt": %d, "oomKilled": false}\n' % FINISHED
 
 
 class _Waiting(kube.ExecChannel):
@@ -69,12 +70,21 @@ class SupervisedCluster(FakeCluster):
         self.cut_waits = 0
         self.changed = trio.Event()
         self.waits = 0
+        # What the supervisor's `end` does: kills the program ("kills"), answers as one that
+        # has no `end` ("usage", exit code 64), never answers ("stalls"), or is not let run
+        # ("refused").
+        self.end = "kills"
         # The tar that a copy out of the pod gives, by path.
         self.archives: dict[str, bytes] = {}
 
     def end_program(self, record: bytes = RECORD) -> None:
         self.record = record
         self.changed.set()
+
+    def run_again(self) -> None:
+        """The next pod's program runs on."""
+        self.record = None
+        self.changed = trio.Event()
 
     def cut_wait(self) -> None:
         self.cut_waits += 1
@@ -89,6 +99,17 @@ class SupervisedCluster(FakeCluster):
         if argv[1:2] == ["wait"]:
             self.calls.append(("exec", " ".join(argv)))
             self.waits += 1
+            yield _Waiting(self)
+            return
+        if argv[1:2] == ["end"] and self.end != "usage":
+            async with self._call("exec", " ".join(argv)):
+                self._pod(pod)
+                if self.end == "refused":
+                    raise kube.KubeError("pods/exec is forbidden", status=403)
+            if self.end == "stalls":
+                await trio.sleep_forever()
+            if self.record is None:
+                self.end_program(KILLED)
             yield _Waiting(self)
             return
         async with super().exec(pod, argv, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
@@ -124,7 +145,7 @@ def cluster() -> SupervisedCluster:
         return b""
 
     cluster.exec_output = output
-    cluster.exec_exit_code = lambda argv: 0
+    cluster.exec_exit_code = lambda argv: 64 if argv[1:2] == ["end"] else 0
     return cluster
 
 
@@ -257,6 +278,103 @@ async def test_signals_reach_the_program_through_the_supervisor(
     container = await started(engine)
     await engine.kill(container, "SIGUSR1")
     assert f"{kube.TOOLS_DIR}/supervise kill 10" in cluster.called("exec")
+
+
+def actions(engine: Engine, since: int) -> list[str]:
+    return [f"{event.action} {event.attributes.get('signal') or event.attributes.get('exitCode')}"
+            .rstrip(" None") for event in engine.events.history()[since:]]
+
+
+async def test_a_kill_ends_the_program_and_keeps_the_files(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "300"))
+    before = len(engine.events.history())
+    await engine.kill(container, "9")
+    # Dead when the kill returns, as with Docker; learnt from the supervisor's record.
+    assert (container.status, container.exit_code, container.files_kept) == ("exited", 137, True)
+    assert container.finished_at == datetime.fromtimestamp(FINISHED // 1_000_000_000, UTC
+                                                           ).replace(microsecond=207950)
+    assert f"{kube.TOOLS_DIR}/supervise end {kube.STATE_DIR}" in cluster.called("exec")
+    assert actions(engine, before) == ["kill 9", "die 137"]
+    assert cluster.called("delete_pod") == []
+    assert (await engines.stat_path(engine, container, "/etc/motd")).size == 2
+    pod = container.pod_name
+    cluster.run_again()
+    await engine.start(container)
+    assert (container.status, cluster.called("delete_pod")) == ("running", [pod])
+    await engine.remove(container, force=True)
+    assert cluster.called("delete_pod") == [pod, pod]  # a pod of the same name each run
+
+
+async def test_a_stop_past_its_timeout_ends_the_program_through_the_supervisor(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "300"))
+    before = len(engine.events.history())
+    began = trio.current_time()
+    await engine.stop(container, 1)  # `sleep` takes no SIGTERM: the supervisor passes none on
+    assert 1 <= trio.current_time() - began < 5
+    assert (container.status, container.exit_code, container.files_kept) == ("exited", 137, True)
+    assert cluster.called("exec")[-2:] == [f"{kube.TOOLS_DIR}/supervise kill 15",
+                                           f"{kube.TOOLS_DIR}/supervise end {kube.STATE_DIR}"]
+    assert actions(engine, before) == ["kill 15", "kill 9", "die 137", "stop"]
+    assert cluster.called("delete_pod") == []
+
+
+async def test_a_restart_past_its_timeout_runs_the_program_in_a_new_pod(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "300"))
+    pod = container.pod_name
+
+    async def next_run() -> None:
+        await engine.wait(container, "next-exit")
+        cluster.run_again()
+
+    nursery.start_soon(next_run)
+    await engine.restart(container, 1)
+    assert (container.status, container.exits, cluster.called("delete_pod")) == (
+        "running", 1, [pod])
+    assert f"{kube.TOOLS_DIR}/supervise end {kube.STATE_DIR}" in cluster.called("exec")
+
+
+async def test_a_stop_signal_sigkill_ends_the_program_at_once(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("sleep", "300"), stop_signal="SIGKILL")
+    before = len(engine.events.history())
+    began = trio.current_time()
+    await engine.stop(container, 30)
+    assert trio.current_time() - began < 5
+    assert (container.exit_code, container.files_kept) == (137, True)
+    assert actions(engine, before) == ["kill 9", "die 137", "stop"]
+
+
+@pytest.mark.parametrize("end", ["usage", "stalls", "refused"])
+async def test_a_supervisor_that_cannot_kill_leaves_it_to_the_pods_deletion(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+    end: str,
+) -> None:
+    engine = await new_engine(nursery, cluster, "always")
+    killed = await started(engine, cmd=("sleep", "300"))
+    stopped = engine.create("other", ContainerConfig(
+        image="busybox:1.36", image_config=image(Cmd=["sleep", "300"])))
+    await engine.start(stopped)
+    cluster.end = end
+    began = trio.current_time()
+    await engine.kill(killed, "KILL")
+    assert trio.current_time() - began < 15
+    assert (killed.status, killed.exit_code, killed.files_kept) == ("exited", 137, False)
+    began = trio.current_time()
+    await engine.stop(stopped, 1)
+    assert trio.current_time() - began < 15
+    assert (stopped.status, stopped.exit_code, stopped.files_kept) == ("exited", 137, False)
+    assert len(cluster.called("delete_pod")) == 2
 
 
 async def test_unsupervised_containers_stay_as_they_were(

@@ -4,6 +4,7 @@
  *   supervise wait STATE_DIR                   block until the child has ended; print its record
  *   supervise kill SIGNAL                      send SIGNAL (a number) to the supervisor, which
  *                                              passes it on to the program
+ *   supervise end STATE_DIR                    SIGKILL the program; print its record once written
  *   supervise install PATH                     copy this program to PATH (a file, made 0755)
  *   supervise idle                             do nothing until SIGTERM or SIGINT
  *
@@ -14,7 +15,10 @@
  * handles, as the kernel does for a PID 1), reaps, and when the program has ended writes
  * STATE_DIR/exit (one JSON line: exit code as Docker gives it, the end time in nanoseconds
  * since the epoch, whether the kernel OOM-killed a process of the container) and stays up,
- * holding the files, until SIGTERM or SIGINT, which end it at once with the program's exit code. kubedock learns of the end through `wait`, which it runs by exec.
+ * holding the files, until SIGTERM or SIGINT, which end it at once with the program's exit code.
+ * kubedock learns of the end through `wait`, which it runs by exec. While the program runs, `run`
+ * keeps its pid in STATE_DIR/pid: the kernel drops a SIGKILL sent to a container's PID 1 from
+ * inside, so `end` (Docker's kill) sends it to the program's process group itself.
  * `install` and `idle` deliver the program into pods whose init container does not (the
  * first container of the pod copies it into a shared volume in its postStart hook).
  *
@@ -33,6 +37,7 @@
 #include <unistd.h>
 
 #define RECORD "exit"
+#define PID "pid"
 /* Where a container sees its OOM kill count: cgroup v2, else v1 (both "oom_kill N" lines). */
 static const char *const OOM_COUNTERS[] = {
     "/sys/fs/cgroup/memory.events",
@@ -44,7 +49,7 @@ static const char *const OOM_COUNTERS[] = {
 
 static int usage(void) {
     fputs("usage: supervise run STATE_DIR PROGRAM [ARG...] | wait STATE_DIR | kill SIGNAL | "
-          "install PATH | idle\n", stderr);
+          "end STATE_DIR | install PATH | idle\n", stderr);
     return 64;
 }
 
@@ -68,22 +73,36 @@ static long oom_kills(void) {
     return found;
 }
 
-static int record_exit(const char *state, int code, int oom_killed) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+/* Write STATE_DIR/NAME whole or not at all: readers never see half of it. */
+static int write_state(const char *state, const char *name, const char *text) {
     char path[4096], temporary[4096];
-    snprintf(path, sizeof path, "%s/%s", state, RECORD);
-    snprintf(temporary, sizeof temporary, "%s/.%s", state, RECORD);
+    snprintf(path, sizeof path, "%s/%s", state, name);
+    snprintf(temporary, sizeof temporary, "%s/.%s", state, name);
     FILE *out = fopen(temporary, "w");
     if (out == NULL) {
         return -1;
     }
-    fprintf(out, "{\"exitCode\": %d, \"finishedAt\": %lld%09ld, \"oomKilled\": %s}\n", code,
-            (long long)now.tv_sec, now.tv_nsec, oom_killed ? "true" : "false");
+    fputs(text, out);
     if (fclose(out) != 0) {
         return -1;
     }
     return rename(temporary, path);
+}
+
+static int record_exit(const char *state, int code, int oom_killed) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char text[256];
+    snprintf(text, sizeof text,
+             "{\"exitCode\": %d, \"finishedAt\": %lld%09ld, \"oomKilled\": %s}\n", code,
+             (long long)now.tv_sec, now.tv_nsec, oom_killed ? "true" : "false");
+    return write_state(state, RECORD, text);
+}
+
+static void forget_pid(const char *state) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", state, PID);
+    unlink(path);
 }
 
 /* Exec sessions and the program's children must not hold the container's streams open
@@ -174,6 +193,9 @@ static int run(const char *state, char **argv) {
         _exit(127);
     }
     setpgid(child, child);
+    char pid_text[32];
+    snprintf(pid_text, sizeof pid_text, "%d\n", (int)child);
+    write_state(state, PID, pid_text);  /* without it `end` fails and kubedock deletes the pod */
     close(exec_failed[1]);
     int failure;
     if (read(exec_failed[0], &failure, sizeof failure) == sizeof failure) {
@@ -197,6 +219,8 @@ static int run(const char *state, char **argv) {
                 }
             }
             if (code >= 0 && child > 0) {
+                /* A later `end` must not hit whatever takes the pid over. */
+                forget_pid(state);
                 /* As when a container's PID 1 ends: what the program left running goes too. */
                 kill(-child, SIGKILL);
                 long oom_after = oom_kills();
@@ -216,13 +240,32 @@ static int run(const char *state, char **argv) {
     }
 }
 
-static int wait_for_exit(const char *state) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", state, RECORD);
+/* A watch of what `run` writes into STATE_DIR; -1 where there is none (then poll). */
+static int watch_state(const char *state) {
     int watch = inotify_init1(IN_CLOEXEC);
     if (watch >= 0) {
         inotify_add_watch(watch, state, IN_MOVED_TO | IN_CLOSE_WRITE);
     }
+    return watch;
+}
+
+/* Until the next change in STATE_DIR (or a second, without a watch). */
+static void await_change(int *watch) {
+    if (*watch >= 0) {
+        char events[4096];
+        if (read(*watch, events, sizeof events) < 0 && errno != EINTR) {
+            close(*watch);
+            *watch = -1;
+        }
+    } else {
+        sleep(1);
+    }
+}
+
+static int wait_for_exit(const char *state) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", state, RECORD);
+    int watch = watch_state(state);
     for (;;) {
         int record = open(path, O_RDONLY);
         if (record >= 0) {
@@ -234,16 +277,43 @@ static int wait_for_exit(const char *state) {
             }
             return 1;
         }
-        if (watch >= 0) {
-            char events[4096];
-            if (read(watch, events, sizeof events) < 0 && errno != EINTR) {
-                close(watch);
-                watch = -1;
-            }
-        } else {
-            sleep(1);
-        }
+        await_change(&watch);
     }
+}
+
+/* Docker's kill (SIGKILL) of a supervised container: the program and its process group go,
+ * the supervisor records the end as any other, and the files stay. A program the supervisor
+ * has not started yet is killed once it has. */
+static int end_program(const char *state) {
+    char path[4096], record[4096];
+    snprintf(path, sizeof path, "%s/%s", state, PID);
+    snprintf(record, sizeof record, "%s/%s", state, RECORD);
+    int watch = watch_state(state);
+    for (;;) {
+        FILE *in = fopen(path, "r");
+        int pid = 0;
+        if (in != NULL) {
+            if (fscanf(in, "%d", &pid) != 1) {
+                pid = 0;
+            }
+            fclose(in);
+        }
+        if (pid > 0) {
+            if (kill(-pid, SIGKILL) != 0 && errno != ESRCH) {
+                perror("supervise end");
+                return 1;
+            }
+            break;
+        }
+        if (access(record, F_OK) == 0) {
+            break;
+        }
+        await_change(&watch);
+    }
+    if (watch >= 0) {
+        close(watch);
+    }
+    return wait_for_exit(state);
 }
 
 static int install(const char *path) {
@@ -298,6 +368,9 @@ int main(int argc, char **argv) {
             return 1;
         }
         return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "end") == 0) {
+        return end_program(argv[2]);
     }
     if (argc == 3 && strcmp(argv[1], "install") == 0) {
         return install(argv[2]);

@@ -105,6 +105,16 @@ def docker_cli(server: Kubedock, *args: str, input: bytes | None = None,
                           capture_output=True, timeout=timeout, check=False)
 
 
+def until_logged(server: Kubedock, container: str, text: bytes, *, times: int = 1,
+                 seconds: float = 60) -> None:
+    """Wait until the container's output holds `text` (`times` times): a script that says when
+    it is ready (its traps set, say), rather than a guess of how long that takes under load."""
+    deadline = time.monotonic() + seconds
+    while docker_cli(server, "logs", container).stdout.count(text) < times:
+        assert time.monotonic() < deadline, f"{container} did not log {text!r} in {seconds}s"
+        time.sleep(0.2)
+
+
 def docker_ok(server: Kubedock, *args: str, timeout: float = 120) -> str:
     """The docker CLI's output of a command that must succeed."""
     result = docker_cli(server, *args, timeout=timeout)

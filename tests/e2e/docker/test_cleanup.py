@@ -366,6 +366,9 @@ def test_half_open_api_connections_end_or_resume_in_bounded_time(
         _end_clients(clients, reader)
         client.close()
         assert stop_kubedock(process) == 128 + signal.SIGTERM
+        # Within the cleanup's own bound, not by the last resort that ends a stuck shutdown.
+        log = server.log.read_text()
+        assert "cleanup confirmed" in log and "did not finish" not in log, log[-4000:]
         assert objects(cluster, namespace, of_instance(instance)) == []
         assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
     finally:

@@ -9,7 +9,7 @@ import time
 import urllib.request
 
 import pytest
-from kubedock_server import Kubedock, docker_cli, served_by
+from kubedock_server import Kubedock, docker_cli, served_by, until_logged
 
 pytestmark = pytest.mark.cluster
 
@@ -132,14 +132,14 @@ def test_unknown_ids_and_bad_references(target: Kubedock) -> None:
 
 
 def test_stop_sends_the_stop_signal(target: Kubedock) -> None:
-    script = 'trap "echo got usr1; exit 5" USR1; while true; do sleep 0.1; done'
+    script = 'trap "echo got usr1; exit 5" USR1; echo ready; while true; do sleep 0.1; done'
     container = run(target, "run", "-d", "--stop-signal", "SIGUSR1", "busybox:1.36",
                     "sh", "-c", script).stdout.decode().strip()
     try:
-        time.sleep(1)  # the trap is set
+        until_logged(target, container, b"ready\n")  # the trap is set
         assert run(target, "stop", container).returncode == 0
         state = json.loads(run(target, "inspect", container).stdout)[0]["State"]
         assert state["ExitCode"] == 5
-        assert run(target, "logs", container).stdout == b"got usr1\n"
+        assert run(target, "logs", container).stdout == b"ready\ngot usr1\n"
     finally:
         run(target, "rm", "-f", container)

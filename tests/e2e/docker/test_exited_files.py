@@ -1,7 +1,8 @@
 """Files outlive the process, as with Docker (issue 10 item 2): copying out of (and into) an
 exited container, binds written by one container and read by the next, and an exit, a stop,
-a kill and an OOM kill reported as before, against kubedock (whose containers with volumes of
-their own or binds are supervised by default) and the Docker engine."""
+a kill and an OOM kill reported as before, and the files of a killed container (a kill, a stop
+past its timeout), against kubedock (whose containers with volumes of their own or binds are
+supervised by default) and the Docker engine."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from kubedock_server import Kubedock
+from kubedock_server import Kubedock, docker_ok
 
 pytestmark = pytest.mark.cluster
 
@@ -49,6 +50,15 @@ def _create(client: docker.DockerClient, created: list[str], command: Any,
     return container_id
 
 
+def _until_ready(client: docker.DockerClient, container_id: str, *, runs: int) -> None:
+    """Wait until the container's script has said `ready` in each of its `runs` (its log spans
+    them): its traps are set."""
+    deadline = time.monotonic() + 60
+    while client.api.logs(container_id).count(b"ready\n") < runs:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def _read(client: docker.DockerClient, container_id: str, path: str) -> bytes:
     stream, stat = client.api.get_archive(container_id, path)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
@@ -57,6 +67,24 @@ def _read(client: docker.DockerClient, container_id: str, path: str) -> bytes:
         content = member.read()
     assert stat["name"] == os.path.basename(path) and stat["size"] == len(content)
     return content
+
+
+def _until_readable(client: docker.DockerClient, container_id: str, path: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.api.get_archive(container_id, path)
+            return
+        except docker.errors.NotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _copied_out(target: Kubedock, container_id: str, path: str, into: Path) -> bytes:
+    """What `docker cp` copies out of the container."""
+    docker_ok(target, "cp", f"{container_id}:{path}", str(into))
+    return (into / os.path.basename(path)).read_bytes()
 
 
 def _moment(text: str) -> datetime:
@@ -128,13 +156,13 @@ def test_stop_and_kill_reach_the_program(client: docker.DockerClient,
     assert time.monotonic() - began >= 2
     assert client.api.inspect_container(sleeper)["State"]["ExitCode"] == 137
     trapping = _create(client, created, ["sh", "-c", "trap 'exit 7' TERM; trap 'exit 5' USR1; "
-                                         "sleep 300 & wait"], volumes=["/vol1"])
+                                         "echo ready; sleep 300 & wait"], volumes=["/vol1"])
     client.api.start(trapping)
-    time.sleep(1)
+    _until_ready(client, trapping, runs=1)
     client.api.kill(trapping, signal="SIGUSR1")
     assert client.api.wait(trapping, timeout=60)["StatusCode"] == 5
     client.api.start(trapping)
-    time.sleep(1)
+    _until_ready(client, trapping, runs=2)
     began = time.monotonic()
     client.api.stop(trapping, timeout=30)
     assert time.monotonic() - began < 10
@@ -165,3 +193,59 @@ def test_files_of_an_exited_container_of_an_image_without_tools(
     client.api.stop(container_id, timeout=30)
     assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 0
     assert _read(client, container_id, "/data/hello.txt") == b"hello from the no-shell image\n"
+
+
+_KILLS = {"kill": ["kill"], "stop": ["stop", "-t", "1"], "stop-signal": ["stop", "-t", "60"]}
+
+
+@pytest.mark.parametrize("how", list(_KILLS))
+def test_files_of_a_killed_container_are_copied_out(
+    target: Kubedock, client: docker.DockerClient, created: list[str], tmp_path: Path, how: str
+) -> None:
+    """`docker kill`, `docker stop` once its timeout is over (`sleep` takes no SIGTERM as PID
+    1), and a stop whose stop signal is SIGKILL end the program with SIGKILL; what it wrote
+    can still be copied out, and in."""
+    container_id = _create(client, created, [
+        "sh", "-c", "echo in-volume > /vol1/data.txt; echo report > /report.txt; exec sleep 300"],
+        volumes=["/vol1"], stop_signal="SIGKILL" if how == "stop-signal" else None)
+    client.api.start(container_id)
+    _until_readable(client, container_id, "/report.txt")
+    since = int(time.time())
+    began = time.monotonic()
+    docker_ok(target, *_KILLS[how], container_id)
+    assert time.monotonic() - began < 20
+    state = client.api.inspect_container(container_id)["State"]
+    assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 137, False)
+    assert _copied_out(target, container_id, "/report.txt", tmp_path) == b"report\n"
+    assert _copied_out(target, container_id, "/vol1/data.txt", tmp_path) == b"in-volume\n"
+    upload = io.BytesIO()
+    with tarfile.open(fileobj=upload, mode="w") as archive:
+        info = tarfile.TarInfo("added.txt")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"added"))
+    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
+    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+    events = [(event["Action"], event["Actor"]["Attributes"].get("signal")
+               or event["Actor"]["Attributes"].get("exitCode"))
+              for event in client.api.events(since=since, until=int(time.time()) + 1,
+                                             filters={"container": container_id}, decode=True)
+              if event["Action"] in ("kill", "die", "stop")]
+    assert events == {"kill": [("kill", "9"), ("die", "137")],
+                      "stop": [("kill", "15"), ("kill", "9"), ("die", "137"), ("stop", None)],
+                      "stop-signal": [("kill", "9"), ("die", "137"), ("stop", None)]}[how]
+    docker_ok(target, "rm", container_id)
+    with pytest.raises(docker.errors.NotFound):
+        client.api.get_archive(container_id, "/report.txt")
+
+
+def test_files_of_a_killed_container_of_an_image_without_tools(
+    target: Kubedock, client: docker.DockerClient, created: list[str], tmp_path: Path
+) -> None:
+    container_id: str = client.api.create_container("kubedock/noshell:1",
+                                                    volumes=["/vol1"])["Id"]
+    created.append(container_id)
+    client.api.start(container_id)
+    docker_ok(target, "kill", container_id)
+    assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 137
+    assert _copied_out(target, container_id, "/data/hello.txt", tmp_path) == (
+        b"hello from the no-shell image\n")

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from kubedock_server import Kubedock, docker_cli, docker_ok
+from kubedock_server import Kubedock, docker_cli, docker_ok, until_logged
 
 pytestmark = pytest.mark.cluster
 
@@ -42,11 +42,11 @@ def test_signals_reach_the_command_and_its_exit_code_passes(target: Kubedock) ->
     name = f"init-{secrets.token_hex(3)}"
     try:
         docker_ok(target, "run", "-d", "--init", "--name", name, "busybox:1.36", "sh", "-c",
-                "trap 'echo got usr1; exit 3' USR1; while true; do sleep 0.2; done")
-        time.sleep(1)  # the trap is set
+                "trap 'echo got usr1; exit 3' USR1; echo ready; while true; do sleep 0.2; done")
+        until_logged(target, name, b"ready\n")  # the trap is set
         docker_ok(target, "kill", "-s", "USR1", name)
         assert docker_ok(target, "wait", name) == "3\n"
-        assert docker_ok(target, "logs", name) == "got usr1\n"
+        assert docker_ok(target, "logs", name) == "ready\ngot usr1\n"
     finally:
         run(target, "rm", "-f", name)
     ran = run(target, "run", "--rm", "--init", "busybox:1.36", "sh", "-c", "echo out; exit 7")

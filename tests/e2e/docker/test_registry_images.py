@@ -18,7 +18,7 @@ import docker.errors
 import httpx
 import pytest
 import trio
-from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock
+from kubedock_server import Kubedock, docker_cli, start_kubedock, stop_kubedock, until_logged
 
 from kubedock.registry import (
     DOCKER_HUB,
@@ -145,18 +145,18 @@ def test_stop_delivers_the_image_stop_signal_as_docker_does(
         cluster: Any, kubedock: Kubedock, docker_oracle: str) -> None:
     image = trio.run(_push_busybox_with, cluster.registry, "kubedock/stop-usr1",
                      {"StopSignal": "SIGUSR1"})
-    script = 'trap "echo got usr1; exit 5" USR1; while true; do sleep 0.1; done'
+    script = 'trap "echo got usr1; exit 5" USR1; echo ready; while true; do sleep 0.1; done'
     for server in (kubedock, Kubedock(docker_oracle, 0, "", "", kubedock.log, reference=True)):
         started = docker_cli(server, "run", "-d", image, "sh", "-c", script)
         assert started.returncode == 0, started.stderr
         container = started.stdout.decode().strip()
         try:
-            time.sleep(1)  # the trap is set
+            until_logged(server, container, b"ready\n")  # the trap is set
             assert docker_cli(server, "stop", container).returncode == 0
             [document] = json.loads(docker_cli(server, "inspect", container).stdout)
             assert (document["Config"]["StopSignal"], document["State"]["ExitCode"]) == \
                 ("SIGUSR1", 5)
-            assert docker_cli(server, "logs", container).stdout == b"got usr1\n"
+            assert docker_cli(server, "logs", container).stdout == b"ready\ngot usr1\n"
         finally:
             docker_cli(server, "rm", "-f", container)
 
