@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .. import kube
 from ._adopt import from_pod
@@ -44,7 +45,7 @@ class Adoption:
     async def adopt(self, selector: str) -> int:
         """Take over the containers of the pods that `selector` selects; return how many."""
         adopted = 0
-        for pod in await self._cluster.list_objects(kube.PODS, selector):
+        for pod in _next_runs_first(await self._cluster.list_objects(kube.PODS, selector)):
             metadata = pod.get("metadata") or {}
             try:
                 adoptee = from_pod(pod)
@@ -55,7 +56,12 @@ class Adoption:
                 await self._cluster.delete_pod(metadata["name"], grace_seconds=0)
                 continue
             container = adoptee.container
-            if container.id in self._containers or metadata.get("deletionTimestamp"):
+            if metadata.get("deletionTimestamp"):
+                continue
+            if container.id in self._containers:
+                log.info("deleting pod %s, which a restart of container %s replaced",
+                         metadata["name"], container.short_id)
+                await self._cluster.delete_pod(metadata["name"], grace_seconds=0)
                 continue
             self._containers[container.id] = container
             self._by_pod[metadata["name"]] = container
@@ -93,3 +99,12 @@ class Adoption:
         self._monitor_health(container)
         # A supervised program may have ended meanwhile: its record says so at once.
         self._supervise(container)
+
+
+def _next_runs_first(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods, those of a container's next run before those of its last: a restart makes
+    the next pod before the last goes (see `_replacement`), and a kubedock that ends in
+    between leaves both. The last run's process has ended, or its pod is the older one."""
+    newest_first = sorted(pods, key=lambda pod: (pod.get("metadata") or {}).get(
+        "creationTimestamp") or "", reverse=True)
+    return sorted(newest_first, key=lambda pod: kube.observe(pod).state == "terminated")

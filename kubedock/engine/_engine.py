@@ -41,12 +41,14 @@ from ._networks import Network, NetworkStore
 from ._pre_pull import PrePuller
 from ._pull_secrets import PullSecrets
 from ._records import Container, ContainerConfig, new_id
+from ._replacement import Replacements
 from ._resize import Resizer
 from ._restarts import Restarts
 from ._seeds import SeedStore
 from ._signals import Signaller, signal_name
 from ._specs import PodSpecs
 from ._stats import UsageReader, VolumeUsage
+from ._supervisor_delivery import SupervisorDelivery
 from ._toolbox import Toolbox
 from ._volumes import VolumeStore
 
@@ -96,6 +98,8 @@ class Engine:
         self.pre_puller: PrePuller | None = None
         self.seeds = SeedStore()
         self._signaller = Signaller(cluster, self.toolbox)
+        self._supervisor = SupervisorDelivery(cluster, settings)
+        self._replacements = Replacements(cluster, nursery)
         self._specs = PodSpecs(self.networks, self.archives, self.volumes, expose,
                                self.dns_names, self.pull_secrets.of, keep_exited_files)
         self._naming = Naming(cluster, settings, names, self._containers, self.networks,

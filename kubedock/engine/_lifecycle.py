@@ -11,15 +11,24 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from .. import kube
 from ._archive import fill_volumes
-from ._errors import Conflict, NoSuchContainer, NotModified, StartFailed, TimedOut
+from ._errors import (
+    Conflict,
+    EngineError,
+    NoSuchContainer,
+    NotModified,
+    StartFailed,
+    TimedOut,
+)
 from ._records import Container, ContainerConfig, is_running
+from ._replacement import Replacement, prepared
 from ._restarts import reset_restarts
 from ._services import publish_services
-from ._signals import signal_name
+from ._signals import Stay, signal_and_stay, signal_name
 from ._specs import grace_seconds
 from ._stall import fail_when_stalled, start_timeout_error
 from ._supervision import end_program
@@ -69,18 +78,26 @@ async def update(engine: Engine, container: Container, config: ContainerConfig,
     engine._publish(container, "update")
 
 
-async def _start(engine: Engine, container: Container) -> None:
+async def _start(engine: Engine, container: Container, ahead: Replacement | None = None) -> None:
+    """Start the container in a new pod; `ahead`: that pod, made ahead by a restart."""
     if container.status == "running":
         raise NotModified("container already started")
     await engine.volumes.ensure(container.config.mounts)
     await _keep_logs_of_last_run(engine, container)
     if container.pod_name is not None:
         await delete_pod_and_wait(engine, container, grace_seconds=0)
-    await engine._naming.publish_links(container)
-    container.seeds = await engine.seeds.for_start(engine.images, container.config,
-                                                   engine.volumes.new)
-    spec = engine._specs.build(container)
-    manifest = kube.pod_manifest(spec, engine.settings)
+    if ahead is None:
+        await engine._naming.publish_links(container)
+        container.seeds = await engine.seeds.for_start(engine.images, container.config,
+                                                       engine.volumes.new)
+        spec = engine._specs.build(container)
+        if _installs_supervisor(spec):
+            spec = attrs.evolve(
+                spec, supervisor_config_map=await engine._supervisor.config_map())
+        manifest = kube.pod_manifest(spec, engine.settings)
+    else:
+        # Only a container without a supervisor is replaced ahead (see `_replacement`).
+        spec, manifest = ahead.spec, ahead.manifest
     pod_name = manifest["metadata"]["name"]
     container.pod_name, container.pod_observed, container.pod_ip = pod_name, False, None
     container.setup_running = False
@@ -94,8 +111,9 @@ async def _start(engine: Engine, container: Container) -> None:
     container.finished_at = None
     engine._by_pod[pod_name] = container
     try:
-        container.start_requested_at = datetime.now(UTC)
-        pod = await _create_pod(engine, container, manifest)
+        container.start_requested_at = (ahead.requested_at if ahead is not None
+                                        else datetime.now(UTC))
+        pod = await _create_pod(engine, container, manifest, ahead)
         engine.volumes.mounted(container)
         secret = kube.dind_secret(pod, engine.settings)
         if secret is not None:
@@ -116,7 +134,15 @@ async def _start(engine: Engine, container: Container) -> None:
     if is_running(container):
         engine._monitor_health(container)
         engine._watch_supervised(container)
+        if _installs_supervisor(spec) and not spec.supervisor_config_map:
+            engine._spawn(partial(engine._supervisor.copy_from, pod_name))
     engine._publish(container, "start")
+
+
+def _installs_supervisor(spec: kube.ContainerSpec) -> bool:
+    """Whether the pod needs the supervisor brought in (the instance's ConfigMap, else the
+    tools container): an init container brings it with the rest of the setup."""
+    return bool(spec.supervised_argv) and not spec.needs_setup
 
 
 async def _keep_logs_of_last_run(engine: Engine, container: Container) -> None:
@@ -132,10 +158,15 @@ async def _keep_logs_of_last_run(engine: Engine, container: Container) -> None:
     container.earlier_logs = bounded((*container.earlier_logs, *(logs or ())))
 
 
-async def _create_pod(engine: Engine, container: Container,
-                      manifest: Mapping[str, Any]) -> dict[str, Any]:
+async def _create_pod(engine: Engine, container: Container, manifest: Mapping[str, Any],
+                      ahead: Replacement | None) -> dict[str, Any]:
     try:
-        return await engine.cluster.create_pod(manifest)
+        if ahead is None:
+            return await engine.cluster.create_pod(manifest)
+        pod, news = await engine._replacements.take(ahead)
+        if news is not None:
+            engine.observe(news)
+        return pod
     except kube.KubeError as error:
         if 400 <= error.status < 500:
             # Refused: there is no pod, so nothing to delete or wait for later.
@@ -200,8 +231,10 @@ async def _fill_volumes(engine: Engine, container: Container, pod_name: str) -> 
 
 
 async def stop(engine: Engine, container: Container, stop_seconds: int | None, *,
-               replacing: bool = False) -> None:
-    """Stop as `docker stop` does; `replacing` when a new pod follows (a restart)."""
+               replacing: bool = False, replacement: Replacement | None = None) -> None:
+    """Stop as `docker stop` does; `replacing` when a new pod follows (a restart), and
+    `replacement` is that pod, created as soon as the process is known to have ended."""
+    stay: Stay | None = None
     async with _transition(container):
         container.stopped_by_client = True
         if engine._restarts.cancel(container):
@@ -223,9 +256,8 @@ async def stop(engine: Engine, container: Container, stop_seconds: int | None, *
             # The supervisor cannot pass on what it cannot catch: it kills the program.
             await _kill_now(engine, container)
         elif signalled:
-            assert container.pod_name is not None
             try:
-                await engine._signaller.deliver(container, container.pod_name, stop_signal)
+                stay = await _deliver_stop_signal(engine, container, stop_signal, replacement)
             except (Conflict, TimedOut):
                 if stop_signal != "SIGTERM":
                     raise
@@ -241,21 +273,45 @@ async def stop(engine: Engine, container: Container, stop_seconds: int | None, *
     def stopped() -> bool:
         return container.status != "running" or container.exits != exits
 
-    if signalled:
-        with trio.move_on_after(seconds):
+    def ended() -> bool:  # before Kubernetes says so
+        return stay is not None and stay.ended
+
+    try:
+        if signalled:
+            with trio.move_on_after(seconds):
+                await engine._until(container, lambda: stopped() or ended())
+            if replacement is not None and ended() and not stopped():
+                # Its pod starts while the kubelet gets round to report this end.
+                engine._replacements.create_soon(replacement)
+            async with container.lifecycle:
+                if not stopped() and not ended():
+                    engine._publish(container, "kill", signal=str(int(signals.SIGKILL)))
+                    await _kill_now(engine, container)
+        with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
             await engine._until(container, stopped)
-        async with container.lifecycle:
-            if not stopped():
-                engine._publish(container, "kill", signal=str(int(signals.SIGKILL)))
-                await _kill_now(engine, container)
-    with trio.move_on_after(seconds + _STOP_REPORT_SECONDS):
-        await engine._until(container, stopped)
+    finally:
+        if stay is not None:
+            stay.close()
     if not stopped():
         raise TimedOut(
             f"cannot stop container: {container.id}: tried to stop the container, but "
             f"Kubernetes did not report it stopped within {seconds + _STOP_REPORT_SECONDS} s"
         )
     engine._publish(container, "stop")
+
+
+async def _deliver_stop_signal(engine: Engine, container: Container, name: str,
+                               replacement: Replacement | None) -> Stay | None:
+    """Deliver the stop signal from inside; for a `replacement` to follow, from a shell that
+    stays to tell the end of the process, if the image has one."""
+    assert container.pod_name is not None
+    if replacement is not None:
+        stay = await signal_and_stay(engine.cluster, engine._nursery, container,
+                                     container.pod_name, name)
+        if stay is not None:
+            return stay
+    await engine._signaller.deliver(container, container.pod_name, name)
+    return None
 
 
 async def kill(engine: Engine, container: Container, name: str) -> None:
@@ -303,14 +359,39 @@ async def _kill_now(engine: Engine, container: Container) -> None:
 
 
 async def restart(engine: Engine, container: Container, stop_seconds: int | None) -> None:
-    with contextlib.suppress(NotModified):
-        await stop(engine, container, stop_seconds, replacing=True)
-    async with _transition(container):
-        reset_restarts(container)
-        # Started meanwhile by another request: the restart is done, as with Docker.
+    replacement = await _replacement(engine, container)
+    try:
         with contextlib.suppress(NotModified):
-            await _start(engine, container)
+            await stop(engine, container, stop_seconds, replacing=True, replacement=replacement)
+        ahead = replacement if replacement and replacement.requested_at else None
+        async with _transition(container):
+            reset_restarts(container)
+            # Started meanwhile by another request: the restart is done, as with Docker.
+            with contextlib.suppress(NotModified):
+                await _start(engine, container, ahead)
+    finally:
+        if replacement is not None:
+            engine._replacements.discard_soon(replacement)
     engine._publish(container, "restart")
+
+
+async def _replacement(engine: Engine, container: Container) -> Replacement | None:
+    """The next pod of a running container, prepared for a restart (see `_replacement`);
+    None when the end of its process cannot be learnt at once (its PID 1 is kubedock's
+    supervisor or, with --init, pause) or the preparation fails: the start after the stop
+    then makes its pod, failing as it does."""
+    if (container.status != "running" or container.pod_name is None
+            or container.supervisor is not None or container.config.init):
+        return None
+    try:
+        await engine.volumes.ensure(container.config.mounts)
+        await engine._naming.publish_links(container)
+        seeds = await engine.seeds.for_start(engine.images, container.config,
+                                             engine.volumes.new)
+    except (EngineError, kube.KubeError):
+        return None
+    container.seeds = seeds
+    return prepared(engine._specs.build(container), engine.settings)
 
 
 async def remove(engine: Engine, container: Container, *, force: bool, volumes: bool) -> None:

@@ -23,6 +23,8 @@ _EXIT_CLAIM_SECONDS = 2
 
 def observe(engine: Engine, observation: kube.ContainerObservation) -> None:
     """Fold one pod event into its container's record (called by the pod watch)."""
+    if engine._replacements.hold(observation):
+        return
     container = engine._by_pod.get(observation.pod_name)
     if container is None or container.pod_name != observation.pod_name:
         return

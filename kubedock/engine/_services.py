@@ -57,15 +57,32 @@ async def publish_services(cluster: kube.ClusterBoundary, pod: Mapping[str, Any]
         log.info("pod %s exposes no ports: no Service for its names", pod["metadata"]["name"])
         return
     for name in service_names(names):
+        manifest = service_manifest(name, pod, ports)
         try:
-            await cluster.create_object(kube.SERVICES, service_manifest(name, pod, ports))
+            await cluster.create_object(kube.SERVICES, manifest)
         except kube.Conflict:
-            existing = await cluster.get_object(kube.SERVICES, name)
-            owners = existing["metadata"].get("ownerReferences") or ()
-            if any(owner.get("uid") == pod["metadata"]["uid"] for owner in owners):
-                continue  # published for this pod already (a name given on two networks)
+            await _take_over(cluster, pod, manifest)
+
+
+async def _take_over(cluster: kube.ClusterBoundary, pod: Mapping[str, Any],
+                     manifest: Mapping[str, Any]) -> None:
+    """Publish `manifest` in place of a Service of the same name: one of an earlier run of the
+    container (a restart's last pod, which the garbage collector has yet to delete it with),
+    else a Conflict."""
+    name = manifest["metadata"]["name"]
+    try:
+        existing = await cluster.get_object(kube.SERVICES, name)
+    except kube.NotFound:  # the garbage collector was quicker
+        existing = None
+    if existing is not None:
+        owners = existing["metadata"].get("ownerReferences") or ()
+        if any(owner.get("uid") == pod["metadata"]["uid"] for owner in owners):
+            return  # published for this pod already (a name given on two networks)
+        if (existing.get("spec") or {}).get("selector") != manifest["spec"]["selector"]:
             raise Conflict(
                 f"the name {name!r} is already a Service in namespace "
                 f"{pod['metadata']['namespace']}: with --network-names services a name is "
                 "namespace-wide; use --network-names dns to scope names per network"
-            ) from None
+            )
+        await cluster.delete_object(kube.SERVICES, name)
+    await cluster.create_object(kube.SERVICES, manifest)

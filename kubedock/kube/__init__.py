@@ -37,6 +37,7 @@ from ._observe import (
 )
 from ._ownership import (
     CLAIMS,
+    CONFIG_MAPS,
     PODS,
     SECRETS,
     SERVICES,
@@ -82,6 +83,9 @@ from ._summary import (
 from ._supervision import (
     INSTALLER,
     STATE_DIR,
+    supervisor_config_map,
+    supervisor_config_map_name,
+    supervisor_copy_argv,
     supervisor_end_argv,
     supervisor_of,
     supervisor_path,
@@ -99,6 +103,7 @@ from ._watch import WatchHealth
 __all__ = [
     "ACCESS_MODES",
     "CLAIMS",
+    "CONFIG_MAPS",
     "HOST_ALIAS_PREFIX",
     "INSTALLER",
     "MAIN",
@@ -169,6 +174,9 @@ __all__ = [
     "serve_heartbeat",
     "service_account_pull_secrets",
     "start_time",
+    "supervisor_config_map",
+    "supervisor_config_map_name",
+    "supervisor_copy_argv",
     "supervisor_end_argv",
     "supervisor_of",
     "supervisor_path",

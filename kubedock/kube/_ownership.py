@@ -35,10 +35,13 @@ LEASES = Kind("leases", "coordination.k8s.io/v1")
 SECRETS = Kind("secrets")
 # Named volumes: not owned by a pod, they outlive containers, and go with their instance.
 CLAIMS = Kind("persistentvolumeclaims")
+# The supervisor of an instance's pods without the init container (labelled only; see
+# `_supervision`).
+CONFIG_MAPS = Kind("configmaps")
 # Everything that is labelled with an instance id, dependents before the pods they belong to,
-# claims and pull secrets after the pods that use them. Leases come last: an instance stays
-# visible until its objects are gone.
-LABELLED_KINDS = (SERVICES, PODS, CLAIMS, SECRETS, LEASES)
+# claims, pull secrets and the supervisor after the pods that use them. Leases come last: an
+# instance stays visible until its objects are gone.
+LABELLED_KINDS = (SERVICES, PODS, CLAIMS, SECRETS, CONFIG_MAPS, LEASES)
 
 
 @attrs.frozen

@@ -164,6 +164,9 @@ class ContainerSpec:
     # The program (entrypoint and cmd, resolved) that kubedock's supervisor runs as the child
     # of `main`'s PID 1, so that the container outlives it (see `_supervision`); empty: none.
     supervised_argv: tuple[str, ...] = ()
+    # The ConfigMap that holds the supervisor for a pod without the init container; empty:
+    # the installer container copies it (see `_supervision`).
+    supervisor_config_map: str = ""
 
     @property
     def short_id(self) -> str:
@@ -192,15 +195,17 @@ def is_valid_label_value(value: str) -> bool:
     return value == "" or (len(value) <= 63 and bool(_NAME_PART.match(value)))
 
 
-def pod_name(spec: ContainerSpec, settings: PodSettings) -> str:
-    """`<prefix>-<docker name>-<short id>`, squeezed into a DNS-1123 label.
+def pod_name(spec: ContainerSpec, settings: PodSettings, *, run: str = "") -> str:
+    """`<prefix>-<docker name>-<short id>`, squeezed into a DNS-1123 label, then `-<run>` for
+    a pod that must not take that name (a restart's next pod, made while the last is there).
 
     The short id keeps it unique per container, so a re-created container with the same
     Docker name never collides with a pod that is still terminating.
     """
     prefix = spec.labels.get(NAME_PREFIX, settings.pod_name_prefix)
     readable = _dns_label_chars(f"{prefix}-{spec.name}")[:_POD_NAME_PART_MAX].strip("-")
-    return f"{readable}-{spec.short_id}" if readable else spec.short_id
+    name = f"{readable}-{spec.short_id}" if readable else spec.short_id
+    return f"{name}-{run}" if run else name
 
 
 def _dns_label_chars(text: str) -> str:
@@ -209,8 +214,9 @@ def _dns_label_chars(text: str) -> str:
     return re.sub(r"-{2,}", "-", text).strip("-")
 
 
-def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
-    """The Pod for `spec`. Raises `Unsupported` for settings Kubernetes cannot express.
+def pod_manifest(spec: ContainerSpec, settings: PodSettings, *, run: str = "") -> dict[str, Any]:
+    """The Pod for `spec`, named as `pod_name` says. Raises `Unsupported` for settings
+    Kubernetes cannot express.
 
     Precedence, lowest first: the pod template, server settings, the container's
     `com.joyrex2001.kubedock.*` labels, the Docker create body. kubedock's own labels
@@ -224,7 +230,7 @@ def pod_manifest(spec: ContainerSpec, settings: PodSettings) -> dict[str, Any]:
 
     metadata.pop("generateName", None)
     metadata.update(
-        name=pod_name(spec, settings),
+        name=pod_name(spec, settings, run=run),
         namespace=settings.namespace,
         labels=_labels(spec, settings, metadata.get("labels") or {}),
         annotations=_annotations(spec, settings, metadata.get("annotations") or {}),

@@ -3,19 +3,28 @@ its child, so that the container (its root filesystem, its volumes) outlives the
 a Docker container's files outlive its process until it is removed.
 
 The supervisor (`build/images/recipes/supervise.c`, a static program in the init image beside
-kubedock) reaches the pod in one of two ways: pods with the init container `setup` get it with
-kubedock's own folder; others get a first container, `kubedock-tools`, whose postStart hook
-copies it into the tools volume (the kubelet starts `main` only once that hook is done). It
-writes the program's end to `STATE_DIR/exit`, which `supervisor_wait_argv` waits for.
+kubedock) reaches the pod in one of three ways: pods with the init container `setup` get it with
+kubedock's own folder; others mount it from a ConfigMap of the instance (`supervisor_config_map`,
+made of the copy in the first such pod), the one volume that the kubelet fills before any
+container starts; until that ConfigMap exists, they get a first container, `kubedock-tools`,
+whose postStart hook copies it into the tools volume (the kubelet starts `main` only once that
+hook is done). It writes the program's end to `STATE_DIR/exit`, which `supervisor_wait_argv`
+waits for.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import posixpath
+import tarfile
 from collections.abc import Mapping
 from typing import Any
 
+from ._ownership import INSTANCE_LABEL
 from ._podspec import (
+    INIT_PROGRAM,
     MAIN,
     TOOLS_DIR,
     TOOLS_VOLUME,
@@ -36,7 +45,7 @@ NEVER_RAN_MARKER = "kubedock-supervise: "
 
 def supervisor_path(spec: ContainerSpec) -> str:
     """Where `main` finds the supervisor: in kubedock's folder, which the init container
-    copies, or where the installer's hook puts it."""
+    copies, or where the ConfigMap's volume or the installer's hook puts it."""
     if spec.needs_setup:
         return posixpath.join(TOOLS_DIR, "kubedock", "supervise")
     return posixpath.join(TOOLS_DIR, "supervise")
@@ -73,9 +82,13 @@ def supervise(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, An
     volumes.append({"name": STATE_VOLUME, "emptyDir": {}})
     mounts.append({"name": STATE_VOLUME, "mountPath": STATE_DIR})
     if not spec.needs_setup:
-        volumes.append({"name": TOOLS_VOLUME, "emptyDir": {}})
         mounts.append({"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR, "readOnly": True})
-        pod_spec["containers"] = [_installer(settings, supervisor), *pod_spec["containers"]]
+        if spec.supervisor_config_map:
+            volumes.append({"name": TOOLS_VOLUME, "configMap": {
+                "name": spec.supervisor_config_map, "defaultMode": 0o555}})
+        else:
+            volumes.append({"name": TOOLS_VOLUME, "emptyDir": {}})
+            pod_spec["containers"] = [_installer(settings, supervisor), *pod_spec["containers"]]
     main["volumeMounts"] = mounts
     pod_spec["volumes"] = volumes
 
@@ -93,3 +106,39 @@ def _installer(settings: PodSettings, supervisor: str) -> dict[str, Any]:
     if pull_policy:
         installer["imagePullPolicy"] = pull_policy
     return installer
+
+
+def supervisor_config_map_name(settings: PodSettings) -> str:
+    """The ConfigMap of this instance that holds the supervisor of its init image (the image
+    in the name: an instance restarted with another image never mounts the old one's)."""
+    digest = hashlib.sha256(settings.init_image.encode()).hexdigest()[:10]
+    return f"kubedock-supervise-{settings.instance_id}-{digest}"
+
+
+def supervisor_copy_argv() -> list[str]:
+    """The exec, in a pod's installer container, whose output (a tar) holds the supervisor."""
+    return [INIT_PROGRAM, "archive", "get", SUPERVISOR_PROGRAM]
+
+
+def supervisor_config_map(settings: PodSettings, archive: bytes) -> dict[str, Any] | None:
+    """The ConfigMap holding the supervisor that `archive` (the output of
+    `supervisor_copy_argv`) carries; None when it carries none. Immutable: the kubelet then
+    reads it once rather than watching it for every pod that mounts it."""
+    name = posixpath.basename(SUPERVISOR_PROGRAM)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            member = tar.getmember(name)
+            program = tar.extractfile(member) if member.isfile() else None
+            content = program.read() if program is not None else b""
+    except (tarfile.TarError, KeyError):
+        return None
+    if not content:
+        return None
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": supervisor_config_map_name(settings), "namespace": settings.namespace,
+                     "labels": {**settings.labels, "kubedock": "true",
+                                INSTANCE_LABEL: settings.instance_id}},
+        "immutable": True,
+        "binaryData": {name: base64.b64encode(content).decode()},
+    }

@@ -3,8 +3,8 @@
 Pods are documents that move through the states a test scripts. Every change reaches the
 engine the way the pod watch delivers it: read by `kube.observe`, handed to the callback of
 `watch_pods`, `lag` seconds later and in order. Exec and attach sessions drop their input and
-end without output. Claims (named volumes) and Secrets are kept as created (or replaced) and go
-at once when deleted.
+end without output (those a test says stay until the pod's `main` ends). Claims (named
+volumes) and Secrets are kept as created (or replaced) and go at once when deleted.
 What it was not scripted for (port-forward, deleting other kinds) raises
 `NotImplementedError`.
 """
@@ -42,9 +42,12 @@ class _FakeChannel(kube.ExecChannel):
     can_close_stdin = True
 
     def __init__(self, exit_code: int, *, stalled: bool, output: bytes = b"",
-                 cut: bool = False, input_refused: bool = False) -> None:
+                 cut: bool = False, input_refused: bool = False,
+                 main_end: trio.Event | None = None) -> None:
         # (no websocket under it) A session that is cut ends without the process's status.
-        self.exit_code = None if cut else exit_code
+        self.exit_code = None if cut or main_end is not None else exit_code
+        # Set when `main` ends, which kills the session's process (SIGKILL: 137).
+        self._main_end = main_end
         self.status_message = None
         self._stalled = stalled
         self._output = output
@@ -56,7 +59,12 @@ class _FakeChannel(kube.ExecChannel):
             await trio.sleep_forever()
         await trio.lowlevel.checkpoint()
         output, self._output = self._output, b""
-        return (1, output) if output else None
+        if output:
+            return 1, output
+        if self._main_end is not None:
+            await self._main_end.wait()
+            self.exit_code = 137
+        return None
 
     async def send_stdin(self, data: bytes) -> None:
         await trio.lowlevel.checkpoint()
@@ -90,12 +98,16 @@ class FakeCluster:
         self.exec_exit_code: Callable[[Sequence[str]], int] = lambda argv: 127
         # What an exec writes on stdout, by argv.
         self.exec_output: Callable[[Sequence[str]], bytes] = lambda argv: b""
+        # Exec processes (by argv) that stay, once `exec_exit_code` said 0 (it ran), until the
+        # pod's `main` ends: then they are killed with it.
+        self.exec_stays: Callable[[Sequence[str]], bool] = lambda argv: False
         # State of a toolbox (ephemeral container) once added; None: it stays waiting.
         self.toolbox_on_add: dict[str, Any] | None = RUNNING
         self.pods: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}
         self.secrets: dict[str, dict[str, Any]] = {}
+        self.config_maps: dict[str, dict[str, Any]] = {}
         self.service_accounts: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.watch_stalled = False
@@ -116,6 +128,7 @@ class FakeCluster:
         self.node: dict[str, Any] = {"metadata": {"name": NODE}, "status": {
             "capacity": {"cpu": "4", "memory": "8Gi"}}}
         self._failures: dict[str, list[tuple[Exception, bool]]] = {}
+        self._main_ends: dict[str, trio.Event] = {}
         self._uids = itertools.count(1)
         self._send, self._receive = trio.open_memory_channel[
             tuple[float, dict[str, Any], bool]](1000)
@@ -139,6 +152,11 @@ class FakeCluster:
         pod = self.pods[pod_name]
         pod["status"] = {"podIP": pod["status"].get("podIP"), **copy.deepcopy(status)}
         self._changed(pod)
+
+    def end_main(self, pod_name: str) -> None:
+        """The process of the pod's `main` ends, which ends the sessions that stay in it; the
+        kubelet has yet to report it (`set_main`)."""
+        self._main_end(pod_name).set()
 
     def called(self, method: str) -> list[str]:
         """The subjects of the calls of `method` so far (pod names, exec command lines)."""
@@ -175,6 +193,7 @@ class FakeCluster:
             pod = copy.deepcopy(dict(manifest))
             pod["metadata"]["uid"] = f"uid-{next(self._uids)}"
             pod["spec"]["nodeName"] = NODE
+            self._main_ends.pop(name, None)
             pod["status"] = {"phase": "Pending", "podIP": f"10.244.0.{len(self.calls)}",
                              "containerStatuses": [{"name": kube.MAIN, "state": {
                                  "waiting": {"reason": "ContainerCreating"}}}]}
@@ -254,7 +273,8 @@ class FakeCluster:
     async def list_objects(self, kind: kube.Kind, label_selector: str) -> list[dict[str, Any]]:
         async with self._call("list_objects", kind.plural):
             wanted = dict(term.split("=", 1) for term in label_selector.split(","))
-            objects = {kube.PODS: self.pods, kube.SECRETS: self.secrets}.get(kind, self.services)
+            objects = {kube.PODS: self.pods, kube.SECRETS: self.secrets,
+                       kube.CONFIG_MAPS: self.config_maps}.get(kind, self.services)
             return [copy.deepcopy(item) for item in objects.values()
                     if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
 
@@ -266,7 +286,7 @@ class FakeCluster:
             return copy.deepcopy(objects[name])
 
     async def create_object(self, kind: kube.Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        assert kind in (kube.SERVICES, kube.CLAIMS, kube.SECRETS), kind
+        assert kind in (kube.SERVICES, kube.CLAIMS, kube.SECRETS, kube.CONFIG_MAPS), kind
         objects = self._objects(kind)
         name = manifest["metadata"]["name"]
         async with self._call("create_object", name):
@@ -289,7 +309,7 @@ class FakeCluster:
         self, kind: kube.Kind, name: str, *, grace_seconds: int | None = None,
         resource_version: str | None = None,
     ) -> None:
-        if kind not in (kube.CLAIMS, kube.SECRETS):
+        if kind not in (kube.CLAIMS, kube.SECRETS, kube.SERVICES, kube.CONFIG_MAPS):
             raise NotImplementedError
         async with self._call("delete_object", name):
             self._objects(kind).pop(name, None)
@@ -319,9 +339,12 @@ class FakeCluster:
     ) -> AsyncIterator[_FakeChannel]:
         async with self._call("exec", " ".join(argv)):
             self._pod(pod)
-        yield _FakeChannel(self.exec_exit_code(argv), stalled=self.exec_stalled,
+        exit_code = self.exec_exit_code(argv)
+        stays = exit_code == 0 and self.exec_stays(argv)
+        yield _FakeChannel(exit_code, stalled=self.exec_stalled,
                            output=self.exec_output(argv), cut=self.exec_cut,
-                           input_refused=self.exec_input_refused)
+                           input_refused=self.exec_input_refused,
+                           main_end=self._main_end(pod) if stays else None)
 
     @contextlib.asynccontextmanager
     async def attach(
@@ -352,12 +375,19 @@ class FakeCluster:
 
     def _objects(self, kind: kube.Kind) -> dict[str, dict[str, Any]]:
         return {kube.PODS: self.pods, kube.SERVICES: self.services, kube.CLAIMS: self.claims,
-                kube.SECRETS: self.secrets, kube.SERVICE_ACCOUNTS: self.service_accounts}[kind]
+                kube.SECRETS: self.secrets, kube.SERVICE_ACCOUNTS: self.service_accounts,
+                kube.CONFIG_MAPS: self.config_maps}[kind]
 
     def _pod(self, name: str) -> dict[str, Any]:
         if name not in self.pods:
             raise kube.NotFound(f'pods "{name}" not found', status=404, reason="NotFound")
         return self.pods[name]
 
+    def _main_end(self, pod_name: str) -> trio.Event:
+        return self._main_ends.setdefault(pod_name, trio.Event())
+
     def _changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
+        main = (pod["status"].get("containerStatuses") or [{}])[0]
+        if deleted or "terminated" in (main.get("state") or {}):
+            self._main_end(pod["metadata"]["name"]).set()
         self._send.send_nowait((trio.current_time() + self.lag, copy.deepcopy(pod), deleted))

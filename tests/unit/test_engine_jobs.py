@@ -251,6 +251,31 @@ async def test_name_taken_by_another_service_fails_the_start_and_deletes_the_pod
     assert list(cluster.services) == ["db"]
 
 
+async def test_a_service_left_by_an_earlier_run_is_taken_over(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
+) -> None:
+    """A restart's last pod may be gone while the garbage collector has yet to delete its
+    Services: the next run's start makes them its own."""
+    engine = await new_engine(nursery, cluster, names="services")
+    container = create(engine)
+    cluster.services["db"] = {"metadata": {"name": "db", "ownerReferences": [{"uid": "gone"}]},
+                              "spec": {"selector": {"kubedock.containerid": container.short_id}}}
+    await engine.start(container)
+    assert container.pod_name is not None
+    [owner] = cluster.services["db"]["metadata"]["ownerReferences"]
+    assert owner["uid"] == cluster.pods[container.pod_name]["metadata"]["uid"]
+
+
+async def test_a_service_the_garbage_collector_deletes_meanwhile_is_made_again(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
+) -> None:
+    engine = await new_engine(nursery, cluster, names="services")
+    container = create(engine)
+    cluster.fail("create_object", kube.Conflict('services "db" already exists', status=409))
+    await engine.start(container)
+    assert container.status == "running" and "db" in cluster.services
+
+
 async def test_services_carry_the_ports_the_image_exposes(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: FakeCluster,
 ) -> None:

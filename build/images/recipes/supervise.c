@@ -178,12 +178,16 @@ static int run(const char *state, char **argv) {
     if (child == 0) {
         close(exec_failed[0]);
         /* The program's own process group; on a terminal the foreground one, so that what the
-         * terminal sends (^C, window size) reaches it once, not through the supervisor too. */
-        setpgid(0, 0);
+         * terminal sends (^C, window size) reaches it once, not through the supervisor too.
+         * Without a terminal, its own session as well, as a container's first process has
+         * (`ps` says "Ss"); the terminal stays the supervisor's session's. */
         if (terminal) {
+            setpgid(0, 0);
             signal(SIGTTOU, SIG_IGN);
             tcsetpgrp(STDIN_FILENO, getpid());
             signal(SIGTTOU, SIG_DFL);
+        } else {
+            setsid();
         }
         sigprocmask(SIG_SETMASK, &previous, NULL);
         execvp(argv[0], argv);
@@ -192,7 +196,9 @@ static int run(const char *state, char **argv) {
         (void)ignored;
         _exit(127);
     }
-    setpgid(child, child);
+    if (terminal) {
+        setpgid(child, child);  /* either of the two may come first */
+    }
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "%d\n", (int)child);
     write_state(state, PID, pid_text);  /* without it `end` fails and kubedock deletes the pod */

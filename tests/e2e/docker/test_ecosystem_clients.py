@@ -5,9 +5,11 @@ port with a port and a log wait strategy, exec (exit code, stdout, stderr), copi
 network alias reached from another container, a one-shot container's exit code and its stdout and
 stderr logs, the library's postgres module, an image the library builds from a Dockerfile
 (and, in Go, removes), a report copied out of a one-shot container after its exit, a copy into
-and out of a running container of the no-shell image, and a named volume written by one
-container and read by the next. build/ecosystem fetches their dependencies once (cached under
-~/.cache/kubedock-dev); the tools then run offline.
+and out of a running container of the no-shell image, a named volume written by one container
+and read by the next, a published UDP port answered by the echo server of kubedock's own image
+(KUBEDOCK_IMAGE), exec as another user (by uid and by name), and signals a shell script traps.
+build/ecosystem fetches their dependencies once (cached under ~/.cache/kubedock-dev); the tools
+then run offline.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pathlib import Path
 import pytest
 from kubedock_server import ROOT, Kubedock
 
+from kubedock import __version__
+
 pytestmark = pytest.mark.cluster
 
 SUITE_TIMEOUT = 900  # about 100 s against kubedock on an idle machine
-SCENARIOS = 12  # tests in each language's suite
+SCENARIOS = 15  # tests in each language's suite
 
 
 def _command(language: str, settings: dict[str, str], project: Path) -> list[str]:
@@ -65,7 +69,8 @@ def test_testcontainers_suite(language: str, target: Kubedock, tmp_path: Path,
     # chooses another Docker host, a registry mirror or Ryuk.
     home = tmp_path / "home"
     home.mkdir()
-    env = target.env(HOME=str(home), **_offline_environment(language, settings))
+    env = target.env(HOME=str(home), KUBEDOCK_IMAGE=f"kubedock/kubedock:{__version__}",
+                     **_offline_environment(language, settings))
     env.pop("DOCKER_CONTEXT", None)
     done = subprocess.run(_command(language, settings, project), cwd=project, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -1,13 +1,14 @@
 """Files outlive the process, as with Docker (issue 10 item 2): copying out of (and into) an
 exited container, binds written by one container and read by the next, and an exit, a stop,
 a kill and an OOM kill reported as before, and the files of a killed container (a kill, a stop
-past its timeout), against kubedock (whose containers with volumes of their own or binds are
-supervised by default) and the Docker engine."""
+past its timeout), against kubedock (whose containers are all supervised by default) and the
+Docker engine."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tarfile
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from kubedock_server import Kubedock, docker_ok
+from kubedock_server import Kubedock, docker_ok, served_by, start_kubedock, stop_kubedock
 
 pytestmark = pytest.mark.cluster
 
@@ -69,11 +70,22 @@ def _read(client: docker.DockerClient, container_id: str, path: str) -> bytes:
     return content
 
 
+def _put_and_read_back(client: docker.DockerClient, container_id: str) -> None:
+    upload = io.BytesIO()
+    with tarfile.open(fileobj=upload, mode="w") as archive:
+        info = tarfile.TarInfo("added.txt")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"added"))
+    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
+    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+
+
 def _until_readable(client: docker.DockerClient, container_id: str, path: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            client.api.get_archive(container_id, path)
+            stream, _ = client.api.get_archive(container_id, path)
+            b"".join(stream)  # read whole, or the client's connection stays open until GC
             return
         except docker.errors.NotFound:
             if time.monotonic() > deadline:
@@ -104,13 +116,7 @@ def test_files_of_an_exited_container_are_copied_out_and_in(
     assert _read(client, container_id, "/report.txt") == b"report\n"
     with pytest.raises(docker.errors.NotFound):
         client.api.get_archive(container_id, "/no/such/file")
-    upload = io.BytesIO()
-    with tarfile.open(fileobj=upload, mode="w") as archive:
-        info = tarfile.TarInfo("added.txt")
-        info.size = 5
-        archive.addfile(info, io.BytesIO(b"added"))
-    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
-    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+    _put_and_read_back(client, container_id)
     state = client.api.inspect_container(container_id)["State"]
     assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 3, False)
     ran = (_moment(state["FinishedAt"]) - _moment(state["StartedAt"])).total_seconds()
@@ -119,6 +125,41 @@ def test_files_of_an_exited_container_are_copied_out_and_in(
     client.api.remove_container(container_id)
     with pytest.raises(docker.errors.NotFound):
         client.api.get_archive(container_id, "/report.txt")
+
+
+@pytest.fixture(scope="module")
+def keeping_every_container(cluster: Any, namespace: str, rbac_kubeconfig: Path,
+                            current_images: None, tmp_path_factory: pytest.TempPathFactory
+                            ) -> Iterator[Kubedock]:
+    """kubedock with --keep-exited-files always: even a container with no mount of its own is
+    supervised (the default, auto, leaves those out)."""
+    process, server = start_kubedock(
+        cluster, namespace, tmp_path_factory.mktemp("always"), "--port-forward",
+        "--keep-exited-files", "always", "--kubeconfig", str(rbac_kubeconfig))
+    yield server
+    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
+
+
+@pytest.fixture(params=["keeping_every_container", "docker_oracle"], ids=["kubedock", "docker"])
+def keeping_client(request: pytest.FixtureRequest) -> Iterator[docker.DockerClient]:
+    result = docker.DockerClient(base_url=served_by(request, request.param).host, timeout=120)
+    yield result
+    result.close()
+
+
+def test_a_report_is_copied_out_of_a_plain_one_shot_container(
+    keeping_client: docker.DockerClient
+) -> None:
+    """No volume, no bind: as a CI job collects a report."""
+    client = keeping_client
+    container_id = client.api.create_container(
+        BUSYBOX, ["sh", "-c", "echo passed > /report.xml"])["Id"]
+    try:
+        client.api.start(container_id)
+        assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+        assert _read(client, container_id, "/report.xml") == b"passed\n"
+    finally:
+        client.api.remove_container(container_id, force=True)
 
 
 def test_a_bind_written_by_one_container_is_read_by_the_next(
@@ -218,13 +259,7 @@ def test_files_of_a_killed_container_are_copied_out(
     assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 137, False)
     assert _copied_out(target, container_id, "/report.txt", tmp_path) == b"report\n"
     assert _copied_out(target, container_id, "/vol1/data.txt", tmp_path) == b"in-volume\n"
-    upload = io.BytesIO()
-    with tarfile.open(fileobj=upload, mode="w") as archive:
-        info = tarfile.TarInfo("added.txt")
-        info.size = 5
-        archive.addfile(info, io.BytesIO(b"added"))
-    assert client.api.put_archive(container_id, "/tmp", upload.getvalue())
-    assert _read(client, container_id, "/tmp/added.txt") == b"added"
+    _put_and_read_back(client, container_id)
     events = [(event["Action"], event["Actor"]["Attributes"].get("signal")
                or event["Actor"]["Attributes"].get("exitCode"))
               for event in client.api.events(since=since, until=int(time.time()) + 1,
@@ -249,3 +284,29 @@ def test_files_of_a_killed_container_of_an_image_without_tools(
     assert client.api.inspect_container(container_id)["State"]["ExitCode"] == 137
     assert _copied_out(target, container_id, "/data/hello.txt", tmp_path) == (
         b"hello from the no-shell image\n")
+
+
+def test_the_supervisor_comes_from_a_config_map_after_the_first_pod(
+    kubedock: Kubedock, cluster: Any, created: list[str]
+) -> None:
+    """The first supervised pod without an init container gets the installer container, whose
+    copy of the supervisor becomes the instance's ConfigMap; the next pods mount that instead,
+    and the files of their exited containers are still read."""
+    client = docker.DockerClient(base_url=kubedock.host, timeout=120)
+    for _ in range(2):
+        container_id = _create(client, created, ["sh", "-c", "echo report > /report.txt"],
+                               volumes=["/vol1"])
+        client.api.start(container_id)
+        assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+        assert _read(client, container_id, "/report.txt") == b"report\n"
+        deadline = time.monotonic() + 60
+        while not cluster.kubectl("-n", kubedock.namespace, "get", "configmaps", "-o", "name",
+                                  "-l", "kubedock=true").stdout.strip():
+            assert time.monotonic() < deadline, "no ConfigMap of the supervisor"
+            time.sleep(0.5)
+    pod = json.loads(cluster.kubectl("-n", kubedock.namespace, "get", "pods", "-o", "json", "-l",
+                                     f"kubedock.containerid={container_id[:12]}").stdout)
+    (spec,) = [item["spec"] for item in pod["items"]]
+    assert [container["name"] for container in spec["containers"]] == ["main"]
+    assert any("configMap" in volume for volume in spec["volumes"])
+    client.close()

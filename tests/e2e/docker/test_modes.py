@@ -100,7 +100,7 @@ def test_the_go_kubedocks_whole_flag_set_runs(cluster: Any, namespace: str,
         assert started.returncode == 0, started.stderr
         resources = cluster.kubectl(
             "-n", namespace, "get", "pods", "-l", "team=x,from-template=yes",
-            "-o", "jsonpath={.items[*].spec.containers[0].resources}").stdout
+            "-o", 'jsonpath={.items[*].spec.containers[?(@.name=="main")].resources}').stdout
         assert "10m" in resources and "8388608" not in resources  # --ignore-container-memory
         docker_cli(server, "rm", "-f", started.stdout.decode().strip())
         refused = docker_cli(server, "create", "-v", "/var/run/docker.sock:/var/run/docker.sock",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from kubedock_server import Kubedock, docker_cli
@@ -42,7 +43,8 @@ def _logs_when(target: Kubedock, name: str, expected: bytes) -> bytes:
     (["sleep", "9999"], ["-t", "1"], ["kill 15", "kill 9", "die 137"]),
 ], ids=["handles-sigterm", "ignores-sigterm"])
 def test_restart_ends_the_run_as_docker_stop_does(target: Kubedock, command: list[str],
-                                                  timeout: list[str], ends: list[str]) -> None:
+                                                  timeout: list[str], ends: list[str],
+                                                  cluster: Any) -> None:
     name = f"restart-{time.time_ns()}"
     run = docker_cli(target, "run", "-d", "--name", name, "busybox:1.36", *command)
     try:
@@ -53,6 +55,14 @@ def test_restart_ends_the_run_as_docker_stop_does(target: Kubedock, command: lis
         restart = docker_cli(target, "restart", *timeout, name)
         assert restart.returncode == 0, restart.stderr
         assert docker_cli(target, "inspect", "-f", "{{.State.Running}}", name).stdout == b"true\n"
+        if not target.reference:
+            # The pod of the last run is gone (a restart makes the next one before it goes).
+            container_id, pod = docker_cli(target, "inspect", "-f",
+                                           "{{.Id}} {{.GraphDriver.Data.Pod}}",
+                                           name).stdout.decode().split()
+            pods = cluster.kubectl("-n", target.namespace, "get", "pods", "-o", "name", "-l",
+                                   f"kubedock.containerid={container_id[:12]}").stdout.split()
+            assert pods == [f"pod/{pod}"]
         events = _events(target, name, began)
         assert events == [*ends, "stop", "start", "restart"], events
         if command[0] == "sh":

@@ -1,5 +1,6 @@
 // Testcontainers for Go against the Docker API in DOCKER_HOST (kubedock, or Docker for
-// comparison), with the project's offline images. Run by tests/e2e/docker/test_ecosystem_clients.py.
+// comparison), with the project's offline images (KUBEDOCK_IMAGE names kubedock's own). Run by
+// tests/e2e/docker/test_ecosystem_clients.py.
 package ecosystem
 
 import (
@@ -8,9 +9,11 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -323,5 +326,120 @@ func TestNamedVolumeFromOneContainerToTheNext(t *testing.T) {
 	code, output := execute(t, reader, []string{"cat", "/vol/note.txt"})
 	if code != 0 || output != "from the writer\n" {
 		t.Fatalf("reader: %d %q", code, output)
+	}
+}
+
+func TestUDPPort(t *testing.T) {
+	ctx := context.Background()
+	// kubedock's own image: its toolbox has the UDP echo server no other test image has.
+	ctr, err := testcontainers.Run(ctx, os.Getenv("KUBEDOCK_IMAGE"),
+		testcontainers.WithCmd("toolbox", "echo", "5353"), testcontainers.WithExposedPorts("5353/udp"))
+	// The echo server ignores SIGTERM, which a stop would wait out.
+	testcontainers.CleanupContainer(t, ctr, testcontainers.StopTimeout(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := ctr.Host(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := ctr.MappedPort(ctx, "5353/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := net.ResolveUDPAddr("udp4", net.JoinHostPort(host, strconv.Itoa(int(port.Num()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not connected: an ICMP error for a datagram sent too early does not fail the next one.
+	conn, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A datagram sent before the server listens (with kubedock, before its relay joins the pod)
+	// is lost: sent again each second.
+	deadline := time.Now().Add(90 * time.Second)
+	answer := make([]byte, 100)
+	for {
+		if _, err := conn.WriteToUDP([]byte("over udp"), server); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		size, _, err := conn.ReadFromUDP(answer)
+		if err == nil {
+			if string(answer[:size]) != "over udp" {
+				t.Fatalf("echo: %q", answer[:size])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no echo from %s: %v", server, err)
+		}
+	}
+}
+
+func TestExecAsAnotherUser(t *testing.T) {
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("sleep", "300"))
+	code, output := execute(t, ctr, []string{"id", "-u"}, tcexec.WithUser("1000"))
+	if code != 0 || output != "1000\n" {
+		t.Fatalf("exec as 1000: %d %q", code, output)
+	}
+	code, output = execute(t, ctr, []string{"id", "-un"}, tcexec.WithUser("nobody"))
+	if code != 0 || output != "nobody\n" {
+		t.Fatalf("exec as nobody: %d %q", code, output)
+	}
+}
+
+// awaitLog waits until the logs of ctr hold line.
+func awaitLog(t *testing.T, ctr testcontainers.Container, line string) {
+	t.Helper()
+	deadline := time.Now().Add(startupTimeout)
+	for {
+		reader, err := ctr.Logs(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs, err := io.ReadAll(reader)
+		reader.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(logs), line+"\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the logs: %q", line, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestSignals(t *testing.T) {
+	ctx := context.Background()
+	ctr := run(t, "busybox:1.36", testcontainers.WithCmd("sh", "-c",
+		"trap 'echo got USR1' USR1; trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done"),
+		testcontainers.WithWaitStrategy(wait.ForLog("ready").WithStartupTimeout(startupTimeout)))
+	docker, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer docker.Close()
+	if _, err := docker.ContainerKill(ctx, ctr.GetContainerID(), client.ContainerKillOptions{Signal: "SIGUSR1"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitLog(t, ctr, "got USR1")
+	if state, err := ctr.State(ctx); err != nil || !state.Running {
+		t.Fatalf("after SIGUSR1: %+v %v", state, err)
+	}
+	if _, err := docker.ContainerKill(ctx, ctr.GetContainerID(), client.ContainerKillOptions{Signal: "TERM"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitLog(t, ctr, "got TERM")
+	if err := wait.ForExit().WithExitTimeout(time.Minute).WaitUntilReady(ctx, ctr); err != nil {
+		t.Fatal(err)
+	}
+	if state, err := ctr.State(ctx); err != nil || state.ExitCode != 3 {
+		t.Fatalf("after SIGTERM: %+v %v", state, err)
 	}
 }

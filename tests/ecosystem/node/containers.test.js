@@ -1,11 +1,14 @@
 // Testcontainers for Node against the Docker API in DOCKER_HOST (kubedock, or Docker for
-// comparison), with the project's offline images. Run by tests/e2e/docker/test_ecosystem_clients.py.
+// comparison), with the project's offline images (KUBEDOCK_IMAGE names kubedock's own). Run by
+// tests/e2e/docker/test_ecosystem_clients.py.
 "use strict";
 
 const assert = require("node:assert/strict");
+const dgram = require("node:dgram");
 const { mkdtemp, rm, writeFile } = require("node:fs/promises");
 const os = require("node:os");
 const path = require("node:path");
+const { setTimeout: sleep } = require("node:timers/promises");
 const { test } = require("node:test");
 const { Client } = require("pg");
 const { PostgreSqlContainer } = require("@testcontainers/postgresql");
@@ -222,4 +225,63 @@ test("a named volume written by one container and read by the next", TIMEOUT, as
     const client = await getContainerRuntimeClient();
     await client.container.dockerode.getVolume(volume[0].source).remove();
   }
+});
+
+// The answer to one datagram sent to host:port and sent again each second until then: one sent
+// before the server listens (with kubedock, before its relay joins the pod) is lost.
+async function echoed(host, port, payload) {
+  const socket = dgram.createSocket("udp4");
+  try {
+    const answer = new Promise((resolve) => socket.once("message", resolve));
+    for (const deadline = Date.now() + 90_000; Date.now() < deadline;) {
+      socket.send(payload, port, host);
+      const received = await Promise.race([answer, sleep(1000)]);
+      if (received) return received.toString();
+    }
+    throw new Error(`no echo from ${host}:${port}`);
+  } finally {
+    socket.close();
+  }
+}
+
+test("a published UDP port", TIMEOUT, async () => {
+  // kubedock's own image: its toolbox has the UDP echo server no other test image has.
+  const echo = new GenericContainer(process.env.KUBEDOCK_IMAGE)
+    .withCommand(["toolbox", "echo", "5353"]).withExposedPorts("5353/udp");
+  await withContainer(echo, async (container) => {
+    assert.equal(await echoed(container.getHost(), container.getMappedPort("5353/udp"), "over udp"), "over udp");
+  });
+});
+
+test("exec as another user", TIMEOUT, async () => {
+  const busybox = new GenericContainer("busybox:1.36").withCommand(["sleep", "300"]);
+  await withContainer(busybox, async (container) => {
+    const byId = await container.exec(["id", "-u"], { user: "1000" });
+    assert.deepEqual([byId.exitCode, byId.stdout], [0, "1000\n"]);
+    const byName = await container.exec(["id", "-un"], { user: "nobody" });
+    assert.deepEqual([byName.exitCode, byName.stdout], [0, "nobody\n"]);
+  });
+});
+
+test("signals sent to a container", TIMEOUT, async () => {
+  const trapping = new GenericContainer("busybox:1.36")
+    .withCommand(["sh", "-c", "trap 'echo got USR1' USR1; trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done"])
+    .withWaitStrategy(Wait.forLogMessage("ready"));
+  await withContainer(trapping, async (container) => {
+    const client = await getContainerRuntimeClient();
+    const docker = client.container.getById(container.getId());
+    const logged = async (line) => {
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
+        const logs = demultiplex(await docker.logs({ stdout: true, stderr: true, follow: false }));
+        if (logs[1].includes(`${line}\n`)) return;
+      }
+      throw new Error(`no ${line} in the logs`);
+    };
+    await docker.kill({ signal: "SIGUSR1" });
+    await logged("got USR1");
+    assert.equal((await docker.inspect()).State.Running, true);
+    await docker.kill({ signal: "TERM" });
+    assert.equal((await docker.wait()).StatusCode, 3);
+    await logged("got TERM");
+  });
 });

@@ -1,10 +1,15 @@
 // Testcontainers for Java against the Docker API in DOCKER_HOST (kubedock, or Docker for
-// comparison), with the project's offline images. Run by tests/e2e/docker/test_ecosystem_clients.py.
+// comparison), with the project's offline images (KUBEDOCK_IMAGE names kubedock's own). Run by
+// tests/e2e/docker/test_ecosystem_clients.py.
 package kubedock.ecosystem;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -14,17 +19,24 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import com.github.dockerjava.api.command.CreateContainerCmd;
 import com.github.dockerjava.api.model.Bind;
+import com.github.dockerjava.api.model.ExposedPort;
+import com.github.dockerjava.api.model.PortBinding;
+import com.github.dockerjava.api.model.Ports;
 import com.github.dockerjava.api.model.Volume;
 import org.junit.jupiter.api.Test;
 import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.Container.ExecResult;
+import org.testcontainers.containers.ExecConfig;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.Network;
 import org.testcontainers.containers.output.OutputFrame.OutputType;
+import org.testcontainers.containers.output.WaitingConsumer;
 import org.testcontainers.containers.startupcheck.OneShotStartupCheckStrategy;
 import org.testcontainers.containers.wait.strategy.Wait;
 import org.testcontainers.images.builder.ImageFromDockerfile;
@@ -214,6 +226,82 @@ class ContainersTest {
             }
         } finally {
             DockerClientFactory.instance().client().removeVolumeCmd(name).exec();
+        }
+    }
+
+    /** The answer to one datagram sent to address, sent again each second until then: one sent before the
+     *  server listens (with kubedock, before its relay joins the pod) is lost. */
+    private static String echoed(InetSocketAddress address, String payload) throws Exception {
+        byte[] bytes = payload.getBytes(StandardCharsets.UTF_8);
+        try (DatagramSocket socket = new DatagramSocket()) {
+            socket.setSoTimeout(1000);
+            DatagramPacket answer = new DatagramPacket(new byte[100], 100);
+            for (long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90); ; ) {
+                socket.send(new DatagramPacket(bytes, bytes.length, address));
+                try {
+                    socket.receive(answer);
+                    return new String(answer.getData(), 0, answer.getLength(), StandardCharsets.UTF_8);
+                } catch (SocketTimeoutException e) {
+                    if (System.nanoTime() > deadline) {
+                        throw e;
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void publishedUdpPort() throws Exception {
+        // The library publishes TCP ports only: the UDP one goes in through the create command.
+        ExposedPort udp = ExposedPort.udp(5353);
+        // kubedock's own image: its toolbox has the UDP echo server no other test image has.
+        try (GenericContainer<?> echo = new GenericContainer<>(System.getenv("KUBEDOCK_IMAGE"))
+                .withCommand("toolbox", "echo", "5353")
+                .withCreateContainerCmdModifier(cmd -> {
+                    cmd.withExposedPorts(udp);
+                    cmd.getHostConfig().withPortBindings(new PortBinding(Ports.Binding.empty(), udp));
+                })) {
+            echo.start();
+            Ports.Binding[] bindings = echo.getContainerInfo().getNetworkSettings().getPorts().getBindings().get(udp);
+            assertTrue(bindings != null && bindings.length > 0, Arrays.toString(bindings));
+            int port = Integer.parseInt(bindings[0].getHostPortSpec());
+            assertEquals("over udp", echoed(new InetSocketAddress(echo.getHost(), port), "over udp"));
+        }
+    }
+
+    private static ExecConfig asUser(String user, String... command) {
+        return ExecConfig.builder().user(user).command(command).build();
+    }
+
+    @Test
+    void execAsAnotherUser() throws Exception {
+        try (GenericContainer<?> container = busybox()) {
+            container.start();
+            ExecResult byId = container.execInContainer(asUser("1000", "id", "-u"));
+            assertEquals(0, byId.getExitCode(), byId.getStderr());
+            assertEquals("1000\n", byId.getStdout());
+            ExecResult byName = container.execInContainer(asUser("nobody", "id", "-un"));
+            assertEquals(0, byName.getExitCode(), byName.getStderr());
+            assertEquals("nobody\n", byName.getStdout());
+        }
+    }
+
+    @Test
+    void signals() throws Exception {
+        try (GenericContainer<?> container = new GenericContainer<>("busybox:1.36")
+                .withCommand("sh", "-c", "trap 'echo got USR1' USR1; trap 'echo got TERM; exit 3' TERM; "
+                        + "echo ready; while true; do sleep 0.1; done")
+                .waitingFor(Wait.forLogMessage("ready\n", 1).withStartupTimeout(STARTUP))) {
+            container.start();
+            WaitingConsumer output = new WaitingConsumer();
+            container.followOutput(output, OutputType.STDOUT);
+            container.getDockerClient().killContainerCmd(container.getContainerId()).withSignal("SIGUSR1").exec();
+            output.waitUntil(frame -> frame.getUtf8String().contains("got USR1"), 60, TimeUnit.SECONDS);
+            assertTrue(container.isRunning());
+            container.getDockerClient().killContainerCmd(container.getContainerId()).withSignal("TERM").exec();
+            assertEquals(3, container.getDockerClient().waitContainerCmd(container.getContainerId())
+                    .start().awaitStatusCode().intValue());
+            assertTrue(container.getLogs(OutputType.STDOUT).contains("got TERM\n"));
         }
     }
 }
