@@ -132,7 +132,10 @@ def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
     archive.add_argument("--no-overwrite-dir-non-dir", action="store_true",
                          help="put: fail rather than replace a directory by a file or the reverse")
     archive.add_argument("--serve", action="store_true",
-                         help="get: write the tar on one connection to a port it announces")
+                         help="carry the tar over one connection to a port it announces")
+    archive.add_argument("--pod-network", action="store_true",
+                         help="with --serve: listen on every address of the pod, not only on "
+                         "its loopback")
     toolbox = commands.add_parser(
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(run_archive([args.action, args.path],
                              no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir,
-                             serve=args.serve))
+                             serve=args.serve, pod_network=args.pod_network))
     if args.command == "toolbox":
         from .podside import run_toolbox
 

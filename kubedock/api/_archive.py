@@ -33,7 +33,8 @@ async def put_archive(ref: str) -> Response:
     container = engine().get(ref)
     # copyUIDGID is not honoured: owners come from the tar, as Docker does without it.
     await engines.copy_in(engine(), container, _path(), _body(),
-                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"))
+                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"),
+                          size=request.content_length)
     # docker-py and dockerode accept exactly 200 with an empty body.
     return Response(b"", status=200)
 

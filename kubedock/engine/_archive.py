@@ -241,7 +241,8 @@ def _own_archive(engine: Engine, container: Container, *args: str, stdin: bool =
 
 
 async def copy_in(engine: Engine, container: Container, path: str,
-                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False) -> None:
+                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
+                  size: int | None = None) -> None:
     """PUT archive: staged for the init container before start, else extracted in `main`.
 
     A staged archive lands in volumes of its own, where nothing of the image is overwritten.
@@ -250,19 +251,20 @@ async def copy_in(engine: Engine, container: Container, path: str,
         engine.archives.add(container, await stage_archive(body, path))
     else:
         await put_archive(engine, container, path, body,
-                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, size=size)
 
 
 async def put_archive(engine: Engine, container: Container, path: str,
-                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
-                      ) -> None:
+                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
+                      size: int | None = None) -> None:
     """Extract a client's archive into a directory of a running container.
 
     kubedock validates and decompresses the archive on its side, so the program in the pod
     only ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
     `no_overwrite_dir_non_dir` holds with kubedock's program; the image's tar does what it
     does (busybox and GNU tar refuse a file over a directory, and replace or keep a file that
-    a directory would overwrite).
+    a directory would overwrite). An archive of `size` bytes (None: not known) worth it goes
+    over a connection to kubedock's program where it takes one (`_served_archive`).
     """
     own = ["put", path, *(["--no-overwrite-dir-non-dir"] if no_overwrite_dir_non_dir else [])]
     session = _own_archive(engine, container, *own, stdin=True)
@@ -279,6 +281,19 @@ async def put_archive(engine: Engine, container: Container, path: str,
     else:
         by_image = False
     errors = bytearray()
+    if not by_image and served_archive.worth_serving(size):
+        address = engine.pod_network.address(container.pod_ip)
+        served = _own_archive(engine, container, *own, *served_archive.serve_args(address))
+        assert served is not None  # as `session`
+        async with served_archive.served(engine.cluster, engine.pod_network,
+                                         _running_pod(container), address,
+                                         served) as connection:
+            if connection is not None:
+                await served_archive.send(connection,
+                                          lambda send: _sending(send, partial(_relay, body)),
+                                          errors)
+                _check_put(connection.channel, errors, path, by_image)
+                return
     try:
         async with session as channel, trio.open_nursery() as nursery:
             nursery.start_soon(_collect_output, channel, errors)
@@ -288,6 +303,11 @@ async def put_archive(engine: Engine, container: Container, path: str,
         if channel.exit_code is None:
             raise
         # The process ended before it took all of it: its exit status says why (below).
+    _check_put(channel, errors, path, by_image)
+
+
+def _check_put(channel: kube.ExecChannel, errors: bytearray, path: str, by_image: bool
+               ) -> None:
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
         if not by_image:
@@ -354,11 +374,13 @@ async def _send_upload(channel: kube.ExecChannel, path: str, chunk: bytes) -> No
 async def get_archive(engine: Engine, container: Container, path: str, *,
                       size: int | None = None) -> AsyncIterator[bytes]:
     """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`;
-    one of `size` bytes or more (None: not known) over a direct connection to kubedock's
-    program where it takes one (`_served_archive`)."""
-    if served_archive.worth_serving(size) and (
-            served := _own_archive(engine, container, "get", path, "--serve")) is not None:
-        async with served_archive.served(engine.cluster, _running_pod(container),
+    one of `size` (None: not known) worth it over a connection to kubedock's program where
+    it takes one (`_served_archive`)."""
+    address = engine.pod_network.address(container.pod_ip)
+    if served_archive.worth_serving(size) and (served := _own_archive(
+            engine, container, "get", path, *served_archive.serve_args(address))) is not None:
+        async with served_archive.served(engine.cluster, engine.pod_network,
+                                         _running_pod(container), address,
                                          served) as connection:
             if connection is not None:
                 async for piece in served_archive.receive(connection):

@@ -4,6 +4,7 @@ with the server. Standard library only, so that these roles start fast."""
 
 from . import _buildwire as buildwire
 from . import _chunks as chunks
+from . import _served as served
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._buildstep import run_buildstep
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
@@ -44,5 +45,6 @@ __all__ = [
     "run_offline",
     "run_toolbox",
     "safe_name",
+    "served",
     "tool_argv",
 ]
