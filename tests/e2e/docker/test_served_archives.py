@@ -1,5 +1,6 @@
-"""Archives out of a pod over the direct connection to kubedock's program there (issue 16):
-byte-exact at every size, and nothing left in the pod when the client goes away mid-copy."""
+"""Archives into and out of a pod over a connection to kubedock's program there (issue 16):
+at the pod's address, or through a port-forward with `--pod-network never`; byte-exact at
+every size, and nothing left in the pod when the client goes away mid-copy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 from docker.models.containers import Container
-from kubedock_server import Kubedock
+from kubedock_server import Kubedock, start_kubedock, stop_kubedock
 
 pytestmark = pytest.mark.cluster
 
@@ -63,6 +64,20 @@ def _listeners(container: Container) -> list[str]:
     return [line for line in out.decode().splitlines() if "LISTEN" in line]
 
 
+def _peers(container: Container) -> set[str]:
+    """Where the pod's established connections come from: kubedock's host (the pod
+    network) or the pod's loopback (a port-forward)."""
+    code, out = container.exec_run(["netstat", "-tn"])
+    assert code == 0
+    peers = set()
+    for line in out.decode().splitlines():
+        fields = line.split()
+        if fields[-1:] == ["ESTABLISHED"]:
+            host = fields[4].rpartition(":")[0].removeprefix("::ffff:")
+            peers.add("loopback" if host in ("127.0.0.1", "::1") else "pod network")
+    return peers
+
+
 @pytest.mark.parametrize("size", [0, 1, 2 * MB + 3, 100 * MB + 1])
 def test_files_round_trip_byte_exact(tooled: Container, size: int) -> None:
     data = os.urandom(size)
@@ -85,7 +100,8 @@ def test_a_large_copy_uses_the_connection_and_a_slow_reader_gets_everything(
     for index, chunk in enumerate(chunks):
         back += chunk
         if index == 0:
-            assert "archive get /tmp/slow --serve" in _processes(tooled)
+            assert "archive get /tmp/slow --serve --pod-network" in _processes(tooled)
+            assert _peers(tooled) == {"pod network"}
             time.sleep(1)
     with tarfile.open(fileobj=io.BytesIO(bytes(back))) as archive:
         member = archive.extractfile("slow")
@@ -104,6 +120,42 @@ def _settled(container: Container) -> None:
     while "--serve" in _processes(container) or _listeners(container):
         assert time.monotonic() < deadline, (_processes(container), _listeners(container))
         time.sleep(0.5)
+
+
+def _put_head(container: Container, path: str, size: int) -> str:
+    return (f"PUT /containers/{container.id}/archive?path={path} HTTP/1.1\r\n"
+            f"Host: kubedock\r\nContent-Type: application/x-tar\r\n"
+            f"Content-Length: {size}\r\n\r\n")
+
+
+def test_a_slow_writer_puts_everything_over_the_pod_network(kubedock: Kubedock,
+                                                              tooled: Container) -> None:
+    data = _tar({"written": os.urandom(60 * MB)})
+    connection = _request(kubedock, _put_head(tooled, "/tmp", len(data)))
+    with connection:
+        connection.sendall(data[: 20 * MB])
+        deadline = time.monotonic() + 30
+        while _peers(tooled) != {"pod network"}:
+            assert time.monotonic() < deadline, _peers(tooled)
+            time.sleep(0.2)
+        assert "archive put /tmp --serve --pod-network" in _processes(tooled)
+        time.sleep(1)
+        connection.sendall(data[20 * MB :])
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+    chunks, _ = tooled.get_archive("/tmp/written")
+    assert _files(chunks) == _files(iter([data]))
+
+
+def test_client_leaving_mid_put_leaves_nothing_in_the_pod(kubedock: Kubedock,
+                                                         tooled: Container) -> None:
+    connection = _request(kubedock, _put_head(tooled, "/tmp", 50 * MB))
+    with connection:
+        connection.sendall(_tar({"half": os.urandom(50 * MB)})[: 10 * MB])
+        deadline = time.monotonic() + 30
+        while "archive put /tmp --serve" not in _processes(tooled):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    _settled(tooled)
 
 
 def test_client_leaving_mid_copy_leaves_nothing_in_the_pod(kubedock: Kubedock,
@@ -130,5 +182,39 @@ def test_noshell_image_copies_large_files_over_the_connection(
         assert container.put_archive("/data", _tar({"big": data}))
         chunks, _ = container.get_archive("/data/big")
         assert _files(chunks) == {"big": data}
+    finally:
+        container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def kept_off_the_pod_network(cluster: object, namespace: str,
+                             tmp_path_factory: pytest.TempPathFactory
+                             ) -> Iterator[docker.DockerClient]:
+    """A second kubedock in the namespace, with `--pod-network never`."""
+    process, server = start_kubedock(cluster, namespace, tmp_path_factory.mktemp("never"),
+                                     "--port-forward", "--pod-network", "never")
+    client = docker.DockerClient(base_url=server.host, timeout=120)
+    yield client
+    client.close()
+    stop_kubedock(process)
+
+
+def test_without_the_pod_network_archives_go_over_a_port_forward(
+        kept_off_the_pod_network: docker.DockerClient) -> None:
+    container = kept_off_the_pod_network.containers.create("busybox:1.36", ["sleep", "600"])
+    try:
+        container.put_archive("/", _tar({"staged": b"x"}))
+        container.start()
+        data = os.urandom(30 * MB)
+        assert container.put_archive("/tmp", _tar({"blob": data}))
+        chunks, _ = container.get_archive("/tmp/blob", chunk_size=256 * 1024)
+        back = bytearray()
+        for index, chunk in enumerate(chunks):
+            back += chunk
+            if index == 0:
+                assert "archive get /tmp/blob --serve" in _processes(container)
+                assert "--pod-network" not in _processes(container)
+                assert _peers(container) == {"loopback"}
+        assert _files(iter([bytes(back)])) == {"blob": data}
     finally:
         container.remove(force=True)
