@@ -136,6 +136,8 @@ def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
     archive.add_argument("--pod-network", action="store_true",
                          help="with --serve: listen on every address of the pod, not only on "
                          "its loopback")
+    archive.add_argument("--with-stat", action="store_true",
+                         help="get with --serve: say the path's stat line before the port")
     toolbox = commands.add_parser(
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
@@ -207,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(run_archive([args.action, args.path],
                              no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir,
-                             serve=args.serve, pod_network=args.pod_network))
+                             serve=args.serve, pod_network=args.pod_network,
+                             with_stat=args.with_stat))
     if args.command == "toolbox":
         from .podside import run_toolbox
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from collections.abc import AsyncIterator
 
 from quart import Blueprint, Response, request
@@ -51,12 +50,7 @@ async def stat_archive(ref: str) -> Response:
 @blueprint.route("/containers/<ref>/archive", methods=["GET"])
 async def get_archive(ref: str) -> Response:
     container = engine().get(ref)
-    path = _path()
-    path_stat = await engines.stat_path(engine(), container, path)
-    response = Response(
-        engines.get_archive(engine(), container, path,
-                            size=None if stat.S_ISDIR(path_stat.mode) else path_stat.size),
-        status=200, content_type="application/x-tar",
-    )
+    path_stat, content = await engines.open_archive(engine(), container, _path())
+    response = Response(content, status=200, content_type="application/x-tar")
     response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)
     return response

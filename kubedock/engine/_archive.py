@@ -195,11 +195,11 @@ async def stat_path(engine: Engine, container: Container, path: str) -> wire.Pat
     volume or toolbox), else the image's `stat` (and `readlink` for links), else the toolbox,
     added for the purpose."""
     pod = _running_pod(container)
-    name = posixpath.basename(path.rstrip("/")) or "/"
     session = _own_archive(engine, container, "stat", path)
     if session is None:
         try:
-            return await _image_stat(engine.cluster, pod, path, name)
+            return await _image_stat(engine.cluster, pod, path,
+                                     posixpath.basename(path.rstrip("/")) or "/")
         except Unsupported:
             await engine.toolbox.ensure(container)
             session = _own_archive(engine, container, "stat", path)
@@ -207,9 +207,15 @@ async def stat_path(engine: Engine, container: Container, path: str) -> wire.Pat
     out, err, code = await _collected(session)
     if code != 0:
         _raise_for_tool(err, code, path)
-    fields = json.loads(out)
+    return _path_stat(path, out)
+
+
+def _path_stat(path: str, said: str | bytes) -> wire.PathStat:
+    """The stat line of kubedock's `archive stat` as Docker says it."""
+    fields = json.loads(said)
     moment = datetime.datetime.fromtimestamp(fields["mtime"], datetime.UTC)
-    return wire.PathStat(name, fields["size"], fields["mode"], moment, fields["linkTarget"])
+    return wire.PathStat(posixpath.basename(path.rstrip("/")) or "/", fields["size"],
+                         fields["mode"], moment, fields["linkTarget"])
 
 
 async def _image_stat(cluster: kube.ClusterBoundary, pod: str, path: str,
@@ -371,6 +377,37 @@ async def _send_upload(channel: kube.ExecChannel, path: str, chunk: bytes) -> No
         ) from error
 
 
+async def open_archive(engine: Engine, container: Container, path: str
+                       ) -> tuple[wire.PathStat, AsyncIterator[bytes]]:
+    """GET archive: the stat of `path` and its tar (the basename as the top entry). Where
+    the pod has kubedock's program, one exec of it says both, the tar coming over a
+    connection (`_served_archive`); else, or when that does not work out, a stat and the
+    tar by an exec each."""
+    served = _served_with_stat(engine, container, path)
+    first = await anext(served, None)
+    if isinstance(first, wire.PathStat):
+        return first, cast(AsyncIterator[bytes], served)
+    return await stat_path(engine, container, path), _exec_archive(engine, container, path)
+
+
+async def _served_with_stat(engine: Engine, container: Container, path: str
+                            ) -> AsyncIterator[wire.PathStat | bytes]:
+    """The stat of `path`, then its tar, from kubedock's program over a connection; nothing
+    if the program is not there or will not serve."""
+    address = engine.pod_network.address(container.pod_ip)
+    session = _own_archive(engine, container, "get", path, "--with-stat",
+                           *served_archive.serve_args(address))
+    if session is None:
+        return
+    async with served_archive.served(engine.cluster, engine.pod_network,
+                                     _running_pod(container), address, session,
+                                     with_stat=True) as connection:
+        if connection is not None:
+            yield _path_stat(path, connection.stat)
+            async for piece in _served_tar(connection, path, container):
+                yield piece
+
+
 async def get_archive(engine: Engine, container: Container, path: str, *,
                       size: int | None = None) -> AsyncIterator[bytes]:
     """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`;
@@ -383,13 +420,26 @@ async def get_archive(engine: Engine, container: Container, path: str, *,
                                          _running_pod(container), address,
                                          served) as connection:
             if connection is not None:
-                async for piece in served_archive.receive(connection):
+                async for piece in _served_tar(connection, path, container):
                     yield piece
-                said = await _collected_errors(connection.channel)
-                if connection.channel.exit_code != 0:
-                    log.warning("tar of %s in %s failed: %s", path, container.id[:12],
-                                said or connection.channel.status_message)
                 return
+    async for piece in _exec_archive(engine, container, path):
+        yield piece
+
+
+async def _served_tar(connection: served_archive.Connection, path: str,
+                      container: Container) -> AsyncIterator[bytes]:
+    async for piece in served_archive.receive(connection):
+        yield piece
+    said = await _collected_errors(connection.channel)
+    if connection.channel.exit_code != 0:
+        log.warning("tar of %s in %s failed: %s", path, container.id[:12],
+                    said or connection.channel.status_message)
+
+
+async def _exec_archive(engine: Engine, container: Container, path: str
+                        ) -> AsyncIterator[bytes]:
+    """A tar of `path` on the stdout of an exec of kubedock's program or of `tar`."""
     session = _own_archive(engine, container, "get", path)
     if session is None:
         directory, base = posixpath.split(path.rstrip("/") or "/")

@@ -108,6 +108,7 @@ class Connection:
     channel: kube.ExecChannel  # the program's exec session: its stderr and exit status
     stream: trio.abc.Stream
     route: Literal["pod network", "port-forward"]
+    stat: bytes = b""  # the path's stat line, with `--with-stat`
 
 
 def worth_serving(size: int | None) -> bool:
@@ -124,15 +125,16 @@ def serve_args(address: str | None) -> list[str]:
 @contextlib.asynccontextmanager
 async def served(cluster: kube.ClusterBoundary, network: PodNetwork, pod: str,
                  address: str | None,
-                 session: AbstractAsyncContextManager[kube.ExecChannel]
-                 ) -> AsyncIterator[Connection | None]:
-    """The connection to the program `session` runs (with `serve_args(address)`), ready
-    for the archive: at `address` if it is not None and the program can be reached there,
-    else through a port-forward; None if there is none to be had."""
+                 session: AbstractAsyncContextManager[kube.ExecChannel], *,
+                 with_stat: bool = False) -> AsyncIterator[Connection | None]:
+    """The connection to the program `session` runs (with `serve_args(address)`, and
+    `--with-stat` if `with_stat`), ready for the archive: at `address` if it is not None and
+    the program can be reached there, else through a port-forward; None if there is none to
+    be had."""
     async with contextlib.AsyncExitStack() as stack:
         try:
             channel = await stack.enter_async_context(session)
-            port, token = await _announcement(channel)
+            stat, port, token = await _announcement(channel, with_stat)
             stream: trio.abc.Stream | None = None
             route: Literal["pod network", "port-forward"] = "pod network"
             if address is not None:
@@ -146,7 +148,7 @@ async def served(cluster: kube.ClusterBoundary, network: PodNetwork, pod: str,
         except (_Refused, kube.KubeError, trio.BrokenResourceError) as why:
             log.info("copying over the exec session of pod %s: %s", pod, why)
         else:
-            yield Connection(channel, stream, route)
+            yield Connection(channel, stream, route, stat)
             return
     yield None
 
@@ -199,19 +201,24 @@ class _Refused(Exception):
     pass
 
 
-async def _announcement(channel: kube.ExecChannel) -> tuple[int, bytes]:
+async def _announcement(channel: kube.ExecChannel, with_stat: bool
+                        ) -> tuple[bytes, int, bytes]:
+    """The stat line (with `with_stat`; else empty), the port and the token the program
+    says on its stdout."""
+    lines = 2 if with_stat else 1
     said = b""
     with trio.move_on_after(_ANNOUNCE_SECONDS):
-        while b"\n" not in said and len(said) < 200:
+        while said.count(b"\n") < lines and len(said) < 200 * lines:
             message = await channel.receive()
             if message is None:
                 break
             said += message[1]
-    port, _, token = said.partition(b"\n")[0].strip().partition(b" ")
+    *stat, announced = said.split(b"\n")[:lines] if said.count(b"\n") >= lines else [b""]
+    port, _, token = announced.strip().partition(b" ")
     if not port.isdigit() or not token:
         raise _Refused(f"no listener announced: {said[-200:]!r} "
                        f"{channel.status_message or ''}".strip())
-    return int(port), token
+    return b"".join(stat), int(port), token
 
 
 async def _forwarded(cluster: kube.ClusterBoundary, pod: str, port: int, token: bytes

@@ -11,7 +11,8 @@ library travelling with the program, since the image may have none.
 
 With `--serve`, get and put carry the tar over a connection of kubedock's instead, once the
 path has been checked: to a listener on the pod's loopback, or with `--pod-network` on
-every address of the pod (see `_served`).
+every address of the pod (see `_served`); get's `--with-stat` says first what `archive stat`
+would, so that one exec serves the whole of a `GET archive`.
 
 Exit status: 0 done, 1 a malformed archive or an I/O failure, 2 no such path, 3 not a
 directory; the reason is on stderr.
@@ -90,20 +91,19 @@ def _mapped_libraries(home: str) -> set[str]:
 
 
 def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
-                serve: bool = False, pod_network: bool = False) -> int:
+                serve: bool = False, pod_network: bool = False, with_stat: bool = False) -> int:
     if len(argv) != 2 or argv[0] not in ("stat", "get", "put"):
         print("usage: kubedock archive stat|get|put PATH", file=sys.stderr)
         return 64
     action, path = argv
     try:
         if action == "stat":
-            info = os.lstat(path)
-            print(json.dumps({
-                "mode": info.st_mode, "size": info.st_size, "mtime": int(info.st_mtime),
-                "linkTarget": os.readlink(path) if stat.S_ISLNK(info.st_mode) else "",
-            }))
+            print(_stat_line(path))
         elif action == "get":
-            os.lstat(path)
+            if with_stat and serve:
+                print(_stat_line(path))
+            else:
+                os.lstat(path)
             if serve:
                 _served.serve(lambda connection: _write_tar(path, _served.ChunkWriter(connection)),
                               pod_network=pod_network)
@@ -128,6 +128,14 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
         print(f"kubedock archive {action}: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stat_line(path: str) -> str:
+    info = os.lstat(path)
+    return json.dumps({
+        "mode": info.st_mode, "size": info.st_size, "mtime": int(info.st_mtime),
+        "linkTarget": os.readlink(path) if stat.S_ISLNK(info.st_mode) else "",
+    })
 
 
 def _extract_served(path: str, no_overwrite_dir_non_dir: bool,

@@ -6,7 +6,8 @@ process id whose root is not the toolbox's own, and that root (`/proc/PID/root`)
 file system, mounts included. Every command works from there, with no tool of the image:
 
     toolbox idle                      the ephemeral container's own process: wait for SIGTERM
-    toolbox archive stat|get|put PATH [--no-overwrite-dir-non-dir] [--serve [--pod-network]]
+    toolbox archive stat|get|put PATH [--no-overwrite-dir-non-dir]
+                                      [--serve [--pod-network] [--with-stat]]
                                       `kubedock archive`, inside main's root (chroot)
     toolbox exec USER WORKDIR [NAME=VALUE...] -- COMMAND [ARG...]
                                       run COMMAND in main's root as Docker's exec would: USER
@@ -54,10 +55,11 @@ def run_toolbox(argv: Sequence[str]) -> int:
         return _idle()
     if command == "archive" and args:
         _enter_root(target_pid())
-        flags = ("--no-overwrite-dir-non-dir", "--serve", "--pod-network")
+        flags = ("--no-overwrite-dir-non-dir", "--serve", "--pod-network", "--with-stat")
         return _archive.run_archive([arg for arg in args if arg not in flags],
                                     no_overwrite_dir_non_dir=flags[0] in args,
-                                    serve=flags[1] in args, pod_network=flags[2] in args)
+                                    serve=flags[1] in args, pod_network=flags[2] in args,
+                                    with_stat=flags[3] in args)
     if command == "exec" and len(args) >= 4 and "--" in args[2:]:
         split = args.index("--", 2)
         return _exec(args[0], args[1], args[2:split], args[split + 1:])

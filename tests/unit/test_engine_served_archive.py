@@ -292,3 +292,22 @@ async def test_a_put_the_program_refuses_midway_ends_with_its_status() -> None:
             assert connection is not None
             await served_archive.send(connection, produce, errors)
     assert program.exit_code == 1
+
+
+async def test_with_the_stat_the_program_says_it_before_the_port() -> None:
+    async with trio.open_nursery() as nursery:
+        pod = _Pod(nursery, direct=_serving(b"abc", []))
+        network = _network(pod)
+        program = _Program(b'{"mode": 33188, "size": 3}\n40123 f00d\n', 0)
+        async with served_archive.served(pod, network, "p", "10.1.2.3",  # type: ignore[arg-type]
+                                         _session(program), with_stat=True) as connection:
+            assert connection is not None
+            assert connection.stat == b'{"mode": 33188, "size": 3}'
+            assert b"".join([piece async for piece in served_archive.receive(connection)]) \
+                == b"abc"
+        # A program that cannot stat the path says no port: the caller asks again by exec.
+        missing = _Program(b"no such file or directory: /nowhere\n", 2)
+        async with served_archive.served(pod, network, "p", "10.1.2.3",  # type: ignore[arg-type]
+                                         _session(missing), with_stat=True) as connection:
+            assert connection is None
+    assert len(pod.connected) == 1

@@ -91,6 +91,13 @@ def test_files_round_trip_byte_exact(tooled: Container, size: int) -> None:
     assert _files(chunks) == others
 
 
+def test_a_missing_path_is_not_found(tooled: Container) -> None:
+    with pytest.raises(docker.errors.NotFound):
+        tooled.get_archive("/nowhere")
+    with pytest.raises(docker.errors.NotFound):
+        tooled.put_archive("/nowhere", _tar({"small": b"x"}))
+
+
 def test_a_large_copy_uses_the_connection_and_a_slow_reader_gets_everything(
         tooled: Container) -> None:
     data = os.urandom(80 * MB)  # more than every buffer on the way holds
@@ -100,7 +107,7 @@ def test_a_large_copy_uses_the_connection_and_a_slow_reader_gets_everything(
     for index, chunk in enumerate(chunks):
         back += chunk
         if index == 0:
-            assert "archive get /tmp/slow --serve --pod-network" in _processes(tooled)
+            assert "archive get /tmp/slow --with-stat --serve --pod-network" in _processes(tooled)
             assert _peers(tooled) == {"pod network"}
             time.sleep(1)
     with tarfile.open(fileobj=io.BytesIO(bytes(back))) as archive:
@@ -212,7 +219,7 @@ def test_without_the_pod_network_archives_go_over_a_port_forward(
         for index, chunk in enumerate(chunks):
             back += chunk
             if index == 0:
-                assert "archive get /tmp/blob --serve" in _processes(container)
+                assert "archive get /tmp/blob --with-stat --serve" in _processes(container)
                 assert "--pod-network" not in _processes(container)
                 assert _peers(container) == {"loopback"}
         assert _files(iter([bytes(back)])) == {"blob": data}
