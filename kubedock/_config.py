@@ -491,8 +491,8 @@ class Config:
     pod_network: PodNetworkMode = setting(
         "auto", "--pod-network", env="POD_NETWORK", parse=_one_of(POD_NETWORK_MODES),
         to="engine",
-        help="copy archives of 1 MiB or more straight to and from the pods' addresses: "
-        "'auto' (where they answer; a failure keeps kubedock to port-forwards for 10 "
+        help="connect to kubedock's program in a pod at the pod's address to copy archives: "
+        "'auto' (where it answers; a failure keeps kubedock to port-forwards for 10 "
         "minutes; default) or 'never' (port-forwards, else the exec session)")
 
     def __attrs_post_init__(self) -> None:

@@ -4,12 +4,14 @@ every size, and nothing left in the pod when the client goes away mid-copy."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import random
 import socket
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import docker
 import pytest
@@ -89,6 +91,54 @@ def test_files_round_trip_byte_exact(tooled: Container, size: int) -> None:
     assert _files(chunks) == {"blob": data}
     chunks, _ = tooled.get_archive("/tmp/many")  # a directory: its size is not known
     assert _files(chunks) == others
+
+
+class _Chunks(io.RawIOBase):
+    """The chunks of a streamed answer as a file, for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._rest:
+            self._rest = memoryview(next(self._chunks, b""))
+        size = min(len(buffer), len(self._rest))
+        buffer[:size], self._rest = self._rest[:size], self._rest[size:]
+        return size
+
+
+def test_a_gibibyte_streams_both_ways_byte_exact(tooled: Container) -> None:
+    size, piece = 1024 * MB, 4 * MB
+    sent = hashlib.sha256()
+
+    def upload() -> Iterator[bytes]:  # a tar of one file, made as it goes
+        info = tarfile.TarInfo("giant")
+        info.size = size
+        yield info.tobuf(tarfile.USTAR_FORMAT)
+        generator = random.Random(16)
+        for _ in range(size // piece):
+            data = generator.randbytes(piece)
+            sent.update(data)
+            yield data
+        yield bytes(2 * tarfile.BLOCKSIZE)
+
+    assert tooled.put_archive("/tmp", upload())
+    chunks, stat = tooled.get_archive("/tmp/giant", chunk_size=MB)
+    assert stat["size"] == size
+    got = hashlib.sha256()
+    with tarfile.open(fileobj=_Chunks(chunks), mode="r|", bufsize=piece) as archive:
+        member = archive.next()
+        assert member is not None and member.name == "giant"
+        content = archive.extractfile(member)
+        assert content is not None
+        while data := content.read(piece):
+            got.update(data)
+    assert got.hexdigest() == sent.hexdigest()
+    assert tooled.exec_run(["rm", "/tmp/giant"]).exit_code == 0
 
 
 def test_a_missing_path_is_not_found(tooled: Container) -> None:
