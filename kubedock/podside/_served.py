@@ -64,7 +64,10 @@ def _first_with(listener: socket.socket, expected: bytes) -> socket.socket:
             while (left := deadline - time.monotonic()) > 0:
                 for key, _ in selector.select(left):
                     if key.fileobj is listener:
-                        connection, _ = listener.accept()
+                        try:
+                            connection, _ = listener.accept()
+                        except OSError:  # gone before it was taken: no concern of ours
+                            continue
                         if len(said) == _PENDING:
                             oldest, _ = said.popitem(last=False)
                             selector.unregister(oldest)
