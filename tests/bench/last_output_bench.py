@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import docker
-from bench_server import kubedock_server
+from bench_server import cluster_env, kubedock_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e" / "docker"))
 
@@ -37,7 +37,10 @@ def main() -> None:
                         help="run as docker-py's run(remove=True): the log kubedock keeps of "
                         "a container that removes itself")
     args = parser.parse_args()
-    with kubedock_server("--keep-exited-files", args.policy) as server:
+    # Supervised only where kubedock knows the image's config: from the cluster's registry.
+    registry = cluster_env().get("REGISTRY")
+    mirror = ["--registry-mirror", f"docker.io=http://{registry}"] if registry else []
+    with kubedock_server("--keep-exited-files", args.policy, *mirror) as server:
         client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}", timeout=180)
         stress(client, "lines", 1, 1)  # warm-up: the image, the supervisor's ConfigMap
         began = time.monotonic()

@@ -1,6 +1,7 @@
 """The last output of a supervised one-shot container (every container, by default) is in its
-log once `wait` returns: the supervisor reports the end only after the runtime has taken what
-the program left in its pipes. Read as docker-py's `run` reads it, a few at a time."""
+log once `wait` returns (the supervisor reports the end only after the runtime has taken what
+the program left in its pipes), and in the follow of docker-py's `run`, read after the removal.
+A few at a time."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_the_last_output_is_in_the_log_when_wait_returns(client: docker.DockerCl
 def test_the_last_output_is_kept_for_a_container_that_removes_itself(
     client: docker.DockerClient
 ) -> None:
-    """docker-py's run(remove=True): kubedock keeps the log once the exit is reported."""
+    """docker-py's run(remove=True) follows the log, waits, removes the container and then reads
+    what the follow sent: the removal lets the follow read the rest of the log first."""
     lines: list[str] = []
     tally = stress(client, "lines", RUNS, AT_ONCE, remove=True, report=lines.append)
     assert tally.missed == 0, "\n".join(lines)
