@@ -131,6 +131,13 @@ def build_parser(*, server_options: bool = True) -> argparse.ArgumentParser:
     archive.add_argument("path")
     archive.add_argument("--no-overwrite-dir-non-dir", action="store_true",
                          help="put: fail rather than replace a directory by a file or the reverse")
+    archive.add_argument("--serve", action="store_true",
+                         help="carry the tar over one connection to a port it announces")
+    archive.add_argument("--pod-network", action="store_true",
+                         help="with --serve: listen on every address of the pod, not only on "
+                         "its loopback")
+    archive.add_argument("--with-stat", action="store_true",
+                         help="get with --serve: say the path's stat line before the port")
     toolbox = commands.add_parser(
         "toolbox", help="(inside pods) copy, exec as a user, signal and list processes for "
         "the container this ephemeral container targets",
@@ -201,7 +208,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .podside import run_archive
 
         sys.exit(run_archive([args.action, args.path],
-                             no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir))
+                             no_overwrite_dir_non_dir=args.no_overwrite_dir_non_dir,
+                             serve=args.serve, pod_network=args.pod_network,
+                             with_stat=args.with_stat))
     if args.command == "toolbox":
         from .podside import run_toolbox
 

@@ -34,6 +34,10 @@ NETWORK_NAMES = ("dns", "services", "external")
 KeepExitedFiles = Literal["auto", "always", "never"]
 KEEP_EXITED_FILES = ("auto", "always", "never")
 
+# Whether archives may go straight to the pods' addresses (see engine._served_archive).
+PodNetworkMode = Literal["auto", "never"]
+POD_NETWORK_MODES = ("auto", "never")
+
 PULL_POLICIES = ("ifnotpresent", "notpresent", "default", "always", "allways", "never")
 
 # The components whose settings are filled from `Config` (see `Config.settings_for`):
@@ -484,6 +488,12 @@ class Config:
         help="keep a container's files readable after its process ends, and write its "
         "read-write binds back to their sources: 'always' (default), 'auto' (containers "
         "with binds, copies before start or volumes of the request's own) or 'never'")
+    pod_network: PodNetworkMode = setting(
+        "auto", "--pod-network", env="POD_NETWORK", parse=_one_of(POD_NETWORK_MODES),
+        to="engine",
+        help="connect to kubedock's program in a pod at the pod's address to copy archives: "
+        "'auto' (where it answers; a failure keeps kubedock to port-forwards for 10 "
+        "minutes; default) or 'never' (port-forwards, else the exec session)")
 
     def __attrs_post_init__(self) -> None:
         if self.tls_enable and not (self.tls_cert_file and self.tls_key_file):

@@ -32,7 +32,8 @@ async def put_archive(ref: str) -> Response:
     container = engine().get(ref)
     # copyUIDGID is not honoured: owners come from the tar, as Docker does without it.
     await engines.copy_in(engine(), container, _path(), _body(),
-                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"))
+                          no_overwrite_dir_non_dir=query_bool(request.args, "noOverwriteDirNonDir"),
+                          size=request.content_length)
     # docker-py and dockerode accept exactly 200 with an empty body.
     return Response(b"", status=200)
 
@@ -49,11 +50,7 @@ async def stat_archive(ref: str) -> Response:
 @blueprint.route("/containers/<ref>/archive", methods=["GET"])
 async def get_archive(ref: str) -> Response:
     container = engine().get(ref)
-    path = _path()
-    path_stat = await engines.stat_path(engine(), container, path)
-    response = Response(
-        engines.get_archive(engine(), container, path),
-        status=200, content_type="application/x-tar",
-    )
+    path_stat, content = await engines.open_archive(engine(), container, _path())
+    response = Response(content, status=200, content_type="application/x-tar")
     response.headers[wire.PATH_STAT_HEADER] = wire.encode_path_stat(path_stat)
     return response

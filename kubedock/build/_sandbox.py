@@ -23,7 +23,7 @@ import trio
 
 from .. import kube
 from ..engine import EngineError, Unsupported
-from ..podside import buildwire
+from ..podside import buildwire, chunks
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +200,8 @@ class _PodSandbox:
                 if layer is not None:
                     async for data in layer:
                         if data:
-                            await session.send_stdin(buildwire.chunk(data))
-                    await session.send_stdin(buildwire.END_OF_CHUNKS)
+                            await session.send_stdin(chunks.chunked(data))
+                    await session.send_stdin(chunks.END_OF_CHUNKS)
             status, failure = await self._reply(session, sink, errors)
             self._broken = None
         if op != "run" and status != 0:

@@ -1,6 +1,6 @@
 """Domain records, the container state machine and the event bus."""
 
-from ._archive import copy_in, get_archive, stat_path
+from ._archive import copy_in, get_archive, open_archive, stat_path
 from ._attach import AttachRequest
 from ._engine import Engine, WaitCondition
 from ._errors import (
@@ -119,6 +119,7 @@ __all__ = [
     "dns_name",
     "follow_usage",
     "get_archive",
+    "open_archive",
     "parse_own_registry",
     "parse_reference",
     "pull_secret_configs",

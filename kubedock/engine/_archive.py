@@ -39,6 +39,7 @@ import attrs
 import trio
 
 from .. import kube, podside, wire
+from . import _served_archive as served_archive
 from ._errors import Conflict, InvalidParameter, NotFound, Unsupported
 from ._records import Container, files_reachable
 from ._tar_relay import State as RelayState
@@ -157,6 +158,12 @@ async def fill_volumes(cluster: kube.ClusterBoundary, pod: str, container: Conta
         log.info("init container of %s: %s", pod, errors.decode(errors="replace").strip())
 
 
+async def _collected_errors(channel: kube.ExecChannel) -> str:
+    errors = bytearray()
+    await _collect_output(channel, errors)
+    return errors.decode(errors="replace").strip()
+
+
 async def _collect_output(channel: kube.ExecChannel, into: bytearray) -> None:
     while (message := await channel.receive()) is not None:
         into.extend(message[1][-4096:])
@@ -188,11 +195,11 @@ async def stat_path(engine: Engine, container: Container, path: str) -> wire.Pat
     volume or toolbox), else the image's `stat` (and `readlink` for links), else the toolbox,
     added for the purpose."""
     pod = _running_pod(container)
-    name = posixpath.basename(path.rstrip("/")) or "/"
     session = _own_archive(engine, container, "stat", path)
     if session is None:
         try:
-            return await _image_stat(engine.cluster, pod, path, name)
+            return await _image_stat(engine.cluster, pod, path,
+                                     posixpath.basename(path.rstrip("/")) or "/")
         except Unsupported:
             await engine.toolbox.ensure(container)
             session = _own_archive(engine, container, "stat", path)
@@ -200,9 +207,15 @@ async def stat_path(engine: Engine, container: Container, path: str) -> wire.Pat
     out, err, code = await _collected(session)
     if code != 0:
         _raise_for_tool(err, code, path)
-    fields = json.loads(out)
+    return _path_stat(path, out)
+
+
+def _path_stat(path: str, said: str | bytes) -> wire.PathStat:
+    """The stat line of kubedock's `archive stat` as Docker says it."""
+    fields = json.loads(said)
     moment = datetime.datetime.fromtimestamp(fields["mtime"], datetime.UTC)
-    return wire.PathStat(name, fields["size"], fields["mode"], moment, fields["linkTarget"])
+    return wire.PathStat(posixpath.basename(path.rstrip("/")) or "/", fields["size"],
+                         fields["mode"], moment, fields["linkTarget"])
 
 
 async def _image_stat(cluster: kube.ClusterBoundary, pod: str, path: str,
@@ -234,7 +247,8 @@ def _own_archive(engine: Engine, container: Container, *args: str, stdin: bool =
 
 
 async def copy_in(engine: Engine, container: Container, path: str,
-                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False) -> None:
+                  body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
+                  size: int | None = None) -> None:
     """PUT archive: staged for the init container before start, else extracted in `main`.
 
     A staged archive lands in volumes of its own, where nothing of the image is overwritten.
@@ -243,19 +257,20 @@ async def copy_in(engine: Engine, container: Container, path: str,
         engine.archives.add(container, await stage_archive(body, path))
     else:
         await put_archive(engine, container, path, body,
-                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+                          no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, size=size)
 
 
 async def put_archive(engine: Engine, container: Container, path: str,
-                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False
-                      ) -> None:
+                      body: AsyncIterable[bytes], *, no_overwrite_dir_non_dir: bool = False,
+                      size: int | None = None) -> None:
     """Extract a client's archive into a directory of a running container.
 
     kubedock validates and decompresses the archive on its side, so the program in the pod
     only ever sees a plain tar with safe names (busybox tar reads neither bzip2 nor xz).
     `no_overwrite_dir_non_dir` holds with kubedock's program; the image's tar does what it
     does (busybox and GNU tar refuse a file over a directory, and replace or keep a file that
-    a directory would overwrite).
+    a directory would overwrite). An archive of `size` bytes (None: not known) worth it goes
+    over a connection to kubedock's program where it takes one (`_served_archive`).
     """
     own = ["put", path, *(["--no-overwrite-dir-non-dir"] if no_overwrite_dir_non_dir else [])]
     session = _own_archive(engine, container, *own, stdin=True)
@@ -272,6 +287,19 @@ async def put_archive(engine: Engine, container: Container, path: str,
     else:
         by_image = False
     errors = bytearray()
+    if not by_image and served_archive.worth_serving(size):
+        address = engine.pod_network.address(container.pod_ip)
+        served = _own_archive(engine, container, *own, *served_archive.serve_args(address))
+        assert served is not None  # as `session`
+        async with served_archive.served(engine.cluster, engine.pod_network,
+                                         _running_pod(container), address,
+                                         served) as connection:
+            if connection is not None:
+                await served_archive.send(connection,
+                                          lambda send: _sending(send, partial(_relay, body)),
+                                          errors)
+                _check_put(connection.channel, errors, path, by_image)
+                return
     try:
         async with session as channel, trio.open_nursery() as nursery:
             nursery.start_soon(_collect_output, channel, errors)
@@ -281,6 +309,11 @@ async def put_archive(engine: Engine, container: Container, path: str,
         if channel.exit_code is None:
             raise
         # The process ended before it took all of it: its exit status says why (below).
+    _check_put(channel, errors, path, by_image)
+
+
+def _check_put(channel: kube.ExecChannel, errors: bytearray, path: str, by_image: bool
+               ) -> None:
     if channel.exit_code not in (0, None):
         err = bytes(errors).decode(errors="replace")
         if not by_image:
@@ -344,9 +377,69 @@ async def _send_upload(channel: kube.ExecChannel, path: str, chunk: bytes) -> No
         ) from error
 
 
-async def get_archive(engine: Engine, container: Container, path: str
-                      ) -> AsyncIterator[bytes]:
-    """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`."""
+async def open_archive(engine: Engine, container: Container, path: str
+                       ) -> tuple[wire.PathStat, AsyncIterator[bytes]]:
+    """GET archive: the stat of `path` and its tar (the basename as the top entry). Where
+    the pod has kubedock's program, one exec of it says both, the tar coming over a
+    connection (`_served_archive`); else, or when that does not work out, a stat and the
+    tar by an exec each."""
+    served = _served_with_stat(engine, container, path)
+    first = await anext(served, None)
+    if isinstance(first, wire.PathStat):
+        return first, cast(AsyncIterator[bytes], served)
+    return await stat_path(engine, container, path), _exec_archive(engine, container, path)
+
+
+async def _served_with_stat(engine: Engine, container: Container, path: str
+                            ) -> AsyncIterator[wire.PathStat | bytes]:
+    """The stat of `path`, then its tar, from kubedock's program over a connection; nothing
+    if the program is not there or will not serve."""
+    address = engine.pod_network.address(container.pod_ip)
+    session = _own_archive(engine, container, "get", path, "--with-stat",
+                           *served_archive.serve_args(address))
+    if session is None:
+        return
+    async with served_archive.served(engine.cluster, engine.pod_network,
+                                     _running_pod(container), address, session,
+                                     with_stat=True) as connection:
+        if connection is not None:
+            yield _path_stat(path, connection.stat)
+            async for piece in _served_tar(connection, path, container):
+                yield piece
+
+
+async def get_archive(engine: Engine, container: Container, path: str, *,
+                      size: int | None = None) -> AsyncIterator[bytes]:
+    """A tar of `path` (its basename as the top entry), from the pod's kubedock or `tar`;
+    one of `size` (None: not known) worth it over a connection to kubedock's program where
+    it takes one (`_served_archive`)."""
+    address = engine.pod_network.address(container.pod_ip)
+    if served_archive.worth_serving(size) and (served := _own_archive(
+            engine, container, "get", path, *served_archive.serve_args(address))) is not None:
+        async with served_archive.served(engine.cluster, engine.pod_network,
+                                         _running_pod(container), address,
+                                         served) as connection:
+            if connection is not None:
+                async for piece in _served_tar(connection, path, container):
+                    yield piece
+                return
+    async for piece in _exec_archive(engine, container, path):
+        yield piece
+
+
+async def _served_tar(connection: served_archive.Connection, path: str,
+                      container: Container) -> AsyncIterator[bytes]:
+    async for piece in served_archive.receive(connection):
+        yield piece
+    said = await _collected_errors(connection.channel)
+    if connection.channel.exit_code != 0:
+        log.warning("tar of %s in %s failed: %s", path, container.id[:12],
+                    said or connection.channel.status_message)
+
+
+async def _exec_archive(engine: Engine, container: Container, path: str
+                        ) -> AsyncIterator[bytes]:
+    """A tar of `path` on the stdout of an exec of kubedock's program or of `tar`."""
     session = _own_archive(engine, container, "get", path)
     if session is None:
         directory, base = posixpath.split(path.rstrip("/") or "/")

@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from .. import kube
-from .._config import ExposeMode, KeepExitedFiles
+from .._config import ExposeMode, KeepExitedFiles, PodNetworkMode
 from . import _lifecycle, _observed
 from ._adoption import Adoption
 from ._archive import ArchiveStore
@@ -45,6 +45,7 @@ from ._replacement import Replacements
 from ._resize import Resizer
 from ._restarts import Restarts
 from ._seeds import SeedStore
+from ._served_archive import PodNetwork
 from ._signals import Signaller, signal_name
 from ._specs import PodSpecs
 from ._stats import UsageReader, VolumeUsage
@@ -72,6 +73,7 @@ class Engine:
         claims: kube.ClaimSettings | None = None,
         images: ImageStore | None = None,
         keep_exited_files: KeepExitedFiles = "never",
+        pod_network: PodNetworkMode = "never",
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -93,6 +95,7 @@ class Engine:
         self.volumes = VolumeStore(cluster, settings, claims or kube.ClaimSettings(), self.events,
                                    self.containers)
         self.toolbox = Toolbox(cluster, settings)
+        self.pod_network = PodNetwork(pod_network)
         self.pull_secrets = PullSecrets(cluster, settings)
         # Set by the server with --pre-pull: pulls then have the node pull the image too.
         self.pre_puller: PrePuller | None = None

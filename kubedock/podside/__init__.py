@@ -3,6 +3,8 @@ network, the Docker socket sidecar, the toolbox added to running pods, and the c
 with the server. Standard library only, so that these roles start fast."""
 
 from . import _buildwire as buildwire
+from . import _chunks as chunks
+from . import _served as served
 from ._archive import NOT_A_DIRECTORY, NOT_FOUND, run_archive, tool_argv
 from ._buildstep import run_buildstep
 from ._dind import CLIENT_CERT, CLIENT_KEY, SERVER_CERT, parse_upstream, run_dind
@@ -26,6 +28,7 @@ __all__ = [
     "ProcError",
     "UserError",
     "buildwire",
+    "chunks",
     "extract",
     "open_writer",
     "parse_boot_time",
@@ -42,5 +45,6 @@ __all__ = [
     "run_offline",
     "run_toolbox",
     "safe_name",
+    "served",
     "tool_argv",
 ]

@@ -9,6 +9,11 @@ library travelling with the program, since the image may have none.
     archive get PATH    a plain tar of PATH (its basename as the top entry) on stdout
     archive put DIR     extract the plain tar on stdin into the directory DIR
 
+With `--serve`, get and put carry the tar over a connection of kubedock's instead, once the
+path has been checked: to a listener on the pod's loopback, or with `--pod-network` on
+every address of the pod (see `_served`); get's `--with-stat` says first what `archive stat`
+would, so that one exec serves the whole of a `GET archive`.
+
 Exit status: 0 done, 1 a malformed archive or an I/O failure, 2 no such path, 3 not a
 directory; the reason is on stderr.
 """
@@ -20,10 +25,14 @@ import json
 import os
 import posixpath
 import shutil
+import socket
 import stat
 import sys
 from collections.abc import Sequence
+from functools import partial
+from typing import IO, cast
 
+from . import _served
 from ._tar import ArchiveError, extract, open_writer
 
 NOT_FOUND = 2
@@ -81,27 +90,37 @@ def _mapped_libraries(home: str) -> set[str]:
             and path.startswith("/") and not path.startswith(home + "/")}
 
 
-def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) -> int:
+def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
+                serve: bool = False, pod_network: bool = False, with_stat: bool = False) -> int:
     if len(argv) != 2 or argv[0] not in ("stat", "get", "put"):
         print("usage: kubedock archive stat|get|put PATH", file=sys.stderr)
         return 64
     action, path = argv
     try:
         if action == "stat":
-            info = os.lstat(path)
-            print(json.dumps({
-                "mode": info.st_mode, "size": info.st_size, "mtime": int(info.st_mtime),
-                "linkTarget": os.readlink(path) if stat.S_ISLNK(info.st_mode) else "",
-            }))
+            print(_stat_line(path))
         elif action == "get":
-            _write_tar(path)
+            if with_stat and serve:
+                print(_stat_line(path))
+            else:
+                os.lstat(path)
+            if serve:
+                _served.serve(lambda connection: _write_tar(path, _served.ChunkWriter(connection)),
+                              pod_network=pod_network)
+            else:
+                with open(1, "wb", closefd=False) as stdout:
+                    _write_tar(path, stdout)
         else:
             if not os.path.isdir(path):
                 os.stat(path)  # a missing path is NOT_FOUND, an existing one not a directory
                 print(f"not a directory: {path}", file=sys.stderr)
                 return NOT_A_DIRECTORY
-            with open(0, "rb", buffering=0, closefd=False) as stdin:
-                extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+            if serve:
+                _served.serve(partial(_extract_served, path, no_overwrite_dir_non_dir),
+                              pod_network=pod_network)
+            else:
+                with open(0, "rb", buffering=0, closefd=False) as stdin:
+                    extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
     except FileNotFoundError as error:
         print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
         return NOT_FOUND
@@ -111,8 +130,26 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False) 
     return 0
 
 
-def _write_tar(path: str) -> None:
-    os.lstat(path)
+def _stat_line(path: str) -> str:
+    info = os.lstat(path)
+    return json.dumps({
+        "mode": info.st_mode, "size": info.st_size, "mtime": int(info.st_mtime),
+        "linkTarget": os.readlink(path) if stat.S_ISLNK(info.st_mode) else "",
+    })
+
+
+def _extract_served(path: str, no_overwrite_dir_non_dir: bool,
+                    connection: socket.socket) -> None:
+    source = _served.ChunkReader(connection)
+    extract(cast(IO[bytes], source), path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+    # What follows the tar's end (padding, the end of the chunks) is read before the
+    # connection closes, so that closing it does not reset it under kubedock's last writes.
+    while source.read(_served.RECEIVE):
+        pass
+
+
+def _write_tar(path: str, sink: IO[bytes] | _served.ChunkWriter) -> None:
     name = posixpath.basename(path.rstrip("/")) or "."
-    with open(1, "wb", closefd=False) as stdout, open_writer(stdout) as archive:
+    with open_writer(cast(IO[bytes], sink)) as archive:
         archive.add(path, arcname=name)
+    sink.close()

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any, cast
 
-from . import _buildwire, _rootfs, _users
+from . import _buildwire, _chunks, _rootfs, _users
 from ._tar import ArchiveError
 
 CANNOT_RUN = 126
@@ -135,10 +135,10 @@ class _Chunks(io.RawIOBase):
         while self._left == 0:
             if self._ended:
                 return 0
-            header = self._requests.read(_buildwire.CHUNK_HEADER_SIZE)
-            if len(header) < _buildwire.CHUNK_HEADER_SIZE:
+            head = self._requests.read(_chunks.HEAD_SIZE)
+            if len(head) < _chunks.HEAD_SIZE:
                 raise _buildwire.SessionError("the session ended inside a layer")
-            self._left = _buildwire.chunk_size(header)
+            self._left = _chunks.chunk_size(head)
             self._ended = self._left == 0
         data = self._requests.read(min(len(buffer), self._left))
         if not data:

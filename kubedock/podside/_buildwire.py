@@ -5,8 +5,8 @@ costs a round trip rather than the start of a program in the pod. Pure and stand
 only.
 
 kubedock → pod (stdin): a request is one line of JSON (`{"op": ...}` and the operation's
-fields); `apply` follows it with the layer as chunks, each a 4-byte big-endian length and
-that many bytes, ended by a zero length.
+fields); `apply` follows it with the layer as chunks (`_chunks`: each a 4-byte big-endian
+length and that many bytes, ended by a zero length).
 
 pod → kubedock (stdout): frames of a 1-byte kind, a 4-byte big-endian length and the payload:
 `o` output (a step's stdout, or a snapshot's tar), `s` a step's stderr, `e` why the operation
@@ -26,10 +26,7 @@ OUTPUT = b"o"
 STDERR = b"s"
 ERROR = b"e"
 END = b"x"
-END_OF_CHUNKS = struct.pack(">I", 0)
 _HEADER = struct.Struct(">cI")
-_CHUNK_HEADER = struct.Struct(">I")
-CHUNK_HEADER_SIZE = _CHUNK_HEADER.size
 
 
 class SessionError(Exception):
@@ -48,16 +45,6 @@ def parse_request(line: bytes) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("op"), str):
         raise SessionError("malformed request: no op")
     return document
-
-
-def chunk(data: bytes) -> bytes:
-    """One chunk of a layer (never empty: the empty chunk ends the layer)."""
-    return _CHUNK_HEADER.pack(len(data)) + data
-
-
-def chunk_size(header: bytes) -> int:
-    size: int = _CHUNK_HEADER.unpack(header)[0]
-    return size
 
 
 def frame(kind: bytes, payload: bytes) -> bytes:

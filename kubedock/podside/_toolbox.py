@@ -7,6 +7,7 @@ file system, mounts included. Every command works from there, with no tool of th
 
     toolbox idle                      the ephemeral container's own process: wait for SIGTERM
     toolbox archive stat|get|put PATH [--no-overwrite-dir-non-dir]
+                                      [--serve [--pod-network] [--with-stat]]
                                       `kubedock archive`, inside main's root (chroot)
     toolbox exec USER WORKDIR [NAME=VALUE...] -- COMMAND [ARG...]
                                       run COMMAND in main's root as Docker's exec would: USER
@@ -54,9 +55,11 @@ def run_toolbox(argv: Sequence[str]) -> int:
         return _idle()
     if command == "archive" and args:
         _enter_root(target_pid())
-        flag = "--no-overwrite-dir-non-dir"
-        return _archive.run_archive([arg for arg in args if arg != flag],
-                                    no_overwrite_dir_non_dir=flag in args)
+        flags = ("--no-overwrite-dir-non-dir", "--serve", "--pod-network", "--with-stat")
+        return _archive.run_archive([arg for arg in args if arg not in flags],
+                                    no_overwrite_dir_non_dir=flags[0] in args,
+                                    serve=flags[1] in args, pod_network=flags[2] in args,
+                                    with_stat=flags[3] in args)
     if command == "exec" and len(args) >= 4 and "--" in args[2:]:
         split = args.index("--", 2)
         return _exec(args[0], args[1], args[2:split], args[split + 1:])

@@ -11,13 +11,16 @@ $KUBEDOCK_BENCH_PEER, e.g. `CGO_ENABLED=0 go build` in a copy of
 github.com/joyrex2001/kubedock; the column is skipped without it) on a busybox pod of its
 own. kubedock's peak RSS (VmHWM) after each size shows whether archives stream; each server's
 CPU seconds per GB put and got are read from /proc.
-Init container: `create` + `start` until running, of a plain busybox and of one with a bind
-mount. Prints medians; not a test.
+With `--pod-network-never`, a second kubedock with `--pod-network never` adds a column for its
+own program in the pod reached through port-forwards (the same copies without the pod
+network, in the same run). Init container: `create` + `start` until running, of a plain
+busybox and of one with a bind mount. Prints medians; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import statistics
@@ -71,35 +74,44 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="1,100")
     parser.add_argument("--no-start", action="store_true", help="skip the init container timing")
+    parser.add_argument("--pod-network-never", action="store_true",
+                        help="add a kubedock with --pod-network never")
     args = parser.parse_args()
-    with kubedock_server("--port-forward", "--network-names", "services") as server, \
-            peer_server() as peer:
+    options = ("--port-forward", "--network-names", "services")
+    with kubedock_server(*options) as server, peer_server() as peer, \
+            contextlib.ExitStack() as cleanup:
         client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}", timeout=300)
+        cleanup.callback(client.close)
         if not args.no_start:
             print_start_costs(client, args.runs)
-        tooled = client.containers.create("busybox:1.36", ["sleep", "600"])
-        tooled.put_archive("/", one_file_tar(1))  # staged before start: the pod gets setup
-        tooled.start()
+        tooled = tooled_container(client, cleanup)
         plain_container = client.containers.run("busybox:1.36", ["sleep", "600"], detach=True)
-        peer_client = peer_container = None
+        cleanup.callback(plain_container.remove, force=True)
+        targets = {"kubedock, own program": (tooled, server),
+                   "kubedock, image's tar": (plain_container, server)}
+        if args.pod_network_never:
+            off = cleanup.enter_context(kubedock_server(*options, "--pod-network", "never"))
+            off_client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{off.port}", timeout=300)
+            cleanup.callback(off_client.close)
+            targets["kubedock, own, no pod net"] = (tooled_container(off_client, cleanup), off)
         if peer is not None:
             peer_client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{peer.port}",
                                               timeout=300)
+            cleanup.callback(peer_client.close)
             peer_container = peer_client.containers.run("busybox:1.36", ["sleep", "600"],
                                                         detach=True)
-        try:
-            compare_archives(server, peer, args, {
-                "kubedock, own program": (tooled, server),
-                "kubedock, image's tar": (plain_container, server),
-                **({"Go kubedock": (peer_container, peer)} if peer_container and peer else {}),
-            }, plain_container)
-        finally:
-            for container in (tooled, plain_container, peer_container):
-                if container is not None:
-                    container.remove(force=True)
-            client.close()
-            if peer_client is not None:
-                peer_client.close()
+            cleanup.callback(peer_container.remove, force=True)
+            targets["Go kubedock"] = (peer_container, peer)
+        compare_archives(args, targets, plain_container)
+
+
+def tooled_container(client: docker.DockerClient, cleanup: contextlib.ExitStack) -> Container:
+    """A running busybox whose pod has kubedock's program (it got the init container)."""
+    container = client.containers.create("busybox:1.36", ["sleep", "600"])
+    cleanup.callback(container.remove, force=True)
+    container.put_archive("/", one_file_tar(1))  # staged before start: the pod gets setup
+    container.start()
+    return container
 
 
 def print_start_costs(client: docker.DockerClient, runs: int) -> None:
@@ -115,16 +127,20 @@ def print_start_costs(client: docker.DockerClient, runs: int) -> None:
           f"ratio {with_bind / plain:.2f})")
 
 
-def compare_archives(server: BenchServer, peer: BenchServer | None, args: argparse.Namespace,
-                     targets: dict[str, tuple[Container, BenchServer]],
+def compare_archives(args: argparse.Namespace, targets: dict[str, tuple[Container, BenchServer]],
                      plain_container: Container) -> None:
     """Put and get through every target, one run of each in turn; print medians and ratios."""
+    server = targets["kubedock, image's tar"][1]
     kubectl, namespace = server.kubectl, server.namespace
     pod = subprocess.run(
         [*kubectl, "-n", namespace, "get", "pods", "-o", "name",
          "-l", f"kubedock.containerid={plain_container.id[:12]}"],
         capture_output=True, text=True, check=True).stdout.strip()
-    servers = {"kubedock": server, **({"Go kubedock": peer} if peer else {})}
+    servers: dict[str, BenchServer] = {}  # each server once, by its first target's label
+    for label, (_, each) in targets.items():
+        if each not in servers.values():
+            servers[label.partition(",")[0] + (" (no pod net)" if "no pod net" in label
+                                               else "")] = each
     print("RSS peak before archives: " + ", ".join(
         f"{name} {peak_rss_mb(each.process.pid):.0f} MiB" for name, each in servers.items()))
     for size_mb in (int(text) for text in args.sizes.split(",")):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kubedock.podside import buildwire
+from kubedock.podside import buildwire, chunks
 
 BUSYBOX = shutil.which("busybox")
 
@@ -59,8 +59,8 @@ def _run(state: Path, *argv: str, env: tuple[tuple[str, str], ...] = (), user: s
 
 
 def _apply(layer: bytes) -> bytes:
-    return (buildwire.request("apply") + buildwire.chunk(layer[:700]) + buildwire.chunk(layer[700:])
-            + buildwire.END_OF_CHUNKS)
+    return (buildwire.request("apply") + chunks.chunked(layer[:700]) + chunks.chunked(layer[700:])
+            + chunks.END_OF_CHUNKS)
 
 
 @pytest.fixture

@@ -28,13 +28,10 @@ def test_unknown_frame_kind_is_refused() -> None:
         reader.next()
 
 
-def test_requests_and_chunks() -> None:
+def test_requests_and_ends() -> None:
     assert buildwire.request("run", argv=["sh"], env=[["A", "1"]]) == (
         b'{"op":"run","argv":["sh"],"env":[["A","1"]]}\n')
     assert buildwire.parse_request(b'{"op":"reset"}\n') == {"op": "reset"}
-    assert buildwire.chunk(b"abc") == b"\x00\x00\x00\x03abc"
-    assert buildwire.END_OF_CHUNKS == b"\x00\x00\x00\x00"
-    assert buildwire.chunk_size(b"\x00\x01\x00\x00") == 65536
     assert buildwire.end_status(b"126") == 126
     for malformed in (b"{", b"[]", b'{"op": 1}'):
         with pytest.raises(buildwire.SessionError):
