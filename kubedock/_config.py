@@ -483,11 +483,11 @@ class Config:
     # Which containers run under kubedock's supervisor, whose pod outlives the program so that
     # its files stay readable (docker cp) and its read-write binds are written back.
     keep_exited_files: KeepExitedFiles = setting(
-        "auto", "--keep-exited-files", env="KEEP_EXITED_FILES",
+        "always", "--keep-exited-files", env="KEEP_EXITED_FILES",
         parse=_one_of(KEEP_EXITED_FILES), to="engine",
         help="keep a container's files readable after its process ends, and write its "
-        "read-write binds back to their sources: 'auto' (containers with binds, copies "
-        "before start or volumes of the request's own; default), 'always' or 'never'")
+        "read-write binds back to their sources: 'always' (default), 'auto' (containers "
+        "with binds, copies before start or volumes of the request's own) or 'never'")
     pod_network: PodNetworkMode = setting(
         "auto", "--pod-network", env="POD_NETWORK", parse=_one_of(POD_NETWORK_MODES),
         to="engine",

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _KILL_WAIT_SECONDS = 10
+# How long a removal waits for the followers of an exited container's log to read the rest.
+_FOLLOWERS_SECONDS = 10
 # How long after its grace period a stopped container may take to be reported stopped.
 _STOP_REPORT_SECONDS = 30
 
@@ -401,6 +403,12 @@ async def remove(engine: Engine, container: Container, *, force: bool, volumes: 
                 f"You cannot remove a running container {container.id}. "
                 "Stop the container before attempting removal or force remove"
             )
+        if container.status == "exited":
+            # A client that followed the log of a supervised run gets the rest of it read
+            # after the exit (docker-py's run: logs, wait, remove, then the logs read), and
+            # that reads the pod the removal deletes.
+            with trio.move_on_after(_FOLLOWERS_SECONDS):
+                await engine._until(container, lambda: container.log_followers == 0)
         status, container.status = container.status, "removing"
         container.notify()
         try:

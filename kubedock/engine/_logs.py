@@ -234,6 +234,24 @@ async def _pump_each(
     positions: dict[int | None, _Position], line_end: bytes, *, tail: int | None = None,
 ) -> None:
     """`_pump` each source at once, from its position."""
+    if not (request.follow and container.supervisor is not None):
+        await _pump_sources(cluster, container, pod, sources, request, send, positions,
+                            line_end, tail=tail)
+        return
+    container.log_followers += 1
+    try:
+        await _pump_sources(cluster, container, pod, sources, request, send, positions,
+                            line_end, tail=tail)
+    finally:
+        container.log_followers -= 1
+        container.notify()
+
+
+async def _pump_sources(
+    cluster: kube.ClusterBoundary, container: Container, pod: str, sources: list[int | None],
+    request: LogRequest, send: trio.MemorySendChannel[tuple[int, bytes]],
+    positions: dict[int | None, _Position], line_end: bytes, *, tail: int | None,
+) -> None:
     async with trio.open_nursery() as nursery:
         if request.follow and container.supervisor is not None:
             # A supervised pod outlives the program, and so does its log stream: the follow

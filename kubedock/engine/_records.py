@@ -233,6 +233,9 @@ class Container:
     stopped_by_client: bool = False
     exits: int = 0
     attached: int = 0
+    # Follows of a supervised run's log: each reads the rest of the log once the program has
+    # ended, which the removal waits for.
+    log_followers: int = 0
     # Wait requests in progress, and how many exits the last answered one had seen.
     waiting: int = 0
     reported_exits: int = 0

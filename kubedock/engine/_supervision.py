@@ -11,10 +11,9 @@ exit record (code, end time, OOM kill) once the program has ended. A SIGKILL (``
 a stop past its timeout) comes from the supervisor's ``end`` too, so that the files stay; only
 a supervisor that cannot be reached leaves kubedock deleting the pod, as for others.
 
-``--keep-exited-files``: ``auto`` (the default) supervises the pods that have the init
-container anyway (binds, archives copied in before start) and those with a volume the create
-request asked for; ``always`` every pod (what it costs is measured in the README); ``never``
-none.
+``--keep-exited-files``: ``always`` (the default) supervises every pod (what it costs is
+measured in the README); ``auto`` the pods that have the init container anyway (binds, archives
+copied in before start) and those with a volume the create request asked for; ``never`` none.
 """
 
 from __future__ import annotations

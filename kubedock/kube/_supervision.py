@@ -36,6 +36,9 @@ from ._podspec import (
 # Where the init image keeps the supervisor, beside kubedock's program.
 SUPERVISOR_PROGRAM = "/opt/kubedock/supervise"
 INSTALLER = "kubedock-tools"
+# What the installer container (an idle static program, and the copy of it in its hook) gets
+# in a pod whose `main` is Guaranteed, so that the pod stays so.
+_INSTALLER_RESOURCES = {"cpu": "10m", "memory": "16Mi"}
 STATE_VOLUME = "kubedock-state"
 STATE_DIR = "/.kubedock/state"
 # What the supervisor puts before its termination message when the program could not be
@@ -88,9 +91,23 @@ def supervise(spec: ContainerSpec, settings: PodSettings, pod_spec: dict[str, An
                 "name": spec.supervisor_config_map, "defaultMode": 0o555}})
         else:
             volumes.append({"name": TOOLS_VOLUME, "emptyDir": {}})
-            pod_spec["containers"] = [_installer(settings, supervisor), *pod_spec["containers"]]
+            installer = _installer(settings, supervisor)
+            if _guaranteed(main):
+                # A container without resources would make the pod Burstable.
+                installer["resources"] = {"requests": dict(_INSTALLER_RESOURCES),
+                                          "limits": dict(_INSTALLER_RESOURCES)}
+            pod_spec["containers"] = [installer, *pod_spec["containers"]]
     main["volumeMounts"] = mounts
     pod_spec["volumes"] = volumes
+
+
+def _guaranteed(container: Mapping[str, Any]) -> bool:
+    """Whether `container` alone would make its pod of the Guaranteed QoS class: CPU and memory
+    limits, and requests equal to them (or left to default to them)."""
+    resources = container.get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    return all(name in limits and requests.get(name, limits[name]) == limits[name]
+               for name in ("cpu", "memory"))
 
 
 def _installer(settings: PodSettings, supervisor: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Container start latency through kubedock, against the raw-pod floor measured in the same run.
 
     .venv/bin/python tests/bench/start_bench.py [--runs N] [--parallel N]
+    .venv/bin/python tests/bench/start_bench.py --keep-exited-files never always [--runs N]
 
 Floor: a pod created directly through the Kubernetes API, timed until the watch reports it
 Running. kubedock: ``docker create`` + ``start`` of redis:7 with a published port, timed until a
@@ -9,11 +10,15 @@ Every measurement starts once the pods of the one before are gone, so that no st
 with another's teardown; a parallel batch waits `--settle` seconds more, since the node goes on
 tearing 20 pods down (sandboxes, network) after the API has forgotten them, which slowed the
 batch that followed by 1-3 s. Prints medians and the per-container overhead; not a test.
+With ``--keep-exited-files``, one server per policy (the images' configs from the cluster's
+registry, without which no container is supervised), the sequential starts only, each run
+measuring the floor and then every server, the first turning from run to run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import statistics
 import subprocess
@@ -25,7 +30,7 @@ from pathlib import Path
 
 import docker
 import trio
-from bench_server import kubedock_server
+from bench_server import cluster_env, kubedock_server
 from docker.models.containers import Container
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +133,12 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=20)
     parser.add_argument("--settle", type=float, default=20,
                         help="seconds to wait before each parallel batch (default 20)")
+    parser.add_argument("--keep-exited-files", nargs="+", choices=("never", "auto", "always"),
+                        help="compare servers with these policies in one run")
     args = parser.parse_args()
+    if args.keep_exited_files:
+        _compare_policies(args.keep_exited_files, args.runs)
+        return
     with kubedock_server("--port-forward") as server:
         kubeconfig, namespace = server.kubeconfig, server.namespace
         client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}", timeout=120)
@@ -156,6 +166,39 @@ def main() -> None:
         print(f"  kubedock: slowest {max(ours_parallel) * 1000:8.0f} ms, "
               f"median {statistics.median(ours_parallel) * 1000:8.0f} ms")
         client.close()
+
+
+def _compare_policies(policies: list[str], runs: int) -> None:
+    registry = cluster_env().get("REGISTRY")
+    mirror = ["--registry-mirror", f"docker.io=http://{registry}"] if registry else []
+    with contextlib.ExitStack() as stack:
+        servers = {policy: stack.enter_context(kubedock_server(
+            "--port-forward", "--keep-exited-files", policy, *mirror)) for policy in policies}
+        clients = {policy: docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.port}",
+                                               timeout=120) for policy, server in servers.items()}
+        for policy, server in servers.items():  # warm-up: the image, the supervisor's ConfigMap
+            _kubedock_seconds(clients[policy], server.kubectl, server.namespace, 1,
+                              parallel=False)
+        time.sleep(5)
+        any_server = next(iter(servers.values()))
+        floor: list[float] = []
+        ours: dict[str, list[float]] = {policy: [] for policy in policies}
+        for run in range(runs):
+            floor.append(trio.run(_raw_pod_seconds, any_server.kubeconfig,
+                                  any_server.namespace, 1)[0])
+            for policy in (policies if run % 2 == 0 else policies[::-1]):
+                server = servers[policy]
+                ours[policy].append(_kubedock_seconds(clients[policy], server.kubectl,
+                                                      server.namespace, 1, parallel=False)[0])
+        floor_median = statistics.median(floor)
+        print(f"sequential, {runs} runs (median)")
+        print(f"  raw pod create -> Running        {floor_median * 1000:8.0f} ms")
+        for policy in policies:
+            median = statistics.median(ours[policy])
+            print(f"  --keep-exited-files {policy:6} -> PONG {median * 1000:8.0f} ms"
+                  f"   (ratio {median / floor_median:.2f})")
+        for client in clients.values():
+            client.close()
 
 
 if __name__ == "__main__":

@@ -305,7 +305,7 @@ def test_components_get_the_configured_values() -> None:
                          "--reverse-proxy"])
     assert configured.settings_for("engine") == {
         "start_timeout": 120, "fail_fast_after": 30, "names": "services",
-        "keep_exited_files": "auto", "pod_network": "auto"}
+        "keep_exited_files": "always", "pod_network": "auto"}
     assert configured.settings_for("reaper") == {"interval": 60, "reapmax": 300, "grace": 7}
     pods = pod_settings(configured, "ns", "i")
     assert (pods.namespace, pods.instance_id, pods.request_cpu, pods.labels) == (

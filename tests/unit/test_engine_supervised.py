@@ -11,6 +11,7 @@ import os
 import tarfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -532,11 +533,31 @@ async def test_a_followed_log_ends_with_the_supervised_program(
         nursery.start_soon(read)
         nursery.start_soon(send_logs, logs, container, LogRequest(follow=True), send)
         await trio.sleep(5)
-        assert (logs.follows, received) == (1, [b"first\n"])
+        assert (logs.follows, received, container.log_followers) == (1, [b"first\n"], 1)
         logs.lines.append(b"2026-11-30T00:49:02.000000001Z last\n")
         container.status, container.files_kept = "exited", True
         container.notify()
     assert received == [b"first\n", b"last\n"]
+    assert container.log_followers == 0
+
+
+async def test_a_removal_lets_the_followers_of_the_log_read_the_rest(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, cluster: SupervisedCluster,
+) -> None:
+    """docker-py's run: the log followed, wait, remove, and only then the log read."""
+    engine = await new_engine(nursery, cluster, "always")
+    container = await started(engine, cmd=("echo", "done"))
+    container.log_followers = 1  # reading the rest of the log after the exit
+    cluster.end_program()
+    await engine.wait(container, "not-running")
+    nursery.start_soon(partial(engine.remove, container, force=False))
+    await trio.sleep(3)
+    assert cluster.called("delete_pod") == []
+    pod = container.pod_name
+    container.log_followers = 0
+    container.notify()
+    await trio.sleep(1)
+    assert cluster.called("delete_pod") == [pod] and container.removed
 
 
 async def test_top_shows_the_program_not_the_supervisor(

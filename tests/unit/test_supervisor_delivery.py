@@ -146,3 +146,20 @@ def test_the_config_map_is_named_by_instance_and_image() -> None:
     other = kube.PodSettings(namespace="tests", instance_id="a1b2c3d4e5f6",
                              init_image="kubedock/kubedock:0.2.0")
     assert kube.supervisor_config_map_name(other) != name
+
+
+@pytest.mark.parametrize(("limits", "installer_resources"), [
+    # Docker's --memory and --cpus are limits; Kubernetes defaults the requests to them.
+    ({"memory_bytes": 64 * 2**20, "nano_cpus": 500_000_000},
+     {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "10m", "memory": "16Mi"}}),
+    ({"memory_bytes": 64 * 2**20}, None),  # Burstable anyway
+    ({}, None),  # BestEffort
+])
+def test_the_installer_keeps_a_guaranteed_pod_guaranteed(
+    limits: dict[str, Any], installer_resources: dict[str, Any] | None
+) -> None:
+    spec = kube.ContainerSpec(container_id="a" * 64, name="c", image="busybox",
+                              supervised_argv=("true",), **limits)
+    installer, main = kube.pod_manifest(spec, SETTINGS)["spec"]["containers"]
+    assert (installer["name"], main["name"]) == (kube.INSTALLER, kube.MAIN)
+    assert installer.get("resources") == installer_resources

@@ -14,7 +14,9 @@
  * directory and standard streams, forwards every signal it can catch to it (those the program
  * handles, as the kernel does for a PID 1), reaps, and when the program has ended writes
  * STATE_DIR/exit (one JSON line: exit code as Docker gives it, the end time in nanoseconds
- * since the epoch, whether the kernel OOM-killed a process of the container) and stays up,
+ * since the epoch, whether the kernel OOM-killed a process of the container) once the runtime
+ * has taken what the program left in the pipes of its standard output and error (see
+ * `drain_output`), and stays up,
  * holding the files, until SIGTERM or SIGINT, which end it at once with the program's exit code.
  * kubedock learns of the end through `wait`, which it runs by exec. While the program runs, `run`
  * keeps its pid in STATE_DIR/pid: the kernel drops a SIGKILL sent to a container's PID 1 from
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -89,14 +92,46 @@ static int write_state(const char *state, const char *name, const char *text) {
     return rename(temporary, path);
 }
 
-static int record_exit(const char *state, int code, int oom_killed) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+static int record_exit(const char *state, int code, const struct timespec *end,
+                       int oom_killed) {
     char text[256];
     snprintf(text, sizeof text,
              "{\"exitCode\": %d, \"finishedAt\": %lld%09ld, \"oomKilled\": %s}\n", code,
-             (long long)now.tv_sec, now.tv_nsec, oom_killed ? "true" : "false");
+             (long long)end->tv_sec, end->tv_nsec, oom_killed ? "true" : "false");
     return write_state(state, RECORD, text);
+}
+
+/* Until the runtime has read what is left in the pipes of the container's standard output and
+ * error, at most DRAIN_SECONDS (a pipe nobody reads must not hold the end back). A client
+ * reads the log as soon as the end is reported (docker-py's `run`: wait, then logs), and the
+ * runtime copies a pipe into the log only when it gets round to it, which under load came
+ * after the end was reported. On Linux FIONREAD tells the bytes in a pipe from either end. A
+ * terminal tells nothing of the kind from the program's side (TIOCOUTQ of a pseudo-terminal
+ * is 0): its writes block as soon as the runtime falls behind, so little can be left there. */
+#define DRAIN_SECONDS 2
+#define DRAIN_POLL_NANOSECONDS 1000000L
+static void drain_output(void) {
+    struct timespec deadline, pause = {0, DRAIN_POLL_NANOSECONDS};
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += DRAIN_SECONDS;
+    for (;;) {
+        int pending = 0;
+        for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
+            struct stat stream;
+            int bytes;
+            if (fstat(fd, &stream) == 0 && S_ISFIFO(stream.st_mode) &&
+                ioctl(fd, FIONREAD, &bytes) == 0) {
+                pending += bytes;
+            }
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (pending == 0 || now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
+            return;
+        }
+        nanosleep(&pause, NULL);
+    }
 }
 
 static void forget_pid(const char *state) {
@@ -225,13 +260,17 @@ static int run(const char *state, char **argv) {
                 }
             }
             if (code >= 0 && child > 0) {
+                struct timespec end;
+                clock_gettime(CLOCK_REALTIME, &end);
                 /* A later `end` must not hit whatever takes the pid over. */
                 forget_pid(state);
                 /* As when a container's PID 1 ends: what the program left running goes too. */
                 kill(-child, SIGKILL);
                 long oom_after = oom_kills();
+                drain_output();
                 release_streams();
-                if (record_exit(state, code, oom_before >= 0 && oom_after > oom_before) != 0) {
+                if (record_exit(state, code, &end,
+                                oom_before >= 0 && oom_after > oom_before) != 0) {
                     return code;  /* nobody could learn the exit: let the kubelet report it */
                 }
                 child = 0;

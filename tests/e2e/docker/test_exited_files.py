@@ -20,7 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from kubedock_server import Kubedock, docker_ok, served_by, start_kubedock, stop_kubedock
+from kubedock_server import Kubedock, docker_ok
 
 pytestmark = pytest.mark.cluster
 
@@ -127,39 +127,14 @@ def test_files_of_an_exited_container_are_copied_out_and_in(
         client.api.get_archive(container_id, "/report.txt")
 
 
-@pytest.fixture(scope="module")
-def keeping_every_container(cluster: Any, namespace: str, rbac_kubeconfig: Path,
-                            current_images: None, tmp_path_factory: pytest.TempPathFactory
-                            ) -> Iterator[Kubedock]:
-    """kubedock with --keep-exited-files always: even a container with no mount of its own is
-    supervised (the default, auto, leaves those out)."""
-    process, server = start_kubedock(
-        cluster, namespace, tmp_path_factory.mktemp("always"), "--port-forward",
-        "--keep-exited-files", "always", "--kubeconfig", str(rbac_kubeconfig))
-    yield server
-    assert stop_kubedock(process) == 128 + 15, server.log.read_text()[-4000:]
-
-
-@pytest.fixture(params=["keeping_every_container", "docker_oracle"], ids=["kubedock", "docker"])
-def keeping_client(request: pytest.FixtureRequest) -> Iterator[docker.DockerClient]:
-    result = docker.DockerClient(base_url=served_by(request, request.param).host, timeout=120)
-    yield result
-    result.close()
-
-
 def test_a_report_is_copied_out_of_a_plain_one_shot_container(
-    keeping_client: docker.DockerClient
+    client: docker.DockerClient, created: list[str]
 ) -> None:
-    """No volume, no bind: as a CI job collects a report."""
-    client = keeping_client
-    container_id = client.api.create_container(
-        BUSYBOX, ["sh", "-c", "echo passed > /report.xml"])["Id"]
-    try:
-        client.api.start(container_id)
-        assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
-        assert _read(client, container_id, "/report.xml") == b"passed\n"
-    finally:
-        client.api.remove_container(container_id, force=True)
+    """No volume, no bind: as a CI job collects a report (supervised by default)."""
+    container_id = _create(client, created, ["sh", "-c", "echo passed > /report.xml"])
+    client.api.start(container_id)
+    assert client.api.wait(container_id, timeout=120)["StatusCode"] == 0
+    assert _read(client, container_id, "/report.xml") == b"passed\n"
 
 
 def test_a_bind_written_by_one_container_is_read_by_the_next(
