@@ -30,6 +30,7 @@ class ExecChannel:
         self.start_failure: str | None = None
         """Why the command could not be started, in Docker's words (see `wire.ExitStatus`)."""
         self._held: bytes | None = None  # arrived while output was gathered; next in line
+        self._stdin_sends: set[trio.CancelScope] = set()
 
     @property
     def can_close_stdin(self) -> bool:
@@ -37,10 +38,20 @@ class ExecChannel:
         return self._socket.subprotocol == "v5.channel.k8s.io"
 
     async def send_stdin(self, data: bytes) -> None:
-        """Raises `trio.BrokenResourceError` once the session is over."""
-        with memoryview(data) as view:
-            for start in range(0, len(view), _MAX_MESSAGE):
-                await self._socket.send(wire.encode_stdin(view[start : start + _MAX_MESSAGE]))
+        """Raises `trio.BrokenResourceError` once the session is over, and once the process
+        has ended (its exit status was received): nothing reads its input any more, so the
+        kubelet stops taking data and a send would wait until the connection is given up."""
+        with trio.CancelScope() as scope, memoryview(data) as view:
+            self._stdin_sends.add(scope)
+            try:
+                for start in range(0, len(view), _MAX_MESSAGE):
+                    if self.exit_code is not None:
+                        break
+                    await self._socket.send(wire.encode_stdin(view[start : start + _MAX_MESSAGE]))
+            finally:
+                self._stdin_sends.discard(scope)
+        if self.exit_code is not None:
+            raise trio.BrokenResourceError(f"the process has ended ({self.exit_code})")
 
     async def close_stdin(self) -> None:
         """Half-close stdin (v5); a no-op under v4 (see `can_close_stdin`) or once over."""
@@ -88,6 +99,8 @@ class ExecChannel:
             raise KubeError(f"malformed exec message from the API server: {exc}") from exc
         if isinstance(decoded, wire.ExitStatus):
             self.exit_code = decoded.exit_code
+            for send in self._stdin_sends:
+                send.cancel()
             self.status_message = decoded.message or None
             self.start_failure = decoded.start_failure
         elif (
