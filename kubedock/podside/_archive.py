@@ -33,7 +33,7 @@ from functools import partial
 from typing import IO, cast
 
 from . import _served
-from ._tar import ArchiveError, extract, open_writer
+from ._tar import ArchiveError, extract, open_writer, skip
 
 NOT_FOUND = 2
 NOT_A_DIRECTORY = 3
@@ -110,17 +110,19 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
             else:
                 with open(1, "wb", closefd=False) as stdout:
                     _write_tar(path, stdout)
+        elif serve:
+            if (refused := _refusal(path)) is not None:
+                return refused
+            _served.serve(partial(_extract_served, path, no_overwrite_dir_non_dir),
+                          pod_network=pod_network)
         else:
-            if not os.path.isdir(path):
-                os.stat(path)  # a missing path is NOT_FOUND, an existing one not a directory
-                print(f"not a directory: {path}", file=sys.stderr)
-                return NOT_A_DIRECTORY
-            if serve:
-                _served.serve(partial(_extract_served, path, no_overwrite_dir_non_dir),
-                              pod_network=pod_network)
-            else:
-                with open(0, "rb", buffering=0, closefd=False) as stdin:
-                    extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+            with open(0, "rb", buffering=0, closefd=False) as stdin:
+                if (refused := _refusal(path)) is not None:
+                    # Read all the same: the kubelet stops reading an exec's stdin once its
+                    # process has gone, and the session would stall under what is left.
+                    skip(stdin)
+                    return refused
+                extract(stdin, path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
     except FileNotFoundError as error:
         print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
         return NOT_FOUND
@@ -128,6 +130,20 @@ def run_archive(argv: Sequence[str], *, no_overwrite_dir_non_dir: bool = False,
         print(f"kubedock archive {action}: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _refusal(path: str) -> int | None:
+    """Why the directory `path` cannot take an archive (said on stderr), as the exit status;
+    None when it can."""
+    if os.path.isdir(path):
+        return None
+    try:
+        os.stat(path)
+    except FileNotFoundError as error:
+        print(f"no such file or directory: {error.filename or path}", file=sys.stderr)
+        return NOT_FOUND
+    print(f"not a directory: {path}", file=sys.stderr)
+    return NOT_A_DIRECTORY
 
 
 def _stat_line(path: str) -> str:

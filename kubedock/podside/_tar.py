@@ -115,14 +115,17 @@ def extract(source: IO[bytes], target: str, *, no_overwrite_dir_non_dir: bool = 
     target = os.path.realpath(target)
     directories: list[tuple[str, tarfile.TarInfo]] = []
     count = 0
+    refused: OSError | ArchiveError | None = None
     with open_stream(source) as archive:
         for member in members(archive):
             name = safe_name(member.name)
-            if not name:
+            # After a refusal the rest is still read (not written): a sender that streams
+            # the archive is not left with data nobody takes.
+            if not name or refused is not None:
                 continue
             path = os.path.join(target, name)
-            _make_parents(target, name)
             try:
+                _make_parents(target, name)
                 if member.isdir():
                     _make_directory(path, no_overwrite_dir_non_dir)
                     directories.append((path, member))
@@ -131,11 +134,23 @@ def extract(source: IO[bytes], target: str, *, no_overwrite_dir_non_dir: bool = 
                     _write_entry(archive, member, path, target)
             except (tarfile.TarError, EOFError) as error:
                 raise ArchiveError(f"truncated tar archive at {name!r}: {error}") from None
+            except (OSError, ArchiveError) as error:
+                refused = error
+                continue
             count += 1
+    if refused is not None:
+        raise refused
     # Last, since writing a directory's children changed its mtime.
     for path, member in reversed(directories):
         _set_metadata(path, member)
     return count
+
+
+def skip(source: IO[bytes]) -> None:
+    """Read an archive to its end, writing nothing (see `extract`); malformed input ends it."""
+    with contextlib.suppress(ArchiveError), open_stream(source) as archive:
+        for _ in members(archive):
+            pass
 
 
 def _linked_name(member: tarfile.TarInfo) -> str:

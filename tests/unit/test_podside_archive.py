@@ -66,3 +66,23 @@ def test_tool_argv_runs_the_program_through_its_own_loader() -> None:
         "/.kubedock/bin/ld.so", "--library-path", "/.kubedock/bin/kubedock/_internal",
         "/.kubedock/bin/kubedock/kubedock", "archive", "stat", "/x",
     ]
+
+
+def test_a_refused_put_still_reads_its_whole_archive(tmp_path: Path) -> None:
+    """The kubelet stops reading an exec's stdin once its process is gone, and stdin is not
+    closed at the end of the archive: a refusal must not leave the sender with data."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 4 * 1024 * 1024
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    (tmp_path / "file").write_bytes(b"")
+    for target, refused in ((tmp_path / "missing", podside.NOT_FOUND),
+                            (tmp_path / "file", podside.NOT_A_DIRECTORY)):
+        with subprocess.Popen([sys.executable, "-m", "kubedock", "archive", "put", str(target)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+            assert process.stdin is not None
+            process.stdin.write(buffer.getvalue())  # BrokenPipeError if it stopped reading
+            process.stdin.flush()
+            assert process.wait(timeout=60) == refused
+            process.stdin.close()

@@ -133,3 +133,17 @@ def test_relocate_prefixes_and_drops_pax_names(tmp_path: Path) -> None:
 def test_relocate_refuses_traversal() -> None:
     with pytest.raises(ArchiveError):
         relocate(_tar(_file("../../x")), io.BytesIO())
+
+
+def test_after_a_refused_entry_the_rest_is_read_not_written(tmp_path: Path) -> None:
+    target, outside = tmp_path / "target", tmp_path / "outside"
+    target.mkdir()
+    outside.mkdir()
+    data = _tar(_link("escape", str(outside)), _file("escape/pwned"),
+                _file("big", bytes(2 * 1024 * 1024)), _file("after")).getvalue()
+    source = io.BytesIO(data)
+    with pytest.raises(ArchiveError, match="symlink"):
+        extract(source, str(target))
+    assert source.tell() > 2 * 1024 * 1024  # read past the big entry (not only a buffer's worth)
+    assert not (target / "big").exists()
+    assert not (target / "after").exists()

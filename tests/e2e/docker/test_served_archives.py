@@ -141,11 +141,14 @@ def test_a_gibibyte_streams_both_ways_byte_exact(tooled: Container) -> None:
     assert tooled.exec_run(["rm", "/tmp/giant"]).exit_code == 0
 
 
-def test_a_missing_path_is_not_found(tooled: Container) -> None:
+@pytest.mark.parametrize("size", [1, 900_000, 2_000_000])
+def test_a_missing_path_is_not_found(tooled: Container, size: int) -> None:
+    """Over the connection (2 MB) and the exec (less): the exec's program reads the refused
+    archive to its end, or the session would stall under the rest of it."""
     with pytest.raises(docker.errors.NotFound):
         tooled.get_archive("/nowhere")
     with pytest.raises(docker.errors.NotFound):
-        tooled.put_archive("/nowhere", _tar({"small": b"x"}))
+        tooled.put_archive("/nowhere", _tar({"big": os.urandom(size)}))
 
 
 def test_a_large_copy_uses_the_connection_and_a_slow_reader_gets_everything(
