@@ -63,12 +63,13 @@ def peak_rss_mb(pid: int) -> float:
 
 @contextmanager
 def kubedock_server(*extra: str) -> Iterator[BenchServer]:
-    """Start ``python -m kubedock server`` on a fresh namespace; delete both afterwards.
+    """Start ``python -m kubedock server`` on a fresh namespace, reading images from the
+    cluster's registry; delete both afterwards.
 
     With $KUBEDOCK_BENCH_PROFILE set, py-spy samples the server for the whole run and writes
     its collapsed stacks to that file (`pip install py-spy`).
     """
-    with _server([sys.executable, "-m", "kubedock", "server"], *extra) as server:
+    with _server([sys.executable, "-m", "kubedock", "server"], *extra, mirrored=True) as server:
         profile = os.environ.get(PROFILE_ENV)
         if not profile:
             yield server
@@ -95,8 +96,11 @@ def peer_server(*extra: str) -> Iterator[BenchServer | None]:
 
 
 @contextmanager
-def _server(command: list[str], *extra: str) -> Iterator[BenchServer]:
+def _server(command: list[str], *extra: str, mirrored: bool = False) -> Iterator[BenchServer]:
     env = cluster_env()
+    if mirrored and "--registry-mirror" not in extra and "REGISTRY" in env:
+        # As where kubedock reads images' configs (without them it supervises nothing).
+        extra = ("--registry-mirror", f"docker.io=http://{env['REGISTRY']}", *extra)
     kubectl = [env["KUBECTL"], "--kubeconfig", env["KUBECONFIG"]]
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
