@@ -147,12 +147,13 @@ def compare_archives(args: argparse.Namespace, targets: dict[str, tuple[Containe
         data = one_file_tar(size_mb * MB)
 
         def floor_put(data: bytes = data) -> None:
-            subprocess.run([*kubectl, "-n", namespace, "exec", "-i", pod, "--", "tar",
-                            "-x", "-C", "/tmp"], input=data, check=True, capture_output=True)
+            subprocess.run([*kubectl, "-n", namespace, "exec", "-i", pod, "-c", "main", "--",
+                            "tar", "-x", "-C", "/tmp"], input=data, check=True,
+                           capture_output=True)
 
         def floor_get() -> None:
-            subprocess.run([*kubectl, "-n", namespace, "exec", pod, "--", "tar", "-c",
-                            "-C", "/tmp", "blob.bin"], check=True, capture_output=True)
+            subprocess.run([*kubectl, "-n", namespace, "exec", pod, "-c", "main", "--", "tar",
+                            "-c", "-C", "/tmp", "blob.bin"], check=True, capture_output=True)
 
         seconds: dict[tuple[str, str], list[float]] = {}
         cpu = {label: 0.0 for label in targets}

@@ -34,8 +34,8 @@ def main() -> None:
                 assert container.exec_run(["true"]).exit_code == 0
 
             def through_kubectl() -> None:
-                subprocess.run([*server.kubectl, "-n", server.namespace, "exec", pod, "--",
-                                "true"], check=True, capture_output=True)
+                subprocess.run([*server.kubectl, "-n", server.namespace, "exec", pod, "-c",
+                                "main", "--", "true"], check=True, capture_output=True)
 
             through_kubedock()  # warm-up: connections, the first websocket
             through_kubectl()
