@@ -30,6 +30,14 @@ _EXEC_PROTOCOL = "v4.channel.k8s.io"  # exec's protocol over SPDY; v5 is websock
 _PORTFORWARD_PROTOCOL = "portforward.k8s.io"
 
 
+def decoded(decoder: wire.SpdyFrameDecoder, data: bytes) -> list[wire.SpdyEvent]:
+    """The events `data` completes, malformed data as the API server's fault."""
+    try:
+        return decoder.receive(data)
+    except wire.WireFormatError as exc:
+        raise KubeError(f"malformed SPDY data from the API server: {exc}") from exc
+
+
 class _SpdyUpgrade:
     def __init__(self, protocol: str, host: str, target: str,
                  headers: list[tuple[bytes, bytes]]) -> None:
@@ -177,10 +185,7 @@ class SpdyChannels(KeptAliveSession):
         return self._messages.popleft() if self._messages else None
 
     def _take(self, data: bytes) -> None:
-        try:
-            events = self._decoder.receive(data)
-        except wire.WireFormatError as exc:
-            raise KubeError(f"malformed SPDY data from the API server: {exc}") from exc
+        events = decoded(self._decoder, data)
         for event in events:
             if isinstance(event, wire.StreamData):
                 channel = self._channels.get(event.stream_id)

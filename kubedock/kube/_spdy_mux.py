@@ -31,6 +31,7 @@ import trio
 from kubedock import wire
 
 from ._errors import ClusterUnreachable, KubeError
+from ._spdy import decoded
 from ._websocket import KEEPALIVE, KeepalivePolicy, KeptAliveSession
 
 _RECEIVE_SIZE = 256 * 1024
@@ -192,10 +193,7 @@ class SpdySession(KeptAliveSession):
         return any(forward.held > _INBOX_LIMIT for forward in self._forwards.values())
 
     def _take(self, data: bytes) -> None:
-        try:
-            events = self._decoder.receive(data)
-        except wire.WireFormatError as exc:
-            raise KubeError(f"malformed SPDY data from the API server: {exc}") from exc
+        events = decoded(self._decoder, data)
         for event in events:
             if isinstance(event, wire.StreamData):
                 self._session_unacked += len(event.data)
